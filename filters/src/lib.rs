@@ -1,0 +1,1 @@
+//! Miroir request logic, pure and testable without a socket.
