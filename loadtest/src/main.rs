@@ -1,1 +1,240 @@
-fn main() {}
+//! Load generator for Miroir.
+//!
+//! `run`: a fixed request mix against one target with N keep-alive connections for a bounded
+//! time; prints throughput and latency percentiles.
+//! `passthrough`: starts three simulated nodes and Miroir in front of them, then alternates
+//! the same pass-through read mix straight to a node and through Miroir, in one run, and
+//! prints both and their ratio.
+
+mod http;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use http::{Conn, Request};
+
+/// One measured phase.
+#[derive(Debug, Default, Clone)]
+struct Report {
+    requests: u64,
+    errors: u64,
+    elapsed: Duration,
+    /// Microseconds, sorted.
+    latencies: Vec<u32>,
+}
+
+impl Report {
+    fn merge(&mut self, other: Report) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.latencies.extend(other.latencies);
+        self.latencies.sort_unstable();
+    }
+
+    fn throughput(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return 0.0;
+        }
+        let rank = ((p / 100.0) * (self.latencies.len() - 1) as f64).round() as usize;
+        self.latencies[rank] as f64 / 1000.0
+    }
+
+    fn line(&self, name: &str) -> String {
+        format!(
+            "{name:<10} {:>9.0} req/s  p50 {:>7.3} ms  p90 {:>7.3} ms  p99 {:>7.3} ms  ({} requests, {} errors)",
+            self.throughput(),
+            self.percentile_ms(50.0),
+            self.percentile_ms(90.0),
+            self.percentile_ms(99.0),
+            self.requests,
+            self.errors
+        )
+    }
+}
+
+/// Runs `mix` round-robin on `connections` connections to `addr` for `duration`.
+async fn load(addr: &str, mix: &[Request], connections: usize, duration: Duration) -> Report {
+    let mix: std::sync::Arc<Vec<Vec<u8>>> = std::sync::Arc::new(mix.iter().map(|r| r.bytes.clone()).collect());
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for worker in 0..connections {
+        let addr = addr.to_owned();
+        let mix = mix.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut report = Report::default();
+            let mut conn = match Conn::connect(&addr).await {
+                Ok(c) => c,
+                Err(_) => {
+                    report.errors += 1;
+                    return report;
+                }
+            };
+            let mut body = Vec::new();
+            let mut i = worker;
+            while Instant::now() < deadline {
+                let req = Request { bytes: mix[i % mix.len()].clone() };
+                i += 1;
+                let t = Instant::now();
+                match conn.send(&req, &mut body).await {
+                    Ok(status) if status < 400 => {
+                        report.requests += 1;
+                        report.latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    }
+                    Ok(_) => report.errors += 1,
+                    Err(_) => {
+                        report.errors += 1;
+                        match Conn::connect(&addr).await {
+                            Ok(c) => conn = c,
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            report
+        }));
+    }
+    let mut total = Report::default();
+    for t in tasks {
+        if let Ok(r) = t.await {
+            total.requests += r.requests;
+            total.errors += r.errors;
+            total.latencies.extend(r.latencies);
+        }
+    }
+    total.elapsed = started.elapsed();
+    total.latencies.sort_unstable();
+    total
+}
+
+struct Args {
+    values: Vec<(String, String)>,
+}
+
+impl Args {
+    fn parse(raw: &[String]) -> Result<Self, String> {
+        let mut values = Vec::new();
+        let mut it = raw.iter();
+        while let Some(flag) = it.next() {
+            let name = flag.strip_prefix("--").ok_or_else(|| format!("unexpected `{flag}`"))?;
+            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            values.push((name.to_owned(), value.clone()));
+        }
+        Ok(Self { values })
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
+        self.get(name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("invalid --{name} `{v}`")))
+    }
+}
+
+const USAGE: &str = "\
+USAGE:
+  miroir-loadtest run --target HOST:PORT [--key KEY] [--path /version] [--connections 16] [--seconds 10]
+  miroir-loadtest passthrough --miroir-bin PATH [--connections 16] [--seconds 5] [--rounds 3]";
+
+fn main() {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = raw.split_first() else {
+        eprintln!("{USAGE}");
+        std::process::exit(2);
+    };
+    let result = Args::parse(rest).and_then(|args| {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+        match command.as_str() {
+            "run" => rt.block_on(run(args)),
+            "passthrough" => rt.block_on(passthrough(args)),
+            other => Err(format!("unknown command `{other}`\n{USAGE}")),
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("miroir-loadtest: {e}");
+        std::process::exit(2);
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let target = args.get("target").ok_or("--target is required")?.to_owned();
+    let path = args.get("path").unwrap_or("/version");
+    let mix = [Request::new("GET", &target, path, args.get("key"), None)];
+    let report = load(&target, &mix, args.num("connections", 16)?, Duration::from_secs(args.num("seconds", 10)?)).await;
+    println!("{}", report.line("target"));
+    Ok(())
+}
+
+/// The pass-through read mix: index metadata, settings and version (all `PassOne` routes).
+fn read_mix(host: &str, key: &str) -> Vec<Request> {
+    ["/indexes/movies", "/indexes/movies/settings", "/version", "/indexes/movies/settings/ranking-rules"]
+        .iter()
+        .map(|p| Request::new("GET", host, p, Some(key), None))
+        .collect()
+}
+
+async fn passthrough(args: Args) -> Result<(), String> {
+    const KEY: &str = "loadtest-master-key";
+    let bin = PathBuf::from(args.get("miroir-bin").ok_or("--miroir-bin is required")?);
+    let connections = args.num("connections", 16)?;
+    let seconds = Duration::from_secs(args.num("seconds", 5)?);
+    let rounds: usize = args.num("rounds", 3)?;
+
+    let mut nodes = Vec::new();
+    for i in 0..3u64 {
+        let cfg = meili_sim::SimConfig {
+            master_key: Some(KEY.into()),
+            port: 0,
+            task_delay: Duration::ZERO,
+            seed: i + 1,
+            name: format!("sim-{i}"),
+        };
+        nodes.push(meili_sim::SimNode::start(cfg).await.map_err(|e| e.to_string())?);
+    }
+    // Each node gets the index directly: this measures the pass-through path only.
+    for node in &nodes {
+        let addr = node.addr().to_string();
+        let mut conn = Conn::connect(&addr).await.map_err(|e| e.to_string())?;
+        let create = Request::new("POST", &addr, "/indexes", Some(KEY), Some(r#"{"uid":"movies","primaryKey":"id"}"#));
+        let mut body = Vec::new();
+        conn.send(&create, &mut body).await.map_err(|e| e.to_string())?;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let port = miroir_testkit::proxy::free_port();
+    let mut toml = format!(
+        "shards = 16\nmaster_key = \"{KEY}\"\n[server]\nport = {port}\n[metrics]\nenabled = false\n[log]\nlevel = \"warn\"\n"
+    );
+    for (i, node) in nodes.iter().enumerate() {
+        toml.push_str(&format!("[[nodes]]\nid = \"sim-{i}\"\naddress = \"{}\"\n", node.url()));
+    }
+    let miroir = miroir_testkit::proxy::MiroirProcess::start(&bin, &toml, port).await;
+
+    let direct_addr = nodes[0].addr().to_string();
+    let miroir_addr = format!("127.0.0.1:{port}");
+    let (mut direct, mut through) = (Report::default(), Report::default());
+    // Warm both paths, then alternate so machine drift hits both alike.
+    load(&direct_addr, &read_mix(&direct_addr, KEY), connections, Duration::from_millis(500)).await;
+    load(&miroir_addr, &read_mix(&miroir_addr, KEY), connections, Duration::from_millis(500)).await;
+    for _ in 0..rounds {
+        direct.merge(load(&direct_addr, &read_mix(&direct_addr, KEY), connections, seconds).await);
+        through.merge(load(&miroir_addr, &read_mix(&miroir_addr, KEY), connections, seconds).await);
+    }
+    println!("pass-through read mix, {connections} connections, {rounds} x {}s per target", seconds.as_secs());
+    println!("{}", direct.line("direct"));
+    println!("{}", through.line("miroir"));
+    println!(
+        "ratio miroir/direct: throughput {:.2}, p50 {:.2}, p99 {:.2}",
+        through.throughput() / direct.throughput().max(1e-9),
+        through.percentile_ms(50.0) / direct.percentile_ms(50.0).max(1e-9),
+        through.percentile_ms(99.0) / direct.percentile_ms(99.0).max(1e-9),
+    );
+    drop(miroir);
+    Ok(())
+}

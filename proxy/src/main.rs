@@ -1,1 +1,51 @@
-fn main() {}
+use miroir::cli::{self, Command};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match cli::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("miroir: {e}\n\n{}", cli::USAGE);
+            std::process::exit(2);
+        }
+    };
+    match command {
+        Command::Help => print!("{}", cli::USAGE),
+        Command::Version => println!("miroir {}", env!("CARGO_PKG_VERSION")),
+        Command::CheckConfig { path } => {
+            let result = miroir_conf::load(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|c| miroir::server::tls_settings_check(&c).map(|_| c));
+            match result {
+                Ok(config) => {
+                    println!(
+                        "{}: OK ({} nodes, {} shards, replication factor {}, {} replica groups)",
+                        path.display(),
+                        config.nodes.len(),
+                        config.shards,
+                        config.replication_factor,
+                        config.replica_groups
+                    );
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Demo { .. } => todo!(),
+        Command::Run { config: path, upgrade, daemon } => {
+            let config = match miroir_conf::load(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(1);
+                }
+            };
+            miroir::server::run(config, Some(path), miroir::server::RunOptions { upgrade, daemon })
+        }
+    }
+}

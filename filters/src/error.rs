@@ -1,0 +1,158 @@
+//! Every error Miroir itself answers, in one table.
+//!
+//! A variant names the Meilisearch error code a client sees (Meilisearch's own codes where
+//! Miroir enforces a Meilisearch rule, `miroir_*` codes for what only a cluster can get wrong),
+//! its `type` and its HTTP status. [`MiroirError::to_json`] is the only place the JSON shape
+//! `{message, code, type, link}` is built; errors relayed from nodes pass through untouched.
+
+use serde_json::{json, Value};
+
+/// Where Meilisearch documents its codes.
+pub const MEILI_ERRORS_URL: &str = "https://docs.meilisearch.com/errors#";
+/// Where Miroir documents its own codes (the README's error table).
+pub const MIROIR_ERRORS_URL: &str = "https://github.com/miroir-proxy/miroir/blob/main/README.md#errors-";
+
+/// Meilisearch's error `type` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    InvalidRequest,
+    Auth,
+    Internal,
+    System,
+}
+
+impl ErrorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::InvalidRequest => "invalid_request",
+            ErrorType::Auth => "auth",
+            ErrorType::Internal => "internal",
+            ErrorType::System => "system",
+        }
+    }
+}
+
+/// The codes Miroir answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    // Meilisearch's own codes, for rules Miroir enforces before any node sees the request.
+    PayloadTooLarge,
+    MissingAuthorizationHeader,
+    InvalidApiKey,
+    MalformedPayload,
+    BadRequest,
+    // Miroir's codes.
+    /// Miroir knows the route but this version does not serve it yet.
+    NotImplemented,
+    /// A Meilisearch route Miroir will not serve (it cannot be made correct across nodes).
+    UnsupportedRoute,
+    /// No node could answer.
+    NoNodeAvailable,
+    /// A node did not answer in time or broke the connection.
+    NodeUnreachable,
+    /// The admin API was called without the admin key.
+    InvalidAdminKey,
+    /// The admin API is disabled because no admin key is configured.
+    AdminDisabled,
+    ShardUnavailable,
+    NoQuorum,
+    ReservedField,
+    IdempotencyKeyReused,
+    Internal,
+}
+
+impl Code {
+    /// (code string, type, HTTP status): the whole table.
+    pub fn spec(self) -> (&'static str, ErrorType, u16) {
+        use ErrorType::*;
+        match self {
+            Code::PayloadTooLarge => ("payload_too_large", InvalidRequest, 413),
+            Code::MissingAuthorizationHeader => ("missing_authorization_header", Auth, 401),
+            Code::InvalidApiKey => ("invalid_api_key", Auth, 403),
+            Code::MalformedPayload => ("malformed_payload", InvalidRequest, 400),
+            Code::BadRequest => ("bad_request", InvalidRequest, 400),
+            Code::NotImplemented => ("miroir_not_implemented", InvalidRequest, 501),
+            Code::UnsupportedRoute => ("miroir_unsupported_route", InvalidRequest, 501),
+            Code::NoNodeAvailable => ("miroir_no_node_available", System, 503),
+            Code::NodeUnreachable => ("miroir_node_unreachable", System, 502),
+            Code::InvalidAdminKey => ("miroir_invalid_admin_key", Auth, 403),
+            Code::AdminDisabled => ("miroir_admin_disabled", Auth, 403),
+            Code::ShardUnavailable => ("miroir_shard_unavailable", System, 503),
+            Code::NoQuorum => ("miroir_no_quorum", System, 503),
+            Code::ReservedField => ("miroir_reserved_field", InvalidRequest, 400),
+            Code::IdempotencyKeyReused => ("miroir_idempotency_key_reused", InvalidRequest, 409),
+            Code::Internal => ("internal", Internal, 500),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.spec().0
+    }
+
+    pub fn status(self) -> u16 {
+        self.spec().2
+    }
+}
+
+/// An error Miroir answers itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MiroirError {
+    pub code: Code,
+    pub message: String,
+}
+
+impl MiroirError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+
+    /// The Meilisearch-shaped body.
+    pub fn to_json(&self) -> Value {
+        let (code, kind, _) = self.code.spec();
+        let base = if code.starts_with("miroir_") { MIROIR_ERRORS_URL } else { MEILI_ERRORS_URL };
+        let link = format!("{base}{code}");
+        json!({ "message": self.message, "code": code, "type": kind.as_str(), "link": link })
+    }
+
+    pub fn to_body(&self) -> Vec<u8> {
+        // Serializing a `Value` built from strings cannot fail.
+        serde_json::to_vec(&self.to_json()).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for MiroirError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for MiroirError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_meilisearch_shape() {
+        let e = MiroirError::new(Code::PayloadTooLarge, "too big");
+        let v = e.to_json();
+        assert_eq!(v["code"], "payload_too_large");
+        assert_eq!(v["type"], "invalid_request");
+        assert_eq!(v["message"], "too big");
+        assert_eq!(v["link"], "https://docs.meilisearch.com/errors#payload_too_large");
+        assert_eq!(e.status(), 413);
+        let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["message", "code", "type", "link"]);
+    }
+
+    #[test]
+    fn miroir_codes_are_prefixed() {
+        for code in [Code::NoQuorum, Code::ShardUnavailable, Code::NotImplemented] {
+            assert!(code.as_str().starts_with("miroir_"));
+        }
+    }
+}

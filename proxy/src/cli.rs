@@ -1,0 +1,88 @@
+//! Command line: `miroir --config FILE`, `miroir demo`, `miroir check-config FILE`.
+
+use std::path::PathBuf;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Run { config: PathBuf, upgrade: bool, daemon: bool },
+    Demo { port: u16, nodes: usize },
+    CheckConfig { path: PathBuf },
+    Help,
+    Version,
+}
+
+pub const USAGE: &str = "\
+Miroir: a sharding and high-availability proxy for Meilisearch
+
+USAGE:
+    miroir --config <FILE> [--upgrade] [--daemon]   run the proxy
+    miroir demo [--port <PORT>] [--nodes <N>]        run in front of N (3) simulated nodes on 127.0.0.1:7700
+    miroir check-config <FILE>                       validate a configuration file
+    miroir --help | --version
+
+SIGHUP (or saving the file) reloads the configuration without dropping connections.
+";
+
+pub fn parse(args: &[String]) -> Result<Command, String> {
+    let mut it = args.iter().map(String::as_str);
+    match it.next() {
+        None => Err("missing arguments".into()),
+        Some("-h" | "--help" | "help") => Ok(Command::Help),
+        Some("-V" | "--version" | "version") => Ok(Command::Version),
+        Some("demo") => {
+            let (mut port, mut nodes) = (7700u16, 3usize);
+            while let Some(flag) = it.next() {
+                let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+                match flag {
+                    "--port" => port = value.parse().map_err(|_| format!("invalid port `{value}`"))?,
+                    "--nodes" => {
+                        nodes = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("invalid node count `{value}`"))?
+                    }
+                    other => return Err(format!("unknown option `{other}`")),
+                }
+            }
+            Ok(Command::Demo { port, nodes })
+        }
+        Some("check-config") => match (it.next(), it.next()) {
+            (Some(path), None) => Ok(Command::CheckConfig { path: path.into() }),
+            _ => Err("check-config takes exactly one file".into()),
+        },
+        Some(_) => {
+            let (mut config, mut upgrade, mut daemon) = (None, false, false);
+            let mut it = args.iter().map(String::as_str);
+            while let Some(arg) = it.next() {
+                match arg {
+                    "-c" | "--config" => config = Some(it.next().ok_or("--config needs a file")?.into()),
+                    "-u" | "--upgrade" => upgrade = true,
+                    "-d" | "--daemon" => daemon = true,
+                    other => return Err(format!("unknown argument `{other}`")),
+                }
+            }
+            let config = config.ok_or("--config <FILE> is required")?;
+            Ok(Command::Run { config, upgrade, daemon })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn parses_each_command() {
+        assert_eq!(
+            parse(&args("--config m.toml -u")),
+            Ok(Command::Run { config: "m.toml".into(), upgrade: true, daemon: false })
+        );
+        assert_eq!(parse(&args("demo")), Ok(Command::Demo { port: 7700, nodes: 3 }));
+        assert_eq!(parse(&args("demo --port 8000 --nodes 5")), Ok(Command::Demo { port: 8000, nodes: 5 }));
+        assert_eq!(parse(&args("check-config a.toml")), Ok(Command::CheckConfig { path: "a.toml".into() }));
+        assert!(parse(&args("check-config")).is_err());
+        assert!(parse(&args("--upgrade")).is_err());
+        assert!(parse(&args("demo --nodes 0")).is_err());
+    }
+}

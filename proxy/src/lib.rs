@@ -1,0 +1,26 @@
+//! Miroir: a sharding and high-availability proxy for Meilisearch Community Edition, on
+//! Pingora. `service` is the `ProxyHttp` entry point; routing, splitting and merging live in
+//! the `miroir-filters` crate, configuration in `miroir-conf`.
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+//TMP pub mod demo;
+pub mod health;
+pub mod logging;
+pub mod metrics;
+pub mod reload;
+pub mod request_id;
+pub mod respond;
+pub mod server;
+pub mod service;
+pub mod state;
+pub mod upstream;
+
+/// The logger format a configuration asks for.
+pub fn log_format(config: &miroir_conf::Config) -> logging::Format {
+    match config.log.format {
+        miroir_conf::LogFormat::Json => logging::Format::Json,
+        miroir_conf::LogFormat::Text => logging::Format::Text,
+    }
+}

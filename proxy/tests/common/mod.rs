@@ -1,0 +1,217 @@
+//! Shared setup for the proxy's integration tests: simulated nodes, a Miroir process in front
+//! of them, and a raw HTTP/1.1 connection for tests that must control the socket.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use meili_sim::{SimConfig, SimNode};
+use miroir_testkit::proxy::{free_port, MiroirProcess};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+pub const KEY: &str = "test-master-key";
+pub const ADMIN_KEY: &str = "test-admin-key";
+
+pub fn miroir_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_miroir"))
+}
+
+pub async fn sim_nodes(n: usize) -> Vec<SimNode> {
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let cfg = SimConfig {
+            master_key: Some(KEY.into()),
+            port: 0,
+            task_delay: Duration::ZERO,
+            seed: i as u64 + 1,
+            name: format!("sim-{i}"),
+        };
+        nodes.push(SimNode::start(cfg).await.expect("start simulated node"));
+    }
+    nodes
+}
+
+/// A config for `nodes` (ids `n0`, `n1`, ...) with fast health checks; `extra` is appended.
+pub fn config(port: u16, metrics_port: u16, nodes: &[&SimNode], extra: &str) -> String {
+    let mut toml = format!(
+        "shards = 8\nmaster_key = \"{KEY}\"\n\n[server]\nport = {port}\n\n\
+         [metrics]\nport = {metrics_port}\n\n[admin]\napi_key = \"{ADMIN_KEY}\"\n\n\
+         [health]\ninterval_ms = 100\ntimeout_ms = 200\nunhealthy_threshold = 1\nhealthy_threshold = 1\n\n{extra}\n"
+    );
+    for (i, node) in nodes.iter().enumerate() {
+        toml.push_str(&format!("[[nodes]]\nid = \"n{i}\"\naddress = \"{}\"\n\n", node.url()));
+    }
+    toml
+}
+
+pub struct Cluster {
+    pub nodes: Vec<SimNode>,
+    pub miroir: MiroirProcess,
+    pub metrics_port: u16,
+}
+
+/// `n` simulated nodes and Miroir in front of all of them.
+pub async fn cluster(n: usize, extra: &str) -> Cluster {
+    let nodes = sim_nodes(n).await;
+    let (port, metrics_port) = (free_port(), free_port());
+    let refs: Vec<&SimNode> = nodes.iter().collect();
+    let toml = config(port, metrics_port, &refs, extra);
+    let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
+    Cluster { nodes, miroir, metrics_port }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client")
+}
+
+/// Sends a request with the master key and returns (status, JSON body or Null).
+pub async fn call(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = client().request(method, format!("{base}{path}")).bearer_auth(KEY);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.expect("send");
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.expect("body");
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+/// Creates index `uid` on a node directly and waits until it exists.
+pub async fn create_index_on(node: &SimNode, uid: &str) {
+    let (status, _) =
+        call(&node.url(), "POST", "/indexes", Some(serde_json::json!({"uid": uid, "primaryKey": "id"}))).await;
+    assert_eq!(status, 202);
+    for _ in 0..200 {
+        if call(&node.url(), "GET", &format!("/indexes/{uid}"), None).await.0 == 200 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("index {uid} never appeared on {}", node.url());
+}
+
+/// One HTTP/1.1 connection whose lifetime the test controls.
+pub struct RawConn {
+    stream: BufReader<TcpStream>,
+}
+
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl RawConn {
+    pub async fn connect(port: u16) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        Self { stream: BufReader::new(stream) }
+    }
+
+    pub async fn write(&mut self, bytes: &[u8]) {
+        self.stream.get_mut().write_all(bytes).await.expect("write");
+    }
+
+    /// `GET path` with the master key on this connection.
+    pub async fn get(&mut self, path: &str) -> RawResponse {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: miroir\r\nAuthorization: Bearer {KEY}\r\n\r\n");
+        self.write(req.as_bytes()).await;
+        self.read_response().await
+    }
+
+    /// Reads one response head and body (Content-Length or chunked).
+    pub async fn read_response(&mut self) -> RawResponse {
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await.expect("status line");
+        let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            panic!("bad status line {line:?} (connection closed?)");
+        });
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await.expect("header");
+            let h = line.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+        }
+        let mut resp = RawResponse { status, headers, body: Vec::new() };
+        if status == 100 {
+            return resp;
+        }
+        if resp.header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            loop {
+                line.clear();
+                self.stream.read_line(&mut line).await.expect("chunk size");
+                let size = usize::from_str_radix(line.trim(), 16).expect("hex size");
+                let mut chunk = vec![0; size + 2];
+                self.stream.read_exact(&mut chunk).await.expect("chunk");
+                chunk.truncate(size);
+                resp.body.extend(chunk);
+                if size == 0 {
+                    break;
+                }
+            }
+        } else if let Some(n) = resp.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+            resp.body = vec![0; n];
+            self.stream.read_exact(&mut resp.body).await.expect("body");
+        }
+        resp
+    }
+}
+
+/// Polls `cond` every 25 ms until it holds or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+pub async fn metrics_text(port: u16) -> String {
+    client()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
+/// The value of the first sample line starting with `prefix`, if any.
+pub fn sample(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
