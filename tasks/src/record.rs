@@ -1,0 +1,76 @@
+//! What Miroir remembers about one client-visible task.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A Miroir task uid: what clients see as `taskUid`, from a durable monotonic sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaskUid(pub u64);
+
+/// The part of one node's work behind a Miroir task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeTask {
+    pub node: String,
+    /// The node's own task uid, when the node accepted the request.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub task_uid: Option<u64>,
+    /// The node's error, when it refused the request outright (Meilisearch error JSON).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<Value>,
+}
+
+/// A task as stored: everything needed to answer `GET /tasks/{uid}` after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub uid: TaskUid,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub index_uid: Option<String>,
+    /// Meilisearch's task type (`documentAdditionOrUpdate`, `settingsUpdate`, ...).
+    pub kind: String,
+    /// RFC 3339, when Miroir accepted the request.
+    pub enqueued_at: String,
+    pub node_tasks: Vec<NodeTask>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub custom_metadata: Option<String>,
+    /// Details Miroir knows itself (for example `receivedDocuments`), merged over the nodes'.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub details: Option<Value>,
+    /// The final aggregated view, kept once the task reached a terminal status so it no
+    /// longer depends on the nodes keeping their tasks.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub terminal: Option<Value>,
+}
+
+/// A new task before it has a uid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTask {
+    pub index_uid: Option<String>,
+    pub kind: String,
+    pub enqueued_at: String,
+    pub node_tasks: Vec<NodeTask>,
+    pub custom_metadata: Option<String>,
+    pub details: Option<Value>,
+}
+
+impl NewTask {
+    pub(crate) fn with_uid(self, uid: TaskUid) -> TaskRecord {
+        TaskRecord {
+            uid,
+            index_uid: self.index_uid,
+            kind: self.kind,
+            enqueued_at: self.enqueued_at,
+            node_tasks: self.node_tasks,
+            custom_metadata: self.custom_metadata,
+            details: self.details,
+            terminal: None,
+        }
+    }
+}
+
+/// An `Idempotency-Key` request header, bound to a digest of the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    /// A digest of method, path, query and body.
+    pub request_digest: String,
+}

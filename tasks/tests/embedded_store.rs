@@ -1,0 +1,142 @@
+//! The embedded store on a real file: durable uids, restart survival, idempotency, listing.
+
+use miroir_tasks::{
+    Created, EmbeddedStore, Idempotency, ListQuery, NewTask, NodeTask, TaskStore, TaskUid,
+};
+
+fn dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("miroir-tasks-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn task(index: &str) -> NewTask {
+    NewTask {
+        index_uid: Some(index.into()),
+        kind: "documentAdditionOrUpdate".into(),
+        enqueued_at: "2026-01-01T00:00:00Z".into(),
+        node_tasks: vec![NodeTask {
+            node: "a".into(),
+            task_uid: Some(3),
+            error: None,
+        }],
+        custom_metadata: None,
+        details: None,
+    }
+}
+
+fn created(c: Created) -> miroir_tasks::TaskRecord {
+    match c {
+        Created::New(r) => r,
+        other => panic!("expected a new task, got {other:?}"),
+    }
+}
+
+#[test]
+fn uids_are_monotonic_and_survive_a_restart() {
+    let d = dir("restart");
+    let path = d.join("tasks.redb");
+    {
+        let store = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(
+            created(store.create(task("a"), None).unwrap()).uid,
+            TaskUid(0)
+        );
+        assert_eq!(
+            created(store.create(task("b"), None).unwrap()).uid,
+            TaskUid(1)
+        );
+        // A deleted task's uid is never handed out again.
+        assert_eq!(store.delete(&[TaskUid(1)]).unwrap(), 1);
+    }
+    let store = EmbeddedStore::open(&path).unwrap();
+    assert_eq!(
+        store.get(TaskUid(0)).unwrap().unwrap().index_uid.as_deref(),
+        Some("a")
+    );
+    assert!(store.get(TaskUid(1)).unwrap().is_none());
+    assert_eq!(
+        created(store.create(task("c"), None).unwrap()).uid,
+        TaskUid(2)
+    );
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn idempotency_key_replays_the_same_request_and_refuses_a_different_one() {
+    let d = dir("idem");
+    let store = EmbeddedStore::open(&d.join("t.redb")).unwrap();
+    let key = |digest: &str| Idempotency {
+        key: "k1".into(),
+        request_digest: digest.into(),
+    };
+    let first = created(store.create(task("a"), Some(&key("d1"))).unwrap());
+    match store.create(task("a"), Some(&key("d1"))).unwrap() {
+        Created::Replayed(r) => assert_eq!(r.uid, first.uid),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.create(task("a"), Some(&key("d2"))).unwrap(),
+        Created::KeyReused {
+            original: first.uid
+        }
+    );
+    // Nothing new was stored by either.
+    assert_eq!(
+        created(store.create(task("b"), None).unwrap()).uid,
+        TaskUid(1)
+    );
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn listing_pages_newest_first_with_filter_total_and_next() {
+    let d = dir("list");
+    let store = EmbeddedStore::open(&d.join("t.redb")).unwrap();
+    for i in 0..10 {
+        store
+            .create(task(if i % 2 == 0 { "even" } else { "odd" }), None)
+            .unwrap();
+    }
+    let even = |r: &miroir_tasks::TaskRecord| r.index_uid.as_deref() == Some("even");
+    let page = store
+        .list(&ListQuery {
+            from: None,
+            limit: 2,
+            reverse: false,
+            filter: &even,
+        })
+        .unwrap();
+    let uids: Vec<u64> = page.results.iter().map(|r| r.uid.0).collect();
+    assert_eq!(uids, [8, 6]);
+    assert_eq!(page.total, 5);
+    assert_eq!(page.next, Some(4));
+    let page = store
+        .list(&ListQuery {
+            from: page.next,
+            limit: 10,
+            reverse: false,
+            filter: &even,
+        })
+        .unwrap();
+    assert_eq!(
+        page.results.iter().map(|r| r.uid.0).collect::<Vec<_>>(),
+        [4, 2, 0]
+    );
+    assert_eq!(page.next, None);
+    let all = |_: &miroir_tasks::TaskRecord| true;
+    let page = store
+        .list(&ListQuery {
+            from: Some(3),
+            limit: 3,
+            reverse: true,
+            filter: &all,
+        })
+        .unwrap();
+    assert_eq!(
+        page.results.iter().map(|r| r.uid.0).collect::<Vec<_>>(),
+        [3, 4, 5]
+    );
+    assert_eq!(page.next, Some(6));
+    let _ = std::fs::remove_dir_all(d);
+}
