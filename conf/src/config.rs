@@ -1,0 +1,199 @@
+//! The validated configuration the proxy runs on: typed, resolved, immutable once built.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use miroir_filters::routing::{GroupId, NodeId, NodeIdx, Placement};
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// One validated configuration snapshot. Share it behind an `Arc` and replace it whole on
+/// reload; only [`crate::parse`] and [`crate::load`] build one.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Config {
+    /// S, the logical shard count.
+    pub shards: u32,
+    /// RF, copies of each shard within a replica group.
+    pub replication_factor: u32,
+    /// RG, the number of replica groups.
+    pub replica_groups: u32,
+    /// The key clients present to Miroir; `None` leaves the client API open, like Meilisearch
+    /// without a master key.
+    pub master_key: Option<Secret>,
+    /// The key Miroir presents to the nodes.
+    pub node_master_key: Option<Secret>,
+    pub data_dir: PathBuf,
+    pub server: Server,
+    /// In [`Placement`] order: `nodes[i]` is the node of `NodeIdx(i)`.
+    pub nodes: Vec<Node>,
+    pub upstream: Upstream,
+    pub task_store: TaskStore,
+    pub health: Health,
+    pub scatter: Scatter,
+    pub admin: Admin,
+    /// `None` when the metrics listener is disabled.
+    pub metrics: Option<Metrics>,
+    pub log: Log,
+    pub(crate) placement: Placement,
+}
+
+impl Config {
+    /// The shard assignment of the configured topology, computed at load time.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// The configured node behind a placement index.
+    pub fn node(&self, idx: NodeIdx) -> &Node {
+        &self.nodes[idx.index()]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub listen: SocketAddr,
+    /// Worker threads; `None` means one per core.
+    pub threads: Option<NonZeroUsize>,
+    pub max_body_bytes: u64,
+    pub request_timeout: Duration,
+    pub tls: Option<Tls>,
+}
+
+/// A TLS listener next to the plain one. Both files existed when the config was loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub listen: SocketAddr,
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub id: NodeId,
+    pub address: NodeAddress,
+    pub group: GroupId,
+}
+
+/// Where a node listens. The host name is kept for the `Host` header and TLS server name;
+/// `socket` was resolved at load time so no request waits on DNS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAddress {
+    pub scheme: Scheme,
+    pub host: String,
+    pub port: u16,
+    pub socket: SocketAddr,
+}
+
+impl NodeAddress {
+    /// `host:port` for the `Host` header, with IPv6 literals bracketed.
+    pub fn authority(&self) -> String {
+        match self.host.contains(':') {
+            true => format!("[{}]:{}", self.host, self.port),
+            false => format!("{}:{}", self.host, self.port),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// Connections kept per node.
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskStore {
+    /// A store inside Miroir's data directory; one Miroir process only.
+    Embedded { path: PathBuf },
+    /// Shared by several Miroir processes. The URL may embed a password.
+    Redis { url: Secret },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive failed checks before a node is marked down.
+    pub unhealthy_threshold: u32,
+    /// Consecutive passed checks before a down node is marked up.
+    pub healthy_threshold: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scatter {
+    pub node_timeout: Duration,
+    pub retry_on_timeout: bool,
+    pub unavailable_shard_policy: UnavailableShardPolicy,
+    /// A hedge is never sent sooner than this after the first request.
+    pub hedge_after_floor: Duration,
+    pub max_hedges_per_query: u32,
+}
+
+/// What a read does when no replica of some shard answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnavailableShardPolicy {
+    /// Answer with the shards that responded and flag the response as degraded.
+    Partial,
+    /// Fail the request.
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// `None` disables the admin API.
+    pub api_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metrics {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    pub format: LogFormat,
+    pub level: LogLevel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+}
