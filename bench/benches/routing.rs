@@ -12,11 +12,22 @@ fn main() {
     let ns = ns_per_op(10_000, budget, |i| shard_for_key(&keys[i % keys.len()], 64));
     report("shard_for_key (S=64, 13-byte keys)", ns);
 
-    let groups = vec![(0..3).map(|n| NodeId::new(&format!("meili-{n}")).unwrap()).collect::<Vec<_>>()];
-    let ns = ns_per_op(10, budget, |_| Placement::new(64, 1, groups.clone()).unwrap());
+    let groups = vec![(0..3)
+        .map(|n| NodeId::new(&format!("meili-{n}")).unwrap())
+        .collect::<Vec<_>>()];
+    let ns = ns_per_op(10, budget, |_| {
+        Placement::new(64, 1, groups.clone()).unwrap()
+    });
     report("Placement::new (S=64, 3 nodes, RF=1)", ns);
 
-    let placement = Placement::new(64, 2, vec![(0..8).map(|n| NodeId::new(&format!("meili-{n}")).unwrap()).collect()]).unwrap();
+    let placement = Placement::new(
+        64,
+        2,
+        vec![(0..8)
+            .map(|n| NodeId::new(&format!("meili-{n}")).unwrap())
+            .collect()],
+    )
+    .unwrap();
     let ns = ns_per_op(1_000, budget, |i| {
         placement.write_targets(ShardId((i % 64) as u32)).count()
     });

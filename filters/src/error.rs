@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 /// Where Meilisearch documents its codes.
 pub const MEILI_ERRORS_URL: &str = "https://docs.meilisearch.com/errors#";
 /// Where Miroir documents its own codes (the README's error table).
-pub const MIROIR_ERRORS_URL: &str = "https://github.com/miroir-proxy/miroir/blob/main/README.md#errors-";
+pub const MIROIR_ERRORS_URL: &str =
+    "https://github.com/miroir-proxy/miroir/blob/main/README.md#errors-";
 
 /// Meilisearch's error `type` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,15 @@ pub enum Code {
     InvalidApiKey,
     MalformedPayload,
     BadRequest,
+    MissingPayload,
+    MissingContentType,
+    InvalidContentType,
+    InvalidDocumentCsvDelimiter,
+    MissingDocumentId,
+    InvalidDocumentId,
+    IndexPrimaryKeyAlreadyExists,
+    IndexPrimaryKeyNoCandidateFound,
+    IndexPrimaryKeyMultipleCandidatesFound,
     // Miroir's codes.
     /// Miroir knows the route but this version does not serve it yet.
     NotImplemented,
@@ -58,6 +68,14 @@ pub enum Code {
     NoQuorum,
     ReservedField,
     IdempotencyKeyReused,
+    // Meilisearch's task-route codes, for the task registry Miroir answers from.
+    TaskNotFound,
+    MissingTaskFilters,
+    InvalidTaskUids,
+    InvalidTaskStatuses,
+    InvalidTaskTypes,
+    InvalidTaskLimit,
+    InvalidTaskFrom,
     Internal,
 }
 
@@ -71,6 +89,25 @@ impl Code {
             Code::InvalidApiKey => ("invalid_api_key", Auth, 403),
             Code::MalformedPayload => ("malformed_payload", InvalidRequest, 400),
             Code::BadRequest => ("bad_request", InvalidRequest, 400),
+            Code::MissingPayload => ("missing_payload", InvalidRequest, 400),
+            Code::MissingContentType => ("missing_content_type", InvalidRequest, 415),
+            Code::InvalidContentType => ("invalid_content_type", InvalidRequest, 415),
+            Code::InvalidDocumentCsvDelimiter => {
+                ("invalid_document_csv_delimiter", InvalidRequest, 400)
+            }
+            Code::MissingDocumentId => ("missing_document_id", InvalidRequest, 400),
+            Code::InvalidDocumentId => ("invalid_document_id", InvalidRequest, 400),
+            Code::IndexPrimaryKeyAlreadyExists => {
+                ("index_primary_key_already_exists", InvalidRequest, 400)
+            }
+            Code::IndexPrimaryKeyNoCandidateFound => {
+                ("index_primary_key_no_candidate_found", InvalidRequest, 400)
+            }
+            Code::IndexPrimaryKeyMultipleCandidatesFound => (
+                "index_primary_key_multiple_candidates_found",
+                InvalidRequest,
+                400,
+            ),
             Code::NotImplemented => ("miroir_not_implemented", InvalidRequest, 501),
             Code::UnsupportedRoute => ("miroir_unsupported_route", InvalidRequest, 501),
             Code::NoNodeAvailable => ("miroir_no_node_available", System, 503),
@@ -81,6 +118,13 @@ impl Code {
             Code::NoQuorum => ("miroir_no_quorum", System, 503),
             Code::ReservedField => ("miroir_reserved_field", InvalidRequest, 400),
             Code::IdempotencyKeyReused => ("miroir_idempotency_key_reused", InvalidRequest, 409),
+            Code::TaskNotFound => ("task_not_found", InvalidRequest, 404),
+            Code::MissingTaskFilters => ("missing_task_filters", InvalidRequest, 400),
+            Code::InvalidTaskUids => ("invalid_task_uids", InvalidRequest, 400),
+            Code::InvalidTaskStatuses => ("invalid_task_statuses", InvalidRequest, 400),
+            Code::InvalidTaskTypes => ("invalid_task_types", InvalidRequest, 400),
+            Code::InvalidTaskLimit => ("invalid_task_limit", InvalidRequest, 400),
+            Code::InvalidTaskFrom => ("invalid_task_from", InvalidRequest, 400),
             Code::Internal => ("internal", Internal, 500),
         }
     }
@@ -103,7 +147,10 @@ pub struct MiroirError {
 
 impl MiroirError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn status(&self) -> u16 {
@@ -113,7 +160,11 @@ impl MiroirError {
     /// The Meilisearch-shaped body.
     pub fn to_json(&self) -> Value {
         let (code, kind, _) = self.code.spec();
-        let base = if code.starts_with("miroir_") { MIROIR_ERRORS_URL } else { MEILI_ERRORS_URL };
+        let base = if code.starts_with("miroir_") {
+            MIROIR_ERRORS_URL
+        } else {
+            MEILI_ERRORS_URL
+        };
         let link = format!("{base}{code}");
         json!({ "message": self.message, "code": code, "type": kind.as_str(), "link": link })
     }
@@ -143,7 +194,10 @@ mod tests {
         assert_eq!(v["code"], "payload_too_large");
         assert_eq!(v["type"], "invalid_request");
         assert_eq!(v["message"], "too big");
-        assert_eq!(v["link"], "https://docs.meilisearch.com/errors#payload_too_large");
+        assert_eq!(
+            v["link"],
+            "https://docs.meilisearch.com/errors#payload_too_large"
+        );
         assert_eq!(e.status(), 413);
         let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys, ["message", "code", "type", "link"]);

@@ -1,1 +1,5 @@
 //! Miroir request logic, pure and testable without a socket.
+pub mod error;
+pub mod routes;
+pub mod routing;
+pub mod write;

@@ -1,0 +1,84 @@
+//! The write-path splitter: validates a document batch exactly as one Meilisearch node would,
+//! tags every document with its shard and groups the documents by shard, all before any node is
+//! contacted. Pure: no I/O; the proxy turns the result into one request per node.
+//!
+//! Documents are never re-serialized: each one is copied once from the body into its shard's
+//! buffer with `"_miroir_shard":N` spliced before its closing brace (or appended as a CSV
+//! column), and node bodies are chunk lists over those buffers.
+
+mod csv;
+mod errors;
+mod format;
+mod ids;
+mod json;
+mod pk;
+mod scan;
+mod split;
+
+pub use format::{csv_delimiter, PayloadFormat};
+pub use ids::split_ids;
+pub use split::Split;
+
+use std::fmt;
+
+use crate::error::MiroirError;
+
+/// The field carrying a document's shard number on the nodes.
+pub const SHARD_FIELD: &str = "_miroir_shard";
+/// Top-level fields starting with this are Miroir's; clients may not send them.
+pub const RESERVED_PREFIX: &str = "_miroir_";
+
+/// A document write as the client sent it.
+#[derive(Clone, Copy)]
+pub struct SplitInput<'a> {
+    pub body: &'a [u8],
+    pub format: PayloadFormat,
+    /// The index's primary key, if it has one.
+    pub index_primary_key: Option<&'a str>,
+    /// The request's `primaryKey` query parameter.
+    pub param_primary_key: Option<&'a str>,
+    /// S, the number of shards; at least 1.
+    pub shards: u32,
+}
+
+/// The body's length, not its bytes.
+impl fmt::Debug for SplitInput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SplitInput")
+            .field("body_len", &self.body.len())
+            .field("format", &self.format)
+            .field("index_primary_key", &self.index_primary_key)
+            .field("param_primary_key", &self.param_primary_key)
+            .field("shards", &self.shards)
+            .finish()
+    }
+}
+
+/// Validates a batch and splits it by shard, or returns the error Meilisearch would answer.
+///
+/// When a batch breaks several rules, a malformed payload anywhere wins (Meilisearch rejects it
+/// before reading any document); otherwise the first document-level error, in document order,
+/// is returned. A conflicting `primaryKey` counts as the first document-level error.
+pub fn split(input: SplitInput<'_>) -> Result<Split, MiroirError> {
+    let SplitInput {
+        body,
+        format,
+        index_primary_key,
+        param_primary_key,
+        shards,
+    } = input;
+    if shards == 0 {
+        return Err(errors::internal("the shard count is 0"));
+    }
+    if body.is_empty() {
+        return Err(errors::missing_payload(format));
+    }
+    scan::check_body_len(body)?;
+    let primary_key = pk::choose(index_primary_key, param_primary_key);
+    let scan = match format {
+        PayloadFormat::Json => json::scan_json(body, primary_key, shards)?,
+        PayloadFormat::Ndjson => json::scan_ndjson(body, primary_key, shards)?,
+        PayloadFormat::Csv { delimiter } => csv::scan_csv(body, delimiter, primary_key, shards)?,
+    };
+    Ok(Split::assemble(body, format, scan, shards))
+}
