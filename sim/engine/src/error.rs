@@ -33,7 +33,12 @@ pub struct MeiliError {
 
 impl MeiliError {
     pub fn new(status: u16, code: &str, kind: ErrorType, message: impl Into<String>) -> Self {
-        Self { status, code: code.to_owned(), kind, message: message.into() }
+        Self {
+            status,
+            code: code.to_owned(),
+            kind,
+            message: message.into(),
+        }
     }
 
     /// The common case: a 400 `invalid_request` error.

@@ -3,9 +3,48 @@
 //! Pure, synchronous code over one index's documents and settings: the data model, the filter
 //! language, ranking, facets and formatting. The HTTP server, auth and the task queue live in the
 //! `meili-sim` crate, which calls into this one.
+//!
+//! Ranking follows milli's rules (`words`, `typo`, `proximity`, `attributeRank`, `sort`,
+//! `wordPosition`, `exactness`, custom `field:asc|desc`) but evaluates them per document, so a
+//! document's `_rankingScore` and `_rankingScoreDetails` depend only on the document and the
+//! query. Known differences from Meilisearch 1.50:
+//! - typo and prefix derivations are not bounded by the index dictionary: a term's typo budget
+//!   always counts as available (milli lowers `maxTypoCount` when no derivation exists), and
+//!   prefixes match any word; word splitting/concatenation (n-grams) is not modelled;
+//! - the tokenizer is a Latin-script approximation of charabia (no CJK segmentation, a small
+//!   diacritics table, no locales); multi-word synonyms are ignored;
+//! - `frequency` counts term frequencies over the whole index, as milli does, so it is the one
+//!   strategy whose ranks depend on other documents;
+//! - there are no embedders: `vector`, a non-zero `hybrid.semanticRatio` and
+//!   `retrieveVectors: true` are rejected with Meilisearch-shaped errors.
 
+pub mod cache;
+pub mod crop;
+pub mod distinct;
 pub mod error;
+pub mod facet_search;
+pub mod facets;
+pub mod fields;
+pub mod filter;
+pub mod format;
+pub mod geo;
+pub mod matching;
 pub mod model;
+pub mod multi;
+pub mod params;
+pub mod project;
+pub mod query;
+pub mod ranking;
+pub mod search;
+pub mod sort;
+pub mod tokenize;
+pub mod typo;
+mod validate;
 
 pub use error::{ErrorType, MeiliError};
+pub use facet_search::facet_search;
+pub use filter::Filter;
 pub use model::{Document, FacetOrder, IndexData, Settings, TypoTolerance};
+pub use multi::multi_search;
+pub use project::project;
+pub use search::search;

@@ -16,6 +16,8 @@ pub struct IndexData {
     pub uid: String,
     pub primary_key: Option<String>,
     /// Documents by internal id. Iteration order is Meilisearch's internal-id order.
+    /// Change it through `put_document`/`delete_document`/`clear` (they keep `search_cache`
+    /// in step); after editing it directly, call `search_cache.clear()`.
     pub docs: BTreeMap<u32, Document>,
     /// External id (the primary-key value as a string) -> internal id.
     pub external_ids: HashMap<String, u32>,
@@ -26,6 +28,8 @@ pub struct IndexData {
     /// RFC 3339 timestamps.
     pub created_at: String,
     pub updated_at: String,
+    /// Tokenized documents kept between searches.
+    pub search_cache: crate::cache::SearchCache,
 }
 
 impl IndexData {
@@ -55,22 +59,29 @@ impl IndexData {
                 id
             }
         };
+        self.search_cache.invalidate(internal);
         self.docs.insert(internal, doc);
     }
 
     pub fn get_document(&self, external_id: &str) -> Option<&Document> {
-        self.external_ids.get(external_id).and_then(|id| self.docs.get(id))
+        self.external_ids
+            .get(external_id)
+            .and_then(|id| self.docs.get(id))
     }
 
     /// Removes a document; returns whether it existed.
     pub fn delete_document(&mut self, external_id: &str) -> bool {
         match self.external_ids.remove(external_id) {
-            Some(id) => self.docs.remove(&id).is_some(),
+            Some(id) => {
+                self.search_cache.invalidate(id);
+                self.docs.remove(&id).is_some()
+            }
             None => false,
         }
     }
 
     pub fn clear(&mut self) {
+        self.search_cache.clear();
         self.docs.clear();
         self.external_ids.clear();
     }
@@ -161,8 +172,15 @@ pub struct Settings {
     pub prefix_search: String,
 }
 
-pub const DEFAULT_RANKING_RULES: [&str; 7] =
-    ["words", "typo", "proximity", "attributeRank", "sort", "wordPosition", "exactness"];
+pub const DEFAULT_RANKING_RULES: [&str; 7] = [
+    "words",
+    "typo",
+    "proximity",
+    "attributeRank",
+    "sort",
+    "wordPosition",
+    "exactness",
+];
 
 impl Default for Settings {
     fn default() -> Self {
@@ -171,7 +189,10 @@ impl Default for Settings {
             searchable_attributes: None,
             filterable_attributes: Vec::new(),
             sortable_attributes: BTreeSet::new(),
-            ranking_rules: DEFAULT_RANKING_RULES.iter().map(|r| (*r).to_owned()).collect(),
+            ranking_rules: DEFAULT_RANKING_RULES
+                .iter()
+                .map(|r| (*r).to_owned())
+                .collect(),
             stop_words: BTreeSet::new(),
             non_separator_tokens: BTreeSet::new(),
             separator_tokens: BTreeSet::new(),
@@ -193,11 +214,15 @@ impl Default for Settings {
 impl Settings {
     /// Whether `attribute` matches one of the filterable patterns.
     pub fn is_filterable(&self, attribute: &str) -> bool {
-        self.filterable_attributes.iter().any(|p| attribute_matches(p, attribute))
+        self.filterable_attributes
+            .iter()
+            .any(|p| attribute_matches(p, attribute))
     }
 
     pub fn is_sortable(&self, attribute: &str) -> bool {
-        self.sortable_attributes.iter().any(|p| attribute_matches(p, attribute))
+        self.sortable_attributes
+            .iter()
+            .any(|p| attribute_matches(p, attribute))
     }
 
     pub fn facet_order(&self, facet: &str) -> FacetOrder {

@@ -1,0 +1,130 @@
+//! Request checks that need the index: vector parameters, `attributesToSearchOn`, `distinct`
+//! and filters, each failing with Meilisearch's code and message.
+
+use serde_json::Value;
+
+use crate::error::MeiliError;
+use crate::fields;
+use crate::filter::Filter;
+use crate::model::{attribute_matches, IndexData};
+use crate::params::SearchParams;
+
+/// Prefixes a message with `Index \`uid\`: ` as Meilisearch does for index-level errors.
+fn prefixed(index: &IndexData, e: MeiliError) -> MeiliError {
+    MeiliError {
+        message: format!("Index `{}`: {}", index.uid, e.message),
+        ..e
+    }
+}
+
+pub(crate) fn check_vectors(params: &SearchParams) -> Result<(), MeiliError> {
+    if params.vector.is_some() && params.hybrid.is_none() {
+        return Err(MeiliError::invalid(
+            "missing_search_hybrid",
+            "Invalid request: missing `hybrid` parameter when `vector` or `media` are present.",
+        ));
+    }
+    if let Some(hybrid) = &params.hybrid {
+        let embedder = hybrid.get("embedder").and_then(Value::as_str);
+        let Some(embedder) = embedder else {
+            return Err(MeiliError::invalid(
+                "invalid_search_embedder",
+                "Missing field `embedder` inside `.hybrid`",
+            ));
+        };
+        let ratio = hybrid
+            .get("semanticRatio")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.5);
+        if ratio != 0.0 {
+            return Err(MeiliError::invalid(
+                "invalid_search_embedder",
+                format!("Cannot find embedder with name `{embedder}`."),
+            ));
+        }
+    }
+    if params.retrieve_vectors {
+        return Err(MeiliError::invalid(
+            "invalid_search_retrieve_vectors",
+            "The simulator has no embedders: `retrieveVectors: true` is not supported.",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_search_on(index: &IndexData, attrs: &[String]) -> Result<(), MeiliError> {
+    let searchable = index.searchable_fields();
+    let wildcard =
+        index.settings.searchable_attributes.is_none() || searchable.iter().any(|s| s == "*");
+    let mut known = Vec::new();
+    if wildcard {
+        for doc in index.docs.values() {
+            fields::paths(doc, &mut known);
+        }
+    }
+    for attr in attrs {
+        let ok = attr == "*"
+            || searchable.iter().any(|s| attribute_matches(s, attr))
+            || (wildcard && known.iter().any(|k| k == attr));
+        if !ok {
+            return Err(MeiliError::invalid(
+                "invalid_search_attributes_to_search_on",
+                format!(
+                    "Index `{}`: Attribute `{attr}` is not searchable. Available searchable attributes are: `{}`.",
+                    index.uid,
+                    searchable.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn check_distinct(index: &IndexData, attr: &str) -> Result<(), MeiliError> {
+    let settings = &index.settings;
+    if settings.is_filterable(attr) {
+        return Ok(());
+    }
+    let tail = if settings.filterable_attributes.is_empty() {
+        "This index does not have configured filterable attributes.".to_owned()
+    } else {
+        let mut patterns: Vec<&str> = settings
+            .filterable_attributes
+            .iter()
+            .map(String::as_str)
+            .collect();
+        patterns.sort_unstable();
+        format!(
+            "Available filterable attributes patterns are: `{}`.",
+            patterns.join(", ")
+        )
+    };
+    Err(MeiliError::invalid(
+        "invalid_search_distinct",
+        format!(
+            "Index `{}`: Attribute `{attr}` is not filterable and thus, cannot be used as distinct attribute. {tail}",
+            index.uid
+        ),
+    ))
+}
+
+/// Builds the combined filter (request AND tenant token) after checking filterability.
+pub(crate) fn build_filter(
+    index: &IndexData,
+    filter: Option<&Value>,
+    extra: Option<&Value>,
+    code: &str,
+) -> Result<Option<Filter>, MeiliError> {
+    let mut combined: Option<Filter> = None;
+    for value in [filter, extra].into_iter().flatten() {
+        if let Some(f) = Filter::parse(value, code)? {
+            f.check_filterable(&index.settings, code)
+                .map_err(|e| prefixed(index, e))?;
+            combined = Some(match combined {
+                Some(c) => c.and(f),
+                None => f,
+            });
+        }
+    }
+    Ok(combined)
+}
