@@ -1,1 +1,27 @@
-//! Test harness.
+//! Test harness for Miroir's test suite: starts simulated (`meili-sim`) or real Meilisearch
+//! nodes on 127.0.0.1 ephemeral ports, and offers a tiny JSON-over-HTTP client.
+
+pub mod client;
+mod node;
+pub mod proxy;
+mod real;
+mod tempdir;
+
+pub use client::{wait_task, wait_task_timeout, Client};
+pub use node::{start_node, start_node_with, NodeKind, TestNode};
+pub use real::meili_bin;
+
+/// Evaluates to the real Meilisearch binary path, or prints why the test is skipped and
+/// returns from the calling test when `MEILI_BIN` is unset.
+#[macro_export]
+macro_rules! require_meili_bin {
+    () => {
+        match $crate::meili_bin() {
+            Some(path) => path,
+            None => {
+                eprintln!("skipped: set MEILI_BIN to a Meilisearch 1.50 binary to run this real-node test");
+                return;
+            }
+        }
+    };
+}

@@ -1,0 +1,185 @@
+//! Node-wide routes: root, health, version, stats, experimental features, the simulator's own
+//! fault controls, and explicit "not implemented" answers for routes the simulator skips.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use serde_json::{json, Map, Value};
+
+use super::{auth, json_body, ok, AppState};
+use crate::clock::rfc3339;
+use crate::error::{bad_request, not_implemented, unknown_field, ApiResult};
+use crate::state::{Index, FEATURES};
+
+pub async fn root() -> ApiResult<Response> {
+    ok(json!({ "status": "Meilisearch is running" }))
+}
+
+pub async fn health() -> ApiResult<Response> {
+    ok(json!({ "status": "available" }))
+}
+
+pub async fn version(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    auth(&s, &headers, "version", None)?;
+    ok(json!({
+        "commitSha": "0000000000000000000000000000000000000000",
+        "commitDate": "2026-07-16T00:00:00Z",
+        "pkgVersion": "1.50.0-sim",
+    }))
+}
+
+/// `GET /indexes/{uid}/stats` body for one index.
+pub fn index_stats(index: &Index, is_indexing: bool) -> Value {
+    let mut distribution: Map<String, Value> = Map::new();
+    let mut raw_size = 0usize;
+    for doc in index.data.docs.values() {
+        raw_size += Value::Object(doc.clone()).to_string().len();
+        for key in doc.keys() {
+            let n = distribution.get(key).and_then(Value::as_u64).unwrap_or(0);
+            distribution.insert(key.clone(), json!(n + 1));
+        }
+    }
+    let mut sorted: Vec<(String, Value)> = distribution.into_iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let count = index.data.docs.len();
+    json!({
+        "numberOfDocuments": count,
+        "rawDocumentDbSize": raw_size,
+        "avgDocumentSize": raw_size.checked_div(count).unwrap_or(0),
+        "isIndexing": is_indexing,
+        "numberOfEmbeddings": 0,
+        "numberOfEmbeddedDocuments": 0,
+        "fieldDistribution": Value::Object(sorted.into_iter().collect()),
+    })
+}
+
+pub async fn stats(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let access = auth(&s, &headers, "stats.get", None)?;
+    let db = s.db();
+    let mut indexes = Map::new();
+    let mut total = 0usize;
+    for (uid, index) in db
+        .indexes
+        .iter()
+        .filter(|(uid, _)| access.is_index_visible(uid))
+    {
+        let indexing = db
+            .tasks
+            .values()
+            .any(|t| t.index_uid.as_deref() == Some(uid) && !t.status.is_finished());
+        let stats = index_stats(index, indexing);
+        total += stats["rawDocumentDbSize"].as_u64().unwrap_or(0) as usize;
+        indexes.insert(uid.clone(), stats);
+    }
+    let last_update = db.tasks.values().filter_map(|t| t.finished_at).max();
+    ok(json!({
+        "databaseSize": total,
+        "usedDatabaseSize": total,
+        "lastUpdate": last_update.map(rfc3339),
+        "indexes": indexes,
+    }))
+}
+
+pub async fn get_features(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    auth(&s, &headers, "experimental.get", None)?;
+    ok(Value::Object(s.db().features.clone()))
+}
+
+pub async fn patch_features(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    auth(&s, &headers, "experimental.update", None)?;
+    let body = json_body(&headers, &body)?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| bad_request("Invalid value type: expected an object"))?;
+    for (key, value) in obj {
+        if !FEATURES.contains(&key.as_str()) {
+            return Err(unknown_field("bad_request", key, FEATURES).into());
+        }
+        if !(value.is_boolean() || value.is_null()) {
+            return Err(bad_request(format!(
+                "Invalid value type at `.{key}`: expected a boolean, but found {}: `{value}`",
+                crate::error::json_kind(value)
+            ))
+            .into());
+        }
+    }
+    let mut db = s.db();
+    for (key, value) in obj {
+        // `null` leaves a flag unchanged, like an absent key.
+        if !value.is_null() {
+            db.features.insert(key.clone(), value.clone());
+        }
+    }
+    ok(Value::Object(db.features.clone()))
+}
+
+/// Fault controls for a node running as a child process. Not a Meilisearch route.
+pub async fn get_faults(State(s): State<AppState>) -> ApiResult<Response> {
+    ok(s.faults.to_json())
+}
+
+pub async fn set_faults(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let body = json_body(&headers, &body)?;
+    s.faults.apply_json(&body).map_err(bad_request)?;
+    ok(s.faults.to_json())
+}
+
+pub async fn clear_faults(State(s): State<AppState>) -> ApiResult<Response> {
+    s.faults.clear();
+    ok(s.faults.to_json())
+}
+
+/// Meilisearch answers unknown routes with an empty 404.
+pub async fn not_found() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// Routes Meilisearch has and the simulator deliberately does not implement: a clear 501
+/// rather than a silent success or a misleading 404.
+pub fn unimplemented_routes(router: Router<AppState>) -> Router<AppState> {
+    const ROUTES: &[(&str, &str)] = &[
+        ("/dumps", "POST /dumps"),
+        ("/snapshots", "POST /snapshots"),
+        ("/export", "POST /export"),
+        ("/network", "/network"),
+        ("/network/{*rest}", "/network"),
+        ("/webhooks", "/webhooks"),
+        ("/webhooks/{*rest}", "/webhooks"),
+        ("/chats", "/chats"),
+        ("/chats/{*rest}", "/chats"),
+        ("/logs/{*rest}", "/logs"),
+        ("/metrics", "/metrics"),
+        ("/tasks/{uid}/documents", "/tasks/{uid}/documents"),
+        ("/tasks/compact", "/tasks/compact"),
+        ("/indexes/{uid}/similar", "/indexes/{uid}/similar"),
+        (
+            "/indexes/{uid}/documents/edit",
+            "/indexes/{uid}/documents/edit",
+        ),
+        ("/indexes/{uid}/fields", "/indexes/{uid}/fields"),
+        ("/indexes/{uid}/compact", "/indexes/{uid}/compact"),
+        ("/indexes/{uid}/render", "/indexes/{uid}/render"),
+        (
+            "/indexes/{uid}/dynamic-search-rules",
+            "/dynamic-search-rules",
+        ),
+        (
+            "/indexes/{uid}/dynamic-search-rules/{*rest}",
+            "/dynamic-search-rules",
+        ),
+    ];
+    ROUTES.iter().fold(router, |r, (path, what)| {
+        r.route(path, any(move || async move { crate::error::ApiError(not_implemented(what)).into_response() }))
+    })
+}

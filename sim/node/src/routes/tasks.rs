@@ -1,0 +1,196 @@
+//! `/tasks` (list, get, cancel, delete) and `/batches`.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use meili_sim_engine::MeiliError;
+use serde_json::{json, Value};
+
+use super::{accepted, auth, AppState, Params};
+use crate::auth::Access;
+use crate::error::{batch_not_found, task_not_found, ApiResult};
+use crate::task_query::{parse_filter, parse_list_query, Page};
+use crate::tasks::{details, Op, Task};
+
+const FILTER_NAMES: &[&str] = &[
+    "uids",
+    "batchUids",
+    "canceledBy",
+    "types",
+    "statuses",
+    "indexUids",
+    "afterEnqueuedAt",
+    "beforeEnqueuedAt",
+    "afterStartedAt",
+    "beforeStartedAt",
+    "afterFinishedAt",
+    "beforeFinishedAt",
+];
+
+fn visible(access: &Access, t: &Task) -> bool {
+    t.index_uid
+        .as_deref()
+        .is_none_or(|i| access.is_index_visible(i))
+}
+
+/// Pages `(key, item)` pairs: newest first unless `reverse`, from `from` inclusive.
+fn paginate(mut items: Vec<(u32, Value)>, p: &Page) -> Value {
+    items.sort_by_key(|(k, _)| *k);
+    if !p.reverse {
+        items.reverse();
+    }
+    let total = items.len();
+    let start = match p.from {
+        Some(from) => items
+            .iter()
+            .position(|(k, _)| if p.reverse { *k >= from } else { *k <= from })
+            .unwrap_or(items.len()),
+        None => 0,
+    };
+    let limit = p.limit as usize;
+    let results: Vec<Value> = items
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|(_, v)| v.clone())
+        .collect();
+    let from = items.get(start).filter(|_| limit > 0).map(|(k, _)| *k);
+    let next = items.get(start + limit).map(|(k, _)| *k);
+    json!({ "results": results, "total": total, "limit": p.limit, "from": from, "next": next })
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> ApiResult<Response> {
+    let access = auth(&s, &headers, "tasks.get", None)?;
+    let (filter, page) = parse_list_query(&params.0)?;
+    let db = s.db();
+    let items = db
+        .tasks
+        .values()
+        .filter(|t| visible(&access, t) && filter.matches(t))
+        .map(|t| (t.uid, t.view()))
+        .collect();
+    super::ok(paginate(items, &page))
+}
+
+/// A task or batch uid from the path; `what` is "Task" or "Batch".
+fn parse_uid(raw: &str, code: &str, what: &str) -> Result<u32, MeiliError> {
+    raw.parse::<u32>().map_err(|_| {
+        MeiliError::invalid(
+            code,
+            format!("{what} uid `{raw}` is invalid. It should only contain numeric characters."),
+        )
+    })
+}
+
+pub async fn get_one(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> ApiResult<Response> {
+    let access = auth(&s, &headers, "tasks.get", None)?;
+    let uid = parse_uid(&raw, "invalid_task_uids", "Task")?;
+    let db = s.db();
+    let task = db
+        .tasks
+        .get(&uid)
+        .filter(|t| visible(&access, t))
+        .ok_or_else(|| task_not_found(&raw))?;
+    super::ok(task.view())
+}
+
+/// `POST /tasks/cancel` and `DELETE /tasks` share their filters and their missing-filter error.
+fn matched(s: &AppState, access: &Access, params: &Params, verb: &str) -> ApiResult<Vec<u32>> {
+    let filter = parse_filter(&params.0, FILTER_NAMES)?;
+    if !filter.any_given {
+        return Err(MeiliError::invalid(
+            "missing_task_filters",
+            format!("Query parameters to filter the tasks to {verb} are missing. Available query parameters are: `uids`, `indexUids`, `statuses`, `types`, `canceledBy`, `beforeEnqueuedAt`, `afterEnqueuedAt`, `beforeStartedAt`, `afterStartedAt`, `beforeFinishedAt`, `afterFinishedAt`."),
+        )
+        .into());
+    }
+    let db = s.db();
+    Ok(db
+        .tasks
+        .values()
+        .filter(|t| visible(access, t) && filter.matches(t))
+        .map(|t| t.uid)
+        .collect())
+}
+
+fn original_filter(uri: &Uri) -> String {
+    format!("?{}", uri.query().unwrap_or_default())
+}
+
+pub async fn cancel(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    params: Params,
+) -> ApiResult<Response> {
+    let access = auth(&s, &headers, "tasks.cancel", None)?;
+    let matched = matched(&s, &access, &params, "cancel")?;
+    let details = details(&[
+        ("matchedTasks", json!(matched.len())),
+        ("canceledTasks", Value::Null),
+        ("originalFilter", json!(original_filter(&uri))),
+    ]);
+    accepted(s.enqueue(None, Op::Cancel { matched }, details, None))
+}
+
+pub async fn delete(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    params: Params,
+) -> ApiResult<Response> {
+    let access = auth(&s, &headers, "tasks.delete", None)?;
+    let matched = matched(&s, &access, &params, "delete")?;
+    let details = details(&[
+        ("matchedTasks", json!(matched.len())),
+        ("deletedTasks", Value::Null),
+        ("originalFilter", json!(original_filter(&uri))),
+    ]);
+    accepted(s.enqueue(None, Op::Delete { matched }, details, None))
+}
+
+pub async fn list_batches(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> ApiResult<Response> {
+    let access = auth(&s, &headers, "tasks.get", None)?;
+    let (mut filter, page) = parse_list_query(&params.0)?;
+    // On `/batches`, `uids` names batches.
+    if let Some(uids) = filter.uids.take() {
+        filter.batch_uids = Some(uids);
+    }
+    let db = s.db();
+    let items = db
+        .tasks
+        .values()
+        .filter(|t| visible(&access, t) && filter.matches(t))
+        .filter_map(|t| Some((t.batch_uid?, t.batch_view()?)))
+        .collect();
+    super::ok(paginate(items, &page))
+}
+
+pub async fn get_batch(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> ApiResult<Response> {
+    let access = auth(&s, &headers, "tasks.get", None)?;
+    let uid = parse_uid(&raw, "invalid_batch_uids", "Batch")?;
+    let db = s.db();
+    let batch = db
+        .tasks
+        .values()
+        .find(|t| t.batch_uid == Some(uid) && visible(&access, t))
+        .and_then(Task::batch_view)
+        .ok_or_else(|| batch_not_found(&raw))?;
+    super::ok(batch)
+}

@@ -1,0 +1,188 @@
+//! The HTTP front: a manual accept loop (so a node can be stopped and restarted on the same
+//! port), per-request fault injection, trailing-slash normalization and the 100 MiB body limit.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, Request, Response, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use meili_sim_engine::{ErrorType, MeiliError};
+use tokio::net::TcpListener;
+use tokio::task::{AbortHandle, JoinHandle};
+use tower::ServiceExt;
+
+use crate::error::{payload_too_large, ApiError};
+use crate::state::Shared;
+
+pub const BODY_LIMIT: usize = 100 * 1024 * 1024;
+
+/// The open connections of a running listener, so `stop` can cut them.
+#[derive(Default)]
+struct Connections {
+    next: AtomicU64,
+    open: Mutex<HashMap<u64, AbortHandle>>,
+}
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, AbortHandle>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn abort_all(&self) {
+        for (_, handle) in self.lock().drain() {
+            handle.abort();
+        }
+    }
+}
+
+/// A listener being served; dropping it does not stop it, `shutdown` does.
+pub struct Serving {
+    accept: JoinHandle<()>,
+    connections: Arc<Connections>,
+}
+
+impl Serving {
+    pub fn start(
+        listener: TcpListener,
+        shared: Arc<Shared>,
+        app: Router,
+        rt: &tokio::runtime::Handle,
+    ) -> Self {
+        let connections = Arc::new(Connections::default());
+        let conns = connections.clone();
+        let spawner = rt.clone();
+        let accept = rt.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    // Transient accept errors (e.g. too many open files): back off, keep serving.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let id = conns.next.fetch_add(1, Ordering::Relaxed);
+                let (shared, app, registry) = (shared.clone(), app.clone(), conns.clone());
+                let task = spawner.spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        handle(shared.clone(), app.clone(), req)
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                    registry.lock().remove(&id);
+                });
+                // A connection that already finished must not linger in the registry.
+                if !task.is_finished() {
+                    conns.lock().insert(id, task.abort_handle());
+                }
+            }
+        });
+        Self {
+            accept,
+            connections,
+        }
+    }
+
+    /// Synchronous variant for `Drop`: the listener closes once its task is cancelled.
+    pub fn abort_now(self) {
+        self.accept.abort();
+        self.connections.abort_all();
+    }
+
+    /// Closes the listener, then resets every open connection.
+    pub async fn shutdown(self) {
+        self.accept.abort();
+        let _ = self.accept.await;
+        self.connections.abort_all();
+    }
+}
+
+/// The router with the body limit the handlers rely on.
+pub fn app(router: Router) -> Router {
+    router.layer(DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    app: Router,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let req = normalize_path(req);
+    let path = req.uri().path().to_owned();
+    if !path.starts_with("/_sim/") {
+        let plan = shared.faults.plan(&path);
+        if plan.hang {
+            std::future::pending::<()>().await;
+        }
+        if let Some(delay) = plan.delay {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(status) = plan.error_status {
+            return Ok(injected_error(status));
+        }
+    }
+    let too_big = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .is_some_and(|len| len > BODY_LIMIT);
+    if too_big {
+        return Ok(ApiError(payload_too_large()).into_response());
+    }
+    let response = match app.oneshot(req.map(Body::new)).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    // axum's own limit rejection is plain text; Meilisearch answers with its JSON error.
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return Ok(ApiError(payload_too_large()).into_response());
+    }
+    Ok(response)
+}
+
+fn injected_error(status: u16) -> Response<Body> {
+    let error = match status {
+        503 => MeiliError::new(
+            503,
+            "too_many_search_requests",
+            ErrorType::System,
+            "Too many search requests running at the same time: 1. Retry after 10s.",
+        ),
+        other => MeiliError::new(
+            other,
+            "internal",
+            ErrorType::Internal,
+            "An internal error has occurred. `Simulated fault`.",
+        ),
+    };
+    ApiError(error).into_response()
+}
+
+/// `/indexes/` and `/indexes` are the same route, as with Meilisearch's `NormalizePath`.
+fn normalize_path<B>(mut req: Request<B>) -> Request<B> {
+    let path = req.uri().path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let pq = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_owned(),
+        };
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(pq) = pq.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}

@@ -1,0 +1,108 @@
+//! A real Meilisearch process for conformance tests: spawned from `MEILI_BIN` on a fresh
+//! database in a temporary directory, killed on drop, restartable on the same port and data.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::tempdir::TempDir;
+
+/// The real Meilisearch binary, from the `MEILI_BIN` environment variable.
+pub fn meili_bin() -> Option<PathBuf> {
+    std::env::var_os("MEILI_BIN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+pub struct RealNode {
+    bin: PathBuf,
+    port: u16,
+    master_key: String,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl RealNode {
+    pub async fn start(bin: PathBuf, master_key: &str) -> std::io::Result<RealNode> {
+        // Reserve an ephemeral port, then hand it to Meilisearch.
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
+        let dir = TempDir::new("miroir-meili")?;
+        let mut node = RealNode {
+            bin,
+            port,
+            master_key: master_key.to_owned(),
+            dir,
+            child: None,
+        };
+        node.spawn().await?;
+        Ok(node)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn spawn(&mut self) -> std::io::Result<()> {
+        let dir = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("meili.log"))?;
+        let child = Command::new(&self.bin)
+            .arg("--http-addr")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--master-key")
+            .arg(&self.master_key)
+            .arg("--db-path")
+            .arg(dir.join("data.ms"))
+            .arg("--dump-dir")
+            .arg(dir.join("dumps"))
+            .arg("--snapshot-dir")
+            .arg(dir.join("snapshots"))
+            .arg("--no-analytics")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        self.wait_healthy(Duration::from_secs(30)).await
+    }
+
+    async fn wait_healthy(&self, timeout: Duration) -> std::io::Result<()> {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + timeout;
+        let url = format!("{}/health", self.url());
+        while Instant::now() < deadline {
+            if let Ok(resp) = client.get(&url).send().await {
+                if resp.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("{url} not healthy after {timeout:?}"),
+        ))
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn restart(&mut self) -> std::io::Result<()> {
+        self.stop();
+        self.spawn().await
+    }
+}
+
+impl Drop for RealNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
