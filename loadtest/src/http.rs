@@ -16,18 +16,29 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn new(method: &str, host: &str, path: &str, key: Option<&str>, body: Option<&str>) -> Self {
+    pub fn new(
+        method: &str,
+        host: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> Self {
         let mut s = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
         if let Some(key) = key {
             s.push_str(&format!("Authorization: Bearer {key}\r\n"));
         }
         let body = body.unwrap_or("");
         if !body.is_empty() || method == "POST" || method == "PUT" || method == "PATCH" {
-            s.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+            s.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
         }
         s.push_str("\r\n");
         s.push_str(body);
-        Self { bytes: s.into_bytes() }
+        Self {
+            bytes: s.into_bytes(),
+        }
     }
 }
 
@@ -35,7 +46,9 @@ impl Conn {
     pub async fn connect(addr: &str) -> io::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(Self { stream: BufReader::new(stream) })
+        Ok(Self {
+            stream: BufReader::new(stream),
+        })
     }
 
     /// Sends one request and reads the whole response; returns the status code.
@@ -47,7 +60,12 @@ impl Conn {
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad status line {line:?}")))?;
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bad status line {line:?}"),
+                )
+            })?;
         let (mut length, mut chunked) = (None, false);
         loop {
             line.clear();

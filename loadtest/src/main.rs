@@ -59,7 +59,8 @@ impl Report {
 
 /// Runs `mix` round-robin on `connections` connections to `addr` for `duration`.
 async fn load(addr: &str, mix: &[Request], connections: usize, duration: Duration) -> Report {
-    let mix: std::sync::Arc<Vec<Vec<u8>>> = std::sync::Arc::new(mix.iter().map(|r| r.bytes.clone()).collect());
+    let mix: std::sync::Arc<Vec<Vec<u8>>> =
+        std::sync::Arc::new(mix.iter().map(|r| r.bytes.clone()).collect());
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::new();
@@ -78,13 +79,17 @@ async fn load(addr: &str, mix: &[Request], connections: usize, duration: Duratio
             let mut body = Vec::new();
             let mut i = worker;
             while Instant::now() < deadline {
-                let req = Request { bytes: mix[i % mix.len()].clone() };
+                let req = Request {
+                    bytes: mix[i % mix.len()].clone(),
+                };
                 i += 1;
                 let t = Instant::now();
                 match conn.send(&req, &mut body).await {
                     Ok(status) if status < 400 => {
                         report.requests += 1;
-                        report.latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                        report
+                            .latencies
+                            .push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
                     }
                     Ok(_) => report.errors += 1,
                     Err(_) => {
@@ -121,7 +126,9 @@ impl Args {
         let mut values = Vec::new();
         let mut it = raw.iter();
         while let Some(flag) = it.next() {
-            let name = flag.strip_prefix("--").ok_or_else(|| format!("unexpected `{flag}`"))?;
+            let name = flag
+                .strip_prefix("--")
+                .ok_or_else(|| format!("unexpected `{flag}`"))?;
             let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
             values.push((name.to_owned(), value.clone()));
         }
@@ -129,11 +136,17 @@ impl Args {
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.values.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.values
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
-        self.get(name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("invalid --{name} `{v}`")))
+        self.get(name).map_or(Ok(default), |v| {
+            v.parse().map_err(|_| format!("invalid --{name} `{v}`"))
+        })
     }
 }
 
@@ -149,7 +162,10 @@ fn main() {
         std::process::exit(2);
     };
     let result = Args::parse(rest).and_then(|args| {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
         match command.as_str() {
             "run" => rt.block_on(run(args)),
             "passthrough" => rt.block_on(passthrough(args)),
@@ -166,17 +182,28 @@ async fn run(args: Args) -> Result<(), String> {
     let target = args.get("target").ok_or("--target is required")?.to_owned();
     let path = args.get("path").unwrap_or("/version");
     let mix = [Request::new("GET", &target, path, args.get("key"), None)];
-    let report = load(&target, &mix, args.num("connections", 16)?, Duration::from_secs(args.num("seconds", 10)?)).await;
+    let report = load(
+        &target,
+        &mix,
+        args.num("connections", 16)?,
+        Duration::from_secs(args.num("seconds", 10)?),
+    )
+    .await;
     println!("{}", report.line("target"));
     Ok(())
 }
 
 /// The pass-through read mix: index metadata, settings and version (all `PassOne` routes).
 fn read_mix(host: &str, key: &str) -> Vec<Request> {
-    ["/indexes/movies", "/indexes/movies/settings", "/version", "/indexes/movies/settings/ranking-rules"]
-        .iter()
-        .map(|p| Request::new("GET", host, p, Some(key), None))
-        .collect()
+    [
+        "/indexes/movies",
+        "/indexes/movies/settings",
+        "/version",
+        "/indexes/movies/settings/ranking-rules",
+    ]
+    .iter()
+    .map(|p| Request::new("GET", host, p, Some(key), None))
+    .collect()
 }
 
 async fn passthrough(args: Args) -> Result<(), String> {
@@ -195,24 +222,40 @@ async fn passthrough(args: Args) -> Result<(), String> {
             seed: i + 1,
             name: format!("sim-{i}"),
         };
-        nodes.push(meili_sim::SimNode::start(cfg).await.map_err(|e| e.to_string())?);
+        nodes.push(
+            meili_sim::SimNode::start(cfg)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
     }
     // Each node gets the index directly: this measures the pass-through path only.
     for node in &nodes {
         let addr = node.addr().to_string();
         let mut conn = Conn::connect(&addr).await.map_err(|e| e.to_string())?;
-        let create = Request::new("POST", &addr, "/indexes", Some(KEY), Some(r#"{"uid":"movies","primaryKey":"id"}"#));
+        let create = Request::new(
+            "POST",
+            &addr,
+            "/indexes",
+            Some(KEY),
+            Some(r#"{"uid":"movies","primaryKey":"id"}"#),
+        );
         let mut body = Vec::new();
-        conn.send(&create, &mut body).await.map_err(|e| e.to_string())?;
+        conn.send(&create, &mut body)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let port = miroir_testkit::proxy::free_port();
     let mut toml = format!(
-        "shards = 16\nmaster_key = \"{KEY}\"\n[server]\nport = {port}\n[metrics]\nenabled = false\n[log]\nlevel = \"warn\"\n"
+        "shards = 16\nmaster_key = \"{KEY}\"\ndata_dir = \"{}\"\n[server]\nport = {port}\n[metrics]\nenabled = false\n[log]\nlevel = \"warn\"\n",
+        miroir_testkit::proxy::DATA_DIR
     );
     for (i, node) in nodes.iter().enumerate() {
-        toml.push_str(&format!("[[nodes]]\nid = \"sim-{i}\"\naddress = \"{}\"\n", node.url()));
+        toml.push_str(&format!(
+            "[[nodes]]\nid = \"sim-{i}\"\naddress = \"{}\"\n",
+            node.url()
+        ));
     }
     let miroir = miroir_testkit::proxy::MiroirProcess::start(&bin, &toml, port).await;
 
@@ -220,13 +263,44 @@ async fn passthrough(args: Args) -> Result<(), String> {
     let miroir_addr = format!("127.0.0.1:{port}");
     let (mut direct, mut through) = (Report::default(), Report::default());
     // Warm both paths, then alternate so machine drift hits both alike.
-    load(&direct_addr, &read_mix(&direct_addr, KEY), connections, Duration::from_millis(500)).await;
-    load(&miroir_addr, &read_mix(&miroir_addr, KEY), connections, Duration::from_millis(500)).await;
+    load(
+        &direct_addr,
+        &read_mix(&direct_addr, KEY),
+        connections,
+        Duration::from_millis(500),
+    )
+    .await;
+    load(
+        &miroir_addr,
+        &read_mix(&miroir_addr, KEY),
+        connections,
+        Duration::from_millis(500),
+    )
+    .await;
     for _ in 0..rounds {
-        direct.merge(load(&direct_addr, &read_mix(&direct_addr, KEY), connections, seconds).await);
-        through.merge(load(&miroir_addr, &read_mix(&miroir_addr, KEY), connections, seconds).await);
+        direct.merge(
+            load(
+                &direct_addr,
+                &read_mix(&direct_addr, KEY),
+                connections,
+                seconds,
+            )
+            .await,
+        );
+        through.merge(
+            load(
+                &miroir_addr,
+                &read_mix(&miroir_addr, KEY),
+                connections,
+                seconds,
+            )
+            .await,
+        );
     }
-    println!("pass-through read mix, {connections} connections, {rounds} x {}s per target", seconds.as_secs());
+    println!(
+        "pass-through read mix, {connections} connections, {rounds} x {}s per target",
+        seconds.as_secs()
+    );
     println!("{}", direct.line("direct"));
     println!("{}", through.line("miroir"));
     println!(

@@ -25,9 +25,18 @@ pub fn handle(
     let presented = session
         .get_header("X-Admin-Key")
         .and_then(|v| v.to_str().ok())
-        .or_else(|| auth::bearer(session.get_header(http::header::AUTHORIZATION).map(|v| v.as_bytes())));
+        .or_else(|| {
+            auth::bearer(
+                session
+                    .get_header(http::header::AUTHORIZATION)
+                    .map(|v| v.as_bytes()),
+            )
+        });
     if !presented.is_some_and(|p| auth::constant_time_eq(p, expected.expose())) {
-        return Err(MiroirError::new(Code::InvalidAdminKey, "The admin key is missing or invalid."));
+        return Err(MiroirError::new(
+            Code::InvalidAdminKey,
+            "The admin key is missing or invalid.",
+        ));
     }
     let method = session.req_header().method.as_str();
     match (method, path.trim_end_matches('/')) {

@@ -4,9 +4,18 @@ use std::path::PathBuf;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
-    Run { config: PathBuf, upgrade: bool, daemon: bool },
-    Demo { port: u16, nodes: usize },
-    CheckConfig { path: PathBuf },
+    Run {
+        config: PathBuf,
+        upgrade: bool,
+        daemon: bool,
+    },
+    Demo {
+        port: u16,
+        nodes: usize,
+    },
+    CheckConfig {
+        path: PathBuf,
+    },
     Help,
     Version,
 }
@@ -34,9 +43,17 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             while let Some(flag) = it.next() {
                 let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
                 match flag {
-                    "--port" => port = value.parse().map_err(|_| format!("invalid port `{value}`"))?,
+                    "--port" => {
+                        port = value
+                            .parse()
+                            .map_err(|_| format!("invalid port `{value}`"))?
+                    }
                     "--nodes" => {
-                        nodes = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("invalid node count `{value}`"))?
+                        nodes = value
+                            .parse()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| format!("invalid node count `{value}`"))?
                     }
                     other => return Err(format!("unknown option `{other}`")),
                 }
@@ -52,14 +69,20 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             let mut it = args.iter().map(String::as_str);
             while let Some(arg) = it.next() {
                 match arg {
-                    "-c" | "--config" => config = Some(it.next().ok_or("--config needs a file")?.into()),
+                    "-c" | "--config" => {
+                        config = Some(it.next().ok_or("--config needs a file")?.into())
+                    }
                     "-u" | "--upgrade" => upgrade = true,
                     "-d" | "--daemon" => daemon = true,
                     other => return Err(format!("unknown argument `{other}`")),
                 }
             }
             let config = config.ok_or("--config <FILE> is required")?;
-            Ok(Command::Run { config, upgrade, daemon })
+            Ok(Command::Run {
+                config,
+                upgrade,
+                daemon,
+            })
         }
     }
 }
@@ -76,11 +99,32 @@ mod tests {
     fn parses_each_command() {
         assert_eq!(
             parse(&args("--config m.toml -u")),
-            Ok(Command::Run { config: "m.toml".into(), upgrade: true, daemon: false })
+            Ok(Command::Run {
+                config: "m.toml".into(),
+                upgrade: true,
+                daemon: false
+            })
         );
-        assert_eq!(parse(&args("demo")), Ok(Command::Demo { port: 7700, nodes: 3 }));
-        assert_eq!(parse(&args("demo --port 8000 --nodes 5")), Ok(Command::Demo { port: 8000, nodes: 5 }));
-        assert_eq!(parse(&args("check-config a.toml")), Ok(Command::CheckConfig { path: "a.toml".into() }));
+        assert_eq!(
+            parse(&args("demo")),
+            Ok(Command::Demo {
+                port: 7700,
+                nodes: 3
+            })
+        );
+        assert_eq!(
+            parse(&args("demo --port 8000 --nodes 5")),
+            Ok(Command::Demo {
+                port: 8000,
+                nodes: 5
+            })
+        );
+        assert_eq!(
+            parse(&args("check-config a.toml")),
+            Ok(Command::CheckConfig {
+                path: "a.toml".into()
+            })
+        );
         assert!(parse(&args("check-config")).is_err());
         assert!(parse(&args("--upgrade")).is_err());
         assert!(parse(&args("demo --nodes 0")).is_err());

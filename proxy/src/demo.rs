@@ -16,38 +16,45 @@ pub struct DemoOptions {
 /// returns their URLs. The nodes live until the process exits.
 fn start_nodes(count: usize) -> std::io::Result<Vec<String>> {
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new().name("demo-nodes".into()).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
-            }
-        };
-        rt.block_on(async move {
-            let mut nodes = Vec::new();
-            for i in 0..count {
-                let cfg = SimConfig {
-                    master_key: Some(DEMO_MASTER_KEY.to_owned()),
-                    port: 0,
-                    task_delay: Duration::ZERO,
-                    seed: i as u64 + 1,
-                    name: format!("sim-{i}"),
-                };
-                match SimNode::start(cfg).await {
-                    Ok(node) => nodes.push(node),
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
+    std::thread::Builder::new()
+        .name("demo-nodes".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let mut nodes = Vec::new();
+                for i in 0..count {
+                    let cfg = SimConfig {
+                        master_key: Some(DEMO_MASTER_KEY.to_owned()),
+                        port: 0,
+                        task_delay: Duration::ZERO,
+                        seed: i as u64 + 1,
+                        name: format!("sim-{i}"),
+                    };
+                    match SimNode::start(cfg).await {
+                        Ok(node) => nodes.push(node),
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
                     }
                 }
-            }
-            let _ = tx.send(Ok(nodes.iter().map(|n| n.url()).collect()));
-            // Keep the nodes (and this runtime) alive for the life of the process.
-            std::future::pending::<()>().await;
-        });
-    })?;
-    rx.recv().map_err(|e| std::io::Error::other(e.to_string()))?
+                let _ = tx.send(Ok(nodes.iter().map(|n| n.url()).collect()));
+                // Keep the nodes (and this runtime) alive for the life of the process.
+                std::future::pending::<()>().await;
+            });
+        })?;
+    rx.recv()
+        .map_err(|e| std::io::Error::other(e.to_string()))?
 }
 
 /// The demo's configuration, as a user would write it.
@@ -57,7 +64,9 @@ pub fn demo_toml(port: u16, node_urls: &[String], data_dir: &str) -> String {
          [server]\nbind = \"127.0.0.1\"\nport = {port}\n\n[metrics]\nenabled = false\n\n"
     );
     for (i, url) in node_urls.iter().enumerate() {
-        toml.push_str(&format!("[[nodes]]\nid = \"sim-{i}\"\naddress = \"{url}\"\n\n"));
+        toml.push_str(&format!(
+            "[[nodes]]\nid = \"sim-{i}\"\naddress = \"{url}\"\n\n"
+        ));
     }
     toml
 }

@@ -9,7 +9,7 @@ use pingora_core::services::background::BackgroundService;
 
 use crate::metrics;
 use crate::state::Shared;
-use crate::upstream::NodeClient;
+use crate::upstream::{NodeClient, NodeRequest};
 
 pub struct HealthChecker {
     pub shared: Arc<Shared>,
@@ -22,15 +22,22 @@ impl HealthChecker {
         let hc = &rt.config.health;
         let checks = rt.nodes.iter().map(|node| async move {
             let ok = matches!(
-                self.client.send(node, "GET", "/health", None, None, hc.timeout).await,
+                self.client.send(node, &NodeRequest::get("/health", None), hc.timeout).await,
                 Ok(r) if r.status == 200
             );
             (node, ok)
         });
         for (node, ok) in futures::future::join_all(checks).await {
-            let Some(health) = self.shared.health(&node.id) else { continue };
-            if let Some(now_healthy) = health.record(ok, hc.healthy_threshold, hc.unhealthy_threshold) {
-                metrics::get().node_healthy.with_label_values(&[node.id.as_str()]).set(i64::from(now_healthy));
+            let Some(health) = self.shared.health(&node.id) else {
+                continue;
+            };
+            if let Some(now_healthy) =
+                health.record(ok, hc.healthy_threshold, hc.unhealthy_threshold)
+            {
+                metrics::get()
+                    .node_healthy
+                    .with_label_values(&[node.id.as_str()])
+                    .set(i64::from(now_healthy));
                 if now_healthy {
                     log::info!(target: "miroir::health", "node {} ({}) is healthy again", node.id, node.addr);
                 } else {

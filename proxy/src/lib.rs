@@ -4,9 +4,12 @@
 
 pub mod admin;
 pub mod auth;
+pub mod body;
+pub mod broadcast;
 pub mod cli;
-//TMP pub mod demo;
+pub mod demo;
 pub mod health;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod reload;
@@ -15,6 +18,7 @@ pub mod respond;
 pub mod server;
 pub mod service;
 pub mod state;
+pub mod tasks;
 pub mod upstream;
 
 /// The logger format a configuration asks for.

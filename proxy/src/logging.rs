@@ -22,7 +22,9 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 /// Installs the logger once; later calls only change the format and level, so a config
 /// reload can switch them.
 pub fn init(format: Format, level: LevelFilter) {
-    let logger = LOGGER.get_or_init(|| Logger { json: AtomicBool::new(false) });
+    let logger = LOGGER.get_or_init(|| Logger {
+        json: AtomicBool::new(false),
+    });
     logger.json.store(format == Format::Json, Ordering::Relaxed);
     // Fails only when another logger is installed (tests); ours then stays unused.
     let _ = log::set_logger(logger);
@@ -54,7 +56,12 @@ impl Log for Logger {
             });
             obj.to_string()
         } else {
-            format!("{now} {:5} {} {}", record.level(), record.target(), record.args())
+            format!(
+                "{now} {:5} {} {}",
+                record.level(),
+                record.target(),
+                record.args()
+            )
         };
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{line}");

@@ -36,8 +36,14 @@ fn main() {
                 }
             }
         }
-        Command::Demo { .. } => todo!(),
-        Command::Run { config: path, upgrade, daemon } => {
+        Command::Demo { port, nodes } => {
+            miroir::demo::run(miroir::demo::DemoOptions { port, nodes })
+        }
+        Command::Run {
+            config: path,
+            upgrade,
+            daemon,
+        } => {
             let config = match miroir_conf::load(&path) {
                 Ok(c) => c,
                 Err(e) => {
@@ -45,7 +51,11 @@ fn main() {
                     std::process::exit(1);
                 }
             };
-            miroir::server::run(config, Some(path), miroir::server::RunOptions { upgrade, daemon })
+            miroir::server::run(
+                config,
+                Some(path),
+                miroir::server::RunOptions { upgrade, daemon },
+            )
         }
     }
 }

@@ -22,7 +22,10 @@ pub struct Reloader {
 /// What a reload did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Applied { generation: u64, restart_required: Vec<&'static str> },
+    Applied {
+        generation: u64,
+        restart_required: Vec<&'static str>,
+    },
     Unchanged,
     Rejected(String),
 }
@@ -43,7 +46,10 @@ impl Reloader {
             return Outcome::Unchanged;
         }
         let restart_required = miroir_conf::restart_required(&old.config, &config);
-        crate::logging::init(crate::log_format(&config), crate::logging::level_from_str(config.log.level.as_str()));
+        crate::logging::init(
+            crate::log_format(&config),
+            crate::logging::level_from_str(config.log.level.as_str()),
+        );
         let rt = self.shared.install(config);
         m.config_reloads.with_label_values(&["applied"]).inc();
         log::info!(target: "miroir::reload", "applied {} (generation {})", self.path.display(), rt.generation);
@@ -54,7 +60,10 @@ impl Reloader {
                 restart_required.join(", ")
             );
         }
-        Outcome::Applied { generation: rt.generation, restart_required }
+        Outcome::Applied {
+            generation: rt.generation,
+            restart_required,
+        }
     }
 }
 

@@ -9,13 +9,22 @@ use pingora_proxy::Session;
 
 pub const REQUEST_ID: &str = "X-Request-Id";
 
-pub async fn json(session: &mut Session, status: u16, body: Vec<u8>, request_id: &str) -> Result<()> {
+pub async fn json(
+    session: &mut Session,
+    status: u16,
+    body: Vec<u8>,
+    request_id: &str,
+) -> Result<()> {
     let mut header = ResponseHeader::build(status, Some(4))?;
     header.insert_header("Content-Type", "application/json")?;
     header.insert_header("Content-Length", body.len().to_string())?;
     header.insert_header(REQUEST_ID, request_id)?;
-    session.write_response_header(Box::new(header), false).await?;
-    session.write_response_body(Some(Bytes::from(body)), true).await?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session
+        .write_response_body(Some(Bytes::from(body)), true)
+        .await?;
     Ok(())
 }
 

@@ -32,7 +32,10 @@ fn worker_threads(config: &Config) -> usize {
 
 /// Runs the proxy until the process is told to stop. Never returns.
 pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) -> ! {
-    crate::logging::init(crate::log_format(&config), crate::logging::level_from_str(config.log.level.as_str()));
+    crate::logging::init(
+        crate::log_format(&config),
+        crate::logging::level_from_str(config.log.level.as_str()),
+    );
     let threads = worker_threads(&config);
     let data_dir = config.data_dir.clone();
     if let Err(e) = std::fs::create_dir_all(&data_dir) {
@@ -44,13 +47,20 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
         threads,
         daemon: options.daemon,
         pid_file: data_dir.join("miroir.pid").to_string_lossy().into_owned(),
-        upgrade_sock: data_dir.join("miroir_upgrade.sock").to_string_lossy().into_owned(),
+        upgrade_sock: data_dir
+            .join("miroir_upgrade.sock")
+            .to_string_lossy()
+            .into_owned(),
         upstream_keepalive_pool_size: config.upstream.pool_size,
         grace_period_seconds: Some(5),
         graceful_shutdown_timeout_seconds: Some(10),
         ..ServerConf::default()
     };
-    let opt = Opt { upgrade: options.upgrade, daemon: options.daemon, ..Opt::default() };
+    let opt = Opt {
+        upgrade: options.upgrade,
+        daemon: options.daemon,
+        ..Opt::default()
+    };
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     server.bootstrap();
 
@@ -58,11 +68,19 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
     let tls = config.server.tls.clone();
     let metrics_listen = config.metrics.as_ref().map(|m| m.listen.to_string());
     let pool_size = config.upstream.pool_size;
-    let shared = Shared::new(config, config_path.clone());
+    let shared = match Shared::open(config) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!(target: "miroir::server", "{e}");
+            std::process::exit(1);
+        }
+    };
 
     let mut proxy = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,
-        MiroirProxy { shared: shared.clone() },
+        MiroirProxy {
+            shared: shared.clone(),
+        },
         "miroir",
     );
     proxy.threads = Some(threads);
@@ -91,10 +109,19 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
         log::info!(target: "miroir::server", "metrics on http://{addr}/metrics");
     }
 
-    let checker = HealthChecker { shared: shared.clone(), client: NodeClient::new(pool_size) };
+    let checker = HealthChecker {
+        shared: shared.clone(),
+        client: NodeClient::new(pool_size),
+    };
     server.add_service(background_service("health checks", checker));
     if let Some(path) = config_path {
-        server.add_service(background_service("config reload", Reloader { shared: shared.clone(), path }));
+        server.add_service(background_service(
+            "config reload",
+            Reloader {
+                shared: shared.clone(),
+                path,
+            },
+        ));
     }
 
     // Touch the metrics so they are registered before the first scrape.
@@ -105,10 +132,12 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
 
 pub fn tls_settings_check(config: &Config) -> Result<(), String> {
     if let Some(tls) = &config.server.tls {
-        TlsSettings::intermediate(&tls.cert_path.to_string_lossy(), &tls.key_path.to_string_lossy())
-            .map(|_| ())
-            .map_err(|e| format!("server.tls: cannot load the certificate or key: {e}"))?;
+        TlsSettings::intermediate(
+            &tls.cert_path.to_string_lossy(),
+            &tls.key_path.to_string_lossy(),
+        )
+        .map(|_| ())
+        .map_err(|e| format!("server.tls: cannot load the certificate or key: {e}"))?;
     }
     Ok(())
 }
-

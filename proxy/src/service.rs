@@ -14,8 +14,10 @@ use pingora_core::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
+use crate::broadcast::{self, Incoming};
+use crate::limits::payload_too_large;
 use crate::state::{Runtime, Shared};
-use crate::{admin, metrics, request_id, respond};
+use crate::{admin, auth, body, metrics, request_id, respond, tasks};
 
 /// Per-request state.
 pub struct RequestCtx {
@@ -58,6 +60,7 @@ impl MiroirProxy {
         ctx: &mut RequestCtx,
         rt: &Runtime,
         spec: &'static RouteSpec,
+        param: Option<String>,
     ) -> Result<bool> {
         let path = session.req_header().uri.path().to_owned();
         let outcome = match spec.class {
@@ -67,6 +70,35 @@ impl MiroirProxy {
             }
             RouteClass::Miroir if path.starts_with("/_miroir") => {
                 admin::handle(session, &self.shared, rt, &path)
+            }
+            RouteClass::Miroir
+                if matches!(
+                    spec.name,
+                    "tasks.list" | "task.get" | "tasks.cancel" | "tasks.delete"
+                ) =>
+            {
+                let inc = self.incoming(session, ctx, rt).await;
+                let reply = match spec.name {
+                    "tasks.list" => tasks::list_tasks(&self.shared, rt, &inc).await,
+                    "task.get" => {
+                        tasks::get_task(&self.shared, rt, &inc, param.as_deref().unwrap_or(""))
+                            .await
+                    }
+                    "tasks.cancel" => tasks::cancel_or_delete(&self.shared, rt, &inc, false).await,
+                    _ => tasks::cancel_or_delete(&self.shared, rt, &inc, true).await,
+                };
+                Ok((reply.status, reply.body))
+            }
+            RouteClass::Broadcast => {
+                let mut inc = self.incoming(session, ctx, rt).await;
+                match body::read(session, rt.config.server.max_body_bytes).await {
+                    Ok(b) => {
+                        inc.body = b;
+                        let reply = broadcast::broadcast(&self.shared, rt, &inc).await;
+                        Ok((reply.status, reply.body))
+                    }
+                    Err(e) => Err(e),
+                }
             }
             RouteClass::Unsupported => Err(MiroirError::new(
                 Code::UnsupportedRoute,
@@ -100,6 +132,30 @@ impl MiroirProxy {
         Ok(true)
     }
 
+    /// The request as Miroir forwards it itself: credentials translated, body not read yet.
+    async fn incoming(&self, session: &Session, ctx: &RequestCtx, rt: &Runtime) -> Incoming {
+        let req = session.req_header();
+        let presented = auth::bearer(
+            session
+                .get_header(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+        );
+        Incoming {
+            method: req.method.as_str().to_owned(),
+            path: req
+                .uri
+                .path_and_query()
+                .map_or_else(|| req.uri.path().to_owned(), |p| p.as_str().to_owned()),
+            auth: node_credential(rt, presented).map(str::to_owned),
+            content_type: session
+                .get_header(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body: Bytes::new(),
+            request_id: ctx.request_id.clone(),
+        }
+    }
+
     fn reject_oversized(&self, session: &Session, rt: &Runtime) -> Option<MiroirError> {
         let limit = rt.config.server.max_body_bytes;
         let declared = session
@@ -110,30 +166,14 @@ impl MiroirProxy {
     }
 }
 
-fn payload_too_large(limit: u64) -> MiroirError {
-    MiroirError::new(
-        Code::PayloadTooLarge,
-        format!("The provided payload reached the size limit. The maximum accepted payload size is {}.", human_bytes(limit)),
-    )
-}
-
-/// The limit as Meilisearch prints it: binary units when it is a multiple of 1024
-/// ("100 MiB"), decimal units otherwise ("1.5 MB").
-fn human_bytes(n: u64) -> String {
-    let (base, units): (f64, [&str; 5]) = if n % 1024 == 0 {
-        (1024.0, ["B", "KiB", "MiB", "GiB", "TiB"])
-    } else {
-        (1000.0, ["B", "KB", "MB", "GB", "TB"])
-    };
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= base && unit + 1 < units.len() {
-        value /= base;
-        unit += 1;
+/// The credential to present to nodes for a client's: Miroir's master key becomes the nodes';
+/// any other credential is the nodes' to judge.
+fn node_credential<'a>(rt: &'a Runtime, presented: Option<&'a str>) -> Option<&'a str> {
+    let config = &rt.config;
+    match (presented, &config.master_key, &config.node_master_key) {
+        (Some(p), Some(mine), Some(nodes)) if mine.matches(p.as_bytes()) => Some(nodes.expose()),
+        (p, _, _) => p,
     }
-    let number = format!("{value:.2}");
-    let number = number.trim_end_matches('0').trim_end_matches('.');
-    format!("{number} {}", units[unit])
 }
 
 fn health_body(shared: &Shared, rt: &Runtime) -> (u16, Vec<u8>) {
@@ -169,7 +209,9 @@ impl ProxyHttp for MiroirProxy {
         metrics::get().in_flight.inc();
         ctx.started = Instant::now();
         ctx.request_id = request_id::from_header(
-            session.get_header(respond::REQUEST_ID).map(|v| v.as_bytes()),
+            session
+                .get_header(respond::REQUEST_ID)
+                .map(|v| v.as_bytes()),
         );
         let rt = self.shared.runtime();
         ctx.runtime = Some(rt.clone());
@@ -185,11 +227,14 @@ impl ProxyHttp for MiroirProxy {
         let req = session.req_header();
         let matched = routes::classify(req.method.as_str(), req.uri.path());
         ctx.route = matched.as_ref().map(|m| m.spec);
-        match matched.map(|m| m.spec) {
+        match matched {
             // Unknown routes go to a node, which answers Meilisearch's own 404.
             None => Ok(false),
-            Some(spec) if spec.class == RouteClass::PassOne => Ok(false),
-            Some(spec) => self.answer(session, ctx, &rt, spec).await,
+            Some(m) if m.spec.class == RouteClass::PassOne => Ok(false),
+            Some(m) => {
+                let (spec, param) = (m.spec, m.param_decoded().map(|p| p.into_owned()));
+                self.answer(session, ctx, &rt, spec, param).await
+            }
         }
     }
 
@@ -227,24 +272,21 @@ impl ProxyHttp for MiroirProxy {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(rt) = ctx.runtime.as_ref() else { return Ok(()) };
+        let Some(rt) = ctx.runtime.as_ref() else {
+            return Ok(());
+        };
         if let Some(&idx) = ctx.tried.last() {
             upstream.insert_header("Host", rt.nodes[idx].host_header.as_str())?;
         }
         upstream.insert_header(respond::REQUEST_ID, ctx.request_id.as_str())?;
-        // A client holding Miroir's master key acts on the nodes with theirs; every other
-        // credential is the nodes' own to judge.
-        let config = &rt.config;
-        if let (Some(mine), Some(nodes)) = (&config.master_key, &config.node_master_key) {
-            let presented = upstream
+        let presented = auth::bearer(
+            upstream
                 .headers
                 .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim);
-            if presented.is_some_and(|p| crate::auth::constant_time_eq(p, mine.expose())) {
-                upstream.insert_header("Authorization", format!("Bearer {}", nodes.expose()))?;
-            }
+                .map(|v| v.as_bytes()),
+        );
+        if let Some(cred) = node_credential(rt, presented).filter(|c| Some(*c) != presented) {
+            upstream.insert_header("Authorization", format!("Bearer {cred}"))?;
         }
         Ok(())
     }
@@ -258,7 +300,10 @@ impl ProxyHttp for MiroirProxy {
     ) -> Result<()> {
         if let Some(chunk) = body {
             ctx.body_bytes += chunk.len() as u64;
-            let limit = ctx.runtime.as_ref().map_or(u64::MAX, |rt| rt.config.server.max_body_bytes);
+            let limit = ctx
+                .runtime
+                .as_ref()
+                .map_or(u64::MAX, |rt| rt.config.server.max_body_bytes);
             if ctx.body_bytes > limit {
                 // A chunked body without a declared length: stop relaying it.
                 return Error::e_explain(ErrorType::HTTPStatus(413), "request body over the limit");
@@ -278,11 +323,18 @@ impl ProxyHttp for MiroirProxy {
         Ok(())
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let err = match (e.etype(), e.esource()) {
-            (ErrorType::HTTPStatus(413), _) => {
-                payload_too_large(ctx.runtime.as_ref().map_or(0, |rt| rt.config.server.max_body_bytes))
-            }
+            (ErrorType::HTTPStatus(413), _) => payload_too_large(
+                ctx.runtime
+                    .as_ref()
+                    .map_or(0, |rt| rt.config.server.max_body_bytes),
+            ),
             (ErrorType::ConnectNoRoute, _) => {
                 MiroirError::new(Code::NoNodeAvailable, "No Meilisearch node is available.")
             }
@@ -290,10 +342,16 @@ impl ProxyHttp for MiroirProxy {
                 Code::NodeUnreachable,
                 "The Meilisearch node serving this request did not answer.",
             ),
-            (ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed, ErrorSource::Downstream) => {
+            (
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
+                ErrorSource::Downstream,
+            ) => {
                 // The client is gone; nothing to write.
                 ctx.status = 499;
-                return FailToProxy { error_code: 0, can_reuse_downstream: false };
+                return FailToProxy {
+                    error_code: 0,
+                    can_reuse_downstream: false,
+                };
             }
             (_, ErrorSource::Downstream) => {
                 MiroirError::new(Code::BadRequest, "The request could not be read.")
@@ -307,14 +365,21 @@ impl ProxyHttp for MiroirProxy {
         if let Err(write_err) = respond::error(session, &err, &ctx.request_id).await {
             log::debug!(target: "miroir::proxy", "could not send error response: {write_err}");
         }
-        FailToProxy { error_code: err.status(), can_reuse_downstream: false }
+        FailToProxy {
+            error_code: err.status(),
+            can_reuse_downstream: false,
+        }
     }
 
     /// Pingora's error log names the request by this; route templates keep ids and keys that
     /// sit in paths (`/keys/{key}`) out of the logs.
     fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
         let template = ctx.route.map_or("(unclassified route)", |r| r.template);
-        format!("{} {template}, request id {}", session.req_header().method, ctx.request_id)
+        format!(
+            "{} {template}, request id {}",
+            session.req_header().method,
+            ctx.request_id
+        )
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
@@ -328,8 +393,12 @@ impl ProxyHttp for MiroirProxy {
             ctx.status
         };
         let elapsed = ctx.started.elapsed();
-        m.requests.with_label_values(&[template, class, &status.to_string()]).inc();
-        m.request_duration.with_label_values(&[class]).observe(elapsed.as_secs_f64());
+        m.requests
+            .with_label_values(&[template, class, &status.to_string()])
+            .inc();
+        m.request_duration
+            .with_label_values(&[class])
+            .observe(elapsed.as_secs_f64());
         if log::log_enabled!(target: "miroir::access", log::Level::Info) {
             let req = session.req_header();
             let node = match (&ctx.runtime, ctx.tried.last()) {
@@ -348,18 +417,5 @@ impl ProxyHttp for MiroirProxy {
                 class
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_bytes;
-
-    #[test]
-    fn prints_limits_like_meilisearch() {
-        assert_eq!(human_bytes(100 * 1024 * 1024), "100 MiB");
-        assert_eq!(human_bytes(10 * 1024 * 1024), "10 MiB");
-        assert_eq!(human_bytes(3), "3 B");
-        assert_eq!(human_bytes(1500), "1.5 KB");
     }
 }

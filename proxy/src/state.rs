@@ -9,7 +9,10 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
-use miroir_conf::{Config, Scheme};
+use miroir_conf::{Config, Scheme, TaskStore as TaskStoreConfig};
+use miroir_tasks::{EmbeddedStore, TaskStore};
+
+use crate::upstream::NodeClient;
 use miroir_filters::routing::{GroupId, NodeId, Placement, ShardId};
 use pingora_core::upstreams::peer::HttpPeer;
 
@@ -56,7 +59,11 @@ impl Runtime {
                 }
             })
             .collect();
-        Self { config, nodes, generation }
+        Self {
+            config,
+            nodes,
+            generation,
+        }
     }
 
     pub fn placement(&self) -> &Placement {
@@ -124,20 +131,39 @@ pub struct Shared {
     runtime: ArcSwap<Runtime>,
     health: DashMap<NodeId, Arc<NodeHealth>>,
     round_robin: AtomicUsize,
-    pub config_path: Option<std::path::PathBuf>,
+    /// Miroir's task registry.
+    pub tasks: Arc<dyn TaskStore>,
+    /// Miroir's own requests to nodes (broadcast, task views, health checks).
+    pub client: NodeClient,
 }
 
 impl Shared {
-    pub fn new(config: Config, config_path: Option<std::path::PathBuf>) -> Arc<Self> {
+    /// Opens the task store the configuration names.
+    pub fn open(config: Config) -> Result<Arc<Self>, String> {
+        let tasks: Arc<dyn TaskStore> = match &config.task_store {
+            TaskStoreConfig::Embedded { path } => {
+                let file = path.join("tasks.redb");
+                Arc::new(
+                    EmbeddedStore::open(&file)
+                        .map_err(|e| format!("task store {}: {e}", file.display()))?,
+                )
+            }
+            TaskStoreConfig::Redis { .. } => return Err(
+                "task_store.backend = \"redis\" is not available in this version; use \"embedded\""
+                    .into(),
+            ),
+        };
+        let client = NodeClient::new(config.upstream.pool_size);
         let runtime = Runtime::build(Arc::new(config), 1);
         let shared = Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
             health: DashMap::new(),
             round_robin: AtomicUsize::new(0),
-            config_path,
+            tasks,
+            client,
         });
         shared.sync_health_table();
-        shared
+        Ok(shared)
     }
 
     /// The snapshot a request works with from start to end.
@@ -158,11 +184,15 @@ impl Shared {
         let rt = self.runtime.load();
         for node in &rt.nodes {
             self.health.entry(node.id.clone()).or_insert_with(|| {
-                metrics::get().node_healthy.with_label_values(&[node.id.as_ref()]).set(1);
+                metrics::get()
+                    .node_healthy
+                    .with_label_values(&[node.id.as_ref()])
+                    .set(1);
                 Arc::new(NodeHealth::new())
             });
         }
-        self.health.retain(|id, _| rt.nodes.iter().any(|n| &n.id == id));
+        self.health
+            .retain(|id, _| rt.nodes.iter().any(|n| &n.id == id));
     }
 
     pub fn health(&self, id: &NodeId) -> Option<Arc<NodeHealth>> {
@@ -197,7 +227,9 @@ impl Shared {
             .map(ShardId)
             .filter(|&shard| {
                 !(0..p.groups()).any(|g| {
-                    p.replicas(GroupId(g), shard).iter().any(|&i| self.is_healthy(p.node(i)))
+                    p.replicas(GroupId(g), shard)
+                        .iter()
+                        .any(|&i| self.is_healthy(p.node(i)))
                 })
             })
             .collect()

@@ -45,28 +45,29 @@ impl NodeClient {
     pub fn new(pool_size: usize) -> Self {
         let mut options = ConnectorOptions::new(pool_size);
         options.keepalive_pool_size = pool_size;
-        Self { connector: Connector::new(Some(options)) }
+        Self {
+            connector: Connector::new(Some(options)),
+        }
     }
 
     /// Sends one request and reads the whole answer, within `timeout` overall.
     pub async fn send(
         &self,
         node: &NodeRuntime,
-        method: &str,
-        path: &str,
-        auth: Option<&str>,
-        body: Option<Bytes>,
+        req: &NodeRequest<'_>,
         timeout: Duration,
     ) -> Result<NodeResponse, UpstreamError> {
         let started = Instant::now();
-        let result = tokio::time::timeout(timeout, self.exchange(node, method, path, auth, body))
+        let result = tokio::time::timeout(timeout, self.exchange(node, req))
             .await
             .unwrap_or(Err(UpstreamError::Timeout));
         let m = metrics::get();
         let status = result.as_ref().map(|r| r.status).unwrap_or(0);
-        m.upstream_requests.with_label_values(&[node.id.as_ref(), &status.to_string()]).inc();
+        m.upstream_requests
+            .with_label_values(&[node.id.as_str(), &status.to_string()])
+            .inc();
         m.upstream_duration
-            .with_label_values(&[node.id.as_ref()])
+            .with_label_values(&[node.id.as_str()])
             .observe(started.elapsed().as_secs_f64());
         result
     }
@@ -74,10 +75,7 @@ impl NodeClient {
     async fn exchange(
         &self,
         node: &NodeRuntime,
-        method: &str,
-        path: &str,
-        auth: Option<&str>,
-        body: Option<Bytes>,
+        req: &NodeRequest<'_>,
     ) -> Result<NodeResponse, UpstreamError> {
         let peer = &node.peer;
         let (mut session, _reused) = self
@@ -86,20 +84,35 @@ impl NodeClient {
             .await
             .map_err(|e| UpstreamError::Connect(e.to_string()))?;
         let protocol = |e: Box<pingora_core::Error>| UpstreamError::Protocol(e.to_string());
-        let mut req = RequestHeader::build(method, path.as_bytes(), None).map_err(protocol)?;
-        req.insert_header("Host", node.host_header.as_str()).map_err(protocol)?;
-        if let Some(auth) = auth {
-            req.insert_header("Authorization", format!("Bearer {auth}")).map_err(protocol)?;
+        let mut head =
+            RequestHeader::build(req.method, req.path.as_bytes(), None).map_err(protocol)?;
+        head.insert_header("Host", node.host_header.as_str())
+            .map_err(protocol)?;
+        if let Some(auth) = req.auth {
+            head.insert_header("Authorization", format!("Bearer {auth}"))
+                .map_err(protocol)?;
+        }
+        if let Some(ct) = req.content_type {
+            head.insert_header("Content-Type", ct).map_err(protocol)?;
+        }
+        if let Some(id) = req.request_id {
+            head.insert_header("X-Request-Id", id).map_err(protocol)?;
         }
         // Pingora frames a client body only by an explicit length.
-        let body_len = body.as_ref().map_or(0, |b| b.len());
-        if body.is_some() {
-            req.insert_header("Content-Type", "application/json").map_err(protocol)?;
+        let body_len: usize = req.body.iter().map(Bytes::len).sum();
+        if body_len > 0 || matches!(req.method, "POST" | "PUT" | "PATCH") {
+            head.insert_header("Content-Length", body_len.to_string())
+                .map_err(protocol)?;
         }
-        req.insert_header("Content-Length", body_len.to_string()).map_err(protocol)?;
-        session.write_request_header(Box::new(req)).await.map_err(protocol)?;
-        if let Some(body) = body {
-            session.write_request_body(body, true).await.map_err(protocol)?;
+        session
+            .write_request_header(Box::new(head))
+            .await
+            .map_err(protocol)?;
+        for chunk in req.body {
+            session
+                .write_request_body(chunk.clone(), false)
+                .await
+                .map_err(protocol)?;
         }
         session.finish_request_body().await.map_err(protocol)?;
         session.read_response_header().await.map_err(protocol)?;
@@ -111,7 +124,45 @@ impl NodeClient {
         while let Some(chunk) = session.read_response_body().await.map_err(protocol)? {
             buf.extend_from_slice(&chunk);
         }
-        self.connector.release_http_session(session, peer, Some(node.idle_timeout)).await;
-        Ok(NodeResponse { status, body: buf.freeze() })
+        self.connector
+            .release_http_session(session, peer, Some(node.idle_timeout))
+            .await;
+        Ok(NodeResponse {
+            status,
+            body: buf.freeze(),
+        })
+    }
+}
+
+/// One request Miroir sends to a node.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeRequest<'a> {
+    pub method: &'a str,
+    /// Path and query string.
+    pub path: &'a str,
+    /// Bearer token.
+    pub auth: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    /// Body chunks, written in order.
+    pub body: &'a [Bytes],
+    pub request_id: Option<&'a str>,
+}
+
+impl<'a> NodeRequest<'a> {
+    pub fn get(path: &'a str, auth: Option<&'a str>) -> Self {
+        Self {
+            method: "GET",
+            path,
+            auth,
+            content_type: None,
+            body: &[],
+            request_id: None,
+        }
+    }
+}
+
+impl NodeResponse {
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
     }
 }

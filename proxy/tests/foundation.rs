@@ -29,7 +29,12 @@ async fn every_pass_one_route_reaches_a_node_and_answers_like_it() {
         let body = matches!(spec.method.as_str(), "POST" | "PUT" | "PATCH").then(|| json!({}));
         let direct = call(&node, spec.method.as_str(), &path, body.clone()).await;
         let through = call(&proxy, spec.method.as_str(), &path, body).await;
-        assert_eq!(through.0, direct.0, "{} {path}: status through Miroir", spec.method.as_str());
+        assert_eq!(
+            through.0,
+            direct.0,
+            "{} {path}: status through Miroir",
+            spec.method.as_str()
+        );
         if direct.0 == 200 {
             // Same node, same state: the same document, except per-request fields.
             let strip = |mut v: serde_json::Value| {
@@ -38,26 +43,56 @@ async fn every_pass_one_route_reaches_a_node_and_answers_like_it() {
                 }
                 v
             };
-            assert_eq!(strip(through.1), strip(direct.1), "{} {path}: body", spec.method.as_str());
+            assert_eq!(
+                strip(through.1),
+                strip(direct.1),
+                "{} {path}: body",
+                spec.method.as_str()
+            );
         } else {
-            assert_eq!(through.1["code"], direct.1["code"], "{} {path}: error code", spec.method.as_str());
+            assert_eq!(
+                through.1["code"],
+                direct.1["code"],
+                "{} {path}: error code",
+                spec.method.as_str()
+            );
         }
         checked += 1;
     }
-    assert!(checked >= 20, "only {checked} pass-through routes in the table");
+    assert!(
+        checked >= 20,
+        "only {checked} pass-through routes in the table"
+    );
 }
 
 #[tokio::test]
 async fn routes_not_served_yet_answer_a_meilisearch_shaped_error_naming_the_route() {
     let c = cluster(2, "").await;
-    let (status, body) =
-        call(&c.miroir.url(), "POST", "/indexes/movies/documents", Some(json!([{"id": 1}]))).await;
+    let (status, body) = call(
+        &c.miroir.url(),
+        "POST",
+        "/indexes/movies/documents",
+        Some(json!([{"id": 1}])),
+    )
+    .await;
     assert_eq!(status, 501);
     assert_eq!(body["code"], "miroir_not_implemented");
     assert_eq!(body["type"], "invalid_request");
-    assert!(body["message"].as_str().unwrap().contains("/indexes/{uid}/documents"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("/indexes/{uid}/documents"),
+        "{body}"
+    );
     assert!(body["link"].as_str().unwrap().starts_with("https://"));
-    let (status, body) = call(&c.miroir.url(), "POST", "/export", Some(json!({"url": "x"}))).await;
+    let (status, body) = call(
+        &c.miroir.url(),
+        "POST",
+        "/export",
+        Some(json!({"url": "x"})),
+    )
+    .await;
     assert_eq!(status, 501);
     assert_eq!(body["code"], "miroir_unsupported_route");
 }
@@ -76,16 +111,31 @@ async fn client_master_key_is_translated_and_other_keys_are_left_to_the_nodes() 
     let nodes = sim_nodes(1).await;
     let (port, metrics) = (free_port(), free_port());
     // Clients use a different master key than the nodes.
-    let toml = config(port, metrics, &[&nodes[0]], "")
-        .replace(&format!("master_key = \"{KEY}\""), &format!("master_key = \"client-key\"\nnode_master_key = \"{KEY}\""));
+    let toml = config(port, metrics, &[&nodes[0]], "").replace(
+        &format!("master_key = \"{KEY}\""),
+        &format!("master_key = \"client-key\"\nnode_master_key = \"{KEY}\""),
+    );
     let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
     let get = |key: &'static str| {
         let url = format!("{}/version", miroir.url());
-        async move { client().get(url).bearer_auth(key).send().await.unwrap().status().as_u16() }
+        async move {
+            client()
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
     };
     assert_eq!(get("client-key").await, 200);
     assert_eq!(get("wrong").await, 403);
-    let no_auth = client().get(format!("{}/version", miroir.url())).send().await.unwrap();
+    let no_auth = client()
+        .get(format!("{}/version", miroir.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_auth.status().as_u16(), 401);
 }
 
@@ -93,8 +143,15 @@ async fn client_master_key_is_translated_and_other_keys_are_left_to_the_nodes() 
 async fn health_reports_unavailable_when_a_shard_loses_its_only_replica() {
     let c = cluster(2, "").await;
     let health = || async {
-        let r = client().get(format!("{}/health", c.miroir.url())).send().await.unwrap();
-        (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap())
+        let r = client()
+            .get(format!("{}/health", c.miroir.url()))
+            .send()
+            .await
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().await.unwrap(),
+        )
     };
     assert_eq!(health().await, (200, json!({"status": "available"})));
     c.nodes[1].stop().await;
@@ -124,23 +181,52 @@ async fn admin_topology_needs_the_admin_key_and_shows_the_assignment() {
     // A Meilisearch key never opens the admin API.
     let master = client().get(&url).bearer_auth(KEY).send().await.unwrap();
     assert_eq!(master.status().as_u16(), 403);
-    let ok = client().get(&url).header("X-Admin-Key", ADMIN_KEY).send().await.unwrap();
+    let ok = client()
+        .get(&url)
+        .header("X-Admin-Key", ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status().as_u16(), 200);
     let topo: serde_json::Value = ok.json().await.unwrap();
     assert_eq!(topo["shards"], 8);
     assert_eq!(topo["nodes"].as_array().unwrap().len(), 3);
-    let owned: usize = topo["nodes"].as_array().unwrap().iter().map(|n| n["shards"].as_array().unwrap().len()).sum();
+    let owned: usize = topo["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["shards"].as_array().unwrap().len())
+        .sum();
     assert_eq!(owned, 8, "each shard has exactly one owner with RF 1");
-    assert_eq!(topo["groups"][0]["shards"]["0"].as_array().unwrap().len(), 1);
-    let bearer = client().get(&url).bearer_auth(ADMIN_KEY).send().await.unwrap();
+    assert_eq!(
+        topo["groups"][0]["shards"]["0"].as_array().unwrap().len(),
+        1
+    );
+    let bearer = client()
+        .get(&url)
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bearer.status().as_u16(), 200);
 }
 
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_keeps_the_clients() {
     let c = cluster(1, "").await;
-    let r = client().get(format!("{}/version", c.miroir.url())).bearer_auth(KEY).send().await.unwrap();
-    let id = r.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned();
+    let r = client()
+        .get(format!("{}/version", c.miroir.url()))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    let id = r
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(id.len(), 36);
     let r = client()
         .get(format!("{}/health", c.miroir.url()))
@@ -155,7 +241,8 @@ async fn every_response_carries_a_request_id_and_keeps_the_clients() {
 async fn body_over_the_limit_is_refused_with_payload_too_large() {
     let nodes = sim_nodes(1).await;
     let (port, metrics) = (free_port(), free_port());
-    let toml = config(port, metrics, &[&nodes[0]], "").replace("[server]\n", "[server]\nmax_body_bytes = 1024\n");
+    let toml = config(port, metrics, &[&nodes[0]], "")
+        .replace("[server]\n", "[server]\nmax_body_bytes = 1024\n");
     let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
 
     // Declared length over the limit: refused before anything is read or sent on.
@@ -184,7 +271,8 @@ async fn body_over_the_limit_is_refused_with_payload_too_large() {
     );
     conn.write(head.as_bytes()).await;
     for _ in 0..4 {
-        conn.write(format!("{:x}\r\n{}\r\n", 600, "y".repeat(600)).as_bytes()).await;
+        conn.write(format!("{:x}\r\n{}\r\n", 600, "y".repeat(600)).as_bytes())
+            .await;
     }
     conn.write(b"0\r\n\r\n").await;
     let resp = conn.read_response().await;
@@ -195,11 +283,12 @@ async fn body_over_the_limit_is_refused_with_payload_too_large() {
 #[tokio::test]
 async fn expect_100_continue_is_answered_without_stalling() {
     let c = cluster(1, "").await;
-    create_index_on(&c.nodes[0], "movies").await;
-    let body = r#"{"attributePatterns":["*"]}"#;
+
+    // A body Miroir reads itself (a broadcast): it answers 100 Continue, then the request.
+    let body = r#"{"uid":"movies","primaryKey":"id"}"#;
     let mut conn = RawConn::connect(c.miroir.port).await;
     let head = format!(
-        "POST /indexes/movies/fields HTTP/1.1\r\nHost: m\r\nAuthorization: Bearer {KEY}\r\n\
+        "POST /indexes HTTP/1.1\r\nHost: m\r\nAuthorization: Bearer {KEY}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
         body.len()
     );
@@ -211,10 +300,30 @@ async fn expect_100_continue_is_answered_without_stalling() {
     assert_eq!(interim.status, 100);
     conn.write(body.as_bytes()).await;
     let resp = conn.read_response().await;
-    assert!(resp.status < 500, "final status {}", resp.status);
+    assert_eq!(
+        resp.status,
+        202,
+        "{:?}",
+        String::from_utf8_lossy(&resp.body)
+    );
     assert!(started.elapsed() < Duration::from_millis(900));
     // The connection is still usable afterwards.
     assert_eq!(conn.get("/version").await.status, 200);
+
+    // A pass-through body: the node's own answer to the expectation is relayed at once.
+    let mut conn = RawConn::connect(c.miroir.port).await;
+    let head = format!(
+        "POST /indexes/movies/fields HTTP/1.1\r\nHost: m\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+    );
+    conn.write(head.as_bytes()).await;
+    let first = tokio::time::timeout(Duration::from_millis(900), conn.read_response())
+        .await
+        .expect("answer");
+    if first.status == 100 {
+        conn.write(b"{}").await;
+        assert!(conn.read_response().await.status >= 200);
+    }
 
     // A request Miroir refuses outright is answered at once, without waiting for the body.
     let mut conn = RawConn::connect(c.miroir.port).await;
@@ -223,7 +332,9 @@ async fn expect_100_continue_is_answered_without_stalling() {
          Content-Type: application/json\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n"
     );
     conn.write(head.as_bytes()).await;
-    let resp = tokio::time::timeout(Duration::from_millis(900), conn.read_response()).await.expect("answer");
+    let resp = tokio::time::timeout(Duration::from_millis(900), conn.read_response())
+        .await
+        .expect("answer");
     assert_eq!(resp.status, 501);
 }
 
@@ -234,11 +345,17 @@ async fn metrics_are_exposed_and_count_requests() {
         assert_eq!(call(&c.miroir.url(), "GET", "/version", None).await.0, 200);
     }
     let text = metrics_text(c.metrics_port).await;
-    let ok = sample(&text, "miroir_requests_total{class=\"pass_one\",route=\"/version\",status=\"200\"}");
+    let ok = sample(
+        &text,
+        "miroir_requests_total{class=\"pass_one\",route=\"/version\",status=\"200\"}",
+    );
     assert_eq!(ok, Some(3.0), "{text}");
     assert!(text.contains("miroir_request_duration_seconds_bucket"));
     assert!(text.contains("miroir_requests_in_flight"));
-    assert!(text.contains("miroir_upstream_requests_total{node=\"n0\",status=\"200\"}"), "health checks count as upstream requests");
+    assert!(
+        text.contains("miroir_upstream_requests_total{node=\"n0\",status=\"200\"}"),
+        "health checks count as upstream requests"
+    );
     assert!(text.contains("miroir_node_healthy{node=\"n0\"} 1"));
 }
 
@@ -251,21 +368,32 @@ async fn reload_applies_a_valid_file_on_a_live_keep_alive_connection() {
     let miroir = MiroirProcess::start(miroir_bin(), &first, port).await;
 
     let mut conn = RawConn::connect(port).await;
-    assert_eq!(conn.get("/indexes/only-on-b").await.status, 404, "node A does not have it");
+    assert_eq!(
+        conn.get("/indexes/only-on-b").await.status,
+        404,
+        "node A does not have it"
+    );
 
     // Swap node A for node B in the file; the watcher applies it.
     let second = first.replace(&nodes[0].url(), &nodes[1].url());
     miroir.write_config(&second);
-    miroir.wait_for_log("(generation 2)", Duration::from_secs(5)).await;
+    miroir
+        .wait_for_log("(generation 2)", Duration::from_secs(5))
+        .await;
     let resp = conn.get("/indexes/only-on-b").await;
     assert_eq!(resp.status, 200, "same connection, new configuration");
     let text = metrics_text(metrics).await;
-    assert_eq!(sample(&text, "miroir_config_reloads_total{result=\"applied\"}"), Some(1.0));
+    assert_eq!(
+        sample(&text, "miroir_config_reloads_total{result=\"applied\"}"),
+        Some(1.0)
+    );
 
     // SIGHUP reloads too (here: back to node A).
     miroir.write_config(&first);
     miroir.signal("HUP");
-    miroir.wait_for_log("(generation 3)", Duration::from_secs(5)).await;
+    miroir
+        .wait_for_log("(generation 3)", Duration::from_secs(5))
+        .await;
     assert_eq!(conn.get("/indexes/only-on-b").await.status, 404);
 }
 
@@ -280,15 +408,33 @@ async fn reload_rejects_an_invalid_file_and_keeps_serving_the_old_one() {
     assert_eq!(conn.get("/indexes/movies").await.status, 200);
 
     miroir.write_config(&good.replace("shards = 8", "shards = 0"));
-    miroir.wait_for_log("rejected", Duration::from_secs(5)).await;
-    assert!(miroir.log().contains("shards"), "the log names the bad key:\n{}", miroir.log());
-    assert_eq!(conn.get("/indexes/movies").await.status, 200, "old config still serving");
+    miroir
+        .wait_for_log("rejected", Duration::from_secs(5))
+        .await;
+    assert!(
+        miroir.log().contains("shards"),
+        "the log names the bad key:\n{}",
+        miroir.log()
+    );
+    assert_eq!(
+        conn.get("/indexes/movies").await.status,
+        200,
+        "old config still serving"
+    );
     let text = metrics_text(metrics).await;
-    assert_eq!(sample(&text, "miroir_config_reloads_total{result=\"rejected\"}"), Some(1.0));
+    assert_eq!(
+        sample(&text, "miroir_config_reloads_total{result=\"rejected\"}"),
+        Some(1.0)
+    );
 
     // A listener change is applied only at restart, and said so.
-    miroir.write_config(&good.replace(&format!("port = {port}"), &format!("port = {}", free_port())));
-    miroir.wait_for_log("only after a restart", Duration::from_secs(5)).await;
+    miroir.write_config(&good.replace(
+        &format!("port = {port}"),
+        &format!("port = {}", free_port()),
+    ));
+    miroir
+        .wait_for_log("only after a restart", Duration::from_secs(5))
+        .await;
     assert_eq!(conn.get("/indexes/movies").await.status, 200);
 }
 
@@ -299,8 +445,17 @@ fn check_config_accepts_the_examples_and_names_the_bad_key() {
     for entry in std::fs::read_dir(&examples).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let out = Command::new(miroir_bin()).arg("check-config").arg(&path).output().unwrap();
-            assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+            let out = Command::new(miroir_bin())
+                .arg("check-config")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
             seen += 1;
         }
     }
@@ -308,7 +463,11 @@ fn check_config_accepts_the_examples_and_names_the_bad_key() {
     let dir = miroir_testkit::proxy::TempDir::new("check-config");
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "shards = 4\nreplication_factor = 2\n[[nodes]]\nid = \"a\"\naddress = \"http://127.0.0.1:7700\"\n").unwrap();
-    let out = Command::new(miroir_bin()).arg("check-config").arg(&bad).output().unwrap();
+    let out = Command::new(miroir_bin())
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("replication_factor"), "{err}");
@@ -319,7 +478,17 @@ async fn tls_listener_serves_the_same_api() {
     let dir = miroir_testkit::proxy::TempDir::new("tls");
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -345,5 +514,8 @@ async fn tls_listener_serves_the_same_api() {
         .arg(format!("https://127.0.0.1:{tls_port}/health"))
         .output()
         .expect("curl");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), r#"{"status":"available"}"#);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        r#"{"status":"available"}"#
+    );
 }

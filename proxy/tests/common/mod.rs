@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use meili_sim::{SimConfig, SimNode};
-use miroir_testkit::proxy::{free_port, MiroirProcess};
+use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -36,12 +36,15 @@ pub async fn sim_nodes(n: usize) -> Vec<SimNode> {
 /// A config for `nodes` (ids `n0`, `n1`, ...) with fast health checks; `extra` is appended.
 pub fn config(port: u16, metrics_port: u16, nodes: &[&SimNode], extra: &str) -> String {
     let mut toml = format!(
-        "shards = 8\nmaster_key = \"{KEY}\"\n\n[server]\nport = {port}\n\n\
+        "shards = 8\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n[server]\nport = {port}\n\n\
          [metrics]\nport = {metrics_port}\n\n[admin]\napi_key = \"{ADMIN_KEY}\"\n\n\
-         [health]\ninterval_ms = 100\ntimeout_ms = 200\nunhealthy_threshold = 1\nhealthy_threshold = 1\n\n{extra}\n"
+         [health]\ninterval_ms = 100\ntimeout_ms = 100\nunhealthy_threshold = 1\nhealthy_threshold = 1\n\n{extra}\n"
     );
     for (i, node) in nodes.iter().enumerate() {
-        toml.push_str(&format!("[[nodes]]\nid = \"n{i}\"\naddress = \"{}\"\n\n", node.url()));
+        toml.push_str(&format!(
+            "[[nodes]]\nid = \"n{i}\"\naddress = \"{}\"\n\n",
+            node.url()
+        ));
     }
     toml
 }
@@ -59,11 +62,18 @@ pub async fn cluster(n: usize, extra: &str) -> Cluster {
     let refs: Vec<&SimNode> = nodes.iter().collect();
     let toml = config(port, metrics_port, &refs, extra);
     let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
-    Cluster { nodes, miroir, metrics_port }
+    Cluster {
+        nodes,
+        miroir,
+        metrics_port,
+    }
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client")
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
 }
 
 /// Sends a request with the master key and returns (status, JSON body or Null).
@@ -74,23 +84,37 @@ pub async fn call(
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut req = client().request(method, format!("{base}{path}")).bearer_auth(KEY);
+    let mut req = client()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(KEY);
     if let Some(body) = body {
         req = req.json(&body);
     }
     let resp = req.send().await.expect("send");
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await.expect("body");
-    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 /// Creates index `uid` on a node directly and waits until it exists.
 pub async fn create_index_on(node: &SimNode, uid: &str) {
-    let (status, _) =
-        call(&node.url(), "POST", "/indexes", Some(serde_json::json!({"uid": uid, "primaryKey": "id"}))).await;
+    let (status, _) = call(
+        &node.url(),
+        "POST",
+        "/indexes",
+        Some(serde_json::json!({"uid": uid, "primaryKey": "id"})),
+    )
+    .await;
     assert_eq!(status, 202);
     for _ in 0..200 {
-        if call(&node.url(), "GET", &format!("/indexes/{uid}"), None).await.0 == 200 {
+        if call(&node.url(), "GET", &format!("/indexes/{uid}"), None)
+            .await
+            .0
+            == 200
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -111,7 +135,10 @@ pub struct RawResponse {
 
 impl RawResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -121,8 +148,12 @@ impl RawResponse {
 
 impl RawConn {
     pub async fn connect(port: u16) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
-        Self { stream: BufReader::new(stream) }
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        Self {
+            stream: BufReader::new(stream),
+        }
     }
 
     pub async fn write(&mut self, bytes: &[u8]) {
@@ -131,7 +162,8 @@ impl RawConn {
 
     /// `GET path` with the master key on this connection.
     pub async fn get(&mut self, path: &str) -> RawResponse {
-        let req = format!("GET {path} HTTP/1.1\r\nHost: miroir\r\nAuthorization: Bearer {KEY}\r\n\r\n");
+        let req =
+            format!("GET {path} HTTP/1.1\r\nHost: miroir\r\nAuthorization: Bearer {KEY}\r\n\r\n");
         self.write(req.as_bytes()).await;
         self.read_response().await
     }
@@ -140,9 +172,13 @@ impl RawConn {
     pub async fn read_response(&mut self) -> RawResponse {
         let mut line = String::new();
         self.stream.read_line(&mut line).await.expect("status line");
-        let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            panic!("bad status line {line:?} (connection closed?)");
-        });
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                panic!("bad status line {line:?} (connection closed?)");
+            });
         let mut headers = Vec::new();
         loop {
             line.clear();
@@ -155,11 +191,18 @@ impl RawConn {
                 headers.push((k.trim().to_owned(), v.trim().to_owned()));
             }
         }
-        let mut resp = RawResponse { status, headers, body: Vec::new() };
+        let mut resp = RawResponse {
+            status,
+            headers,
+            body: Vec::new(),
+        };
         if status == 100 {
             return resp;
         }
-        if resp.header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        if resp
+            .header("transfer-encoding")
+            .is_some_and(|v| v.contains("chunked"))
+        {
             loop {
                 line.clear();
                 self.stream.read_line(&mut line).await.expect("chunk size");
@@ -172,7 +215,10 @@ impl RawConn {
                     break;
                 }
             }
-        } else if let Some(n) = resp.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        } else if let Some(n) = resp
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+        {
             resp.body = vec![0; n];
             self.stream.read_exact(&mut resp.body).await.expect("body");
         }

@@ -1,0 +1,246 @@
+//! Broadcast: one client request applied to every node, answered as one Meilisearch response.
+//! Task-creating routes become one Miroir task over the node tasks; synchronous routes
+//! (keys, experimental features) answer as one node would when every node agrees.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use miroir_filters::error::{Code, MiroirError};
+use miroir_tasks::{Created, NewTask, NodeTask};
+use serde_json::{json, Value};
+
+use crate::state::{Runtime, Shared};
+use crate::upstream::{NodeRequest, NodeResponse, UpstreamError};
+
+/// A client request Miroir handles itself, with its body read and credentials translated.
+pub struct Incoming {
+    pub method: String,
+    /// Path and query string.
+    pub path: String,
+    /// The bearer token to present to nodes.
+    pub auth: Option<String>,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+    pub request_id: String,
+}
+
+impl Incoming {
+    pub fn node_request<'a>(&'a self, body: &'a [Bytes]) -> NodeRequest<'a> {
+        NodeRequest {
+            method: &self.method,
+            path: &self.path,
+            auth: self.auth.as_deref(),
+            content_type: self.content_type.as_deref(),
+            body,
+            request_id: Some(&self.request_id),
+        }
+    }
+}
+
+/// A complete answer to the client.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(status: u16, value: &Value) -> Self {
+        Self {
+            status,
+            body: value.to_string().into_bytes(),
+        }
+    }
+
+    pub fn error(err: &MiroirError) -> Self {
+        Self {
+            status: err.status(),
+            body: err.to_body(),
+        }
+    }
+
+    fn relay(resp: &NodeResponse) -> Self {
+        Self {
+            status: resp.status,
+            body: resp.body.to_vec(),
+        }
+    }
+}
+
+pub type NodeResult = Result<NodeResponse, UpstreamError>;
+
+/// Sends `req` to every node of `rt` in parallel.
+pub async fn to_all(
+    shared: &Shared,
+    rt: &Runtime,
+    req: NodeRequest<'_>,
+    timeout: Duration,
+) -> Vec<NodeResult> {
+    let sends = rt
+        .nodes
+        .iter()
+        .map(|node| shared.client.send(node, &req, timeout));
+    futures::future::join_all(sends).await
+}
+
+/// The error JSON a node's failure stands for in a task.
+pub fn failure_json(result: &NodeResult) -> Value {
+    match result {
+        Ok(resp) => resp
+            .json()
+            .filter(|v| v.get("code").is_some())
+            .unwrap_or_else(|| {
+                MiroirError::new(
+                    Code::NodeUnreachable,
+                    format!("The node answered HTTP {}.", resp.status),
+                )
+                .to_json()
+            }),
+        Err(e) => MiroirError::new(
+            Code::NodeUnreachable,
+            format!("The node did not answer: {e}."),
+        )
+        .to_json(),
+    }
+}
+
+fn accepted_task_uid(result: &NodeResult) -> Option<u64> {
+    match result {
+        Ok(resp) if resp.status == 202 => resp.json().and_then(|v| v["taskUid"].as_u64()),
+        _ => None,
+    }
+}
+
+/// `POST /keys` without a `uid` would give each node its own random uid, hence a different
+/// key string per node; Miroir picks the uid so every node derives the same key.
+fn with_key_uid(inc: &Incoming) -> Bytes {
+    if inc.method != "POST" || inc.path.split('?').next() != Some("/keys") {
+        return inc.body.clone();
+    }
+    match serde_json::from_slice::<Value>(&inc.body) {
+        Ok(Value::Object(mut obj)) if !obj.contains_key("uid") => {
+            obj.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            Bytes::from(Value::Object(obj).to_string())
+        }
+        // Anything else is the nodes' to judge (and reject) identically.
+        _ => inc.body.clone(),
+    }
+}
+
+pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
+    let body = [with_key_uid(inc)];
+    let chunks: &[Bytes] = if body[0].is_empty() { &[] } else { &body };
+    let results = to_all(
+        shared,
+        rt,
+        inc.node_request(chunks),
+        rt.config.scatter.node_timeout,
+    )
+    .await;
+
+    let accepted = results
+        .iter()
+        .filter(|r| accepted_task_uid(r).is_some())
+        .count();
+    if accepted > 0 {
+        return record_task(shared, rt, &results).await;
+    }
+    let ok = |r: &&NodeResult| {
+        r.as_ref()
+            .is_ok_and(|resp| (200..300).contains(&resp.status))
+    };
+    let oks = results.iter().filter(ok).count();
+    if oks == results.len() {
+        // Every node applied it synchronously: they agree, answer as one of them.
+        return results.iter().find_map(|r| r.as_ref().ok()).map_or_else(
+            || {
+                Reply::error(&MiroirError::new(
+                    Code::NoNodeAvailable,
+                    "No Meilisearch node is configured.",
+                ))
+            },
+            Reply::relay,
+        );
+    }
+    if oks > 0 {
+        let missed: Vec<&str> = rt
+            .nodes
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| !ok(r))
+            .map(|(n, _)| n.id.as_str())
+            .collect();
+        log::warn!(
+            target: "miroir::broadcast",
+            "request {}: {} {} applied on some nodes but not on {}",
+            inc.request_id,
+            inc.method,
+            inc.path.split('?').next().unwrap_or(""),
+            missed.join(", ")
+        );
+        return Reply::error(&MiroirError::new(
+            Code::NoQuorum,
+            format!(
+                "The change was applied on some nodes but not on {}; retry it.",
+                missed.join(", ")
+            ),
+        ));
+    }
+    // Nobody accepted: a client error every node agrees on is the answer.
+    if let Some(resp) = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .find(|r| (400..500).contains(&r.status))
+    {
+        return Reply::relay(resp);
+    }
+    Reply::error(&MiroirError::new(
+        Code::NoNodeAvailable,
+        "No Meilisearch node accepted the request.",
+    ))
+}
+
+/// Records one Miroir task over the node tasks and answers Meilisearch's 202 summary.
+async fn record_task(shared: &Shared, rt: &Runtime, results: &[NodeResult]) -> Reply {
+    let first = results.iter().find_map(|r| {
+        accepted_task_uid(r)
+            .and(r.as_ref().ok())
+            .and_then(NodeResponse::json)
+    });
+    let first = first.unwrap_or(Value::Null);
+    let node_tasks: Vec<NodeTask> = rt
+        .nodes
+        .iter()
+        .zip(results)
+        .map(|(node, r)| match accepted_task_uid(r) {
+            Some(uid) => NodeTask {
+                node: node.id.to_string(),
+                task_uid: Some(uid),
+                error: None,
+            },
+            None => NodeTask {
+                node: node.id.to_string(),
+                task_uid: None,
+                error: Some(failure_json(r)),
+            },
+        })
+        .collect();
+    let task = NewTask {
+        index_uid: first["indexUid"].as_str().map(str::to_owned),
+        kind: first["type"].as_str().unwrap_or("unknown").to_owned(),
+        enqueued_at: crate::tasks::now_rfc3339(),
+        node_tasks,
+        custom_metadata: first["customMetadata"].as_str().map(str::to_owned),
+        details: None,
+    };
+    match crate::tasks::create(shared, task, None).await {
+        Ok(Created::New(record)) | Ok(Created::Replayed(record)) => {
+            Reply::json(202, &crate::tasks::summary(&record))
+        }
+        Ok(Created::KeyReused { .. }) => Reply::error(&MiroirError::new(
+            Code::Internal,
+            "unexpected idempotency state",
+        )),
+        Err(e) => Reply::error(&e),
+    }
+}

@@ -1,0 +1,512 @@
+//! The task routes, answered from Miroir's registry: a Miroir task is shown as one Meilisearch
+//! task aggregated from its node tasks, and cached once it reaches a terminal status.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use miroir_filters::error::{Code, MiroirError};
+use miroir_tasks::{
+    aggregate, Created, Idempotency, ListQuery, NewTask, NodeView, Status, TaskRecord, TaskStore,
+    TaskUid,
+};
+use serde_json::{json, Value};
+
+use crate::broadcast::{Incoming, Reply};
+use crate::state::{Runtime, Shared};
+use crate::upstream::NodeRequest;
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn store_error(e: impl std::fmt::Display) -> MiroirError {
+    log::error!(target: "miroir::tasks", "task store: {e}");
+    MiroirError::new(Code::Internal, "Miroir's task store failed; see its log.")
+}
+
+/// Runs a blocking store call off the async workers (a commit waits for fsync).
+async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn TaskStore>,
+    f: impl FnOnce(&dyn TaskStore) -> Result<T, miroir_tasks::StoreError> + Send + 'static,
+) -> Result<T, MiroirError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(store_error)?
+        .map_err(store_error)
+}
+
+pub async fn create(
+    shared: &Shared,
+    task: NewTask,
+    idem: Option<Idempotency>,
+) -> Result<Created, MiroirError> {
+    blocking(&shared.tasks, move |s| s.create(task, idem.as_ref())).await
+}
+
+/// Meilisearch's 202 answer for an accepted write.
+pub fn summary(record: &TaskRecord) -> Value {
+    let mut v = json!({
+        "taskUid": record.uid.0,
+        "indexUid": record.index_uid,
+        "status": "enqueued",
+        "type": record.kind,
+        "enqueuedAt": record.enqueued_at,
+    });
+    if let (Some(meta), Some(obj)) = (&record.custom_metadata, v.as_object_mut()) {
+        obj.insert("customMetadata".into(), json!(meta));
+    }
+    v
+}
+
+/// How many nodes hold each document: per-copy counters divide by it.
+fn copies(rt: &Runtime) -> u32 {
+    rt.config.replication_factor * rt.config.replica_groups
+}
+
+/// The current view of a task, asking the nodes when it is not terminal yet.
+async fn view(
+    shared: &Shared,
+    rt: &Runtime,
+    record: &TaskRecord,
+    auth: Option<&str>,
+) -> Result<Value, MiroirError> {
+    if let Some(done) = &record.terminal {
+        return Ok(done.clone());
+    }
+    let timeout = rt.config.scatter.node_timeout;
+    let fetches = record.node_tasks.iter().map(|part| async move {
+        let (Some(uid), Some(node)) = (
+            part.task_uid,
+            rt.nodes.iter().find(|n| n.id.as_str() == part.node),
+        ) else {
+            return Ok(NodeView::Unknown);
+        };
+        let path = format!("/tasks/{uid}");
+        match shared
+            .client
+            .send(node, &NodeRequest::get(&path, auth), timeout)
+            .await
+        {
+            Ok(resp) if resp.status == 200 => {
+                Ok(resp.json().map_or(NodeView::Unknown, NodeView::Task))
+            }
+            // The client's credentials do not open tasks on the nodes.
+            Ok(resp) if resp.status == 401 || resp.status == 403 => Err(resp),
+            _ => Ok(NodeView::Unknown),
+        }
+    });
+    let mut views = Vec::with_capacity(record.node_tasks.len());
+    for result in futures::future::join_all(fetches).await {
+        match result {
+            Ok(v) => views.push(v),
+            Err(resp) => {
+                let body = resp.json().unwrap_or(Value::Null);
+                return Err(MiroirError::new(
+                    Code::InvalidApiKey,
+                    body["message"]
+                        .as_str()
+                        .unwrap_or("The provided API key is invalid."),
+                ));
+            }
+        }
+    }
+    let view = aggregate(record, &views, copies(rt));
+    let terminal = view["status"]
+        .as_str()
+        .is_some_and(|s| matches!(s, "succeeded" | "failed" | "canceled"));
+    if terminal {
+        let mut done = record.clone();
+        done.terminal = Some(view.clone());
+        // Caching is an optimisation: a failure only means asking the nodes again later.
+        if let Err(e) = blocking(&shared.tasks, move |s| s.update(&done)).await {
+            log::warn!(target: "miroir::tasks", "could not cache task {}: {e}", record.uid.0);
+        }
+    }
+    Ok(view)
+}
+
+pub async fn get_task(shared: &Shared, rt: &Runtime, inc: &Incoming, raw_uid: &str) -> Reply {
+    let Ok(uid) = raw_uid.parse::<u64>() else {
+        return Reply::error(&MiroirError::new(
+            Code::InvalidTaskUids,
+            format!("Invalid value in parameter `taskUid`: could not parse `{raw_uid}` as a positive integer"),
+        ));
+    };
+    let record = match blocking(&shared.tasks, move |s| s.get(TaskUid(uid))).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return Reply::error(&MiroirError::new(
+                Code::TaskNotFound,
+                format!("Task `{uid}` not found."),
+            ))
+        }
+        Err(e) => return Reply::error(&e),
+    };
+    match view(shared, rt, &record, inc.auth.as_deref()).await {
+        Ok(v) => Reply::json(200, &v),
+        Err(e) => Reply::error(&e),
+    }
+}
+
+/// The filters of `GET /tasks`, `POST /tasks/cancel` and `DELETE /tasks`.
+#[derive(Debug, Default)]
+struct TaskFilter {
+    uids: Option<HashSet<u64>>,
+    statuses: Option<HashSet<String>>,
+    types: Option<HashSet<String>>,
+    index_uids: Option<HashSet<String>>,
+    after_enqueued: Option<String>,
+    before_enqueued: Option<String>,
+    limit: usize,
+    from: Option<u64>,
+    reverse: bool,
+    /// The filter as the client wrote it, for `details.originalFilter`.
+    original: String,
+    any_filter: bool,
+}
+
+const STATUSES: [&str; 5] = ["enqueued", "processing", "succeeded", "failed", "canceled"];
+
+fn parse_list(v: &str) -> Option<HashSet<String>> {
+    if v == "*" {
+        return None;
+    }
+    Some(
+        v.split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    )
+}
+
+fn parse_filter(query: &str) -> Result<TaskFilter, MiroirError> {
+    let mut f = TaskFilter {
+        limit: 20,
+        ..TaskFilter::default()
+    };
+    let mut original = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = miroir_filters::routes::percent_decode(v)
+            .map(|c| c.into_owned())
+            .unwrap_or_else(|| v.to_owned());
+        match k {
+            "limit" => {
+                f.limit = v.parse().map_err(|_| {
+                    MiroirError::new(Code::InvalidTaskLimit, format!("Invalid value in parameter `limit`: could not parse `{v}` as a positive integer"))
+                })?
+            }
+            "from" => {
+                f.from = Some(v.parse().map_err(|_| {
+                    MiroirError::new(Code::InvalidTaskFrom, format!("Invalid value in parameter `from`: could not parse `{v}` as a positive integer"))
+                })?)
+            }
+            "reverse" => f.reverse = v == "true",
+            "uids" => {
+                f.any_filter = true;
+                original.push(pair.to_owned());
+                f.uids = match parse_list(&v) {
+                    None => None,
+                    Some(set) => Some(
+                        set.iter()
+                            .map(|u| u.parse::<u64>())
+                            .collect::<Result<HashSet<u64>, _>>()
+                            .map_err(|_| MiroirError::new(Code::InvalidTaskUids, format!("Invalid value in parameter `uids`: could not parse `{v}` as a positive integer")))?,
+                    ),
+                };
+            }
+            "statuses" => {
+                f.any_filter = true;
+                original.push(pair.to_owned());
+                f.statuses = parse_list(&v);
+                if let Some(bad) = f.statuses.iter().flatten().find(|s| !STATUSES.contains(&s.as_str())) {
+                    return Err(MiroirError::new(
+                        Code::InvalidTaskStatuses,
+                        format!("Invalid value in parameter `statuses`: `{bad}` is not a valid task status. Available statuses are `enqueued`, `processing`, `succeeded`, `failed`, `canceled`."),
+                    ));
+                }
+            }
+            "types" => {
+                f.any_filter = true;
+                original.push(pair.to_owned());
+                f.types = parse_list(&v);
+            }
+            "indexUids" => {
+                f.any_filter = true;
+                original.push(pair.to_owned());
+                f.index_uids = parse_list(&v);
+            }
+            "afterEnqueuedAt" => {
+                f.any_filter = true;
+                original.push(pair.to_owned());
+                f.after_enqueued = Some(v);
+            }
+            "beforeEnqueuedAt" => {
+                f.any_filter = true;
+                original.push(pair.to_owned());
+                f.before_enqueued = Some(v);
+            }
+            // Filters on node-side times and batches match every task here.
+            "canceledBy" | "batchUids" | "afterStartedAt" | "beforeStartedAt" | "afterFinishedAt" | "beforeFinishedAt" => {
+                f.any_filter = true;
+                original.push(pair.to_owned());
+            }
+            _ => {}
+        }
+    }
+    f.original = format!("?{}", original.join("&"));
+    Ok(f)
+}
+
+impl TaskFilter {
+    /// The filters known from the record alone.
+    fn matches_record(&self, r: &TaskRecord) -> bool {
+        self.uids.as_ref().is_none_or(|u| u.contains(&r.uid.0))
+            && self.types.as_ref().is_none_or(|t| t.contains(&r.kind))
+            && self
+                .index_uids
+                .as_ref()
+                .is_none_or(|i| r.index_uid.as_ref().is_some_and(|u| i.contains(u)))
+            && self
+                .after_enqueued
+                .as_ref()
+                .is_none_or(|a| r.enqueued_at.as_str() > a.as_str())
+            && self
+                .before_enqueued
+                .as_ref()
+                .is_none_or(|b| r.enqueued_at.as_str() < b.as_str())
+    }
+
+    fn matches_status(&self, status: &str) -> bool {
+        self.statuses.as_ref().is_none_or(|s| s.contains(status))
+    }
+}
+
+/// Brings every non-terminal task's cached status up to date, so status filters can run on
+/// records alone. Non-terminal tasks are few: the rest are cached.
+async fn refresh_pending(
+    shared: &Shared,
+    rt: &Runtime,
+    auth: Option<&str>,
+) -> Result<BTreeMap<u64, String>, MiroirError> {
+    let pending = |r: &TaskRecord| r.terminal.is_none();
+    let page = blocking(&shared.tasks, move |s| {
+        s.list(&ListQuery {
+            from: None,
+            limit: usize::MAX,
+            reverse: false,
+            filter: &pending,
+        })
+    })
+    .await?;
+    let mut statuses = BTreeMap::new();
+    for record in page.results {
+        let v = view(shared, rt, &record, auth).await?;
+        statuses.insert(
+            record.uid.0,
+            v["status"].as_str().unwrap_or("enqueued").to_owned(),
+        );
+    }
+    Ok(statuses)
+}
+
+fn status_of(r: &TaskRecord, pending: &BTreeMap<u64, String>) -> String {
+    match &r.terminal {
+        Some(v) => v["status"].as_str().unwrap_or("succeeded").to_owned(),
+        None => pending
+            .get(&r.uid.0)
+            .cloned()
+            .unwrap_or_else(|| "enqueued".to_owned()),
+    }
+}
+
+pub async fn list_tasks(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
+    let query = inc.path.split_once('?').map_or("", |(_, q)| q);
+    let filter = match parse_filter(query) {
+        Ok(f) => f,
+        Err(e) => return Reply::error(&e),
+    };
+    let pending = match refresh_pending(shared, rt, inc.auth.as_deref()).await {
+        Ok(p) => p,
+        Err(e) => return Reply::error(&e),
+    };
+    let filter = Arc::new(filter);
+    let (f2, p2) = (filter.clone(), pending.clone());
+    let page = blocking(&shared.tasks, move |s| {
+        let matches =
+            |r: &TaskRecord| f2.matches_record(r) && f2.matches_status(&status_of(r, &p2));
+        s.list(&ListQuery {
+            from: f2.from,
+            limit: f2.limit,
+            reverse: f2.reverse,
+            filter: &matches,
+        })
+    })
+    .await;
+    let page = match page {
+        Ok(p) => p,
+        Err(e) => return Reply::error(&e),
+    };
+    let mut results = Vec::with_capacity(page.results.len());
+    for record in &page.results {
+        match view(shared, rt, record, inc.auth.as_deref()).await {
+            Ok(v) => results.push(v),
+            Err(e) => return Reply::error(&e),
+        }
+    }
+    let from = page.results.first().map(|r| r.uid.0);
+    Reply::json(
+        200,
+        &json!({ "results": results, "total": page.total, "limit": filter.limit, "from": from, "next": page.next }),
+    )
+}
+
+/// `POST /tasks/cancel` and `DELETE /tasks`: matched against Miroir's registry, applied to the
+/// node tasks behind the matched tasks, answered as one Miroir task.
+pub async fn cancel_or_delete(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    delete: bool,
+) -> Reply {
+    let query = inc.path.split_once('?').map_or("", |(_, q)| q);
+    let filter = match parse_filter(query) {
+        Ok(f) if f.any_filter => f,
+        Ok(_) => {
+            let what = if delete { "delete" } else { "cancel" };
+            return Reply::error(&MiroirError::new(
+                Code::MissingTaskFilters,
+                format!("Query parameters to filter the tasks to {what} are missing. Available query parameters are: `uids`, `indexUids`, `statuses`, `types`, `canceledBy`, `beforeEnqueuedAt`, `afterEnqueuedAt`, `beforeStartedAt`, `afterStartedAt`, `beforeFinishedAt`, `afterFinishedAt`."),
+            ));
+        }
+        Err(e) => return Reply::error(&e),
+    };
+    let pending = match refresh_pending(shared, rt, inc.auth.as_deref()).await {
+        Ok(p) => p,
+        Err(e) => return Reply::error(&e),
+    };
+    let filter = Arc::new(filter);
+    let (f2, p2) = (filter.clone(), pending.clone());
+    let matched = blocking(&shared.tasks, move |s| {
+        let matches = |r: &TaskRecord| {
+            let status = status_of(r, &p2);
+            // Only unfinished tasks can be canceled; only finished ones deleted.
+            let eligible = if delete {
+                Status::parse_terminal(&status)
+            } else {
+                !Status::parse_terminal(&status)
+            };
+            eligible && f2.matches_record(r) && f2.matches_status(&status)
+        };
+        s.list(&ListQuery {
+            from: None,
+            limit: usize::MAX,
+            reverse: false,
+            filter: &matches,
+        })
+    })
+    .await;
+    let matched = match matched {
+        Ok(p) => p.results,
+        Err(e) => return Reply::error(&e),
+    };
+
+    // Each node gets the uids of its own tasks behind the matched Miroir tasks.
+    let mut per_node: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for record in &matched {
+        for part in &record.node_tasks {
+            if let Some(uid) = part.task_uid {
+                per_node.entry(part.node.as_str()).or_default().push(uid);
+            }
+        }
+    }
+    let method = if delete { "DELETE" } else { "POST" };
+    let path_base = if delete { "/tasks" } else { "/tasks/cancel" };
+    let timeout = rt.config.scatter.node_timeout;
+    let sends = rt.nodes.iter().filter_map(|node| {
+        let uids = per_node.get(node.id.as_str())?;
+        let list: Vec<String> = uids.iter().map(u64::to_string).collect();
+        let path = format!("{path_base}?uids={}", list.join(","));
+        let auth = inc.auth.clone();
+        Some(async move {
+            let req = NodeRequest {
+                method,
+                path: &path,
+                auth: auth.as_deref(),
+                content_type: None,
+                body: &[],
+                request_id: None,
+            };
+            (
+                node.id.to_string(),
+                shared.client.send(node, &req, timeout).await,
+            )
+        })
+    });
+    let node_tasks = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|(node, result)| {
+            let uid = result
+                .as_ref()
+                .ok()
+                .filter(|r| r.status == 202)
+                .and_then(|r| r.json())
+                .and_then(|v| v["taskUid"].as_u64());
+            match uid {
+                Some(uid) => miroir_tasks::NodeTask {
+                    node,
+                    task_uid: Some(uid),
+                    error: None,
+                },
+                None => miroir_tasks::NodeTask {
+                    node,
+                    task_uid: None,
+                    error: Some(crate::broadcast::failure_json(&result)),
+                },
+            }
+        })
+        .collect();
+
+    if delete {
+        let uids: Vec<TaskUid> = matched.iter().map(|r| r.uid).collect();
+        if let Err(e) = blocking(&shared.tasks, move |s| s.delete(&uids)).await {
+            return Reply::error(&e);
+        }
+    }
+    let (kind, count_key) = if delete {
+        ("taskDeletion", "deletedTasks")
+    } else {
+        ("taskCancelation", "canceledTasks")
+    };
+    let details = json!({ "matchedTasks": matched.len(), count_key: matched.len(), "originalFilter": filter.original });
+    let task = NewTask {
+        index_uid: None,
+        kind: kind.to_owned(),
+        enqueued_at: now_rfc3339(),
+        node_tasks,
+        custom_metadata: None,
+        details: Some(details),
+    };
+    match create(shared, task, None).await {
+        Ok(Created::New(record) | Created::Replayed(record)) => Reply::json(202, &summary(&record)),
+        Ok(Created::KeyReused { .. }) => Reply::error(&MiroirError::new(
+            Code::Internal,
+            "unexpected idempotency state",
+        )),
+        Err(e) => Reply::error(&e),
+    }
+}
+
+trait TerminalName {
+    fn parse_terminal(s: &str) -> bool;
+}
+
+impl TerminalName for Status {
+    fn parse_terminal(s: &str) -> bool {
+        matches!(s, "succeeded" | "failed" | "canceled")
+    }
+}
