@@ -21,6 +21,8 @@ pub struct Config {
     pub replication_factor: u32,
     /// RG, the number of replica groups.
     pub replica_groups: u32,
+    /// Acknowledgements a shard needs inside a replica group for a write to count there.
+    pub write_quorum: WriteQuorum,
     /// The key clients present to Miroir; `None` leaves the client API open, like Meilisearch
     /// without a master key.
     pub master_key: Option<Secret>,
@@ -139,6 +141,29 @@ pub struct Scatter {
     /// A hedge is never sent sooner than this after the first request.
     pub hedge_after_floor: Duration,
     pub max_hedges_per_query: u32,
+}
+
+/// How many replicas of a shard in one replica group must accept a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteQuorum {
+    /// More than half of the replication factor.
+    Majority,
+    /// Every replica.
+    All,
+    /// Any one replica.
+    One,
+}
+
+impl WriteQuorum {
+    /// Acknowledgements needed in a group of `replication_factor` replicas.
+    pub fn required(self, replication_factor: u32) -> u32 {
+        match self {
+            WriteQuorum::Majority => replication_factor / 2 + 1,
+            WriteQuorum::All => replication_factor,
+            WriteQuorum::One => 1,
+        }
+    }
 }
 
 /// What a read does when no replica of some shard answers.

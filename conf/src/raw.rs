@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::config::{LogFormat, LogLevel, UnavailableShardPolicy};
+use crate::config::{LogFormat, LogLevel, UnavailableShardPolicy, WriteQuorum};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -14,6 +14,8 @@ pub(crate) struct RawConfig {
     pub replication_factor: u32,
     #[serde(default = "one")]
     pub replica_groups: u32,
+    #[serde(default = "default_write_quorum")]
+    pub write_quorum: WriteQuorum,
     pub master_key: Option<String>,
     pub node_master_key: Option<String>,
     #[serde(default = "default_data_dir")]
@@ -200,6 +202,10 @@ impl Default for RawLog {
 
 fn one() -> u32 {
     1
+}
+
+fn default_write_quorum() -> WriteQuorum {
+    WriteQuorum::Majority
 }
 
 fn default_data_dir() -> String {

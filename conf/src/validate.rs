@@ -66,6 +66,7 @@ pub(crate) fn validate(raw: RawConfig, inputs: &Inputs<'_>) -> Result<Config, Ve
                 shards: raw.shards,
                 replication_factor: raw.replication_factor,
                 replica_groups: raw.replica_groups,
+                write_quorum: raw.write_quorum,
                 master_key,
                 node_master_key,
                 data_dir,

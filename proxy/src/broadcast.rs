@@ -22,6 +22,8 @@ pub struct Incoming {
     pub content_type: Option<String>,
     pub body: Bytes,
     pub request_id: String,
+    /// The `Idempotency-Key` request header.
+    pub idempotency_key: Option<String>,
 }
 
 impl Incoming {
@@ -42,28 +44,34 @@ impl Incoming {
 pub struct Reply {
     pub status: u16,
     pub body: Vec<u8>,
+    /// Extra response headers (for example `X-Miroir-Degraded`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
-    pub fn json(status: u16, value: &Value) -> Self {
+    pub fn raw(status: u16, body: Vec<u8>) -> Self {
         Self {
             status,
-            body: value.to_string().into_bytes(),
+            body,
+            headers: Vec::new(),
         }
+    }
+
+    pub fn json(status: u16, value: &Value) -> Self {
+        Self::raw(status, value.to_string().into_bytes())
     }
 
     pub fn error(err: &MiroirError) -> Self {
-        Self {
-            status: err.status(),
-            body: err.to_body(),
-        }
+        Self::raw(err.status(), err.to_body())
     }
 
-    fn relay(resp: &NodeResponse) -> Self {
-        Self {
-            status: resp.status,
-            body: resp.body.to_vec(),
-        }
+    pub fn relay(resp: &NodeResponse) -> Self {
+        Self::raw(resp.status, resp.body.to_vec())
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
     }
 }
 

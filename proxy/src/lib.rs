@@ -20,6 +20,7 @@ pub mod service;
 pub mod state;
 pub mod tasks;
 pub mod upstream;
+pub mod write;
 
 /// The logger format a configuration asks for.
 pub fn log_format(config: &miroir_conf::Config) -> logging::Format {

@@ -15,7 +15,7 @@ pub fn payload_too_large(limit: u64) -> MiroirError {
 /// The limit as Meilisearch prints it: binary units when it is a multiple of 1024
 /// ("100 MiB"), decimal units otherwise ("1.5 MB").
 fn human_bytes(n: u64) -> String {
-    let (base, units): (f64, [&str; 5]) = if n % 1024 == 0 {
+    let (base, units): (f64, [&str; 5]) = if n.is_multiple_of(1024) {
         (1024.0, ["B", "KiB", "MiB", "GiB", "TiB"])
     } else {
         (1000.0, ["B", "KB", "MB", "GB", "TB"])

@@ -15,7 +15,20 @@ pub async fn json(
     body: Vec<u8>,
     request_id: &str,
 ) -> Result<()> {
-    let mut header = ResponseHeader::build(status, Some(4))?;
+    json_with(session, status, body, request_id, &[]).await
+}
+
+pub async fn json_with(
+    session: &mut Session,
+    status: u16,
+    body: Vec<u8>,
+    request_id: &str,
+    extra: &[(&'static str, String)],
+) -> Result<()> {
+    let mut header = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    for (name, value) in extra {
+        header.insert_header(*name, value.as_str())?;
+    }
     header.insert_header("Content-Type", "application/json")?;
     header.insert_header("Content-Length", body.len().to_string())?;
     header.insert_header(REQUEST_ID, request_id)?;

@@ -14,10 +14,10 @@ use pingora_core::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::broadcast::{self, Incoming};
+use crate::broadcast::{self, Incoming, Reply};
 use crate::limits::payload_too_large;
 use crate::state::{Runtime, Shared};
-use crate::{admin, auth, body, metrics, request_id, respond, tasks};
+use crate::{admin, auth, body, metrics, request_id, respond, tasks, write};
 
 /// Per-request state.
 pub struct RequestCtx {
@@ -60,16 +60,22 @@ impl MiroirProxy {
         ctx: &mut RequestCtx,
         rt: &Runtime,
         spec: &'static RouteSpec,
+        index_uid: Option<String>,
         param: Option<String>,
     ) -> Result<bool> {
         let path = session.req_header().uri.path().to_owned();
         let outcome = match spec.class {
-            RouteClass::Miroir if spec.template == "/health" => Ok(health_body(&self.shared, rt)),
-            RouteClass::Miroir if spec.template == "/" => {
-                Ok((200, br#"{"status":"Meilisearch is running"}"#.to_vec()))
+            RouteClass::Miroir if spec.template == "/health" => {
+                let (status, body) = health_body(&self.shared, rt);
+                Ok(Reply::raw(status, body))
             }
+            RouteClass::Miroir if spec.template == "/" => Ok(Reply::raw(
+                200,
+                br#"{"status":"Meilisearch is running"}"#.to_vec(),
+            )),
             RouteClass::Miroir if path.starts_with("/_miroir") => {
                 admin::handle(session, &self.shared, rt, &path)
+                    .map(|(status, body)| Reply::raw(status, body))
             }
             RouteClass::Miroir
                 if matches!(
@@ -87,15 +93,48 @@ impl MiroirProxy {
                     "tasks.cancel" => tasks::cancel_or_delete(&self.shared, rt, &inc, false).await,
                     _ => tasks::cancel_or_delete(&self.shared, rt, &inc, true).await,
                 };
-                Ok((reply.status, reply.body))
+                Ok(reply)
+            }
+            RouteClass::ShardRouted => {
+                let mut inc = self.incoming(session, ctx, rt).await;
+                let index = index_uid.as_deref().unwrap_or("");
+                match spec.name {
+                    "document.get" => Ok(write::get_one(
+                        &self.shared,
+                        rt,
+                        &inc,
+                        index,
+                        param.as_deref().unwrap_or(""),
+                    )
+                    .await),
+                    "document.delete" => Ok(write::delete_one(
+                        &self.shared,
+                        rt,
+                        &inc,
+                        index,
+                        param.as_deref().unwrap_or(""),
+                    )
+                    .await),
+                    _ => match body::read(session, rt.config.server.max_body_bytes).await {
+                        Ok(b) => {
+                            inc.body = b;
+                            Ok(match spec.name {
+                                "documents.delete_batch" => {
+                                    write::delete_batch(&self.shared, rt, &inc, index).await
+                                }
+                                _ => write::documents(&self.shared, rt, &inc, index).await,
+                            })
+                        }
+                        Err(e) => Err(e),
+                    },
+                }
             }
             RouteClass::Broadcast => {
                 let mut inc = self.incoming(session, ctx, rt).await;
                 match body::read(session, rt.config.server.max_body_bytes).await {
                     Ok(b) => {
                         inc.body = b;
-                        let reply = broadcast::broadcast(&self.shared, rt, &inc).await;
-                        Ok((reply.status, reply.body))
+                        Ok(broadcast::broadcast(&self.shared, rt, &inc).await)
                     }
                     Err(e) => Err(e),
                 }
@@ -120,9 +159,16 @@ impl MiroirProxy {
             )),
         };
         match outcome {
-            Ok((status, body)) => {
-                ctx.status = status;
-                respond::json(session, status, body, &ctx.request_id).await?;
+            Ok(reply) => {
+                ctx.status = reply.status;
+                respond::json_with(
+                    session,
+                    reply.status,
+                    reply.body,
+                    &ctx.request_id,
+                    &reply.headers,
+                )
+                .await?;
             }
             Err(err) => {
                 ctx.status = err.status();
@@ -153,6 +199,7 @@ impl MiroirProxy {
                 .map(str::to_owned),
             body: Bytes::new(),
             request_id: ctx.request_id.clone(),
+            idempotency_key: write::idempotency_key(session),
         }
     }
 
@@ -233,7 +280,8 @@ impl ProxyHttp for MiroirProxy {
             Some(m) if m.spec.class == RouteClass::PassOne => Ok(false),
             Some(m) => {
                 let (spec, param) = (m.spec, m.param_decoded().map(|p| p.into_owned()));
-                self.answer(session, ctx, &rt, spec, param).await
+                let index_uid = m.index_uid.map(str::to_owned);
+                self.answer(session, ctx, &rt, spec, index_uid, param).await
             }
         }
     }

@@ -212,12 +212,12 @@ impl Shared {
         }
         let start = self.round_robin.fetch_add(1, Ordering::Relaxed);
         let untried = |i: &usize| !tried.contains(i);
-        let order = (0..n).map(|k| (start + k) % n);
+        let mut order = (0..n).map(|k| (start + k) % n);
         order
             .clone()
             .filter(untried)
             .find(|i| self.is_healthy(&rt.nodes[*i].id))
-            .or_else(|| order.filter(untried).next())
+            .or_else(|| order.find(untried))
     }
 
     /// Shards with no healthy replica in any group.

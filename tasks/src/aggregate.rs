@@ -172,6 +172,13 @@ fn merge_details(
         for (k, v) in mine {
             details.insert(k.clone(), v.clone());
         }
+        // A split write knows how many documents it received; once every part succeeded they
+        // were all indexed, whatever replicas a degraded write missed.
+        if status == Status::Succeeded {
+            if let Some(received) = mine.get("receivedDocuments").filter(|v| v.is_u64()) {
+                details.insert("indexedDocuments".into(), received.clone());
+            }
+        }
     }
     if details.is_empty() && record.details.is_none() {
         Value::Null

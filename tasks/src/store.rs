@@ -61,6 +61,8 @@ pub trait TaskStore: Send + Sync {
         idempotency: Option<&Idempotency>,
     ) -> Result<Created, StoreError>;
     fn get(&self, uid: TaskUid) -> Result<Option<TaskRecord>, StoreError>;
+    /// What an idempotency key was first used for: the request digest and its task.
+    fn idempotency(&self, key: &str) -> Result<Option<(String, TaskUid)>, StoreError>;
     /// Replaces a stored record (same uid).
     fn update(&self, record: &TaskRecord) -> Result<(), StoreError>;
     fn list(&self, query: &ListQuery<'_>) -> Result<Page, StoreError>;
@@ -164,6 +166,16 @@ impl TaskStore for EmbeddedStore {
         let tasks = txn.open_table(TASKS).map_err(backend)?;
         let value = tasks.get(uid.0).map_err(backend)?;
         value.map(|v| decode(uid.0, v.value())).transpose()
+    }
+
+    fn idempotency(&self, key: &str) -> Result<Option<(String, TaskUid)>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let keys = txn.open_table(IDEMPOTENCY).map_err(backend)?;
+        let value = keys.get(key).map_err(backend)?;
+        Ok(value.and_then(|v| {
+            let (digest, uid) = v.value().split_once('\0')?;
+            Some((digest.to_owned(), TaskUid(uid.parse().ok()?)))
+        }))
     }
 
     fn update(&self, record: &TaskRecord) -> Result<(), StoreError> {

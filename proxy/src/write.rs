@@ -1,0 +1,534 @@
+//! The shard-routed routes: document writes split by shard, deletes by id, and reading one
+//! document from a replica of its shard. Splitting is pure (`miroir_filters::write`); this
+//! module sends the parts, judges the quorum and records one Miroir task.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use miroir_conf::WriteQuorum;
+use miroir_filters::error::{Code, MiroirError};
+use miroir_filters::routing::{shard_for_key, GroupId, NodeIdx, ShardId};
+use miroir_filters::write::{self, PayloadFormat, SplitInput};
+use miroir_tasks::{Created, Idempotency, NewTask, NodeTask, TaskUid};
+use serde_json::{json, Value};
+
+use crate::broadcast::{failure_json, Incoming, NodeResult, Reply};
+use crate::state::Runtime;
+use crate::state::Shared;
+use crate::upstream::NodeRequest;
+
+pub const DEGRADED: &str = "X-Miroir-Degraded";
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// One node's part of a write.
+struct Part {
+    node: NodeIdx,
+    path: String,
+    body: Vec<Bytes>,
+    content_type: Option<String>,
+}
+
+/// The outcome of sending the parts.
+struct Sent {
+    parts: Vec<(NodeIdx, NodeResult)>,
+}
+
+impl Sent {
+    fn accepted(&self, node: NodeIdx) -> bool {
+        self.parts
+            .iter()
+            .any(|(n, r)| *n == node && task_uid(r).is_some())
+    }
+}
+
+fn task_uid(r: &NodeResult) -> Option<u64> {
+    match r {
+        Ok(resp) if resp.status == 202 => resp.json().and_then(|v| v["taskUid"].as_u64()),
+        _ => None,
+    }
+}
+
+/// Per touched shard: did some group reach the quorum, and which groups missed replicas.
+struct QuorumReport {
+    failed: Vec<ShardId>,
+    degraded: BTreeMap<ShardId, BTreeSet<GroupId>>,
+}
+
+fn judge(rt: &Runtime, shards: &BTreeSet<ShardId>, sent: &Sent) -> QuorumReport {
+    let p = rt.placement();
+    let quorum: WriteQuorum = rt.config.write_quorum;
+    let need = quorum.required(rt.config.replication_factor);
+    let mut report = QuorumReport {
+        failed: Vec::new(),
+        degraded: BTreeMap::new(),
+    };
+    for &shard in shards {
+        let mut reached = false;
+        for g in 0..p.groups() {
+            let group = GroupId(g);
+            let replicas = p.replicas(group, shard);
+            let acks = replicas.iter().filter(|&&n| sent.accepted(n)).count() as u32;
+            reached |= acks >= need;
+            if (acks as usize) < replicas.len() {
+                report.degraded.entry(shard).or_default().insert(group);
+            }
+        }
+        if !reached {
+            report.failed.push(shard);
+        }
+    }
+    report
+}
+
+fn degraded_header(report: &QuorumReport) -> Option<String> {
+    if report.degraded.is_empty() {
+        return None;
+    }
+    let shards: Vec<String> = report.degraded.keys().map(|s| s.0.to_string()).collect();
+    let groups: BTreeSet<u32> = report.degraded.values().flatten().map(|g| g.0).collect();
+    let groups: Vec<String> = groups.iter().map(u32::to_string).collect();
+    Some(format!(
+        "shards={};groups={}",
+        shards.join(","),
+        groups.join(",")
+    ))
+}
+
+fn shard_list(shards: &[ShardId]) -> String {
+    shards
+        .iter()
+        .map(|s| s.0.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+async fn send_parts(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    method: &str,
+    parts: Vec<Part>,
+) -> Sent {
+    let timeout = rt.config.scatter.node_timeout;
+    let sends = parts.iter().map(|part| {
+        let req = NodeRequest {
+            method,
+            path: &part.path,
+            auth: inc.auth.as_deref(),
+            content_type: part.content_type.as_deref(),
+            body: &part.body,
+            request_id: Some(&inc.request_id),
+        };
+        let node = &rt.nodes[part.node.index()];
+        async move { (part.node, shared.client.send(node, &req, timeout).await) }
+    });
+    Sent {
+        parts: futures::future::join_all(sends).await,
+    }
+}
+
+/// Turns the parts' answers into the client's answer: a relayed refusal, a quorum failure, or
+/// one recorded Miroir task.
+async fn conclude(
+    shared: &Shared,
+    rt: &Runtime,
+    index_uid: &str,
+    shards: &BTreeSet<ShardId>,
+    sent: Sent,
+    details: Value,
+    idempotency: Option<Idempotency>,
+) -> Reply {
+    if !sent.parts.iter().any(|(_, r)| task_uid(r).is_some()) {
+        // Nobody accepted: a refusal every node shares (auth, validation) is the answer.
+        if let Some(resp) = sent
+            .parts
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .find(|r| (400..500).contains(&r.status))
+        {
+            return Reply::relay(resp);
+        }
+    }
+    let report = judge(rt, shards, &sent);
+    if !report.failed.is_empty() {
+        return Reply::error(&MiroirError::new(
+            Code::NoQuorum,
+            format!(
+                "The write did not reach its quorum for shards {}; it may have been applied on some of their replicas.",
+                shard_list(&report.failed)
+            ),
+        ));
+    }
+    let degraded = degraded_header(&report);
+    if let Some(d) = &degraded {
+        log::warn!(target: "miroir::write", "degraded write to `{index_uid}`: {d}");
+    }
+    let first = sent
+        .parts
+        .iter()
+        .find_map(|(_, r)| task_uid(r).and(r.as_ref().ok()).and_then(|r| r.json()));
+    let first = first.unwrap_or(Value::Null);
+    let node_tasks = sent
+        .parts
+        .iter()
+        .filter_map(|(n, r)| {
+            // Replicas that missed the write do not fail the task: the quorum holds it.
+            task_uid(r).map(|uid| NodeTask {
+                node: rt.nodes[n.index()].id.to_string(),
+                task_uid: Some(uid),
+                error: None,
+            })
+        })
+        .collect();
+    let task = NewTask {
+        index_uid: Some(index_uid.to_owned()),
+        kind: first["type"]
+            .as_str()
+            .unwrap_or("documentAdditionOrUpdate")
+            .to_owned(),
+        enqueued_at: crate::tasks::now_rfc3339(),
+        node_tasks,
+        custom_metadata: first["customMetadata"].as_str().map(str::to_owned),
+        details: Some(details),
+    };
+    let reply = match crate::tasks::create(shared, task, idempotency).await {
+        Ok(Created::New(r) | Created::Replayed(r)) => Reply::json(202, &crate::tasks::summary(&r)),
+        Ok(Created::KeyReused { original }) => return key_reused(original),
+        Err(e) => return Reply::error(&e),
+    };
+    match degraded {
+        Some(d) => reply.with_header(DEGRADED, d),
+        None => reply,
+    }
+}
+
+fn key_reused(original: TaskUid) -> Reply {
+    Reply::error(&MiroirError::new(
+        Code::IdempotencyKeyReused,
+        format!(
+            "This Idempotency-Key was used for task {} with a different request.",
+            original.0
+        ),
+    ))
+}
+
+/// The request's query string with `primaryKey` set to `pk` (nodes must not infer their own).
+fn query_with_primary_key(path: &str, pk: &str) -> String {
+    let (base, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut pairs: Vec<String> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && p.split('=').next() != Some("primaryKey"))
+        .map(str::to_owned)
+        .collect();
+    pairs.push(format!("primaryKey={}", percent_encode(pk)));
+    format!("{base}?{}", pairs.join("&"))
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn query_param<'a>(path: &'a str, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    let query = path.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| {
+            miroir_filters::routes::percent_decode(v).unwrap_or(std::borrow::Cow::Borrowed(v))
+        })
+    })
+}
+
+/// The index's primary key as the nodes know it, `None` when the index does not exist yet.
+/// A refusal (auth) is returned as the reply to send.
+async fn primary_key(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+) -> Result<Option<String>, Reply> {
+    let path = format!("/indexes/{index_uid}");
+    let mut tried = Vec::new();
+    while let Some(i) = shared.pick_node(rt, &tried) {
+        tried.push(i);
+        let req = NodeRequest::get(&path, inc.auth.as_deref());
+        match shared
+            .client
+            .send(&rt.nodes[i], &req, rt.config.scatter.node_timeout)
+            .await
+        {
+            Ok(resp) if resp.status == 200 => {
+                return Ok(resp
+                    .json()
+                    .and_then(|v| v["primaryKey"].as_str().map(str::to_owned)))
+            }
+            Ok(resp) if resp.status == 404 => return Ok(None),
+            Ok(resp) if (400..500).contains(&resp.status) => return Err(Reply::relay(&resp)),
+            _ => continue,
+        }
+    }
+    Err(Reply::error(&MiroirError::new(
+        Code::NoNodeAvailable,
+        "No Meilisearch node answered.",
+    )))
+}
+
+/// A digest of what makes a request the same request, for idempotency keys.
+fn request_digest(inc: &Incoming) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(inc.method.as_bytes());
+    h.update(b"\0");
+    h.update(inc.path.as_bytes());
+    h.update(b"\0");
+    h.update(&inc.body);
+    format!("{:032x}", h.digest128())
+}
+
+/// `POST`/`PUT /indexes/{uid}/documents`.
+pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
+    let idempotency = inc.idempotency_key.as_ref().map(|key| Idempotency {
+        key: key.clone(),
+        request_digest: request_digest(inc),
+    });
+    if let Some(idem) = &idempotency {
+        let key = idem.key.clone();
+        match shared.tasks.idempotency(&key) {
+            Ok(Some((digest, uid))) if digest == idem.request_digest => {
+                return match shared.tasks.get(uid) {
+                    Ok(Some(record)) => Reply::json(202, &crate::tasks::summary(&record)),
+                    _ => key_reused(uid),
+                };
+            }
+            Ok(Some((_, uid))) => return key_reused(uid),
+            Ok(None) => {}
+            Err(e) => {
+                return Reply::error(&MiroirError::new(
+                    Code::Internal,
+                    format!("task store: {e}"),
+                ))
+            }
+        }
+    }
+
+    let csv_delimiter = match query_param(&inc.path, "csvDelimiter") {
+        Some(d) => match write::csv_delimiter(&d) {
+            Ok(d) => Some(d),
+            Err(e) => return Reply::error(&e),
+        },
+        None => None,
+    };
+    let format = match PayloadFormat::from_request(
+        inc.content_type.as_deref().map(str::as_bytes),
+        csv_delimiter,
+    ) {
+        Ok(f) => f,
+        Err(e) => return Reply::error(&e),
+    };
+    let index_pk = match primary_key(shared, rt, inc, index_uid).await {
+        Ok(pk) => pk,
+        Err(reply) => return reply,
+    };
+    let param_pk = query_param(&inc.path, "primaryKey");
+    let split = match write::split(SplitInput {
+        body: &inc.body,
+        format,
+        index_primary_key: index_pk.as_deref(),
+        param_primary_key: param_pk.as_deref(),
+        shards: rt.config.shards,
+    }) {
+        Ok(s) => s,
+        Err(e) => return Reply::error(&e),
+    };
+
+    let p = rt.placement();
+    let path = query_with_primary_key(&inc.path, &split.primary_key);
+    let mut touched = BTreeSet::new();
+    let mut parts = Vec::new();
+    for (i, _) in rt.nodes.iter().enumerate() {
+        let Some(idx) = p.index_of(rt.nodes[i].id.as_str()) else {
+            continue;
+        };
+        let owned = p.shards_of(idx);
+        if split.node_docs(owned) == 0 {
+            continue;
+        }
+        touched.extend(owned.iter().filter(|s| split.shard_docs(**s) > 0));
+        let (body, _len) = split.node_body(owned);
+        parts.push(Part {
+            node: idx,
+            path: path.clone(),
+            body,
+            content_type: Some(format.content_type().to_owned()),
+        });
+    }
+    if parts.is_empty() {
+        // An empty batch: Meilisearch still records a task; any node can.
+        let Some(i) = shared.pick_node(rt, &[]) else {
+            return Reply::error(&MiroirError::new(
+                Code::NoNodeAvailable,
+                "No Meilisearch node is available.",
+            ));
+        };
+        let idx = p.index_of(rt.nodes[i].id.as_str()).unwrap_or_else(|| {
+            p.group_members(GroupId(0))
+                .next()
+                .expect("a group has nodes")
+        });
+        parts.push(Part {
+            node: idx,
+            path: path.clone(),
+            body: vec![inc.body.clone()],
+            content_type: inc.content_type.clone(),
+        });
+    }
+    let sent = send_parts(shared, rt, inc, &inc.method, parts).await;
+    let details = json!({ "receivedDocuments": split.documents, "indexedDocuments": null });
+    conclude(shared, rt, index_uid, &touched, sent, details, idempotency).await
+}
+
+/// `POST /indexes/{uid}/documents/delete-batch`.
+pub async fn delete_batch(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
+    let by_shard = match write::split_ids(&inc.body, rt.config.shards) {
+        Ok(m) => m,
+        Err(e) => return Reply::error(&e),
+    };
+    let provided: usize = by_shard.values().map(Vec::len).sum();
+    let p = rt.placement();
+    let touched: BTreeSet<ShardId> = by_shard.keys().copied().collect();
+    let mut parts = Vec::new();
+    for node in p.nodes() {
+        let Some(idx) = p.index_of(node.as_str()) else {
+            continue;
+        };
+        let ids: Vec<&Value> = p
+            .shards_of(idx)
+            .iter()
+            .filter_map(|s| by_shard.get(s))
+            .flatten()
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let body = Bytes::from(serde_json::to_vec(&ids).unwrap_or_default());
+        parts.push(Part {
+            node: idx,
+            path: inc.path.clone(),
+            body: vec![body],
+            content_type: Some("application/json".into()),
+        });
+    }
+    if parts.is_empty() {
+        // No ids: every node would record an empty deletion; one is enough.
+        if let Some(idx) = p.group_members(GroupId(0)).next() {
+            parts.push(Part {
+                node: idx,
+                path: inc.path.clone(),
+                body: vec![inc.body.clone()],
+                content_type: inc.content_type.clone(),
+            });
+        }
+    }
+    let sent = send_parts(shared, rt, inc, "POST", parts).await;
+    let details = json!({ "providedIds": provided, "deletedDocuments": null });
+    conclude(shared, rt, index_uid, &touched, sent, details, None).await
+}
+
+/// `DELETE /indexes/{uid}/documents/{id}`: every replica of the id's shard.
+pub async fn delete_one(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+    id: &str,
+) -> Reply {
+    let shard = shard_for_key(id, rt.config.shards);
+    let p = rt.placement();
+    let parts = p
+        .write_targets(shard)
+        .map(|idx| Part {
+            node: idx,
+            path: inc.path.clone(),
+            body: Vec::new(),
+            content_type: None,
+        })
+        .collect();
+    let sent = send_parts(shared, rt, inc, "DELETE", parts).await;
+    let details = json!({ "providedIds": 1, "deletedDocuments": null });
+    conclude(
+        shared,
+        rt,
+        index_uid,
+        &BTreeSet::from([shard]),
+        sent,
+        details,
+        None,
+    )
+    .await
+}
+
+/// `GET /indexes/{uid}/documents/{id}`: one replica of the id's shard, another on failure.
+pub async fn get_one(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    _index_uid: &str,
+    id: &str,
+) -> Reply {
+    let shard = shard_for_key(id, rt.config.shards);
+    let p = rt.placement();
+    // Healthy replicas first, across groups.
+    let mut replicas: Vec<NodeIdx> = (0..p.groups())
+        .flat_map(|g| p.replicas(GroupId(g), shard).to_vec())
+        .collect();
+    replicas.sort_by_key(|n| !shared.is_healthy(p.node(*n)));
+    let mut last = None;
+    for idx in replicas {
+        let node = &rt.nodes[idx.index()];
+        let req = NodeRequest::get(&inc.path, inc.auth.as_deref());
+        match shared
+            .client
+            .send(node, &req, rt.config.scatter.node_timeout)
+            .await
+        {
+            Ok(resp) if resp.status == 200 => {
+                return match resp.json() {
+                    Some(mut doc) => {
+                        strip_reserved(&mut doc);
+                        Reply::json(200, &doc)
+                    }
+                    None => Reply::relay(&resp),
+                };
+            }
+            Ok(resp) if resp.status < 500 => return Reply::relay(&resp),
+            other => last = Some(other),
+        }
+    }
+    match last {
+        Some(r) => Reply::json(502, &failure_json(&r)),
+        None => Reply::error(&MiroirError::new(
+            Code::ShardUnavailable,
+            format!("No replica of shard {} answered.", shard.0),
+        )),
+    }
+}
+
+/// Removes Miroir's own fields from a document.
+pub fn strip_reserved(doc: &mut Value) {
+    if let Some(obj) = doc.as_object_mut() {
+        obj.retain(|k, _| !k.starts_with(write::RESERVED_PREFIX));
+    }
+}
+
+/// The `Idempotency-Key` header, when present.
+pub fn idempotency_key(session: &pingora_proxy::Session) -> Option<String> {
+    session
+        .get_header(IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
