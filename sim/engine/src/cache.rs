@@ -52,6 +52,8 @@ struct State {
     words: Vec<String>,
     /// Indexed by internal id (dense in practice).
     docs: Vec<Option<CachedDoc>>,
+    /// Every field path of every document (the fields-ids map), sorted; `None` when stale.
+    paths: Option<Vec<String>>,
 }
 
 /// Interior-mutable so searches (which only borrow the index) can fill it. Cloning an index
@@ -86,11 +88,28 @@ impl SearchCache {
         if let Some(slot) = state.docs.get_mut(id as usize) {
             *slot = None;
         }
+        state.paths = None;
     }
 
     /// Forgets every document.
     pub fn clear(&self) {
         *self.state.lock().unwrap_or_else(PoisonError::into_inner) = State::default();
+    }
+
+    /// Every field path (nested ones included) of the index's documents, sorted.
+    pub fn field_paths<'d>(&self, docs: impl Iterator<Item = &'d Document>) -> Vec<String> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state
+            .paths
+            .get_or_insert_with(|| {
+                let mut paths = Vec::new();
+                for doc in docs {
+                    fields::paths(doc, &mut paths);
+                }
+                paths.sort();
+                paths
+            })
+            .clone()
     }
 
     /// Runs `f` over the tokenized form of `docs`, tokenizing only new or changed documents.

@@ -16,6 +16,7 @@ use crate::params::{self, Reader, SearchParams};
 use crate::search;
 use crate::typo;
 
+/// Body fields in Meilisearch's declaration order (its "expected one of" list).
 const FIELDS: [&str; 13] = [
     "facetQuery",
     "facetName",
@@ -32,6 +33,8 @@ const FIELDS: [&str; 13] = [
     "useNetwork",
 ];
 
+/// Runs `POST /indexes/{uid}/facet-search` with `body` as the JSON body; `extra_filter` is a
+/// tenant-token filter ANDed with the request's.
 pub fn facet_search(
     index: &IndexData,
     body: &Value,
@@ -173,5 +176,5 @@ fn value_matches(
     };
     let q: Vec<char> = query.chars().collect();
     let v: Vec<char> = value.chars().collect();
-    budget > 0 && typo::prefix_distance(&q, &v) <= budget
+    budget > 0 && typo::within(&q, &v, budget, true).is_some()
 }

@@ -52,13 +52,9 @@ fn patterns_intersect(rule: &str, facet: &str) -> bool {
 /// The facet fields selected by the requested patterns: every known field path (nested ones
 /// included) that is filterable and matched by a pattern, alphabetically.
 pub fn selected_fields(index: &IndexData, facets: &[String]) -> Vec<String> {
-    let mut paths: Vec<String> = index.fields.clone();
-    for doc in index.docs.values() {
-        fields::paths(doc, &mut paths);
-    }
-    paths.sort();
-    paths.dedup();
-    paths
+    index
+        .search_cache
+        .field_paths(index.docs.values())
         .into_iter()
         .filter(|p| index.settings.is_filterable(p))
         .filter(|p| facets.iter().any(|f| attribute_matches(f, p)))

@@ -12,7 +12,9 @@
 //!   always counts as available (milli lowers `maxTypoCount` when no derivation exists), and
 //!   prefixes match any word; word splitting/concatenation (n-grams) is not modelled;
 //! - the tokenizer is a Latin-script approximation of charabia (no CJK segmentation, a small
-//!   diacritics table, no locales); multi-word synonyms are ignored;
+//!   diacritics table, no locales); synonyms expand single query words (to words or phrases),
+//!   not query n-grams; negative phrases (`-"a b"`) are not supported;
+//! - filters nest at most about 100 levels deep (Meilisearch: 2000 parser levels);
 //! - `frequency` counts term frequencies over the whole index, as milli does, so it is the one
 //!   strategy whose ranks depend on other documents;
 //! - there are no embedders: `vector`, a non-zero `hybrid.semanticRatio` and

@@ -212,7 +212,8 @@ impl<'a> Matcher<'a> {
         out
     }
 
-    /// A phrase occurs where its first word sits and every other word is at the same offset.
+    /// A phrase (or multi-word synonym) occurs where its first word sits and every other word
+    /// is at the same offset.
     fn phrase_occurrences(
         &self,
         cached: &CachedField,
@@ -228,26 +229,30 @@ impl<'a> Matcher<'a> {
                 .and_then(|i| words.get(cached.tokens[i].0 as usize))
         };
         for (term, t) in self.query.terms.iter().enumerate() {
-            let Some(phrase) = &t.phrase else { continue };
-            let Some((first, _)) = phrase.first() else {
-                continue;
-            };
-            for &(id, position) in &cached.tokens {
-                if words.get(id as usize) != Some(first) {
+            // The phrase itself is an exact match; a multi-word synonym is not.
+            let phrases = t.phrase.iter().map(|p| (p, true));
+            let synonyms = t.synonym_phrases.iter().map(|p| (p, false));
+            for (phrase, exact) in phrases.chain(synonyms) {
+                let Some((first, _)) = phrase.first() else {
                     continue;
-                }
-                let whole = phrase
-                    .iter()
-                    .skip(1)
-                    .all(|(w, offset)| word_at(position + offset) == Some(w));
-                if whole {
-                    out.push(Occurrence {
-                        term,
-                        field,
-                        position,
-                        typos: 0,
-                        exact: true,
-                    });
+                };
+                for &(id, position) in &cached.tokens {
+                    if words.get(id as usize) != Some(first) {
+                        continue;
+                    }
+                    let whole = phrase
+                        .iter()
+                        .skip(1)
+                        .all(|(w, offset)| word_at(position + offset) == Some(w));
+                    if whole {
+                        out.push(Occurrence {
+                            term,
+                            field,
+                            position,
+                            typos: 0,
+                            exact,
+                        });
+                    }
                 }
             }
         }
@@ -281,6 +286,11 @@ fn compute_word_matches(query: &Query, settings: &Settings, word: &str) -> Vec<W
     let chars: Vec<char> = word.chars().collect();
     let mut out = Vec::new();
     for (i, term) in query.terms.iter().enumerate() {
+        let in_synonym_phrase = term
+            .synonym_phrases
+            .iter()
+            .flatten()
+            .any(|(w, _)| w == word);
         if let Some(phrase) = &term.phrase {
             if phrase.iter().any(|(w, _)| w == word) {
                 out.push(WordMatch {
@@ -309,6 +319,15 @@ fn compute_word_matches(query: &Query, settings: &Settings, word: &str) -> Vec<W
             .filter(|t| *t > 0)
             .map(|t| (t, false, None))
         };
+        if found.is_none() && in_synonym_phrase {
+            out.push(WordMatch {
+                term: i,
+                typos: 0,
+                exact: false,
+                highlight_chars: None,
+                phrase_part: true,
+            });
+        }
         if let Some((typos, exact, highlight_chars)) = found {
             out.push(WordMatch {
                 term: i,

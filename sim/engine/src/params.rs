@@ -275,8 +275,8 @@ fn did_you_mean(received: &str, accepted: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// Parses a search body. `location` prefixes JSON paths in messages; `extra` lists additional
-/// accepted keys (multi-search's `indexUid`, `federationOptions`), already handled by the caller.
+/// Parses a search body. `location` prefixes JSON paths in messages; `accepted` is the list of
+/// allowed keys (multi-search adds `indexUid` and `federationOptions`, which the caller reads).
 pub fn parse_search(
     body: &Value,
     location: &str,

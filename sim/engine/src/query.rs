@@ -20,6 +20,8 @@ pub struct Term {
     pub max_typos: u8,
     /// Single-word synonyms (normalized).
     pub synonyms: Vec<String>,
+    /// Multi-word synonyms, matched as phrases: words with their offset from the first.
+    pub synonym_phrases: Vec<Vec<(String, u32)>>,
     /// Query position of the term's last word (differs from `position` for phrases).
     pub end_position: u32,
     /// For a phrase: its indexed words with their offset from the first word's position.
@@ -86,13 +88,15 @@ pub fn parse(q: &str, settings: &Settings) -> Query {
         if query.terms.len() == MAX_TERMS {
             break;
         }
+        let synonyms = synonyms_of(&token.word, settings);
         query.terms.push(Term {
             chars: token.word.chars().collect(),
             word: token.word.clone(),
             position: token.position,
             prefix: is_last && settings.prefix_search != "disabled",
             max_typos: typo_budget(&token.word, settings),
-            synonyms: synonyms_of(&token.word, settings),
+            synonyms: synonyms.words,
+            synonym_phrases: synonyms.phrases,
             end_position: token.position,
             phrase: None,
         });
@@ -124,6 +128,7 @@ fn push_phrase(query: &mut Query, words: &[&Token], settings: &Settings) {
         prefix: false,
         max_typos: 0,
         synonyms: Vec::new(),
+        synonym_phrases: Vec::new(),
         end_position: last.position,
         phrase: Some(indexed),
     });
@@ -147,21 +152,38 @@ fn typo_budget(word: &str, settings: &Settings) -> u8 {
     }
 }
 
-fn synonyms_of(word: &str, settings: &Settings) -> Vec<String> {
-    let mut out = Vec::new();
+/// A word's synonyms, split into single words and multi-word phrases.
+#[derive(Default)]
+struct Synonyms {
+    words: Vec<String>,
+    phrases: Vec<Vec<(String, u32)>>,
+}
+
+fn synonyms_of(word: &str, settings: &Settings) -> Synonyms {
+    let mut out = Synonyms::default();
+    let tokenizer = Tokenizer::new(settings);
     for (key, values) in &settings.synonyms {
-        if normalize(key) != word {
+        if normalize(key.trim()) != word {
             continue;
         }
         for value in values {
-            let normalized = normalize(value.trim());
-            // Multi-word synonyms are not modelled: only single words expand the query.
-            if !normalized.is_empty()
-                && normalized.chars().all(char::is_alphanumeric)
-                && normalized != word
-                && !out.contains(&normalized)
-            {
-                out.push(normalized);
+            let tokens = tokenizer.tokenize(value, 0).tokens;
+            match tokens.as_slice() {
+                [] => {}
+                [single] => {
+                    if single.word != word && !out.words.contains(&single.word) {
+                        out.words.push(single.word.clone());
+                    }
+                }
+                several => {
+                    let phrase: Vec<(String, u32)> = several
+                        .iter()
+                        .map(|t| (t.word.clone(), t.position))
+                        .collect();
+                    if !out.phrases.contains(&phrase) {
+                        out.phrases.push(phrase);
+                    }
+                }
             }
         }
     }
@@ -230,5 +252,9 @@ mod tests {
         let q = parse("car -red", &s);
         assert_eq!(q.negative, vec!["red"]);
         assert_eq!(q.terms[0].synonyms, vec!["automobile"]);
+        assert_eq!(
+            q.terms[0].synonym_phrases,
+            vec![vec![("motor".to_string(), 0), ("car".to_string(), 1)]]
+        );
     }
 }

@@ -161,10 +161,17 @@ pub fn rank<'a>(
 /// ties stay in internal-id order as in Meilisearch.
 fn in_rank_order(hits: Vec<RankedHit<'_>>) -> Vec<RankedHit<'_>> {
     let order: Vec<usize> = {
-        let keys: Vec<Vec<ranking::KeyPart<'_>>> =
-            hits.iter().map(|h| ranking::sort_key(&h.details)).collect();
+        // All keys in one buffer: `bounds[i]..bounds[i + 1]` is hit `i`'s key.
+        let mut keys: Vec<ranking::KeyPart<'_>> = Vec::new();
+        let mut bounds = Vec::with_capacity(hits.len() + 1);
+        bounds.push(0);
+        for h in &hits {
+            ranking::push_sort_key(&h.details, &mut keys);
+            bounds.push(keys.len());
+        }
+        let key = |i: usize| &keys[bounds[i]..bounds[i + 1]];
         let mut order: Vec<usize> = (0..hits.len()).collect();
-        order.sort_by(|&a, &b| ranking::compare_keys(&keys[b], &keys[a]));
+        order.sort_by(|&a, &b| ranking::compare_keys(key(b), key(a)));
         order
     };
     let mut slots: Vec<Option<RankedHit<'_>>> = hits.into_iter().map(Some).collect();

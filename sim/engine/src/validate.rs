@@ -4,7 +4,6 @@
 use serde_json::Value;
 
 use crate::error::MeiliError;
-use crate::fields;
 use crate::filter::Filter;
 use crate::model::{attribute_matches, IndexData};
 use crate::params::SearchParams;
@@ -56,12 +55,11 @@ pub(crate) fn check_search_on(index: &IndexData, attrs: &[String]) -> Result<(),
     let searchable = index.searchable_fields();
     let wildcard =
         index.settings.searchable_attributes.is_none() || searchable.iter().any(|s| s == "*");
-    let mut known = Vec::new();
-    if wildcard {
-        for doc in index.docs.values() {
-            fields::paths(doc, &mut known);
-        }
-    }
+    let known = if wildcard {
+        index.search_cache.field_paths(index.docs.values())
+    } else {
+        Vec::new()
+    };
     for attr in attrs {
         let ok = attr == "*"
             || searchable.iter().any(|s| attribute_matches(s, attr))

@@ -196,6 +196,45 @@ fn random_queries_score_probes_identically_in_small_and_large_indexes() {
     );
 }
 
+/// Documents of random letters: a vocabulary of tens of thousands of words, as real corpora
+/// have, so per-word typo matching is exercised.
+fn random_word_docs(n: usize, seed: u64) -> Vec<Value> {
+    let mut rng = Rng(seed);
+    let word = |rng: &mut Rng| -> String {
+        let len = 3 + rng.pick(8);
+        (0..len)
+            .map(|_| char::from(b'a' + rng.pick(26) as u8))
+            .collect()
+    };
+    (0..n)
+        .map(|i| {
+            let title: Vec<String> = (0..4).map(|_| word(&mut rng)).collect();
+            let body: Vec<String> = (0..12).map(|_| word(&mut rng)).collect();
+            json!({"id": i, "title": title.join(" "), "overview": body.join(" "), "genre": "x", "price": i})
+        })
+        .collect()
+}
+
+#[test]
+fn large_vocabulary_search_is_fast() {
+    let index = index_with(
+        "vocab",
+        settings(),
+        Value::Array(random_word_docs(10_000, 9)),
+    );
+    let body = json!({"q": "dragon knights returning"});
+    let _ = search(&index, &body, None).unwrap();
+    let started = Instant::now();
+    let r = search(&index, &body, None).unwrap();
+    let elapsed = started.elapsed();
+    println!("10 000 documents, ~160 000 distinct words: keyword search {elapsed:?}");
+    assert!(r["hits"].is_array());
+    assert!(
+        elapsed.as_millis() < 1_000,
+        "keyword search took {elapsed:?}"
+    );
+}
+
 #[test]
 fn search_over_ten_thousand_documents_is_fast() {
     let index = index_with("big", settings(), Value::Array(generated_docs(10_000, 42)));

@@ -333,6 +333,32 @@ fn stop_words_synonyms_and_negative_words() {
 }
 
 #[test]
+fn multi_word_synonyms_match_as_phrases() {
+    let mut settings = Settings::default();
+    settings
+        .synonyms
+        .insert("nyc".into(), vec!["New York".into()]);
+    let index = index_with(
+        "s",
+        settings,
+        json!([{"id": 1, "t": "I love New York"}, {"id": 2, "t": "York is new"}, {"id": 3, "t": "nyc"}]),
+    );
+    let r = run(
+        &index,
+        json!({"q": "nyc ", "attributesToHighlight": ["t"], "showRankingScoreDetails": true}),
+    );
+    assert_eq!(ids(&r), vec!["3", "1"]);
+    assert_eq!(
+        r["hits"][1]["_formatted"]["t"],
+        json!("I love <em>New</em> <em>York</em>")
+    );
+    assert_eq!(
+        r["hits"][1]["_rankingScoreDetails"]["exactness"]["matchingWords"],
+        json!(0)
+    );
+}
+
+#[test]
 fn searchable_attributes_order_drives_attribute_rank_and_restricts_matching() {
     let settings = Settings {
         searchable_attributes: Some(vec!["title".into(), "overview".into()]),

@@ -54,6 +54,10 @@ fn eval_condition(field: &str, op: &Op, doc: &Document) -> bool {
         Op::Equal(v) => equals_any(doc, field, v),
         Op::NotEqual(v) => !equals_any(doc, field, v),
         Op::In(values) => values.iter().any(|v| equals_any(doc, field, v)),
+        Op::StartsWith(prefix) => fields::any_value(doc, field, &mut |v| match v {
+            Value::String(s) => fields::normalize_facet(s).starts_with(&prefix.normalized),
+            _ => false,
+        }),
         Op::Greater(v) => in_range(doc, field, Bound::Excl(v), Bound::None),
         Op::GreaterEq(v) => in_range(doc, field, Bound::Incl(v), Bound::None),
         Op::Lower(v) => in_range(doc, field, Bound::None, Bound::Excl(v)),

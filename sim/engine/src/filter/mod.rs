@@ -55,6 +55,7 @@ enum Op {
     LowerEq(Operand),
     Between(Operand, Operand),
     In(Vec<Operand>),
+    StartsWith(Operand),
     Exists,
     Null,
     Empty,
@@ -352,6 +353,30 @@ mod tests {
             "Attribute `many` is not filterable. Available filterable attribute patterns are: `title`.\n2:6 \"many\" = \"Glass\""
         );
         assert!(f("title = x").check_filterable(&settings, "c").is_ok());
+    }
+
+    #[test]
+    fn starts_with_matches_string_prefixes_and_contains_is_gated() {
+        let d = doc(json!({"name": "Kefirounet", "n": 123}));
+        assert!(f("name STARTS WITH kefir").matches(&d));
+        assert!(!f("name NOT STARTS WITH kef").matches(&d));
+        assert!(
+            !f("n STARTS WITH 12").matches(&d),
+            "numbers are not strings"
+        );
+        let e = Filter::parse(&json!("doggo CONTAINS kefir"), "invalid_search_filter").unwrap_err();
+        assert_eq!(e.code, "feature_not_enabled");
+        assert_eq!(e.message, "Using `CONTAINS` in a filter requires enabling the `contains filter` experimental feature. See https://github.com/orgs/meilisearch/discussions/763\n7:15 doggo CONTAINS kefir");
+    }
+
+    #[test]
+    fn deep_nesting_is_parsed_or_rejected_without_overflowing_the_stack() {
+        let nested = |n: usize| format!("{}a = 1{}", "(".repeat(n), ")".repeat(n));
+        assert!(f(&nested(90)).matches(&doc(json!({"a": 1}))));
+        let e = Filter::parse(&json!(nested(5000)), "invalid_search_filter").unwrap_err();
+        assert!(e
+            .message
+            .starts_with("The filter exceeded the maximum depth limit."));
     }
 
     #[test]

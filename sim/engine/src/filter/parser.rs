@@ -21,7 +21,9 @@ const KEYWORDS: [&str; 14] = [
     "_geoRadius",
     "_geoBoundingBox",
 ];
-const MAX_DEPTH: usize = 2000;
+/// Meilisearch allows 2000 levels; the simulator's debug-build frames are larger than nom's,
+/// so it stops at 400 (about 100 nested parentheses) to stay within a 2 MiB thread stack.
+const MAX_DEPTH: usize = 400;
 pub(super) fn parse_str(source: &str, code: &str) -> Result<Option<Expr>, MeiliError> {
     if source.trim().is_empty() {
         return Ok(None);
@@ -50,7 +52,7 @@ pub(super) fn parse_str(source: &str, code: &str) -> Result<Option<Expr>, MeiliE
     });
     result
         .map(Some)
-        .map_err(|message| MeiliError::invalid(code, message))
+        .map_err(|e| MeiliError::invalid(e.code.unwrap_or(code), e.message))
 }
 
 struct Parser<'a> {
@@ -59,7 +61,13 @@ struct Parser<'a> {
     source: &'a str,
 }
 
-type PResult<T> = Result<T, String>;
+/// A parse failure: Meilisearch's message, and the error code when it is not the caller's.
+struct ParseError {
+    message: String,
+    code: Option<&'static str>,
+}
+
+type PResult<T> = Result<T, ParseError>;
 
 impl Parser<'_> {
     fn text(&self, start: usize, end: usize) -> String {
@@ -70,8 +78,11 @@ impl Parser<'_> {
         format!("{}:{} {}", start + 1, end + 1, self.source)
     }
 
-    fn error(&self, start: usize, end: usize, message: String) -> String {
-        format!("{message}\n{}", self.locator(start, end))
+    fn error(&self, start: usize, end: usize, message: String) -> ParseError {
+        ParseError {
+            message: format!("{message}\n{}", self.locator(start, end)),
+            code: None,
+        }
     }
 
     fn trimmed_end(&self) -> usize {
@@ -217,7 +228,7 @@ impl Parser<'_> {
         self.parse_condition(start)
     }
 
-    fn invalid_primary(&self, start: usize) -> String {
+    fn invalid_primary(&self, start: usize) -> ParseError {
         let end = self.trimmed_end().max(start);
         let text = self.text(start, end);
         let tail = if text.trim().is_empty() {
@@ -295,7 +306,13 @@ impl Parser<'_> {
                     op: Op::Exists,
                 })));
             }
+            if let Some(op) = self.parse_string_operator()? {
+                return Ok(Expr::Not(Box::new(Expr::Condition { field, op })));
+            }
             self.pos = save;
+        }
+        if let Some(op) = self.parse_string_operator()? {
+            return Ok(Expr::Condition { field, op });
         }
         if self.keyword("EXISTS") {
             return Ok(Expr::Condition {
@@ -332,6 +349,33 @@ impl Parser<'_> {
         }
         self.pos = save;
         Err(self.invalid_primary(start))
+    }
+
+    /// `STARTS WITH value`, or `CONTAINS`, which Meilisearch gates behind an experimental
+    /// feature the simulator does not enable.
+    fn parse_string_operator(&mut self) -> PResult<Option<Op>> {
+        let save = self.pos;
+        if self.keyword("STARTS") {
+            if self.keyword("WITH") {
+                let value = self.expect_value()?;
+                return Ok(Some(Op::StartsWith(value.into())));
+            }
+            self.pos = save;
+            return Ok(None);
+        }
+        self.skip_ws();
+        let keyword_start = self.pos;
+        if self.keyword("CONTAINS") {
+            let mut e = self.error(
+                keyword_start,
+                keyword_start + "CONTAINS".len(),
+                "Using `CONTAINS` in a filter requires enabling the `contains filter` experimental feature. See https://github.com/orgs/meilisearch/discussions/763".into(),
+            );
+            e.code = Some("feature_not_enabled");
+            return Err(e);
+        }
+        self.pos = save;
+        Ok(None)
     }
 
     fn pos_before_ws(&self) -> usize {

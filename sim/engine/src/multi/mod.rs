@@ -15,6 +15,7 @@ use crate::model::IndexData;
 use crate::params::{self, Reader, SearchParams, SEARCH_FIELDS};
 use crate::search;
 
+/// Keys of one query: `indexUid`, the search parameters, then `federationOptions`.
 fn query_fields() -> Vec<&'static str> {
     let mut fields = vec!["indexUid"];
     fields.extend(SEARCH_FIELDS);
@@ -22,6 +23,7 @@ fn query_fields() -> Vec<&'static str> {
     fields
 }
 
+/// Meilisearch's prefix naming the failing query.
 fn inside(i: usize, e: MeiliError) -> MeiliError {
     MeiliError {
         message: format!("Inside `.queries[{i}]`: {}", e.message),
@@ -44,9 +46,12 @@ struct QueryItem {
     params: SearchParams,
     weight: f64,
     has_federation_options: bool,
+    /// The query as sent, to tell which options were present.
     raw: Value,
 }
 
+/// Runs `POST /multi-search`. `index` resolves an index uid; `extra_filter` gives the
+/// tenant-token filter of an index, ANDed with that query's filter.
 pub fn multi_search<'a>(
     body: &Value,
     index: &dyn Fn(&str) -> Option<&'a IndexData>,

@@ -18,8 +18,8 @@ pub enum KeyPart<'a> {
     Geo(bool, Option<f64>),
 }
 
-pub fn sort_key(details: &[Detail]) -> Vec<KeyPart<'_>> {
-    let mut key = Vec::with_capacity(details.len() + 1);
+/// Appends the key parts of `details` to `key`.
+pub fn push_sort_key<'a>(details: &'a [Detail], key: &mut Vec<KeyPart<'a>>) {
     for d in details {
         match d {
             Detail::Sort { asc, value, .. } => key.push(match value {
@@ -33,7 +33,6 @@ pub fn sort_key(details: &[Detail]) -> Vec<KeyPart<'_>> {
             other => key.extend(other.ranks().map(|r| KeyPart::Score(r.local_score()))),
         }
     }
-    key
 }
 
 /// `Greater` when `a` ranks before `b`: rule by rule, as milli's bucket sort orders them.

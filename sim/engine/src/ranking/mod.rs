@@ -14,8 +14,8 @@ use crate::params::MatchingStrategy;
 use crate::sort::Criterion;
 
 pub use details::details_json;
-pub use key::{compare_keys, sort_key, KeyPart};
-pub use rules::{bucketed, Ranker};
+pub use key::{compare_keys, push_sort_key, KeyPart};
+pub use rules::Ranker;
 pub use strategy::Removal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,14 +30,16 @@ impl Rank {
     }
 
     /// Folds ranks with milli's mixed-radix `Rank::merge`
-    /// (`rank = (outer.rank - 1) * inner.max + inner.rank`). Computed in u128 so long queries
-    /// cannot overflow; identical to milli's u32 arithmetic whenever that does not overflow.
+    /// (`rank = (outer.rank - 1) * inner.max + inner.rank`). Computed in (saturating) u128 so
+    /// long queries cannot overflow; identical to milli's u32 arithmetic whenever that does not
+    /// overflow.
     pub fn global_score(ranks: impl Iterator<Item = Rank>) -> f64 {
         let (rank, max) = ranks.fold((1u128, 1u128), |(rank, max), inner| {
             let inner_max = u128::from(inner.max_rank);
+            let merged = rank.saturating_sub(1).saturating_mul(inner_max);
             (
-                rank.saturating_sub(1) * inner_max + u128::from(inner.rank),
-                max * inner_max,
+                merged.saturating_add(u128::from(inner.rank)),
+                max.saturating_mul(inner_max),
             )
         });
         rank as f64 / max as f64
