@@ -68,8 +68,11 @@ pub enum Code {
     NoQuorum,
     ReservedField,
     IdempotencyKeyReused,
+    /// A node answered a search with something that is neither a search response nor an error.
+    InvalidNodeAnswer,
     // Meilisearch's task-route codes, for the task registry Miroir answers from.
     TaskNotFound,
+    BatchNotFound,
     MissingTaskFilters,
     InvalidTaskUids,
     InvalidTaskStatuses,
@@ -118,7 +121,9 @@ impl Code {
             Code::NoQuorum => ("miroir_no_quorum", System, 503),
             Code::ReservedField => ("miroir_reserved_field", InvalidRequest, 400),
             Code::IdempotencyKeyReused => ("miroir_idempotency_key_reused", InvalidRequest, 409),
+            Code::InvalidNodeAnswer => ("miroir_invalid_node_answer", System, 502),
             Code::TaskNotFound => ("task_not_found", InvalidRequest, 404),
+            Code::BatchNotFound => ("batch_not_found", InvalidRequest, 404),
             Code::MissingTaskFilters => ("missing_task_filters", InvalidRequest, 400),
             Code::InvalidTaskUids => ("invalid_task_uids", InvalidRequest, 400),
             Code::InvalidTaskStatuses => ("invalid_task_statuses", InvalidRequest, 400),

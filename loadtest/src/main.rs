@@ -153,7 +153,8 @@ impl Args {
 const USAGE: &str = "\
 USAGE:
   miroir-loadtest run --target HOST:PORT [--key KEY] [--path /version] [--connections 16] [--seconds 10]
-  miroir-loadtest passthrough --miroir-bin PATH [--connections 16] [--seconds 5] [--rounds 3]";
+  miroir-loadtest passthrough --miroir-bin PATH [--connections 16] [--seconds 5] [--rounds 3]
+  miroir-loadtest ingest --miroir-bin PATH [--documents 100000] [--batch 10000] [--big-mb 100]";
 
 fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
@@ -169,6 +170,7 @@ fn main() {
         match command.as_str() {
             "run" => rt.block_on(run(args)),
             "passthrough" => rt.block_on(passthrough(args)),
+            "ingest" => rt.block_on(ingest(args)),
             other => Err(format!("unknown command `{other}`\n{USAGE}")),
         }
     });
@@ -309,6 +311,171 @@ async fn passthrough(args: Args) -> Result<(), String> {
         through.percentile_ms(50.0) / direct.percentile_ms(50.0).max(1e-9),
         through.percentile_ms(99.0) / direct.percentile_ms(99.0).max(1e-9),
     );
+    drop(miroir);
+    Ok(())
+}
+
+/// Starts `n` simulated nodes with the load-test master key.
+async fn sim_nodes(n: u64, key: &str) -> Result<Vec<meili_sim::SimNode>, String> {
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let cfg = meili_sim::SimConfig {
+            master_key: Some(key.into()),
+            seed: i + 1,
+            name: format!("sim-{i}"),
+            ..meili_sim::SimConfig::default()
+        };
+        nodes.push(
+            meili_sim::SimNode::start(cfg)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(nodes)
+}
+
+fn documents(from: usize, n: usize) -> String {
+    let docs: Vec<String> = (from..from + n)
+        .map(|i| {
+            format!(
+                r#"{{"id":{i},"title":"Document number {i}","body":"Some text about item {i} with several words to index","price":{},"tags":["t{}","t{}"]}}"#,
+                i % 997,
+                i % 7,
+                i % 13
+            )
+        })
+        .collect();
+    format!("[{}]", docs.join(","))
+}
+
+/// Posts `body` to `addr` and returns the task uid.
+async fn post_documents(addr: &str, key: &str, body: &str) -> Result<u64, String> {
+    let mut conn = Conn::connect(addr).await.map_err(|e| e.to_string())?;
+    let req = Request::new(
+        "POST",
+        addr,
+        "/indexes/bench/documents",
+        Some(key),
+        Some(body),
+    );
+    let mut out = Vec::new();
+    let status = conn.send(&req, &mut out).await.map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_slice(&out).map_err(|e| e.to_string())?;
+    if status != 202 {
+        return Err(format!("write answered {status}: {v}"));
+    }
+    v["taskUid"]
+        .as_u64()
+        .ok_or_else(|| format!("no taskUid in {v}"))
+}
+
+async fn wait_task(addr: &str, key: &str, uid: u64) -> Result<String, String> {
+    let mut conn = Conn::connect(addr).await.map_err(|e| e.to_string())?;
+    let req = Request::new("GET", addr, &format!("/tasks/{uid}"), Some(key), None);
+    let mut out = Vec::new();
+    loop {
+        conn.send(&req, &mut out).await.map_err(|e| e.to_string())?;
+        let v: serde_json::Value = serde_json::from_slice(&out).map_err(|e| e.to_string())?;
+        match v["status"].as_str() {
+            Some(s @ ("succeeded" | "failed" | "canceled")) => return Ok(s.to_owned()),
+            _ => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+/// Sends `documents` in batches and waits for every task; returns the elapsed time.
+async fn ingest_into(
+    addr: &str,
+    key: &str,
+    documents_total: usize,
+    batch: usize,
+) -> Result<Duration, String> {
+    let bodies: Vec<String> = (0..documents_total)
+        .step_by(batch)
+        .map(|from| documents(from, batch.min(documents_total - from)))
+        .collect();
+    let started = Instant::now();
+    let mut uids = Vec::new();
+    for body in &bodies {
+        uids.push(post_documents(addr, key, body).await?);
+    }
+    for uid in uids {
+        let status = wait_task(addr, key, uid).await?;
+        if status != "succeeded" {
+            return Err(format!("task {uid} {status}"));
+        }
+    }
+    Ok(started.elapsed())
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn ingest(args: Args) -> Result<(), String> {
+    const KEY: &str = "loadtest-master-key";
+    let bin = PathBuf::from(args.get("miroir-bin").ok_or("--miroir-bin is required")?);
+    let total: usize = args.num("documents", 100_000)?;
+    let batch: usize = args.num("batch", 10_000)?;
+    let big_mb: usize = args.num("big-mb", 100)?;
+
+    let nodes = sim_nodes(4, KEY).await?;
+    let port = miroir_testkit::proxy::free_port();
+    let mut toml = format!(
+        "shards = 16\nmaster_key = \"{KEY}\"\ndata_dir = \"{}\"\n[server]\nport = {port}\nmax_body_bytes = {}\n[metrics]\nenabled = false\n[log]\nlevel = \"warn\"\n",
+        miroir_testkit::proxy::DATA_DIR,
+        (big_mb + 50) * 1024 * 1024
+    );
+    for (i, node) in nodes[..3].iter().enumerate() {
+        toml.push_str(&format!(
+            "[[nodes]]\nid = \"sim-{i}\"\naddress = \"{}\"\n",
+            node.url()
+        ));
+    }
+    let miroir = miroir_testkit::proxy::MiroirProcess::start(&bin, &toml, port).await;
+    let direct = nodes[3].addr().to_string();
+    let through = format!("127.0.0.1:{port}");
+
+    let d = ingest_into(&direct, KEY, total, batch).await?;
+    let m = ingest_into(&through, KEY, total, batch).await?;
+    println!("ingest {total} documents in batches of {batch}, until every task succeeded:");
+    println!(
+        "  straight into one node : {:>8.3} s  ({:.0} docs/s)",
+        d.as_secs_f64(),
+        total as f64 / d.as_secs_f64()
+    );
+    println!(
+        "  through Miroir, 3 nodes: {:>8.3} s  ({:.0} docs/s)",
+        m.as_secs_f64(),
+        total as f64 / m.as_secs_f64()
+    );
+    println!(
+        "  ratio miroir/direct    : {:.2}",
+        m.as_secs_f64() / d.as_secs_f64()
+    );
+
+    if big_mb > 0 {
+        // One large batch: Miroir's peak resident memory against the body size.
+        let per_doc = documents(0, 1).len();
+        let count = big_mb * 1024 * 1024 / per_doc;
+        let body = documents(10_000_000, count);
+        let before = vm_hwm_kib(miroir.pid()).unwrap_or(0);
+        let started = Instant::now();
+        let uid = post_documents(&through, KEY, &body).await?;
+        let accepted = started.elapsed();
+        let after = vm_hwm_kib(miroir.pid()).unwrap_or(0);
+        let status = wait_task(&through, KEY, uid).await?;
+        println!(
+            "one {:.1} MB batch ({count} documents): accepted in {:.3} s ({status}); Miroir peak RSS {:.1} MB before, {:.1} MB after = {:.2}x the body",
+            body.len() as f64 / 1e6,
+            accepted.as_secs_f64(),
+            before as f64 * 1024.0 / 1e6,
+            after as f64 * 1024.0 / 1e6,
+            after as f64 * 1024.0 / body.len() as f64
+        );
+    }
     drop(miroir);
     Ok(())
 }

@@ -80,18 +80,23 @@ impl MiroirProxy {
             RouteClass::Miroir
                 if matches!(
                     spec.name,
-                    "tasks.list" | "task.get" | "tasks.cancel" | "tasks.delete"
+                    "tasks.list"
+                        | "task.get"
+                        | "tasks.cancel"
+                        | "tasks.delete"
+                        | "batches.list"
+                        | "batch.get"
                 ) =>
             {
                 let inc = self.incoming(session, ctx, rt).await;
+                let uid = param.as_deref().unwrap_or("");
                 let reply = match spec.name {
                     "tasks.list" => tasks::list_tasks(&self.shared, rt, &inc).await,
-                    "task.get" => {
-                        tasks::get_task(&self.shared, rt, &inc, param.as_deref().unwrap_or(""))
-                            .await
-                    }
+                    "task.get" => tasks::get_task(&self.shared, rt, &inc, uid).await,
                     "tasks.cancel" => tasks::cancel_or_delete(&self.shared, rt, &inc, false).await,
-                    _ => tasks::cancel_or_delete(&self.shared, rt, &inc, true).await,
+                    "tasks.delete" => tasks::cancel_or_delete(&self.shared, rt, &inc, true).await,
+                    "batches.list" => tasks::batches(&self.shared, rt, &inc, None).await,
+                    _ => tasks::batches(&self.shared, rt, &inc, Some(uid)).await,
                 };
                 Ok(reply)
             }
