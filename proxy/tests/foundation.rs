@@ -71,8 +71,8 @@ async fn routes_not_served_yet_answer_a_meilisearch_shaped_error_naming_the_rout
     let (status, body) = call(
         &c.miroir.url(),
         "POST",
-        "/indexes/movies/documents",
-        Some(json!([{"id": 1}])),
+        "/indexes/movies/similar",
+        Some(json!({"id": 1})),
     )
     .await;
     assert_eq!(status, 501);
@@ -82,7 +82,7 @@ async fn routes_not_served_yet_answer_a_meilisearch_shaped_error_naming_the_rout
         body["message"]
             .as_str()
             .unwrap()
-            .contains("/indexes/{uid}/documents"),
+            .contains("/indexes/{uid}/similar"),
         "{body}"
     );
     assert!(body["link"].as_str().unwrap().starts_with("https://"));
@@ -328,7 +328,7 @@ async fn expect_100_continue_is_answered_without_stalling() {
     // A request Miroir refuses outright is answered at once, without waiting for the body.
     let mut conn = RawConn::connect(c.miroir.port).await;
     let head = format!(
-        "POST /indexes/movies/documents HTTP/1.1\r\nHost: m\r\nAuthorization: Bearer {KEY}\r\n\
+        "POST /export HTTP/1.1\r\nHost: m\r\nAuthorization: Bearer {KEY}\r\n\
          Content-Type: application/json\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n"
     );
     conn.write(head.as_bytes()).await;
