@@ -532,3 +532,81 @@ async fn a_replica_down_degrades_the_write_and_a_lost_quorum_refuses_it() {
     assert_eq!(done["status"], "succeeded", "{done}");
     let _ = ShardId(0);
 }
+
+#[tokio::test]
+async fn task_list_filters_pages_and_cancel_delete_act_on_miroirs_registry() {
+    let c = cluster(2, "").await;
+    let base = c.miroir.url();
+    let mut uids = Vec::new();
+    for index in ["a", "b", "a"] {
+        let (_, t, _) = send(
+            &base,
+            "POST",
+            &format!("/indexes/{index}/documents"),
+            "application/json",
+            Value::Array(movies(3)).to_string(),
+        )
+        .await;
+        uids.push(t["taskUid"].as_u64().unwrap());
+    }
+    for uid in &uids {
+        assert_eq!(wait_task(&base, *uid).await["status"], "succeeded");
+    }
+    let (status, page) = call(&base, "GET", "/tasks?indexUids=a&limit=1", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["results"][0]["uid"], uids[2], "newest first");
+    assert_eq!(page["next"], uids[0]);
+    let (_, page) = call(
+        &base,
+        "GET",
+        &format!("/tasks?indexUids=a&from={}", uids[0]),
+        None,
+    )
+    .await;
+    assert_eq!(page["results"].as_array().unwrap().len(), 1);
+    let (_, page) = call(&base, "GET", "/tasks?statuses=failed", None).await;
+    assert_eq!(page["total"], 0);
+    let (status, err) = call(&base, "GET", "/tasks?statuses=done", None).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (400, Some("invalid_task_statuses"))
+    );
+
+    // Deleting needs a filter, and removes finished tasks from Miroir's registry.
+    let (status, err) = call(&base, "DELETE", "/tasks", None).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (400, Some("missing_task_filters"))
+    );
+    let (status, del) = call(&base, "DELETE", "/tasks?indexUids=b", None).await;
+    assert_eq!(status, 202, "{del}");
+    assert_eq!(del["type"], "taskDeletion");
+    let done = wait_task(&base, del["taskUid"].as_u64().unwrap()).await;
+    assert_eq!(done["details"]["deletedTasks"], 1, "{done}");
+    let (status, _) = call(&base, "GET", &format!("/tasks/{}", uids[1]), None).await;
+    assert_eq!(status, 404);
+
+    // Canceling finished tasks matches nothing but is still a task.
+    let (status, cancel) = call(
+        &base,
+        "POST",
+        "/tasks/cancel?statuses=enqueued,processing",
+        None,
+    )
+    .await;
+    assert_eq!(status, 202, "{cancel}");
+    assert_eq!(cancel["type"], "taskCancelation");
+    let done = wait_task(&base, cancel["taskUid"].as_u64().unwrap()).await;
+    assert_eq!(
+        (
+            done["status"].as_str(),
+            done["details"]["matchedTasks"].as_u64()
+        ),
+        (Some("succeeded"), Some(0))
+    );
+    let (status, batches) = call(&base, "GET", "/batches?limit=2", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(batches["results"].as_array().unwrap().len(), 2);
+    assert!(batches["results"][0]["stats"]["totalNbTasks"].is_number());
+}

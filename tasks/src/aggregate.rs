@@ -102,6 +102,14 @@ pub fn aggregate(record: &TaskRecord, views: &[NodeView], copies: u32) -> Value 
         }
     }
 
+    // A task with no node part (a registry-only deletion, a cancelation that matched
+    // nothing) is done the moment it is recorded.
+    if record.node_tasks.is_empty() {
+        let at = parse_time(&json!(record.enqueued_at));
+        started = at;
+        finished = at;
+        status_parts.push(Status::Succeeded);
+    }
     let status = combine(&status_parts);
     let details = merge_details(record, node_details, &counters, copies, status);
     let finished = if status.is_terminal() { finished } else { None };
@@ -363,6 +371,16 @@ mod tests {
         let v = aggregate(&r, &[NodeView::Unknown], 1);
         assert_eq!(v["status"], "failed");
         assert_eq!(v["error"]["code"], "index_not_found");
+    }
+
+    #[test]
+    fn a_task_without_node_parts_is_done_when_recorded() {
+        let mut r = record(&[]);
+        r.kind = "taskCancelation".into();
+        let v = aggregate(&r, &[], 1);
+        assert_eq!(v["status"], "succeeded");
+        assert_eq!(v["startedAt"], r.enqueued_at.as_str());
+        assert_eq!(v["duration"], "PT0S");
     }
 
     #[test]
