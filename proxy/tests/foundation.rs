@@ -460,7 +460,7 @@ fn check_config_accepts_the_examples_and_names_the_bad_key() {
         }
     }
     assert!(seen >= 2);
-    let dir = miroir_testkit::proxy::TempDir::new("check-config");
+    let dir = miroir_testkit::proxy::TempDir::new("check-config").unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "shards = 4\nreplication_factor = 2\n[[nodes]]\nid = \"a\"\naddress = \"http://127.0.0.1:7700\"\n").unwrap();
     let out = Command::new(miroir_bin())
@@ -475,7 +475,7 @@ fn check_config_accepts_the_examples_and_names_the_bad_key() {
 
 #[tokio::test]
 async fn tls_listener_serves_the_same_api() {
-    let dir = miroir_testkit::proxy::TempDir::new("tls");
+    let dir = miroir_testkit::proxy::TempDir::new("tls").unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let made = Command::new("openssl")
         .args([

@@ -349,7 +349,7 @@ async fn tasks_survive_a_miroir_restart() {
         miroir_testkit::proxy::free_port(),
     );
     // A data directory that outlives both processes.
-    let keep = miroir_testkit::proxy::TempDir::new("restart");
+    let keep = miroir_testkit::proxy::TempDir::new("restart").unwrap();
     let toml = config(port, metrics, &[&nodes[0], &nodes[1]], "").replace(
         miroir_testkit::proxy::DATA_DIR,
         &keep.path().to_string_lossy(),

@@ -5,7 +5,7 @@ pub mod client;
 mod node;
 pub mod proxy;
 mod real;
-mod tempdir;
+pub mod tempdir;
 
 pub use client::{wait_task, wait_task_timeout, Client};
 pub use node::{start_node, start_node_with, NodeKind, TestNode};

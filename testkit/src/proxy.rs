@@ -5,8 +5,9 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+pub use crate::tempdir::TempDir;
 
 /// Placeholder for `data_dir` in configs given to [`MiroirProcess`]: replaced by a directory
 /// of the process's own, so parallel tests never share a task store.
@@ -18,30 +19,6 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("bind an ephemeral port")
-}
-
-/// A directory under the system temp dir, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(prefix: &str) -> Self {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("create temp dir");
-        Self(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A running `miroir --config <file>` process.
@@ -58,7 +35,7 @@ impl MiroirProcess {
     /// `server.port` inside `toml`, and [`DATA_DIR`] in it becomes a fresh directory. Waits
     /// until the listener accepts connections.
     pub async fn start(bin: &Path, toml: &str, port: u16) -> Self {
-        let dir = TempDir::new("miroir-test");
+        let dir = TempDir::new("miroir-test").expect("create temp dir");
         let config_path = dir.path().join("miroir.toml");
         let toml = toml.replace(DATA_DIR, &dir.path().join("data").to_string_lossy());
         fs::write(&config_path, toml).expect("write config");
