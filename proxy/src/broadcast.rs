@@ -24,6 +24,9 @@ pub struct Incoming {
     pub request_id: String,
     /// The `Idempotency-Key` request header.
     pub idempotency_key: Option<String>,
+    /// When Miroir received the request (RFC 3339): a task's `enqueuedAt`, which must not be
+    /// later than its nodes' `startedAt`.
+    pub received_at: String,
 }
 
 impl Incoming {
@@ -151,7 +154,7 @@ pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
         .filter(|r| accepted_task_uid(r).is_some())
         .count();
     if accepted > 0 {
-        return record_task(shared, rt, &results).await;
+        return record_task(shared, rt, inc, &results).await;
     }
     let ok = |r: &&NodeResult| {
         r.as_ref()
@@ -209,7 +212,12 @@ pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
 }
 
 /// Records one Miroir task over the node tasks and answers Meilisearch's 202 summary.
-async fn record_task(shared: &Shared, rt: &Runtime, results: &[NodeResult]) -> Reply {
+async fn record_task(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    results: &[NodeResult],
+) -> Reply {
     let first = results.iter().find_map(|r| {
         accepted_task_uid(r)
             .and(r.as_ref().ok())
@@ -236,7 +244,7 @@ async fn record_task(shared: &Shared, rt: &Runtime, results: &[NodeResult]) -> R
     let task = NewTask {
         index_uid: first["indexUid"].as_str().map(str::to_owned),
         kind: first["type"].as_str().unwrap_or("unknown").to_owned(),
-        enqueued_at: crate::tasks::now_rfc3339(),
+        enqueued_at: inc.received_at.clone(),
         node_tasks,
         custom_metadata: first["customMetadata"].as_str().map(str::to_owned),
         details: None,

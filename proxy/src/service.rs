@@ -205,6 +205,7 @@ impl MiroirProxy {
             body: Bytes::new(),
             request_id: ctx.request_id.clone(),
             idempotency_key: write::idempotency_key(session),
+            received_at: tasks::now_rfc3339(),
         }
     }
 

@@ -486,7 +486,7 @@ pub async fn cancel_or_delete(
     let task = NewTask {
         index_uid: None,
         kind: kind.to_owned(),
-        enqueued_at: now_rfc3339(),
+        enqueued_at: inc.received_at.clone(),
         node_tasks,
         custom_metadata: None,
         details: Some(details),

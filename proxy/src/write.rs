@@ -131,6 +131,7 @@ async fn send_parts(
 /// one recorded Miroir task.
 async fn conclude(
     shared: &Shared,
+    received_at: &str,
     rt: &Runtime,
     index_uid: &str,
     shards: &BTreeSet<ShardId>,
@@ -186,7 +187,7 @@ async fn conclude(
             .as_str()
             .unwrap_or("documentAdditionOrUpdate")
             .to_owned(),
-        enqueued_at: crate::tasks::now_rfc3339(),
+        enqueued_at: received_at.to_owned(),
         node_tasks,
         custom_metadata: first["customMetadata"].as_str().map(str::to_owned),
         details: Some(details),
@@ -389,7 +390,17 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
     }
     let sent = send_parts(shared, rt, inc, &inc.method, parts).await;
     let details = json!({ "receivedDocuments": split.documents, "indexedDocuments": null });
-    conclude(shared, rt, index_uid, &touched, sent, details, idempotency).await
+    conclude(
+        shared,
+        &inc.received_at,
+        rt,
+        index_uid,
+        &touched,
+        sent,
+        details,
+        idempotency,
+    )
+    .await
 }
 
 /// `POST /indexes/{uid}/documents/delete-batch`.
@@ -436,7 +447,17 @@ pub async fn delete_batch(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
     }
     let sent = send_parts(shared, rt, inc, "POST", parts).await;
     let details = json!({ "providedIds": provided, "deletedDocuments": null });
-    conclude(shared, rt, index_uid, &touched, sent, details, None).await
+    conclude(
+        shared,
+        &inc.received_at,
+        rt,
+        index_uid,
+        &touched,
+        sent,
+        details,
+        None,
+    )
+    .await
 }
 
 /// `DELETE /indexes/{uid}/documents/{id}`: every replica of the id's shard.
@@ -462,6 +483,7 @@ pub async fn delete_one(
     let details = json!({ "providedIds": 1, "deletedDocuments": null });
     conclude(
         shared,
+        &inc.received_at,
         rt,
         index_uid,
         &BTreeSet::from([shard]),
