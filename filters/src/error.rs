@@ -79,6 +79,13 @@ pub enum Code {
     InvalidTaskTypes,
     InvalidTaskLimit,
     InvalidTaskFrom,
+    InvalidTaskCanceledBy,
+    InvalidTaskAfterEnqueuedAt,
+    InvalidTaskBeforeEnqueuedAt,
+    InvalidTaskAfterStartedAt,
+    InvalidTaskBeforeStartedAt,
+    InvalidTaskAfterFinishedAt,
+    InvalidTaskBeforeFinishedAt,
     Internal,
 }
 
@@ -130,6 +137,25 @@ impl Code {
             Code::InvalidTaskTypes => ("invalid_task_types", InvalidRequest, 400),
             Code::InvalidTaskLimit => ("invalid_task_limit", InvalidRequest, 400),
             Code::InvalidTaskFrom => ("invalid_task_from", InvalidRequest, 400),
+            Code::InvalidTaskCanceledBy => ("invalid_task_canceled_by", InvalidRequest, 400),
+            Code::InvalidTaskAfterEnqueuedAt => {
+                ("invalid_task_after_enqueued_at", InvalidRequest, 400)
+            }
+            Code::InvalidTaskBeforeEnqueuedAt => {
+                ("invalid_task_before_enqueued_at", InvalidRequest, 400)
+            }
+            Code::InvalidTaskAfterStartedAt => {
+                ("invalid_task_after_started_at", InvalidRequest, 400)
+            }
+            Code::InvalidTaskBeforeStartedAt => {
+                ("invalid_task_before_started_at", InvalidRequest, 400)
+            }
+            Code::InvalidTaskAfterFinishedAt => {
+                ("invalid_task_after_finished_at", InvalidRequest, 400)
+            }
+            Code::InvalidTaskBeforeFinishedAt => {
+                ("invalid_task_before_finished_at", InvalidRequest, 400)
+            }
             Code::Internal => ("internal", Internal, 500),
         }
     }

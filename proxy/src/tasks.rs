@@ -10,6 +10,8 @@ use miroir_tasks::{
     TaskUid,
 };
 use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 use crate::broadcast::{Incoming, Reply};
 use crate::state::{Runtime, Shared};
@@ -158,8 +160,9 @@ struct TaskFilter {
     statuses: Option<HashSet<String>>,
     types: Option<HashSet<String>>,
     index_uids: Option<HashSet<String>>,
-    after_enqueued: Option<String>,
-    before_enqueued: Option<String>,
+    canceled_by: Option<HashSet<u64>>,
+    /// `(field, after, before)` bounds on the task's dates.
+    dates: Vec<(&'static str, Option<OffsetDateTime>, Option<OffsetDateTime>)>,
     limit: usize,
     from: Option<u64>,
     reverse: bool,
@@ -239,20 +242,50 @@ fn parse_filter(query: &str) -> Result<TaskFilter, MiroirError> {
                 original.push(pair.to_owned());
                 f.index_uids = parse_list(&v);
             }
-            "afterEnqueuedAt" => {
+            "canceledBy" => {
                 f.any_filter = true;
                 original.push(pair.to_owned());
-                f.after_enqueued = Some(v);
+                f.canceled_by = parse_uid_list(&v, "canceledBy", Code::InvalidTaskCanceledBy)?;
             }
-            "beforeEnqueuedAt" => {
+            // Miroir runs each task in its own batch, numbered like the task.
+            "batchUids" => {
                 f.any_filter = true;
                 original.push(pair.to_owned());
-                f.before_enqueued = Some(v);
+                let batches = parse_uid_list(&v, "batchUids", Code::InvalidTaskUids)?;
+                f.uids = match (f.uids.take(), batches) {
+                    (Some(a), Some(b)) => Some(a.intersection(&b).copied().collect()),
+                    (a, b) => a.or(b),
+                };
             }
-            // Filters on node-side times and batches match every task here.
-            "canceledBy" | "batchUids" | "afterStartedAt" | "beforeStartedAt" | "afterFinishedAt" | "beforeFinishedAt" => {
+            name @ ("afterEnqueuedAt" | "beforeEnqueuedAt" | "afterStartedAt" | "beforeStartedAt"
+            | "afterFinishedAt" | "beforeFinishedAt") => {
                 f.any_filter = true;
                 original.push(pair.to_owned());
+                let at = parse_date(&v).ok_or_else(|| {
+                    MiroirError::new(
+                        date_code(name),
+                        format!("Invalid value in parameter `{name}`: `{v}` is an invalid date-time. It should follow the YYYY-MM-DD or RFC 3339 date-time format."),
+                    )
+                })?;
+                let field = if name.ends_with("EnqueuedAt") {
+                    "enqueuedAt"
+                } else if name.ends_with("StartedAt") {
+                    "startedAt"
+                } else {
+                    "finishedAt"
+                };
+                let slot = match f.dates.iter().position(|(k, _, _)| *k == field) {
+                    Some(i) => i,
+                    None => {
+                        f.dates.push((field, None, None));
+                        f.dates.len() - 1
+                    }
+                };
+                if name.starts_with("after") {
+                    f.dates[slot].1 = Some(at);
+                } else {
+                    f.dates[slot].2 = Some(at);
+                }
             }
             _ => {}
         }
@@ -270,28 +303,37 @@ impl TaskFilter {
                 .index_uids
                 .as_ref()
                 .is_none_or(|i| r.index_uid.as_ref().is_some_and(|u| i.contains(u)))
-            && self
-                .after_enqueued
-                .as_ref()
-                .is_none_or(|a| r.enqueued_at.as_str() > a.as_str())
-            && self
-                .before_enqueued
-                .as_ref()
-                .is_none_or(|b| r.enqueued_at.as_str() < b.as_str())
     }
 
-    fn matches_status(&self, status: &str) -> bool {
+    /// The filters that need the task's current view (status, cancelation, dates).
+    fn matches_view(&self, view: &Value) -> bool {
+        let status = view["status"].as_str().unwrap_or("enqueued");
+        let in_range =
+            |(field, after, before): &(&str, Option<OffsetDateTime>, Option<OffsetDateTime>)| {
+                match view[*field]
+                    .as_str()
+                    .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
+                {
+                    Some(t) => after.is_none_or(|a| t > a) && before.is_none_or(|b| t < b),
+                    None => false,
+                }
+            };
         self.statuses.as_ref().is_none_or(|s| s.contains(status))
+            && self
+                .canceled_by
+                .as_ref()
+                .is_none_or(|c| view["canceledBy"].as_u64().is_some_and(|u| c.contains(&u)))
+            && self.dates.iter().all(in_range)
     }
 }
 
-/// Brings every non-terminal task's cached status up to date, so status filters can run on
-/// records alone. Non-terminal tasks are few: the rest are cached.
+/// The current views of every non-terminal task, so view filters can run over the registry.
+/// Non-terminal tasks are few: the others carry their final view.
 async fn refresh_pending(
     shared: &Shared,
     rt: &Runtime,
     auth: Option<&str>,
-) -> Result<BTreeMap<u64, String>, MiroirError> {
+) -> Result<BTreeMap<u64, Value>, MiroirError> {
     let pending = |r: &TaskRecord| r.terminal.is_none();
     let page = blocking(&shared.tasks, move |s| {
         s.list(&ListQuery {
@@ -302,24 +344,53 @@ async fn refresh_pending(
         })
     })
     .await?;
-    let mut statuses = BTreeMap::new();
+    let mut views = BTreeMap::new();
     for record in page.results {
         let v = view(shared, rt, &record, auth).await?;
-        statuses.insert(
-            record.uid.0,
-            v["status"].as_str().unwrap_or("enqueued").to_owned(),
-        );
+        views.insert(record.uid.0, v);
     }
-    Ok(statuses)
+    Ok(views)
 }
 
-fn status_of(r: &TaskRecord, pending: &BTreeMap<u64, String>) -> String {
-    match &r.terminal {
-        Some(v) => v["status"].as_str().unwrap_or("succeeded").to_owned(),
-        None => pending
-            .get(&r.uid.0)
-            .cloned()
-            .unwrap_or_else(|| "enqueued".to_owned()),
+fn view_of<'a>(r: &'a TaskRecord, pending: &'a BTreeMap<u64, Value>) -> &'a Value {
+    static ENQUEUED: Value = Value::Null;
+    r.terminal
+        .as_ref()
+        .or_else(|| pending.get(&r.uid.0))
+        .unwrap_or(&ENQUEUED)
+}
+
+fn date_code(param: &str) -> Code {
+    match param {
+        "afterEnqueuedAt" => Code::InvalidTaskAfterEnqueuedAt,
+        "beforeEnqueuedAt" => Code::InvalidTaskBeforeEnqueuedAt,
+        "afterStartedAt" => Code::InvalidTaskAfterStartedAt,
+        "beforeStartedAt" => Code::InvalidTaskBeforeStartedAt,
+        "afterFinishedAt" => Code::InvalidTaskAfterFinishedAt,
+        _ => Code::InvalidTaskBeforeFinishedAt,
+    }
+}
+
+fn parse_date(v: &str) -> Option<OffsetDateTime> {
+    if let Ok(t) = OffsetDateTime::parse(v, &Rfc3339) {
+        return Some(t);
+    }
+    let date =
+        time::Date::parse(v, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
+    Some(date.midnight().assume_utc())
+}
+
+fn parse_uid_list(v: &str, name: &str, code: Code) -> Result<Option<HashSet<u64>>, MiroirError> {
+    match parse_list(v) {
+        None => Ok(None),
+        Some(set) => set
+            .iter()
+            .map(|u| u.parse::<u64>())
+            .collect::<Result<HashSet<u64>, _>>()
+            .map(Some)
+            .map_err(|_| {
+                MiroirError::new(code, format!("Invalid value in parameter `{name}`: could not parse `{v}` as a positive integer"))
+            }),
     }
 }
 
@@ -336,8 +407,7 @@ pub async fn list_tasks(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply 
     let filter = Arc::new(filter);
     let (f2, p2) = (filter.clone(), pending.clone());
     let page = blocking(&shared.tasks, move |s| {
-        let matches =
-            |r: &TaskRecord| f2.matches_record(r) && f2.matches_status(&status_of(r, &p2));
+        let matches = |r: &TaskRecord| f2.matches_record(r) && f2.matches_view(view_of(r, &p2));
         s.list(&ListQuery {
             from: f2.from,
             limit: f2.limit,
@@ -392,14 +462,15 @@ pub async fn cancel_or_delete(
     let (f2, p2) = (filter.clone(), pending.clone());
     let matched = blocking(&shared.tasks, move |s| {
         let matches = |r: &TaskRecord| {
-            let status = status_of(r, &p2);
+            let view = view_of(r, &p2);
+            let status = view["status"].as_str().unwrap_or("enqueued");
             // Only unfinished tasks can be canceled; only finished ones deleted.
             let eligible = if delete {
-                Status::parse_terminal(&status)
+                Status::parse_terminal(status)
             } else {
-                !Status::parse_terminal(&status)
+                !Status::parse_terminal(status)
             };
-            eligible && f2.matches_record(r) && f2.matches_status(&status)
+            eligible && f2.matches_record(r) && f2.matches_view(view)
         };
         s.list(&ListQuery {
             from: None,
