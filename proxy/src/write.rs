@@ -127,18 +127,28 @@ async fn send_parts(
     }
 }
 
-/// Turns the parts' answers into the client's answer: a relayed refusal, a quorum failure, or
-/// one recorded Miroir task.
-async fn conclude(
-    shared: &Shared,
-    received_at: &str,
-    rt: &Runtime,
-    index_uid: &str,
-    shards: &BTreeSet<ShardId>,
-    sent: Sent,
+/// What a write was, for recording its task.
+struct Write<'a> {
+    inc: &'a Incoming,
+    index_uid: &'a str,
+    /// The shards the write touched.
+    shards: &'a BTreeSet<ShardId>,
+    /// Details Miroir knows itself.
     details: Value,
     idempotency: Option<Idempotency>,
-) -> Reply {
+}
+
+/// Turns the parts' answers into the client's answer: a relayed refusal, a quorum failure, or
+/// one recorded Miroir task.
+async fn conclude(shared: &Shared, rt: &Runtime, write: Write<'_>, sent: Sent) -> Reply {
+    let Write {
+        inc,
+        index_uid,
+        shards,
+        details,
+        idempotency,
+    } = write;
+    let received_at = inc.received_at.as_str();
     if !sent.parts.iter().any(|(_, r)| task_uid(r).is_some()) {
         // Nobody accepted: a refusal every node shares (auth, validation) is the answer.
         if let Some(resp) = sent
@@ -392,13 +402,15 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
     let details = json!({ "receivedDocuments": split.documents, "indexedDocuments": null });
     conclude(
         shared,
-        &inc.received_at,
         rt,
-        index_uid,
-        &touched,
+        Write {
+            inc,
+            index_uid,
+            shards: &touched,
+            details,
+            idempotency,
+        },
         sent,
-        details,
-        idempotency,
     )
     .await
 }
@@ -449,13 +461,15 @@ pub async fn delete_batch(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
     let details = json!({ "providedIds": provided, "deletedDocuments": null });
     conclude(
         shared,
-        &inc.received_at,
         rt,
-        index_uid,
-        &touched,
+        Write {
+            inc,
+            index_uid,
+            shards: &touched,
+            details,
+            idempotency: None,
+        },
         sent,
-        details,
-        None,
     )
     .await
 }
@@ -483,13 +497,15 @@ pub async fn delete_one(
     let details = json!({ "providedIds": 1, "deletedDocuments": null });
     conclude(
         shared,
-        &inc.received_at,
         rt,
-        index_uid,
-        &BTreeSet::from([shard]),
+        Write {
+            inc,
+            index_uid,
+            shards: &BTreeSet::from([shard]),
+            details,
+            idempotency: None,
+        },
         sent,
-        details,
-        None,
     )
     .await
 }
