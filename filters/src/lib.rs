@@ -2,4 +2,5 @@
 pub mod error;
 pub mod routes;
 pub mod routing;
+pub mod search;
 pub mod write;

@@ -9,6 +9,7 @@ use miroir_filters::error::{Code, MiroirError};
 use miroir_tasks::{Created, NewTask, NodeTask};
 use serde_json::{json, Value};
 
+use crate::shard_field;
 use crate::state::{Runtime, Shared};
 use crate::upstream::{NodeRequest, NodeResponse, UpstreamError};
 
@@ -27,6 +28,10 @@ pub struct Incoming {
     /// When Miroir received the request (RFC 3339): a task's `enqueuedAt`, which must not be
     /// later than its nodes' `startedAt`.
     pub received_at: String,
+    /// The route's name in the route table.
+    pub route: &'static str,
+    /// The index the route names, if any.
+    pub index_uid: Option<String>,
 }
 
 impl Incoming {
@@ -139,7 +144,7 @@ fn with_key_uid(inc: &Incoming) -> Bytes {
 }
 
 pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
-    let body = [with_key_uid(inc)];
+    let body = [shard_field::rewrite_update(inc.route, &with_key_uid(inc))];
     let chunks: &[Bytes] = if body[0].is_empty() { &[] } else { &body };
     let results = to_all(
         shared,
@@ -149,11 +154,15 @@ pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
     )
     .await;
 
+    forget_index_state(shared, inc);
     let accepted = results
         .iter()
         .filter(|r| accepted_task_uid(r).is_some())
         .count();
     if accepted > 0 {
+        if let (true, Some(index)) = (shard_field::resets(inc.route), &inc.index_uid) {
+            shard_field::restore(shared, rt, inc, index).await;
+        }
         return record_task(shared, rt, inc, &results).await;
     }
     let ok = |r: &&NodeResult| {
@@ -209,6 +218,23 @@ pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
         Code::NoNodeAvailable,
         "No Meilisearch node accepted the request.",
     ))
+}
+
+/// Cached per-index knowledge a broadcast may have made stale.
+fn forget_index_state(shared: &Shared, inc: &Incoming) {
+    match &inc.index_uid {
+        Some(index) => {
+            shared.contexts.remove(index);
+            if inc.method == "DELETE" && inc.route == "index.delete" {
+                shared.shard_filterable.remove(index);
+            }
+        }
+        // Swaps and other global changes: forget everything.
+        None => {
+            shared.contexts.clear();
+            shared.shard_filterable.clear();
+        }
+    }
 }
 
 /// Records one Miroir task over the node tasks and answers Meilisearch's 202 summary.

@@ -17,7 +17,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use crate::broadcast::{self, Incoming, Reply};
 use crate::limits::payload_too_large;
 use crate::state::{Runtime, Shared};
-use crate::{admin, auth, body, metrics, request_id, respond, tasks, write};
+use crate::{admin, auth, body, metrics, request_id, respond, search, shard_field, tasks, write};
 
 /// Per-request state.
 pub struct RequestCtx {
@@ -25,6 +25,7 @@ pub struct RequestCtx {
     request_id: String,
     runtime: Option<Arc<Runtime>>,
     route: Option<&'static RouteSpec>,
+    index_uid: Option<String>,
     /// Nodes tried for a pass-through request, by runtime index; the last is the current one.
     tried: Vec<usize>,
     body_bytes: u64,
@@ -100,6 +101,21 @@ impl MiroirProxy {
                 };
                 Ok(reply)
             }
+            RouteClass::PassOne => {
+                let inc = self.incoming(session, ctx, rt).await;
+                Ok(shard_field::read_settings(&self.shared, rt, &inc, spec.name).await)
+            }
+            RouteClass::FanOutMerge if matches!(spec.name, "search.get" | "search.post") => {
+                let mut inc = self.incoming(session, ctx, rt).await;
+                let index = index_uid.as_deref().unwrap_or("");
+                if spec.name == "search.post" {
+                    match body::read(session, rt.config.server.max_body_bytes).await {
+                        Ok(b) => inc.body = b,
+                        Err(e) => return self.finish(session, ctx, Err(e)).await,
+                    }
+                }
+                Ok(search::search(&self.shared, rt, &inc, index).await)
+            }
             RouteClass::ShardRouted => {
                 let mut inc = self.incoming(session, ctx, rt).await;
                 let index = index_uid.as_deref().unwrap_or("");
@@ -163,6 +179,16 @@ impl MiroirProxy {
                 ),
             )),
         };
+        self.finish(session, ctx, outcome).await
+    }
+
+    /// Writes a reply or an error to the client; the request is then answered.
+    async fn finish(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        outcome: std::result::Result<Reply, MiroirError>,
+    ) -> Result<bool> {
         match outcome {
             Ok(reply) => {
                 ctx.status = reply.status;
@@ -206,6 +232,8 @@ impl MiroirProxy {
             request_id: ctx.request_id.clone(),
             idempotency_key: write::idempotency_key(session),
             received_at: tasks::now_rfc3339(),
+            route: ctx.route.map_or("unknown", |r| r.name),
+            index_uid: ctx.index_uid.clone(),
         }
     }
 
@@ -252,6 +280,7 @@ impl ProxyHttp for MiroirProxy {
             request_id: String::new(),
             runtime: None,
             route: None,
+            index_uid: None,
             tried: Vec::new(),
             body_bytes: 0,
             status: 0,
@@ -283,10 +312,13 @@ impl ProxyHttp for MiroirProxy {
         match matched {
             // Unknown routes go to a node, which answers Meilisearch's own 404.
             None => Ok(false),
-            Some(m) if m.spec.class == RouteClass::PassOne => Ok(false),
+            Some(m) if m.spec.class == RouteClass::PassOne && !shard_field::hides(m.spec.name) => {
+                Ok(false)
+            }
             Some(m) => {
                 let (spec, param) = (m.spec, m.param_decoded().map(|p| p.into_owned()));
                 let index_uid = m.index_uid.map(str::to_owned);
+                ctx.index_uid = index_uid.clone();
                 self.answer(session, ctx, &rt, spec, index_uid, param).await
             }
         }

@@ -3,7 +3,7 @@
 //! which outlives reloads.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -12,9 +12,12 @@ use dashmap::DashMap;
 use miroir_conf::{Config, Scheme, TaskStore as TaskStoreConfig};
 use miroir_tasks::{EmbeddedStore, TaskStore};
 
+use crate::scatter::Latencies;
 use crate::upstream::NodeClient;
 use miroir_filters::routing::{GroupId, NodeId, Placement, ShardId};
+use miroir_filters::search::IndexContext;
 use pingora_core::upstreams::peer::HttpPeer;
+use std::time::Instant;
 
 use crate::metrics;
 
@@ -135,6 +138,14 @@ pub struct Shared {
     pub tasks: Arc<dyn TaskStore>,
     /// Miroir's own requests to nodes (broadcast, task views, health checks).
     pub client: NodeClient,
+    /// Node latencies for replica choice and hedging.
+    pub latencies: Latencies,
+    /// Per index: the settings a search merge depends on, and when they were read.
+    pub contexts: DashMap<String, (Instant, Arc<IndexContext>)>,
+    /// Indexes known to have `_miroir_shard` filterable on every node.
+    pub shard_filterable: DashMap<String, ()>,
+    /// Rotates reads across replica groups.
+    pub read_rotation: AtomicU64,
 }
 
 impl Shared {
@@ -161,6 +172,10 @@ impl Shared {
             round_robin: AtomicUsize::new(0),
             tasks,
             client,
+            latencies: Latencies::default(),
+            contexts: DashMap::new(),
+            shard_filterable: DashMap::new(),
+            read_rotation: AtomicU64::new(0),
         });
         shared.sync_health_table();
         Ok(shared)

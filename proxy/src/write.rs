@@ -357,6 +357,7 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         Err(e) => return Reply::error(&e),
     };
 
+    crate::shard_field::ensure(shared, rt, inc, index_uid).await;
     let p = rt.placement();
     let path = query_with_primary_key(&inc.path, &split.primary_key);
     let mut touched = BTreeSet::new();

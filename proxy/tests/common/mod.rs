@@ -55,12 +55,21 @@ pub struct Cluster {
     pub metrics_port: u16,
 }
 
-/// `n` simulated nodes and Miroir in front of all of them.
+/// `n` simulated nodes and Miroir in front of all of them; `extra` is appended (sections).
 pub async fn cluster(n: usize, extra: &str) -> Cluster {
+    cluster_with(n, "", extra).await
+}
+
+/// Like [`cluster`], with `top` inserted among the top-level keys (e.g. `replication_factor`).
+pub async fn cluster_with(n: usize, top: &str, extra: &str) -> Cluster {
     let nodes = sim_nodes(n).await;
     let (port, metrics_port) = (free_port(), free_port());
     let refs: Vec<&SimNode> = nodes.iter().collect();
-    let toml = config(port, metrics_port, &refs, extra);
+    let toml = config(port, metrics_port, &refs, extra).replacen(
+        "shards = 8\n",
+        &format!("shards = 8\n{top}"),
+        1,
+    );
     let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
     Cluster {
         nodes,

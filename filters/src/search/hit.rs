@@ -1,0 +1,425 @@
+//! One node hit: what the merge reads from it (ranking key, distinct value) and how it is
+//! written back for the client, stripped of what the client did not ask for.
+
+use std::fmt;
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::context::is_displayed;
+use super::json::{entries, write_object, CowStr};
+use super::plan::MergePlan;
+use super::rank::{parse_details, RankKey};
+use crate::write::RESERVED_PREFIX;
+
+/// A hit as the merge sees it.
+#[derive(Debug)]
+pub struct HitView<'a> {
+    pub raw: &'a RawValue,
+    pub key: RankKey<'a>,
+    /// The top-level field holding the distinct attribute, when present.
+    pub distinct: Option<&'a RawValue>,
+}
+
+const SCORE: &str = "_rankingScore";
+const DETAILS: &str = "_rankingScoreDetails";
+const FORMATTED: &str = "_formatted";
+const MATCHES: &str = "_matchesPosition";
+const GEO_DISTANCE: &str = "_geoDistance";
+const VECTORS: &str = "_vectors";
+
+/// Reads the ranking key and the distinct field of `raw`, without collecting its fields.
+pub fn view<'a>(raw: &'a RawValue, distinct_top: Option<&str>) -> Result<HitView<'a>, String> {
+    struct Fields<'d> {
+        distinct_top: Option<&'d str>,
+    }
+    impl<'de> Visitor<'de> for Fields<'_> {
+        type Value = (Option<&'de RawValue>, Option<&'de RawValue>);
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a hit object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let (mut details, mut distinct) = (None, None);
+            while let Some(name) = map.next_key::<CowStr<'de>>()? {
+                let value: &'de RawValue = map.next_value()?;
+                if name.0 == DETAILS {
+                    details = Some(value);
+                } else if Some(&*name.0) == self.distinct_top {
+                    distinct = Some(value);
+                }
+            }
+            Ok((details, distinct))
+        }
+    }
+    let (details, distinct) = serde_json::Deserializer::from_str(raw.get())
+        .deserialize_map(Fields { distinct_top })
+        .map_err(|e| format!("a hit is not a JSON object: {e}"))?;
+    let details = details.ok_or_else(|| format!("a hit has no {DETAILS}"))?;
+    let key = parse_details(details).map_err(|e| format!("bad {DETAILS}: {e}"))?;
+    Ok(HitView { raw, key, distinct })
+}
+
+/// What to do with one entry of an object being re-written.
+enum Action {
+    Keep,
+    Drop,
+    Replace(Vec<u8>),
+}
+
+/// Appends `raw` to `out` as the client must see it. Copies the bytes unchanged unless some
+/// field must go; then only the top-level entries are re-written, values copied verbatim
+/// except the few that need editing themselves.
+pub fn write_hit(out: &mut Vec<u8>, raw: &RawValue, plan: &MergePlan) -> Result<(), String> {
+    let fields = entries(raw).map_err(|e| e.to_string())?;
+    let mut actions = Vec::with_capacity(fields.len());
+    let mut changed = false;
+    for (name, value) in &fields {
+        let action = hit_action(&name.0, value, plan)?;
+        changed |= !matches!(action, Action::Keep);
+        actions.push(action);
+    }
+    if !changed {
+        out.extend_from_slice(raw.get().as_bytes());
+        return Ok(());
+    }
+    write_object(
+        out,
+        fields
+            .iter()
+            .zip(&actions)
+            .filter_map(|((name, value), action)| match action {
+                Action::Keep => Some((&*name.0, value.get().as_bytes())),
+                Action::Drop => None,
+                Action::Replace(bytes) => Some((&*name.0, bytes.as_slice())),
+            }),
+    );
+    Ok(())
+}
+
+fn hit_action(name: &str, value: &RawValue, plan: &MergePlan) -> Result<Action, String> {
+    if name.starts_with(RESERVED_PREFIX) {
+        return Ok(Action::Drop);
+    }
+    match name {
+        SCORE if plan.show_score => Ok(Action::Keep),
+        SCORE => Ok(Action::Drop),
+        DETAILS if !plan.show_details => Ok(Action::Drop),
+        DETAILS => match &plan.enforce_displayed {
+            Some(displayed) => redact_details(value, displayed),
+            None => Ok(Action::Keep),
+        },
+        FORMATTED => filter_object(value, |k| {
+            k.starts_with(RESERVED_PREFIX)
+                || plan.strip_formatted.iter().any(|s| s == k)
+                || plan
+                    .project_formatted
+                    .as_ref()
+                    .is_some_and(|keep| !keep.iter().any(|a| a == k))
+        }),
+        MATCHES => filter_object(value, |k| {
+            k.starts_with(RESERVED_PREFIX) || !is_displayed(plan.enforce_displayed.as_deref(), k)
+        }),
+        GEO_DISTANCE | VECTORS => Ok(Action::Keep),
+        _ if plan
+            .project
+            .as_ref()
+            .is_some_and(|keep| !keep.iter().any(|a| a == name)) =>
+        {
+            Ok(Action::Drop)
+        }
+        _ => strip_paths(name, value, &plan.strip),
+    }
+}
+
+/// Drops the entries of the object `raw` whose key matches `drop`.
+fn filter_object(raw: &RawValue, drop: impl Fn(&str) -> bool) -> Result<Action, String> {
+    let fields = entries(raw).map_err(|e| e.to_string())?;
+    if !fields.iter().any(|(k, _)| drop(&k.0)) {
+        return Ok(Action::Keep);
+    }
+    let mut out = Vec::with_capacity(raw.get().len());
+    write_object(
+        &mut out,
+        fields
+            .iter()
+            .filter(|(k, _)| !drop(&k.0))
+            .map(|(k, v)| (&*k.0, v.get().as_bytes())),
+    );
+    Ok(Action::Replace(out))
+}
+
+/// Removes the merge-only `paths` from the top-level field `name`.
+fn strip_paths(name: &str, value: &RawValue, paths: &[String]) -> Result<Action, String> {
+    let mut nested: Vec<&str> = Vec::new();
+    for path in paths {
+        if path == name {
+            return Ok(Action::Drop);
+        }
+        if let Some(rest) = path.strip_prefix(name).and_then(|r| r.strip_prefix('.')) {
+            nested.push(rest);
+        }
+    }
+    if nested.is_empty() {
+        return Ok(Action::Keep);
+    }
+    // Rare: a nested distinct or facet field under an object the client retrieves in part.
+    let mut v: Value = serde_json::from_str(value.get()).map_err(|e| e.to_string())?;
+    for rest in nested {
+        remove_path(&mut v, rest);
+    }
+    match &v {
+        Value::Object(m) if m.is_empty() => Ok(Action::Drop),
+        _ => serde_json::to_vec(&v)
+            .map(Action::Replace)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+fn remove_path(v: &mut Value, path: &str) {
+    match v {
+        Value::Object(m) => {
+            if m.remove(path).is_some() {
+                return;
+            }
+            if let Some((head, rest)) = path.split_once('.') {
+                if let Some(child) = m.get_mut(head) {
+                    remove_path(child, rest);
+                    if child.as_object().is_some_and(Map::is_empty) {
+                        m.remove(head);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| remove_path(i, path)),
+        _ => {}
+    }
+}
+
+/// Rewrites sort rules on non-displayed fields as one node with the client's
+/// `displayedAttributes` shows them: `"<hidden-rule-N>": {"order": N, "value": "<hidden>"}`.
+fn redact_details(raw: &RawValue, displayed: &[String]) -> Result<Action, String> {
+    let fields = entries(raw).map_err(|e| e.to_string())?;
+    let hidden =
+        |rule: &str| sort_field(rule).is_some_and(|field| !is_displayed(Some(displayed), field));
+    if !fields.iter().any(|(k, _)| hidden(&k.0)) {
+        return Ok(Action::Keep);
+    }
+    let mut out = Vec::with_capacity(raw.get().len());
+    out.push(b'{');
+    for (i, (rule, detail)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if hidden(&rule.0) {
+            #[derive(serde::Deserialize)]
+            struct Order {
+                order: usize,
+            }
+            let o: Order = serde_json::from_str(detail.get()).map_err(|e| e.to_string())?;
+            let order = o.order;
+            out.extend_from_slice(
+                format!("\"<hidden-rule-{order}>\":{{\"order\":{order},\"value\":\"<hidden>\"}}")
+                    .as_bytes(),
+            );
+        } else {
+            super::plan::push_json_str(&mut out, &rule.0);
+            out.push(b':');
+            out.extend_from_slice(detail.get().as_bytes());
+        }
+    }
+    out.push(b'}');
+    Ok(Action::Replace(out))
+}
+
+/// The field of a `field:asc|desc` sort rule key (not geo).
+fn sort_field(rule: &str) -> Option<&str> {
+    if rule.starts_with("_geoPoint(") {
+        return None;
+    }
+    rule.strip_suffix(":asc")
+        .or_else(|| rule.strip_suffix(":desc"))
+}
+
+/// Facet-like values of `path` in a hit, for distinct and facet corrections: numbers by value,
+/// strings trimmed and lowercased as Meilisearch normalizes facet strings, arrays flattened.
+pub fn values_at(hit: &RawValue, path: &str) -> Vec<FacetKey> {
+    let Ok(doc) = serde_json::from_str::<Value>(hit.get()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    collect(&doc, path, &mut out);
+    out.dedup();
+    out
+}
+
+/// Values of a distinct field already isolated as the top-level `raw` for `path`'s head.
+pub fn values_of_field(raw: &RawValue, rest: Option<&str>) -> Vec<FacetKey> {
+    let Ok(v) = serde_json::from_str::<Value>(raw.get()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    match rest {
+        Some(rest) => collect(&v, rest, &mut out),
+        None => flatten(&v, &mut out),
+    }
+    out
+}
+
+/// A normalized facet value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FacetKey {
+    /// `f64` bits, `-0.0` folded into `0.0`.
+    Number(u64),
+    String(String),
+}
+
+impl FacetKey {
+    pub fn number(n: f64) -> Self {
+        FacetKey::Number(if n == 0.0 { 0 } else { n.to_bits() })
+    }
+    pub fn string(s: &str) -> Self {
+        FacetKey::String(s.trim().to_lowercase())
+    }
+}
+
+fn collect(v: &Value, path: &str, out: &mut Vec<FacetKey>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(child) = m.get(path) {
+                flatten(child, out);
+            }
+            let mut split = path.match_indices('.');
+            for (i, _) in split.by_ref() {
+                if let Some(child) = m.get(&path[..i]) {
+                    collect(child, &path[i + 1..], out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect(i, path, out)),
+        _ => {}
+    }
+}
+
+fn flatten(v: &Value, out: &mut Vec<FacetKey>) {
+    let key = match v {
+        Value::Number(n) => n.as_f64().map(FacetKey::number),
+        Value::String(s) => Some(FacetKey::string(s)),
+        Value::Bool(b) => Some(FacetKey::String(b.to_string())),
+        Value::Array(items) => {
+            items.iter().for_each(|i| flatten(i, out));
+            None
+        }
+        _ => None,
+    };
+    if let Some(k) = key {
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::plan::{plan, MergePlan};
+    use crate::search::IndexContext;
+
+    fn merge_plan(request: &str) -> MergePlan {
+        plan(request.as_bytes(), &IndexContext::default())
+            .unwrap()
+            .merge
+    }
+
+    fn written(hit: &str, plan: &MergePlan) -> String {
+        let raw: Box<RawValue> = serde_json::from_str(hit).unwrap();
+        let mut out = Vec::new();
+        write_hit(&mut out, &raw, plan).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_hit_with_nothing_to_strip_is_copied_byte_for_byte() {
+        let plan = merge_plan(r#"{"showRankingScoreDetails":true}"#);
+        let hit = r#"{"id":1, "title":"caf\u00e9","_rankingScoreDetails":{"words":{"order":0,"score":1.0}}}"#;
+        assert_eq!(written(hit, &plan), hit);
+    }
+
+    #[test]
+    fn shard_field_scores_and_details_are_stripped_everywhere() {
+        let plan = merge_plan(r#"{"q":"a"}"#);
+        let hit = r#"{"id":1,"_miroir_shard":3,"_formatted":{"id":"1","_miroir_shard":"3"},"_matchesPosition":{"_miroir_shard":[{"start":0,"length":1}]},"_rankingScore":0.5,"_rankingScoreDetails":{}}"#;
+        assert_eq!(
+            written(hit, &plan),
+            r#"{"id":1,"_formatted":{"id":"1"},"_matchesPosition":{}}"#
+        );
+    }
+
+    #[test]
+    fn asked_for_scores_are_kept() {
+        let plan = merge_plan(r#"{"showRankingScore":true}"#);
+        assert_eq!(
+            written(
+                r#"{"id":1,"_rankingScore":0.5,"_rankingScoreDetails":{}}"#,
+                &plan
+            ),
+            r#"{"id":1,"_rankingScore":0.5}"#
+        );
+    }
+
+    #[test]
+    fn merge_only_fields_are_stripped_from_hits_and_formatted() {
+        let plan = merge_plan(
+            r#"{"attributesToRetrieve":["title","meta.size"],"distinct":"meta.color","attributesToHighlight":["title"]}"#,
+        );
+        assert_eq!(plan.strip, ["meta.color"]);
+        let hit = r#"{"title":"x","meta":{"size":2,"color":"red"},"_formatted":{"title":"x","meta":{"size":"2","color":"red"}},"_rankingScoreDetails":{}}"#;
+        assert_eq!(
+            written(hit, &plan),
+            r#"{"title":"x","meta":{"size":2},"_formatted":{"title":"x","meta":{"size":"2","color":"red"}}}"#
+        );
+        let plan = merge_plan(r#"{"attributesToRetrieve":["title"],"distinct":"brand"}"#);
+        assert_eq!(
+            written(
+                r#"{"title":"x","brand":"b","_rankingScoreDetails":{}}"#,
+                &plan
+            ),
+            r#"{"title":"x"}"#
+        );
+    }
+
+    #[test]
+    fn hidden_sort_rules_are_redacted_when_miroir_enforces_displayed_attributes() {
+        let ctx = IndexContext {
+            displayed_attributes: Some(vec!["title".into()]),
+            node_display: crate::search::NodeDisplay::All,
+            ..IndexContext::default()
+        };
+        let plan = plan(
+            br#"{"showRankingScoreDetails":true,"showMatchesPosition":true}"#,
+            &ctx,
+        )
+        .unwrap()
+        .merge;
+        let hit = r#"{"title":"x","_matchesPosition":{"title":[],"secret":[]},"_rankingScoreDetails":{"secret:asc":{"order":0,"value":3},"title:asc":{"order":1,"value":"x"}}}"#;
+        assert_eq!(
+            written(hit, &plan),
+            r#"{"title":"x","_matchesPosition":{"title":[]},"_rankingScoreDetails":{"<hidden-rule-0>":{"order":0,"value":"<hidden>"},"title:asc":{"order":1,"value":"x"}}}"#
+        );
+    }
+
+    #[test]
+    fn facet_values_are_normalized_and_flattened() {
+        let raw: Box<RawValue> =
+            serde_json::from_str(r#"{"c":[" Red","red",1,-0.0,0,{"x":2}],"o":{"x":[3]}}"#).unwrap();
+        assert_eq!(
+            values_at(&raw, "c"),
+            vec![
+                FacetKey::string("red"),
+                FacetKey::number(1.0),
+                FacetKey::number(0.0)
+            ]
+        );
+        assert_eq!(values_at(&raw, "o.x"), vec![FacetKey::number(3.0)]);
+    }
+}

@@ -1,0 +1,352 @@
+//! N node answers to the one answer a single node holding every document would give.
+//!
+//! Node answers are already in rank order, so the merge is a k-way merge over their hits by
+//! the ranking key in `_rankingScoreDetails`; only the hits that reach the client's page are
+//! written, each copied as bytes unless a field must be stripped.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashSet};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::facets::FacetMerge;
+use super::hit::{self, values_at, values_of_field, FacetKey, HitView};
+use super::plan::{DistinctFacets, MergePlan, Pagination, SearchPlan};
+use super::rank;
+use crate::error::{Code, MiroirError};
+
+/// The outcome of a merge.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Merged {
+    /// The client's response body.
+    Body(Vec<u8>),
+    /// Node answer `answer` is a Meilisearch error; the proxy relays it as it sees fit.
+    NodeError { answer: usize },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeAnswer<'a> {
+    #[serde(borrow)]
+    hits: Option<Vec<&'a RawValue>>,
+    #[serde(default)]
+    processing_time_ms: u64,
+    estimated_total_hits: Option<usize>,
+    total_hits: Option<usize>,
+    #[serde(borrow)]
+    facet_distribution: Option<&'a RawValue>,
+    #[serde(borrow)]
+    facet_stats: Option<&'a RawValue>,
+    #[serde(borrow)]
+    request_uid: Option<&'a RawValue>,
+    #[serde(borrow)]
+    code: Option<&'a RawValue>,
+}
+
+fn invalid(node: usize, what: impl std::fmt::Display) -> MiroirError {
+    MiroirError::new(
+        Code::InvalidNodeAnswer,
+        format!("node answer {node} is not a search response: {what}"),
+    )
+}
+
+/// A stream head in the heap; the greatest is the best hit.
+struct Head<'a> {
+    hit: HitView<'a>,
+    node: usize,
+    pos: usize,
+}
+
+impl Ord for Head<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Equal keys: lower node, then earlier position, first (deterministic; a single node
+        // would break the tie by its internal document id, which no merge can see).
+        rank::compare(&self.hit.key, &other.hit.key)
+            .then_with(|| other.node.cmp(&self.node))
+            .then_with(|| other.pos.cmp(&self.pos))
+    }
+}
+
+impl PartialOrd for Head<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Head<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Head<'_> {}
+
+/// Merges the node answers of `plan`'s sub-requests.
+pub fn merge(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged, MiroirError> {
+    let plan = &plan.merge;
+    let mut parsed = Vec::with_capacity(answers.len());
+    for (i, bytes) in answers.iter().enumerate() {
+        let a: NodeAnswer<'_> = serde_json::from_slice(bytes).map_err(|e| invalid(i, e))?;
+        if a.hits.is_none() {
+            if a.code.is_some() {
+                return Ok(Merged::NodeError { answer: i });
+            }
+            return Err(invalid(i, "no `hits`"));
+        }
+        parsed.push(a);
+    }
+    if plan.forwarded {
+        return Err(invalid(
+            0,
+            "it accepted a search body Miroir could not read",
+        ));
+    }
+
+    let hits: Vec<&[&RawValue]> = parsed
+        .iter()
+        .map(|a| a.hits.as_deref().unwrap_or_default())
+        .collect();
+    let mut facets = FacetMerge::default();
+    if plan.facets_requested {
+        for (i, a) in parsed.iter().enumerate() {
+            facets
+                .add(a.facet_distribution, a.facet_stats, plan.node_facet_limit)
+                .map_err(|e| invalid(i, e))?;
+        }
+    }
+    let Selection { page, duplicates } = select(plan, &hits, &mut facets)?;
+
+    let total = parsed
+        .iter()
+        .map(|a| a.total_hits.or(a.estimated_total_hits).unwrap_or(0))
+        .sum::<usize>()
+        .saturating_sub(duplicates)
+        .min(plan.max_total_hits);
+    let processing = parsed
+        .iter()
+        .map(|a| a.processing_time_ms)
+        .max()
+        .unwrap_or(0);
+    let request_uid = parsed.iter().find_map(|a| a.request_uid);
+
+    let mut out = Vec::with_capacity(answers.iter().map(|a| a.len()).max().unwrap_or(0) + 256);
+    out.extend_from_slice(b"{\"hits\":[");
+    for (i, (node, raw)) in page.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        hit::write_hit(&mut out, raw, plan).map_err(|e| invalid(*node, e))?;
+    }
+    out.extend_from_slice(b"],\"query\":");
+    super::plan::push_json_str(&mut out, &plan.query);
+    out.extend_from_slice(b",\"processingTimeMs\":");
+    push_num(&mut out, processing);
+    write_pagination(&mut out, plan, total);
+    if plan.facets_requested {
+        out.push(b',');
+        facets.write(&mut out, plan);
+    }
+    if let Some(uid) = request_uid {
+        out.extend_from_slice(b",\"requestUid\":");
+        out.extend_from_slice(uid.get().as_bytes());
+    }
+    out.push(b'}');
+    Ok(Merged::Body(out))
+}
+
+/// The client's page, and how many hits cross-shard distinct dropped.
+struct Selection<'a> {
+    /// `(node, hit)` in rank order.
+    page: Vec<(usize, &'a RawValue)>,
+    duplicates: usize,
+}
+
+/// Walks the node hits best first; with distinct, drains them all to drop and count every
+/// cross-shard duplicate, taking them out of the facet counts too.
+fn select<'a>(
+    plan: &MergePlan,
+    hits: &[&'a [&'a RawValue]],
+    facets: &mut FacetMerge,
+) -> Result<Selection<'a>, MiroirError> {
+    let distinct_path = plan.distinct.as_deref();
+    let distinct_top = distinct_path.map(|d| d.split('.').next().unwrap_or(d));
+    let distinct_rest = distinct_path
+        .and_then(|d| d.split_once('.'))
+        .map(|(_, r)| r);
+    let mut heap = BinaryHeap::with_capacity(hits.len());
+    for (node, list) in hits.iter().enumerate() {
+        push_head(&mut heap, list, node, 0, distinct_top)?;
+    }
+
+    let end = plan.offset + plan.limit;
+    let mut page = Vec::with_capacity(plan.limit);
+    let mut kept = 0usize;
+    let mut duplicates = 0usize;
+    let mut seen: HashSet<FacetKey> = HashSet::new();
+    while let Some(head) = heap.pop() {
+        push_head(
+            &mut heap,
+            hits[head.node],
+            head.node,
+            head.pos + 1,
+            distinct_top,
+        )?;
+        if distinct_path.is_some() {
+            let values = head
+                .hit
+                .distinct
+                .map(|raw| values_of_field(raw, distinct_rest))
+                .unwrap_or_default();
+            if values.iter().any(|v| seen.contains(v)) {
+                // A better hit with this value came from another node: one node would have
+                // dropped this one, from the page, the total and the facet counts.
+                duplicates += 1;
+                uncount(plan, facets, head.hit.raw);
+                continue;
+            }
+            seen.extend(values);
+        } else if kept >= end {
+            break;
+        }
+        if (plan.offset..end).contains(&kept) {
+            page.push((head.node, head.hit.raw));
+        }
+        kept += 1;
+    }
+    Ok(Selection { page, duplicates })
+}
+
+/// Takes a dropped duplicate's facet values out of the counts.
+fn uncount(plan: &MergePlan, facets: &mut FacetMerge, raw: &RawValue) {
+    let names = match &plan.distinct_facets {
+        DistinctFacets::None => return,
+        DistinctFacets::Named(names) => names.clone(),
+        DistinctFacets::Reported => facets.names(),
+    };
+    for facet in names {
+        let values = values_at(raw, &facet);
+        facets.remove(&facet, &values);
+    }
+}
+
+fn push_head<'a>(
+    heap: &mut BinaryHeap<Head<'a>>,
+    list: &[&'a RawValue],
+    node: usize,
+    pos: usize,
+    distinct_top: Option<&str>,
+) -> Result<(), MiroirError> {
+    if let Some(raw) = list.get(pos) {
+        let hit = hit::view(raw, distinct_top).map_err(|e| invalid(node, e))?;
+        heap.push(Head { hit, node, pos });
+    }
+    Ok(())
+}
+
+fn push_num(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn write_pagination(out: &mut Vec<u8>, plan: &MergePlan, total: usize) {
+    match plan.pagination {
+        Pagination::OffsetLimit { .. } => {
+            out.extend_from_slice(b",\"limit\":");
+            push_num(out, plan.limit);
+            out.extend_from_slice(b",\"offset\":");
+            push_num(out, plan.offset);
+            out.extend_from_slice(b",\"estimatedTotalHits\":");
+            push_num(out, total);
+        }
+        Pagination::Page {
+            page,
+            hits_per_page,
+        } => {
+            let pages = if hits_per_page == 0 {
+                0
+            } else {
+                total.div_ceil(hits_per_page)
+            };
+            out.extend_from_slice(b",\"hitsPerPage\":");
+            push_num(out, hits_per_page);
+            out.extend_from_slice(b",\"page\":");
+            push_num(out, page);
+            out.extend_from_slice(b",\"totalPages\":");
+            push_num(out, pages);
+            out.extend_from_slice(b",\"totalHits\":");
+            push_num(out, total);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::plan::plan;
+    use crate::search::IndexContext;
+
+    fn hit(id: u32, words: f64) -> String {
+        format!(
+            r#"{{"id":{id},"_miroir_shard":0,"_rankingScoreDetails":{{"words":{{"order":0,"score":{words}}}}}}}"#
+        )
+    }
+
+    fn answer(hits: &[String], total: usize) -> String {
+        format!(
+            r#"{{"hits":[{}],"query":"x","processingTimeMs":{total},"limit":9,"offset":0,"estimatedTotalHits":{total},"requestUid":"u-{total}"}}"#,
+            hits.join(",")
+        )
+    }
+
+    #[test]
+    fn hits_are_merged_in_rank_order_with_meilisearch_field_order() {
+        let p = plan(
+            br#"{"q":"x","offset":1,"limit":2}"#,
+            &IndexContext::default(),
+        )
+        .unwrap();
+        let a = answer(&[hit(1, 1.0), hit(2, 0.5)], 7);
+        let b = answer(&[hit(3, 0.75), hit(4, 0.25)], 3);
+        let Merged::Body(body) = merge(&p, &[a.as_bytes(), b.as_bytes()]).unwrap() else {
+            panic!("not a body");
+        };
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            r#"{"hits":[{"id":3},{"id":2}],"query":"x","processingTimeMs":7,"limit":2,"offset":1,"estimatedTotalHits":10,"requestUid":"u-7"}"#
+        );
+    }
+
+    #[test]
+    fn page_mode_reports_pages_and_exhaustive_totals() {
+        let p = plan(br#"{"page":2,"hitsPerPage":1}"#, &IndexContext::default()).unwrap();
+        let a = answer(&[hit(1, 1.0), hit(2, 0.5)], 2);
+        let b = answer(&[hit(3, 0.75)], 1);
+        let Merged::Body(body) = merge(&p, &[a.as_bytes(), b.as_bytes()]).unwrap() else {
+            panic!("not a body");
+        };
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["hits"], serde_json::json!([{"id": 3}]));
+        assert_eq!(
+            (
+                v["page"].clone(),
+                v["totalPages"].clone(),
+                v["totalHits"].clone()
+            ),
+            (2.into(), 3.into(), 3.into())
+        );
+    }
+
+    #[test]
+    fn a_node_error_is_passed_through_and_garbage_is_an_error() {
+        let p = plan(b"{}", &IndexContext::default()).unwrap();
+        let ok = answer(&[], 0);
+        let err = r#"{"message":"bad","code":"invalid_search_filter","type":"invalid_request","link":"x"}"#;
+        assert_eq!(
+            merge(&p, &[ok.as_bytes(), err.as_bytes()]).unwrap(),
+            Merged::NodeError { answer: 1 }
+        );
+        let e = merge(&p, &[b"{\"hits\":[{\"id\":1}]}"]).unwrap_err();
+        assert_eq!(e.code, Code::InvalidNodeAnswer);
+        assert!(merge(&p, &[b"not json"]).is_err());
+    }
+}

@@ -1,0 +1,31 @@
+//! The search path as pure functions: [`plan`] turns a client's search body into node
+//! sub-requests (each restricted to the shards its node answers for), [`merge`] turns the node
+//! answers into the response one Meilisearch node holding every document would give.
+//!
+//! Exactness bounds, beyond Meilisearch's own per-node dictionaries (research §8):
+//! - ties (equal ranking keys) are ordered by node then position, not by internal id; with
+//!   distinct, which of several tied documents sharing a value is kept follows that order, and
+//!   so do the facet counts of the other fields;
+//! - with [`NodeDisplay::Restricted`], a `sort` rule on a non-displayed field stops the
+//!   comparison at that rule, and a non-displayed distinct attribute or facet is invisible to
+//!   cross-shard distinct; [`NodeDisplay::All`] has neither limit;
+//! - facet counts are exact when no node has more values for a facet than the node
+//!   `maxValuesPerFacet` ([`IndexContext::node_max_values_per_facet`]);
+//! - with distinct, totals, facet counts and `facetStats` are exact when no node matches more
+//!   documents than the node `maxTotalHits` ([`IndexContext::node_max_total_hits`]) and, for
+//!   wildcard facets, the client's `attributesToRetrieve` names no nested field;
+//! - `searchableAttributes: ["*"]` ranks attributes in each node's field order, which can
+//!   differ from one node's: set it explicitly for exact `attributeRank` across nodes;
+//! - `performanceDetails`, `metadata`, `semanticHitCount` and `queryVector` are not merged.
+
+mod context;
+mod facets;
+mod hit;
+mod json;
+mod merge;
+mod plan;
+mod rank;
+
+pub use context::{FacetOrder, IndexContext, NodeDisplay};
+pub use merge::{merge, Merged};
+pub use plan::{plan, plan_value, DistinctFacets, MergePlan, Pagination, SearchPlan};

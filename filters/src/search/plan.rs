@@ -1,0 +1,650 @@
+//! From a client's search body to the node sub-request bodies and what the merge must remember.
+//!
+//! Every node is asked for the client's whole window from offset 0 (a hit on page 3 of the
+//! merged answer can be the first hit of one node), with the ranking details that order hits
+//! across nodes, and with its filter restricted to the shards it answers for.
+
+use serde_json::{Map, Value};
+
+use super::context::{covers, FacetOrder, IndexContext, NodeDisplay};
+use crate::error::{Code, MiroirError};
+use crate::routing::ShardId;
+use crate::write::SHARD_FIELD;
+
+/// Meilisearch's default `limit` and `hitsPerPage`.
+const DEFAULT_LIMIT: usize = 20;
+
+/// How the client paginates, and therefore the shape of the response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pagination {
+    OffsetLimit { offset: usize, limit: usize },
+    Page { page: usize, hits_per_page: usize },
+}
+
+/// What the merge needs to know about the request.
+#[derive(Clone, Debug)]
+pub struct MergePlan {
+    pub pagination: Pagination,
+    /// The client's window over the merged hits after `maxTotalHits` capping.
+    pub offset: usize,
+    pub limit: usize,
+    /// Hits asked from every node.
+    pub depth: usize,
+    /// `q` as the client sent it.
+    pub query: String,
+    pub show_score: bool,
+    pub show_details: bool,
+    /// The effective distinct attribute (request over settings).
+    pub distinct: Option<String>,
+    /// Field paths retrieved only for the merge; removed from hits.
+    pub strip: Vec<String>,
+    /// The subset of `strip` that the client would not see in `_formatted` either.
+    pub strip_formatted: Vec<String>,
+    /// Facets whose counts cross-shard distinct corrects for the duplicates it drops.
+    pub distinct_facets: DistinctFacets,
+    /// When every field was retrieved for the merge: the client's `attributesToRetrieve`,
+    /// and what `_formatted` may keep (`None`: everything).
+    pub project: Option<Vec<String>>,
+    pub project_formatted: Option<Vec<String>>,
+    pub facets_requested: bool,
+    pub max_total_hits: usize,
+    pub client_facet_limit: usize,
+    pub node_facet_limit: usize,
+    pub facet_orders: std::collections::BTreeMap<String, FacetOrder>,
+    /// The client's displayed list when Miroir enforces it (nodes display everything).
+    pub enforce_displayed: Option<Vec<String>>,
+    /// The body was forwarded unread; some node must reject it.
+    pub forwarded: bool,
+}
+
+impl MergePlan {
+    pub fn facet_order(&self, facet: &str) -> FacetOrder {
+        self.facet_orders
+            .get(facet)
+            .or_else(|| self.facet_orders.get("*"))
+            .copied()
+            .unwrap_or(FacetOrder::Alpha)
+    }
+}
+
+/// Which facet fields a dropped duplicate's values are subtracted from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum DistinctFacets {
+    #[default]
+    None,
+    Named(Vec<String>),
+    /// Facet patterns with wildcards: every facet the nodes reported.
+    Reported,
+}
+
+/// The client's filter, kept in a form that is cheap to combine with a shard clause.
+#[derive(Clone, Debug)]
+enum ClientFilter {
+    None,
+    Expr(String),
+    /// The serialized array without its closing `]`.
+    Array(Vec<u8>),
+    /// Not a filter (a number, an object): sent alone so the node answers Meilisearch's
+    /// type error, which it does before reading any document.
+    Invalid(Vec<u8>),
+}
+
+/// A planned search: node bodies on demand plus the merge plan.
+#[derive(Clone, Debug)]
+pub struct SearchPlan {
+    /// The node body without `filter`, serialized, without its closing `}`.
+    head: Vec<u8>,
+    filter: ClientFilter,
+    pub(crate) merge: MergePlan,
+}
+
+// A body whose parameters Miroir cannot read is forwarded as sent (plus the shard clause):
+// the nodes then answer Meilisearch's own validation error, which the proxy relays. The
+// readers below return `None` for such a parameter.
+
+fn opt_usize(body: &Map<String, Value>, key: &str) -> Option<Option<usize>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::Number(n)) => n.as_u64().and_then(|n| usize::try_from(n).ok()).map(Some),
+        Some(_) => None,
+    }
+}
+
+fn opt_bool(body: &Map<String, Value>, key: &str) -> Option<bool> {
+    match body.get(key) {
+        None | Some(Value::Null) => Some(false),
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => None,
+    }
+}
+
+/// Plans a search from the client's JSON body.
+pub fn plan(request: &[u8], ctx: &IndexContext) -> Result<SearchPlan, MiroirError> {
+    let body: Map<String, Value> = if request.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        serde_json::from_slice(request).map_err(|e| {
+            MiroirError::new(
+                Code::BadRequest,
+                format!("The search body is not a JSON object: {e}"),
+            )
+        })?
+    };
+    plan_value(body, ctx)
+}
+
+/// [`plan`] for a body already parsed (GET parameters converted by the proxy).
+pub fn plan_value(
+    mut body: Map<String, Value>,
+    ctx: &IndexContext,
+) -> Result<SearchPlan, MiroirError> {
+    let merge = match merge_plan(&mut body, ctx) {
+        Some(m) => m,
+        // Forward as sent; only the shard clause is added.
+        None => passthrough_plan(ctx),
+    };
+    let filter = match body.remove("filter") {
+        None | Some(Value::Null) => ClientFilter::None,
+        Some(Value::String(s)) if s.trim().is_empty() => ClientFilter::None,
+        Some(Value::String(s)) => ClientFilter::Expr(s),
+        Some(Value::Array(a)) if a.is_empty() => ClientFilter::None,
+        Some(Value::Array(a)) => {
+            let mut raw = to_vec(&Value::Array(a))?;
+            raw.pop();
+            ClientFilter::Array(raw)
+        }
+        Some(other) => ClientFilter::Invalid(to_vec(&other)?),
+    };
+    let mut head = to_vec(&Value::Object(body))?;
+    head.pop();
+    Ok(SearchPlan {
+        head,
+        filter,
+        merge,
+    })
+}
+
+fn to_vec(v: &Value) -> Result<Vec<u8>, MiroirError> {
+    serde_json::to_vec(v).map_err(|e| MiroirError::new(Code::Internal, e.to_string()))
+}
+
+fn passthrough_plan(ctx: &IndexContext) -> MergePlan {
+    MergePlan {
+        pagination: Pagination::OffsetLimit {
+            offset: 0,
+            limit: 0,
+        },
+        offset: 0,
+        limit: 0,
+        depth: 0,
+        query: String::new(),
+        show_score: false,
+        show_details: false,
+        distinct: None,
+        strip: Vec::new(),
+        strip_formatted: Vec::new(),
+        distinct_facets: DistinctFacets::None,
+        project: None,
+        project_formatted: None,
+        facets_requested: false,
+        max_total_hits: ctx.max_total_hits,
+        client_facet_limit: ctx.max_values_per_facet,
+        node_facet_limit: ctx.node_max_values_per_facet,
+        facet_orders: ctx.sort_facet_values_by.clone(),
+        enforce_displayed: None,
+        forwarded: true,
+    }
+}
+
+/// Rewrites `body` into the node body (minus the filter) and returns the merge plan, or `None`
+/// when a parameter is malformed and the body must be forwarded untouched.
+fn merge_plan(body: &mut Map<String, Value>, ctx: &IndexContext) -> Option<MergePlan> {
+    let offset = opt_usize(body, "offset")?;
+    let limit = opt_usize(body, "limit")?;
+    let page = opt_usize(body, "page")?;
+    let hits_per_page = opt_usize(body, "hitsPerPage")?;
+    let show_score = opt_bool(body, "showRankingScore")?;
+    let show_details = opt_bool(body, "showRankingScoreDetails")?;
+    let query = match body.get("q") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(q)) => q.clone(),
+        Some(_) => return None,
+    };
+    let distinct = match body.get("distinct") {
+        None | Some(Value::Null) => ctx.distinct_attribute.clone(),
+        Some(Value::String(d)) => Some(d.clone()),
+        Some(_) => return None,
+    };
+    for key in [
+        "attributesToRetrieve",
+        "attributesToHighlight",
+        "attributesToCrop",
+    ] {
+        // Checked up front: nothing below may bail out once the body is rewritten.
+        string_list(body, key)?;
+    }
+    let facets: Option<Vec<String>> = match body.get("facets") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(list)) => Some(
+            list.iter()
+                .map(|f| f.as_str().map(str::to_owned))
+                .collect::<Option<_>>()?,
+        ),
+        Some(_) => return None,
+    };
+
+    let mth = ctx.max_total_hits;
+    let (pagination, raw_offset, raw_limit) = if page.is_some() || hits_per_page.is_some() {
+        let hpp = hits_per_page.unwrap_or(DEFAULT_LIMIT);
+        let page = page.unwrap_or(1);
+        let window = page
+            .checked_sub(1)
+            .map_or((0, 0), |p| (hpp.saturating_mul(p), hpp));
+        (
+            Pagination::Page {
+                page,
+                hits_per_page: hpp,
+            },
+            window.0,
+            window.1,
+        )
+    } else {
+        let (o, l) = (offset.unwrap_or(0), limit.unwrap_or(DEFAULT_LIMIT));
+        (
+            Pagination::OffsetLimit {
+                offset: o,
+                limit: l,
+            },
+            o,
+            l,
+        )
+    };
+    // One node caps the window at maxTotalHits; so does the merge.
+    let offset = raw_offset.min(mth);
+    let limit = raw_limit.min(mth - offset);
+    // Cross-shard distinct must see every node's hits to keep the best per value and to
+    // count the duplicates it drops: ask for as many as one node may return.
+    let depth = if distinct.is_some() {
+        ctx.node_max_total_hits.max(mth)
+    } else {
+        offset + limit
+    };
+
+    // From here on the body is rewritten.
+    for key in ["offset", "limit", "page", "hitsPerPage"] {
+        body.remove(key);
+    }
+    match pagination {
+        // Page mode on the nodes too: only then do they count `totalHits` exhaustively.
+        Pagination::Page { .. } => {
+            body.insert("page".into(), Value::from(1));
+            body.insert("hitsPerPage".into(), Value::from(depth));
+        }
+        Pagination::OffsetLimit { .. } => {
+            body.insert("offset".into(), Value::from(0));
+            body.insert("limit".into(), Value::from(depth));
+        }
+    }
+    // The details carry every rule's bucket and sort value in rule order: the only public
+    // signal that orders hits from different nodes exactly as one node would. `_rankingScore`
+    // alone cannot (it leaves out `sort`).
+    body.insert("showRankingScoreDetails".into(), Value::Bool(true));
+
+    let enforce_displayed = match (ctx.node_display, ctx.displayed_restriction()) {
+        (NodeDisplay::All, Some(displayed)) => {
+            restrict_to_displayed(body, displayed)?;
+            Some(displayed.to_vec())
+        }
+        _ => None,
+    };
+
+    // Fields the merge reads from hits: the distinct attribute and, to correct facet counts
+    // for dropped duplicates, the facets.
+    let mut needed: Vec<String> = Vec::new();
+    let mut distinct_facets = DistinctFacets::None;
+    let (mut project, mut project_formatted) = (None, None);
+    if let (Some(d), Some(facets)) = (&distinct, &facets) {
+        if facets.iter().any(|f| f.contains('*')) {
+            distinct_facets = DistinctFacets::Reported;
+            (project, project_formatted) = retrieve_everything(body)?;
+        } else {
+            needed.extend(facets.iter().cloned());
+            distinct_facets = DistinctFacets::Named(facets.clone());
+        }
+        needed.push(d.clone());
+    } else if let Some(d) = &distinct {
+        needed.push(d.clone());
+    }
+    let (strip, strip_formatted) = widen_retrieve(body, &needed)?;
+
+    Some(MergePlan {
+        pagination,
+        offset,
+        limit,
+        depth,
+        query,
+        show_score,
+        show_details,
+        distinct,
+        strip,
+        strip_formatted,
+        distinct_facets,
+        project,
+        project_formatted,
+        facets_requested: facets.is_some(),
+        max_total_hits: mth,
+        client_facet_limit: ctx.max_values_per_facet,
+        node_facet_limit: ctx.node_max_values_per_facet,
+        facet_orders: ctx.sort_facet_values_by.clone(),
+        enforce_displayed,
+        forwarded: false,
+    })
+}
+
+/// String entries of an attribute list; `None` when absent, `Some(None)` when malformed.
+fn string_list(body: &Map<String, Value>, key: &str) -> Option<Option<Vec<String>>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|a| a.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .map(Some),
+        Some(_) => None,
+    }
+}
+
+/// With nodes displaying every field, narrows what they retrieve, highlight and crop to the
+/// client's `displayedAttributes`, as one node would.
+fn restrict_to_displayed(body: &mut Map<String, Value>, displayed: &[String]) -> Option<()> {
+    let retrieve = string_list(body, "attributesToRetrieve")?;
+    let narrowed = narrow(retrieve.as_deref().unwrap_or(&["*".to_owned()]), displayed);
+    body.insert("attributesToRetrieve".into(), Value::from(narrowed));
+    for key in ["attributesToHighlight", "attributesToCrop"] {
+        if let Some(list) = string_list(body, key)? {
+            body.insert(key.into(), Value::from(narrow(&list, displayed)));
+        }
+    }
+    Some(())
+}
+
+/// `list ∩ displayed`; entries may carry a crop length suffix (`title:5`).
+fn narrow(list: &[String], displayed: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |s: String| {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    };
+    for entry in list {
+        let (name, suffix) = match entry.rsplit_once(':') {
+            Some((n, len)) if len.parse::<usize>().is_ok() => (n, &entry[n.len()..]),
+            _ => (entry.as_str(), ""),
+        };
+        if name == "*" {
+            displayed.iter().for_each(|d| push(format!("{d}{suffix}")));
+        } else if displayed.iter().any(|d| covers(d, name)) {
+            push(entry.clone());
+        } else {
+            displayed
+                .iter()
+                .filter(|d| covers(name, d))
+                .for_each(|d| push(format!("{d}{suffix}")));
+        }
+    }
+    out
+}
+
+/// Widens an explicit `attributesToRetrieve` to every field; returns the client's
+/// list to project hits back to, and the fields `_formatted` may keep. Lists naming nested
+/// fields are left alone: projecting back would need a nested projection.
+type Projection = (Option<Vec<String>>, Option<Vec<String>>);
+
+fn retrieve_everything(body: &mut Map<String, Value>) -> Option<Projection> {
+    let Some(list) = string_list(body, "attributesToRetrieve")? else {
+        return Some((None, None));
+    };
+    if list.iter().any(|a| a == "*" || a.contains('.')) {
+        return Some((None, None));
+    }
+    let mut formatted = list.clone();
+    for key in ["attributesToHighlight", "attributesToCrop"] {
+        for a in string_list(body, key)?.into_iter().flatten() {
+            let name = match a.rsplit_once(':') {
+                Some((n, len)) if len.parse::<usize>().is_ok() => n.to_owned(),
+                _ => a,
+            };
+            formatted.push(name);
+        }
+    }
+    let formatted = (!formatted.iter().any(|a| a == "*")).then_some(formatted);
+    // `*` also reaches non-displayed facets when the nodes display everything.
+    body.insert("attributesToRetrieve".into(), Value::from(vec!["*"]));
+    Some((Some(list), formatted))
+}
+
+/// Adds `needed` fields to `attributesToRetrieve` when the client's list leaves them out;
+/// returns the paths to strip from hits and from `_formatted`.
+fn widen_retrieve(
+    body: &mut Map<String, Value>,
+    needed: &[String],
+) -> Option<(Vec<String>, Vec<String>)> {
+    let Some(mut list) = string_list(body, "attributesToRetrieve")? else {
+        return Some(Default::default());
+    };
+    if list.iter().any(|a| a == "*") {
+        return Some(Default::default());
+    }
+    let highlighted: Vec<String> = ["attributesToHighlight", "attributesToCrop"]
+        .iter()
+        .filter_map(|k| string_list(body, k).flatten())
+        .flatten()
+        .map(|a| match a.rsplit_once(':') {
+            Some((n, len)) if len.parse::<usize>().is_ok() => n.to_owned(),
+            _ => a,
+        })
+        .collect();
+    let (mut strip, mut strip_formatted) = (Vec::new(), Vec::new());
+    for field in needed {
+        if list.iter().any(|a| covers(a, field)) || strip.contains(field) {
+            continue;
+        }
+        list.push(field.clone());
+        strip.push(field.clone());
+        if !highlighted.iter().any(|a| a == "*" || covers(a, field)) {
+            strip_formatted.push(field.clone());
+        }
+    }
+    body.insert("attributesToRetrieve".into(), Value::from(list));
+    Some((strip, strip_formatted))
+}
+
+impl SearchPlan {
+    /// What the merge remembers of the request.
+    pub fn merge_plan(&self) -> &MergePlan {
+        &self.merge
+    }
+
+    /// The body for a node answering for `shards`.
+    pub fn node_body(&self, shards: &[ShardId]) -> Vec<u8> {
+        let mut clause = String::with_capacity(24 + shards.len() * 4);
+        clause.push_str(SHARD_FIELD);
+        clause.push_str(" IN [");
+        for (i, s) in shards.iter().enumerate() {
+            if i > 0 {
+                clause.push_str(", ");
+            }
+            clause.push_str(itoa::Buffer::new().format(s.0));
+        }
+        clause.push(']');
+
+        let mut out = Vec::with_capacity(self.head.len() + clause.len() + 64);
+        out.extend_from_slice(&self.head);
+        if self.head.len() > 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"filter\":");
+        match &self.filter {
+            ClientFilter::None => push_json_str(&mut out, &clause),
+            // As array elements (ANDed, each parsed on its own) rather than `(expr) AND clause`:
+            // an unbalanced `a = 1) OR (b = 2` fails to parse as on one node instead of
+            // escaping the shard clause and counting documents on every node.
+            ClientFilter::Expr(expr) => {
+                out.push(b'[');
+                push_json_str(&mut out, expr);
+                out.push(b',');
+                push_json_str(&mut out, &clause);
+                out.push(b']');
+            }
+            ClientFilter::Array(raw) => {
+                out.extend_from_slice(raw);
+                out.push(b',');
+                push_json_str(&mut out, &clause);
+                out.push(b']');
+            }
+            ClientFilter::Invalid(raw) => out.extend_from_slice(raw),
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node_body(request: Value, ctx: &IndexContext, shards: &[u32]) -> (Value, MergePlan) {
+        let p = plan(&serde_json::to_vec(&request).unwrap(), ctx).unwrap();
+        let shards: Vec<ShardId> = shards.iter().copied().map(ShardId).collect();
+        let body = serde_json::from_slice(&p.node_body(&shards)).unwrap();
+        (body, p.merge)
+    }
+
+    #[test]
+    fn the_shard_clause_is_anded_with_every_filter_form() {
+        let ctx = IndexContext::default();
+        let filter =
+            |f: Value| node_body(json!({ "filter": f }), &ctx, &[1, 4]).0["filter"].clone();
+        assert_eq!(filter(Value::Null), json!("_miroir_shard IN [1, 4]"));
+        assert_eq!(filter(json!("  ")), json!("_miroir_shard IN [1, 4]"));
+        assert_eq!(filter(json!([])), json!("_miroir_shard IN [1, 4]"));
+        assert_eq!(
+            filter(json!("a = 1 OR b = 2")),
+            json!(["a = 1 OR b = 2", "_miroir_shard IN [1, 4]"])
+        );
+        assert_eq!(
+            filter(json!([["a = 1", "b = 2"], "c > 3"])),
+            json!([["a = 1", "b = 2"], "c > 3", "_miroir_shard IN [1, 4]"])
+        );
+        let (body, _) = node_body(json!({}), &ctx, &[0]);
+        assert_eq!(body["filter"], json!("_miroir_shard IN [0]"));
+    }
+
+    #[test]
+    fn nodes_are_asked_for_the_whole_window_from_offset_zero() {
+        let ctx = IndexContext::default();
+        let (body, m) = node_body(json!({"offset": 30, "limit": 10}), &ctx, &[0]);
+        assert_eq!(
+            (body["offset"].clone(), body["limit"].clone()),
+            (json!(0), json!(40))
+        );
+        assert_eq!(body["showRankingScoreDetails"], json!(true));
+        assert_eq!((m.offset, m.limit, m.depth), (30, 10, 40));
+
+        let (body, m) = node_body(json!({"page": 3, "hitsPerPage": 7}), &ctx, &[0]);
+        assert_eq!(
+            (body["page"].clone(), body["hitsPerPage"].clone()),
+            (json!(1), json!(21))
+        );
+        assert_eq!(body.get("offset"), None);
+        assert_eq!(
+            m.pagination,
+            Pagination::Page {
+                page: 3,
+                hits_per_page: 7
+            }
+        );
+        assert_eq!((m.offset, m.limit), (14, 7));
+    }
+
+    #[test]
+    fn the_window_is_capped_by_max_total_hits_like_one_node() {
+        let ctx = IndexContext {
+            max_total_hits: 50,
+            node_max_total_hits: 200,
+            ..IndexContext::default()
+        };
+        let (body, m) = node_body(json!({"offset": 45, "limit": 20}), &ctx, &[0]);
+        assert_eq!(body["limit"], json!(50));
+        assert_eq!((m.offset, m.limit), (45, 5));
+        let (_, m) = node_body(json!({"offset": 90}), &ctx, &[0]);
+        assert_eq!((m.offset, m.limit, m.depth), (50, 0, 50));
+        // Distinct needs every node hit to drop cross-shard duplicates.
+        let (body, _) = node_body(json!({"distinct": "brand"}), &ctx, &[0]);
+        assert_eq!(body["limit"], json!(200));
+    }
+
+    #[test]
+    fn retrieval_is_widened_with_merge_fields_and_remembered_for_stripping() {
+        let ctx = IndexContext {
+            distinct_attribute: Some("brand".into()),
+            ..IndexContext::default()
+        };
+        let (body, m) = node_body(
+            json!({"attributesToRetrieve": ["title"], "facets": ["color", "size"]}),
+            &ctx,
+            &[0],
+        );
+        assert_eq!(
+            body["attributesToRetrieve"],
+            json!(["title", "color", "size", "brand"])
+        );
+        assert_eq!(m.strip, ["color", "size", "brand"]);
+        assert_eq!(
+            m.distinct_facets,
+            DistinctFacets::Named(vec!["color".into(), "size".into()])
+        );
+        let (body, m) = node_body(json!({"attributesToRetrieve": ["*"]}), &ctx, &[0]);
+        assert_eq!(body["attributesToRetrieve"], json!(["*"]));
+        assert!(m.strip.is_empty());
+    }
+
+    #[test]
+    fn miroir_applies_displayed_attributes_when_nodes_display_everything() {
+        let ctx = IndexContext {
+            displayed_attributes: Some(vec!["title".into(), "meta".into()]),
+            node_display: NodeDisplay::All,
+            ..IndexContext::default()
+        };
+        let (body, m) = node_body(
+            json!({"attributesToRetrieve": ["title", "secret", "meta.size"], "attributesToHighlight": ["*"], "attributesToCrop": ["*:5"]}),
+            &ctx,
+            &[0],
+        );
+        assert_eq!(body["attributesToRetrieve"], json!(["title", "meta.size"]));
+        assert_eq!(body["attributesToHighlight"], json!(["title", "meta"]));
+        assert_eq!(body["attributesToCrop"], json!(["title:5", "meta:5"]));
+        assert_eq!(
+            m.enforce_displayed,
+            Some(vec!["title".into(), "meta".into()])
+        );
+        let (body, _) = node_body(json!({}), &ctx, &[0]);
+        assert_eq!(body["attributesToRetrieve"], json!(["title", "meta"]));
+    }
+
+    #[test]
+    fn malformed_parameters_are_forwarded_for_the_node_to_reject() {
+        let ctx = IndexContext::default();
+        let (body, _) = node_body(json!({"limit": "ten", "filter": 3}), &ctx, &[2]);
+        assert_eq!(body["limit"], json!("ten"));
+        assert_eq!(body["filter"], json!(3));
+        assert!(plan(b"[1]", &ctx).is_err());
+        assert!(plan(b"", &ctx).is_ok());
+    }
+}

@@ -1,0 +1,242 @@
+//! `GET`/`POST /indexes/{uid}/search`: planned and merged by `miroir_filters::search`,
+//! scattered over one replica per shard by `scatter`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use miroir_conf::UnavailableShardPolicy;
+use miroir_filters::error::{Code, MiroirError};
+use miroir_filters::routing::{GroupId, ShardId};
+use miroir_filters::search::{self as plan, FacetOrder, IndexContext, Merged, SearchPlan};
+use serde_json::{Map, Value};
+
+use crate::broadcast::{Incoming, Reply};
+use crate::scatter::{self, ShardRequest};
+use crate::state::{Runtime, Shared};
+use crate::upstream::NodeRequest;
+use crate::write::DEGRADED;
+
+/// How long an index's settings are trusted before they are read again.
+const CONTEXT_TTL: Duration = Duration::from_secs(2);
+
+struct SearchRequest<'a> {
+    path: String,
+    plan: &'a SearchPlan,
+}
+
+impl ShardRequest for SearchRequest<'_> {
+    fn method(&self) -> &str {
+        "POST"
+    }
+
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn body(&self, shards: &[ShardId]) -> Vec<u8> {
+        self.plan.node_body(shards)
+    }
+}
+
+/// The settings a merge depends on, read from one node and cached briefly.
+async fn index_context(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+) -> Result<Arc<IndexContext>, Reply> {
+    if let Some(entry) = shared.contexts.get(index_uid) {
+        if entry.0.elapsed() < CONTEXT_TTL {
+            return Ok(entry.1.clone());
+        }
+    }
+    let path = format!("/indexes/{index_uid}/settings");
+    let mut tried = Vec::new();
+    while let Some(i) = shared.pick_node(rt, &tried) {
+        tried.push(i);
+        let req = NodeRequest::get(&path, inc.auth.as_deref());
+        match shared
+            .client
+            .send(&rt.nodes[i], &req, rt.config.scatter.node_timeout)
+            .await
+        {
+            Ok(resp) if resp.status == 200 => {
+                let settings = resp.json().unwrap_or(Value::Null);
+                let ctx = Arc::new(context_from_settings(&settings));
+                shared
+                    .contexts
+                    .insert(index_uid.to_owned(), (Instant::now(), ctx.clone()));
+                return Ok(ctx);
+            }
+            Ok(resp) if resp.status < 500 => return Err(Reply::relay(&resp)),
+            _ => continue,
+        }
+    }
+    Err(Reply::error(&MiroirError::new(
+        Code::NoNodeAvailable,
+        "No Meilisearch node answered.",
+    )))
+}
+
+fn context_from_settings(s: &Value) -> IndexContext {
+    let mut ctx = IndexContext::default();
+    ctx.displayed_attributes = s["displayedAttributes"].as_array().map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    });
+    ctx.distinct_attribute = s["distinctAttribute"].as_str().map(str::to_owned);
+    if let Some(n) = s["pagination"]["maxTotalHits"].as_u64() {
+        ctx.max_total_hits = n as usize;
+        ctx.node_max_total_hits = n as usize;
+    }
+    if let Some(n) = s["faceting"]["maxValuesPerFacet"].as_u64() {
+        ctx.max_values_per_facet = n as usize;
+        ctx.node_max_values_per_facet = n as usize;
+    }
+    if let Some(orders) = s["faceting"]["sortFacetValuesBy"].as_object() {
+        ctx.sort_facet_values_by = orders
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    if v == "count" {
+                        FacetOrder::Count
+                    } else {
+                        FacetOrder::Alpha
+                    },
+                )
+            })
+            .collect::<BTreeMap<_, _>>();
+    }
+    ctx
+}
+
+/// Meilisearch's GET search parameters as the equivalent POST body.
+pub fn query_to_body(query: &str) -> Map<String, Value> {
+    const LISTS: [&str; 7] = [
+        "attributesToRetrieve",
+        "attributesToCrop",
+        "attributesToHighlight",
+        "facets",
+        "sort",
+        "attributesToSearchOn",
+        "locales",
+    ];
+    const NUMBERS: [&str; 6] = [
+        "offset",
+        "limit",
+        "page",
+        "hitsPerPage",
+        "cropLength",
+        "rankingScoreThreshold",
+    ];
+    const BOOLS: [&str; 5] = [
+        "showMatchesPosition",
+        "showRankingScore",
+        "showRankingScoreDetails",
+        "retrieveVectors",
+        "showPerformanceDetails",
+    ];
+    let mut body = Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = miroir_filters::routes::percent_decode(&v.replace('+', " "))
+            .map(|c| c.into_owned())
+            .unwrap_or_default();
+        let value = if LISTS.contains(&k) {
+            Value::Array(
+                v.split(',')
+                    .map(|s| Value::String(s.trim().to_owned()))
+                    .collect(),
+            )
+        } else if NUMBERS.contains(&k) {
+            // An unparsable number stays a string: the nodes answer Meilisearch's own error.
+            v.parse::<u64>()
+                .map(Value::from)
+                .or_else(|_| v.parse::<f64>().map(Value::from))
+                .unwrap_or(Value::String(v))
+        } else if BOOLS.contains(&k) {
+            match v.as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ => Value::String(v),
+            }
+        } else {
+            Value::String(v)
+        };
+        body.insert(k.to_owned(), value);
+    }
+    body
+}
+
+/// The replica group a read goes to, rotating.
+fn next_group(shared: &Shared, rt: &Runtime) -> GroupId {
+    let groups = rt.placement().groups().max(1);
+    GroupId((shared.read_rotation.fetch_add(1, Ordering::Relaxed) % u64::from(groups)) as u32)
+}
+
+pub async fn search(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
+    let ctx = match index_context(shared, rt, inc, index_uid).await {
+        Ok(c) => c,
+        Err(reply) => return reply,
+    };
+    let planned = if inc.method == "GET" {
+        let query = inc.path.split_once('?').map_or("", |(_, q)| q);
+        plan::plan_value(query_to_body(query), &ctx)
+    } else {
+        plan::plan(&inc.body, &ctx)
+    };
+    let planned = match planned {
+        Ok(p) => p,
+        Err(e) => return Reply::error(&e),
+    };
+    let req = SearchRequest {
+        path: format!("/indexes/{index_uid}/search"),
+        plan: &planned,
+    };
+    let group = next_group(shared, rt);
+    let gathered = scatter::gather(
+        shared,
+        rt,
+        &req,
+        inc.auth.as_deref(),
+        &inc.request_id,
+        group,
+    )
+    .await;
+
+    if let Some(refused) = gathered.answers.iter().find(|a| a.response.status >= 400) {
+        return Reply::relay(&refused.response);
+    }
+    let degraded = (!gathered.missing.is_empty()).then(|| {
+        let list: Vec<String> = gathered.missing.iter().map(|s| s.0.to_string()).collect();
+        list.join(",")
+    });
+    if let Some(list) = &degraded {
+        if rt.config.scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
+            || gathered.answers.is_empty()
+        {
+            return Reply::error(&MiroirError::new(
+                Code::ShardUnavailable,
+                format!("No replica of shards {list} answered."),
+            ));
+        }
+    }
+    let bodies: Vec<&[u8]> = gathered
+        .answers
+        .iter()
+        .map(|a| a.response.body.as_ref())
+        .collect();
+    let reply = match plan::merge(&planned, &bodies) {
+        Ok(Merged::Body(body)) => Reply::raw(200, body),
+        Ok(Merged::NodeError { answer }) => Reply::relay(&gathered.answers[answer].response),
+        Err(e) => Reply::error(&e),
+    };
+    match degraded {
+        Some(list) => reply.with_header(DEGRADED, format!("shards={list}")),
+        None => reply,
+    }
+}

@@ -1,0 +1,341 @@
+//! Search through Miroir against one node holding the same documents: the same scores, hit
+//! sets within equal scores, totals and facet counts.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+async fn wait_all(base: &str) {
+    for _ in 0..500 {
+        let (_, page) = call(base, "GET", "/tasks?statuses=enqueued,processing", None).await;
+        if page["total"] == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("tasks never finished on {base}");
+}
+
+const WORDS: [&str; 12] = [
+    "red", "blue", "green", "river", "mountain", "city", "night", "storm", "silver", "garden",
+    "ocean", "winter",
+];
+const GENRES: [&str; 5] = ["drama", "comedy", "action", "horror", "documentary"];
+
+fn corpus(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let w = |k: usize| WORDS[(i * 7 + k * 5 + i / 3) % WORDS.len()];
+            let mut doc = json!({
+                "id": i,
+                "title": format!("{} {} {}", w(0), w(1), w(2)),
+                "overview": format!("a story of {} and {} in the {}", w(3), w(4), w(5)),
+                "genre": GENRES[i % GENRES.len()],
+                "year": 1980 + (i * 13) % 40,
+                "rating": ((i * 37) % 100) as f64 / 10.0,
+            });
+            if i % 11 == 0 {
+                doc.as_object_mut().unwrap().remove("year");
+            }
+            doc
+        })
+        .collect()
+}
+
+const SETTINGS: &str = r#"{"filterableAttributes":["genre","year","rating"],"sortableAttributes":["year","title","rating"]}"#;
+
+struct Pair {
+    cluster: Cluster,
+    reference: Vec<meili_sim::SimNode>,
+}
+
+async fn pair(nodes: usize, top: &str, extra: &str) -> Pair {
+    let cluster = cluster_with(nodes, top, extra).await;
+    let reference = sim_nodes(1).await;
+    let settings: Value = serde_json::from_str(SETTINGS).unwrap();
+    let docs = Value::Array(corpus(300));
+    for base in [cluster.miroir.url(), reference[0].url()] {
+        let (s, r) = call(
+            &base,
+            "PATCH",
+            "/indexes/movies/settings",
+            Some(settings.clone()),
+        )
+        .await;
+        assert_eq!(s, 202, "{r}");
+        let (s, r) = call(
+            &base,
+            "POST",
+            "/indexes/movies/documents",
+            Some(docs.clone()),
+        )
+        .await;
+        assert_eq!(s, 202, "{r}");
+    }
+    for node in &cluster.nodes {
+        wait_all(&node.url()).await;
+    }
+    wait_all(&reference[0].url()).await;
+    Pair { cluster, reference }
+}
+
+/// Hits grouped by score, in order: [(score, {ids})].
+fn score_groups(resp: &Value) -> Vec<(String, BTreeSet<String>)> {
+    let mut groups: Vec<(String, BTreeSet<String>)> = Vec::new();
+    for hit in resp["hits"].as_array().unwrap() {
+        let score = format!("{:.9}", hit["_rankingScore"].as_f64().unwrap_or(-1.0));
+        let id = hit["id"].to_string();
+        match groups.last_mut() {
+            Some((s, ids)) if *s == score => {
+                ids.insert(id);
+            }
+            _ => groups.push((score, BTreeSet::from([id]))),
+        }
+    }
+    groups
+}
+
+fn queries() -> Vec<Value> {
+    let mut out = Vec::new();
+    for (i, w) in WORDS.iter().enumerate() {
+        out.push(json!({"q": w, "showRankingScore": true, "limit": 15}));
+        out.push(json!({"q": format!("{w} {}", WORDS[(i + 3) % WORDS.len()]), "showRankingScore": true, "facets": ["genre", "year"], "limit": 10, "offset": i % 4}));
+        out.push(json!({"q": &w[..3], "showRankingScore": true, "filter": format!("genre = {}", GENRES[i % 5]), "limit": 20}));
+        out.push(json!({"q": w, "showRankingScore": true, "sort": ["year:desc"], "limit": 10}));
+        out.push(json!({"q": "", "showRankingScore": true, "sort": ["rating:asc", "title:asc"], "filter": "year > 1990", "hitsPerPage": 7, "page": 1 + i % 3, "facets": ["genre"]}));
+    }
+    out.push(json!({"q": "storm", "showRankingScore": true, "facets": ["*"]}));
+    out.push(json!({"q": "", "showRankingScore": true, "filter": ["genre = drama", ["year < 1990", "year > 2010"]]}));
+    out
+}
+
+fn comparable(resp: &Value) -> Value {
+    let mut v = resp.clone();
+    let o = v.as_object_mut().unwrap();
+    o.remove("hits");
+    o.remove("processingTimeMs");
+    o.remove("requestUid");
+    v
+}
+
+#[tokio::test]
+async fn merged_search_equals_one_node_holding_everything() {
+    let p = pair(3, "", "").await;
+    let (proxy, single) = (p.cluster.miroir.url(), p.reference[0].url());
+    let mut compared = 0;
+    for q in queries() {
+        let (s1, through) = call(&proxy, "POST", "/indexes/movies/search", Some(q.clone())).await;
+        let (s2, direct) = call(&single, "POST", "/indexes/movies/search", Some(q.clone())).await;
+        assert_eq!((s1, s2), (200, 200), "{q}: {through} / {direct}");
+        assert_eq!(
+            comparable(&through),
+            comparable(&direct),
+            "{q}: totals, pagination, facets"
+        );
+        let (a, b) = (score_groups(&through), score_groups(&direct));
+        // The last group may be cut differently by the limit: compare it by score only.
+        let full = a.len().min(b.len()).saturating_sub(1);
+        assert_eq!(
+            a.iter().map(|g| &g.0).collect::<Vec<_>>(),
+            b.iter().map(|g| &g.0).collect::<Vec<_>>(),
+            "{q}: score sequence"
+        );
+        assert_eq!(a[..full], b[..full], "{q}: hit sets within equal scores");
+        for hit in through["hits"].as_array().unwrap() {
+            assert!(
+                hit.as_object()
+                    .unwrap()
+                    .keys()
+                    .all(|k| !k.starts_with("_miroir")),
+                "{q}: leaked {hit}"
+            );
+        }
+        compared += 1;
+    }
+    assert!(compared >= 60);
+}
+
+#[tokio::test]
+async fn get_search_matches_post_search() {
+    let p = pair(2, "", "").await;
+    let base = p.cluster.miroir.url();
+    let (_, post) = call(
+        &base,
+        "POST",
+        "/indexes/movies/search",
+        Some(json!({"q": "river", "limit": 5, "facets": ["genre"]})),
+    )
+    .await;
+    let (_, get) = call(
+        &base,
+        "GET",
+        "/indexes/movies/search?q=river&limit=5&facets=genre",
+        None,
+    )
+    .await;
+    assert_eq!(comparable(&post), comparable(&get));
+    assert_eq!(post["hits"].as_array().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn rf2_counts_every_document_once() {
+    let p = pair(3, "replication_factor = 2\n", "").await;
+    let (_, through) = call(
+        &p.cluster.miroir.url(),
+        "POST",
+        "/indexes/movies/search",
+        Some(json!({"q": "", "limit": 1000, "facets": ["genre"]})),
+    )
+    .await;
+    let (_, direct) = call(
+        &p.reference[0].url(),
+        "POST",
+        "/indexes/movies/search",
+        Some(json!({"q": "", "limit": 1000, "facets": ["genre"]})),
+    )
+    .await;
+    assert_eq!(through["estimatedTotalHits"], 300);
+    assert_eq!(through["facetDistribution"], direct["facetDistribution"]);
+    let ids: BTreeSet<String> = through["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 300, "no duplicates");
+}
+
+#[tokio::test]
+async fn settings_read_back_without_the_shard_field() {
+    let p = pair(2, "", "").await;
+    let (_, settings) = call(
+        &p.cluster.miroir.url(),
+        "GET",
+        "/indexes/movies/settings",
+        None,
+    )
+    .await;
+    assert_eq!(
+        settings["filterableAttributes"],
+        json!(["genre", "year", "rating"])
+    );
+    let (_, list) = call(
+        &p.cluster.miroir.url(),
+        "GET",
+        "/indexes/movies/settings/filterable-attributes",
+        None,
+    )
+    .await;
+    assert_eq!(list, json!(["genre", "year", "rating"]));
+    // Each node still filters on it.
+    let (_, raw) = call(
+        &p.cluster.nodes[0].url(),
+        "GET",
+        "/indexes/movies/settings/filterable-attributes",
+        None,
+    )
+    .await;
+    assert!(
+        raw.as_array().unwrap().contains(&json!("_miroir_shard")),
+        "{raw}"
+    );
+    // Replacing the filterable attributes keeps it on the nodes.
+    let (s, t) = call(
+        &p.cluster.miroir.url(),
+        "PUT",
+        "/indexes/movies/settings/filterable-attributes",
+        Some(json!(["genre"])),
+    )
+    .await;
+    assert_eq!(s, 202, "{t}");
+    for node in &p.cluster.nodes {
+        wait_all(&node.url()).await;
+    }
+    let (_, raw) = call(
+        &p.cluster.nodes[1].url(),
+        "GET",
+        "/indexes/movies/settings/filterable-attributes",
+        None,
+    )
+    .await;
+    assert_eq!(raw, json!(["genre", "_miroir_shard"]));
+    let (status, _) = call(
+        &p.cluster.miroir.url(),
+        "POST",
+        "/indexes/movies/search",
+        Some(json!({"q": "red"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_lost_shard_gives_partial_results_or_an_error_by_policy() {
+    let p = pair(3, "", "").await;
+    p.cluster.nodes[2].stop().await;
+    let resp = client()
+        .post(format!("{}/indexes/movies/search", p.cluster.miroir.url()))
+        .bearer_auth(KEY)
+        .json(&json!({"q": "", "limit": 1000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let degraded = resp
+        .headers()
+        .get("x-miroir-degraded")
+        .expect("degraded header")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(degraded.starts_with("shards="), "{degraded}");
+    let body: Value = resp.json().await.unwrap();
+    let total = body["estimatedTotalHits"].as_u64().unwrap();
+    assert!(total > 0 && total < 300, "partial total {total}");
+    drop(p);
+
+    let p = pair(3, "", "[scatter]\nunavailable_shard_policy = \"error\"\n").await;
+    p.cluster.nodes[2].stop().await;
+    let (status, err) = call(
+        &p.cluster.miroir.url(),
+        "POST",
+        "/indexes/movies/search",
+        Some(json!({"q": ""})),
+    )
+    .await;
+    assert_eq!(status, 503);
+    assert_eq!(err["code"], "miroir_shard_unavailable");
+}
+
+#[tokio::test]
+async fn search_errors_are_meilisearchs() {
+    let p = pair(2, "", "").await;
+    let base = p.cluster.miroir.url();
+    let single = p.reference[0].url();
+    for body in [
+        json!({"filter": "title = x"}),
+        json!({"sort": ["overview:asc"]}),
+        json!({"limit": "ten"}),
+    ] {
+        let (s1, e1) = call(&base, "POST", "/indexes/movies/search", Some(body.clone())).await;
+        let (s2, e2) = call(
+            &single,
+            "POST",
+            "/indexes/movies/search",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(
+            (s1, e1["code"].clone()),
+            (s2, e2["code"].clone()),
+            "{body}: {e1}"
+        );
+    }
+    let (s, e) = call(&base, "POST", "/indexes/nope/search", Some(json!({}))).await;
+    assert_eq!((s, e["code"].as_str()), (404, Some("index_not_found")));
+    let _ = BTreeMap::<u8, u8>::new();
+}
