@@ -81,23 +81,15 @@ async fn index_context(
 }
 
 fn context_from_settings(s: &Value) -> IndexContext {
-    let mut ctx = IndexContext::default();
-    ctx.displayed_attributes = s["displayedAttributes"].as_array().map(|a| {
-        a.iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect()
-    });
-    ctx.distinct_attribute = s["distinctAttribute"].as_str().map(str::to_owned);
-    if let Some(n) = s["pagination"]["maxTotalHits"].as_u64() {
-        ctx.max_total_hits = n as usize;
-        ctx.node_max_total_hits = n as usize;
-    }
-    if let Some(n) = s["faceting"]["maxValuesPerFacet"].as_u64() {
-        ctx.max_values_per_facet = n as usize;
-        ctx.node_max_values_per_facet = n as usize;
-    }
-    if let Some(orders) = s["faceting"]["sortFacetValuesBy"].as_object() {
-        ctx.sort_facet_values_by = orders
+    let defaults = IndexContext::default();
+    let max_total_hits = s["pagination"]["maxTotalHits"]
+        .as_u64()
+        .map_or(defaults.max_total_hits, |n| n as usize);
+    let max_values = s["faceting"]["maxValuesPerFacet"]
+        .as_u64()
+        .map_or(defaults.max_values_per_facet, |n| n as usize);
+    let sort_facet_values_by = match s["faceting"]["sortFacetValuesBy"].as_object() {
+        Some(orders) => orders
             .iter()
             .map(|(k, v)| {
                 (
@@ -109,9 +101,23 @@ fn context_from_settings(s: &Value) -> IndexContext {
                     },
                 )
             })
-            .collect::<BTreeMap<_, _>>();
+            .collect::<BTreeMap<_, _>>(),
+        None => defaults.sort_facet_values_by.clone(),
+    };
+    IndexContext {
+        displayed_attributes: s["displayedAttributes"].as_array().map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        }),
+        distinct_attribute: s["distinctAttribute"].as_str().map(str::to_owned),
+        max_total_hits,
+        node_max_total_hits: max_total_hits,
+        max_values_per_facet: max_values,
+        node_max_values_per_facet: max_values,
+        sort_facet_values_by,
+        ..defaults
     }
-    ctx
 }
 
 /// Meilisearch's GET search parameters as the equivalent POST body.

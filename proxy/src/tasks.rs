@@ -524,7 +524,7 @@ pub async fn cancel_or_delete(
             let uid = result
                 .as_ref()
                 .ok()
-                .filter(|r| r.status == 202)
+                .filter(|r| r.status == 200 || r.status == 202)
                 .and_then(|r| r.json())
                 .and_then(|v| v["taskUid"].as_u64());
             match uid {
@@ -563,7 +563,7 @@ pub async fn cancel_or_delete(
         details: Some(details),
     };
     match create(shared, task, None).await {
-        Ok(Created::New(record) | Created::Replayed(record)) => Reply::json(202, &summary(&record)),
+        Ok(Created::New(record) | Created::Replayed(record)) => Reply::json(200, &summary(&record)),
         Ok(Created::KeyReused { .. }) => Reply::error(&MiroirError::new(
             Code::Internal,
             "unexpected idempotency state",

@@ -85,16 +85,7 @@ impl Db {
     pub fn new(master_key: Option<String>, seed: u64) -> Self {
         let features = FEATURES
             .iter()
-            .map(|f| {
-                (
-                    (*f).to_owned(),
-                    if *f == "legacySearch" {
-                        Value::Null
-                    } else {
-                        json!(false)
-                    },
-                )
-            })
+            .map(|f| ((*f).to_owned(), json!(false)))
             .collect();
         Self {
             indexes: BTreeMap::new(),

@@ -1,12 +1,12 @@
 //! `/tasks` (list, get, cancel, delete) and `/batches`.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use meili_sim_engine::MeiliError;
 use serde_json::{json, Value};
 
-use super::{accepted, auth, AppState, Params};
+use super::{auth, AppState, Params};
 use crate::auth::Access;
 use crate::error::{batch_not_found, task_not_found, ApiResult};
 use crate::task_query::{parse_filter, parse_list_query, Page};
@@ -138,7 +138,11 @@ pub async fn cancel(
         ("canceledTasks", Value::Null),
         ("originalFilter", json!(original_filter(&uri))),
     ]);
-    accepted(s.enqueue(None, Op::Cancel { matched }, details, None))
+    // Meilisearch answers task cancelation and deletion with 200, not 202.
+    Ok(super::json(
+        StatusCode::OK,
+        s.enqueue(None, Op::Cancel { matched }, details, None),
+    ))
 }
 
 pub async fn delete(
@@ -154,7 +158,10 @@ pub async fn delete(
         ("deletedTasks", Value::Null),
         ("originalFilter", json!(original_filter(&uri))),
     ]);
-    accepted(s.enqueue(None, Op::Delete { matched }, details, None))
+    Ok(super::json(
+        StatusCode::OK,
+        s.enqueue(None, Op::Delete { matched }, details, None),
+    ))
 }
 
 pub async fn list_batches(
