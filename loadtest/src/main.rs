@@ -154,6 +154,7 @@ const USAGE: &str = "\
 USAGE:
   miroir-loadtest run --target HOST:PORT [--key KEY] [--path /version] [--connections 16] [--seconds 10]
   miroir-loadtest passthrough --miroir-bin PATH [--connections 16] [--seconds 5] [--rounds 3]
+    (nodes are `meili-sim` processes from the folder of --miroir-bin)
   miroir-loadtest ingest --miroir-bin PATH [--documents 100000] [--batch 10000] [--big-mb 100]";
 
 fn main() {
@@ -195,6 +196,63 @@ async fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
+/// A simulated node in its own process, so a "direct" measurement crosses processes exactly
+/// like a request through Miroir does.
+struct SimProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl SimProcess {
+    fn start(bin: &std::path::Path, key: &str, seed: u64) -> Result<Self, String> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(bin)
+            .args([
+                "--port",
+                "0",
+                "--master-key",
+                key,
+                "--seed",
+                &seed.to_string(),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .ok_or_else(|| format!("unexpected first line {line:?}"))?
+            .to_owned();
+        Ok(Self { child, url })
+    }
+
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_owned()
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `meili-sim` next to the given Miroir binary (both are built into the same target folder).
+fn sim_bin(miroir: &std::path::Path) -> PathBuf {
+    miroir.with_file_name("meili-sim")
+}
+
 /// The pass-through read mix: index metadata, settings and version (all `PassOne` routes).
 fn read_mix(host: &str, key: &str) -> Vec<Request> {
     [
@@ -215,24 +273,14 @@ async fn passthrough(args: Args) -> Result<(), String> {
     let seconds = Duration::from_secs(args.num("seconds", 5)?);
     let rounds: usize = args.num("rounds", 3)?;
 
+    let sim_bin = sim_bin(&bin);
     let mut nodes = Vec::new();
     for i in 0..3u64 {
-        let cfg = meili_sim::SimConfig {
-            master_key: Some(KEY.into()),
-            port: 0,
-            task_delay: Duration::ZERO,
-            seed: i + 1,
-            name: format!("sim-{i}"),
-        };
-        nodes.push(
-            meili_sim::SimNode::start(cfg)
-                .await
-                .map_err(|e| e.to_string())?,
-        );
+        nodes.push(SimProcess::start(&sim_bin, KEY, i + 1)?);
     }
     // Each node gets the index directly: this measures the pass-through path only.
     for node in &nodes {
-        let addr = node.addr().to_string();
+        let addr = node.addr();
         let mut conn = Conn::connect(&addr).await.map_err(|e| e.to_string())?;
         let create = Request::new(
             "POST",
@@ -261,7 +309,7 @@ async fn passthrough(args: Args) -> Result<(), String> {
     }
     let miroir = miroir_testkit::proxy::MiroirProcess::start(&bin, &toml, port).await;
 
-    let direct_addr = nodes[0].addr().to_string();
+    let direct_addr = nodes[0].addr();
     let miroir_addr = format!("127.0.0.1:{port}");
     let (mut direct, mut through) = (Report::default(), Report::default());
     // Warm both paths, then alternate so machine drift hits both alike.
@@ -313,25 +361,6 @@ async fn passthrough(args: Args) -> Result<(), String> {
     );
     drop(miroir);
     Ok(())
-}
-
-/// Starts `n` simulated nodes with the load-test master key.
-async fn sim_nodes(n: u64, key: &str) -> Result<Vec<meili_sim::SimNode>, String> {
-    let mut nodes = Vec::new();
-    for i in 0..n {
-        let cfg = meili_sim::SimConfig {
-            master_key: Some(key.into()),
-            seed: i + 1,
-            name: format!("sim-{i}"),
-            ..meili_sim::SimConfig::default()
-        };
-        nodes.push(
-            meili_sim::SimNode::start(cfg)
-                .await
-                .map_err(|e| e.to_string())?,
-        );
-    }
-    Ok(nodes)
 }
 
 fn documents(from: usize, n: usize) -> String {
@@ -421,7 +450,11 @@ async fn ingest(args: Args) -> Result<(), String> {
     let batch: usize = args.num("batch", 10_000)?;
     let big_mb: usize = args.num("big-mb", 100)?;
 
-    let nodes = sim_nodes(4, KEY).await?;
+    let sim_bin = sim_bin(&bin);
+    let mut nodes = Vec::new();
+    for i in 0..4u64 {
+        nodes.push(SimProcess::start(&sim_bin, KEY, i + 1)?);
+    }
     let port = miroir_testkit::proxy::free_port();
     let mut toml = format!(
         "shards = 16\nmaster_key = \"{KEY}\"\ndata_dir = \"{}\"\n[server]\nport = {port}\nmax_body_bytes = {}\n[metrics]\nenabled = false\n[log]\nlevel = \"warn\"\n",
@@ -435,7 +468,7 @@ async fn ingest(args: Args) -> Result<(), String> {
         ));
     }
     let miroir = miroir_testkit::proxy::MiroirProcess::start(&bin, &toml, port).await;
-    let direct = nodes[3].addr().to_string();
+    let direct = nodes[3].addr();
     let through = format!("127.0.0.1:{port}");
 
     let d = ingest_into(&direct, KEY, total, batch).await?;

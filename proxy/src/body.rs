@@ -23,7 +23,15 @@ pub async fn read(session: &mut Session, limit: u64) -> Result<Bytes, MiroirErro
             )
         })?;
     }
-    let mut buf = BytesMut::new();
+    // Sized up front from Content-Length: growing by doubling would briefly hold two copies of
+    // a large body, and the write path's memory budget is about twice the body.
+    let declared = session
+        .get_header(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(limit);
+    let mut buf = BytesMut::with_capacity(declared as usize);
     loop {
         let chunk = session.read_request_body().await.map_err(|e| {
             MiroirError::new(

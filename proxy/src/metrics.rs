@@ -81,3 +81,26 @@ pub fn get() -> &'static Metrics {
         }
     })
 }
+
+/// A status code as a label, without allocating for the common ones.
+pub fn status_label(status: u16) -> std::borrow::Cow<'static, str> {
+    let known = match status {
+        200 => "200",
+        201 => "201",
+        202 => "202",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        409 => "409",
+        413 => "413",
+        499 => "499",
+        500 => "500",
+        501 => "501",
+        502 => "502",
+        503 => "503",
+        _ => return std::borrow::Cow::Owned(status.to_string()),
+    };
+    std::borrow::Cow::Borrowed(known)
+}

@@ -480,7 +480,7 @@ impl ProxyHttp for MiroirProxy {
         };
         let elapsed = ctx.started.elapsed();
         m.requests
-            .with_label_values(&[template, class, &status.to_string()])
+            .with_label_values(&[template, class, &metrics::status_label(status)])
             .inc();
         m.request_duration
             .with_label_values(&[class])
