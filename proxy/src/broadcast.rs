@@ -99,6 +99,34 @@ pub async fn to_all(
     futures::future::join_all(sends).await
 }
 
+/// A read any node can answer: the first answer that is not a server error, trying the next
+/// healthy node on failure. `Err` when no node answered.
+pub async fn read_any(
+    shared: &Shared,
+    rt: &Runtime,
+    path: &str,
+    auth: Option<&str>,
+) -> Result<NodeResponse, Reply> {
+    let mut tried = Vec::new();
+    while let Some(i) = shared.pick_node(rt, &tried) {
+        tried.push(i);
+        let req = NodeRequest::get(path, auth);
+        if let Ok(resp) = shared
+            .client
+            .send(&rt.nodes[i], &req, rt.config.scatter.node_timeout)
+            .await
+        {
+            if resp.status < 500 {
+                return Ok(resp);
+            }
+        }
+    }
+    Err(Reply::error(&MiroirError::new(
+        Code::NoNodeAvailable,
+        "No Meilisearch node answered.",
+    )))
+}
+
 /// The error JSON a node's failure stands for in a task.
 pub fn failure_json(result: &NodeResult) -> Value {
     match result {

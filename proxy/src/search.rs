@@ -12,10 +12,9 @@ use miroir_filters::routing::{GroupId, ShardId};
 use miroir_filters::search::{self as plan, FacetOrder, IndexContext, Merged, SearchPlan};
 use serde_json::{Map, Value};
 
-use crate::broadcast::{Incoming, Reply};
+use crate::broadcast::{self, Incoming, Reply};
 use crate::scatter::{self, ShardRequest};
 use crate::state::{Runtime, Shared};
-use crate::upstream::NodeRequest;
 use crate::write::DEGRADED;
 
 /// How long an index's settings are trusted before they are read again.
@@ -53,31 +52,15 @@ async fn index_context(
         }
     }
     let path = format!("/indexes/{index_uid}/settings");
-    let mut tried = Vec::new();
-    while let Some(i) = shared.pick_node(rt, &tried) {
-        tried.push(i);
-        let req = NodeRequest::get(&path, inc.auth.as_deref());
-        match shared
-            .client
-            .send(&rt.nodes[i], &req, rt.config.scatter.node_timeout)
-            .await
-        {
-            Ok(resp) if resp.status == 200 => {
-                let settings = resp.json().unwrap_or(Value::Null);
-                let ctx = Arc::new(context_from_settings(&settings));
-                shared
-                    .contexts
-                    .insert(index_uid.to_owned(), (Instant::now(), ctx.clone()));
-                return Ok(ctx);
-            }
-            Ok(resp) if resp.status < 500 => return Err(Reply::relay(&resp)),
-            _ => continue,
-        }
+    let resp = broadcast::read_any(shared, rt, &path, inc.auth.as_deref()).await?;
+    if resp.status != 200 {
+        return Err(Reply::relay(&resp));
     }
-    Err(Reply::error(&MiroirError::new(
-        Code::NoNodeAvailable,
-        "No Meilisearch node answered.",
-    )))
+    let ctx = Arc::new(context_from_settings(&resp.json().unwrap_or(Value::Null)));
+    shared
+        .contexts
+        .insert(index_uid.to_owned(), (Instant::now(), ctx.clone()));
+    Ok(ctx)
 }
 
 fn context_from_settings(s: &Value) -> IndexContext {

@@ -110,34 +110,24 @@ pub async fn ensure(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &s
         return;
     }
     let path = format!("/indexes/{index_uid}/settings/filterable-attributes");
-    let mut tried = Vec::new();
-    while let Some(i) = shared.pick_node(rt, &tried) {
-        tried.push(i);
-        let req = NodeRequest::get(&path, inc.auth.as_deref());
-        match shared
-            .client
-            .send(&rt.nodes[i], &req, rt.config.scatter.node_timeout)
-            .await
-        {
-            Ok(resp) if resp.status == 200 => {
-                let current = resp.json().unwrap_or(Value::Null);
-                if current
-                    .as_array()
-                    .is_some_and(|l| l.iter().any(is_shard_rule))
-                {
-                    shared.shard_filterable.insert(index_uid.to_owned(), ());
-                } else {
-                    add_everywhere(shared, rt, inc, index_uid, &current).await;
-                }
-                return;
+    let Ok(resp) = broadcast::read_any(shared, rt, &path, inc.auth.as_deref()).await else {
+        return;
+    };
+    match resp.status {
+        200 => {
+            let current = resp.json().unwrap_or(Value::Null);
+            if current
+                .as_array()
+                .is_some_and(|l| l.iter().any(is_shard_rule))
+            {
+                shared.shard_filterable.insert(index_uid.to_owned(), ());
+            } else {
+                add_everywhere(shared, rt, inc, index_uid, &current).await;
             }
-            Ok(resp) if resp.status == 404 => {
-                add_everywhere(shared, rt, inc, index_uid, &json!([])).await;
-                return;
-            }
-            Ok(_) => return,
-            Err(_) => continue,
         }
+        404 => add_everywhere(shared, rt, inc, index_uid, &json!([])).await,
+        // A refusal (auth): the write itself will be refused the same way.
+        _ => {}
     }
 }
 
@@ -149,29 +139,14 @@ pub async fn restore(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &
 
 /// A settings read with the field hidden.
 pub async fn read_settings(shared: &Shared, rt: &Runtime, inc: &Incoming, route: &str) -> Reply {
-    let mut tried = Vec::new();
-    while let Some(i) = shared.pick_node(rt, &tried) {
-        tried.push(i);
-        let req = NodeRequest::get(&inc.path, inc.auth.as_deref());
-        match shared
-            .client
-            .send(&rt.nodes[i], &req, rt.config.scatter.node_timeout)
-            .await
-        {
-            Ok(resp) if resp.status == 200 => {
-                return match strip(route, &resp.body) {
-                    Some(body) => Reply::raw(200, body),
-                    None => Reply::relay(&resp),
-                }
-            }
-            Ok(resp) if resp.status < 500 => return Reply::relay(&resp),
-            _ => continue,
-        }
+    match broadcast::read_any(shared, rt, &inc.path, inc.auth.as_deref()).await {
+        Ok(resp) if resp.status == 200 => match strip(route, &resp.body) {
+            Some(body) => Reply::raw(200, body),
+            None => Reply::relay(&resp),
+        },
+        Ok(resp) => Reply::relay(&resp),
+        Err(reply) => reply,
     }
-    Reply::error(&miroir_filters::error::MiroirError::new(
-        miroir_filters::error::Code::NoNodeAvailable,
-        "No Meilisearch node answered.",
-    ))
 }
 
 #[cfg(test)]

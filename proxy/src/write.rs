@@ -12,7 +12,7 @@ use miroir_filters::write::{self, PayloadFormat, SplitInput};
 use miroir_tasks::{Created, Idempotency, NewTask, NodeTask, TaskUid};
 use serde_json::{json, Value};
 
-use crate::broadcast::{failure_json, Incoming, NodeResult, Reply};
+use crate::broadcast::{self, failure_json, Incoming, NodeResult, Reply};
 use crate::state::Runtime;
 use crate::state::Shared;
 use crate::upstream::NodeRequest;
@@ -265,29 +265,14 @@ async fn primary_key(
     index_uid: &str,
 ) -> Result<Option<String>, Reply> {
     let path = format!("/indexes/{index_uid}");
-    let mut tried = Vec::new();
-    while let Some(i) = shared.pick_node(rt, &tried) {
-        tried.push(i);
-        let req = NodeRequest::get(&path, inc.auth.as_deref());
-        match shared
-            .client
-            .send(&rt.nodes[i], &req, rt.config.scatter.node_timeout)
-            .await
-        {
-            Ok(resp) if resp.status == 200 => {
-                return Ok(resp
-                    .json()
-                    .and_then(|v| v["primaryKey"].as_str().map(str::to_owned)))
-            }
-            Ok(resp) if resp.status == 404 => return Ok(None),
-            Ok(resp) if (400..500).contains(&resp.status) => return Err(Reply::relay(&resp)),
-            _ => continue,
-        }
+    let resp = broadcast::read_any(shared, rt, &path, inc.auth.as_deref()).await?;
+    match resp.status {
+        200 => Ok(resp
+            .json()
+            .and_then(|v| v["primaryKey"].as_str().map(str::to_owned))),
+        404 => Ok(None),
+        _ => Err(Reply::relay(&resp)),
     }
-    Err(Reply::error(&MiroirError::new(
-        Code::NoNodeAvailable,
-        "No Meilisearch node answered.",
-    )))
 }
 
 /// A digest of what makes a request the same request, for idempotency keys.
