@@ -17,7 +17,10 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use crate::broadcast::{self, Incoming, Reply};
 use crate::limits::payload_too_large;
 use crate::state::{Runtime, Shared};
-use crate::{admin, auth, body, metrics, request_id, respond, search, shard_field, tasks, write};
+use crate::{
+    admin, auth, body, documents, facet_search, metrics, multi_search, request_id, respond, search,
+    shard_field, stats, tasks, write,
+};
 
 /// Per-request state.
 pub struct RequestCtx {
@@ -105,16 +108,28 @@ impl MiroirProxy {
                 let inc = self.incoming(session, ctx, rt).await;
                 Ok(shard_field::read_settings(&self.shared, rt, &inc, spec.name).await)
             }
-            RouteClass::FanOutMerge if matches!(spec.name, "search.get" | "search.post") => {
+            RouteClass::FanOutMerge
+                if spec.name != "similar.get" && spec.name != "similar.post" =>
+            {
                 let mut inc = self.incoming(session, ctx, rt).await;
                 let index = index_uid.as_deref().unwrap_or("");
-                if spec.name == "search.post" {
+                if spec.method.as_str() != "GET" {
                     match body::read(session, rt.config.server.max_body_bytes).await {
                         Ok(b) => inc.body = b,
                         Err(e) => return self.finish(session, ctx, Err(e)).await,
                     }
                 }
-                Ok(search::search(&self.shared, rt, &inc, index).await)
+                let shared = &self.shared;
+                Ok(match spec.name {
+                    "search.get" | "search.post" => search::search(shared, rt, &inc, index).await,
+                    "multi_search" => multi_search::multi_search(shared, rt, &inc).await,
+                    "facet_search" => facet_search::facet_search(shared, rt, &inc, index).await,
+                    "documents.list" | "documents.fetch" => {
+                        documents::browse(shared, rt, &inc, index).await
+                    }
+                    "index.stats" => stats::index_stats(shared, rt, &inc, index).await,
+                    _ => stats::global_stats(shared, rt, &inc).await,
+                })
             }
             RouteClass::ShardRouted => {
                 let mut inc = self.incoming(session, ctx, rt).await;
