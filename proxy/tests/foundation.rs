@@ -519,3 +519,33 @@ async fn tls_listener_serves_the_same_api() {
         r#"{"status":"available"}"#
     );
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_and_carry_no_secrets() {
+    let c = cluster(1, "[log]\nformat = \"json\"\n").await;
+    assert_eq!(call(&c.miroir.url(), "GET", "/version", None).await.0, 200);
+    let (status, _) = call(&c.miroir.url(), "GET", "/keys/some-secret-key-value", None).await;
+    assert!(status >= 400);
+    c.miroir
+        .wait_for_log("miroir::access", Duration::from_secs(5))
+        .await;
+    let log = c.miroir.log();
+    let mut access = 0;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string() && v["message"].is_string(),
+            "{line}"
+        );
+        if v["target"] == "miroir::access" {
+            access += 1;
+        }
+    }
+    assert!(access >= 2, "{log}");
+    assert!(!log.contains(KEY), "the master key reached the log");
+    assert!(
+        !log.contains("some-secret-key-value"),
+        "a key in a path reached the log"
+    );
+}
