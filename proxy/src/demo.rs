@@ -97,8 +97,12 @@ pub fn run(options: DemoOptions) -> ! {
         println!("  sim-{i}  {url}");
     }
     println!(
-        "\nMaster key: {DEMO_MASTER_KEY}\nTry:\n  curl {base}/health\n  curl -H 'Authorization: Bearer {DEMO_MASTER_KEY}' {base}/version\n  \
-         curl -H 'Authorization: Bearer {DEMO_MASTER_KEY}' {base}/indexes\n\nThe configuration it runs on:\n{toml}"
+        "\nMaster key: {DEMO_MASTER_KEY}\nTry:\n  curl {base}/health\n  \
+         curl -H 'Authorization: Bearer {DEMO_MASTER_KEY}' -H 'Content-Type: application/json' \\\n    \
+         -d '[{{\"id\":1,\"title\":\"Carol\"}},{{\"id\":2,\"title\":\"Wonder Woman\"}}]' {base}/indexes/movies/documents\n  \
+         curl -H 'Authorization: Bearer {DEMO_MASTER_KEY}' {base}/tasks/0\n  \
+         curl -H 'Authorization: Bearer {DEMO_MASTER_KEY}' '{base}/indexes/movies/search?q=wonder'\n\n\
+         Meilisearch SDKs work too (key {DEMO_MASTER_KEY}); the README lists which routes Miroir serves today.\n\nThe configuration it runs on:\n{toml}"
     );
     crate::server::run(config, None, crate::server::RunOptions::default())
 }
