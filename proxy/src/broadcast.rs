@@ -191,6 +191,14 @@ pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
         if let (true, Some(index)) = (shard_field::resets(inc.route), &inc.index_uid) {
             shard_field::restore(shared, rt, inc, index).await;
         }
+        // A new index gets `_miroir_shard` filterable before any document can arrive: the
+        // settings task queues right behind the creation on every node.
+        if inc.route == "indexes.create" {
+            let created = serde_json::from_slice::<Value>(&inc.body).ok();
+            if let Some(uid) = created.as_ref().and_then(|v| v["uid"].as_str()) {
+                shard_field::restore(shared, rt, inc, uid).await;
+            }
+        }
         return record_task(shared, rt, inc, &results).await;
     }
     let ok = |r: &&NodeResult| {

@@ -627,3 +627,52 @@ async fn task_list_filters_pages_and_cancel_delete_act_on_miroirs_registry() {
     assert_eq!(batches["results"].as_array().unwrap().len(), 2);
     assert!(batches["results"][0]["stats"]["totalNbTasks"].is_number());
 }
+
+#[tokio::test]
+async fn index_creation_makes_the_shard_field_filterable_before_any_document() {
+    let c = cluster(2, "").await;
+    let (status, task) = call(
+        &c.miroir.url(),
+        "POST",
+        "/indexes",
+        Some(json!({"uid": "books", "primaryKey": "isbn"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{task}");
+    assert_eq!(
+        wait_task(&c.miroir.url(), task["taskUid"].as_u64().unwrap()).await["status"],
+        "succeeded"
+    );
+    for node in &c.nodes {
+        for _ in 0..200 {
+            let (_, list) = call(
+                &node.url(),
+                "GET",
+                "/indexes/books/settings/filterable-attributes",
+                None,
+            )
+            .await;
+            if list == json!(["_miroir_shard"]) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (_, list) = call(
+            &node.url(),
+            "GET",
+            "/indexes/books/settings/filterable-attributes",
+            None,
+        )
+        .await;
+        assert_eq!(list, json!(["_miroir_shard"]), "on {}", node.url());
+    }
+    // Clients still see Meilisearch's default.
+    let (_, list) = call(
+        &c.miroir.url(),
+        "GET",
+        "/indexes/books/settings/filterable-attributes",
+        None,
+    )
+    .await;
+    assert_eq!(list, json!([]));
+}
