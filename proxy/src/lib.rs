@@ -11,6 +11,7 @@ pub mod demo;
 pub mod documents;
 pub mod facet_search;
 pub mod health;
+pub mod keys;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

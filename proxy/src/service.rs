@@ -18,7 +18,7 @@ use crate::broadcast::{self, Incoming, Reply};
 use crate::limits::payload_too_large;
 use crate::state::{Runtime, Shared};
 use crate::{
-    admin, auth, body, documents, facet_search, metrics, multi_search, request_id, respond, search,
+    admin, auth, body, documents, facet_search, keys, metrics, multi_search, request_id, respond, search,
     shard_field, stats, tasks, write,
 };
 
@@ -106,7 +106,10 @@ impl MiroirProxy {
             }
             RouteClass::PassOne => {
                 let inc = self.incoming(session, ctx, rt).await;
-                Ok(shard_field::read_settings(&self.shared, rt, &inc, spec.name).await)
+                Ok(match spec.name {
+                    "keys.list" | "key.get" => keys::read(&self.shared, rt, &inc).await,
+                    _ => shard_field::read_settings(&self.shared, rt, &inc, spec.name).await,
+                })
             }
             RouteClass::FanOutMerge
                 if spec.name != "similar.get" && spec.name != "similar.post" =>
@@ -327,7 +330,11 @@ impl ProxyHttp for MiroirProxy {
         match matched {
             // Unknown routes go to a node, which answers Meilisearch's own 404.
             None => Ok(false),
-            Some(m) if m.spec.class == RouteClass::PassOne && !shard_field::hides(m.spec.name) => {
+            Some(m)
+                if m.spec.class == RouteClass::PassOne
+                    && !shard_field::hides(m.spec.name)
+                    && !matches!(m.spec.name, "keys.list" | "key.get") =>
+            {
                 Ok(false)
             }
             Some(m) => {

@@ -87,7 +87,7 @@ async fn add_everywhere(
     let req = NodeRequest {
         method: "PATCH",
         path: &path,
-        auth: inc.auth.as_deref(),
+        auth: rt.node_key(),
         content_type: Some("application/json"),
         body: &body,
         request_id: Some(&inc.request_id),
@@ -110,7 +110,7 @@ pub async fn ensure(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &s
         return;
     }
     let path = format!("/indexes/{index_uid}/settings/filterable-attributes");
-    let Ok(resp) = broadcast::read_any(shared, rt, &path, inc.auth.as_deref()).await else {
+    let Ok(resp) = broadcast::read_any(shared, rt, &path, rt.node_key()).await else {
         return;
     };
     match resp.status {

@@ -72,6 +72,13 @@ impl Runtime {
     pub fn placement(&self) -> &Placement {
         self.config.placement()
     }
+
+    /// Miroir's own credential on the nodes, for its bookkeeping reads and writes (settings
+    /// behind a merge, primary keys, the shard field): never the client's, whose key may not
+    /// allow them.
+    pub fn node_key(&self) -> Option<&str> {
+        self.config.node_master_key.as_ref().map(|k| k.expose())
+    }
 }
 
 /// Health of one node, driven by the active checker.

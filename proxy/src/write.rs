@@ -256,21 +256,27 @@ fn query_param<'a>(path: &'a str, name: &str) -> Option<std::borrow::Cow<'a, str
     })
 }
 
-/// The index's primary key as the nodes know it, `None` when the index does not exist yet.
-/// A refusal (auth) is returned as the reply to send.
-async fn primary_key(
-    shared: &Shared,
-    rt: &Runtime,
-    inc: &Incoming,
-    index_uid: &str,
-) -> Result<Option<String>, Reply> {
+/// What the nodes know of an index before a write.
+struct IndexState {
+    exists: bool,
+    primary_key: Option<String>,
+}
+
+/// Reads the index with Miroir's own credential (the client's key may only allow writes).
+async fn index_state(shared: &Shared, rt: &Runtime, index_uid: &str) -> Result<IndexState, Reply> {
     let path = format!("/indexes/{index_uid}");
-    let resp = broadcast::read_any(shared, rt, &path, inc.auth.as_deref()).await?;
+    let resp = broadcast::read_any(shared, rt, &path, rt.node_key()).await?;
     match resp.status {
-        200 => Ok(resp
-            .json()
-            .and_then(|v| v["primaryKey"].as_str().map(str::to_owned))),
-        404 => Ok(None),
+        200 => Ok(IndexState {
+            exists: true,
+            primary_key: resp
+                .json()
+                .and_then(|v| v["primaryKey"].as_str().map(str::to_owned)),
+        }),
+        404 => Ok(IndexState {
+            exists: false,
+            primary_key: None,
+        }),
         _ => Err(Reply::relay(&resp)),
     }
 }
@@ -326,10 +332,11 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         Ok(f) => f,
         Err(e) => return Reply::error(&e),
     };
-    let index_pk = match primary_key(shared, rt, inc, index_uid).await {
-        Ok(pk) => pk,
+    let index = match index_state(shared, rt, index_uid).await {
+        Ok(state) => state,
         Err(reply) => return reply,
     };
+    let index_pk = index.primary_key;
     let param_pk = query_param(&inc.path, "primaryKey");
     let split = match write::split(SplitInput {
         body: &inc.body,
@@ -342,7 +349,12 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         Err(e) => return Reply::error(&e),
     };
 
-    crate::shard_field::ensure(shared, rt, inc, index_uid).await;
+    // An existing index gets the shard field before the documents. A new one is created by
+    // the write itself, and only once the nodes accepted it from this client (Miroir's own
+    // credential must not create indexes for a client that may not).
+    if index.exists {
+        crate::shard_field::ensure(shared, rt, inc, index_uid).await;
+    }
     let p = rt.placement();
     let path = query_with_primary_key(&inc.path, &split.primary_key);
     let mut touched = BTreeSet::new();
@@ -386,7 +398,7 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
     }
     let sent = send_parts(shared, rt, inc, &inc.method, parts).await;
     let details = json!({ "receivedDocuments": split.documents, "indexedDocuments": null });
-    conclude(
+    let reply = conclude(
         shared,
         rt,
         Write {
@@ -398,7 +410,11 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         },
         sent,
     )
-    .await
+    .await;
+    if !index.exists && reply.status == 202 {
+        crate::shard_field::ensure(shared, rt, inc, index_uid).await;
+    }
+    reply
 }
 
 /// `POST /indexes/{uid}/documents/delete-batch`.

@@ -1,0 +1,87 @@
+//! Keys through Miroir work on every node: the default keys listed and the keys created.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+async fn search_with(base: &str, key: &str) -> (u16, Value) {
+    let resp = client()
+        .post(format!("{base}/indexes/movies/search"))
+        .bearer_auth(key)
+        .json(&json!({"q": "", "limit": 100}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn listed_default_keys_and_created_keys_work_across_all_nodes() {
+    let c = cluster(3, "").await;
+    let base = c.miroir.url();
+    let docs: Vec<Value> = (0..60)
+        .map(|i| json!({"id": i, "title": format!("t{i}")}))
+        .collect();
+    let (_, task) = call(
+        &base,
+        "POST",
+        "/indexes/movies/documents",
+        Some(Value::Array(docs)),
+    )
+    .await;
+    let uid = task["taskUid"].as_u64().unwrap();
+    for _ in 0..200 {
+        if call(&base, "GET", &format!("/tasks/{uid}"), None).await.1["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let (status, keys) = call(&base, "GET", "/keys", None).await;
+    assert_eq!(status, 200, "{keys}");
+    let search_key = keys["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "Default Search API Key")
+        .and_then(|k| k["key"].as_str())
+        .expect("a default search key")
+        .to_owned();
+    // The search touches every node: the key must be valid on all of them.
+    let (status, found) = search_with(&base, &search_key).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["estimatedTotalHits"], 60);
+    // Listing again gives the same default keys.
+    let (_, again) = call(&base, "GET", "/keys", None).await;
+    assert_eq!(again["results"], keys["results"]);
+
+    // A key created through Miroir exists on every node with one key string.
+    let (status, created) = call(
+        &base,
+        "POST",
+        "/keys",
+        Some(json!({"actions": ["search"], "indexes": ["movies"], "expiresAt": null})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    for node in &c.nodes {
+        let (status, _) = search_with(&node.url(), &key).await;
+        assert_eq!(status, 200, "key unknown to {}", node.url());
+    }
+    let (status, found) = search_with(&base, &key).await;
+    assert_eq!(
+        (status, found["estimatedTotalHits"].as_u64()),
+        (200, Some(60))
+    );
+    // And a wrong key is refused like Meilisearch refuses it.
+    let (status, err) = search_with(&base, "not-a-key").await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (403, Some("invalid_api_key"))
+    );
+}
