@@ -191,6 +191,14 @@ pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
         if let (true, Some(index)) = (shard_field::resets(inc.route), &inc.index_uid) {
             shard_field::restore(shared, rt, inc, index).await;
         }
+        // A settings update carrying the filterable attributes now includes the shard field
+        // on every node that accepted it: later writes must not re-send it, or their update
+        // would land after (and replace) the client's queued one.
+        if accepted == results.len() && shard_field::sets_filterable(inc.route, &inc.body) {
+            if let Some(index) = &inc.index_uid {
+                shared.shard_filterable.insert(index.clone(), ());
+            }
+        }
         // A new index gets `_miroir_shard` filterable before any document can arrive: the
         // settings task queues right behind the creation on every node.
         if inc.route == "indexes.create" {

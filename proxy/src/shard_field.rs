@@ -52,6 +52,16 @@ pub fn rewrite_update(route: &str, body: &Bytes) -> Bytes {
     Bytes::from(value.to_string())
 }
 
+/// Whether a settings update names the filterable attributes (then rewritten to hold the field).
+pub fn sets_filterable(route: &str, body: &Bytes) -> bool {
+    match route {
+        "settings.filterable_attributes.update" => true,
+        "settings.update" => serde_json::from_slice::<Value>(body)
+            .is_ok_and(|v| v.get("filterableAttributes").is_some()),
+        _ => false,
+    }
+}
+
 /// Whether a broadcast route resets the filterable attributes, so the field must be put back.
 pub fn resets(route: &str) -> bool {
     matches!(

@@ -676,3 +676,64 @@ async fn index_creation_makes_the_shard_field_filterable_before_any_document() {
     .await;
     assert_eq!(list, json!([]));
 }
+
+#[tokio::test]
+async fn a_write_right_after_a_settings_change_keeps_the_clients_filterable_attributes() {
+    // Slow nodes: the settings task is still queued when the documents arrive.
+    let mut nodes = Vec::new();
+    for i in 0..2u64 {
+        let cfg = meili_sim::SimConfig {
+            master_key: Some(KEY.into()),
+            task_delay: Duration::from_millis(50),
+            seed: i + 1,
+            ..meili_sim::SimConfig::default()
+        };
+        nodes.push(meili_sim::SimNode::start(cfg).await.unwrap());
+    }
+    let (port, metrics) = (
+        miroir_testkit::proxy::free_port(),
+        miroir_testkit::proxy::free_port(),
+    );
+    let toml = config(port, metrics, &[&nodes[0], &nodes[1]], "");
+    let miroir = miroir_testkit::proxy::MiroirProcess::start(miroir_bin(), &toml, port).await;
+    let base = miroir.url();
+    let (s, _) = call(
+        &base,
+        "PATCH",
+        "/indexes/slow/settings",
+        Some(json!({"filterableAttributes": ["genre"]})),
+    )
+    .await;
+    assert_eq!(s, 202);
+    let (s, t) = call(
+        &base,
+        "POST",
+        "/indexes/slow/documents",
+        Some(json!([{"id": 1, "genre": "a"}])),
+    )
+    .await;
+    assert_eq!(s, 202);
+    wait_task(&base, t["taskUid"].as_u64().unwrap()).await;
+    for node in &nodes {
+        // Let any trailing settings task finish too.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (_, list) = call(
+            &node.url(),
+            "GET",
+            "/indexes/slow/settings/filterable-attributes",
+            None,
+        )
+        .await;
+        let list: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            list.contains(&"genre") && list.contains(&"_miroir_shard"),
+            "{list:?} on {}",
+            node.url()
+        );
+    }
+}
