@@ -13,12 +13,24 @@ pub use crate::tempdir::TempDir;
 /// of the process's own, so parallel tests never share a task store.
 pub const DATA_DIR: &str = "@DATA_DIR@";
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port for a Miroir listener, free a moment ago on 127.0.0.1. Taken below the kernel's
+/// ephemeral range, so nodes binding port 0 can never be handed the same port before Miroir
+/// binds it, and never twice in one test process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Test processes run one after another; the pid spreads them over the range anyway.
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (start + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {LOW} and {}", LOW + SPAN)
 }
 
 /// A running `miroir --config <file>` process.
