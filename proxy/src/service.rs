@@ -77,6 +77,11 @@ impl MiroirProxy {
                 200,
                 br#"{"status":"Meilisearch is running"}"#.to_vec(),
             )),
+            // Miroir registers no webhooks yet (creating one answers `miroir_not_implemented`),
+            // so the list is truthfully empty; node webhooks would report node tasks instead.
+            RouteClass::Miroir if spec.name == "webhooks.list" => {
+                Ok(Reply::raw(200, br#"{"results":[]}"#.to_vec()))
+            }
             RouteClass::Miroir if path.starts_with("/_miroir") => {
                 admin::handle(session, &self.shared, rt, &path)
                     .map(|(status, body)| Reply::raw(status, body))
