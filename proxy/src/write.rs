@@ -281,6 +281,63 @@ async fn index_state(shared: &Shared, rt: &Runtime, index_uid: &str) -> Result<I
     }
 }
 
+/// Nodes that received no document of a write that set the primary key must still know the
+/// index and its key, or reads landing on them would disagree. Sent once the other nodes
+/// accepted the write (the client is then known to be allowed to create the index); their
+/// tasks become part of the write's task.
+async fn primary_key_elsewhere(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+    exists: bool,
+    primary_key: &str,
+    sent: &Sent,
+) -> Vec<(NodeIdx, NodeResult)> {
+    let p = rt.placement();
+    let idle: Vec<NodeIdx> = p
+        .nodes()
+        .iter()
+        .filter_map(|id| p.index_of(id.as_str()))
+        .filter(|n| !sent.parts.iter().any(|(m, _)| m == n))
+        .collect();
+    let (method, path, body) = if exists {
+        (
+            "PATCH",
+            format!("/indexes/{index_uid}"),
+            json!({ "primaryKey": primary_key }),
+        )
+    } else {
+        (
+            "POST",
+            "/indexes".to_owned(),
+            json!({ "uid": index_uid, "primaryKey": primary_key }),
+        )
+    };
+    let body = [Bytes::from(body.to_string())];
+    let timeout = rt.config.scatter.node_timeout;
+    let sends = idle.into_iter().map(|n| {
+        let req = NodeRequest {
+            method,
+            path: &path,
+            auth: rt.node_key(),
+            content_type: Some("application/json"),
+            body: &body,
+            request_id: Some(&inc.request_id),
+        };
+        async move {
+            (
+                n,
+                shared
+                    .client
+                    .send(&rt.nodes[n.index()], &req, timeout)
+                    .await,
+            )
+        }
+    });
+    futures::future::join_all(sends).await
+}
+
 /// A digest of what makes a request the same request, for idempotency keys.
 fn request_digest(inc: &Incoming) -> String {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
@@ -384,11 +441,12 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
                 "No Meilisearch node is available.",
             ));
         };
-        let idx = p.index_of(rt.nodes[i].id.as_str()).unwrap_or_else(|| {
-            p.group_members(GroupId(0))
-                .next()
-                .expect("a group has nodes")
-        });
+        let Some(idx) = p.index_of(rt.nodes[i].id.as_str()) else {
+            return Reply::error(&MiroirError::new(
+                Code::Internal,
+                "node missing from the placement",
+            ));
+        };
         parts.push(Part {
             node: idx,
             path: path.clone(),
@@ -396,7 +454,20 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
             content_type: inc.content_type.clone(),
         });
     }
-    let sent = send_parts(shared, rt, inc, &inc.method, parts).await;
+    let mut sent = send_parts(shared, rt, inc, &inc.method, parts).await;
+    if index_pk.is_none() && sent.parts.iter().any(|(_, r)| task_uid(r).is_some()) {
+        let fixups = primary_key_elsewhere(
+            shared,
+            rt,
+            inc,
+            index_uid,
+            index.exists,
+            &split.primary_key,
+            &sent,
+        )
+        .await;
+        sent.parts.extend(fixups);
+    }
     let details = json!({ "receivedDocuments": split.documents, "indexedDocuments": null });
     let reply = conclude(
         shared,

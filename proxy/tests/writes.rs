@@ -737,3 +737,37 @@ async fn a_write_right_after_a_settings_change_keeps_the_clients_filterable_attr
         );
     }
 }
+
+#[tokio::test]
+async fn nodes_that_get_no_document_still_learn_the_index_and_its_primary_key() {
+    for existing in [false, true] {
+        let c = cluster(3, "").await;
+        let base = c.miroir.url();
+        if existing {
+            let (_, t) = call(&base, "POST", "/indexes", Some(json!({"uid": "few"}))).await;
+            wait_task(&base, t["taskUid"].as_u64().unwrap()).await;
+        }
+        // One document: at most one node gets it.
+        let (s, t) = call(
+            &base,
+            "POST",
+            "/indexes/few/documents",
+            Some(json!([{"id": 7, "t": "x"}])),
+        )
+        .await;
+        assert_eq!(s, 202, "{t}");
+        assert_eq!(
+            wait_task(&base, t["taskUid"].as_u64().unwrap()).await["status"],
+            "succeeded"
+        );
+        for node in &c.nodes {
+            let (status, index) = call(&node.url(), "GET", "/indexes/few", None).await;
+            assert_eq!(
+                (status, index["primaryKey"].as_str()),
+                (200, Some("id")),
+                "existing={existing} on {}",
+                node.url()
+            );
+        }
+    }
+}
