@@ -5,6 +5,8 @@
 //! `passthrough`: starts three simulated nodes and Miroir in front of them, then alternates
 //! the same pass-through read mix straight to a node and through Miroir, in one run, and
 //! prints both and their ratio.
+//! `search`: the same with a search mix: Miroir over three simulated nodes against one node
+//! holding every document.
 
 mod http;
 
@@ -155,7 +157,8 @@ USAGE:
   miroir-loadtest run --target HOST:PORT [--key KEY] [--path /version] [--connections 16] [--seconds 10]
   miroir-loadtest passthrough --miroir-bin PATH [--connections 16] [--seconds 5] [--rounds 3]
     (nodes are `meili-sim` processes from the folder of --miroir-bin)
-  miroir-loadtest ingest --miroir-bin PATH [--documents 100000] [--batch 10000] [--big-mb 100]";
+  miroir-loadtest ingest --miroir-bin PATH [--documents 100000] [--batch 10000] [--big-mb 100]
+  miroir-loadtest search --miroir-bin PATH [--documents 20000] [--connections 16] [--seconds 5] [--rounds 3]";
 
 fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
@@ -172,6 +175,7 @@ fn main() {
             "run" => rt.block_on(run(args)),
             "passthrough" => rt.block_on(passthrough(args)),
             "ingest" => rt.block_on(ingest(args)),
+            "search" => rt.block_on(search(args)),
             other => Err(format!("unknown command `{other}`\n{USAGE}")),
         }
     });
@@ -509,6 +513,127 @@ async fn ingest(args: Args) -> Result<(), String> {
             after as f64 * 1024.0 / body.len() as f64
         );
     }
+    drop(miroir);
+    Ok(())
+}
+
+/// The search mix: words, a phrase, a filter, facets, a sort and a deep page.
+fn search_mix(host: &str, key: &str) -> Vec<Request> {
+    [
+        r#"{"q":"item 42"}"#,
+        r#"{"q":"document number","limit":10,"facets":["tags"]}"#,
+        r#"{"q":"several words","filter":"price > 500","limit":20}"#,
+        r#"{"q":"text","sort":["price:asc"],"limit":5}"#,
+        r#"{"q":"","facets":["tags","price"],"limit":0}"#,
+        r#"{"q":"about item","offset":40,"limit":20}"#,
+    ]
+    .iter()
+    .map(|b| Request::new("POST", host, "/indexes/bench/search", Some(key), Some(b)))
+    .collect()
+}
+
+/// Sends a settings update to `addr` and waits for its task.
+async fn set_search_settings(addr: &str, key: &str) -> Result<(), String> {
+    let mut conn = Conn::connect(addr).await.map_err(|e| e.to_string())?;
+    let req = Request::new(
+        "PATCH",
+        addr,
+        "/indexes/bench/settings",
+        Some(key),
+        Some(r#"{"filterableAttributes":["price","tags"],"sortableAttributes":["price"]}"#),
+    );
+    let mut out = Vec::new();
+    let status = conn.send(&req, &mut out).await.map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_slice(&out).map_err(|e| e.to_string())?;
+    let uid = v["taskUid"]
+        .as_u64()
+        .ok_or_else(|| format!("settings answered {status}: {v}"))?;
+    match wait_task(addr, key, uid).await?.as_str() {
+        "succeeded" => Ok(()),
+        other => Err(format!("settings task {other}")),
+    }
+}
+
+async fn search(args: Args) -> Result<(), String> {
+    const KEY: &str = "loadtest-master-key";
+    let bin = PathBuf::from(args.get("miroir-bin").ok_or("--miroir-bin is required")?);
+    let total: usize = args.num("documents", 20_000)?;
+    let connections = args.num("connections", 16)?;
+    let seconds = Duration::from_secs(args.num("seconds", 5)?);
+    let rounds: usize = args.num("rounds", 3)?;
+
+    let sim_bin = sim_bin(&bin);
+    let mut nodes = Vec::new();
+    for i in 0..4u64 {
+        nodes.push(SimProcess::start(&sim_bin, KEY, i + 1)?);
+    }
+    let port = miroir_testkit::proxy::free_port();
+    let mut toml = format!(
+        "shards = 16\nmaster_key = \"{KEY}\"\ndata_dir = \"{}\"\n[server]\nport = {port}\n[metrics]\nenabled = false\n[log]\nlevel = \"warn\"\n",
+        miroir_testkit::proxy::DATA_DIR
+    );
+    for (i, node) in nodes[..3].iter().enumerate() {
+        toml.push_str(&format!(
+            "[[nodes]]\nid = \"sim-{i}\"\naddress = \"{}\"\n",
+            node.url()
+        ));
+    }
+    let miroir = miroir_testkit::proxy::MiroirProcess::start(&bin, &toml, port).await;
+    let direct_addr = nodes[3].addr();
+    let miroir_addr = format!("127.0.0.1:{port}");
+    for addr in [&direct_addr, &miroir_addr] {
+        set_search_settings(addr, KEY).await?;
+        ingest_into(addr, KEY, total, 5_000).await?;
+    }
+
+    let (mut direct, mut through) = (Report::default(), Report::default());
+    let warm = Duration::from_millis(500);
+    load(
+        &direct_addr,
+        &search_mix(&direct_addr, KEY),
+        connections,
+        warm,
+    )
+    .await;
+    load(
+        &miroir_addr,
+        &search_mix(&miroir_addr, KEY),
+        connections,
+        warm,
+    )
+    .await;
+    for _ in 0..rounds {
+        direct.merge(
+            load(
+                &direct_addr,
+                &search_mix(&direct_addr, KEY),
+                connections,
+                seconds,
+            )
+            .await,
+        );
+        through.merge(
+            load(
+                &miroir_addr,
+                &search_mix(&miroir_addr, KEY),
+                connections,
+                seconds,
+            )
+            .await,
+        );
+    }
+    println!(
+        "search mix over {total} documents, {connections} connections, {rounds} x {}s per target",
+        seconds.as_secs()
+    );
+    println!("{}", direct.line("one node"));
+    println!("{}", through.line("miroir/3"));
+    println!(
+        "ratio miroir/direct: throughput {:.2}, p50 {:.2}, p99 {:.2}",
+        through.throughput() / direct.throughput().max(1e-9),
+        through.percentile_ms(50.0) / direct.percentile_ms(50.0).max(1e-9),
+        through.percentile_ms(99.0) / direct.percentile_ms(99.0).max(1e-9),
+    );
     drop(miroir);
     Ok(())
 }

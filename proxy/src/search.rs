@@ -40,7 +40,7 @@ impl ShardRequest for SearchRequest<'_> {
 }
 
 /// The settings a merge depends on, read from one node and cached briefly.
-async fn index_context(
+pub(crate) async fn index_context(
     shared: &Shared,
     rt: &Runtime,
     inc: &Incoming,
@@ -52,9 +52,14 @@ async fn index_context(
         }
     }
     let path = format!("/indexes/{index_uid}/settings");
-    let resp = broadcast::read_any(shared, rt, &path, inc.auth.as_deref()).await?;
+    // Miroir's own credential: a client's key may allow searching but not reading settings.
+    let resp = broadcast::read_any(shared, rt, &path, rt.node_key()).await?;
     if resp.status != 200 {
-        return Err(Reply::relay(&resp));
+        // What the client may know: an empty search with its own key answers exactly what one
+        // node would (403 for a key not allowed on the index, else 404).
+        let probe = format!("/indexes/{index_uid}/search?limit=0");
+        let seen = broadcast::read_any(shared, rt, &probe, inc.auth.as_deref()).await?;
+        return Err(Reply::relay(if seen.status >= 400 { &seen } else { &resp }));
     }
     let ctx = Arc::new(context_from_settings(&resp.json().unwrap_or(Value::Null)));
     shared
@@ -161,22 +166,97 @@ pub fn query_to_body(query: &str) -> Map<String, Value> {
     body
 }
 
+/// A node's error for the client: Meilisearch's own, without the shard field it lists among
+/// the filterable attributes or the shard clause it echoes in a filter error (the client
+/// never wrote either). `string_filter`: the client's filter was one expression, which the
+/// node saw as the first of two array elements, echoed as `(expr) AND (clause)`.
+fn relay_node_error(resp: &crate::upstream::NodeResponse, string_filter: bool) -> Reply {
+    const FIELD: &str = "`_miroir_shard`";
+    const CLAUSE: &str = " AND (\"_miroir_shard\" IN [";
+    let Some(Value::Object(mut err)) = resp.json() else {
+        return Reply::relay(resp);
+    };
+    match err.get_mut("message") {
+        Some(Value::String(m)) if m.contains(FIELD) || m.contains(CLAUSE) => {
+            let mut out = m
+                .replace(&format!("{FIELD}, "), "")
+                .replace(&format!(", {FIELD}"), "");
+            if let Some(at) = out.rfind(CLAUSE).filter(|_| out.ends_with("])")) {
+                out.truncate(at);
+                if string_filter {
+                    out = unwrap_echo(&out).unwrap_or(out);
+                }
+            }
+            *m = out;
+        }
+        _ => return Reply::relay(resp),
+    }
+    Reply::json(resp.status, &Value::Object(err))
+}
+
+/// `...\n{from}:{to} (expr)` as one node given `expr` alone writes it: `{from-1}:{to-1} expr`.
+fn unwrap_echo(message: &str) -> Option<String> {
+    let (head, last) = message.rsplit_once('\n')?;
+    let (span, expr) = last.split_once(' ')?;
+    let (from, to) = span.split_once(':')?;
+    let (from, to) = (from.parse::<usize>().ok()?, to.parse::<usize>().ok()?);
+    let inner = expr.strip_prefix('(')?.strip_suffix(')')?;
+    Some(format!(
+        "{head}\n{}:{} {inner}",
+        from.checked_sub(1)?,
+        to.checked_sub(1)?
+    ))
+}
+
 /// The replica group a read goes to, rotating.
-fn next_group(shared: &Shared, rt: &Runtime) -> GroupId {
+pub(crate) fn next_group(shared: &Shared, rt: &Runtime) -> GroupId {
     let groups = rt.placement().groups().max(1);
     GroupId((shared.read_rotation.fetch_add(1, Ordering::Relaxed) % u64::from(groups)) as u32)
 }
 
 pub async fn search(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
+    let body = if inc.method == "GET" {
+        let query = inc.path.split_once('?').map_or("", |(_, q)| q);
+        SearchBody::Parsed(query_to_body(query))
+    } else {
+        SearchBody::Json(&inc.body)
+    };
+    search_body(shared, rt, inc, index_uid, body).await
+}
+
+/// A client's search parameters, as sent or already parsed.
+pub(crate) enum SearchBody<'a> {
+    Json(&'a [u8]),
+    Parsed(Map<String, Value>),
+}
+
+/// One search of `index_uid`: planned, scattered over one replica per shard and merged. The
+/// per-query path of both `/indexes/{uid}/search` and `/multi-search`.
+pub(crate) async fn search_body(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+    body: SearchBody<'_>,
+) -> Reply {
     let ctx = match index_context(shared, rt, inc, index_uid).await {
         Ok(c) => c,
         Err(reply) => return reply,
     };
-    let planned = if inc.method == "GET" {
-        let query = inc.path.split_once('?').map_or("", |(_, q)| q);
-        plan::plan_value(query_to_body(query), &ctx)
-    } else {
-        plan::plan(&inc.body, &ctx)
+    // Whether the filter is one expression: kept cheap, only an error answer needs it.
+    let (raw, parsed_string_filter) = match &body {
+        SearchBody::Parsed(map) => (None, map.get("filter").is_some_and(Value::is_string)),
+        SearchBody::Json(bytes) => (Some(*bytes), false),
+    };
+    let string_filter = || {
+        raw.map_or(parsed_string_filter, |b| {
+            serde_json::from_slice::<Value>(b)
+                .is_ok_and(|v| v.get("filter").is_some_and(Value::is_string))
+        })
+    };
+    let planned = match body {
+        SearchBody::Parsed(map) => plan::plan_value(map, &ctx),
+        SearchBody::Json(bytes) => plan::plan(bytes, &ctx),
     };
     let planned = match planned {
         Ok(p) => p,
@@ -198,7 +278,7 @@ pub async fn search(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &s
     .await;
 
     if let Some(refused) = gathered.answers.iter().find(|a| a.response.status >= 400) {
-        return Reply::relay(&refused.response);
+        return relay_node_error(&refused.response, string_filter());
     }
     let degraded = (!gathered.missing.is_empty()).then(|| {
         let list: Vec<String> = gathered.missing.iter().map(|s| s.0.to_string()).collect();
@@ -221,7 +301,9 @@ pub async fn search(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &s
         .collect();
     let reply = match plan::merge(&planned, &bodies) {
         Ok(Merged::Body(body)) => Reply::raw(200, body),
-        Ok(Merged::NodeError { answer }) => Reply::relay(&gathered.answers[answer].response),
+        Ok(Merged::NodeError { answer }) => {
+            relay_node_error(&gathered.answers[answer].response, string_filter())
+        }
         Err(e) => Reply::error(&e),
     };
     match degraded {

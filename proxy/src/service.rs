@@ -18,8 +18,8 @@ use crate::broadcast::{self, Incoming, Reply};
 use crate::limits::payload_too_large;
 use crate::state::{Runtime, Shared};
 use crate::{
-    admin, auth, body, documents, facet_search, keys, metrics, multi_search, request_id, respond, search,
-    shard_field, stats, tasks, write,
+    admin, auth, body, documents, facet_search, keys, metrics, multi_search, request_id, respond,
+    search, shard_field, stats, tasks, write,
 };
 
 /// Per-request state.

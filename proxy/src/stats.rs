@@ -1,24 +1,207 @@
-//! Fan-out reads not served yet: each answers `miroir_not_implemented` naming its route.
+//! `GET /indexes/{uid}/stats` and `GET /stats` across shards. `numberOfDocuments` is counted
+//! exactly: each shard's documents once, by a `documents/fetch` with the shard filter and
+//! `limit: 0` on one replica per shard. The other figures come from every node of one replica
+//! group (each shard lives on RF of them) and are merged by `miroir_filters::search::stats`.
 
 use miroir_filters::error::{Code, MiroirError};
+use miroir_filters::routing::{GroupId, ShardId};
+use miroir_filters::search::{browse, stats as merge};
+use serde_json::{json, Value};
 
 use crate::broadcast::{Incoming, Reply};
+use crate::scatter::{self, ShardRequest};
+use crate::search::next_group;
 use crate::state::{Runtime, Shared};
+use crate::upstream::NodeRequest;
+use crate::write::DEGRADED;
+
+struct CountRequest {
+    path: String,
+}
+
+impl ShardRequest for CountRequest {
+    fn method(&self) -> &str {
+        "POST"
+    }
+
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn body(&self, shards: &[ShardId]) -> Vec<u8> {
+        json!({"filter": browse::shard_clause(shards), "limit": 0})
+            .to_string()
+            .into_bytes()
+    }
+}
+
+/// The exact number of documents of `index_uid`, and the shards no replica answered for.
+async fn count_documents(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+    group: GroupId,
+) -> Result<(u64, Vec<ShardId>), Reply> {
+    let req = CountRequest {
+        path: format!("/indexes/{index_uid}/documents/fetch"),
+    };
+    let gathered = scatter::gather(
+        shared,
+        rt,
+        &req,
+        inc.auth.as_deref(),
+        &inc.request_id,
+        group,
+    )
+    .await;
+    let mut total = 0;
+    for a in &gathered.answers {
+        if a.response.status != 200 {
+            return Err(Reply::relay(&a.response));
+        }
+        total += a
+            .response
+            .json()
+            .and_then(|v| v["total"].as_u64())
+            .unwrap_or(0);
+    }
+    Ok((total, gathered.missing))
+}
+
+/// `path` answered by every node of one replica group (`first`, then the others): a
+/// per-document figure summed over a group counts each document RF times. When no group
+/// answers whole, the most complete one, and `true`: its figures need rescaling.
+async fn group_answers(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    path: &str,
+    first: GroupId,
+) -> Result<(Vec<Value>, bool), Reply> {
+    let p = rt.placement();
+    let groups = std::iter::once(first).chain((0..p.groups()).map(GroupId).filter(|g| *g != first));
+    let mut best: Vec<Value> = Vec::new();
+    for group in groups {
+        let sends = p.group_members(group).map(|n| {
+            let req = NodeRequest {
+                request_id: Some(&inc.request_id),
+                ..NodeRequest::get(path, inc.auth.as_deref())
+            };
+            let node = &rt.nodes[n.index()];
+            async move {
+                shared
+                    .client
+                    .send(node, &req, rt.config.scatter.node_timeout)
+                    .await
+            }
+        });
+        let results = futures::future::join_all(sends).await;
+        // A client error (unknown index, key) is what every node would answer.
+        if let Some(resp) = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .find(|r| (400..500).contains(&r.status))
+        {
+            return Err(Reply::relay(resp));
+        }
+        let answers: Vec<Value> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .filter(|r| r.status == 200)
+            .filter_map(|r| r.json())
+            .collect();
+        if answers.len() == results.len() {
+            return Ok((answers, false));
+        }
+        if answers.len() > best.len() {
+            best = answers;
+        }
+    }
+    if best.is_empty() {
+        return Err(Reply::error(&MiroirError::new(
+            Code::NoNodeAvailable,
+            "No Meilisearch node answered.",
+        )));
+    }
+    Ok((best, true))
+}
+
+/// Marks a reply built without some shards (`shards=...`) or from an incomplete replica
+/// group, whose figures other than `numberOfDocuments` are then estimates (`stats=estimated`).
+fn with_missing(reply: Reply, missing: &mut Vec<ShardId>, estimated: bool) -> Reply {
+    missing.sort_unstable();
+    missing.dedup();
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|s| s.0.to_string()).collect();
+        parts.push(format!("shards={}", list.join(",")));
+    }
+    if estimated {
+        parts.push("stats=estimated".to_owned());
+    }
+    if parts.is_empty() {
+        return reply;
+    }
+    reply.with_header(DEGRADED, parts.join(";"))
+}
 
 /// `GET /indexes/{uid}/stats`.
 pub async fn index_stats(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
-    let _ = (shared, rt, inc, index_uid);
-    Reply::error(&MiroirError::new(
-        Code::NotImplemented,
-        "`GET /indexes/{uid}/stats` (fan out and merge) is not implemented by this version of Miroir yet.",
-    ))
+    let group = next_group(shared, rt);
+    let path = format!("/indexes/{index_uid}/stats");
+    let (answers, count) = futures::future::join(
+        group_answers(shared, rt, inc, &path, group),
+        count_documents(shared, rt, inc, index_uid, group),
+    )
+    .await;
+    let (answers, partial) = match answers {
+        Ok(a) => a,
+        Err(reply) => return reply,
+    };
+    let refs: Vec<&Value> = answers.iter().collect();
+    let mut stats = merge::merge_index_stats(&refs, rt.placement().replication_factor());
+    // A count refused (a key with `stats.get` but not `documents.get`) keeps the
+    // group-derived figure.
+    let mut missing = Vec::new();
+    if let Ok((count, m)) = count {
+        if partial {
+            merge::rescale_to(&mut stats, count);
+        }
+        merge::set_document_count(&mut stats, count);
+        missing = m;
+    }
+    with_missing(Reply::json(200, &stats), &mut missing, partial)
 }
 
 /// `GET /stats`.
 pub async fn global_stats(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
-    let _ = (shared, rt, inc);
-    Reply::error(&MiroirError::new(
-        Code::NotImplemented,
-        "`GET /stats` (fan out and merge) is not implemented by this version of Miroir yet.",
-    ))
+    let group = next_group(shared, rt);
+    let (answers, partial) = match group_answers(shared, rt, inc, "/stats", group).await {
+        Ok(a) => a,
+        Err(reply) => return reply,
+    };
+    let refs: Vec<&Value> = answers.iter().collect();
+    let mut stats = merge::merge_global_stats(&refs, rt.placement().replication_factor());
+    let uids: Vec<String> = stats["indexes"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    let counts = futures::future::join_all(
+        uids.iter()
+            .map(|uid| count_documents(shared, rt, inc, uid, group)),
+    )
+    .await;
+    let mut missing = Vec::new();
+    for (uid, count) in uids.iter().zip(counts) {
+        // A count that fails keeps the group-derived figure.
+        if let (Ok((n, m)), Some(index)) = (count, stats["indexes"].get_mut(uid)) {
+            if partial {
+                merge::rescale_to(index, n);
+            }
+            merge::set_document_count(index, n);
+            missing.extend(m);
+        }
+    }
+    with_missing(Reply::json(200, &stats), &mut missing, partial)
 }

@@ -29,3 +29,9 @@ mod rank;
 pub use context::{FacetOrder, IndexContext, NodeDisplay};
 pub use merge::{merge, Merged};
 pub use plan::{plan, plan_value, DistinctFacets, MergePlan, Pagination, SearchPlan};
+pub mod browse;
+pub mod facet_hits;
+pub mod stats;
+
+mod federated;
+pub use federated::{merge_federated, FederatedQuery, Federation};

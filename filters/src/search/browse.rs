@@ -1,0 +1,403 @@
+//! Document browsing (`GET /indexes/{uid}/documents`, `POST .../documents/fetch`) across shards
+//! as pure functions. Meilisearch lists documents in internal-id order, which no merge of
+//! several nodes can reproduce, so Miroir uses its own deterministic global order:
+//! - without `sort`: by shard number, then each shard's own order (the internal-id order of the
+//!   node answering for it); a page fetches from each shard only the slice that falls in it;
+//! - with `sort`: by the sort values as Meilisearch compares them, ties by shard number, then
+//!   that same order.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use super::context::covers;
+use super::rank::{compare_sort_values, SortValue};
+use crate::routing::{canonical_key, shard_for_key, ShardId};
+use crate::write::SHARD_FIELD;
+
+/// Meilisearch's default page size on the documents routes.
+pub const DEFAULT_LIMIT: u64 = 20;
+
+/// `_miroir_shard IN [a, b]`.
+pub fn shard_clause(shards: &[ShardId]) -> String {
+    let list: Vec<String> = shards.iter().map(|s| s.0.to_string()).collect();
+    format!("{SHARD_FIELD} IN [{}]", list.join(", "))
+}
+
+/// The client's `filter` ANDed with the shard clause. Array elements are ANDed and parsed
+/// each on its own, so an unbalanced expression fails as on one node instead of escaping the
+/// clause. A filter of any other type is left for the node to reject.
+pub fn with_shard_filter(filter: Option<&Value>, shards: &[ShardId]) -> Value {
+    let clause = Value::String(shard_clause(shards));
+    match filter {
+        None | Some(Value::Null) => clause,
+        Some(Value::String(s)) if s.trim().is_empty() => clause,
+        Some(Value::String(s)) => json!([s, clause]),
+        Some(Value::Array(a)) if a.is_empty() => clause,
+        Some(Value::Array(a)) => {
+            let mut a = a.clone();
+            a.push(clause);
+            Value::Array(a)
+        }
+        Some(other) => other.clone(),
+    }
+}
+
+/// `GET /documents` query parameters as the equivalent `POST /documents/fetch` body (the
+/// query is validated by a node beforehand, so values here are well-formed).
+pub fn query_to_fetch_body(query: &str) -> Map<String, Value> {
+    let mut body = Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = crate::routes::percent_decode(&v.replace('+', " "))
+            .map(Cow::into_owned)
+            .unwrap_or_default();
+        let list = |v: &str| -> Value {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_owned()))
+                .collect()
+        };
+        let value = match k {
+            "offset" | "limit" => v.parse::<u64>().map_or(Value::String(v), Value::from),
+            "fields" | "ids" | "sort" => list(&v),
+            "retrieveVectors" | "useNetwork" => Value::Bool(v == "true"),
+            _ => Value::String(v),
+        };
+        body.insert(k.to_owned(), value);
+    }
+    body
+}
+
+/// `offset` and `limit` of a (node-validated) request.
+pub fn page(body: &Map<String, Value>) -> (u64, u64) {
+    (
+        body.get("offset").and_then(Value::as_u64).unwrap_or(0),
+        body.get("limit")
+            .and_then(Value::as_u64)
+            .unwrap_or(DEFAULT_LIMIT),
+    )
+}
+
+/// The `ids` of a request by the shard they hash to; `None` when there are no ids, or when
+/// one is not a valid document id (every shard then sees them all and rejects as one node).
+pub fn ids_by_shard(
+    body: &Map<String, Value>,
+    shards: u32,
+) -> Option<BTreeMap<ShardId, Vec<Value>>> {
+    let ids = body.get("ids")?.as_array()?;
+    let mut out: BTreeMap<ShardId, Vec<Value>> = BTreeMap::new();
+    for id in ids {
+        let key = canonical_key(id)?;
+        out.entry(shard_for_key(&key, shards))
+            .or_default()
+            .push(id.clone());
+    }
+    Some(out)
+}
+
+/// The sort rules of a request as (field, ascending).
+pub fn sort_rules(body: &Map<String, Value>) -> Vec<(String, bool)> {
+    body.get("sort")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter_map(|r| match r.rsplit_once(':') {
+            Some((f, "asc")) => Some((f.to_owned(), true)),
+            Some((f, "desc")) => Some((f.to_owned(), false)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The body for the node answering for `shard`: the client's request restricted to that
+/// shard (and its ids), with its own window, and `fields` widened by `extra_fields` (needed
+/// by the merge, removed again by [`clean`]).
+pub fn shard_body(
+    client: &Map<String, Value>,
+    shard: ShardId,
+    window: (u64, u64),
+    ids: Option<&[Value]>,
+    extra_fields: &[String],
+) -> Vec<u8> {
+    let mut body = client.clone();
+    body.insert(
+        "filter".into(),
+        with_shard_filter(client.get("filter"), &[shard]),
+    );
+    body.insert("offset".into(), json!(window.0));
+    body.insert("limit".into(), json!(window.1));
+    if let Some(ids) = ids {
+        body.insert("ids".into(), Value::Array(ids.to_vec()));
+    }
+    if let Some(Value::Array(fields)) = body.get_mut("fields") {
+        for f in extra_fields {
+            if !fields
+                .iter()
+                .any(|x| x.as_str().is_some_and(|x| x == "*" || covers(x, f)))
+            {
+                fields.push(Value::String(f.clone()));
+            }
+        }
+    }
+    Value::Object(body).to_string().into_bytes()
+}
+
+/// The client's `fields`, when it restricts them.
+fn client_fields(body: &Map<String, Value>) -> Option<Vec<&str>> {
+    let list: Vec<&str> = body
+        .get("fields")?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    (!list.contains(&"*")).then_some(list)
+}
+
+/// Sort fields the client's `fields` would not return: the merge needs their values.
+pub fn extra_sort_fields(body: &Map<String, Value>, rules: &[(String, bool)]) -> Vec<String> {
+    let Some(fields) = client_fields(body) else {
+        return Vec::new();
+    };
+    rules
+        .iter()
+        .map(|(f, _)| f.clone())
+        .filter(|f| !fields.iter().any(|x| covers(x, f)))
+        .collect()
+}
+
+/// For each shard holding part of `[offset, offset + limit)` in the global order, its local
+/// `(offset, limit)`. `totals` are the per-shard totals, in shard order.
+pub fn page_slices(totals: &[(ShardId, u64)], offset: u64, limit: u64) -> Vec<(ShardId, u64, u64)> {
+    let end = offset.saturating_add(limit);
+    let mut start = 0u64;
+    let mut out = Vec::new();
+    for &(shard, total) in totals {
+        let (lo, hi) = (offset.max(start), end.min(start + total));
+        if lo < hi {
+            out.push((shard, lo - start, hi - lo));
+        }
+        start += total;
+    }
+    out
+}
+
+/// Removes Miroir's own fields, and the top-level fields that only carried `extra_fields`
+/// (the client asked for none of their parts).
+pub fn clean(doc: &mut Value, extra_fields: &[String], client: &Map<String, Value>) {
+    let fields = client_fields(client).unwrap_or_default();
+    if let Value::Object(o) = doc {
+        o.retain(|k, _| {
+            let only_extra = extra_fields.iter().any(|e| covers(k, e))
+                && !fields.iter().any(|f| covers(k, f) || covers(f, k));
+            !k.starts_with("_miroir_") && !only_extra
+        });
+    }
+}
+
+/// A document's sort value for one rule, as Meilisearch derives it: the smallest (ascending)
+/// or largest (descending) number among the field's values, else such a normalized string.
+fn sort_value(doc: &Value, path: &str, asc: bool) -> SortValue<'static> {
+    let mut values = Vec::new();
+    collect(doc, path, &mut values);
+    let better = |o: Ordering| if asc { o.is_lt() } else { o.is_gt() };
+    let mut number: Option<f64> = None;
+    let mut string: Option<String> = None;
+    for v in values {
+        match v {
+            Value::Number(n) => {
+                if let Some(n) = n.as_f64() {
+                    if number.is_none_or(|b| better(n.partial_cmp(&b).unwrap_or(Ordering::Equal))) {
+                        number = Some(n);
+                    }
+                }
+            }
+            Value::String(s) => {
+                let s = s.trim().to_lowercase();
+                if string.as_ref().is_none_or(|b| better(s.cmp(b))) {
+                    string = Some(s);
+                }
+            }
+            _ => {}
+        }
+    }
+    match (number, string) {
+        (Some(n), _) => SortValue::Number(n),
+        (None, Some(s)) => SortValue::String(Cow::Owned(s)),
+        (None, None) => SortValue::Null,
+    }
+}
+
+/// Scalar values at `path` (dotted; a key may itself contain dots), arrays flattened.
+fn collect<'a>(v: &'a Value, path: &str, out: &mut Vec<&'a Value>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(child) = m.get(path) {
+                flatten(child, out);
+            }
+            for (i, _) in path.match_indices('.') {
+                if let Some(child) = m.get(&path[..i]) {
+                    collect(child, &path[i + 1..], out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect(i, path, out)),
+        _ => {}
+    }
+}
+
+fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+    match v {
+        Value::Array(items) => items.iter().for_each(|i| flatten(i, out)),
+        Value::Object(_) => {}
+        scalar => out.push(scalar),
+    }
+}
+
+/// Merges per-shard sorted lists (each the shard's first `offset + limit` documents) into the
+/// page `[offset, offset + limit)`.
+pub fn merge_sorted(
+    per_shard: Vec<(ShardId, Vec<Value>)>,
+    rules: &[(String, bool)],
+    offset: u64,
+    limit: u64,
+) -> Vec<Value> {
+    let mut all: Vec<(Vec<SortValue<'static>>, ShardId, usize, Value)> = Vec::new();
+    for (shard, docs) in per_shard {
+        for (pos, doc) in docs.into_iter().enumerate() {
+            let key = rules
+                .iter()
+                .map(|(f, asc)| sort_value(&doc, f, *asc))
+                .collect();
+            all.push((key, shard, pos, doc));
+        }
+    }
+    all.sort_by(|a, b| {
+        for (i, (_, asc)) in rules.iter().enumerate() {
+            // `Greater` means "ranks first".
+            let o = compare_sort_values(*asc, &a.0[i], &b.0[i]);
+            if o.is_ne() {
+                return o.reverse();
+            }
+        }
+        (a.1, a.2).cmp(&(b.1, b.2))
+    });
+    all.into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .map(|(_, _, _, doc)| doc)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_takes_only_the_slices_of_the_shards_it_spans() {
+        let totals = [
+            (ShardId(0), 5),
+            (ShardId(1), 0),
+            (ShardId(2), 4),
+            (ShardId(3), 10),
+        ];
+        assert_eq!(
+            page_slices(&totals, 3, 8),
+            vec![(ShardId(0), 3, 2), (ShardId(2), 0, 4), (ShardId(3), 0, 2)]
+        );
+        assert_eq!(page_slices(&totals, 18, 5), vec![(ShardId(3), 9, 1)]);
+        assert!(page_slices(&totals, 19, 0).is_empty());
+        assert!(page_slices(&totals, 40, 5).is_empty());
+        // Every position is covered once across consecutive pages.
+        let covered: u64 = (0..7)
+            .flat_map(|p| page_slices(&totals, p * 3, 3))
+            .map(|(_, _, n)| n)
+            .sum();
+        assert_eq!(covered, 19);
+    }
+
+    #[test]
+    fn shard_bodies_restrict_filter_ids_and_window() {
+        let client = query_to_fetch_body(
+            "filter=genre%20%3D%20drama&fields=title,id&limit=5&offset=10&retrieveVectors=false",
+        );
+        assert_eq!(page(&client), (10, 5));
+        let body: Value = serde_json::from_slice(&shard_body(
+            &client,
+            ShardId(3),
+            (2, 4),
+            Some(&[json!("a")]),
+            &["year".to_owned()],
+        ))
+        .unwrap();
+        assert_eq!(
+            body["filter"],
+            json!(["genre = drama", "_miroir_shard IN [3]"])
+        );
+        assert_eq!(
+            (body["offset"].clone(), body["limit"].clone()),
+            (json!(2), json!(4))
+        );
+        assert_eq!(body["fields"], json!(["title", "id", "year"]));
+        assert_eq!(body["ids"], json!(["a"]));
+        assert_eq!(body["retrieveVectors"], json!(false));
+        assert_eq!(with_shard_filter(Some(&json!(3)), &[ShardId(0)]), json!(3));
+    }
+
+    #[test]
+    fn ids_go_to_their_shards() {
+        let body = json!({"ids": ["a", 7, "7"]});
+        let by = ids_by_shard(body.as_object().unwrap(), 8).unwrap();
+        assert_eq!(by[&shard_for_key("7", 8)].len(), 2);
+        assert_eq!(by.values().map(Vec::len).sum::<usize>(), 3);
+        assert!(ids_by_shard(json!({"ids": [1.5]}).as_object().unwrap(), 8).is_none());
+        assert!(ids_by_shard(&Map::new(), 8).is_none());
+    }
+
+    #[test]
+    fn sorted_merge_orders_by_values_then_shard_and_strips() {
+        let per_shard = vec![
+            (
+                ShardId(0),
+                vec![json!({"id": 1, "y": 3}), json!({"id": 2, "y": "b"})],
+            ),
+            (
+                ShardId(1),
+                vec![
+                    json!({"id": 3, "y": [9, 1]}),
+                    json!({"id": 4, "y": 3}),
+                    json!({"id": 5}),
+                ],
+            ),
+        ];
+        let rules = vec![("y".to_owned(), true)];
+        let ids = |docs: Vec<Value>| {
+            docs.iter()
+                .map(|d| d["id"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(merge_sorted(per_shard.clone(), &rules, 0, 10)),
+            vec![3, 1, 4, 2, 5]
+        );
+        assert_eq!(
+            ids(merge_sorted(per_shard, &[("y".to_owned(), false)], 1, 2)),
+            vec![1, 4]
+        );
+        let client = json!({"fields": ["id", "a.c"], "sort": ["y:asc", "a.b:asc", "n.m:asc"]});
+        let client = client.as_object().unwrap();
+        let extra = extra_sort_fields(client, &sort_rules(client));
+        assert_eq!(extra, vec!["y", "a.b", "n.m"]);
+        let mut doc =
+            json!({"id": 1, "_miroir_shard": 2, "y": 1, "a": {"b": 1, "c": 2}, "n": {"m": 3}});
+        clean(&mut doc, &extra, client);
+        // `a` stays: the client asked for `a.c`.
+        assert_eq!(doc, json!({"id": 1, "a": {"b": 1, "c": 2}}));
+        let all = json!({"fields": ["*"], "sort": ["y:asc"]});
+        assert!(extra_sort_fields(all.as_object().unwrap(), &[("y".into(), true)]).is_empty());
+    }
+}

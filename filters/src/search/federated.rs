@@ -1,0 +1,341 @@
+//! Federated multi-search as a pure function: the per-query answers (each already merged over
+//! the shards, so each is what one node would answer) become one list ordered by weighted
+//! ranking score, as Meilisearch's federated search orders it (research §3.3).
+//!
+//! Exactness bounds beyond those of the single-index merge: hits are ordered by
+//! `_rankingScore × weight` (Meilisearch compares `sort` values across queries when both sort,
+//! which this does not); several queries on one index have their totals and facet counts
+//! summed, where Meilisearch counts the union of their matches.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::{json, Map, Value};
+
+/// One query's answer and how it takes part in the federation.
+#[derive(Debug, Clone)]
+pub struct FederatedQuery {
+    pub index_uid: String,
+    pub weight: f64,
+    /// The client asked for `_rankingScore` on this query.
+    pub show_score: bool,
+    /// The query's merged search response (asked with `showRankingScore`).
+    pub answer: Value,
+}
+
+/// The `federation` object of a multi-search, read.
+#[derive(Debug, Clone, Default)]
+pub struct Federation {
+    pub offset: usize,
+    pub limit: usize,
+    /// `(page, hitsPerPage)` in page mode.
+    pub page: Option<(usize, usize)>,
+    /// `mergeFacets`: `Some(maxValuesPerFacet)`.
+    pub merge_facets: Option<usize>,
+}
+
+impl Federation {
+    /// Hits every query must return so the merged window is exact.
+    pub fn depth(&self) -> usize {
+        match self.page {
+            Some((page, hpp)) => page.saturating_mul(hpp),
+            None => self.offset.saturating_add(self.limit),
+        }
+    }
+
+    fn window(&self) -> (usize, usize) {
+        match self.page {
+            Some((page, hpp)) => (page.saturating_sub(1).saturating_mul(hpp), hpp),
+            None => (self.offset, self.limit),
+        }
+    }
+}
+
+/// Hit fields Meilisearch writes after the document (and after `_federation`).
+const TRAILING: [&str; 4] = [
+    "_formatted",
+    "_matchesPosition",
+    "_rankingScore",
+    "_rankingScoreDetails",
+];
+
+fn score(hit: &Value, weight: f64) -> f64 {
+    hit["_rankingScore"].as_f64().unwrap_or(0.0) * weight
+}
+
+/// A document's identity within its index: its fields without Miroir's or Meilisearch's
+/// `_` extras (a document matched by two queries of one index appears once).
+fn identity(index: &str, hit: &Value) -> String {
+    let doc: Map<String, Value> = hit
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| !k.starts_with('_'))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!("{index}\u{0}{}", Value::Object(doc))
+}
+
+/// Merges the answers of `queries` (in query order) under `federation`.
+pub fn merge_federated(queries: &[FederatedQuery], federation: &Federation) -> Value {
+    let streams: Vec<&[Value]> = queries
+        .iter()
+        .map(|q| q.answer["hits"].as_array().map_or(&[][..], Vec::as_slice))
+        .collect();
+    let mut heads = vec![0usize; streams.len()];
+    let (skip, take) = federation.window();
+    let mut seen = HashSet::new();
+    let mut kept = 0usize;
+    let mut hits = Vec::new();
+    while kept < skip + take {
+        // Best weighted score first; equal scores (within f64::EPSILON, as Meilisearch
+        // compares) go to the earlier query. Each query's own order is kept.
+        let mut best: Option<(usize, f64)> = None;
+        for (i, stream) in streams.iter().enumerate() {
+            if let Some(hit) = stream.get(heads[i]) {
+                let s = score(hit, queries[i].weight);
+                if best.is_none_or(|(_, b)| s - b > f64::EPSILON) {
+                    best = Some((i, s));
+                }
+            }
+        }
+        let Some((i, weighted)) = best else { break };
+        let hit = &streams[i][heads[i]];
+        heads[i] += 1;
+        if !seen.insert(identity(&queries[i].index_uid, hit)) {
+            continue;
+        }
+        if kept >= skip {
+            let mut hit = hit.clone();
+            if let Some(o) = hit.as_object_mut() {
+                if !queries[i].show_score {
+                    o.shift_remove("_rankingScore");
+                }
+                // Meilisearch writes it with the document, before `_formatted` and the scores.
+                let at = o
+                    .keys()
+                    .position(|k| TRAILING.contains(&k.as_str()))
+                    .unwrap_or(o.len());
+                o.shift_insert(
+                    at,
+                    "_federation".into(),
+                    json!({
+                        "indexUid": queries[i].index_uid,
+                        "queriesPosition": i,
+                        "weightedRankingScore": weighted,
+                    }),
+                );
+            }
+            hits.push(hit);
+        }
+        kept += 1;
+    }
+
+    let total: u64 = queries
+        .iter()
+        .map(|q| {
+            q.answer["estimatedTotalHits"]
+                .as_u64()
+                .or_else(|| q.answer["totalHits"].as_u64())
+                .unwrap_or(0)
+        })
+        .sum();
+    let processing = queries
+        .iter()
+        .filter_map(|q| q.answer["processingTimeMs"].as_u64())
+        .max()
+        .unwrap_or(0);
+
+    let mut out = Map::new();
+    out.insert("hits".into(), Value::Array(hits));
+    out.insert("processingTimeMs".into(), processing.into());
+    match federation.page {
+        Some((page, hpp)) => {
+            out.insert("hitsPerPage".into(), hpp.into());
+            out.insert("page".into(), page.into());
+            let pages = if hpp == 0 {
+                0
+            } else {
+                total.div_ceil(hpp as u64)
+            };
+            out.insert("totalPages".into(), pages.into());
+            out.insert("totalHits".into(), total.into());
+        }
+        None => {
+            out.insert("limit".into(), federation.limit.into());
+            out.insert("offset".into(), federation.offset.into());
+            out.insert("estimatedTotalHits".into(), total.into());
+        }
+    }
+    let by_index = facets_by_index(queries);
+    match federation.merge_facets {
+        Some(max_values) if !by_index.is_empty() => {
+            let (distribution, stats) = merge_all(&by_index, max_values);
+            out.insert("facetDistribution".into(), distribution);
+            out.insert("facetStats".into(), stats);
+        }
+        _ if !by_index.is_empty() => {
+            let map = by_index
+                .into_iter()
+                .map(|(index, f)| {
+                    (
+                        index,
+                        json!({"distribution": f.distribution, "stats": f.stats}),
+                    )
+                })
+                .collect();
+            out.insert("facetsByIndex".into(), Value::Object(map));
+        }
+        _ => {}
+    }
+    if let Some(uid) = queries
+        .iter()
+        .find_map(|q| q.answer.get("requestUid").cloned())
+    {
+        out.insert("requestUid".into(), uid);
+    }
+    Value::Object(out)
+}
+
+#[derive(Default)]
+struct IndexFacets {
+    distribution: Map<String, Value>,
+    stats: Map<String, Value>,
+}
+
+/// Facet counts of every index some query asked facets for, summed over its queries.
+fn facets_by_index(queries: &[FederatedQuery]) -> BTreeMap<String, IndexFacets> {
+    let mut out: BTreeMap<String, IndexFacets> = BTreeMap::new();
+    for q in queries {
+        let Some(dist) = q.answer["facetDistribution"].as_object() else {
+            continue;
+        };
+        let entry = out.entry(q.index_uid.clone()).or_default();
+        add_distribution(&mut entry.distribution, dist);
+        if let Some(stats) = q.answer["facetStats"].as_object() {
+            add_stats(&mut entry.stats, stats);
+        }
+    }
+    out
+}
+
+fn add_distribution(into: &mut Map<String, Value>, from: &Map<String, Value>) {
+    for (facet, values) in from {
+        let slot = into
+            .entry(facet.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        let (Some(slot), Some(values)) = (slot.as_object_mut(), values.as_object()) else {
+            continue;
+        };
+        for (value, count) in values {
+            let sum =
+                slot.get(value).and_then(Value::as_u64).unwrap_or(0) + count.as_u64().unwrap_or(0);
+            slot.insert(value.clone(), sum.into());
+        }
+    }
+}
+
+fn add_stats(into: &mut Map<String, Value>, from: &Map<String, Value>) {
+    for (facet, s) in from {
+        let (Some(min), Some(max)) = (s["min"].as_f64(), s["max"].as_f64()) else {
+            continue;
+        };
+        let merged = match into.get(facet) {
+            Some(old) => json!({
+                "min": old["min"].as_f64().map_or(min, |m| m.min(min)),
+                "max": old["max"].as_f64().map_or(max, |m| m.max(max)),
+            }),
+            None => json!({"min": min, "max": max}),
+        };
+        into.insert(facet.clone(), merged);
+    }
+}
+
+/// `mergeFacets`: one distribution over every index, values in alphabetical order, each
+/// facet cut to `max_values`.
+fn merge_all(by_index: &BTreeMap<String, IndexFacets>, max_values: usize) -> (Value, Value) {
+    let mut distribution = Map::new();
+    let mut stats = Map::new();
+    for f in by_index.values() {
+        add_distribution(&mut distribution, &f.distribution);
+        add_stats(&mut stats, &f.stats);
+    }
+    for values in distribution.values_mut() {
+        if let Some(map) = values.as_object_mut() {
+            let mut sorted: Vec<(String, Value)> =
+                std::mem::take(map).into_iter().collect::<Vec<_>>();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            sorted.truncate(max_values);
+            map.extend(sorted);
+        }
+    }
+    (Value::Object(distribution), Value::Object(stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(hits: &[(u32, f64)], total: u64) -> Value {
+        json!({
+            "hits": hits.iter().map(|(id, s)| json!({"id": id, "_rankingScore": s})).collect::<Vec<_>>(),
+            "processingTimeMs": 1, "limit": 20, "offset": 0, "estimatedTotalHits": total,
+        })
+    }
+
+    fn query(index: &str, weight: f64, hits: &[(u32, f64)], total: u64) -> FederatedQuery {
+        FederatedQuery {
+            index_uid: index.into(),
+            weight,
+            show_score: false,
+            answer: answer(hits, total),
+        }
+    }
+
+    #[test]
+    fn hits_are_ordered_by_weighted_score_and_ties_go_to_the_earlier_query() {
+        let queries = [
+            query("a", 1.0, &[(1, 0.9), (2, 0.5)], 2),
+            query("b", 2.0, &[(3, 0.4), (4, 0.25)], 5),
+        ];
+        let fed = Federation {
+            offset: 0,
+            limit: 3,
+            ..Federation::default()
+        };
+        let out = merge_federated(&queries, &fed);
+        let ids: Vec<_> = out["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["id"].as_u64().unwrap(),
+                    h["_federation"]["queriesPosition"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        // 0.9 (a), 0.8 (b: 0.4 × 2), then 0.5 (a) against 0.5 (b: 0.25 × 2): a first.
+        assert_eq!(ids, vec![(1, 0), (3, 1), (2, 0)]);
+        assert_eq!(out["estimatedTotalHits"], 7);
+        assert!(out["hits"][0].get("_rankingScore").is_none());
+        assert_eq!(out["hits"][1]["_federation"]["weightedRankingScore"], 0.8);
+    }
+
+    #[test]
+    fn a_document_matched_by_two_queries_of_one_index_appears_once() {
+        let queries = [
+            query("a", 1.0, &[(1, 0.9)], 1),
+            query("a", 1.0, &[(1, 0.7), (2, 0.6)], 2),
+        ];
+        let fed = Federation {
+            offset: 1,
+            limit: 5,
+            ..Federation::default()
+        };
+        let out = merge_federated(&queries, &fed);
+        assert_eq!(out["hits"].as_array().unwrap().len(), 1);
+        assert_eq!(out["hits"][0]["id"], 2);
+    }
+}

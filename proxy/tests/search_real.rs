@@ -1,0 +1,364 @@
+//! Search through Miroir over 3 real Meilisearch nodes against 1 real node holding the same
+//! documents, on the query set of `search.rs`. Runs only with `MEILI_BIN`. Each node ranks
+//! with its own dictionary (prefix and typo derivations come from the words it holds), so a
+//! few queries may differ: the test prints every mismatch and asserts a clear majority.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{call, miroir_bin, KEY};
+use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
+use miroir_testkit::{require_meili_bin, start_node, NodeKind, TestNode};
+use serde_json::{json, Value};
+
+const WORDS: [&str; 12] = [
+    "red", "blue", "green", "river", "mountain", "city", "night", "storm", "silver", "garden",
+    "ocean", "winter",
+];
+const GENRES: [&str; 5] = ["drama", "comedy", "action", "horror", "documentary"];
+
+/// The corpus of `search.rs`.
+fn corpus(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let w = |k: usize| WORDS[(i * 7 + k * 5 + i / 3) % WORDS.len()];
+            let mut doc = json!({
+                "id": i,
+                "title": format!("{} {} {}", w(0), w(1), w(2)),
+                "overview": format!("a story of {} and {} in the {}", w(3), w(4), w(5)),
+                "genre": GENRES[i % GENRES.len()],
+                "year": 1980 + (i * 13) % 40,
+                "rating": ((i * 37) % 100) as f64 / 10.0,
+            });
+            if i % 11 == 0 {
+                if let Some(o) = doc.as_object_mut() {
+                    o.remove("year");
+                }
+            }
+            doc
+        })
+        .collect()
+}
+
+/// The query set of `search.rs`.
+fn queries() -> Vec<Value> {
+    let mut out = Vec::new();
+    for (i, w) in WORDS.iter().enumerate() {
+        out.push(json!({"q": w, "showRankingScore": true, "limit": 15}));
+        out.push(json!({"q": format!("{w} {}", WORDS[(i + 3) % WORDS.len()]), "showRankingScore": true, "facets": ["genre", "year"], "limit": 10, "offset": i % 4}));
+        out.push(json!({"q": &w[..3], "showRankingScore": true, "filter": format!("genre = {}", GENRES[i % 5]), "limit": 20}));
+        out.push(json!({"q": w, "showRankingScore": true, "sort": ["year:desc"], "limit": 10}));
+        out.push(json!({"q": "", "showRankingScore": true, "sort": ["rating:asc", "title:asc"], "filter": "year > 1990", "hitsPerPage": 7, "page": 1 + i % 3, "facets": ["genre"]}));
+    }
+    out.push(json!({"q": "storm", "showRankingScore": true, "facets": ["*"]}));
+    out.push(json!({"q": "", "showRankingScore": true, "filter": ["genre = drama", ["year < 1990", "year > 2010"]]}));
+    out
+}
+
+/// Explicit searchable attributes: with `["*"]` each node ranks attributes in its own field
+/// order (a documented exactness bound), which is not what this test is about.
+fn settings() -> Value {
+    json!({
+        "filterableAttributes": ["genre", "year", "rating"],
+        "sortableAttributes": ["year", "title", "rating"],
+        "searchableAttributes": ["title", "overview", "genre"],
+    })
+}
+
+async fn wait_idle(node: &TestNode) {
+    for _ in 0..3000 {
+        let (_, page) = call(
+            &node.url(),
+            "GET",
+            "/tasks?statuses=enqueued,processing",
+            None,
+        )
+        .await;
+        if page["total"] == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("tasks never finished on {}", node.url());
+}
+
+fn score_groups(resp: &Value) -> Vec<(String, BTreeSet<String>)> {
+    let mut groups: Vec<(String, BTreeSet<String>)> = Vec::new();
+    for hit in resp["hits"].as_array().into_iter().flatten() {
+        let score = format!("{:.9}", hit["_rankingScore"].as_f64().unwrap_or(-1.0));
+        let id = hit["id"].to_string();
+        match groups.last_mut() {
+            Some((s, ids)) if *s == score => {
+                ids.insert(id);
+            }
+            _ => groups.push((score, BTreeSet::from([id]))),
+        }
+    }
+    groups
+}
+
+/// Totals, pagination and facets: everything but the hits and timings.
+fn meta(resp: &Value) -> Value {
+    let mut v = resp.clone();
+    if let Some(o) = v.as_object_mut() {
+        for k in ["hits", "processingTimeMs", "requestUid"] {
+            o.remove(k);
+        }
+    }
+    v
+}
+
+/// 3 real nodes behind Miroir and 1 reference node, each holding `movies` (and `series`,
+/// the same documents) with the same settings.
+struct Real {
+    nodes: Vec<TestNode>,
+    reference: TestNode,
+    miroir: MiroirProcess,
+}
+
+async fn real_cluster() -> Real {
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        nodes.push(start_node(NodeKind::Real, KEY).await);
+    }
+    let reference = nodes.pop().expect("4 nodes");
+    let (port, metrics_port) = (free_port(), free_port());
+    let mut toml = format!(
+        "shards = 8\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n[server]\nport = {port}\n\n\
+         [metrics]\nport = {metrics_port}\n\n"
+    );
+    for (i, node) in nodes.iter().enumerate() {
+        toml.push_str(&format!(
+            "[[nodes]]\nid = \"n{i}\"\naddress = \"{}\"\n\n",
+            node.url()
+        ));
+    }
+    let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
+    for base in [miroir.url(), reference.url()] {
+        for index in ["movies", "series"] {
+            let (s, r) = call(
+                &base,
+                "PATCH",
+                &format!("/indexes/{index}/settings"),
+                Some(settings()),
+            )
+            .await;
+            assert_eq!(s, 202, "{r}");
+            let docs = Value::Array(corpus(300));
+            let (s, r) = call(
+                &base,
+                "POST",
+                &format!("/indexes/{index}/documents"),
+                Some(docs),
+            )
+            .await;
+            assert_eq!(s, 202, "{r}");
+        }
+    }
+    for node in nodes.iter().chain([&reference]) {
+        wait_idle(node).await;
+    }
+    Real {
+        nodes,
+        reference,
+        miroir,
+    }
+}
+
+#[tokio::test]
+async fn real_nodes_behind_miroir_rank_like_one_real_node() {
+    let _bin = require_meili_bin!();
+    let real = real_cluster().await;
+    let proxy = real.miroir.url();
+    let reference = &real.reference;
+    assert_eq!(real.nodes.len(), 3);
+
+    let (mut meta_ok, mut scores_ok, mut hits_ok, mut exact) = (0, 0, 0, 0);
+    let mut mismatches = Vec::new();
+    let all = queries();
+    for q in &all {
+        let (s1, through) = call(&proxy, "POST", "/indexes/movies/search", Some(q.clone())).await;
+        let (s2, direct) = call(
+            &reference.url(),
+            "POST",
+            "/indexes/movies/search",
+            Some(q.clone()),
+        )
+        .await;
+        assert_eq!((s1, s2), (200, 200), "{q}: {through} / {direct}");
+        let (a, b) = (score_groups(&through), score_groups(&direct));
+        // The last group may be cut differently by the limit: compare it by score only.
+        let full = a.len().min(b.len()).saturating_sub(1);
+        let m = meta(&through) == meta(&direct);
+        let sc = a.iter().map(|g| &g.0).eq(b.iter().map(|g| &g.0));
+        let h = sc && a[..full] == b[..full];
+        meta_ok += usize::from(m);
+        scores_ok += usize::from(sc);
+        hits_ok += usize::from(h);
+        if m && h {
+            exact += 1;
+        } else {
+            mismatches.push(format!(
+                "{q}\n    meta {}: miroir {} / node {}\n    scores {}: miroir {:?}\n                    node {:?}",
+                if m { "same" } else { "DIFF" },
+                meta(&through),
+                meta(&direct),
+                if h { "same" } else { "DIFF" },
+                a,
+                b
+            ));
+        }
+    }
+    let n = all.len();
+    println!(
+        "real nodes: {exact}/{n} queries exactly equal; totals+pagination+facets {meta_ok}/{n}, \
+         score sequence {scores_ok}/{n}, hit sets within equal scores {hits_ok}/{n}"
+    );
+    for m in &mismatches {
+        println!("MISMATCH {m}");
+    }
+    let mut errors_same = 0;
+    let errors = [
+        json!({"filter": "title = x"}),
+        json!({"filter": ["genre = drama", ["title = x", "year > 2000"]]}),
+        json!({"filter": "genre = drama AND (year > 2000"}),
+        json!({"sort": ["overview:asc"]}),
+        json!({"limit": "ten"}),
+    ];
+    for body in &errors {
+        let (s1, e1) = call(&proxy, "POST", "/indexes/movies/search", Some(body.clone())).await;
+        let (s2, e2) = call(
+            &reference.url(),
+            "POST",
+            "/indexes/movies/search",
+            Some(body.clone()),
+        )
+        .await;
+        if (s1, &e1["code"], &e1["message"]) == (s2, &e2["code"], &e2["message"]) {
+            errors_same += 1;
+        } else {
+            println!("ERROR MISMATCH {body}\n    miroir {s1} {e1}\n    node   {s2} {e2}");
+        }
+    }
+    println!(
+        "real nodes: {errors_same}/{} search errors equal (status, code, message)",
+        errors.len()
+    );
+    assert_eq!(
+        errors_same,
+        errors.len(),
+        "search errors differ from Meilisearch's"
+    );
+    assert!(
+        exact * 10 >= n * 8,
+        "only {exact}/{n} queries matched exactly"
+    );
+    assert!(
+        meta_ok * 10 >= n * 9,
+        "totals/facets matched for only {meta_ok}/{n}"
+    );
+}
+
+#[tokio::test]
+async fn real_nodes_behind_miroir_answer_multi_search_like_one_real_node() {
+    let _bin = require_meili_bin!();
+    let real = real_cluster().await;
+    let proxy = real.miroir.url();
+    let reference = real.reference.url();
+    let cases = [
+        json!({"queries": [
+            {"indexUid": "movies", "q": "river", "showRankingScore": true, "limit": 7, "facets": ["genre"]},
+            {"indexUid": "series", "q": "storm night", "showRankingScore": true, "hitsPerPage": 5, "page": 2},
+        ]}),
+        json!({"federation": {"limit": 12}, "queries": [
+            {"indexUid": "movies", "q": "river"},
+            {"indexUid": "series", "q": "green", "federationOptions": {"weight": 1.5}},
+        ]}),
+        json!({"federation": {"offset": 3, "limit": 10, "facetsByIndex": {"movies": ["genre"], "series": ["genre", "year"]}}, "queries": [
+            {"indexUid": "movies", "q": "storm", "showRankingScore": true},
+            {"indexUid": "series", "q": "green city", "federationOptions": {"weight": 0.5}},
+        ]}),
+        json!({"federation": {"limit": 8, "facetsByIndex": {"movies": ["genre"], "series": ["genre"]}, "mergeFacets": {}}, "queries": [
+            {"indexUid": "movies", "q": "ocean", "filter": "year > 1995"},
+            {"indexUid": "series", "q": "ocean"},
+        ]}),
+    ];
+    let weighted = |v: &Value| -> Vec<(String, String)> {
+        v["hits"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| {
+                (
+                    format!(
+                        "{:.9}",
+                        h["_federation"]["weightedRankingScore"]
+                            .as_f64()
+                            .unwrap_or(-1.0)
+                    ),
+                    h["_federation"]["indexUid"].to_string(),
+                )
+            })
+            .collect()
+    };
+    let mut same = 0;
+    for body in &cases {
+        let (s1, through) = call(&proxy, "POST", "/multi-search", Some(body.clone())).await;
+        let (s2, direct) = call(&reference, "POST", "/multi-search", Some(body.clone())).await;
+        assert_eq!((s1, s2), (200, 200), "{body}: {through} / {direct}");
+        let ok = if body.get("federation").is_some() {
+            meta(&through) == meta(&direct) && weighted(&through) == weighted(&direct)
+        } else {
+            through["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .zip(direct["results"].as_array().into_iter().flatten())
+                .all(|(a, b)| meta(a) == meta(b) && score_groups(a).len() == score_groups(b).len())
+        };
+        if ok {
+            same += 1;
+        } else {
+            println!(
+                "MULTI-SEARCH MISMATCH {body}\n    miroir {}\n    node   {}",
+                meta(&through),
+                meta(&direct)
+            );
+        }
+    }
+    let mut errors_same = 0;
+    let errors = [
+        json!({"queries": [{"indexUid": "movies", "q": "red"}, {"indexUid": "nope", "q": "red"}]}),
+        json!({"queries": [{"indexUid": "movies"}, {"indexUid": "series", "filter": "title = x"}]}),
+        json!({"queries": [{"indexUid": "movies", "federationOptions": {"weight": 2.0}}]}),
+        json!({"queries": [{"indexUid": "movies", "limit": 3}], "federation": {}}),
+    ];
+    for body in &errors {
+        let (s1, e1) = call(&proxy, "POST", "/multi-search", Some(body.clone())).await;
+        let (s2, e2) = call(&reference, "POST", "/multi-search", Some(body.clone())).await;
+        if (s1, &e1["code"], &e1["message"]) == (s2, &e2["code"], &e2["message"]) {
+            errors_same += 1;
+        } else {
+            println!(
+                "MULTI-SEARCH ERROR MISMATCH {body}\n    miroir {s1} {e1}\n    node   {s2} {e2}"
+            );
+        }
+    }
+    println!(
+        "real nodes, multi-search: {same}/{} answers and {errors_same}/{} errors equal",
+        cases.len(),
+        errors.len()
+    );
+    assert_eq!(
+        errors_same,
+        errors.len(),
+        "errors differ from Meilisearch's"
+    );
+    assert!(
+        same * 2 > cases.len(),
+        "only {same}/{} multi-search answers matched",
+        cases.len()
+    );
+}
