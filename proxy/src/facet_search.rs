@@ -1,7 +1,6 @@
 //! `POST /indexes/{uid}/facet-search`: the client's body restricted to each node's shards,
 //! scattered over one replica per shard, merged by `miroir_filters::search::facet_hits`.
 
-use miroir_conf::UnavailableShardPolicy;
 use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::routing::ShardId;
 use miroir_filters::search::{facet_hits, FacetOrder};
@@ -68,20 +67,10 @@ pub async fn facet_search(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
     if let Some(refused) = gathered.answers.iter().find(|a| a.response.status >= 400) {
         return Reply::relay(&refused.response);
     }
-    let degraded = (!gathered.missing.is_empty()).then(|| {
-        let list: Vec<String> = gathered.missing.iter().map(|s| s.0.to_string()).collect();
-        list.join(",")
-    });
-    if let Some(list) = &degraded {
-        if rt.config.scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
-            || gathered.answers.is_empty()
-        {
-            return Reply::error(&MiroirError::new(
-                Code::ShardUnavailable,
-                format!("No replica of shards {list} answered."),
-            ));
-        }
-    }
+    let degraded = match gathered.degraded(rt) {
+        Ok(d) => d,
+        Err(e) => return Reply::error(&e),
+    };
     // Answers in shard order, so the original kept for a value does not depend on timing.
     let mut answers: Vec<(Vec<ShardId>, Value)> = Vec::new();
     for a in &gathered.answers {

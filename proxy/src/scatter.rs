@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dashmap::DashMap;
 use futures::future::{select, Either};
+use miroir_conf::UnavailableShardPolicy;
+use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::routing::{GroupId, NodeId, NodeIdx, ShardId};
 
 use crate::state::{Runtime, Shared};
@@ -190,6 +192,27 @@ pub struct Gathered {
     pub answers: Vec<ShardAnswer>,
     /// Shards no replica answered for.
     pub missing: Vec<ShardId>,
+}
+
+impl Gathered {
+    /// The missing shards as `X-Miroir-Degraded` lists them, when the policy allows a partial
+    /// answer; the error to answer when it does not (or when nothing answered).
+    pub fn degraded(&self, rt: &Runtime) -> Result<Option<String>, MiroirError> {
+        if self.missing.is_empty() {
+            return Ok(None);
+        }
+        let list: Vec<String> = self.missing.iter().map(|s| s.0.to_string()).collect();
+        let list = list.join(",");
+        if rt.config.scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
+            || self.answers.is_empty()
+        {
+            return Err(MiroirError::new(
+                Code::ShardUnavailable,
+                format!("No replica of shards {list} answered."),
+            ));
+        }
+        Ok(Some(list))
+    }
 }
 
 /// A read request for a set of shards: the body depends on the shards.

@@ -6,8 +6,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use miroir_conf::UnavailableShardPolicy;
-use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::routing::{GroupId, ShardId};
 use miroir_filters::search::{self as plan, FacetOrder, IndexContext, Merged, SearchPlan};
 use serde_json::{Map, Value};
@@ -280,20 +278,10 @@ pub(crate) async fn search_body(
     if let Some(refused) = gathered.answers.iter().find(|a| a.response.status >= 400) {
         return relay_node_error(&refused.response, string_filter());
     }
-    let degraded = (!gathered.missing.is_empty()).then(|| {
-        let list: Vec<String> = gathered.missing.iter().map(|s| s.0.to_string()).collect();
-        list.join(",")
-    });
-    if let Some(list) = &degraded {
-        if rt.config.scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
-            || gathered.answers.is_empty()
-        {
-            return Reply::error(&MiroirError::new(
-                Code::ShardUnavailable,
-                format!("No replica of shards {list} answered."),
-            ));
-        }
-    }
+    let degraded = match gathered.degraded(rt) {
+        Ok(d) => d,
+        Err(e) => return Reply::error(&e),
+    };
     let bodies: Vec<&[u8]> = gathered
         .answers
         .iter()
