@@ -63,7 +63,7 @@ fn errors_name_the_failing_query() {
         json!({"queries": [{"indexUid": "movies"}, {"indexUid": "nope"}]}),
     )
     .unwrap_err();
-    assert_eq!((e.status, e.code.as_str()), (404, "index_not_found"));
+    assert_eq!((e.status, e.code.as_str()), (400, "index_not_found"));
     assert_eq!(e.message, "Inside `.queries[1]`: Index `nope` not found.");
     let e = run(
         &[&movies],

@@ -171,6 +171,9 @@ fn script() -> Vec<Step> {
         step(M::POST, "/multi-search", 200)
             .json(json!({"queries": [{"indexUid": "movies", "q": "up"}]}))
             .no_shape(),
+        step(M::POST, "/multi-search", 400)
+            .json(json!({"queries": [{"indexUid": "movies"}, {"indexUid": "unknown"}]}))
+            .code("index_not_found"),
         step(M::GET, "/indexes/movies/stats", 200),
         step(M::GET, "/stats", 200).no_shape(),
         ok(step(M::POST, "/indexes/movies/documents/delete-batch", 202).json(json!([3]))),
