@@ -48,6 +48,20 @@ pub async fn create(
     blocking(&shared.tasks, move |s| s.create(task, idem.as_ref())).await
 }
 
+/// Routes answered from Miroir's registry need the client's credential checked first, since
+/// no node may be asked at all. A node judges it: `GET /tasks?limit=0` needs the `tasks.get`
+/// action. `None` = allowed; `Some(reply)` = the node's refusal, as Meilisearch words it.
+pub async fn refuse_unauthorized(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Option<Reply> {
+    // Without a master key Meilisearch (and Miroir) is open.
+    rt.config.master_key.as_ref()?;
+    let resp =
+        match crate::broadcast::read_any(shared, rt, "/tasks?limit=0", inc.auth.as_deref()).await {
+            Ok(resp) => resp,
+            Err(reply) => return Some(reply),
+        };
+    matches!(resp.status, 401 | 403).then(|| Reply::relay(&resp))
+}
+
 /// Meilisearch's 202 answer for an accepted write.
 pub fn summary(record: &TaskRecord) -> Value {
     let mut v = json!({
@@ -131,6 +145,9 @@ async fn view(
 }
 
 pub async fn get_task(shared: &Shared, rt: &Runtime, inc: &Incoming, raw_uid: &str) -> Reply {
+    if let Some(refused) = refuse_unauthorized(shared, rt, inc).await {
+        return refused;
+    }
     let Ok(uid) = raw_uid.parse::<u64>() else {
         return Reply::error(&MiroirError::new(
             Code::InvalidTaskUids,
@@ -395,6 +412,9 @@ fn parse_uid_list(v: &str, name: &str, code: Code) -> Result<Option<HashSet<u64>
 }
 
 pub async fn list_tasks(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
+    if let Some(refused) = refuse_unauthorized(shared, rt, inc).await {
+        return refused;
+    }
     let query = inc.path.split_once('?').map_or("", |(_, q)| q);
     let filter = match parse_filter(query) {
         Ok(f) => f,
@@ -454,6 +474,9 @@ pub async fn cancel_or_delete(
         }
         Err(e) => return Reply::error(&e),
     };
+    if let Some(refused) = refuse_unauthorized(shared, rt, inc).await {
+        return refused;
+    }
     let pending = match refresh_pending(shared, rt, inc.auth.as_deref()).await {
         Ok(p) => p,
         Err(e) => return Reply::error(&e),
@@ -517,8 +540,17 @@ pub async fn cancel_or_delete(
             )
         })
     });
-    let node_tasks = futures::future::join_all(sends)
-        .await
+    let results = futures::future::join_all(sends).await;
+    // A node refusing the client's key (no `tasks.cancel`/`tasks.delete`): refuse it all, and
+    // leave the registry as it was.
+    if let Some(refused) = results.iter().find_map(|(_, r)| {
+        r.as_ref()
+            .ok()
+            .filter(|resp| matches!(resp.status, 401 | 403))
+    }) {
+        return Reply::relay(refused);
+    }
+    let node_tasks = results
         .into_iter()
         .map(|(node, result)| {
             let uid = result

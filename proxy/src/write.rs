@@ -359,6 +359,10 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         let key = idem.key.clone();
         match shared.tasks.idempotency(&key) {
             Ok(Some((digest, uid))) if digest == idem.request_digest => {
+                // The original request was authorized; this one must be too.
+                if let Some(refused) = crate::tasks::refuse_unauthorized(shared, rt, inc).await {
+                    return refused;
+                }
                 return match shared.tasks.get(uid) {
                     Ok(Some(record)) => Reply::json(202, &crate::tasks::summary(&record)),
                     _ => key_reused(uid),

@@ -85,3 +85,76 @@ async fn listed_default_keys_and_created_keys_work_across_all_nodes() {
         (403, Some("invalid_api_key"))
     );
 }
+
+#[tokio::test]
+async fn task_routes_answered_by_miroir_check_the_key_like_a_node() {
+    let c = cluster(2, "").await;
+    let base = c.miroir.url();
+    let (_, t) = call(
+        &base,
+        "POST",
+        "/indexes/movies/documents",
+        Some(json!([{"id": 1}])),
+    )
+    .await;
+    let uid = t["taskUid"].as_u64().unwrap();
+    for _ in 0..200 {
+        if call(&base, "GET", &format!("/tasks/{uid}"), None).await.1["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let raw = |method: &'static str, path: String, key: Option<&'static str>| {
+        let url = format!("{base}{path}");
+        async move {
+            let mut req =
+                client().request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
+            if let Some(k) = key {
+                req = req.bearer_auth(k);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for (method, path) in [
+        ("GET", "/tasks".to_owned()),
+        ("GET", format!("/tasks/{uid}")),
+        ("GET", "/batches".to_owned()),
+        ("DELETE", "/tasks?statuses=succeeded".to_owned()),
+    ] {
+        let (status, err) = raw(method, path.clone(), None).await;
+        assert_eq!(
+            (status, err["code"].as_str()),
+            (401, Some("missing_authorization_header")),
+            "{method} {path}"
+        );
+        let (status, err) = raw(method, path.clone(), Some("wrong-key")).await;
+        assert_eq!(
+            (status, err["code"].as_str()),
+            (403, Some("invalid_api_key")),
+            "{method} {path}"
+        );
+    }
+    // A search-only key cannot read tasks.
+    let (_, keys) = call(&base, "GET", "/keys", None).await;
+    let search_key = keys["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "Default Search API Key")
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = client()
+        .get(format!("{base}/tasks/{uid}"))
+        .bearer_auth(&search_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    // Nothing was deleted by the refused requests.
+    let (status, _) = call(&base, "GET", &format!("/tasks/{uid}"), None).await;
+    assert_eq!(status, 200);
+}
