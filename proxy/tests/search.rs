@@ -6,6 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use common::corpus::{corpus, queries};
 use common::*;
 use serde_json::{json, Value};
 
@@ -18,32 +19,6 @@ async fn wait_all(base: &str) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("tasks never finished on {base}");
-}
-
-const WORDS: [&str; 12] = [
-    "red", "blue", "green", "river", "mountain", "city", "night", "storm", "silver", "garden",
-    "ocean", "winter",
-];
-const GENRES: [&str; 5] = ["drama", "comedy", "action", "horror", "documentary"];
-
-fn corpus(n: usize) -> Vec<Value> {
-    (0..n)
-        .map(|i| {
-            let w = |k: usize| WORDS[(i * 7 + k * 5 + i / 3) % WORDS.len()];
-            let mut doc = json!({
-                "id": i,
-                "title": format!("{} {} {}", w(0), w(1), w(2)),
-                "overview": format!("a story of {} and {} in the {}", w(3), w(4), w(5)),
-                "genre": GENRES[i % GENRES.len()],
-                "year": 1980 + (i * 13) % 40,
-                "rating": ((i * 37) % 100) as f64 / 10.0,
-            });
-            if i % 11 == 0 {
-                doc.as_object_mut().unwrap().remove("year");
-            }
-            doc
-        })
-        .collect()
 }
 
 const SETTINGS: &str = r#"{"filterableAttributes":["genre","year","rating"],"sortableAttributes":["year","title","rating"]}"#;
@@ -97,20 +72,6 @@ fn score_groups(resp: &Value) -> Vec<(String, BTreeSet<String>)> {
         }
     }
     groups
-}
-
-fn queries() -> Vec<Value> {
-    let mut out = Vec::new();
-    for (i, w) in WORDS.iter().enumerate() {
-        out.push(json!({"q": w, "showRankingScore": true, "limit": 15}));
-        out.push(json!({"q": format!("{w} {}", WORDS[(i + 3) % WORDS.len()]), "showRankingScore": true, "facets": ["genre", "year"], "limit": 10, "offset": i % 4}));
-        out.push(json!({"q": &w[..3], "showRankingScore": true, "filter": format!("genre = {}", GENRES[i % 5]), "limit": 20}));
-        out.push(json!({"q": w, "showRankingScore": true, "sort": ["year:desc"], "limit": 10}));
-        out.push(json!({"q": "", "showRankingScore": true, "sort": ["rating:asc", "title:asc"], "filter": "year > 1990", "hitsPerPage": 7, "page": 1 + i % 3, "facets": ["genre"]}));
-    }
-    out.push(json!({"q": "storm", "showRankingScore": true, "facets": ["*"]}));
-    out.push(json!({"q": "", "showRankingScore": true, "filter": ["genre = drama", ["year < 1990", "year > 2010"]]}));
-    out
 }
 
 fn comparable(resp: &Value) -> Value {
