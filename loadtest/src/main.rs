@@ -315,56 +315,56 @@ async fn passthrough(args: Args) -> Result<(), String> {
 
     let direct_addr = nodes[0].addr();
     let miroir_addr = format!("127.0.0.1:{port}");
-    let (mut direct, mut through) = (Report::default(), Report::default());
-    // Warm both paths, then alternate so machine drift hits both alike.
-    load(
-        &direct_addr,
-        &read_mix(&direct_addr, KEY),
+    let title = format!("pass-through read mix, {connections} connections");
+    let (direct_mix, miroir_mix) = (read_mix(&direct_addr, KEY), read_mix(&miroir_addr, KEY));
+    let targets = [
+        ("direct", direct_addr.as_str(), &direct_mix[..]),
+        ("miroir", miroir_addr.as_str(), &miroir_mix[..]),
+    ];
+    compare(
+        &title,
+        targets,
         connections,
         Duration::from_millis(500),
+        seconds,
+        rounds,
     )
     .await;
-    load(
-        &miroir_addr,
-        &read_mix(&miroir_addr, KEY),
-        connections,
-        Duration::from_millis(500),
-    )
-    .await;
-    for _ in 0..rounds {
-        direct.merge(
-            load(
-                &direct_addr,
-                &read_mix(&direct_addr, KEY),
-                connections,
-                seconds,
-            )
-            .await,
-        );
-        through.merge(
-            load(
-                &miroir_addr,
-                &read_mix(&miroir_addr, KEY),
-                connections,
-                seconds,
-            )
-            .await,
-        );
-    }
-    println!(
-        "pass-through read mix, {connections} connections, {rounds} x {}s per target",
-        seconds.as_secs()
-    );
-    println!("{}", direct.line("direct"));
-    println!("{}", through.line("miroir"));
-    println!(
-        "ratio miroir/direct: throughput {:.2}, p50 {:.2}, p99 {:.2}",
-        through.throughput() / direct.throughput().max(1e-9),
-        through.percentile_ms(50.0) / direct.percentile_ms(50.0).max(1e-9),
-        through.percentile_ms(99.0) / direct.percentile_ms(99.0).max(1e-9),
-    );
     drop(miroir);
     Ok(())
+}
+
+/// Loads two targets in turn (a warm-up each, then `rounds` alternations, so machine drift hits
+/// both alike) and prints both and their ratio.
+async fn compare(
+    title: &str,
+    targets: [(&str, &str, &[Request]); 2],
+    connections: usize,
+    warm: Duration,
+    seconds: Duration,
+    rounds: usize,
+) {
+    let mut reports = [Report::default(), Report::default()];
+    for (_, addr, mix) in &targets {
+        load(addr, mix, connections, warm).await;
+    }
+    for _ in 0..rounds {
+        for (report, (_, addr, mix)) in reports.iter_mut().zip(&targets) {
+            report.merge(load(addr, mix, connections, seconds).await);
+        }
+    }
+    let [a, b] = &reports;
+    println!("{title}, {rounds} x {}s per target", seconds.as_secs());
+    println!("{}", a.line(targets[0].0));
+    println!("{}", b.line(targets[1].0));
+    println!(
+        "ratio {}/{}: throughput {:.2}, p50 {:.2}, p99 {:.2}",
+        targets[1].0,
+        targets[0].0,
+        b.throughput() / a.throughput().max(1e-9),
+        b.percentile_ms(50.0) / a.percentile_ms(50.0).max(1e-9),
+        b.percentile_ms(99.0) / a.percentile_ms(99.0).max(1e-9),
+    );
 }
 
 fn documents(from: usize, n: usize) -> String {
@@ -586,54 +586,14 @@ async fn search(args: Args) -> Result<(), String> {
         ingest_into(addr, KEY, total, 5_000).await?;
     }
 
-    let (mut direct, mut through) = (Report::default(), Report::default());
     let warm = Duration::from_millis(500);
-    load(
-        &direct_addr,
-        &search_mix(&direct_addr, KEY),
-        connections,
-        warm,
-    )
-    .await;
-    load(
-        &miroir_addr,
-        &search_mix(&miroir_addr, KEY),
-        connections,
-        warm,
-    )
-    .await;
-    for _ in 0..rounds {
-        direct.merge(
-            load(
-                &direct_addr,
-                &search_mix(&direct_addr, KEY),
-                connections,
-                seconds,
-            )
-            .await,
-        );
-        through.merge(
-            load(
-                &miroir_addr,
-                &search_mix(&miroir_addr, KEY),
-                connections,
-                seconds,
-            )
-            .await,
-        );
-    }
-    println!(
-        "search mix over {total} documents, {connections} connections, {rounds} x {}s per target",
-        seconds.as_secs()
-    );
-    println!("{}", direct.line("one node"));
-    println!("{}", through.line("miroir/3"));
-    println!(
-        "ratio miroir/direct: throughput {:.2}, p50 {:.2}, p99 {:.2}",
-        through.throughput() / direct.throughput().max(1e-9),
-        through.percentile_ms(50.0) / direct.percentile_ms(50.0).max(1e-9),
-        through.percentile_ms(99.0) / direct.percentile_ms(99.0).max(1e-9),
-    );
+    let title = format!("search mix over {total} documents, {connections} connections");
+    let (direct_mix, miroir_mix) = (search_mix(&direct_addr, KEY), search_mix(&miroir_addr, KEY));
+    let targets = [
+        ("one node", direct_addr.as_str(), &direct_mix[..]),
+        ("miroir/3", miroir_addr.as_str(), &miroir_mix[..]),
+    ];
+    compare(&title, targets, connections, warm, seconds, rounds).await;
     drop(miroir);
     Ok(())
 }
