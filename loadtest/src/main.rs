@@ -10,6 +10,9 @@
 
 mod http;
 
+/// The master key of every node and of Miroir in the scenarios.
+const KEY: &str = "loadtest-master-key";
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -252,6 +255,41 @@ impl Drop for SimProcess {
     }
 }
 
+/// `count` simulated nodes, each its own process, and Miroir in front of the first `behind`;
+/// `server_extra` goes into Miroir's `[server]` table. Returns Miroir's address too.
+async fn setup(
+    bin: &std::path::Path,
+    count: u64,
+    behind: usize,
+    server_extra: &str,
+) -> Result<
+    (
+        Vec<SimProcess>,
+        miroir_testkit::proxy::MiroirProcess,
+        String,
+    ),
+    String,
+> {
+    let sim_bin = sim_bin(bin);
+    let mut nodes = Vec::new();
+    for i in 0..count {
+        nodes.push(SimProcess::start(&sim_bin, KEY, i + 1)?);
+    }
+    let port = miroir_testkit::proxy::free_port();
+    let mut toml = format!(
+        "shards = 16\nmaster_key = \"{KEY}\"\ndata_dir = \"{}\"\n[server]\nport = {port}\n{server_extra}[metrics]\nenabled = false\n[log]\nlevel = \"warn\"\n",
+        miroir_testkit::proxy::DATA_DIR
+    );
+    for (i, node) in nodes[..behind].iter().enumerate() {
+        toml.push_str(&format!(
+            "[[nodes]]\nid = \"sim-{i}\"\naddress = \"{}\"\n",
+            node.url()
+        ));
+    }
+    let miroir = miroir_testkit::proxy::MiroirProcess::start(bin, &toml, port).await;
+    Ok((nodes, miroir, format!("127.0.0.1:{port}")))
+}
+
 /// `meili-sim` next to the given Miroir binary (both are built into the same target folder).
 fn sim_bin(miroir: &std::path::Path) -> PathBuf {
     miroir.with_file_name("meili-sim")
@@ -271,17 +309,12 @@ fn read_mix(host: &str, key: &str) -> Vec<Request> {
 }
 
 async fn passthrough(args: Args) -> Result<(), String> {
-    const KEY: &str = "loadtest-master-key";
     let bin = PathBuf::from(args.get("miroir-bin").ok_or("--miroir-bin is required")?);
     let connections = args.num("connections", 16)?;
     let seconds = Duration::from_secs(args.num("seconds", 5)?);
     let rounds: usize = args.num("rounds", 3)?;
 
-    let sim_bin = sim_bin(&bin);
-    let mut nodes = Vec::new();
-    for i in 0..3u64 {
-        nodes.push(SimProcess::start(&sim_bin, KEY, i + 1)?);
-    }
+    let (nodes, miroir, miroir_addr) = setup(&bin, 3, 3, "").await?;
     // Each node gets the index directly: this measures the pass-through path only.
     for node in &nodes {
         let addr = node.addr();
@@ -300,21 +333,7 @@ async fn passthrough(args: Args) -> Result<(), String> {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let port = miroir_testkit::proxy::free_port();
-    let mut toml = format!(
-        "shards = 16\nmaster_key = \"{KEY}\"\ndata_dir = \"{}\"\n[server]\nport = {port}\n[metrics]\nenabled = false\n[log]\nlevel = \"warn\"\n",
-        miroir_testkit::proxy::DATA_DIR
-    );
-    for (i, node) in nodes.iter().enumerate() {
-        toml.push_str(&format!(
-            "[[nodes]]\nid = \"sim-{i}\"\naddress = \"{}\"\n",
-            node.url()
-        ));
-    }
-    let miroir = miroir_testkit::proxy::MiroirProcess::start(&bin, &toml, port).await;
-
     let direct_addr = nodes[0].addr();
-    let miroir_addr = format!("127.0.0.1:{port}");
     let title = format!("pass-through read mix, {connections} connections");
     let (direct_mix, miroir_mix) = (read_mix(&direct_addr, KEY), read_mix(&miroir_addr, KEY));
     let targets = [
@@ -448,32 +467,15 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 }
 
 async fn ingest(args: Args) -> Result<(), String> {
-    const KEY: &str = "loadtest-master-key";
     let bin = PathBuf::from(args.get("miroir-bin").ok_or("--miroir-bin is required")?);
     let total: usize = args.num("documents", 100_000)?;
     let batch: usize = args.num("batch", 10_000)?;
     let big_mb: usize = args.num("big-mb", 100)?;
 
-    let sim_bin = sim_bin(&bin);
-    let mut nodes = Vec::new();
-    for i in 0..4u64 {
-        nodes.push(SimProcess::start(&sim_bin, KEY, i + 1)?);
-    }
-    let port = miroir_testkit::proxy::free_port();
-    let mut toml = format!(
-        "shards = 16\nmaster_key = \"{KEY}\"\ndata_dir = \"{}\"\n[server]\nport = {port}\nmax_body_bytes = {}\n[metrics]\nenabled = false\n[log]\nlevel = \"warn\"\n",
-        miroir_testkit::proxy::DATA_DIR,
-        (big_mb + 50) * 1024 * 1024
-    );
-    for (i, node) in nodes[..3].iter().enumerate() {
-        toml.push_str(&format!(
-            "[[nodes]]\nid = \"sim-{i}\"\naddress = \"{}\"\n",
-            node.url()
-        ));
-    }
-    let miroir = miroir_testkit::proxy::MiroirProcess::start(&bin, &toml, port).await;
+    let limit = format!("max_body_bytes = {}\n", (big_mb + 50) * 1024 * 1024);
+    let (nodes, miroir, miroir_addr) = setup(&bin, 4, 3, &limit).await?;
     let direct = nodes[3].addr();
-    let through = format!("127.0.0.1:{port}");
+    let through = miroir_addr;
 
     let d = ingest_into(&direct, KEY, total, batch).await?;
     let m = ingest_into(&through, KEY, total, batch).await?;
@@ -555,32 +557,14 @@ async fn set_search_settings(addr: &str, key: &str) -> Result<(), String> {
 }
 
 async fn search(args: Args) -> Result<(), String> {
-    const KEY: &str = "loadtest-master-key";
     let bin = PathBuf::from(args.get("miroir-bin").ok_or("--miroir-bin is required")?);
     let total: usize = args.num("documents", 20_000)?;
     let connections = args.num("connections", 16)?;
     let seconds = Duration::from_secs(args.num("seconds", 5)?);
     let rounds: usize = args.num("rounds", 3)?;
 
-    let sim_bin = sim_bin(&bin);
-    let mut nodes = Vec::new();
-    for i in 0..4u64 {
-        nodes.push(SimProcess::start(&sim_bin, KEY, i + 1)?);
-    }
-    let port = miroir_testkit::proxy::free_port();
-    let mut toml = format!(
-        "shards = 16\nmaster_key = \"{KEY}\"\ndata_dir = \"{}\"\n[server]\nport = {port}\n[metrics]\nenabled = false\n[log]\nlevel = \"warn\"\n",
-        miroir_testkit::proxy::DATA_DIR
-    );
-    for (i, node) in nodes[..3].iter().enumerate() {
-        toml.push_str(&format!(
-            "[[nodes]]\nid = \"sim-{i}\"\naddress = \"{}\"\n",
-            node.url()
-        ));
-    }
-    let miroir = miroir_testkit::proxy::MiroirProcess::start(&bin, &toml, port).await;
+    let (nodes, miroir, miroir_addr) = setup(&bin, 4, 3, "").await?;
     let direct_addr = nodes[3].addr();
-    let miroir_addr = format!("127.0.0.1:{port}");
     for addr in [&direct_addr, &miroir_addr] {
         set_search_settings(addr, KEY).await?;
         ingest_into(addr, KEY, total, 5_000).await?;
