@@ -179,10 +179,8 @@ pub async fn fetch(
 ) -> ApiResult<Response> {
     auth(&s, &headers, "documents.get", Some(&uid))?;
     check_uid(&uid)?;
-    let body = json_body(&headers, &body)?;
-    let obj = body
-        .as_object()
-        .ok_or_else(|| invalid_type("bad_request", ".", "an object", &body))?;
+    let obj = super::json_object(&headers, &body)?;
+    let obj = &obj;
     let known = [
         "offset",
         "limit",
@@ -314,10 +312,8 @@ pub async fn delete_by_filter(
 ) -> ApiResult<Response> {
     auth(&s, &headers, "documents.delete", Some(&uid))?;
     check_uid(&uid)?;
-    let body = json_body(&headers, &body)?;
-    let obj = body
-        .as_object()
-        .ok_or_else(|| invalid_type("bad_request", ".", "an object", &body))?;
+    let obj = super::json_object(&headers, &body)?;
+    let obj = &obj;
     if let Some(key) = obj.keys().find(|k| k.as_str() != "filter") {
         return Err(unknown_field("bad_request", key, &["filter"]).into());
     }

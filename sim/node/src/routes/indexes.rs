@@ -71,10 +71,8 @@ pub async fn create(
     body: Bytes,
 ) -> ApiResult<Response> {
     let access = auth(&s, &headers, "indexes.create", None)?;
-    let body = json_body(&headers, &body)?;
-    let obj = body
-        .as_object()
-        .ok_or_else(|| invalid_type("bad_request", ".", "an object", &body))?;
+    let obj = super::json_object(&headers, &body)?;
+    let obj = &obj;
     let uid = match obj.get("uid") {
         None => return Err(MeiliError::invalid("missing_index_uid", "Missing field `uid`").into()),
         Some(Value::String(uid)) => uid.clone(),
@@ -111,10 +109,8 @@ pub async fn update(
 ) -> ApiResult<Response> {
     auth(&s, &headers, "indexes.update", Some(&uid))?;
     check_uid(&uid)?;
-    let body = json_body(&headers, &body)?;
-    let obj = body
-        .as_object()
-        .ok_or_else(|| invalid_type("bad_request", ".", "an object", &body))?;
+    let obj = super::json_object(&headers, &body)?;
+    let obj = &obj;
     if let Some(field) = obj
         .keys()
         .find(|k| !["uid", "primaryKey"].contains(&k.as_str()))

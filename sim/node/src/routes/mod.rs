@@ -172,6 +172,14 @@ pub fn auth(
 
 /// A JSON body on a route that takes `application/json` only, with Meilisearch's errors for a
 /// missing or wrong content type, an empty body and malformed JSON.
+/// A JSON body that must be an object (most write routes).
+pub fn json_object(headers: &HeaderMap, body: &[u8]) -> ApiResult<serde_json::Map<String, Value>> {
+    match json_body(headers, body)? {
+        Value::Object(obj) => Ok(obj),
+        other => Err(crate::error::invalid_type("bad_request", ".", "an object", &other).into()),
+    }
+}
+
 pub fn json_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     let accepted = ["application/json"];
     let content_type = headers
