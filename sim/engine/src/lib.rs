@@ -17,8 +17,10 @@
 //! - filters nest at most about 100 levels deep (Meilisearch: 2000 parser levels);
 //! - `frequency` counts term frequencies over the whole index, as milli does, so it is the one
 //!   strategy whose ranks depend on other documents;
-//! - there are no embedders: `vector`, a non-zero `hybrid.semanticRatio` and
-//!   `retrieveVectors: true` are rejected with Meilisearch-shaped errors.
+//! - embedders are `userProvided` only (vectors sent with the documents, cosine similarity);
+//!   semantic search (`vector` with `hybrid`, `semanticRatio: 1.0` or no `q`) and `/similar`
+//!   compare every document exactly (Meilisearch's HNSW is approximate); a search mixing
+//!   keyword and semantic results answers `not_implemented_in_simulator`.
 
 pub mod cache;
 pub mod crop;
@@ -38,10 +40,12 @@ pub mod project;
 pub mod query;
 pub mod ranking;
 pub mod search;
+pub mod similar;
 pub mod sort;
 pub mod tokenize;
 pub mod typo;
 mod validate;
+pub mod vector;
 
 pub use error::{ErrorType, MeiliError};
 pub use facet_search::facet_search;
@@ -50,3 +54,4 @@ pub use model::{Document, FacetOrder, IndexData, Settings, TypoTolerance};
 pub use multi::multi_search;
 pub use project::project;
 pub use search::search;
+pub use similar::similar;

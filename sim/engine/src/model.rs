@@ -170,6 +170,9 @@ pub struct Settings {
     pub facet_search: bool,
     /// `indexingTime` or `disabled`.
     pub prefix_search: String,
+    /// `userProvided` embedders by name, with their dimensions (other sources cannot embed
+    /// here and are left out).
+    pub embedders: BTreeMap<String, usize>,
 }
 
 pub const DEFAULT_RANKING_RULES: [&str; 7] = [
@@ -207,6 +210,7 @@ impl Default for Settings {
             search_cutoff_ms: None,
             facet_search: true,
             prefix_search: "indexingTime".to_owned(),
+            embedders: BTreeMap::new(),
         }
     }
 }

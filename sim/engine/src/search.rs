@@ -55,6 +55,8 @@ pub struct RankedHit<'a> {
 pub struct Ranked<'a> {
     pub hits: Vec<RankedHit<'a>>,
     pub query: Query,
+    /// A semantic search (`vector` with `hybrid`): the response counts `semanticHitCount`.
+    pub semantic: bool,
 }
 
 /// Validates `params` and ranks every matching document (scores are always computed: they are
@@ -65,7 +67,7 @@ pub fn rank<'a>(
     extra_filter: Option<&Value>,
 ) -> Result<Ranked<'a>, MeiliError> {
     let settings = &index.settings;
-    validate::check_vectors(params)?;
+    let semantic = crate::vector::semantic(params, settings)?;
     if let Some(attrs) = &params.attributes_to_search_on {
         validate::check_search_on(index, attrs)?;
     }
@@ -86,7 +88,13 @@ pub fn rank<'a>(
         facets::validate(f, settings)?;
     }
 
-    let query = query::parse(params.q.as_deref().unwrap_or(""), settings);
+    // A semantic search ranks by the vector alone; `q` is only echoed.
+    let q = if semantic.is_some() {
+        ""
+    } else {
+        params.q.as_deref().unwrap_or("")
+    };
+    let query = query::parse(q, settings);
     let candidates: Vec<(u32, &Document)> = index
         .docs
         .iter()
@@ -94,12 +102,15 @@ pub fn rank<'a>(
         .map(|(id, d)| (*id, d))
         .collect();
 
-    let rules = ranking::pipeline(
-        settings,
-        &sort,
-        query.is_placeholder(),
-        params.matching_strategy,
-    );
+    let rules = match &semantic {
+        Some(_) => ranking::vector_pipeline(settings, &sort),
+        None => ranking::pipeline(
+            settings,
+            &sort,
+            query.is_placeholder(),
+            params.matching_strategy,
+        ),
+    };
     let search_on = params.search_on();
     // Negative words (`-word`) exclude documents even in a placeholder search.
     let needs_matching = !query.is_placeholder() || !query.negative.is_empty();
@@ -125,6 +136,9 @@ pub fn rank<'a>(
             params.matching_strategy,
             frequencies.as_deref(),
         ),
+        vector: semantic
+            .as_ref()
+            .map(|(embedder, target)| (embedder.as_str(), target.as_slice())),
     };
 
     let mut hits = Vec::new();
@@ -154,7 +168,11 @@ pub fn rank<'a>(
         let mut distinct = Distinct::new(&attr);
         hits.retain(|h| distinct.keep(h.doc));
     }
-    Ok(Ranked { hits, query })
+    Ok(Ranked {
+        hits,
+        query,
+        semantic: semantic.is_some(),
+    })
 }
 
 /// Sorts hits best first. Candidates arrive in internal-id order and the sort is stable, so
@@ -252,6 +270,10 @@ fn render(
         out.insert("facetStats".into(), stats);
     }
     out.insert("requestUid".into(), json!(uuid::Uuid::now_v7().to_string()));
+    if ranked.semantic {
+        let count = ranked.hits.len().saturating_sub(offset).min(limit);
+        out.insert("semanticHitCount".into(), json!(count));
+    }
     Value::Object(out)
 }
 
@@ -268,6 +290,12 @@ pub(crate) fn render_hit(
     let retrieve = params.attributes_to_retrieve.as_deref();
     let mut doc = project(hit.doc, settings, retrieve);
     doc.remove("_vectors");
+    if params.retrieve_vectors {
+        doc.insert(
+            "_vectors".into(),
+            crate::vector::retrieved(hit.doc, settings),
+        );
+    }
     if let Some(distance) = hit.details.iter().find_map(Detail::geo_distance) {
         doc.insert("_geoDistance".into(), json!(distance.round() as u64));
     }

@@ -1,4 +1,4 @@
-//! Request checks that need the index: vector parameters, `attributesToSearchOn`, `distinct`
+//! Request checks that need the index: `attributesToSearchOn`, `distinct`
 //! and filters, each failing with Meilisearch's code and message.
 
 use serde_json::Value;
@@ -6,7 +6,6 @@ use serde_json::Value;
 use crate::error::MeiliError;
 use crate::filter::Filter;
 use crate::model::{attribute_matches, IndexData};
-use crate::params::SearchParams;
 
 /// Prefixes a message with `Index \`uid\`: ` as Meilisearch does for index-level errors.
 fn prefixed(index: &IndexData, e: MeiliError) -> MeiliError {
@@ -14,41 +13,6 @@ fn prefixed(index: &IndexData, e: MeiliError) -> MeiliError {
         message: format!("Index `{}`: {}", index.uid, e.message),
         ..e
     }
-}
-
-pub(crate) fn check_vectors(params: &SearchParams) -> Result<(), MeiliError> {
-    if params.vector.is_some() && params.hybrid.is_none() {
-        return Err(MeiliError::invalid(
-            "missing_search_hybrid",
-            "Invalid request: missing `hybrid` parameter when `vector` or `media` are present.",
-        ));
-    }
-    if let Some(hybrid) = &params.hybrid {
-        let embedder = hybrid.get("embedder").and_then(Value::as_str);
-        let Some(embedder) = embedder else {
-            return Err(MeiliError::invalid(
-                "invalid_search_embedder",
-                "Missing field `embedder` inside `.hybrid`",
-            ));
-        };
-        let ratio = hybrid
-            .get("semanticRatio")
-            .and_then(Value::as_f64)
-            .unwrap_or(0.5);
-        if ratio != 0.0 {
-            return Err(MeiliError::invalid(
-                "invalid_search_embedder",
-                format!("Cannot find embedder with name `{embedder}`."),
-            ));
-        }
-    }
-    if params.retrieve_vectors {
-        return Err(MeiliError::invalid(
-            "invalid_search_retrieve_vectors",
-            "The simulator has no embedders: `retrieveVectors: true` is not supported.",
-        ));
-    }
-    Ok(())
 }
 
 pub(crate) fn check_search_on(index: &IndexData, attrs: &[String]) -> Result<(), MeiliError> {

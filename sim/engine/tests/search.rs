@@ -4,7 +4,7 @@
 mod common;
 
 use common::{ids, index_with, keys, movies, movies_index};
-use meili_sim_engine::{search, FacetOrder, Settings};
+use meili_sim_engine::{search, FacetOrder, IndexData, Settings};
 use serde_json::{json, Value};
 
 fn run(index: &meili_sim_engine::IndexData, body: Value) -> Value {
@@ -592,8 +592,6 @@ fn vectors_and_hybrid_are_rejected_with_meilisearch_codes() {
             "Cannot find embedder with name `default`."
         )
     );
-    let e = search(&index, &json!({"retrieveVectors": true}), None).unwrap_err();
-    assert_eq!(e.code, "invalid_search_retrieve_vectors");
     // A semantic ratio of 0 is a keyword search.
     assert!(search(
         &index,
@@ -601,6 +599,75 @@ fn vectors_and_hybrid_are_rejected_with_meilisearch_codes() {
         None
     )
     .is_ok());
+}
+
+/// The corpus and answers of real Meilisearch 1.50 with a `userProvided` embedder.
+fn vector_index() -> IndexData {
+    let mut index = IndexData::new("v", Some("id".into()), "now");
+    index.settings.embedders = [("emb".to_owned(), 3)].into();
+    index.settings.filterable_attributes = vec!["genre".into()];
+    index.settings.sortable_attributes = ["price".to_owned()].into();
+    index.settings.ranking_rules.push("price:asc".into());
+    let docs = json!([
+        {"id": 1, "genre": "x", "price": 5, "_vectors": {"emb": [1, 0, 0]}},
+        {"id": 2, "genre": "y", "price": 3, "_vectors": {"emb": [0.9, 0.1, 0]}},
+        {"id": 3, "genre": "x", "price": 1, "_vectors": {"emb": [0, 1, 0]}},
+        {"id": 4, "genre": "x", "price": 9, "_vectors": {"emb": null}},
+        {"id": "5", "genre": "y", "price": 2, "_vectors": {"emb": [[0.5, 0.5, 0], [0, 0, 1]]}},
+        {"id": 6, "_vectors": {"emb": null}},
+        {"id": 7, "price": 4, "_vectors": {"emb": [-1, 0, 0]}}
+    ]);
+    for d in docs.as_array().unwrap() {
+        let id = d["id"]
+            .as_str()
+            .map_or_else(|| d["id"].to_string(), str::to_owned);
+        index.put_document(id, d.as_object().unwrap().clone());
+    }
+    index
+}
+
+#[test]
+fn semantic_search_ranks_by_similarity_then_later_rules_like_meilisearch() {
+    let index = vector_index();
+    let r = run(
+        &index,
+        json!({"vector": [1, 0, 0], "hybrid": {"embedder": "emb", "semanticRatio": 1.0}, "showRankingScore": true, "showRankingScoreDetails": true}),
+    );
+    let ids: Vec<String> = r["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].to_string())
+        .collect();
+    // Real Meilisearch: 1, 2, "5", 3, 7 by similarity, then 4 and 6 (no vectors) by price.
+    assert_eq!(ids, ["1", "2", "\"5\"", "3", "7", "4", "6"]);
+    assert_eq!(r["estimatedTotalHits"], json!(7));
+    assert_eq!(r["semanticHitCount"], json!(7));
+    assert_eq!(
+        r["hits"][3]["_rankingScoreDetails"],
+        json!({"vectorSort": {"order": 0, "similarity": 0.5}, "price:asc": {"order": 1, "value": 1.0}})
+    );
+    assert_eq!(
+        r["hits"][5]["_rankingScoreDetails"]["vectorSort"],
+        json!({"order": 0, "similarity": null})
+    );
+    assert_eq!(r["hits"][5]["_rankingScore"], json!(0.0));
+    let r = run(
+        &index,
+        json!({"vector": [1, 0, 0], "hybrid": {"embedder": "emb", "semanticRatio": 1.0}, "limit": 2, "filter": "genre = x", "retrieveVectors": true}),
+    );
+    assert_eq!(r["estimatedTotalHits"], json!(3));
+    assert_eq!(
+        r["hits"][1]["_vectors"],
+        json!({"emb": {"embeddings": [[0.0, 1.0, 0.0]], "regenerate": false}})
+    );
+    let e = search(
+        &index,
+        &json!({"vector": [1, 0], "hybrid": {"embedder": "emb", "semanticRatio": 1.0}}),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(e.code, "invalid_vector_dimensions");
 }
 
 #[test]

@@ -210,11 +210,16 @@ fn add_documents(
         (None, None) => infer_primary_key(docs.first())?,
     };
     let mut identified = Vec::with_capacity(docs.len());
+    let settings = db.indexes.get(index_uid).map(|i| &i.data.settings);
     for doc in docs {
         let id = match primary_key_value(&doc, &primary_key) {
             Some(value) => document_id(value)?,
             None => return Err(missing_document_id(&primary_key, &doc)),
         };
+        // An update (PUT) of an existing document keeps its vectors when it sends none.
+        if let Some(settings) = settings.filter(|_| !mode.merge || doc.contains_key("_vectors")) {
+            crate::engine_calls::check_vectors(index_uid, settings, &id, &doc)?;
+        }
         identified.push((id, doc));
     }
     let index = db

@@ -53,6 +53,17 @@ impl Access {
         }
     }
 
+    /// Whether every index is visible (`*` among the key's indexes and the token's rules).
+    pub fn all_indexes_visible(&self) -> bool {
+        self.key_indexes
+            .as_ref()
+            .is_none_or(|p| p.iter().any(|p| p == "*"))
+            && self
+                .search_rules
+                .as_ref()
+                .is_none_or(|r| r.iter().any(|(p, _)| p == "*"))
+    }
+
     pub fn is_index_visible(&self, index: &str) -> bool {
         self.tenant_allows(index) && self.key_allows(index)
     }

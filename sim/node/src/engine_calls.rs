@@ -25,6 +25,29 @@ pub fn search(
     meili_sim_engine::search(index, query, extra_filter)
 }
 
+pub fn similar(
+    index: &IndexData,
+    body: &Value,
+    extra_filter: Option<&Value>,
+) -> Result<Value, MeiliError> {
+    meili_sim_engine::similar(index, body, extra_filter)
+}
+
+/// A document addition's embedder check (`_vectors` present, right dimensions).
+pub fn check_vectors(
+    index_uid: &str,
+    settings: &Settings,
+    id: &str,
+    doc: &Document,
+) -> Result<(), MeiliError> {
+    meili_sim_engine::vector::check_document(index_uid, settings, id, doc)
+}
+
+/// `_vectors` of a document retrieved with `retrieveVectors`.
+pub fn retrieved_vectors(doc: &Document, settings: &Settings) -> Value {
+    meili_sim_engine::vector::retrieved(doc, settings)
+}
+
 pub fn facet_search(
     index: &IndexData,
     body: &Value,

@@ -610,6 +610,18 @@ pub fn to_engine(view: &Map<String, Value>) -> Settings {
             .and_then(Value::as_str)
             .unwrap_or("indexingTime")
             .to_owned(),
+        embedders: view
+            .get("embedders")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, conf)| conf["source"] == "userProvided")
+                    .filter_map(|(name, conf)| {
+                        Some((name.clone(), conf["dimensions"].as_u64()? as usize))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

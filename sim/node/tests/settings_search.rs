@@ -156,8 +156,10 @@ async fn displayed_attributes_distinct_and_max_total_hits_take_effect() {
     let (_, body) = c.post("/indexes/movies/search", json!({"q": ""})).await;
     assert_eq!(body["hits"].as_array().unwrap().len(), 1, "{body}");
     assert!(body["hits"][0].get("genre").is_none(), "{body}");
+    // Meilisearch 1.50's documents routes ignore displayedAttributes (checked on a real node).
     let (_, doc) = c.get("/indexes/movies/documents/3").await;
-    assert_eq!(doc, json!({"id": 3, "title": "Amelie"}));
+    assert_eq!(doc["title"], json!("Amelie"));
+    assert!(doc.get("genre").is_some(), "{doc}");
 
     let reset = succeeded(
         &c,
@@ -421,4 +423,99 @@ async fn every_settings_sub_route_reads_and_updates_with_its_verb() {
         .all(Value::is_null));
     let (_, cleared) = c.get("/indexes/movies/settings").await;
     assert_eq!(cleared, all, "DELETE /settings restores every default");
+}
+
+/// A `userProvided` embedder, as real Meilisearch 1.50 answers it on the same documents:
+/// additions need `_vectors`, `/similar` (GET and POST) and semantic search rank by cosine
+/// similarity, documents come back with their embeddings only when asked.
+#[tokio::test]
+async fn user_provided_embeddings_drive_similar_and_semantic_search() {
+    let (_node, c) = start().await;
+    succeeded(
+        &c,
+        c.patch(
+            "/indexes/v/settings",
+            json!({"embedders": {"emb": {"source": "userProvided", "dimensions": 3}}}),
+        )
+        .await,
+    )
+    .await;
+    let failed = run(
+        &c,
+        c.post(
+            "/indexes/v/documents",
+            json!([{"id": 9, "title": "no vectors"}]),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        failed["error"]["code"], "vector_embedding_error",
+        "{failed}"
+    );
+    succeeded(
+        &c,
+        c.post(
+            "/indexes/v/documents",
+            json!([
+                {"id": 1, "_vectors": {"emb": [1, 0, 0]}},
+                {"id": 2, "_vectors": {"emb": [0.9, 0.1, 0]}},
+                {"id": 3, "_vectors": {"emb": [0, 1, 0]}},
+                {"id": 4, "_vectors": {"emb": null}},
+            ]),
+        )
+        .await,
+    )
+    .await;
+    let (status, body) = c
+        .post(
+            "/indexes/v/similar",
+            json!({"id": 1, "embedder": "emb", "showRankingScore": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<&Value> = body["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| &h["id"])
+        .collect();
+    assert_eq!(ids, [&json!(2), &json!(3)]);
+    assert_eq!(body["estimatedTotalHits"], 3);
+    assert_eq!(body["hits"][1]["_rankingScore"], 0.5);
+    let (status, get) = c.get("/indexes/v/similar?id=1&embedder=emb&limit=1").await;
+    assert_eq!(status, 200, "{get}");
+    assert_eq!(get["hits"], json!([{"id": 2}]));
+    let (status, err) = c.get("/indexes/v/similar?id=1&embedder=emb&limit=x").await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (400, Some("invalid_similar_limit"))
+    );
+
+    let (_, semantic) = c
+        .post(
+            "/indexes/v/search",
+            json!({"vector": [1, 0, 0], "hybrid": {"embedder": "emb", "semanticRatio": 1.0}}),
+        )
+        .await;
+    let ids: Vec<&Value> = semantic["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| &h["id"])
+        .collect();
+    assert_eq!(ids, [&json!(1), &json!(2), &json!(3), &json!(4)]);
+
+    let (_, doc) = c.get("/indexes/v/documents/2").await;
+    assert_eq!(doc, json!({"id": 2}));
+    let (_, fetched) = c
+        .post(
+            "/indexes/v/documents/fetch",
+            json!({"ids": ["2"], "retrieveVectors": true}),
+        )
+        .await;
+    assert_eq!(
+        fetched["results"][0]["_vectors"],
+        json!({"emb": {"embeddings": [[0.9, 0.1, 0.0]], "regenerate": false}})
+    );
 }

@@ -81,6 +81,12 @@ pub fn details_json(details: &[Detail]) -> Map<String, Value> {
                     json!({"order": order, "value": value, "distance": d.geo_distance()}),
                 );
             }
+            Detail::Vector { similarity } => {
+                map.insert(
+                    "vectorSort".into(),
+                    json!({"order": order, "similarity": similarity.map(f64::from)}),
+                );
+            }
         }
     }
     map

@@ -28,6 +28,10 @@ pub fn push_sort_key<'a>(details: &'a [Detail], key: &mut Vec<KeyPart<'a>>) {
                 _ => KeyPart::SortNull,
             }),
             Detail::GeoSort { asc, .. } => key.push(KeyPart::Geo(*asc, d.geo_distance())),
+            // Documents without an embedding come after every similarity (0.0 included).
+            Detail::Vector { similarity } => {
+                key.push(KeyPart::Score(similarity.map_or(-1.0, f64::from)))
+            }
             // Distinct fractions with small denominators never round to the same f64, so
             // comparing local scores is exact.
             other => key.extend(other.ranks().map(|r| KeyPart::Score(r.local_score()))),

@@ -102,6 +102,11 @@ pub enum Detail {
         asc: bool,
         point: Option<(f64, f64)>,
     },
+    /// Semantic similarity to the query vector, `None` for a document without an embedding
+    /// (ranked after every document that has one).
+    Vector {
+        similarity: Option<f32>,
+    },
 }
 
 impl Detail {
@@ -136,7 +141,7 @@ impl Detail {
                     max_rank: max + 1,
                 }),
             ],
-            Detail::Sort { .. } | Detail::GeoSort { .. } => [None, None],
+            Detail::Sort { .. } | Detail::GeoSort { .. } | Detail::Vector { .. } => [None, None],
         };
         pair.into_iter().flatten()
     }
@@ -153,9 +158,14 @@ impl Detail {
     }
 }
 
-/// The global `_rankingScore`: every relevancy rank folded together, sort rules excluded.
+/// The global `_rankingScore`: every relevancy rank folded together, sort rules excluded; a
+/// semantic similarity, when there is one, is the score (milli's `global_score`).
 pub fn global_score(details: &[Detail]) -> f64 {
-    Rank::global_score(details.iter().flat_map(Detail::ranks))
+    let semantic = details.iter().find_map(|d| match d {
+        Detail::Vector { similarity } => Some(similarity.map_or(0.0, f64::from)),
+        _ => None,
+    });
+    semantic.unwrap_or_else(|| Rank::global_score(details.iter().flat_map(Detail::ranks)))
 }
 
 /// A rule of the effective ranking pipeline for one query.
@@ -168,6 +178,8 @@ pub enum Rule {
     WordPosition,
     Exactness,
     Sort(Criterion),
+    /// Similarity to the query vector (semantic search).
+    Vector,
 }
 
 /// Builds the pipeline as milli does: `words` is inserted before the first rule that needs it
@@ -235,6 +247,53 @@ pub fn pipeline(
                     name: field.to_owned(),
                     asc,
                 }));
+            }
+        }
+    }
+    rules
+}
+
+/// The pipeline of a semantic search, as milli's `get_ranking_rules_for_vector` builds it:
+/// the relevancy rules collapse into one vector rule at the first one's place; `sort` and
+/// custom `field:asc` rules stay where they are.
+pub fn vector_pipeline(settings: &Settings, sort: &[Criterion]) -> Vec<Rule> {
+    let relevancy = |r: &str| {
+        matches!(
+            r,
+            "words"
+                | "typo"
+                | "proximity"
+                | "attributeRank"
+                | "attribute"
+                | "wordPosition"
+                | "exactness"
+        )
+    };
+    let first = settings.ranking_rules.iter().position(|r| relevancy(r));
+    let mut rules = Vec::new();
+    for (i, name) in settings.ranking_rules.iter().enumerate() {
+        if Some(i) == first {
+            rules.push(Rule::Vector);
+        }
+        if relevancy(name) {
+            continue;
+        }
+        // One rule at a time through the placeholder pipeline keeps its sort semantics.
+        let single = Settings {
+            ranking_rules: vec![name.clone()],
+            ..Settings::default()
+        };
+        for rule in pipeline(&single, sort, true, MatchingStrategy::Last) {
+            let field = match &rule {
+                Rule::Sort(c) => Some(c.field_name().to_owned()),
+                _ => None,
+            };
+            let seen = rules.iter().any(|r| match r {
+                Rule::Sort(c) => Some(c.field_name().to_owned()) == field,
+                _ => false,
+            });
+            if !seen {
+                rules.push(rule);
             }
         }
     }

@@ -22,6 +22,8 @@ pub struct Ranker<'a> {
     pub max_weight: Option<u32>,
     /// How the matching strategy drops terms.
     pub removal: Removal,
+    /// Semantic search: the embedder and the query vector the `Vector` rule compares to.
+    pub vector: Option<(&'a str, &'a [f32])>,
 }
 
 /// What the matching strategy kept of a document's match: the terms (query order), their
@@ -57,6 +59,11 @@ impl Ranker<'_> {
         for rule in &self.rules {
             let detail = match (rule, kept.as_mut()) {
                 (Rule::Sort(c), _) => self.sort_detail(doc, c),
+                (Rule::Vector, _) => Detail::Vector {
+                    similarity: self.vector.and_then(|(embedder, target)| {
+                        crate::vector::best_similarity(doc, embedder, target)
+                    }),
+                },
                 (_, None) => continue,
                 (Rule::Words, Some(k)) => Detail::Words {
                     matching: k.words.rank,

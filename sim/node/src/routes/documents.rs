@@ -87,6 +87,37 @@ struct Browse {
     filter: Option<Value>,
     ids: Option<Vec<String>>,
     sort: Option<Vec<String>>,
+    retrieve_vectors: bool,
+}
+
+/// A document as the documents routes show it: `fields` (Meilisearch 1.50's documents
+/// routes ignore `displayedAttributes`), with `_vectors` only when asked for (in the
+/// retrieved shape).
+fn shown(
+    doc: &Document,
+    settings: &meili_sim_engine::Settings,
+    fields: Option<&[String]>,
+    retrieve_vectors: bool,
+) -> Document {
+    let every_field = meili_sim_engine::Settings::default();
+    let mut out = project(doc, &every_field, fields);
+    out.remove("_vectors");
+    if retrieve_vectors && !settings.embedders.is_empty() {
+        out.insert(
+            "_vectors".into(),
+            crate::engine_calls::retrieved_vectors(doc, settings),
+        );
+    }
+    out
+}
+
+fn bool_param(params: &Params, key: &str, code: &str) -> Result<bool, MeiliError> {
+    match params.get(key) {
+        None => Ok(false),
+        Some(v) => v.parse().map_err(|_| {
+            MeiliError::invalid(code, format!("Invalid value in parameter `{key}`: could not parse `{v}` as a boolean, expected either `true` or `false`"))
+        }),
+    }
 }
 
 fn run_browse(index: &IndexData, q: Browse) -> Result<Value, MeiliError> {
@@ -112,7 +143,14 @@ fn run_browse(index: &IndexData, q: Browse) -> Result<Value, MeiliError> {
         .iter()
         .skip(q.offset)
         .take(q.limit)
-        .map(|d| Value::Object(project(d, &index.settings, q.fields.as_deref())))
+        .map(|d| {
+            Value::Object(shown(
+                d,
+                &index.settings,
+                q.fields.as_deref(),
+                q.retrieve_vectors,
+            ))
+        })
         .collect();
     Ok(json!({ "results": results, "offset": q.offset, "limit": q.limit, "total": matching.len() }))
 }
@@ -166,6 +204,11 @@ pub async fn browse(
         filter: params.get("filter").map(|f| Value::String(f.to_owned())),
         ids: params.get("ids").map(comma_list),
         sort: params.get("sort").map(comma_list),
+        retrieve_vectors: bool_param(
+            &params,
+            "retrieveVectors",
+            "invalid_document_retrieve_vectors",
+        )?,
     };
     let db = s.db();
     ok(run_browse(&db.index(&uid)?.data, q)?)
@@ -224,6 +267,19 @@ pub async fn fetch(
         filter: obj.get("filter").filter(|f| !f.is_null()).cloned(),
         ids: strings("ids", "invalid_document_ids")?,
         sort: strings("sort", "invalid_document_sort")?,
+        retrieve_vectors: match obj.get("retrieveVectors") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => {
+                return Err(invalid_type(
+                    "invalid_document_retrieve_vectors",
+                    ".retrieveVectors",
+                    "a boolean",
+                    v,
+                )
+                .into())
+            }
+        },
     };
     let db = s.db();
     ok(run_browse(&db.index(&uid)?.data, q)?)
@@ -244,10 +300,16 @@ pub async fn get_one(
         .data
         .get_document(&id)
         .ok_or_else(|| document_not_found(&id))?;
-    ok(Value::Object(project(
+    let retrieve_vectors = bool_param(
+        &params,
+        "retrieveVectors",
+        "invalid_document_retrieve_vectors",
+    )?;
+    ok(Value::Object(shown(
         doc,
         &index.data.settings,
         fields.as_deref(),
+        retrieve_vectors,
     )))
 }
 

@@ -83,6 +83,10 @@ pub fn router(shared: AppState) -> Router {
             get(search::search_get).post(search::search_post),
         )
         .route("/indexes/{uid}/facet-search", post(search::facet_search))
+        .route(
+            "/indexes/{uid}/similar",
+            get(search::similar_get).post(search::similar_post),
+        )
         .route("/multi-search", post(search::multi_search))
         .route("/tasks", get(tasks::list).delete(tasks::delete))
         .route("/tasks/cancel", post(tasks::cancel))

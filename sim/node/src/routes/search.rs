@@ -56,8 +56,23 @@ const GET_PARAMS: &[(&str, Kind)] = &[
     ("useNetwork", Kind::Bool),
 ];
 
-fn code_for(param: &str) -> String {
-    let mut code = String::from("invalid_search_");
+/// Meilisearch's GET `/similar` parameters.
+const SIMILAR_GET_PARAMS: &[(&str, Kind)] = &[
+    ("id", Kind::Str),
+    ("offset", Kind::Uint),
+    ("limit", Kind::Uint),
+    ("attributesToRetrieve", Kind::List),
+    ("retrieveVectors", Kind::Bool),
+    ("filter", Kind::Str),
+    ("showRankingScore", Kind::Bool),
+    ("showRankingScoreDetails", Kind::Bool),
+    ("showPerformanceDetails", Kind::Bool),
+    ("rankingScoreThreshold", Kind::Float),
+    ("embedder", Kind::Str),
+];
+
+fn code_for(prefix: &str, param: &str) -> String {
+    let mut code = String::from(prefix);
     for c in param.chars() {
         if c.is_ascii_uppercase() {
             code.push('_');
@@ -71,13 +86,21 @@ fn code_for(param: &str) -> String {
 
 /// Converts a GET query string into the JSON body `POST /search` takes.
 pub fn get_params_to_body(params: &Params) -> Result<Value, MeiliError> {
+    params_to_body(params, GET_PARAMS, "invalid_search_")
+}
+
+fn params_to_body(
+    params: &Params,
+    table: &[(&str, Kind)],
+    code_prefix: &str,
+) -> Result<Value, MeiliError> {
     let mut body = Map::new();
     for (key, raw) in &params.0 {
-        let Some((_, kind)) = GET_PARAMS.iter().find(|(name, _)| name == key) else {
-            let names: Vec<&str> = GET_PARAMS.iter().map(|(n, _)| *n).collect();
+        let Some((_, kind)) = table.iter().find(|(name, _)| name == key) else {
+            let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
             return Err(unknown_param(key, &names));
         };
-        let code = code_for(key);
+        let code = code_for(code_prefix, key);
         let bad = |what: &str| {
             MeiliError::invalid(
                 &code,
@@ -154,6 +177,39 @@ pub async fn search_post(
     let access = auth(&s, &headers, "search", Some(&uid))?;
     let body = json_body(&headers, &body)?;
     run_search(&s, &access, &uid, &body)
+}
+
+fn run_similar(s: &AppState, access: &Access, uid: &str, query: &Value) -> ApiResult<Response> {
+    check_uid(uid)?;
+    if !query.is_object() {
+        return Err(invalid_type("bad_request", ".", "an object", query).into());
+    }
+    let extra = access.extra_filter(uid);
+    let db = s.db();
+    let index = db.index(uid)?;
+    ok(engine_calls::similar(&index.data, query, extra.as_ref())?)
+}
+
+pub async fn similar_get(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    let access = auth(&s, &headers, "search", Some(&uid))?;
+    let body = params_to_body(&params, SIMILAR_GET_PARAMS, "invalid_similar_")?;
+    run_similar(&s, &access, &uid, &body)
+}
+
+pub async fn similar_post(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let access = auth(&s, &headers, "search", Some(&uid))?;
+    let body = json_body(&headers, &body)?;
+    run_similar(&s, &access, &uid, &body)
 }
 
 pub async fn facet_search(

@@ -162,7 +162,6 @@ pub fn unimplemented_routes(router: Router<AppState>) -> Router<AppState> {
         ("/metrics", "/metrics"),
         ("/tasks/{uid}/documents", "/tasks/{uid}/documents"),
         ("/tasks/compact", "/tasks/compact"),
-        ("/indexes/{uid}/similar", "/indexes/{uid}/similar"),
         (
             "/indexes/{uid}/documents/edit",
             "/indexes/{uid}/documents/edit",

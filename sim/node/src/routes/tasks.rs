@@ -27,15 +27,34 @@ const FILTER_NAMES: &[&str] = &[
     "beforeFinishedAt",
 ];
 
+/// Task types that concern exactly one index (Meilisearch's `Kind::related_to_one_index`).
+const ONE_INDEX_KINDS: &[&str] = &[
+    "documentAdditionOrUpdate",
+    "documentEdition",
+    "documentDeletion",
+    "settingsUpdate",
+    "indexCreation",
+    "indexDeletion",
+    "indexUpdate",
+    "indexCompaction",
+];
+
+/// As Meilisearch decides it: a key that does not cover every index sees only the tasks of
+/// one index it covers (no swaps, dumps, task cancelations or deletions).
 fn visible(access: &Access, t: &Task) -> bool {
-    t.index_uid
-        .as_deref()
-        .is_none_or(|i| access.is_index_visible(i))
+    access.all_indexes_visible()
+        || (ONE_INDEX_KINDS.contains(&t.kind)
+            && t.index_uid
+                .as_deref()
+                .is_some_and(|i| access.is_index_visible(i)))
 }
 
-/// Pages `(key, item)` pairs: newest first unless `reverse`, from `from` inclusive.
-fn paginate(mut items: Vec<(u32, Value)>, p: &Page) -> Value {
-    items.sort_by_key(|(k, _)| *k);
+/// Pages `(key, visible, item)` triples: newest first unless `reverse`, from `from` inclusive.
+/// As Meilisearch does it, the page (and `total`) are taken over every item the query
+/// matches, and the items the key may not see are removed from the page afterwards: the
+/// total still counts them and a page can come out short.
+fn paginate(mut items: Vec<(u32, bool, Value)>, p: &Page) -> Value {
+    items.sort_by_key(|(k, _, _)| *k);
     if !p.reverse {
         items.reverse();
     }
@@ -43,19 +62,24 @@ fn paginate(mut items: Vec<(u32, Value)>, p: &Page) -> Value {
     let start = match p.from {
         Some(from) => items
             .iter()
-            .position(|(k, _)| if p.reverse { *k >= from } else { *k <= from })
+            .position(|(k, _, _)| if p.reverse { *k >= from } else { *k <= from })
             .unwrap_or(items.len()),
         None => 0,
     };
     let limit = p.limit as usize;
-    let results: Vec<Value> = items
+    let mut page: Vec<&(u32, bool, Value)> = items
         .iter()
         .skip(start)
-        .take(limit)
-        .map(|(_, v)| v.clone())
+        .take(limit.saturating_add(1))
+        .filter(|(_, visible, _)| *visible)
         .collect();
-    let from = items.get(start).filter(|_| limit > 0).map(|(k, _)| *k);
-    let next = items.get(start + limit).map(|(k, _)| *k);
+    let next = if page.len() > limit {
+        page.pop().map(|(k, _, _)| *k)
+    } else {
+        None
+    };
+    let from = page.first().map(|(k, _, _)| *k);
+    let results: Vec<Value> = page.iter().map(|(_, _, v)| v.clone()).collect();
     json!({ "results": results, "total": total, "limit": p.limit, "from": from, "next": next })
 }
 
@@ -70,8 +94,8 @@ pub async fn list(
     let items = db
         .tasks
         .values()
-        .filter(|t| visible(&access, t) && filter.matches(t))
-        .map(|t| (t.uid, t.view()))
+        .filter(|t| filter.matches(t))
+        .map(|t| (t.uid, visible(&access, t), t.view()))
         .collect();
     super::ok(paginate(items, &page))
 }
@@ -179,8 +203,8 @@ pub async fn list_batches(
     let items = db
         .tasks
         .values()
-        .filter(|t| visible(&access, t) && filter.matches(t))
-        .filter_map(|t| Some((t.batch_uid?, t.batch_view()?)))
+        .filter(|t| filter.matches(t))
+        .filter_map(|t| Some((t.batch_uid?, visible(&access, t), t.batch_view()?)))
         .collect();
     super::ok(paginate(items, &page))
 }
