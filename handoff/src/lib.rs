@@ -1,0 +1,13 @@
+//! Miroir's hint store. When a replica misses a write (down, timed out, 5xx), the exact
+//! request it should have received is kept here, durably and in acceptance order per node,
+//! until it is replayed. A node's queue has a byte cap: past it the node is marked as needing
+//! a full resync instead of growing the store without bound.
+//!
+//! Pure storage (a crash-safe redb file); deciding when to hint and replaying belong to the
+//! proxy.
+
+mod hint;
+mod store;
+
+pub use hint::Hint;
+pub use store::{HintError, HintStore, NodeBacklog, Seq};
