@@ -17,8 +17,9 @@ pub enum NodeDisplay {
     /// never return the field, so hits tied up to that rule keep each node's order and
     /// cross-shard distinct cannot see the value.
     Restricted,
-    /// The nodes display every field and Miroir applies the client's `displayedAttributes`
-    /// itself (retrieval, highlighting, `_matchesPosition`, redacted sort details). Exact.
+    /// The nodes display the client's `displayedAttributes` plus every field the merge reads
+    /// (see [`super::display`]) and Miroir applies the client's list itself (retrieval,
+    /// highlighting, `_matchesPosition`, redacted sort details). Exact.
     All,
 }
 

@@ -200,8 +200,9 @@ fn remove_path(v: &mut Value, path: &str) {
 /// `displayedAttributes` shows them: `"<hidden-rule-N>": {"order": N, "value": "<hidden>"}`.
 fn redact_details(raw: &RawValue, displayed: &[String]) -> Result<Action, String> {
     let fields = entries(raw).map_err(|e| e.to_string())?;
+    // Meilisearch redacts unless the field's exact name is displayed (a parent is not enough).
     let hidden =
-        |rule: &str| sort_field(rule).is_some_and(|field| !is_displayed(Some(displayed), field));
+        |rule: &str| sort_field(rule).is_some_and(|field| !displayed.iter().any(|d| d == field));
     if !fields.iter().any(|(k, _)| hidden(&k.0)) {
         return Ok(Action::Keep);
     }

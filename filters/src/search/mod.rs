@@ -6,9 +6,12 @@
 //! - ties (equal ranking keys) are ordered by node then position, not by internal id; with
 //!   distinct, which of several tied documents sharing a value is kept follows that order, and
 //!   so do the facet counts of the other fields;
-//! - with [`NodeDisplay::Restricted`], a `sort` rule on a non-displayed field stops the
-//!   comparison at that rule, and a non-displayed distinct attribute or facet is invisible to
-//!   cross-shard distinct; [`NodeDisplay::All`] has neither limit;
+//! - with [`NodeDisplay::Restricted`] (nodes holding a displayed list Miroir did not write),
+//!   a `sort` rule on a non-displayed field stops the comparison at that rule, and a
+//!   non-displayed distinct attribute or facet is invisible to cross-shard distinct. With
+//!   [`NodeDisplay::All`] the nodes also display every sortable field, custom ranking rule
+//!   field and the distinct attribute ([`display`]), so sorts merge exactly; a non-displayed
+//!   facet that is none of these stays invisible to cross-shard distinct;
 //! - facet counts are exact when no node has more values for a facet than the node
 //!   `maxValuesPerFacet` ([`IndexContext::node_max_values_per_facet`]);
 //! - with distinct, totals, facet counts and `facetStats` are exact when no node matches more
@@ -28,9 +31,11 @@ mod rank;
 
 pub use context::{FacetOrder, IndexContext, NodeDisplay};
 pub use merge::{merge, Merged};
-pub use plan::{plan, plan_value, DistinctFacets, MergePlan, Pagination, SearchPlan};
+pub use plan::{plan, plan_value, DistinctFacets, MergePlan, Pagination, SearchPlan, ShardBody};
 pub mod browse;
+pub mod display;
 pub mod facet_hits;
+pub mod similar;
 pub mod stats;
 
 mod federated;

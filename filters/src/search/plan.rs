@@ -92,10 +92,38 @@ enum ClientFilter {
 /// A planned search: node bodies on demand plus the merge plan.
 #[derive(Clone, Debug)]
 pub struct SearchPlan {
-    /// The node body without `filter`, serialized, without its closing `}`.
+    body: ShardBody,
+    pub(crate) merge: MergePlan,
+}
+
+/// A node request body whose `filter` gets the client's filter ANDed with the shard clause of
+/// the node's shards, serialized once and completed per node.
+#[derive(Clone, Debug)]
+pub struct ShardBody {
+    /// The body without `filter`, serialized, without its closing `}`.
     head: Vec<u8>,
     filter: ClientFilter,
-    pub(crate) merge: MergePlan,
+}
+
+impl ShardBody {
+    /// Takes `filter` out of `body` and keeps the rest ready to send.
+    pub fn new(mut body: Map<String, Value>) -> Result<Self, MiroirError> {
+        let filter = match body.remove("filter") {
+            None | Some(Value::Null) => ClientFilter::None,
+            Some(Value::String(s)) if s.trim().is_empty() => ClientFilter::None,
+            Some(Value::String(s)) => ClientFilter::Expr(s),
+            Some(Value::Array(a)) if a.is_empty() => ClientFilter::None,
+            Some(Value::Array(a)) => {
+                let mut raw = to_vec(&Value::Array(a))?;
+                raw.pop();
+                ClientFilter::Array(raw)
+            }
+            Some(other) => ClientFilter::Invalid(to_vec(&other)?),
+        };
+        let mut head = to_vec(&Value::Object(body))?;
+        head.pop();
+        Ok(Self { head, filter })
+    }
 }
 
 // A body whose parameters Miroir cannot read is forwarded as sent (plus the shard clause):
@@ -143,23 +171,8 @@ pub fn plan_value(
         // Forward as sent; only the shard clause is added.
         None => passthrough_plan(ctx),
     };
-    let filter = match body.remove("filter") {
-        None | Some(Value::Null) => ClientFilter::None,
-        Some(Value::String(s)) if s.trim().is_empty() => ClientFilter::None,
-        Some(Value::String(s)) => ClientFilter::Expr(s),
-        Some(Value::Array(a)) if a.is_empty() => ClientFilter::None,
-        Some(Value::Array(a)) => {
-            let mut raw = to_vec(&Value::Array(a))?;
-            raw.pop();
-            ClientFilter::Array(raw)
-        }
-        Some(other) => ClientFilter::Invalid(to_vec(&other)?),
-    };
-    let mut head = to_vec(&Value::Object(body))?;
-    head.pop();
     Ok(SearchPlan {
-        head,
-        filter,
+        body: ShardBody::new(body)?,
         merge,
     })
 }
@@ -369,7 +382,7 @@ fn restrict_to_displayed(body: &mut Map<String, Value>, displayed: &[String]) ->
 }
 
 /// `list ∩ displayed`; entries may carry a crop length suffix (`title:5`).
-fn narrow(list: &[String], displayed: &[String]) -> Vec<String> {
+pub(crate) fn narrow(list: &[String], displayed: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut push = |s: String| {
         if !out.contains(&s) {
@@ -465,6 +478,13 @@ impl SearchPlan {
         &self.merge
     }
 
+    /// The body for a node answering for `shards`.
+    pub fn node_body(&self, shards: &[ShardId]) -> Vec<u8> {
+        self.body.node_body(shards)
+    }
+}
+
+impl ShardBody {
     /// The body for a node answering for `shards`.
     pub fn node_body(&self, shards: &[ShardId]) -> Vec<u8> {
         let mut clause = String::with_capacity(24 + shards.len() * 4);
