@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use miroir_filters::routing::{GroupId, ShardId};
-use miroir_filters::search::{self as plan, FacetOrder, IndexContext, Merged, SearchPlan};
+use miroir_filters::search::{
+    self as plan, display, FacetOrder, IndexContext, Merged, NodeDisplay, SearchPlan,
+};
 use serde_json::{Map, Value};
 
 use crate::broadcast::{self, Incoming, Reply};
@@ -66,6 +68,71 @@ pub(crate) async fn index_context(
     Ok(ctx)
 }
 
+/// After a client's settings update that changes what the nodes must display (see
+/// `miroir_filters::search::display`): the nodes' displayed list with every field the merge
+/// reads, sent to every node behind the client's update (a settings task each, not a
+/// Miroir task). Computed from the nodes' settings with their queued settings updates and the
+/// client's update applied, so it is right unless another settings update reaches the nodes
+/// between that read and this update.
+pub(crate) async fn repair_display(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) {
+    shared.contexts.remove(index_uid);
+    let path = format!("/indexes/{index_uid}/settings");
+    let Ok(resp) = broadcast::read_any(shared, rt, &path, rt.node_key()).await else {
+        return;
+    };
+    let current = match (resp.status, resp.json()) {
+        (200, Some(Value::Object(map))) => map,
+        // Created by this very update.
+        (404, _) => Map::new(),
+        _ => return,
+    };
+    // Settings updates still queued on the nodes (the client's own among them) apply first:
+    // their details carry the values they set.
+    let pending = format!(
+        "/tasks?indexUids={index_uid}&types=settingsUpdate&statuses=enqueued,processing&limit=1000"
+    );
+    let mut current = current;
+    if let Ok(resp) = broadcast::read_any(shared, rt, &pending, rt.node_key()).await {
+        let mut tasks: Vec<(u64, Vec<u8>)> = resp
+            .json()
+            .and_then(|v| v["results"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| Some((t["uid"].as_u64()?, serde_json::to_vec(&t["details"]).ok()?)))
+            .collect();
+        tasks.sort_unstable_by_key(|t| t.0);
+        for (_, details) in &tasks {
+            if let Some(next) = display::after_update(&current, "settings.update", details) {
+                current = next;
+            }
+        }
+    }
+    let Some(after) = display::after_update(&current, inc.route, &inc.body) else {
+        return;
+    };
+    let Some(wanted) = display::repair(&after) else {
+        return;
+    };
+    let body = [bytes::Bytes::from(
+        serde_json::json!({ "displayedAttributes": wanted }).to_string(),
+    )];
+    let req = crate::upstream::NodeRequest {
+        method: "PATCH",
+        path: &path,
+        auth: rt.node_key(),
+        content_type: Some("application/json"),
+        body: &body,
+        request_id: Some(&inc.request_id),
+    };
+    let results = broadcast::to_all(shared, rt, req, rt.config.scatter.node_timeout).await;
+    if !results
+        .iter()
+        .all(|r| r.as_ref().is_ok_and(|resp| resp.status == 202))
+    {
+        log::warn!(target: "miroir::settings", "could not widen the displayed attributes of `{index_uid}` on every node: a sort on a field hidden from clients may not merge exactly");
+    }
+}
+
 fn context_from_settings(s: &Value) -> IndexContext {
     let defaults = IndexContext::default();
     let max_total_hits = s["pagination"]["maxTotalHits"]
@@ -90,19 +157,26 @@ fn context_from_settings(s: &Value) -> IndexContext {
             .collect::<BTreeMap<_, _>>(),
         None => defaults.sort_facet_values_by.clone(),
     };
+    // Nodes holding Miroir's encoded list display the merge's fields too; Miroir applies the
+    // client's list itself.
+    let node_list: Option<Vec<String>> = s["displayedAttributes"].as_array().map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    });
+    let node_display = match &node_list {
+        Some(list) if display::is_encoded(list) => NodeDisplay::All,
+        _ => NodeDisplay::Restricted,
+    };
     IndexContext {
-        displayed_attributes: s["displayedAttributes"].as_array().map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        }),
+        displayed_attributes: node_list.map(|l| display::split(&l).0),
+        node_display,
         distinct_attribute: s["distinctAttribute"].as_str().map(str::to_owned),
         max_total_hits,
         node_max_total_hits: max_total_hits,
         max_values_per_facet: max_values,
         node_max_values_per_facet: max_values,
         sort_facet_values_by,
-        ..defaults
     }
 }
 
@@ -168,7 +242,7 @@ pub fn query_to_body(query: &str) -> Map<String, Value> {
 /// the filterable attributes or the shard clause it echoes in a filter error (the client
 /// never wrote either). `string_filter`: the client's filter was one expression, which the
 /// node saw as the first of two array elements, echoed as `(expr) AND (clause)`.
-fn relay_node_error(resp: &crate::upstream::NodeResponse, string_filter: bool) -> Reply {
+pub(crate) fn relay_node_error(resp: &crate::upstream::NodeResponse, string_filter: bool) -> Reply {
     const FIELD: &str = "`_miroir_shard`";
     const CLAUSE: &str = " AND (\"_miroir_shard\" IN [";
     let Some(Value::Object(mut err)) = resp.json() else {

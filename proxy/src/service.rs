@@ -19,7 +19,7 @@ use crate::limits::payload_too_large;
 use crate::state::{Runtime, Shared};
 use crate::{
     admin, auth, body, documents, facet_search, keys, metrics, multi_search, request_id, respond,
-    search, shard_field, stats, tasks, write,
+    search, shard_field, similar, stats, tasks, write,
 };
 
 /// Per-request state.
@@ -116,9 +116,7 @@ impl MiroirProxy {
                     _ => shard_field::read_settings(&self.shared, rt, &inc, spec.name).await,
                 })
             }
-            RouteClass::FanOutMerge
-                if spec.name != "similar.get" && spec.name != "similar.post" =>
-            {
+            RouteClass::FanOutMerge => {
                 let mut inc = self.incoming(session, ctx, rt).await;
                 let index = index_uid.as_deref().unwrap_or("");
                 if spec.method.as_str() != "GET" {
@@ -136,6 +134,9 @@ impl MiroirProxy {
                         documents::browse(shared, rt, &inc, index).await
                     }
                     "index.stats" => stats::index_stats(shared, rt, &inc, index).await,
+                    "similar.get" | "similar.post" => {
+                        similar::similar(shared, rt, &inc, index).await
+                    }
                     _ => stats::global_stats(shared, rt, &inc).await,
                 })
             }

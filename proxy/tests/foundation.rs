@@ -71,18 +71,15 @@ async fn routes_not_served_yet_answer_a_meilisearch_shaped_error_naming_the_rout
     let (status, body) = call(
         &c.miroir.url(),
         "POST",
-        "/indexes/movies/similar",
-        Some(json!({"id": 1})),
+        "/webhooks",
+        Some(json!({"url": "x"})),
     )
     .await;
     assert_eq!(status, 501);
     assert_eq!(body["code"], "miroir_not_implemented");
     assert_eq!(body["type"], "invalid_request");
     assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("/indexes/{uid}/similar"),
+        body["message"].as_str().unwrap().contains("/webhooks"),
         "{body}"
     );
     assert!(body["link"].as_str().unwrap().starts_with("https://"));

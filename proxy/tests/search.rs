@@ -6,7 +6,10 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::corpus::{corpus, queries};
+use common::corpus::{
+    corpus, displayed_queries, queries, rank_groups, ranking_rules_with_hidden_custom_rule,
+    DISPLAYED,
+};
 use common::*;
 use serde_json::{json, Value};
 
@@ -299,4 +302,89 @@ async fn search_errors_are_meilisearchs() {
     let (s, e) = call(&base, "POST", "/indexes/nope/search", Some(json!({}))).await;
     assert_eq!((s, e["code"].as_str()), (404, Some("index_not_found")));
     let _ = BTreeMap::<u8, u8>::new();
+}
+
+/// The client's `displayedAttributes`, ranking rules and sortable fields set through Miroir
+/// and on the reference node, the displayed list last (as its own sub-route).
+async fn restrict_display(bases: &[String]) {
+    for base in bases {
+        let (s, r) = call(
+            base,
+            "PATCH",
+            "/indexes/movies/settings",
+            Some(json!({"rankingRules": ranking_rules_with_hidden_custom_rule()})),
+        )
+        .await;
+        assert_eq!(s, 202, "{r}");
+        let (s, r) = call(
+            base,
+            "PUT",
+            "/indexes/movies/settings/displayed-attributes",
+            Some(json!(DISPLAYED)),
+        )
+        .await;
+        assert_eq!(s, 202, "{r}");
+    }
+}
+
+#[tokio::test]
+async fn sorts_on_fields_hidden_by_displayed_attributes_merge_like_one_node() {
+    let p = pair(3, "", "").await;
+    let (proxy, single) = (p.cluster.miroir.url(), p.reference[0].url());
+    restrict_display(&[proxy.clone(), single.clone()]).await;
+    for node in &p.cluster.nodes {
+        wait_all(&node.url()).await;
+    }
+    wait_all(&single).await;
+
+    // Reads through Miroir show the client's list, not what the nodes hold.
+    let (_, settings) = call(&proxy, "GET", "/indexes/movies/settings", None).await;
+    assert_eq!(settings["displayedAttributes"], json!(DISPLAYED));
+    let (_, list) = call(
+        &proxy,
+        "GET",
+        "/indexes/movies/settings/displayed-attributes",
+        None,
+    )
+    .await;
+    assert_eq!(list, json!(DISPLAYED));
+
+    let docs = corpus(300);
+    let hidden = ["year", "rating", "overview"];
+    // The sorting queries above, then the whole search query set under the same settings.
+    for q in displayed_queries().into_iter().chain(queries()) {
+        let (s1, through) = call(&proxy, "POST", "/indexes/movies/search", Some(q.clone())).await;
+        let (s2, direct) = call(&single, "POST", "/indexes/movies/search", Some(q.clone())).await;
+        assert_eq!((s1, s2), (200, 200), "{q}: {through} / {direct}");
+        assert_eq!(
+            comparable(&through),
+            comparable(&direct),
+            "{q}: totals, facets"
+        );
+        let (a, b) = (
+            rank_groups(&through, &docs, &q),
+            rank_groups(&direct, &docs, &q),
+        );
+        assert!(!a.is_empty(), "{q}: no hits");
+        let full = a.len().min(b.len()).saturating_sub(1);
+        assert_eq!(
+            a.iter().map(|g| &g.0).collect::<Vec<_>>(),
+            b.iter().map(|g| &g.0).collect::<Vec<_>>(),
+            "{q}: order by score and hidden sort values"
+        );
+        assert_eq!(
+            a[..full],
+            b[..full],
+            "{q}: hits (fields, _formatted, details)"
+        );
+        for hit in through["hits"].as_array().into_iter().flatten() {
+            for field in hidden {
+                assert!(hit.get(field).is_none(), "{q}: {field} shown in {hit}");
+                assert!(
+                    hit["_formatted"].get(field).is_none(),
+                    "{q}: {field} formatted in {hit}"
+                );
+            }
+        }
+    }
 }

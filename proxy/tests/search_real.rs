@@ -8,7 +8,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::corpus::{corpus, queries};
+use common::corpus::{
+    corpus, displayed_queries, queries, rank_groups, ranking_rules_with_hidden_custom_rule,
+    DISPLAYED,
+};
 use common::{call, miroir_bin, KEY};
 use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
 use miroir_testkit::{require_meili_bin, start_node, NodeKind, TestNode};
@@ -318,4 +321,74 @@ async fn real_nodes_behind_miroir_answer_multi_search_like_one_real_node() {
         "only {same}/{} multi-search answers matched",
         cases.len()
     );
+}
+
+/// Sorts on fields hidden by `displayedAttributes` (and a hidden custom ranking rule), with
+/// real nodes: Miroir keeps the sort values visible to itself and hides them from clients.
+#[tokio::test]
+async fn real_nodes_merge_sorts_on_hidden_fields_like_one_real_node() {
+    let _bin = require_meili_bin!();
+    let real = real_cluster().await;
+    let (proxy, single) = (real.miroir.url(), real.reference.url());
+    for base in [&proxy, &single] {
+        let (s, r) = call(
+            base,
+            "PATCH",
+            "/indexes/movies/settings",
+            Some(json!({"rankingRules": ranking_rules_with_hidden_custom_rule()})),
+        )
+        .await;
+        assert_eq!(s, 202, "{r}");
+        let (s, r) = call(
+            base,
+            "PUT",
+            "/indexes/movies/settings/displayed-attributes",
+            Some(json!(DISPLAYED)),
+        )
+        .await;
+        assert_eq!(s, 202, "{r}");
+    }
+    for node in real.nodes.iter().chain([&real.reference]) {
+        wait_idle(node).await;
+    }
+    let (_, settings) = call(&proxy, "GET", "/indexes/movies/settings", None).await;
+    assert_eq!(settings["displayedAttributes"], json!(DISPLAYED));
+
+    let docs = corpus(300);
+    // The sorting queries above, then the whole search query set under the same settings.
+    let mut all = displayed_queries();
+    all.extend(queries());
+    let mut same = 0;
+    for q in &all {
+        let (s1, through) = call(&proxy, "POST", "/indexes/movies/search", Some(q.clone())).await;
+        let (s2, direct) = call(&single, "POST", "/indexes/movies/search", Some(q.clone())).await;
+        assert_eq!((s1, s2), (200, 200), "{q}: {through} / {direct}");
+        for hit in through["hits"].as_array().into_iter().flatten() {
+            for field in ["year", "rating", "overview"] {
+                assert!(hit.get(field).is_none(), "{q}: {field} shown in {hit}");
+            }
+        }
+        let (a, b) = (
+            rank_groups(&through, &docs, q),
+            rank_groups(&direct, &docs, q),
+        );
+        let full = a.len().min(b.len()).saturating_sub(1);
+        if meta(&through) == meta(&direct)
+            && a.iter().map(|g| &g.0).eq(b.iter().map(|g| &g.0))
+            && a[..full] == b[..full]
+        {
+            same += 1;
+        } else {
+            println!(
+                "MISMATCH {q}\n    miroir {:?}\n    node   {:?}",
+                a.iter().map(|g| &g.0).collect::<Vec<_>>(),
+                b.iter().map(|g| &g.0).collect::<Vec<_>>()
+            );
+        }
+    }
+    println!(
+        "real nodes, hidden sort fields: {same}/{} queries equal (order, hits, totals, facets)",
+        all.len()
+    );
+    assert_eq!(same, all.len());
 }

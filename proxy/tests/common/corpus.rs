@@ -47,3 +47,93 @@ pub fn queries() -> Vec<Value> {
     out.push(json!({"q": "", "showRankingScore": true, "filter": ["genre = drama", ["year < 1990", "year > 2010"]]}));
     out
 }
+
+/// `displayedAttributes` hiding the sort fields `year` and `rating` (and `overview`).
+pub const DISPLAYED: [&str; 3] = ["id", "title", "genre"];
+
+/// Ranking rules ending with a custom rule on a hidden field.
+pub fn ranking_rules_with_hidden_custom_rule() -> Value {
+    json!([
+        "words",
+        "typo",
+        "proximity",
+        "attributeRank",
+        "sort",
+        "wordPosition",
+        "exactness",
+        "rating:desc"
+    ])
+}
+
+/// Searches sorting on hidden fields (alone, before and after a displayed one), highlighting
+/// and retrieving hidden fields, faceting on one.
+pub fn displayed_queries() -> Vec<Value> {
+    let mut out = vec![
+        json!({"q": "", "sort": ["year:desc", "title:asc"], "limit": 40}),
+        json!({"q": "river", "sort": ["rating:asc"], "limit": 20, "offset": 5}),
+        json!({"q": "storm night", "limit": 30}),
+        json!({"q": "", "sort": ["title:asc", "year:asc"], "hitsPerPage": 15, "page": 2, "facets": ["genre", "year"]}),
+        json!({"q": "red", "attributesToRetrieve": ["title", "year", "overview"], "attributesToHighlight": ["*"], "showMatchesPosition": true, "sort": ["year:asc"]}),
+        json!({"q": "gar", "filter": "year > 1995", "sort": ["rating:desc", "title:asc"], "limit": 25}),
+        json!({"q": "", "attributesToRetrieve": ["*"], "sort": ["rating:asc", "year:desc"], "limit": 50, "offset": 30}),
+    ];
+    for w in ["green", "ocean winter", "silver"] {
+        out.push(json!({"q": w, "sort": ["year:asc"], "limit": 25}));
+    }
+    for q in &mut out {
+        q["showRankingScore"] = json!(true);
+        q["showRankingScoreDetails"] = json!(true);
+    }
+    out
+}
+
+/// Hits grouped by what orders them (score, the query's sort values and the custom rule's
+/// `rating`, read from the corpus since the answers hide them): [(key, {hit as returned})].
+/// Hits in one group are ties, which one node orders by internal id and a merge by shard.
+pub fn rank_groups(
+    resp: &Value,
+    docs: &[Value],
+    query: &Value,
+) -> Vec<(String, std::collections::BTreeSet<String>)> {
+    let mut fields: Vec<String> = query["sort"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str()?.split(':').next().map(str::to_owned))
+        .collect();
+    fields.push("rating".into());
+    let mut groups: Vec<(String, std::collections::BTreeSet<String>)> = Vec::new();
+    for hit in resp["hits"].as_array().into_iter().flatten() {
+        let doc = hit["id"]
+            .as_u64()
+            .and_then(|i| docs.get(i as usize))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let mut key = format!("{:.9}", hit["_rankingScore"].as_f64().unwrap_or(-1.0));
+        for f in &fields {
+            key.push_str(&format!("|{}", doc[f.as_str()]));
+        }
+        let shown = canonical(hit).to_string();
+        match groups.last_mut() {
+            Some((k, hits)) if *k == key => {
+                hits.insert(shown);
+            }
+            _ => groups.push((key, std::collections::BTreeSet::from([shown]))),
+        }
+    }
+    groups
+}
+
+/// `v` with object keys sorted: each node lists a document's fields in the order they first
+/// appeared on that node (Meilisearch's fields-ids map), which no merge can change.
+pub fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => {
+            let sorted: std::collections::BTreeMap<&String, Value> =
+                o.iter().map(|(k, v)| (k, canonical(v))).collect();
+            json!(sorted)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
