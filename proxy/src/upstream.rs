@@ -72,66 +72,122 @@ impl NodeClient {
         result
     }
 
+    /// A connection taken from the pool may have been closed by the node while idle; it then
+    /// fails before any answer, where a new connection would have worked: try again, each
+    /// time on another connection.
     async fn exchange(
         &self,
         node: &NodeRuntime,
         req: &NodeRequest<'_>,
     ) -> Result<NodeResponse, UpstreamError> {
+        const STALE_RETRIES: u32 = 2;
+        let mut retries = 0;
+        loop {
+            match self.exchange_once(node, req).await {
+                Ok(resp) => return Ok(resp),
+                Err(f) if f.reused && !f.answered && retries < STALE_RETRIES => retries += 1,
+                Err(f) => return Err(f.error),
+            }
+        }
+    }
+
+    async fn exchange_once(
+        &self,
+        node: &NodeRuntime,
+        req: &NodeRequest<'_>,
+    ) -> Result<NodeResponse, Failure> {
         let peer = &node.peer;
-        let (mut session, _reused) = self
-            .connector
-            .get_http_session(peer)
-            .await
-            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
-        let protocol = |e: Box<pingora_core::Error>| UpstreamError::Protocol(e.to_string());
+        let (mut session, reused) =
+            self.connector
+                .get_http_session(peer)
+                .await
+                .map_err(|e| Failure {
+                    error: UpstreamError::Connect(e.to_string()),
+                    reused: false,
+                    answered: false,
+                })?;
+        let fail = |answered: bool| {
+            move |e: Box<pingora_core::Error>| Failure {
+                error: UpstreamError::Protocol(e.to_string()),
+                reused,
+                answered,
+            }
+        };
         let mut head =
-            RequestHeader::build(req.method, req.path.as_bytes(), None).map_err(protocol)?;
+            RequestHeader::build(req.method, req.path.as_bytes(), None).map_err(fail(false))?;
         head.insert_header("Host", node.host_header.as_str())
-            .map_err(protocol)?;
+            .map_err(fail(false))?;
         if let Some(auth) = req.auth {
             head.insert_header("Authorization", format!("Bearer {auth}"))
-                .map_err(protocol)?;
+                .map_err(fail(false))?;
         }
         if let Some(ct) = req.content_type {
-            head.insert_header("Content-Type", ct).map_err(protocol)?;
+            head.insert_header("Content-Type", ct)
+                .map_err(fail(false))?;
         }
         if let Some(id) = req.request_id {
-            head.insert_header("X-Request-Id", id).map_err(protocol)?;
+            head.insert_header("X-Request-Id", id)
+                .map_err(fail(false))?;
         }
         // Pingora frames a client body only by an explicit length.
         let body_len: usize = req.body.iter().map(Bytes::len).sum();
         if body_len > 0 || matches!(req.method, "POST" | "PUT" | "PATCH") {
             head.insert_header("Content-Length", body_len.to_string())
-                .map_err(protocol)?;
+                .map_err(fail(false))?;
         }
         session
             .write_request_header(Box::new(head))
             .await
-            .map_err(protocol)?;
+            .map_err(fail(false))?;
+        // A node may answer before reading the body (Meilisearch refuses a bad key at once and
+        // closes the connection): a failed body write still leaves an answer to read.
+        let mut body_error = None;
         for chunk in req.body {
-            session
-                .write_request_body(chunk.clone(), false)
-                .await
-                .map_err(protocol)?;
+            if let Err(e) = session.write_request_body(chunk.clone(), false).await {
+                body_error = Some(e);
+                break;
+            }
         }
-        session.finish_request_body().await.map_err(protocol)?;
-        session.read_response_header().await.map_err(protocol)?;
+        if body_error.is_none() {
+            if let Err(e) = session.finish_request_body().await {
+                body_error = Some(e);
+            }
+        }
+        if let Err(e) = session.read_response_header().await {
+            return Err(fail(false)(body_error.unwrap_or(e)));
+        }
         let status = session
             .response_header()
             .map(|h| h.status.as_u16())
-            .ok_or_else(|| UpstreamError::Protocol("no response header".into()))?;
+            .ok_or_else(|| Failure {
+                error: UpstreamError::Protocol("no response header".into()),
+                reused,
+                answered: false,
+            })?;
         let mut buf = BytesMut::new();
-        while let Some(chunk) = session.read_response_body().await.map_err(protocol)? {
+        while let Some(chunk) = session.read_response_body().await.map_err(fail(true))? {
             buf.extend_from_slice(&chunk);
         }
-        self.connector
-            .release_http_session(session, peer, Some(node.idle_timeout))
-            .await;
+        // A connection whose request was cut short is not reused.
+        if body_error.is_none() {
+            self.connector
+                .release_http_session(session, peer, Some(node.idle_timeout))
+                .await;
+        }
         Ok(NodeResponse {
             status,
             body: buf.freeze(),
         })
     }
+}
+
+/// Why one attempt failed, and whether trying again on another connection may help.
+struct Failure {
+    error: UpstreamError,
+    /// The connection came from the pool.
+    reused: bool,
+    /// The node had started answering.
+    answered: bool,
 }
 
 /// One request Miroir sends to a node.
