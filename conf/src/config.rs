@@ -40,6 +40,8 @@ pub struct Config {
     /// `None` when the metrics listener is disabled.
     pub metrics: Option<Metrics>,
     pub log: Log,
+    pub settings_sync: SettingsSync,
+    pub handoff: Handoff,
     pub(crate) placement: Placement,
 }
 
@@ -180,6 +182,25 @@ pub enum UnavailableShardPolicy {
 pub struct Admin {
     /// `None` disables the admin API.
     pub api_key: Option<Secret>,
+}
+
+/// The settings drift detector: compares every index's settings across nodes and repairs the
+/// odd node out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsSync {
+    pub enabled: bool,
+    /// Time between two sweeps over every index.
+    pub interval: Duration,
+}
+
+/// Hinted handoff: the writes a replica missed, kept in Miroir's data directory until the
+/// node is back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handoff {
+    /// Past this many bytes of hints a node is marked as needing a full resync.
+    pub max_bytes_per_node: u64,
+    /// How often nodes with hints are tried again.
+    pub replay_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

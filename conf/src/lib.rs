@@ -18,7 +18,7 @@ use std::path::Path;
 pub use address::{system_resolve, Resolve};
 pub use config::{
     Admin, Config, Health, Log, LogFormat, LogLevel, Metrics, Node, NodeAddress, Scatter, Scheme,
-    Server, TaskStore, Tls, UnavailableShardPolicy, Upstream, WriteQuorum,
+    Server, SettingsSync, TaskStore, Tls, UnavailableShardPolicy, Upstream, WriteQuorum,
 };
 pub use error::{ConfigError, Problem};
 pub use reload::restart_required;

@@ -38,6 +38,10 @@ pub(crate) struct RawConfig {
     pub metrics: RawMetrics,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub settings_sync: RawSettingsSync,
+    #[serde(default)]
+    pub handoff: RawHandoff,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +200,38 @@ impl Default for RawLog {
         Self {
             format: LogFormat::Text,
             level: LogLevel::Info,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawSettingsSync {
+    pub enabled: bool,
+    pub interval_ms: u64,
+}
+
+impl Default for RawSettingsSync {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawHandoff {
+    pub max_bytes_per_node: u64,
+    pub replay_interval_ms: u64,
+}
+
+impl Default for RawHandoff {
+    fn default() -> Self {
+        Self {
+            max_bytes_per_node: 1024 * 1024 * 1024,
+            replay_interval_ms: 250,
         }
     }
 }

@@ -11,13 +11,13 @@ use miroir_filters::routing::{GroupId, NodeId, Placement};
 
 use crate::address::{parse_node_url, Resolve};
 use crate::config::{
-    Admin, Config, Health, Log, Metrics, Node, NodeAddress, Scatter, Server, TaskStore, Tls,
-    Upstream,
+    Admin, Config, Handoff, Health, Log, Metrics, Node, NodeAddress, Scatter, Server, SettingsSync,
+    TaskStore, Tls, Upstream,
 };
 use crate::error::Problem;
 use crate::raw::{
-    RawBackend, RawConfig, RawHealth, RawMetrics, RawNode, RawScatter, RawServer, RawTaskStore,
-    RawUpstream,
+    RawBackend, RawConfig, RawHandoff, RawHealth, RawMetrics, RawNode, RawScatter, RawServer,
+    RawSettingsSync, RawTaskStore, RawUpstream,
 };
 use crate::secret::Secret;
 use crate::{ENV_ADMIN_API_KEY, ENV_MASTER_KEY, ENV_NODE_MASTER_KEY};
@@ -56,6 +56,8 @@ pub(crate) fn validate(raw: RawConfig, inputs: &Inputs<'_>) -> Result<Config, Ve
     let health = check.health(raw.health);
     let scatter = check.scatter(raw.scatter);
     let metrics = check.metrics(raw.metrics);
+    let settings_sync = check.settings_sync(raw.settings_sync);
+    let handoff = check.handoff(raw.handoff);
     check.distinct_listeners(&server, metrics.as_ref());
 
     match (check.problems.is_empty(), server, nodes, placement) {
@@ -82,6 +84,8 @@ pub(crate) fn validate(raw: RawConfig, inputs: &Inputs<'_>) -> Result<Config, Ve
                     format: raw.log.format,
                     level: raw.log.level,
                 },
+                settings_sync,
+                handoff,
                 placement,
             })
         }
@@ -199,6 +203,29 @@ impl Checker<'_> {
             unavailable_shard_policy: raw.unavailable_shard_policy,
             hedge_after_floor: Duration::from_millis(raw.hedge_after_ms_floor),
             max_hedges_per_query: raw.max_hedges_per_query,
+        }
+    }
+
+    fn handoff(&mut self, raw: RawHandoff) -> Handoff {
+        self.positive("handoff.max_bytes_per_node", raw.max_bytes_per_node);
+        Handoff {
+            max_bytes_per_node: raw.max_bytes_per_node,
+            replay_interval: self.duration("handoff.replay_interval_ms", raw.replay_interval_ms),
+        }
+    }
+
+    /// The interval is checked even when disabled, so enabling it later cannot fail a reload.
+    fn settings_sync(&mut self, raw: RawSettingsSync) -> SettingsSync {
+        let interval = self.duration("settings_sync.interval_ms", raw.interval_ms);
+        if interval < Duration::from_millis(100) && !interval.is_zero() {
+            self.problem(
+                "settings_sync.interval_ms",
+                "must be at least 100: every sweep reads every index's settings on every node",
+            );
+        }
+        SettingsSync {
+            enabled: raw.enabled,
+            interval,
         }
     }
 

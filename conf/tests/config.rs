@@ -136,6 +136,8 @@ fn minimal_config_gets_every_default() {
     assert_eq!(config.scatter.hedge_after_floor, Duration::from_millis(20));
     assert_eq!(config.scatter.max_hedges_per_query, 2);
     assert_eq!(config.admin.api_key, None);
+    assert!(config.settings_sync.enabled);
+    assert_eq!(config.settings_sync.interval, Duration::from_secs(30));
     assert_eq!(
         config.metrics.as_ref().map(|m| m.listen),
         Some("127.0.0.1:9090".parse().unwrap())
@@ -556,4 +558,18 @@ fn restart_is_required_for_listeners_threads_and_state() {
 fn restart_is_required_when_the_shard_count_changes() {
     let new = ok(&THREE_NODES.replace("shards = 16", "shards = 32"));
     assert_eq!(restart_required(&ok(THREE_NODES), &new), vec!["shards"]);
+}
+
+#[test]
+fn settings_sync_interval_is_validated_and_the_detector_can_be_disabled() {
+    let config =
+        ok(&(THREE_NODES.to_owned() + "\n[settings_sync]\nenabled = false\ninterval_ms = 500\n"));
+    assert!(!config.settings_sync.enabled);
+    assert_eq!(config.settings_sync.interval, Duration::from_millis(500));
+    let error = err(&(THREE_NODES.to_owned() + "\n[settings_sync]\ninterval_ms = 0\n"));
+    assert_problem(&error, "settings_sync.interval_ms", "greater than 0");
+    let error = err(&(THREE_NODES.to_owned() + "\n[settings_sync]\ninterval_ms = 50\n"));
+    assert_problem(&error, "settings_sync.interval_ms", "at least 100");
+    let error = err(&(THREE_NODES.to_owned() + "\n[settings_sync]\nintervall = \"30s\"\n"));
+    assert!(error.to_string().contains("intervall"), "{error}");
 }

@@ -1,0 +1,356 @@
+//! Index lifecycle through Miroir with a node down or refusing: a creation that did not reach
+//! every node fails naming the node and is undone everywhere; a deletion a node missed is
+//! replayed on it when it is back. Also instance-wide broadcasts (experimental features, and
+//! dumps and snapshots on real nodes) and the routes Miroir does not serve.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use meili_sim::ErrorRate;
+use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
+use miroir_testkit::{require_meili_bin, start_node, wait_task, NodeKind, TestNode};
+use serde_json::{json, Value};
+
+/// Sends `method path body` through Miroir, expects 202 and waits for the Miroir task.
+async fn task_through(base: &str, method: &str, path: &str, body: Option<Value>) -> Value {
+    let (status, summary) = call(base, method, path, body).await;
+    assert_eq!(status, 202, "{summary}");
+    let uid = summary["taskUid"].as_u64().expect("taskUid");
+    wait_task(base, KEY, uid).await
+}
+
+async fn index_status(url: &str, uid: &str) -> u16 {
+    call(url, "GET", &format!("/indexes/{uid}"), None).await.0
+}
+
+#[tokio::test]
+async fn creating_an_index_with_a_node_down_fails_naming_it_and_leaves_no_node_with_the_index() {
+    let c = cluster(3, "").await;
+    let base = c.miroir.url();
+    c.nodes[1].stop().await;
+
+    let task = task_through(
+        &base,
+        "POST",
+        "/indexes",
+        Some(json!({"uid": "movies", "primaryKey": "id"})),
+    )
+    .await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert_eq!(task["type"], "indexCreation");
+    let error = &task["error"];
+    assert_eq!(error["code"], "miroir_node_unreachable", "{task}");
+    assert!(
+        error["type"].is_string() && error["link"].is_string(),
+        "{error}"
+    );
+    assert!(
+        error["message"].as_str().unwrap_or("").contains("`n1`"),
+        "{error}"
+    );
+    // Undone before the task could be seen failed: no node holds the index.
+    for node in [&c.nodes[0], &c.nodes[2]] {
+        assert_eq!(index_status(&node.url(), "movies").await, 404);
+    }
+    assert_eq!(index_status(&base, "movies").await, 404);
+    let metrics = metrics_text(c.metrics_port).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "miroir_index_repairs_total{operation=\"index_creation_rollback\",result=\"applied\"}"
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+
+    c.nodes[1].restart().await.expect("restart");
+    assert_eq!(index_status(&c.nodes[1].url(), "movies").await, 404);
+    let task = task_through(
+        &base,
+        "POST",
+        "/indexes",
+        Some(json!({"uid": "movies", "primaryKey": "id"})),
+    )
+    .await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    for node in &c.nodes {
+        assert_eq!(index_status(&node.url(), "movies").await, 200);
+    }
+}
+
+#[tokio::test]
+async fn a_creation_one_node_refuses_with_a_server_error_is_undone_on_the_others() {
+    let c = cluster(3, "").await;
+    let base = c.miroir.url();
+    c.nodes[2].faults().set_error_rate(ErrorRate {
+        rate: 1.0,
+        status: 500,
+        path_prefix: Some("/indexes".into()),
+    });
+    let task = task_through(&base, "POST", "/indexes", Some(json!({"uid": "books"}))).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert_eq!(task["error"]["code"], "internal", "{task}");
+    assert!(
+        task["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("(node `n2`)"),
+        "{task}"
+    );
+    c.nodes[2].faults().clear();
+    for node in &c.nodes {
+        assert_eq!(index_status(&node.url(), "books").await, 404);
+    }
+}
+
+#[tokio::test]
+async fn a_creation_whose_task_fails_on_one_node_is_undone_on_the_others() {
+    let c = cluster(3, "").await;
+    let base = c.miroir.url();
+    c.nodes[0]
+        .faults()
+        .fail_next_task("internal", "disk on fire");
+    let task = task_through(&base, "POST", "/indexes", Some(json!({"uid": "songs"}))).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert_eq!(
+        task["error"]["message"], "disk on fire (node `n0`)",
+        "{task}"
+    );
+    let nodes = &c.nodes;
+    let gone = eventually(Duration::from_secs(5), || async move {
+        for node in nodes {
+            if index_status(&node.url(), "songs").await != 404 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert!(gone, "the index stayed on the nodes that created it");
+}
+
+#[tokio::test]
+async fn a_deletion_a_down_node_missed_is_replayed_when_it_is_back() {
+    let c = cluster(3, "").await;
+    let base = c.miroir.url();
+    let task = task_through(&base, "POST", "/indexes", Some(json!({"uid": "films"}))).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    c.nodes[2].stop().await;
+
+    let task = task_through(&base, "DELETE", "/indexes/films", None).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(
+        task["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("`n2`"),
+        "{task}"
+    );
+    for node in [&c.nodes[0], &c.nodes[1]] {
+        assert_eq!(index_status(&node.url(), "films").await, 404);
+    }
+
+    c.nodes[2].restart().await.expect("restart");
+    let back = &c.nodes[2];
+    let replayed = eventually(Duration::from_secs(5), || async move {
+        index_status(&back.url(), "films").await == 404
+    })
+    .await;
+    assert!(replayed, "the missed deletion was not replayed on n2");
+    let port = c.metrics_port;
+    let counted = eventually(Duration::from_secs(2), || async move {
+        let metrics = metrics_text(port).await;
+        sample(
+            &metrics,
+            "miroir_index_repairs_total{operation=\"index_deletion\",result=\"applied\"}",
+        ) == Some(1.0)
+    })
+    .await;
+    assert!(counted, "{}", metrics_text(port).await);
+}
+
+#[tokio::test]
+async fn an_update_and_a_swap_a_down_node_missed_are_replayed_in_order_when_it_is_back() {
+    let c = cluster(3, "").await;
+    let base = c.miroir.url();
+    for uid in ["films", "films_new"] {
+        let task = task_through(&base, "POST", "/indexes", Some(json!({"uid": uid}))).await;
+        assert_eq!(task["status"], "succeeded", "{task}");
+    }
+    c.nodes[1].stop().await;
+    let task = task_through(
+        &base,
+        "PATCH",
+        "/indexes/films",
+        Some(json!({"primaryKey": "code"})),
+    )
+    .await;
+    assert_eq!(task["status"], "failed", "{task}");
+    let task = task_through(
+        &base,
+        "POST",
+        "/swap-indexes",
+        Some(json!([{"indexes": ["films", "films_new"]}])),
+    )
+    .await;
+    assert_eq!(task["status"], "failed", "{task}");
+    let primary_key = |url: String, uid: &'static str| async move {
+        call(&url, "GET", &format!("/indexes/{uid}"), None).await.1["primaryKey"].clone()
+    };
+    // On the nodes that were up, the primary key moved with the swap.
+    assert_eq!(primary_key(c.nodes[0].url(), "films_new").await, "code");
+    assert_eq!(primary_key(c.nodes[0].url(), "films").await, Value::Null);
+
+    c.nodes[1].restart().await.expect("restart");
+    let back = c.nodes[1].url();
+    let replayed = eventually(Duration::from_secs(5), || {
+        let back = back.clone();
+        async move {
+            primary_key(back.clone(), "films_new").await == "code"
+                && primary_key(back, "films").await == Value::Null
+        }
+    })
+    .await;
+    assert!(replayed, "n1 did not get the update, then the swap");
+}
+
+#[tokio::test]
+async fn an_experimental_feature_changed_through_miroir_is_on_on_every_node() {
+    let c = cluster(3, "").await;
+    let (status, body) = call(
+        &c.miroir.url(),
+        "PATCH",
+        "/experimental-features",
+        Some(json!({"containsFilter": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["containsFilter"], true, "{body}");
+    for node in &c.nodes {
+        let (status, features) = call(&node.url(), "GET", "/experimental-features", None).await;
+        assert_eq!(status, 200);
+        assert_eq!(features["containsFilter"], true, "{features}");
+    }
+}
+
+#[tokio::test]
+async fn network_and_chat_routes_answer_a_meilisearch_error_saying_miroir_does_not_serve_them() {
+    let c = cluster(2, "").await;
+    let base = c.miroir.url();
+    for (method, path, template) in [
+        ("GET", "/chats", "/chats"),
+        (
+            "GET",
+            "/chats/support/settings",
+            "/chats/{workspace}/settings",
+        ),
+        (
+            "POST",
+            "/chats/support/chat/completions",
+            "/chats/{workspace}/chat/completions",
+        ),
+        ("POST", "/network/control", "/network/control"),
+    ] {
+        let body = (method == "POST").then(|| json!({}));
+        let (status, err) = call(&base, method, path, body).await;
+        assert_eq!(status, 501, "{path}: {err}");
+        assert_eq!(err["code"], "miroir_unsupported_route", "{path}: {err}");
+        assert_eq!(err["type"], "invalid_request");
+        assert!(err["link"].as_str().unwrap_or("").starts_with("https://"));
+        let message = err["message"].as_str().unwrap_or("");
+        assert!(
+            message.contains("not supported by Miroir") && message.contains(template),
+            "{path}: {message}"
+        );
+    }
+    // Miroir's own topology will answer `/network`; until then it says so, in the same shape.
+    let (status, err) = call(&base, "GET", "/network", None).await;
+    assert_eq!(status, 501, "{err}");
+    assert!(
+        err["code"].as_str().unwrap_or("").starts_with("miroir_"),
+        "{err}"
+    );
+    assert!(err["message"].as_str().unwrap_or("").contains("/network"));
+    for node in &c.nodes {
+        let (_, direct) = call(&node.url(), "GET", "/network", None).await;
+        assert_ne!(direct, err, "a node's own answer leaked through");
+    }
+}
+
+#[tokio::test]
+async fn dumps_and_snapshots_over_three_real_nodes_are_one_task_that_succeeds() {
+    let _bin = require_meili_bin!();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(start_node(NodeKind::Real, KEY).await);
+    }
+    let miroir = real_miroir(&nodes).await;
+    let base = miroir.url();
+    let task = task_through(&base, "POST", "/indexes", Some(json!({"uid": "movies"}))).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    for (path, kind) in [
+        ("/dumps", "dumpCreation"),
+        ("/snapshots", "snapshotCreation"),
+    ] {
+        let (status, summary) = call(&base, "POST", path, None).await;
+        assert_eq!(status, 202, "{path}: {summary}");
+        assert_eq!(summary["type"], kind, "{summary}");
+        let uid = summary["taskUid"].as_u64().expect("taskUid");
+        let task = wait_task(&base, KEY, uid).await;
+        assert_eq!(task["status"], "succeeded", "{path}: {task}");
+        assert_eq!(task["uid"], uid);
+        println!("{path} through Miroir over 3 real nodes: {task}");
+        // One Miroir task: the list shows it once.
+        let (_, page) = call(&base, "GET", &format!("/tasks?types={kind}"), None).await;
+        assert_eq!(page["total"], 1, "{page}");
+    }
+}
+
+/// Miroir in front of real nodes `n0`, `n1`, ...
+async fn real_miroir(nodes: &[TestNode]) -> MiroirProcess {
+    let (port, metrics_port) = (free_port(), free_port());
+    let mut toml = format!(
+        "shards = 8\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n[server]\nport = {port}\n\n\
+         [metrics]\nport = {metrics_port}\n\n"
+    );
+    for (i, node) in nodes.iter().enumerate() {
+        toml.push_str(&format!(
+            "[[nodes]]\nid = \"n{i}\"\naddress = \"{}\"\n\n",
+            node.url()
+        ));
+    }
+    MiroirProcess::start(miroir_bin(), &toml, port).await
+}
+
+#[tokio::test]
+async fn real_nodes_a_creation_with_a_node_down_fails_and_is_undone() {
+    let _bin = require_meili_bin!();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(start_node(NodeKind::Real, KEY).await);
+    }
+    let miroir = real_miroir(&nodes).await;
+    let base = miroir.url();
+    nodes[1].stop().await;
+    let task = task_through(&base, "POST", "/indexes", Some(json!({"uid": "movies"}))).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(
+        task["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("`n1`"),
+        "{task}"
+    );
+    for node in [&nodes[0], &nodes[2]] {
+        assert_eq!(index_status(&node.url(), "movies").await, 404);
+    }
+    nodes[1].restart().await;
+    let task = task_through(&base, "POST", "/indexes", Some(json!({"uid": "movies"}))).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    for node in &nodes {
+        assert_eq!(index_status(&node.url(), "movies").await, 200);
+    }
+    println!("real nodes: failed creation undone, then created on all 3");
+}
