@@ -56,7 +56,8 @@ pub fn topology(shared: &Shared, rt: &Runtime) -> Value {
         .iter()
         .map(|n| {
             let health = shared.health(&n.id);
-            let healthy = health.as_ref().is_none_or(|h| h.is_healthy());
+            let state = shared.node_state(&n.id);
+            let backlog = shared.hints.backlog(n.id.as_str());
             let shards: Vec<u32> = p
                 .index_of(n.id.as_str())
                 .map(|i| p.shards_of(i).iter().map(|s| s.0).collect())
@@ -65,8 +66,13 @@ pub fn topology(shared: &Shared, rt: &Runtime) -> Value {
                 "id": n.id.as_ref(),
                 "address": n.addr.to_string(),
                 "replicaGroup": n.group,
-                "status": if healthy { "active" } else { "failed" },
-                "lastChangeMs": health.map(|h| h.last_change_ms()),
+                "status": state.as_str(),
+                "servesReads": state.serves_reads(),
+                "lastChangeMs": health.as_ref().map(|h| h.last_change_ms()),
+                "consecutiveFailures": health.as_ref().map(|h| h.consecutive_failures()),
+                "pendingHints": backlog.hints,
+                "pendingHintBytes": backlog.bytes,
+                "needsResync": backlog.needs_resync,
                 "shards": shards,
             })
         })

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use miroir_filters::error::{Code, MiroirError};
-use miroir_tasks::{Created, NewTask, NodeTask};
+use miroir_handoff::{Hint, Seq};
+use miroir_tasks::{Created, NewTask, NodeTask, Replay};
 use serde_json::{json, Value};
 
-use crate::shard_field;
 use crate::state::{Runtime, Shared};
 use crate::upstream::{NodeRequest, NodeResponse, UpstreamError};
+use crate::{handoff, index_lifecycle, settings_sync, shard_field};
 
 /// A client request Miroir handles itself, with its body read and credentials translated.
 pub struct Incoming {
@@ -99,26 +100,56 @@ pub async fn to_all(
     futures::future::join_all(sends).await
 }
 
-/// A read any node can answer: the first answer that is not a server error, trying the next
-/// healthy node on failure. `Err` when no node answered.
+/// A read any node can answer: the first answer that is not a server error. The next healthy
+/// node is asked too when one fails, or is slower than the hedge delay (a hanging node must
+/// not hold the read until the node timeout). `Err` when no node answered.
 pub async fn read_any(
     shared: &Shared,
     rt: &Runtime,
     path: &str,
     auth: Option<&str>,
 ) -> Result<NodeResponse, Reply> {
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let hedge_after = rt
+        .config
+        .scatter
+        .hedge_after_floor
+        .max(Duration::from_millis(50));
+    let req = NodeRequest::get(path, auth);
+    let send = |i: usize| {
+        let req = &req;
+        async move {
+            let result = shared
+                .client
+                .send(&rt.nodes[i], req, rt.config.scatter.node_timeout)
+                .await;
+            shared.observe(
+                rt,
+                &rt.nodes[i].id,
+                matches!(&result, Ok(r) if r.status < 500),
+                false,
+            );
+            result
+        }
+    };
     let mut tried = Vec::new();
-    while let Some(i) = shared.pick_node(rt, &tried) {
-        tried.push(i);
-        let req = NodeRequest::get(path, auth);
-        if let Ok(resp) = shared
-            .client
-            .send(&rt.nodes[i], &req, rt.config.scatter.node_timeout)
-            .await
-        {
-            if resp.status < 500 {
-                return Ok(resp);
-            }
+    let mut pending = FuturesUnordered::new();
+    loop {
+        let next = shared.pick_node(rt, &tried);
+        if let Some(i) = next {
+            tried.push(i);
+            pending.push(send(i));
+        } else if pending.is_empty() {
+            break;
+        }
+        let more = next.is_some() && tried.len() < rt.nodes.len();
+        tokio::select! {
+            answer = pending.next() => match answer {
+                Some(Ok(resp)) if resp.status < 500 => return Ok(resp),
+                Some(_) => {}
+                None => break,
+            },
+            _ = tokio::time::sleep(hedge_after), if more => {}
         }
     }
     Err(Reply::error(&MiroirError::new(
@@ -174,14 +205,97 @@ fn with_key_uid(inc: &Incoming) -> Bytes {
 pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
     let body = [shard_field::rewrite_update(inc.route, &with_key_uid(inc))];
     let chunks: &[Bytes] = if body[0].is_empty() { &[] } else { &body };
-    let results = to_all(
-        shared,
-        rt,
-        inc.node_request(chunks),
-        rt.config.scatter.node_timeout,
-    )
-    .await;
+    let (results, hinted) = match (handoff::hinted_route(inc.route), &inc.index_uid) {
+        (true, Some(index)) => send_or_hint(shared, rt, inc, index, chunks).await,
+        _ => {
+            let results = to_all(
+                shared,
+                rt,
+                inc.node_request(chunks),
+                rt.config.scatter.node_timeout,
+            )
+            .await;
+            (results, Vec::new())
+        }
+    };
+    let lost: Vec<usize> = (0..rt.nodes.len())
+        .filter(|i| {
+            handoff::hinted_route(inc.route)
+                && !matches!(&results[*i], Ok(resp) if resp.status < 500)
+                && !hinted.iter().any(|(h, _)| h == i)
+        })
+        .collect();
+    let reply = broadcast_outcome(shared, rt, inc, &body, results, &hinted).await;
+    if reply.status == 202 {
+        for i in lost {
+            handoff::lost(shared, &rt.nodes[i].id);
+        }
+    } else {
+        // Not acknowledged: nothing of it is replayed later.
+        let hints: Vec<_> = hinted
+            .iter()
+            .map(|(i, seq)| (rt.nodes[*i].id.clone(), *seq))
+            .collect();
+        handoff::forget(shared, &hints);
+    }
+    reply
+}
 
+/// Index writes a node may miss and get later as a hint: document deletions and edits, and
+/// settings. Index creation, deletion and swaps are not (see `index_lifecycle`).
+async fn send_or_hint(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+    chunks: &[Bytes],
+) -> (Vec<NodeResult>, Vec<(usize, Seq)>) {
+    let order = shared.write_order(index_uid);
+    let _turn = order.lock().await;
+    let timeout = rt.config.scatter.node_timeout;
+    let req = inc.node_request(chunks);
+    let sends = rt.nodes.iter().map(|node| {
+        let req = &req;
+        async move {
+            if handoff::must_queue(shared, &node.id) {
+                return Err(UpstreamError::Connect(
+                    "queued behind earlier writes".into(),
+                ));
+            }
+            let result = shared.client.send(node, req, timeout).await;
+            let answered = matches!(&result, Ok(resp) if resp.status < 500);
+            shared.observe(rt, &node.id, answered, false);
+            result
+        }
+    });
+    let results = futures::future::join_all(sends).await;
+    let mut hinted = Vec::new();
+    for (i, result) in results.iter().enumerate() {
+        if matches!(result, Ok(resp) if resp.status < 500) {
+            continue;
+        }
+        let hint = Hint {
+            index_uid: index_uid.to_owned(),
+            method: inc.method.clone(),
+            path: inc.path.clone(),
+            content_type: inc.content_type.clone(),
+            body: chunks.concat(),
+        };
+        if let Some(seq) = handoff::hint(shared, &rt.nodes[i].id, &hint) {
+            hinted.push((i, seq));
+        }
+    }
+    (results, hinted)
+}
+
+async fn broadcast_outcome(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    body: &[Bytes; 1],
+    results: Vec<NodeResult>,
+    hinted: &[(usize, Seq)],
+) -> Reply {
     forget_index_state(shared, inc);
     let accepted = results
         .iter()
@@ -200,14 +314,22 @@ pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
             }
         }
         // A new index gets `_miroir_shard` filterable before any document can arrive: the
-        // settings task queues right behind the creation on every node.
+        // settings task queues right behind the creation on every node. A creation some
+        // node refused is undone instead, before the client hears of the (failed) task.
         if inc.route == "indexes.create" {
             let created = serde_json::from_slice::<Value>(&inc.body).ok();
             if let Some(uid) = created.as_ref().and_then(|v| v["uid"].as_str()) {
-                shard_field::restore(shared, rt, inc, uid).await;
+                if accepted == results.len() {
+                    shard_field::restore(shared, rt, inc, uid).await;
+                } else {
+                    shared.shard_filterable.remove(uid);
+                }
             }
+            index_lifecycle::after_creation(shared, rt, inc, &results).await;
         }
-        return record_task(shared, rt, inc, &results).await;
+        index_lifecycle::after_change(shared, rt, inc, &body[0], &results);
+        settings_sync::after_update(shared, rt, inc, &results);
+        return record_task(shared, rt, inc, &results, hinted).await;
     }
     let ok = |r: &&NodeResult| {
         r.as_ref()
@@ -287,6 +409,7 @@ async fn record_task(
     rt: &Runtime,
     inc: &Incoming,
     results: &[NodeResult],
+    hinted: &[(usize, Seq)],
 ) -> Reply {
     let first = results.iter().find_map(|r| {
         accepted_task_uid(r)
@@ -298,7 +421,10 @@ async fn record_task(
         .nodes
         .iter()
         .zip(results)
-        .map(|(node, r)| match accepted_task_uid(r) {
+        .enumerate()
+        // A node that gets the write as a hint later has no part of its own yet.
+        .filter(|(i, _)| !hinted.iter().any(|(h, _)| h == i))
+        .map(|(_, (node, r))| match accepted_task_uid(r) {
             Some(uid) => NodeTask {
                 node: node.id.to_string(),
                 task_uid: Some(uid),
@@ -320,9 +446,22 @@ async fn record_task(
         details: None,
     };
     match crate::tasks::create(shared, task, None).await {
-        Ok(Created::New(record)) | Ok(Created::Replayed(record)) => {
+        Ok(Created::New(mut record)) => {
+            if !hinted.is_empty() {
+                record.replays = hinted
+                    .iter()
+                    .map(|(i, seq)| Replay {
+                        node: rt.nodes[*i].id.to_string(),
+                        seq: seq.0,
+                    })
+                    .collect();
+                if let Err(e) = shared.tasks.update(&record) {
+                    log::error!(target: "miroir::broadcast", "task {}: could not record its pending replays: {e}", record.uid.0);
+                }
+            }
             Reply::json(202, &crate::tasks::summary(&record))
         }
+        Ok(Created::Replayed(record)) => Reply::json(202, &crate::tasks::summary(&record)),
         Ok(Created::KeyReused { .. }) => Reply::error(&MiroirError::new(
             Code::Internal,
             "unexpected idempotency state",

@@ -1,5 +1,5 @@
-//! Active health checks: `GET /health` on every node each interval; a node flips state after
-//! the configured number of consecutive failures or successes.
+//! Active health checks: `GET /health` on every node each interval, fed into each node's
+//! state machine (`node_state`) next to the passive signals of live traffic.
 
 use std::sync::Arc;
 
@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 
-use crate::metrics;
 use crate::state::Shared;
 use crate::upstream::{NodeClient, NodeRequest};
 
@@ -28,22 +27,7 @@ impl HealthChecker {
             (node, ok)
         });
         for (node, ok) in futures::future::join_all(checks).await {
-            let Some(health) = self.shared.health(&node.id) else {
-                continue;
-            };
-            if let Some(now_healthy) =
-                health.record(ok, hc.healthy_threshold, hc.unhealthy_threshold)
-            {
-                metrics::get()
-                    .node_healthy
-                    .with_label_values(&[node.id.as_str()])
-                    .set(i64::from(now_healthy));
-                if now_healthy {
-                    log::info!(target: "miroir::health", "node {} ({}) is healthy again", node.id, node.addr);
-                } else {
-                    log::warn!(target: "miroir::health", "node {} ({}) failed its health checks", node.id, node.addr);
-                }
-            }
+            self.shared.observe(&rt, &node.id, ok, true);
         }
     }
 }

@@ -4,8 +4,8 @@
 use std::sync::OnceLock;
 
 use prometheus::{
-    register_histogram_vec, register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
-    HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
+    register_int_gauge_vec, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
 
 pub struct Metrics {
@@ -21,6 +21,25 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     /// 1 when the node passes its health checks.
     pub node_healthy: IntGaugeVec,
+    /// 1 for the node's current state (`active`, `suspect`, `failed`, `recovering`).
+    pub node_state: IntGaugeVec,
+    /// Hints waiting per node, and their bytes.
+    pub hints_pending: IntGaugeVec,
+    pub hint_bytes: IntGaugeVec,
+    /// Hints by node and outcome (`stored`, `replayed`, `dropped`, `full`).
+    pub hints: IntCounterVec,
+    /// Index operations Miroir undid or replayed on one node (`operation`, `result`).
+    pub index_repairs: IntCounterVec,
+    /// A node left holding a different set of indexes than the others: a rollback or a replay
+    /// that failed, or gave up (`operation`).
+    pub index_divergence: IntCounterVec,
+    /// Indexes present on some nodes and missing on others, at the last settings sweep.
+    pub indexes_diverged: IntGauge,
+    /// Settings of one node patched back to the majority's.
+    pub settings_drift_repaired: IntCounter,
+    /// Indexes whose settings differ across nodes and were not repaired (no majority, or a
+    /// setting Miroir cannot copy), at the last check.
+    pub settings_drift_unresolved: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -78,8 +97,83 @@ pub fn get() -> &'static Metrics {
                 &["node"]
             )
             .expect("register miroir_node_healthy"),
+            node_state: register_int_gauge_vec!(
+                "miroir_node_state",
+                "1 for the node's current state (active, suspect, failed, recovering)",
+                &["node", "state"]
+            )
+            .expect("register miroir_node_state"),
+            hints_pending: register_int_gauge_vec!(
+                "miroir_hints_pending",
+                "Writes waiting for replay to a node",
+                &["node"]
+            )
+            .expect("register miroir_hints_pending"),
+            hint_bytes: register_int_gauge_vec!(
+                "miroir_hint_bytes",
+                "Bytes of writes waiting for replay to a node",
+                &["node"]
+            )
+            .expect("register miroir_hint_bytes"),
+            hints: register_int_counter_vec!(
+                "miroir_hints_total",
+                "Hinted writes by node and outcome (stored, replayed, dropped, full)",
+                &["node", "outcome"]
+            )
+            .expect("register miroir_hints_total"),
+            index_repairs: register_int_counter_vec!(
+                "miroir_index_repairs_total",
+                "Index operations undone or replayed on one node, by operation and result",
+                &["operation", "result"]
+            )
+            .expect("register miroir_index_repairs_total"),
+            index_divergence: register_int_counter_vec!(
+                "miroir_index_divergence_total",
+                "Nodes left with different indexes than the others after a failed rollback or replay",
+                &["operation"]
+            )
+            .expect("register miroir_index_divergence_total"),
+            indexes_diverged: register_int_gauge!(
+                "miroir_indexes_diverged",
+                "Indexes present on some nodes and missing on others at the last settings sweep"
+            )
+            .expect("register miroir_indexes_diverged"),
+            settings_drift_repaired: register_int_counter!(
+                "miroir_settings_drift_repaired_total",
+                "Nodes whose index settings were patched back to the majority's"
+            )
+            .expect("register miroir_settings_drift_repaired_total"),
+            settings_drift_unresolved: register_int_gauge!(
+                "miroir_settings_drift_unresolved",
+                "Indexes whose settings differ across nodes without a repair, at the last check"
+            )
+            .expect("register miroir_settings_drift_unresolved"),
         }
     })
+}
+
+/// Publishes a node's state: one gauge per state, 1 for the current one.
+pub fn set_node_state(node: &str, state: crate::node_state::NodeState) {
+    let m = get();
+    for s in crate::node_state::NodeState::ALL {
+        m.node_state
+            .with_label_values(&[node, s.as_str()])
+            .set(i64::from(s == state));
+    }
+    m.node_healthy
+        .with_label_values(&[node])
+        .set(i64::from(state.serves_reads()));
+}
+
+/// Publishes a node's hint backlog.
+pub fn set_backlog(node: &str, backlog: miroir_handoff::NodeBacklog) {
+    let m = get();
+    m.hints_pending
+        .with_label_values(&[node])
+        .set(i64::try_from(backlog.hints).unwrap_or(i64::MAX));
+    m.hint_bytes
+        .with_label_values(&[node])
+        .set(i64::try_from(backlog.bytes).unwrap_or(i64::MAX));
 }
 
 /// A status code as a label, without allocating for the common ones.

@@ -301,11 +301,14 @@ impl<R: ShardRequest> Scatter<'_, R> {
             // A 4xx is the request's fault: every replica would say the same.
             Ok(resp) if resp.status < 500 => {
                 flight.finish(None);
+                self.shared.observe(self.rt, &runtime_node.id, true, false);
                 Some(resp)
             }
             _ => {
-                // A failure counts as a slow answer so the node is avoided for a while.
+                // A failure counts as a slow answer so the node is avoided for a while, and
+                // as a failed passive check.
                 flight.finish(Some(self.rt.config.scatter.node_timeout));
+                self.shared.observe(self.rt, &runtime_node.id, false, false);
                 None
             }
         }

@@ -10,8 +10,10 @@ use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
 
 use crate::health::HealthChecker;
+use crate::index_lifecycle::LifecycleRepairer;
 use crate::reload::Reloader;
 use crate::service::MiroirProxy;
+use crate::settings_sync::SettingsSync;
 use crate::state::Shared;
 use crate::upstream::NodeClient;
 
@@ -114,6 +116,22 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
         client: NodeClient::new(pool_size),
     };
     server.add_service(background_service("health checks", checker));
+    server.add_service(background_service(
+        "hint replay",
+        crate::handoff::Replayer {
+            shared: shared.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "index lifecycle repairs",
+        LifecycleRepairer {
+            shared: shared.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "settings drift detector",
+        SettingsSync::new(shared.clone()),
+    ));
     if let Some(path) = config_path {
         server.add_service(background_service(
             "config reload",

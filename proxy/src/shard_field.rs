@@ -3,6 +3,7 @@
 //! every node filter, so the field must stay filterable.
 
 use bytes::Bytes;
+use miroir_filters::search::display;
 use miroir_filters::write::SHARD_FIELD;
 use serde_json::{json, Value};
 
@@ -10,9 +11,13 @@ use crate::broadcast::{self, Incoming, Reply};
 use crate::state::{Runtime, Shared};
 use crate::upstream::NodeRequest;
 
-/// Routes whose answer lists filterable attributes: Miroir reads them itself to hide the field.
+/// Routes whose answer lists filterable attributes (Miroir reads them itself to hide the
+/// field) or the displayed attributes (to show the client's list, not the nodes').
 pub fn hides(route: &str) -> bool {
-    matches!(route, "settings.get" | "settings.filterable_attributes.get")
+    matches!(
+        route,
+        "settings.get" | "settings.filterable_attributes.get" | "settings.displayed_attributes.get"
+    )
 }
 
 fn is_shard_rule(rule: &Value) -> bool {
@@ -25,7 +30,8 @@ fn is_shard_rule(rule: &Value) -> bool {
     }
 }
 
-fn with_shard(list: &Value) -> Value {
+/// The filterable attributes `list` with `_miroir_shard` among them.
+pub(crate) fn with_shard(list: &Value) -> Value {
     let mut rules = list.as_array().cloned().unwrap_or_default();
     if !rules.iter().any(is_shard_rule) {
         rules.push(json!(SHARD_FIELD));
@@ -35,6 +41,8 @@ fn with_shard(list: &Value) -> Value {
 
 /// The body of a settings update with `_miroir_shard` kept among the filterable attributes.
 pub fn rewrite_update(route: &str, body: &Bytes) -> Bytes {
+    // The nodes display more than the client's `displayedAttributes` (see `display`).
+    let body = &display::rewrite_update(route, body).map_or_else(|| body.clone(), Bytes::from);
     let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
         // Unreadable: the nodes reject it with Meilisearch's own error.
         return body.clone();
@@ -62,23 +70,66 @@ pub fn sets_filterable(route: &str, body: &Bytes) -> bool {
     }
 }
 
-/// Whether a broadcast route resets the filterable attributes, so the field must be put back.
+/// Whether a broadcast route resets the filterable attributes, so the field must be put back,
+/// or changes what the nodes must display for the merge (then [`restore`] widens it).
 pub fn resets(route: &str) -> bool {
+    filterable_reset(route) || display::affects_display(route)
+}
+
+fn filterable_reset(route: &str) -> bool {
     matches!(
         route,
         "settings.reset" | "settings.filterable_attributes.reset"
     )
 }
 
-/// Removes `_miroir_shard` from a settings answer (the whole settings or the filterable list).
+/// Removes `_miroir_shard` from a settings answer (the whole settings or the filterable list)
+/// and cuts the displayed list back to the client's.
 pub fn strip(route: &str, body: &[u8]) -> Option<Vec<u8>> {
     let mut value: Value = serde_json::from_slice(body).ok()?;
+    // The client's `displayedAttributes` is the nodes' list up to Miroir's marker.
+    let displayed = match route {
+        "settings.get" => value.get_mut("displayedAttributes"),
+        "settings.displayed_attributes.get" => Some(&mut value),
+        _ => None,
+    };
+    if let Some(list) = displayed.and_then(Value::as_array_mut) {
+        if let Some(at) = list.iter().position(|a| a == display::MARKER) {
+            list.truncate(at);
+        }
+    }
+    if route == "settings.displayed_attributes.get" {
+        return serde_json::to_vec(&value).ok();
+    }
     let list = match route {
         "settings.get" => value.get_mut("filterableAttributes")?,
         _ => &mut value,
     };
     list.as_array_mut()?.retain(|r| !is_shard_rule(r));
     serde_json::to_vec(&value).ok()
+}
+
+/// Hides Miroir's additions from a settings task's `details` (what the nodes were sent):
+/// `_miroir_shard` among the filterable attributes, and the displayed attributes past the
+/// marker.
+pub fn strip_task_details(view: &mut Value) {
+    let Some(details) = view.get_mut("details").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(list) = details
+        .get_mut("filterableAttributes")
+        .and_then(Value::as_array_mut)
+    {
+        list.retain(|r| !is_shard_rule(r));
+    }
+    if let Some(list) = details
+        .get_mut("displayedAttributes")
+        .and_then(Value::as_array_mut)
+    {
+        if let Some(at) = list.iter().position(|a| a == display::MARKER) {
+            list.truncate(at);
+        }
+    }
 }
 
 /// Sends the filterable attributes plus `_miroir_shard` to every node (a settings task each,
@@ -141,8 +192,15 @@ pub async fn ensure(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &s
     }
 }
 
-/// After a reset of the filterable attributes, puts the field back on every node.
+/// After a reset of the filterable attributes, puts the field back on every node; after an
+/// update the display depends on, widens the nodes' displayed list for the merge.
 pub async fn restore(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) {
+    if display::affects_display(inc.route) {
+        crate::search::repair_display(shared, rt, inc, index_uid).await;
+        if !filterable_reset(inc.route) {
+            return;
+        }
+    }
     shared.shard_filterable.remove(index_uid);
     add_everywhere(shared, rt, inc, index_uid, &json!([])).await;
 }

@@ -3,13 +3,14 @@
 //! which outlives reloads.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use miroir_conf::{Config, Scheme, TaskStore as TaskStoreConfig};
+use miroir_handoff::HintStore;
 use miroir_tasks::{EmbeddedStore, TaskStore};
 
 use crate::scatter::Latencies;
@@ -20,6 +21,7 @@ use pingora_core::upstreams::peer::HttpPeer;
 use std::time::Instant;
 
 use crate::metrics;
+use crate::node_state::{NodeHealth, NodeState, Thresholds, Transition};
 
 /// One node as requests need it: an `HttpPeer` prepared once per config version.
 pub struct NodeRuntime {
@@ -81,59 +83,11 @@ impl Runtime {
     }
 }
 
-/// Health of one node, driven by the active checker.
-pub struct NodeHealth {
-    healthy: AtomicBool,
-    consecutive_ok: AtomicU32,
-    consecutive_fail: AtomicU32,
-    /// Unix millis of the last state change.
-    last_change_ms: std::sync::atomic::AtomicU64,
-}
-
-impl NodeHealth {
-    fn new() -> Self {
-        // Optimistic until proven otherwise, so a fresh start serves at once.
-        Self {
-            healthy: AtomicBool::new(true),
-            consecutive_ok: AtomicU32::new(0),
-            consecutive_fail: AtomicU32::new(0),
-            last_change_ms: std::sync::atomic::AtomicU64::new(now_ms()),
-        }
+fn thresholds(rt: &Runtime) -> Thresholds {
+    Thresholds {
+        unhealthy: rt.config.health.unhealthy_threshold,
+        healthy: rt.config.health.healthy_threshold,
     }
-
-    pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
-    }
-
-    pub fn last_change_ms(&self) -> u64 {
-        self.last_change_ms.load(Ordering::Relaxed)
-    }
-
-    /// Records one check; returns `Some(new_state)` when the state flipped.
-    pub fn record(&self, ok: bool, healthy_after: u32, unhealthy_after: u32) -> Option<bool> {
-        let (streak, other) = if ok {
-            (&self.consecutive_ok, &self.consecutive_fail)
-        } else {
-            (&self.consecutive_fail, &self.consecutive_ok)
-        };
-        other.store(0, Ordering::Relaxed);
-        let n = streak.fetch_add(1, Ordering::Relaxed).saturating_add(1);
-        let threshold = if ok { healthy_after } else { unhealthy_after };
-        let was = self.is_healthy();
-        if was != ok && n >= threshold.max(1) {
-            self.healthy.store(ok, Ordering::Relaxed);
-            self.last_change_ms.store(now_ms(), Ordering::Relaxed);
-            return Some(ok);
-        }
-        None
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Everything shared by the proxy service and the background services.
@@ -153,18 +107,33 @@ pub struct Shared {
     pub shard_filterable: DashMap<String, ()>,
     /// Rotates reads across replica groups.
     pub read_rotation: AtomicU64,
+    /// Index operations to undo or replay on one node (`index_lifecycle`).
+    pub lifecycle_jobs: crate::index_lifecycle::Jobs,
+    /// Indexes to compare across nodes once a settings update finished (`settings_sync`).
+    pub settings_checks: crate::settings_sync::Checks,
+    /// Writes replicas missed, waiting for replay.
+    pub hints: Arc<HintStore>,
+    /// Per index: held while a write is handed to the nodes (or to their hint queues), so
+    /// every replica receives an index's writes in the order Miroir accepted them.
+    write_order: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Nodes whose hints are being replayed: not caught up even once their queue is empty.
+    pub replaying: DashMap<NodeId, ()>,
+    /// Clients' keys resolved to their rights, for the routes Miroir answers itself.
+    pub access: crate::access::Cache,
 }
 
 impl Shared {
     /// Opens the task store the configuration names.
     pub fn open(config: Config) -> Result<Arc<Self>, String> {
-        let tasks: Arc<dyn TaskStore> = match &config.task_store {
+        let (tasks, hints): (Arc<dyn TaskStore>, _) = match &config.task_store {
             TaskStoreConfig::Embedded { path } => {
+                let hints_file = path.join("hints.redb");
+                let hints = HintStore::open(&hints_file)
+                    .map_err(|e| format!("hint store {}: {e}", hints_file.display()))?;
                 let file = path.join("tasks.redb");
-                Arc::new(
-                    EmbeddedStore::open(&file)
-                        .map_err(|e| format!("task store {}: {e}", file.display()))?,
-                )
+                let tasks = EmbeddedStore::open(&file)
+                    .map_err(|e| format!("task store {}: {e}", file.display()))?;
+                (Arc::new(tasks), Arc::new(hints))
             }
             TaskStoreConfig::Redis { .. } => return Err(
                 "task_store.backend = \"redis\" is not available in this version; use \"embedded\""
@@ -183,6 +152,12 @@ impl Shared {
             contexts: DashMap::new(),
             shard_filterable: DashMap::new(),
             read_rotation: AtomicU64::new(0),
+            lifecycle_jobs: Default::default(),
+            settings_checks: Default::default(),
+            hints,
+            write_order: DashMap::new(),
+            replaying: DashMap::new(),
+            access: crate::access::Cache::default(),
         });
         shared.sync_health_table();
         Ok(shared)
@@ -206,11 +181,16 @@ impl Shared {
         let rt = self.runtime.load();
         for node in &rt.nodes {
             self.health.entry(node.id.clone()).or_insert_with(|| {
-                metrics::get()
-                    .node_healthy
-                    .with_label_values(&[node.id.as_ref()])
-                    .set(1);
-                Arc::new(NodeHealth::new())
+                // Optimistic, so a fresh start serves at once; a node with hints left from
+                // before a restart replays them before it serves reads.
+                let backlog = self.hints.backlog(node.id.as_str());
+                let initial = if backlog.hints > 0 || backlog.needs_resync {
+                    NodeState::Recovering
+                } else {
+                    NodeState::Active
+                };
+                metrics::set_node_state(node.id.as_str(), initial);
+                Arc::new(NodeHealth::new(initial))
             });
         }
         self.health
@@ -223,6 +203,62 @@ impl Shared {
 
     pub fn is_healthy(&self, id: &NodeId) -> bool {
         self.health(id).is_none_or(|h| h.is_healthy())
+    }
+
+    pub fn node_state(&self, id: &NodeId) -> NodeState {
+        self.health(id).map_or(NodeState::Active, |h| h.state())
+    }
+
+    /// Records a health check or a live request's outcome for a node.
+    pub fn observe(&self, rt: &Runtime, id: &NodeId, ok: bool, active_check: bool) {
+        let Some(health) = self.health(id) else {
+            return;
+        };
+        // The common case, a healthy node answering, changes nothing.
+        if ok && health.state() == NodeState::Active && health.consecutive_failures() == 0 {
+            return;
+        }
+        let caught_up = self.hints.backlog(id.as_str()) == Default::default()
+            && !self.replaying.contains_key(id);
+        let change = health.observe(ok, active_check, caught_up, thresholds(rt));
+        self.announce(id, change);
+    }
+
+    /// The node missed a write that is now hinted.
+    pub fn fell_behind(&self, id: &NodeId) {
+        if let Some(health) = self.health(id) {
+            self.announce(id, health.fell_behind());
+        }
+    }
+
+    /// The node's hints are replayed.
+    pub fn caught_up(&self, rt: &Runtime, id: &NodeId) {
+        if let Some(health) = self.health(id) {
+            self.announce(id, health.caught_up(thresholds(rt)));
+        }
+    }
+
+    fn announce(&self, id: &NodeId, change: Option<Transition>) {
+        let Some(Transition { from, to }) = change else {
+            return;
+        };
+        metrics::set_node_state(id.as_str(), to);
+        let (from, to) = (from.as_str(), to.as_str());
+        match to {
+            "active" => log::info!(target: "miroir::health", "node {id}: {from} -> {to}"),
+            _ => log::warn!(target: "miroir::health", "node {id}: {from} -> {to}"),
+        }
+    }
+
+    /// The lock that orders writes to `index_uid`.
+    pub fn write_order(&self, index_uid: &str) -> Arc<tokio::sync::Mutex<()>> {
+        if let Some(lock) = self.write_order.get(index_uid) {
+            return lock.clone();
+        }
+        self.write_order
+            .entry(index_uid.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// Picks a node for a pass-through request: round-robin over healthy nodes not yet

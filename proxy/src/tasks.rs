@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::access;
 use crate::broadcast::{Incoming, Reply};
 use crate::state::{Runtime, Shared};
 use crate::upstream::NodeRequest;
@@ -48,20 +49,6 @@ pub async fn create(
     blocking(&shared.tasks, move |s| s.create(task, idem.as_ref())).await
 }
 
-/// Routes answered from Miroir's registry need the client's credential checked first, since
-/// no node may be asked at all. A node judges it: `GET /tasks?limit=0` needs the `tasks.get`
-/// action. `None` = allowed; `Some(reply)` = the node's refusal, as Meilisearch words it.
-pub async fn refuse_unauthorized(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Option<Reply> {
-    // Without a master key Meilisearch (and Miroir) is open.
-    rt.config.master_key.as_ref()?;
-    let resp =
-        match crate::broadcast::read_any(shared, rt, "/tasks?limit=0", inc.auth.as_deref()).await {
-            Ok(resp) => resp,
-            Err(reply) => return Some(reply),
-        };
-    matches!(resp.status, 401 | 403).then(|| Reply::relay(&resp))
-}
-
 /// Meilisearch's 202 answer for an accepted write.
 pub fn summary(record: &TaskRecord) -> Value {
     let mut v = json!({
@@ -82,8 +69,22 @@ fn copies(rt: &Runtime) -> u32 {
     rt.config.replication_factor * rt.config.replica_groups
 }
 
-/// The current view of a task, asking the nodes when it is not terminal yet.
+/// The current view of a task, with Miroir's extension listing the replicas whose copy of
+/// the write is still waiting for replay (`miroir.pendingReplays`).
 async fn view(
+    shared: &Shared,
+    rt: &Runtime,
+    record: &TaskRecord,
+    auth: Option<&str>,
+) -> Result<Value, MiroirError> {
+    let mut view = aggregated_view(shared, rt, record, auth).await?;
+    crate::shard_field::strip_task_details(&mut view);
+    crate::handoff::decorate(shared, record, &mut view);
+    Ok(view)
+}
+
+/// The Meilisearch view of a task, asking the nodes when it is not terminal yet.
+async fn aggregated_view(
     shared: &Shared,
     rt: &Runtime,
     record: &TaskRecord,
@@ -92,6 +93,9 @@ async fn view(
     if let Some(done) = &record.terminal {
         return Ok(done.clone());
     }
+    // The client was authorized already (`access`); its key may not open every node task
+    // behind a Miroir task, Miroir's own does.
+    let auth = rt.node_key().or(auth);
     let timeout = rt.config.scatter.node_timeout;
     let fetches = record.node_tasks.iter().map(|part| async move {
         let (Some(uid), Some(node)) = (
@@ -129,7 +133,8 @@ async fn view(
             }
         }
     }
-    let view = aggregate(record, &views, copies(rt));
+    let (counted, views) = crate::handoff::without_unreachable(shared, rt, record, views);
+    let view = aggregate(&counted, &views, copies(rt));
     let terminal = view["status"]
         .as_str()
         .is_some_and(|s| matches!(s, "succeeded" | "failed" | "canceled"));
@@ -145,18 +150,20 @@ async fn view(
 }
 
 pub async fn get_task(shared: &Shared, rt: &Runtime, inc: &Incoming, raw_uid: &str) -> Reply {
-    if let Some(refused) = refuse_unauthorized(shared, rt, inc).await {
-        return refused;
-    }
+    let access = match access::authorize(shared, rt, inc, "tasks.get").await {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
     let Ok(uid) = raw_uid.parse::<u64>() else {
         return Reply::error(&MiroirError::new(
             Code::InvalidTaskUids,
-            format!("Invalid value in parameter `taskUid`: could not parse `{raw_uid}` as a positive integer"),
+            format!("Task uid `{raw_uid}` is invalid. It should only contain numeric characters."),
         ));
     };
     let record = match blocking(&shared.tasks, move |s| s.get(TaskUid(uid))).await {
-        Ok(Some(r)) => r,
-        Ok(None) => {
+        // A task the key may not see does not exist for it, as on a node.
+        Ok(Some(r)) if access.task_visible(r.index_uid.as_deref(), &r.kind) => r,
+        Ok(_) => {
             return Reply::error(&MiroirError::new(
                 Code::TaskNotFound,
                 format!("Task `{uid}` not found."),
@@ -412,9 +419,10 @@ fn parse_uid_list(v: &str, name: &str, code: Code) -> Result<Option<HashSet<u64>
 }
 
 pub async fn list_tasks(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
-    if let Some(refused) = refuse_unauthorized(shared, rt, inc).await {
-        return refused;
-    }
+    let access = match access::authorize(shared, rt, inc, "tasks.get").await {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
     let query = inc.path.split_once('?').map_or("", |(_, q)| q);
     let filter = match parse_filter(query) {
         Ok(f) => f,
@@ -426,11 +434,15 @@ pub async fn list_tasks(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply 
     };
     let filter = Arc::new(filter);
     let (f2, p2) = (filter.clone(), pending.clone());
+    // As Meilisearch does it: the page (one more task than asked, to know the next one) and
+    // the total are taken over the tasks the query matches, then the tasks the key may not
+    // see are removed from the page. The total still counts them, and a page can come out
+    // short or empty.
     let page = blocking(&shared.tasks, move |s| {
         let matches = |r: &TaskRecord| f2.matches_record(r) && f2.matches_view(view_of(r, &p2));
         s.list(&ListQuery {
             from: f2.from,
-            limit: f2.limit,
+            limit: f2.limit.saturating_add(1),
             reverse: f2.reverse,
             filter: &matches,
         })
@@ -440,17 +452,27 @@ pub async fn list_tasks(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply 
         Ok(p) => p,
         Err(e) => return Reply::error(&e),
     };
-    let mut results = Vec::with_capacity(page.results.len());
-    for record in &page.results {
+    let mut records: Vec<&TaskRecord> = page
+        .results
+        .iter()
+        .filter(|r| access.task_visible(r.index_uid.as_deref(), &r.kind))
+        .collect();
+    let next = if records.len() > filter.limit {
+        records.pop().map(|r| r.uid.0)
+    } else {
+        None
+    };
+    let mut results = Vec::with_capacity(records.len());
+    for record in &records {
         match view(shared, rt, record, inc.auth.as_deref()).await {
             Ok(v) => results.push(v),
             Err(e) => return Reply::error(&e),
         }
     }
-    let from = page.results.first().map(|r| r.uid.0);
+    let from = records.first().map(|r| r.uid.0);
     Reply::json(
         200,
-        &json!({ "results": results, "total": page.total, "limit": filter.limit, "from": from, "next": page.next }),
+        &json!({ "results": results, "total": page.total, "limit": filter.limit, "from": from, "next": next }),
     )
 }
 
@@ -462,6 +484,15 @@ pub async fn cancel_or_delete(
     inc: &Incoming,
     delete: bool,
 ) -> Reply {
+    let action = if delete {
+        "tasks.delete"
+    } else {
+        "tasks.cancel"
+    };
+    let access = match access::authorize(shared, rt, inc, action).await {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
     let query = inc.path.split_once('?').map_or("", |(_, q)| q);
     let filter = match parse_filter(query) {
         Ok(f) if f.any_filter => f,
@@ -474,9 +505,6 @@ pub async fn cancel_or_delete(
         }
         Err(e) => return Reply::error(&e),
     };
-    if let Some(refused) = refuse_unauthorized(shared, rt, inc).await {
-        return refused;
-    }
     let pending = match refresh_pending(shared, rt, inc.auth.as_deref()).await {
         Ok(p) => p,
         Err(e) => return Reply::error(&e),
@@ -485,6 +513,10 @@ pub async fn cancel_or_delete(
     let (f2, p2) = (filter.clone(), pending.clone());
     let matched = blocking(&shared.tasks, move |s| {
         let matches = |r: &TaskRecord| {
+            // Only the tasks the key may see are touched.
+            if !access.task_visible(r.index_uid.as_deref(), &r.kind) {
+                return false;
+            }
             let view = view_of(r, &p2);
             let status = view["status"].as_str().unwrap_or("enqueued");
             // Only unfinished tasks can be canceled; only finished ones deleted.

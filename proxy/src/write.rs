@@ -7,12 +7,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use miroir_conf::WriteQuorum;
 use miroir_filters::error::{Code, MiroirError};
-use miroir_filters::routing::{shard_for_key, GroupId, NodeIdx, ShardId};
+use miroir_filters::routing::{shard_for_key, GroupId, NodeId, NodeIdx, ShardId};
 use miroir_filters::write::{self, PayloadFormat, SplitInput};
-use miroir_tasks::{Created, Idempotency, NewTask, NodeTask, TaskUid};
+use miroir_handoff::{Hint, Seq};
+use miroir_tasks::{Created, Idempotency, NewTask, NodeTask, Replay, TaskUid};
 use serde_json::{json, Value};
 
 use crate::broadcast::{self, failure_json, Incoming, NodeResult, Reply};
+use crate::handoff;
 use crate::state::Runtime;
 use crate::state::Shared;
 use crate::upstream::NodeRequest;
@@ -28,9 +30,13 @@ struct Part {
     content_type: Option<String>,
 }
 
-/// The outcome of sending the parts.
+/// The outcome of handing the parts to their nodes.
 struct Sent {
     parts: Vec<(NodeIdx, NodeResult)>,
+    /// Parts kept for replay (hinted handoff) instead of reaching their node.
+    hinted: Vec<(NodeIdx, Seq)>,
+    /// Parts that neither reached their node nor could be kept for it.
+    lost: Vec<NodeIdx>,
 }
 
 impl Sent {
@@ -38,6 +44,10 @@ impl Sent {
         self.parts
             .iter()
             .any(|(n, r)| *n == node && task_uid(r).is_some())
+    }
+
+    fn hinted(&self, node: NodeIdx) -> bool {
+        self.hinted.iter().any(|(n, _)| *n == node)
     }
 }
 
@@ -55,6 +65,16 @@ struct QuorumReport {
 }
 
 fn judge(rt: &Runtime, shards: &BTreeSet<ShardId>, sent: &Sent) -> QuorumReport {
+    judge_with(rt, shards, |n| sent.accepted(n), |n| sent.hinted(n))
+}
+
+/// The quorum judgement over any notion of "accepted" and "hinted" (actual or hoped for).
+fn judge_with(
+    rt: &Runtime,
+    shards: &BTreeSet<ShardId>,
+    accepted: impl Fn(NodeIdx) -> bool,
+    hinted: impl Fn(NodeIdx) -> bool,
+) -> QuorumReport {
     let p = rt.placement();
     let quorum: WriteQuorum = rt.config.write_quorum;
     let need = quorum.required(rt.config.replication_factor);
@@ -67,8 +87,11 @@ fn judge(rt: &Runtime, shards: &BTreeSet<ShardId>, sent: &Sent) -> QuorumReport 
         for g in 0..p.groups() {
             let group = GroupId(g);
             let replicas = p.replicas(group, shard);
-            let acks = replicas.iter().filter(|&&n| sent.accepted(n)).count() as u32;
-            reached |= acks >= need;
+            let acks = replicas.iter().filter(|&&n| accepted(n)).count() as u32;
+            // A durably kept hint stands in for its replica (a sloppy quorum), but never
+            // alone: some replica must hold the write itself.
+            let hints = replicas.iter().filter(|&&n| hinted(n)).count() as u32;
+            reached |= acks >= 1 && acks + hints >= need;
             if (acks as usize) < replicas.len() {
                 report.degraded.entry(shard).or_default().insert(group);
             }
@@ -102,15 +125,40 @@ fn shard_list(shards: &[ShardId]) -> String {
         .join(",")
 }
 
+/// Hands each part to its node, in the index's write order: sent, or kept as a hint when the
+/// node is down, behind on older writes, or misses it now (no answer, 5xx).
 async fn send_parts(
     shared: &Shared,
     rt: &Runtime,
     inc: &Incoming,
+    (index_uid, shards): (&str, &BTreeSet<ShardId>),
     method: &str,
     parts: Vec<Part>,
 ) -> Sent {
+    let order = shared.write_order(index_uid);
+    let _turn = order.lock().await;
     let timeout = rt.config.scatter.node_timeout;
-    let sends = parts.iter().map(|part| {
+    let (queued, direct): (Vec<&Part>, Vec<&Part>) = parts
+        .iter()
+        .partition(|part| handoff::must_queue(shared, &rt.nodes[part.node.index()].id));
+    let mut sent = Sent {
+        parts: Vec::with_capacity(direct.len()),
+        hinted: Vec::new(),
+        lost: Vec::new(),
+    };
+    for part in queued {
+        keep_for_later(shared, rt, index_uid, method, part, &mut sent);
+    }
+    // A write that cannot reach its quorum even if every reachable node accepts it (replicas
+    // down and their hint queues full) is refused before any node is touched.
+    let reachable: Vec<NodeIdx> = direct.iter().map(|p| p.node).collect();
+    if !judge_with(rt, shards, |n| reachable.contains(&n), |n| sent.hinted(n))
+        .failed
+        .is_empty()
+    {
+        return sent;
+    }
+    let sends = direct.iter().map(|part| {
         let req = NodeRequest {
             method,
             path: &part.path,
@@ -120,10 +168,38 @@ async fn send_parts(
             request_id: Some(&inc.request_id),
         };
         let node = &rt.nodes[part.node.index()];
-        async move { (part.node, shared.client.send(node, &req, timeout).await) }
+        async move { (*part, shared.client.send(node, &req, timeout).await) }
     });
-    Sent {
-        parts: futures::future::join_all(sends).await,
+    for (part, result) in futures::future::join_all(sends).await {
+        let answered = matches!(&result, Ok(resp) if resp.status < 500);
+        shared.observe(rt, &rt.nodes[part.node.index()].id, answered, false);
+        if !answered {
+            keep_for_later(shared, rt, index_uid, method, part, &mut sent);
+        }
+        sent.parts.push((part.node, result));
+    }
+    sent
+}
+
+/// Keeps a part its node missed as a hint, replayed when the node is back.
+fn keep_for_later(
+    shared: &Shared,
+    rt: &Runtime,
+    index_uid: &str,
+    method: &str,
+    part: &Part,
+    sent: &mut Sent,
+) {
+    let hint = Hint {
+        index_uid: index_uid.to_owned(),
+        method: method.to_owned(),
+        path: part.path.clone(),
+        content_type: part.content_type.clone(),
+        body: part.body.concat(),
+    };
+    match handoff::hint(shared, &rt.nodes[part.node.index()].id, &hint) {
+        Some(seq) => sent.hinted.push((part.node, seq)),
+        None => sent.lost.push(part.node),
     }
 }
 
@@ -141,6 +217,24 @@ struct Write<'a> {
 /// Turns the parts' answers into the client's answer: a relayed refusal, a quorum failure, or
 /// one recorded Miroir task.
 async fn conclude(shared: &Shared, rt: &Runtime, write: Write<'_>, sent: Sent) -> Reply {
+    let hints: Vec<(NodeId, Seq)> = sent
+        .hinted
+        .iter()
+        .map(|(n, seq)| (rt.nodes[n.index()].id.clone(), *seq))
+        .collect();
+    let reply = judge_and_record(shared, rt, write, &sent).await;
+    if reply.status == 202 {
+        for n in &sent.lost {
+            handoff::lost(shared, &rt.nodes[n.index()].id);
+        }
+    } else {
+        // Not acknowledged: the client may not even be allowed to write; nothing is replayed.
+        handoff::forget(shared, &hints);
+    }
+    reply
+}
+
+async fn judge_and_record(shared: &Shared, rt: &Runtime, write: Write<'_>, sent: &Sent) -> Reply {
     let Write {
         inc,
         index_uid,
@@ -160,7 +254,7 @@ async fn conclude(shared: &Shared, rt: &Runtime, write: Write<'_>, sent: Sent) -
             return Reply::relay(resp);
         }
     }
-    let report = judge(rt, shards, &sent);
+    let report = judge(rt, shards, sent);
     if !report.failed.is_empty() {
         return Reply::error(&MiroirError::new(
             Code::NoQuorum,
@@ -203,7 +297,23 @@ async fn conclude(shared: &Shared, rt: &Runtime, write: Write<'_>, sent: Sent) -
         details: Some(details),
     };
     let reply = match crate::tasks::create(shared, task, idempotency).await {
-        Ok(Created::New(r) | Created::Replayed(r)) => Reply::json(202, &crate::tasks::summary(&r)),
+        Ok(Created::New(mut r)) => {
+            r.replays = sent
+                .hinted
+                .iter()
+                .map(|(n, seq)| Replay {
+                    node: rt.nodes[n.index()].id.to_string(),
+                    seq: seq.0,
+                })
+                .collect();
+            if !r.replays.is_empty() {
+                if let Err(e) = shared.tasks.update(&r) {
+                    log::error!(target: "miroir::write", "task {}: could not record its pending replays: {e}", r.uid.0);
+                }
+            }
+            Reply::json(202, &crate::tasks::summary(&r))
+        }
+        Ok(Created::Replayed(r)) => Reply::json(202, &crate::tasks::summary(&r)),
         Ok(Created::KeyReused { original }) => return key_reused(original),
         Err(e) => return Reply::error(&e),
     };
@@ -284,7 +394,8 @@ async fn index_state(shared: &Shared, rt: &Runtime, index_uid: &str) -> Result<I
 /// Nodes that received no document of a write that set the primary key must still know the
 /// index and its key, or reads landing on them would disagree. Sent once the other nodes
 /// accepted the write (the client is then known to be allowed to create the index); their
-/// tasks become part of the write's task.
+/// tasks become part of the write's task, and a node that misses it gets it as a hint.
+#[allow(clippy::too_many_arguments)]
 async fn primary_key_elsewhere(
     shared: &Shared,
     rt: &Runtime,
@@ -292,14 +403,14 @@ async fn primary_key_elsewhere(
     index_uid: &str,
     exists: bool,
     primary_key: &str,
-    sent: &Sent,
-) -> Vec<(NodeIdx, NodeResult)> {
+    sent: &mut Sent,
+) {
     let p = rt.placement();
     let idle: Vec<NodeIdx> = p
         .nodes()
         .iter()
         .filter_map(|id| p.index_of(id.as_str()))
-        .filter(|n| !sent.parts.iter().any(|(m, _)| m == n))
+        .filter(|n| !sent.parts.iter().any(|(m, _)| m == n) && !sent.hinted(*n))
         .collect();
     let (method, path, body) = if exists {
         (
@@ -316,7 +427,12 @@ async fn primary_key_elsewhere(
     };
     let body = [Bytes::from(body.to_string())];
     let timeout = rt.config.scatter.node_timeout;
-    let sends = idle.into_iter().map(|n| {
+    let order = shared.write_order(index_uid);
+    let _turn = order.lock().await;
+    let (queued, direct): (Vec<NodeIdx>, Vec<NodeIdx>) = idle
+        .into_iter()
+        .partition(|n| handoff::must_queue(shared, &rt.nodes[n.index()].id));
+    let sends = direct.into_iter().map(|n| {
         let req = NodeRequest {
             method,
             path: &path,
@@ -335,7 +451,26 @@ async fn primary_key_elsewhere(
             )
         }
     });
-    futures::future::join_all(sends).await
+    let mut missed = queued;
+    for (n, result) in futures::future::join_all(sends).await {
+        if !matches!(&result, Ok(resp) if resp.status < 500) {
+            missed.push(n);
+        }
+        sent.parts.push((n, result));
+    }
+    for n in missed {
+        let hint = Hint {
+            index_uid: index_uid.to_owned(),
+            method: method.to_owned(),
+            path: path.clone(),
+            content_type: Some("application/json".to_owned()),
+            body: body[0].to_vec(),
+        };
+        match handoff::hint(shared, &rt.nodes[n.index()].id, &hint) {
+            Some(seq) => sent.hinted.push((n, seq)),
+            None => sent.lost.push(n),
+        }
+    }
 }
 
 /// A digest of what makes a request the same request, for idempotency keys.
@@ -360,7 +495,9 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         match shared.tasks.idempotency(&key) {
             Ok(Some((digest, uid))) if digest == idem.request_digest => {
                 // The original request was authorized; this one must be too.
-                if let Some(refused) = crate::tasks::refuse_unauthorized(shared, rt, inc).await {
+                if let Err(refused) =
+                    crate::access::authorize_on(shared, rt, inc, "documents.add", index_uid).await
+                {
                     return refused;
                 }
                 return match shared.tasks.get(uid) {
@@ -458,19 +595,18 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
             content_type: inc.content_type.clone(),
         });
     }
-    let mut sent = send_parts(shared, rt, inc, &inc.method, parts).await;
+    let mut sent = send_parts(shared, rt, inc, (index_uid, &touched), &inc.method, parts).await;
     if index_pk.is_none() && sent.parts.iter().any(|(_, r)| task_uid(r).is_some()) {
-        let fixups = primary_key_elsewhere(
+        primary_key_elsewhere(
             shared,
             rt,
             inc,
             index_uid,
             index.exists,
             &split.primary_key,
-            &sent,
+            &mut sent,
         )
         .await;
-        sent.parts.extend(fixups);
     }
     let details = json!({ "receivedDocuments": split.documents, "indexedDocuments": null });
     let reply = conclude(
@@ -534,7 +670,7 @@ pub async fn delete_batch(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
             });
         }
     }
-    let sent = send_parts(shared, rt, inc, "POST", parts).await;
+    let sent = send_parts(shared, rt, inc, (index_uid, &touched), "POST", parts).await;
     let details = json!({ "providedIds": provided, "deletedDocuments": null });
     conclude(
         shared,
@@ -570,7 +706,8 @@ pub async fn delete_one(
             content_type: None,
         })
         .collect();
-    let sent = send_parts(shared, rt, inc, "DELETE", parts).await;
+    let shards = BTreeSet::from([shard]);
+    let sent = send_parts(shared, rt, inc, (index_uid, &shards), "DELETE", parts).await;
     let details = json!({ "providedIds": 1, "deletedDocuments": null });
     conclude(
         shared,
@@ -578,7 +715,7 @@ pub async fn delete_one(
         Write {
             inc,
             index_uid,
-            shards: &BTreeSet::from([shard]),
+            shards: &shards,
             details,
             idempotency: None,
         },

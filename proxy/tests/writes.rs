@@ -502,8 +502,29 @@ async fn deletes_route_by_id_and_split_batches_by_shard() {
 async fn a_replica_down_degrades_the_write_and_a_lost_quorum_refuses_it() {
     let c = grouped_cluster(3, 2, 1).await;
     let base = c.miroir.url();
+    // RF 2, majority = 2: a replica down is stood in for by a durable hint (a sloppy quorum).
     c.nodes[0].stop().await;
-    // RF 2, majority = 2: shards with a replica on n0 lose their quorum.
+    let (status, task, degraded) = send(
+        &base,
+        "POST",
+        "/indexes/movies/documents",
+        "application/json",
+        Value::Array(movies(30)).to_string(),
+    )
+    .await;
+    assert_eq!(status, 202, "{task}");
+    let degraded = degraded.expect("X-Miroir-Degraded");
+    assert!(
+        degraded.starts_with("shards=") && degraded.contains("groups=0"),
+        "{degraded}"
+    );
+    let done = wait_task(&base, task["taskUid"].as_u64().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["miroir"]["pendingReplays"], json!(["n0"]), "{done}");
+
+    // Two of three nodes down: some shard has no replica left to hold the write itself, and a
+    // hint never counts alone. Nothing is kept for replay either.
+    c.nodes[1].stop().await;
     let (status, err, _) = send(
         &base,
         "POST",
@@ -515,6 +536,25 @@ async fn a_replica_down_degrades_the_write_and_a_lost_quorum_refuses_it() {
     assert_eq!(status, 503, "{err}");
     assert_eq!(err["code"], "miroir_no_quorum");
     assert!(err["message"].as_str().unwrap().contains("shards"));
+    let topology: Value = client()
+        .get(format!("{base}/_miroir/topology"))
+        .header("X-Admin-Key", ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let n1 = topology["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "n1")
+        .unwrap();
+    assert_eq!(
+        n1["pendingHints"], 0,
+        "the refused write left no hint: {n1}"
+    );
     drop(c);
 
     // With quorum "one", the same outage degrades instead.

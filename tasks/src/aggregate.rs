@@ -269,6 +269,7 @@ mod tests {
             custom_metadata: None,
             details: Some(json!({"receivedDocuments": 10})),
             terminal: None,
+            replays: Vec::new(),
         }
     }
 

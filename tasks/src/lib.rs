@@ -7,5 +7,5 @@ pub mod record;
 pub mod store;
 
 pub use aggregate::{aggregate, NodeView, Status};
-pub use record::{Idempotency, NewTask, NodeTask, TaskRecord, TaskUid};
+pub use record::{Idempotency, NewTask, NodeTask, Replay, TaskRecord, TaskUid};
 pub use store::{Created, EmbeddedStore, ListQuery, Page, StoreError, TaskStore};

@@ -39,6 +39,17 @@ pub struct TaskRecord {
     /// longer depends on the nodes keeping their tasks.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub terminal: Option<Value>,
+    /// Replicas that missed the write: each hint kept for them, replayed later.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub replays: Vec<Replay>,
+}
+
+/// A write kept for a replica that missed it (hinted handoff).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replay {
+    pub node: String,
+    /// The hint's sequence number in the hint store.
+    pub seq: u64,
 }
 
 /// A new task before it has a uid.
@@ -63,6 +74,7 @@ impl NewTask {
             custom_metadata: self.custom_metadata,
             details: self.details,
             terminal: None,
+            replays: Vec::new(),
         }
     }
 }

@@ -92,6 +92,25 @@ impl MiroirProcess {
         );
     }
 
+    /// Kills the process without a graceful shutdown (SIGKILL, as a crash would) and starts
+    /// it again on the same config and data directory; its log continues in the same file.
+    pub async fn crash_and_restart(&mut self, bin: &Path) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .expect("open log file");
+        self.child = Command::new(bin)
+            .arg("--config")
+            .arg(&self.config_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn miroir");
+        self.wait_listening().await;
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

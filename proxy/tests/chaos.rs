@@ -1,0 +1,803 @@
+//! The chaos suite: node failures under load, with the simulator's fault injection. Each
+//! scenario checks that no acknowledged write is lost (every replica ends with the latest
+//! version of every document), counts client-visible errors, and prints a `CHAOS` line with
+//! the time to detect the failure and the time to converge after recovery.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use meili_sim::{ErrorRate, SimNode};
+use miroir_filters::routing::shard_for_key;
+use serde_json::{json, Value};
+
+const INDEX: &str = "chaos";
+const SHARDS: u32 = 8;
+
+/// Documents `ids` at `version`: the version tells an old write from a newer one.
+fn docs(ids: impl Iterator<Item = u64>, version: u64) -> Value {
+    ids.map(|i| json!({"id": i, "title": format!("doc {i} word{}", i % 7), "v": version}))
+        .collect()
+}
+
+fn rf2_toml_extra(scatter: &str) -> String {
+    format!("[scatter]\nnode_timeout_ms = 1000\n{scatter}\n\n[handoff]\nreplay_interval_ms = 50\n")
+}
+
+async fn rf2(scatter: &str) -> Cluster {
+    let c = cluster_with(3, "replication_factor = 2\n", &rf2_toml_extra(scatter)).await;
+    prepare(&c.miroir.url()).await;
+    c
+}
+
+/// Creates the index with totals counted exactly past Meilisearch's default 1000.
+async fn prepare(base: &str) {
+    let (status, task) = call(
+        base,
+        "PATCH",
+        &format!("/indexes/{INDEX}/settings"),
+        Some(json!({"pagination": {"maxTotalHits": 100000}})),
+    )
+    .await;
+    assert_eq!(status, 202, "{task}");
+    let uid = task["taskUid"].as_u64().expect("task uid");
+    assert_eq!(unsucceeded(base, &[uid]).await, 0);
+}
+
+async fn admin(base: &str, path: &str) -> Value {
+    let resp = client()
+        .get(format!("{base}{path}"))
+        .header("X-Admin-Key", ADMIN_KEY)
+        .send()
+        .await
+        .expect("admin request");
+    resp.json().await.expect("admin json")
+}
+
+/// `(status, pendingHints)` of node `id` in the topology.
+async fn node_status(base: &str, id: &str) -> (String, u64) {
+    let topo = admin(base, "/_miroir/topology").await;
+    let node = topo["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["id"] == id))
+        .cloned()
+        .unwrap_or(Value::Null);
+    (
+        node["status"].as_str().unwrap_or("").to_owned(),
+        node["pendingHints"].as_u64().unwrap_or(0),
+    )
+}
+
+/// Waits until node `id` is in `state` (and, for `active`, has no hints left).
+async fn wait_state(base: &str, id: &str, state: &str, timeout: Duration) -> Duration {
+    let started = Instant::now();
+    let reached = eventually(timeout, || async {
+        let (s, hints) = node_status(base, id).await;
+        s == state && (state != "active" || hints == 0)
+    })
+    .await;
+    assert!(
+        reached,
+        "node {id} never became {state}: {:?}",
+        node_status(base, id).await
+    );
+    started.elapsed()
+}
+
+/// Sends a write through Miroir; `Some(task uid)` when accepted, `None` for a client-visible
+/// error (counted by the caller).
+async fn write(base: &str, body: Value) -> Option<u64> {
+    let (status, resp) = call(
+        base,
+        "POST",
+        &format!("/indexes/{INDEX}/documents"),
+        Some(body),
+    )
+    .await;
+    if status == 202 {
+        resp["taskUid"].as_u64()
+    } else {
+        eprintln!("write refused: {status} {resp}");
+        None
+    }
+}
+
+/// Waits for every task through Miroir; returns how many did not succeed.
+async fn unsucceeded(base: &str, tasks: &[u64]) -> usize {
+    let mut bad = 0;
+    for uid in tasks {
+        let done = eventually(Duration::from_secs(60), || async {
+            let (_, t) = call(base, "GET", &format!("/tasks/{uid}"), None).await;
+            matches!(
+                t["status"].as_str(),
+                Some("succeeded" | "failed" | "canceled")
+            )
+        })
+        .await;
+        let (_, t) = call(base, "GET", &format!("/tasks/{uid}"), None).await;
+        if !done || t["status"] != "succeeded" {
+            eprintln!("task {uid}: {t}");
+            bad += 1;
+        }
+    }
+    bad
+}
+
+/// Every document as one node holds it: id -> version.
+async fn node_docs(node: &SimNode) -> BTreeMap<u64, u64> {
+    let (status, page) = call(
+        &node.url(),
+        "GET",
+        &format!("/indexes/{INDEX}/documents?limit=100000&fields=id,v"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    page["results"]
+        .as_array()
+        .map(|docs| {
+            docs.iter()
+                .filter_map(|d| Some((d["id"].as_u64()?, d["v"].as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What a check of every replica found.
+#[derive(Debug, Default, PartialEq)]
+struct Audit {
+    /// Documents with the latest version on no replica at all.
+    lost: usize,
+    /// (document, replica) pairs where the replica lacks it or holds an older version.
+    stale_copies: usize,
+    /// Copies on a node that is not a replica of the document's shard.
+    strays: usize,
+}
+
+async fn audit(c: &Cluster, expected: &BTreeMap<u64, u64>) -> Audit {
+    let topo = admin(&c.miroir.url(), "/_miroir/topology").await;
+    let mut held = Vec::new();
+    for node in &c.nodes {
+        held.push(node_docs(node).await);
+    }
+    let node_index = |id: &str| id.trim_start_matches('n').parse::<usize>().ok();
+    let mut a = Audit::default();
+    for (&id, &version) in expected {
+        let shard = shard_for_key(&id.to_string(), SHARDS);
+        let replicas: Vec<usize> = topo["groups"][0]["shards"][shard.0.to_string()]
+            .as_array()
+            .map(|r| r.iter().filter_map(|n| node_index(n.as_str()?)).collect())
+            .unwrap_or_default();
+        let current = replicas
+            .iter()
+            .filter(|&&r| held[r].get(&id) == Some(&version))
+            .count();
+        if current == 0 {
+            a.lost += 1;
+        }
+        a.stale_copies += replicas.len() - current;
+        a.strays += (0..c.nodes.len())
+            .filter(|n| !replicas.contains(n) && held[*n].contains_key(&id))
+            .count();
+    }
+    a
+}
+
+async fn search_total(base: &str) -> Result<(u64, Option<String>), String> {
+    let resp = client()
+        .post(format!("{base}/indexes/{INDEX}/search"))
+        .bearer_auth(KEY)
+        .json(&json!({"q": "", "limit": 5}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let degraded = resp
+        .headers()
+        .get("x-miroir-degraded")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Value = resp.json().await.map_err(|e| e.to_string())?;
+    if status != 200 {
+        return Err(format!("{status} {body}"));
+    }
+    Ok((body["estimatedTotalHits"].as_u64().unwrap_or(0), degraded))
+}
+
+fn report(
+    scenario: u32,
+    lost: usize,
+    errors: usize,
+    detect: Option<Duration>,
+    converge: Option<Duration>,
+) {
+    let ms = |d: Option<Duration>| d.map_or("-".to_owned(), |d| d.as_millis().to_string());
+    println!(
+        "CHAOS scenario={scenario} lost={lost} client_errors={errors} detect_ms={} converge_ms={}",
+        ms(detect),
+        ms(converge)
+    );
+}
+
+/// 1. RF 2: a node stops in the middle of a 10 000-document ingest and comes back later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s1_node_stopped_mid_ingest_loses_nothing() {
+    let c = rf2("").await;
+    let base = c.miroir.url();
+    let (mut tasks, mut errors) = (Vec::new(), 0);
+    let mut expected = BTreeMap::new();
+    let mut detect = None;
+    let mut restarted_at = None;
+    for batch in 0..40u64 {
+        if batch == 10 {
+            c.nodes[1].stop().await;
+            let started = Instant::now();
+            wait_state(&base, "n1", "failed", Duration::from_secs(10)).await;
+            detect = Some(started.elapsed());
+        }
+        if batch == 30 {
+            c.nodes[1].restart().await.expect("restart node");
+            restarted_at = Some(Instant::now());
+        }
+        let ids = batch * 250..(batch + 1) * 250;
+        match write(&base, docs(ids.clone(), 1)).await {
+            Some(uid) => {
+                tasks.push(uid);
+                expected.extend(ids.map(|i| (i, 1)));
+            }
+            None => errors += 1,
+        }
+    }
+    let failed_tasks = unsucceeded(&base, &tasks).await;
+    wait_state(&base, "n1", "active", Duration::from_secs(60)).await;
+    let converge = restarted_at.map(|t| t.elapsed());
+    let a = audit(&c, &expected).await;
+    report(1, a.lost, errors, detect, converge);
+    assert_eq!(errors, 0, "client-visible write errors");
+    assert_eq!(failed_tasks, 0, "every task succeeded");
+    assert_eq!(expected.len(), 10_000);
+    assert_eq!(a, Audit::default(), "every document on both replicas");
+    let (total, degraded) = search_total(&base).await.expect("search");
+    assert_eq!((total, degraded), (10_000, None));
+}
+
+/// 2. RF 2: one node hangs without answering: searches stay complete within the timeout,
+/// and writes meanwhile reach it once it answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s2_hanging_node_keeps_searches_complete_and_fast() {
+    let c = rf2("").await;
+    let base = c.miroir.url();
+    let mut expected = BTreeMap::new();
+    let mut tasks = vec![write(&base, docs(0..2000, 1)).await.expect("seed write")];
+    expected.extend((0..2000).map(|i| (i, 1)));
+    unsucceeded(&base, &tasks).await;
+
+    c.nodes[2].faults().set_hang(None);
+    let detector = {
+        let base = base.clone();
+        tokio::spawn(
+            async move { wait_state(&base, "n2", "failed", Duration::from_secs(10)).await },
+        )
+    };
+    let mut errors = 0;
+    let mut slowest = Duration::ZERO;
+    for round in 0..40u64 {
+        let started = Instant::now();
+        match search_total(&base).await {
+            Ok((total, degraded)) if total >= 2000 && degraded.is_none() => {}
+            other => {
+                eprintln!("search {round}: {other:?}");
+                errors += 1;
+            }
+        }
+        slowest = slowest.max(started.elapsed());
+        if round % 10 == 0 {
+            let ids = 2000 + round * 10..2000 + (round + 1) * 10;
+            match write(&base, docs(ids.clone(), 1)).await {
+                Some(uid) => {
+                    tasks.push(uid);
+                    expected.extend(ids.map(|i| (i, 1)));
+                }
+                None => errors += 1,
+            }
+        }
+    }
+    let detect = Some(detector.await.expect("detector"));
+    c.nodes[2].faults().clear();
+    let cleared = Instant::now();
+    let failed_tasks = unsucceeded(&base, &tasks).await;
+    wait_state(&base, "n2", "active", Duration::from_secs(60)).await;
+    let converge = cleared.elapsed();
+    let a = audit(&c, &expected).await;
+    report(2, a.lost, errors, detect, Some(converge));
+    println!("CHAOS scenario=2 slowest_search_ms={}", slowest.as_millis());
+    assert_eq!(errors, 0);
+    assert_eq!(failed_tasks, 0);
+    assert!(
+        slowest < Duration::from_millis(1500),
+        "a search waited {slowest:?}, past the 1 s node timeout"
+    );
+    assert_eq!(a, Audit::default());
+}
+
+/// 3. RF 1: a node down gives partial results flagged `X-Miroir-Degraded`, or 503 under the
+/// `error` policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_rf1_node_down_is_partial_or_an_error_by_policy() {
+    let nodes = sim_nodes(3).await;
+    let (port, metrics_port) = (
+        miroir_testkit::proxy::free_port(),
+        miroir_testkit::proxy::free_port(),
+    );
+    let refs: Vec<&SimNode> = nodes.iter().collect();
+    let toml = |policy: &str| {
+        config(
+            port,
+            metrics_port,
+            &refs,
+            &format!(
+                "[scatter]\nnode_timeout_ms = 1000\nunavailable_shard_policy = \"{policy}\"\n"
+            ),
+        )
+    };
+    let miroir =
+        miroir_testkit::proxy::MiroirProcess::start(miroir_bin(), &toml("partial"), port).await;
+    let base = miroir.url();
+    prepare(&base).await;
+    let uid = write(&base, docs(0..900, 1)).await.expect("write");
+    assert_eq!(unsucceeded(&base, &[uid]).await, 0);
+    assert_eq!(search_total(&base).await, Ok((900, None)));
+
+    nodes[0].stop().await;
+    let started = Instant::now();
+    wait_state(&base, "n0", "failed", Duration::from_secs(10)).await;
+    let detect = started.elapsed();
+    let (total, degraded) = search_total(&base).await.expect("partial answer");
+    let degraded = degraded.expect("X-Miroir-Degraded on a partial answer");
+    assert!(degraded.starts_with("shards="), "{degraded}");
+    assert!(total > 0 && total < 900, "{total}");
+
+    miroir.write_config(&toml("error"));
+    miroir.signal("HUP");
+    let refused = eventually(Duration::from_secs(10), || async {
+        search_total(&base)
+            .await
+            .is_err_and(|e| e.contains("miroir_shard_unavailable"))
+    })
+    .await;
+    assert!(
+        refused,
+        "503 miroir_shard_unavailable under the error policy"
+    );
+    let err = search_total(&base).await.unwrap_err();
+    assert!(err.starts_with("503"), "{err}");
+
+    nodes[0].restart().await.expect("restart");
+    let started = Instant::now();
+    wait_state(&base, "n0", "active", Duration::from_secs(30)).await;
+    let converge = started.elapsed();
+    assert_eq!(search_total(&base).await, Ok((900, None)));
+    report(3, 0, 0, Some(detect), Some(converge));
+}
+
+/// 4. RF 2: a node flapping every ~1.5 s during mixed reads and writes (each write a newer
+/// version of the same documents): no client error, and every replica ends with the latest
+/// version (an old write never overtakes a newer one, replays included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s4_flapping_node_during_mixed_traffic() {
+    let c = Arc::new(rf2("").await);
+    let base = c.miroir.url();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flapper = {
+        let (c, stop) = (c.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut flips = 0;
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                c.nodes[0].stop().await;
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                c.nodes[0].restart().await.expect("restart");
+                flips += 1;
+            }
+            flips
+        })
+    };
+    let (mut tasks, mut errors) = (Vec::new(), 0);
+    let mut expected = BTreeMap::new();
+    let started = Instant::now();
+    let mut version = 0;
+    while started.elapsed() < Duration::from_secs(8) {
+        version += 1;
+        match write(&base, docs(0..300, version)).await {
+            Some(uid) => {
+                tasks.push(uid);
+                expected.extend((0..300).map(|i| (i, version)));
+            }
+            None => errors += 1,
+        }
+        for _ in 0..3 {
+            if let Err(e) = search_total(&base).await {
+                eprintln!("search: {e}");
+                errors += 1;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let flips = flapper.await.expect("flapper");
+    let recovered = Instant::now();
+    let failed_tasks = unsucceeded(&base, &tasks).await;
+    wait_state(&base, "n0", "active", Duration::from_secs(60)).await;
+    let converge = recovered.elapsed();
+    let a = audit(&c, &expected).await;
+    report(4, a.lost, errors, None, Some(converge));
+    println!(
+        "CHAOS scenario=4 flips={flips} writes={} versions={version}",
+        tasks.len()
+    );
+    assert!(flips >= 3, "the node flapped {flips} times");
+    assert_eq!(errors, 0);
+    assert_eq!(failed_tasks, 0);
+    assert_eq!(a, Audit::default());
+}
+
+/// 5. Miroir crashes while hints are pending; the restarted process resumes the replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s5_miroir_restart_resumes_pending_replays() {
+    let mut c = rf2("").await;
+    let base = c.miroir.url();
+    let mut tasks = vec![write(&base, docs(0..2000, 1)).await.expect("write")];
+    let mut expected: BTreeMap<u64, u64> = (0..2000).map(|i| (i, 1)).collect();
+    c.nodes[1].stop().await;
+    for batch in 0..6u64 {
+        let ids = 2000 + batch * 500..2000 + (batch + 1) * 500;
+        tasks.push(
+            write(&base, docs(ids.clone(), 1))
+                .await
+                .expect("degraded write"),
+        );
+        expected.extend(ids.map(|i| (i, 1)));
+    }
+    // Also newer versions of documents written before the failure.
+    tasks.push(write(&base, docs(0..500, 2)).await.expect("update"));
+    expected.extend((0..500).map(|i| (i, 2)));
+    assert_eq!(unsucceeded(&base, &tasks).await, 0);
+    let (_, pending) = node_status(&base, "n1").await;
+    assert!(pending > 0, "hints are waiting for n1");
+    let (_, task) = call(&base, "GET", &format!("/tasks/{}", tasks[1]), None).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(task["miroir"]["pendingReplays"], json!(["n1"]), "{task}");
+
+    c.miroir.crash_and_restart(miroir_bin()).await;
+    let (_, still) = node_status(&base, "n1").await;
+    assert_eq!(still, pending, "the hints survived the crash");
+    c.nodes[1].restart().await.expect("restart node");
+    let started = Instant::now();
+    wait_state(&base, "n1", "active", Duration::from_secs(60)).await;
+    let converge = started.elapsed();
+    let (_, task) = call(&base, "GET", &format!("/tasks/{}", tasks[1]), None).await;
+    assert_eq!(task["miroir"]["pendingReplays"], json!([]), "{task}");
+    let a = audit(&c, &expected).await;
+    report(5, a.lost, 0, None, Some(converge));
+    assert_eq!(a, Audit::default());
+    assert!(c.miroir.log().contains("replayed"), "{}", c.miroir.log());
+}
+
+/// 6. RF 2: one node answers 5xx to 10 % of requests: no client-visible read (or write)
+/// error, nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s6_node_failing_ten_percent_of_requests() {
+    let c = rf2("").await;
+    let base = c.miroir.url();
+    let mut tasks = vec![write(&base, docs(0..1000, 1)).await.expect("seed")];
+    let mut expected: BTreeMap<u64, u64> = (0..1000).map(|i| (i, 1)).collect();
+    unsucceeded(&base, &tasks).await;
+    c.nodes[1].faults().set_error_rate(ErrorRate {
+        rate: 0.10,
+        status: 500,
+        path_prefix: None,
+    });
+    let mut errors = 0;
+    for round in 0..200u64 {
+        match search_total(&base).await {
+            Ok((total, None)) if total >= 1000 => {}
+            other => {
+                eprintln!("search {round}: {other:?}");
+                errors += 1;
+            }
+        }
+        if round % 20 == 0 {
+            let ids = 1000 + round * 5..1000 + (round + 1) * 5;
+            match write(&base, docs(ids.clone(), 1)).await {
+                Some(uid) => {
+                    tasks.push(uid);
+                    expected.extend(ids.map(|i| (i, 1)));
+                }
+                None => errors += 1,
+            }
+        }
+    }
+    c.nodes[1].faults().clear();
+    let cleared = Instant::now();
+    let failed_tasks = unsucceeded(&base, &tasks).await;
+    wait_state(&base, "n1", "active", Duration::from_secs(60)).await;
+    let converge = cleared.elapsed();
+    let a = audit(&c, &expected).await;
+    report(6, a.lost, errors, None, Some(converge));
+    assert_eq!(errors, 0, "client-visible errors");
+    assert_eq!(failed_tasks, 0);
+    assert_eq!(a, Audit::default());
+}
+
+/// Replica groups (RG 2, RF 1, two nodes per group): searches rotate over both groups, a
+/// group that lost a node borrows the missing shards from the other group (complete answers,
+/// no error), writes still reach every group, and the node catches up when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn groups_fall_back_to_each_other_for_a_lost_shard() {
+    let nodes = sim_nodes(4).await;
+    let (port, metrics_port) = (
+        miroir_testkit::proxy::free_port(),
+        miroir_testkit::proxy::free_port(),
+    );
+    let refs: Vec<&SimNode> = nodes.iter().collect();
+    let mut toml = config(port, metrics_port, &refs, &rf2_toml_extra("")).replacen(
+        "shards = 8\n",
+        "shards = 8\nreplica_groups = 2\n",
+        1,
+    );
+    for i in 0..4 {
+        toml = toml.replace(
+            &format!("id = \"n{i}\"\n"),
+            &format!("id = \"n{i}\"\nreplica_group = {}\n", i / 2),
+        );
+    }
+    let miroir = miroir_testkit::proxy::MiroirProcess::start(miroir_bin(), &toml, port).await;
+    let c = Cluster {
+        nodes,
+        miroir,
+        metrics_port,
+    };
+    let base = c.miroir.url();
+    prepare(&base).await;
+    let mut expected: BTreeMap<u64, u64> = (0..1000).map(|i| (i, 1)).collect();
+    let mut tasks = vec![write(&base, docs(0..1000, 1)).await.expect("write")];
+    assert_eq!(unsucceeded(&base, &tasks).await, 0);
+
+    let searches = |node: usize| {
+        let metrics_port = c.metrics_port;
+        async move {
+            let text = metrics_text(metrics_port).await;
+            text.lines()
+                .filter(|l| {
+                    l.starts_with("miroir_upstream_requests_total")
+                        && l.contains(&format!("node=\"n{node}\""))
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        }
+    };
+    let before: Vec<f64> = futures::future::join_all((0..4).map(searches)).await;
+    let started = Instant::now();
+    for _ in 0..100 {
+        assert_eq!(search_total(&base).await, Ok((1000, None)));
+    }
+    // Health checks (every 100 ms) add about 10 requests per node per second.
+    let checks = 10.0 * (started.elapsed().as_secs_f64() + 1.0);
+    let after: Vec<f64> = futures::future::join_all((0..4).map(searches)).await;
+    let served: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert!(
+        served.iter().all(|n| *n >= 30.0 + checks),
+        "searches rotate over both groups: requests per node {served:?} (checks ~{checks})"
+    );
+
+    c.nodes[0].stop().await;
+    let started = Instant::now();
+    wait_state(&base, "n0", "failed", Duration::from_secs(10)).await;
+    let detect = started.elapsed();
+    let mut errors = 0;
+    for round in 0..20u64 {
+        match search_total(&base).await {
+            Ok((total, None)) if total >= 1000 => {}
+            other => {
+                eprintln!("search {round}: {other:?}");
+                errors += 1;
+            }
+        }
+    }
+    let ids = 1000..1500;
+    tasks.push(
+        write(&base, docs(ids.clone(), 1))
+            .await
+            .expect("write with a node down"),
+    );
+    expected.extend(ids.map(|i| (i, 1)));
+    c.nodes[0].restart().await.expect("restart");
+    let started = Instant::now();
+    wait_state(&base, "n0", "active", Duration::from_secs(60)).await;
+    let converge = started.elapsed();
+    assert_eq!(unsucceeded(&base, &tasks).await, 0);
+    let mut lost = 0;
+    for group in [0, 1] {
+        // Every document on its shard's node in each group.
+        let topo = admin(&base, "/_miroir/topology").await;
+        let mut held = Vec::new();
+        for node in &c.nodes {
+            held.push(node_docs(node).await);
+        }
+        for (&id, &v) in &expected {
+            let shard = shard_for_key(&id.to_string(), SHARDS);
+            let owner = topo["groups"][group]["shards"][shard.0.to_string()][0]
+                .as_str()
+                .and_then(|n| n.trim_start_matches('n').parse::<usize>().ok())
+                .expect("owner");
+            if held[owner].get(&id) != Some(&v) {
+                lost += 1;
+            }
+        }
+    }
+    report(7, lost, errors, Some(detect), Some(converge));
+    assert_eq!(errors, 0);
+    assert_eq!(lost, 0, "copies missing in a group");
+}
+
+/// Settings and document deletions a node misses are hinted like document writes and replayed
+/// in order: the node gets the filterable attribute before the deletion that filters on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broadcast_writes_a_node_missed_are_replayed_in_order() {
+    let c = rf2("").await;
+    let base = c.miroir.url();
+    let mut tasks = vec![write(&base, docs(0..300, 1)).await.expect("write")];
+    assert_eq!(unsucceeded(&base, &tasks).await, 0);
+    c.nodes[2].stop().await;
+    wait_state(&base, "n2", "failed", Duration::from_secs(10)).await;
+
+    let (status, t) = call(
+        &base,
+        "PUT",
+        &format!("/indexes/{INDEX}/settings/filterable-attributes"),
+        Some(json!(["id"])),
+    )
+    .await;
+    assert_eq!(status, 202, "{t}");
+    tasks.push(t["taskUid"].as_u64().expect("uid"));
+    let (status, t) = call(
+        &base,
+        "POST",
+        &format!("/indexes/{INDEX}/documents/delete"),
+        Some(json!({"filter": "id < 100"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{t}");
+    let delete_task = t["taskUid"].as_u64().expect("uid");
+    tasks.push(delete_task);
+    tasks.push(write(&base, docs(300..400, 1)).await.expect("write"));
+    assert_eq!(unsucceeded(&base, &tasks).await, 0);
+    let (_, t) = call(&base, "GET", &format!("/tasks/{delete_task}"), None).await;
+    assert_eq!(t["miroir"]["pendingReplays"], json!(["n2"]), "{t}");
+
+    c.nodes[2].restart().await.expect("restart");
+    wait_state(&base, "n2", "active", Duration::from_secs(60)).await;
+    let (_, t) = call(&base, "GET", &format!("/tasks/{delete_task}"), None).await;
+    assert_eq!(t["miroir"]["pendingReplays"], json!([]), "{t}");
+    let (_, filterable) = call(
+        &c.nodes[2].url(),
+        "GET",
+        &format!("/indexes/{INDEX}/settings/filterable-attributes"),
+        None,
+    )
+    .await;
+    let filterable = filterable.as_array().cloned().unwrap_or_default();
+    assert!(filterable.contains(&json!("id")), "{filterable:?}");
+    assert!(
+        filterable.contains(&json!("_miroir_shard")),
+        "{filterable:?}"
+    );
+    let expected: BTreeMap<u64, u64> = (100..400).map(|i| (i, 1)).collect();
+    let a = audit(&c, &expected).await;
+    assert_eq!(a, Audit::default());
+    let n2 = node_docs(&c.nodes[2]).await;
+    assert!(
+        n2.keys().all(|id| *id >= 100),
+        "deleted documents came back on n2"
+    );
+}
+
+async fn capped_cluster(quorum: &str) -> Cluster {
+    let c = cluster_with(
+        3,
+        &format!("replication_factor = 2\nwrite_quorum = \"{quorum}\"\n"),
+        "[scatter]\nnode_timeout_ms = 1000\n\n[handoff]\nreplay_interval_ms = 50\nmax_bytes_per_node = 20000\n",
+    )
+    .await;
+    prepare(&c.miroir.url()).await;
+    c.nodes[1].stop().await;
+    wait_state(&c.miroir.url(), "n1", "failed", Duration::from_secs(10)).await;
+    c
+}
+
+async fn n1(base: &str) -> Value {
+    let topo = admin(base, "/_miroir/topology").await;
+    topo["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["id"] == "n1").cloned())
+        .expect("n1")
+}
+
+/// When a down replica's hint queue is full, a write that would then exist in one place only
+/// is refused before any node is touched (nothing partial), and the node, having missed
+/// nothing acknowledged, catches up fully once back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_hint_queue_refuses_writes_without_applying_them_anywhere() {
+    let c = capped_cluster("majority").await;
+    let base = c.miroir.url();
+    let (mut tasks, mut refused) = (Vec::new(), 0);
+    for batch in 0..10u64 {
+        let ids = batch * 100..(batch + 1) * 100;
+        match write(&base, docs(ids, 1)).await {
+            Some(uid) if refused == 0 => tasks.push(uid),
+            Some(uid) => panic!("task {uid} accepted after a refusal"),
+            None => refused += 1,
+        }
+    }
+    assert!(
+        !tasks.is_empty() && refused > 0,
+        "{} accepted, {refused} refused",
+        tasks.len()
+    );
+    assert_eq!(unsucceeded(&base, &tasks).await, 0);
+    let accepted = 100 * tasks.len() as u64;
+    assert_eq!(
+        search_total(&base).await,
+        Ok((accepted, None)),
+        "refused writes left no trace"
+    );
+    let node = n1(&base).await;
+    assert_eq!(node["needsResync"], false, "{node}");
+    let m = metrics_text(c.metrics_port).await;
+    assert!(
+        sample(&m, "miroir_hints_total{node=\"n1\",outcome=\"full\"}").unwrap_or(0.0) >= 1.0,
+        "{m}"
+    );
+    c.nodes[1].restart().await.expect("restart");
+    wait_state(&base, "n1", "active", Duration::from_secs(30)).await;
+    let expected: BTreeMap<u64, u64> = (0..accepted).map(|i| (i, 1)).collect();
+    assert_eq!(audit(&c, &expected).await, Audit::default());
+}
+
+/// Under `write_quorum = "one"` a write may be acknowledged although a down replica's hint
+/// queue is full: that node is marked as needing a full resync (log, topology), and stays out
+/// of reads even once it answers again and its hints are replayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_lost_for_a_node_marks_it_for_resync() {
+    let c = capped_cluster("one").await;
+    let base = c.miroir.url();
+    let mut tasks = Vec::new();
+    for batch in 0..10u64 {
+        let ids = batch * 100..(batch + 1) * 100;
+        tasks.push(write(&base, docs(ids, 1)).await.expect("write"));
+    }
+    assert_eq!(unsucceeded(&base, &tasks).await, 0);
+    let node = n1(&base).await;
+    assert_eq!(node["needsResync"], true, "{node}");
+    assert!(
+        node["pendingHintBytes"].as_u64().unwrap() <= 20000,
+        "{node}"
+    );
+    assert!(c.miroir.log().contains("needs a full resync"));
+
+    c.nodes[1].restart().await.expect("restart");
+    let drained = eventually(Duration::from_secs(20), || async {
+        let (status, hints) = node_status(&base, "n1").await;
+        status == "recovering" && hints == 0
+    })
+    .await;
+    assert!(drained, "{:?}", node_status(&base, "n1").await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(node_status(&base, "n1").await.0, "recovering");
+    assert_eq!(n1(&base).await["servesReads"], false);
+    // Reads avoid it: complete answers from the other replicas.
+    assert_eq!(search_total(&base).await, Ok((1000, None)));
+}
