@@ -198,8 +198,11 @@ pub struct Replayer {
 const CATCH_UP_WAIT: Duration = Duration::from_secs(120);
 
 impl Replayer {
+    /// Drains every node that answers again, side by side: one slow node does not hold back
+    /// another's catch-up.
     async fn replay_all(&self) {
         let rt = self.shared.runtime();
+        let mut drains = Vec::new();
         for (id, backlog) in self.shared.hints.backlogs() {
             metrics::set_backlog(&id, backlog);
             let Some(node) = rt.nodes.iter().find(|n| n.id.as_str() == id) else {
@@ -208,8 +211,9 @@ impl Replayer {
             if backlog.hints == 0 || self.shared.node_state(&node.id) == NodeState::Failed {
                 continue;
             }
-            self.drain(&rt, node).await;
+            drains.push(self.drain(&rt, node));
         }
+        futures::future::join_all(drains).await;
     }
 
     /// Replays `node`'s hints in order until none is left or the node stops answering; then
