@@ -271,10 +271,16 @@ impl SettingsSync {
     async fn check_index(&self, rt: &Runtime, index: &str) {
         let shared = &self.shared;
         let path = format!("/indexes/{index}/settings");
-        let reads = rt.nodes.iter().map(|n| {
-            let path = path.as_str();
-            async move { (n, send_json(shared, rt, n, "GET", path, None).await) }
-        });
+        // A node that is down or still replaying writes it missed (settings among them) is
+        // judged once it caught up, not repaired against its own pending replays.
+        let reads = rt
+            .nodes
+            .iter()
+            .filter(|n| shared.is_healthy(&n.id))
+            .map(|n| {
+                let path = path.as_str();
+                async move { (n, send_json(shared, rt, n, "GET", path, None).await) }
+            });
         let mut answers = Vec::new();
         for (n, read) in futures::future::join_all(reads).await {
             if let Some((200, settings)) = read {
