@@ -96,7 +96,7 @@ pub fn default_value(key: &str) -> Value {
         "prefixSearch" => json!("indexingTime"),
         "chat" => json!({
             "description": "",
-            "documentTemplate": "{% for field in fields %}{% if field.is_searchable and field.value != nil %}{{ field.name }}: {{ field.value }}\n{% endif %}{% endfor %}",
+            "documentTemplate": DEFAULT_DOCUMENT_TEMPLATE,
             "documentTemplateMaxBytes": 400,
             "searchParameters": {},
         }),
@@ -441,7 +441,9 @@ pub fn apply(view: &mut Map<String, Value>, patch: &Map<String, Value>) {
                         Value::Null => current.retain(|key, _| key != name),
                         Value::Object(c) => {
                             let base = current.get(name).cloned().unwrap_or_else(|| json!({}));
-                            current.insert(name.clone(), merge_object(base, c, ""));
+                            let mut merged = merge_object(base, c, "");
+                            with_template_defaults(&mut merged);
+                            current.insert(name.clone(), merged);
                         }
                         other => {
                             current.insert(name.clone(), other.clone());
@@ -453,6 +455,41 @@ pub fn apply(view: &mut Map<String, Value>, patch: &Map<String, Value>) {
             _ => value.clone(),
         };
         view.insert(key.clone(), merged);
+    }
+}
+
+/// The template Meilisearch renders a document with for an embedder that embeds text.
+const DEFAULT_DOCUMENT_TEMPLATE: &str = "{% for field in fields %}{% if field.is_searchable and field.value != nil %}{{ field.name }}: {{ field.value }}\n{% endif %}{% endfor %}";
+
+/// An embedder as Meilisearch shows it: a source that renders documents (openAi, huggingFace,
+/// ollama, rest) gets the default `documentTemplate` and `documentTemplateMaxBytes` when they
+/// are not set; a composite embedder renders with its `indexingEmbedder` only, so only that
+/// one gets them.
+fn with_template_defaults(conf: &mut Value) {
+    fn fill(conf: &mut Value) {
+        let renders = matches!(
+            conf["source"].as_str(),
+            Some("openAi" | "huggingFace" | "ollama" | "rest")
+        );
+        let Some(obj) = conf.as_object_mut().filter(|_| renders) else {
+            return;
+        };
+        if obj.get("documentTemplate").is_none_or(Value::is_null) {
+            obj.insert("documentTemplate".into(), json!(DEFAULT_DOCUMENT_TEMPLATE));
+        }
+        if obj
+            .get("documentTemplateMaxBytes")
+            .is_none_or(Value::is_null)
+        {
+            obj.insert("documentTemplateMaxBytes".into(), json!(400));
+        }
+    }
+    if conf["source"] == "composite" {
+        if let Some(indexing) = conf.get_mut("indexingEmbedder") {
+            fill(indexing);
+        }
+    } else {
+        fill(conf);
     }
 }
 

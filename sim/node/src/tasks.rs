@@ -83,6 +83,8 @@ pub enum Op {
         new_uid: Option<String>,
     },
     DeleteIndex,
+    /// Compaction: the data is in memory, so nothing shrinks; the task reports the sizes.
+    Compact,
     /// `(a, b, rename)` pairs.
     Swap(Vec<(String, String, bool)>),
     Cancel {
@@ -102,6 +104,7 @@ impl Op {
             Op::CreateIndex { .. } => "indexCreation",
             Op::UpdateIndex { .. } => "indexUpdate",
             Op::DeleteIndex => "indexDeletion",
+            Op::Compact => "indexCompaction",
             Op::Swap(_) => "indexSwap",
             Op::Cancel { .. } => "taskCancelation",
             Op::Delete { .. } => "taskDeletion",

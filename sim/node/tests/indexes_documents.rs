@@ -368,13 +368,79 @@ async fn trailing_slash_unknown_routes_and_unimplemented_routes() {
         (404, Value::Null),
         "Meilisearch answers unknown routes with an empty 404"
     );
-    let (status, body) = c.post("/dumps", json!({})).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (501, Some("not_implemented_in_simulator"))
-    );
+    for route in ["/dumps", "/render-template", "/dynamic-search-rules"] {
+        let (status, body) = c.post(route, json!({})).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (501, Some("not_implemented_in_simulator")),
+            "{route}"
+        );
+    }
     let (_, version) = c.get("/version").await;
     assert!(version["pkgVersion"].as_str().unwrap().ends_with("-sim"));
+}
+
+#[tokio::test]
+async fn compaction_is_a_task_that_reports_sizes_and_fails_on_a_missing_index() {
+    let (_node, c) = start().await;
+    succeeded(
+        &c,
+        c.post("/indexes/c/documents", json!([{"id": 1, "t": "a"}]))
+            .await,
+    )
+    .await;
+    let (status, summary) = c.post("/indexes/c/compact", json!({})).await;
+    assert_eq!((status, &summary["type"]), (202, &json!("indexCompaction")));
+    let task = succeeded(&c, (status, summary)).await;
+    let size = task["details"]["preCompactionSize"].as_str().unwrap();
+    assert!(size.ends_with(" B"), "{task}");
+    assert_eq!(task["details"]["postCompactionSize"], size);
+    assert_eq!(c.get("/indexes/c/stats").await.1["numberOfDocuments"], 1);
+
+    let task = run(&c, c.post("/indexes/nope/compact", json!({})).await).await;
+    assert_eq!(task["status"], "failed");
+    assert_eq!(task["error"]["code"], "index_not_found");
+    assert_eq!(task["details"], json!({}));
+}
+
+#[tokio::test]
+async fn stats_show_internal_sizes_and_human_sizes_on_request() {
+    let (_node, c) = start().await;
+    succeeded(
+        &c,
+        c.post("/indexes/s/documents", json!([{"id": 1, "t": "a"}]))
+            .await,
+    )
+    .await;
+    let (_, plain) = c.get("/indexes/s/stats").await;
+    assert!(plain.get("internalDatabaseSizes").is_none(), "{plain}");
+    let raw = plain["rawDocumentDbSize"].as_u64().unwrap();
+    let (_, both) = c
+        .get("/indexes/s/stats?showInternalDatabaseSizes=true&sizeFormat=human")
+        .await;
+    assert_eq!(both["rawDocumentDbSize"], format!("{raw} B"));
+    assert_eq!(
+        both["internalDatabaseSizes"],
+        json!({"documents": format!("{raw} B")})
+    );
+    let (_, global) = c
+        .get("/stats?sizeFormat=raw&showInternalDatabaseSizes=true")
+        .await;
+    assert_eq!(global["databaseSize"], raw);
+    assert_eq!(
+        global["indexes"]["s"]["internalDatabaseSizes"]["documents"],
+        raw
+    );
+    let (status, e) = c.get("/stats?sizeFormat=huge").await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (400, Some("invalid_stats_size_format"))
+    );
+    let (status, e) = c.get("/indexes/s/stats?showInternalDatabaseSizes=1").await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (400, Some("invalid_stats_show_internal_database_sizes"))
+    );
 }
 
 #[tokio::test]

@@ -519,3 +519,37 @@ async fn user_provided_embeddings_drive_similar_and_semantic_search() {
         json!({"emb": {"embeddings": [[0.9, 0.1, 0.0]], "regenerate": false}})
     );
 }
+
+#[tokio::test]
+async fn embedders_that_render_documents_show_the_default_template() {
+    let (_node, c) = start().await;
+    let hf = json!({"source": "huggingFace", "model": "BAAI/bge-base-en-v1.5"});
+    succeeded(
+        &c,
+        c.patch(
+            "/indexes/e/settings/embedders",
+            json!({
+                "hf": hf,
+                "manual": {"source": "userProvided", "dimensions": 2},
+                "both": {"source": "composite", "searchEmbedder": hf, "indexingEmbedder": hf},
+                "own": {"source": "rest", "url": "http://x", "documentTemplate": "{{doc.t}}"},
+            }),
+        )
+        .await,
+    )
+    .await;
+    let (_, e) = c.get("/indexes/e/settings/embedders").await;
+    let template = e["hf"]["documentTemplate"].as_str().unwrap_or_default();
+    assert!(template.starts_with("{% for field in fields %}"), "{e}");
+    assert_eq!(e["hf"]["documentTemplateMaxBytes"], 400);
+    assert!(e["manual"].get("documentTemplate").is_none(), "{e}");
+    // A composite embedder renders documents when indexing only.
+    assert!(
+        e["both"]["searchEmbedder"]
+            .get("documentTemplate")
+            .is_none(),
+        "{e}"
+    );
+    assert_eq!(e["both"]["indexingEmbedder"]["documentTemplate"], template);
+    assert_eq!(e["own"]["documentTemplate"], "{{doc.t}}");
+}

@@ -10,7 +10,7 @@ use axum::response::Response;
 use meili_sim_engine::MeiliError;
 use serde_json::{json, Map, Value};
 
-use super::system::index_stats;
+use super::system::{index_stats, SizeParams};
 use super::{accepted, auth, custom_metadata, json_body, offset_limit, ok, page, AppState, Params};
 use crate::error::{invalid_api_key, invalid_index_uid, invalid_type, unknown_field, ApiResult};
 use crate::ids::is_valid_index_uid;
@@ -157,20 +157,39 @@ pub async fn delete(
     ))
 }
 
+/// `POST /indexes/{uid}/compact`: a task; a missing index fails it, as on Meilisearch.
+pub async fn compact(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    auth(&s, &headers, "indexes.compact", Some(&uid))?;
+    check_uid(&uid)?;
+    accepted(s.enqueue(
+        Some(&uid),
+        Op::Compact,
+        details(&[]),
+        custom_metadata(&params),
+    ))
+}
+
 pub async fn stats(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(uid): Path<String>,
+    params: Params,
 ) -> ApiResult<Response> {
     auth(&s, &headers, "stats.get", Some(&uid))?;
     check_uid(&uid)?;
+    let sizes = SizeParams::parse(&params)?;
     let db = s.db();
     let index = db.index(&uid)?;
     let indexing = db
         .tasks
         .values()
         .any(|t| t.index_uid.as_deref() == Some(uid.as_str()) && !t.status.is_finished());
-    ok(index_stats(index, indexing))
+    ok(index_stats(index, indexing, sizes))
 }
 
 pub async fn swap(

@@ -26,6 +26,8 @@ use crate::error::{
 };
 use crate::state::Shared;
 
+pub(crate) use system::raw_size;
+
 pub type AppState = Arc<Shared>;
 
 pub fn router(shared: AppState) -> Router {
@@ -57,6 +59,7 @@ pub fn router(shared: AppState) -> Router {
                 .delete(indexes::delete),
         )
         .route("/indexes/{uid}/stats", get(indexes::stats))
+        .route("/indexes/{uid}/compact", post(indexes::compact))
         .route("/swap-indexes", post(indexes::swap))
         .route(
             "/indexes/{uid}/documents",

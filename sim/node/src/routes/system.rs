@@ -7,9 +7,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
+use meili_sim_engine::MeiliError;
 use serde_json::{json, Map, Value};
 
-use super::{auth, json_body, ok, AppState};
+use super::{auth, json_body, ok, AppState, Params};
+use crate::apply::human_size;
 use crate::clock::rfc3339;
 use crate::error::{bad_request, not_implemented, unknown_field, ApiResult};
 use crate::state::{Index, FEATURES};
@@ -31,12 +33,63 @@ pub async fn version(State(s): State<AppState>, headers: HeaderMap) -> ApiResult
     }))
 }
 
-/// `GET /indexes/{uid}/stats` body for one index.
-pub fn index_stats(index: &Index, is_indexing: bool) -> Value {
+/// The index's documents as JSON text, in bytes: the simulator's stand-in for a database size.
+pub fn raw_size(index: &Index) -> usize {
+    index
+        .data
+        .docs
+        .values()
+        .map(|doc| Value::Object(doc.clone()).to_string().len())
+        .sum()
+}
+
+/// `showInternalDatabaseSizes` and `sizeFormat` of the stats routes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SizeParams {
+    internal: bool,
+    human: bool,
+}
+
+impl SizeParams {
+    /// The parameters, or Meilisearch's error for a value it refuses.
+    pub fn parse(params: &Params) -> Result<Self, MeiliError> {
+        let internal = match params.get("showInternalDatabaseSizes") {
+            None => false,
+            Some(v) => v.parse().map_err(|_| {
+                MeiliError::invalid(
+                    "invalid_stats_show_internal_database_sizes",
+                    format!("Invalid value in parameter `showInternalDatabaseSizes`: could not parse `{v}` as a boolean, expected either `true` or `false`"),
+                )
+            })?,
+        };
+        let human = match params.get("sizeFormat") {
+            None | Some("raw") => false,
+            Some("human") => true,
+            Some(v) => {
+                return Err(MeiliError::invalid(
+                    "invalid_stats_size_format",
+                    format!("Unknown value `{v}` for parameter `sizeFormat`: expected one of `human`, `raw`"),
+                ))
+            }
+        };
+        Ok(Self { internal, human })
+    }
+
+    fn size(&self, bytes: usize) -> Value {
+        if self.human {
+            json!(human_size(bytes))
+        } else {
+            json!(bytes)
+        }
+    }
+}
+
+/// `GET /indexes/{uid}/stats` body for one index. The simulator has one "database", the
+/// documents (its size is their JSON size).
+pub fn index_stats(index: &Index, is_indexing: bool, sizes: SizeParams) -> Value {
     let mut distribution: Map<String, Value> = Map::new();
-    let mut raw_size = 0usize;
+    let raw_size = raw_size(index);
     for doc in index.data.docs.values() {
-        raw_size += Value::Object(doc.clone()).to_string().len();
         for key in doc.keys() {
             let n = distribution.get(key).and_then(Value::as_u64).unwrap_or(0);
             distribution.insert(key.clone(), json!(n + 1));
@@ -45,19 +98,36 @@ pub fn index_stats(index: &Index, is_indexing: bool) -> Value {
     let mut sorted: Vec<(String, Value)> = distribution.into_iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let count = index.data.docs.len();
-    json!({
-        "numberOfDocuments": count,
-        "rawDocumentDbSize": raw_size,
-        "avgDocumentSize": raw_size.checked_div(count).unwrap_or(0),
-        "isIndexing": is_indexing,
-        "numberOfEmbeddings": 0,
-        "numberOfEmbeddedDocuments": 0,
-        "fieldDistribution": Value::Object(sorted.into_iter().collect()),
-    })
+    let mut stats = Map::new();
+    stats.insert("numberOfDocuments".into(), json!(count));
+    stats.insert("rawDocumentDbSize".into(), sizes.size(raw_size));
+    stats.insert(
+        "avgDocumentSize".into(),
+        sizes.size(raw_size.checked_div(count).unwrap_or(0)),
+    );
+    stats.insert("isIndexing".into(), json!(is_indexing));
+    if sizes.internal {
+        stats.insert(
+            "internalDatabaseSizes".into(),
+            json!({"documents": sizes.size(raw_size)}),
+        );
+    }
+    stats.insert("numberOfEmbeddings".into(), json!(0));
+    stats.insert("numberOfEmbeddedDocuments".into(), json!(0));
+    stats.insert(
+        "fieldDistribution".into(),
+        Value::Object(sorted.into_iter().collect()),
+    );
+    Value::Object(stats)
 }
 
-pub async fn stats(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn stats(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> ApiResult<Response> {
     let access = auth(&s, &headers, "stats.get", None)?;
+    let sizes = SizeParams::parse(&params)?;
     let db = s.db();
     let mut indexes = Map::new();
     let mut total = 0usize;
@@ -70,14 +140,13 @@ pub async fn stats(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<R
             .tasks
             .values()
             .any(|t| t.index_uid.as_deref() == Some(uid) && !t.status.is_finished());
-        let stats = index_stats(index, indexing);
-        total += stats["rawDocumentDbSize"].as_u64().unwrap_or(0) as usize;
-        indexes.insert(uid.clone(), stats);
+        total += raw_size(index);
+        indexes.insert(uid.clone(), index_stats(index, indexing, sizes));
     }
     let last_update = db.tasks.values().filter_map(|t| t.finished_at).max();
     ok(json!({
-        "databaseSize": total,
-        "usedDatabaseSize": total,
+        "databaseSize": sizes.size(total),
+        "usedDatabaseSize": sizes.size(total),
         "lastUpdate": last_update.map(rfc3339),
         "indexes": indexes,
     }))
@@ -167,16 +236,9 @@ pub fn unimplemented_routes(router: Router<AppState>) -> Router<AppState> {
             "/indexes/{uid}/documents/edit",
         ),
         ("/indexes/{uid}/fields", "/indexes/{uid}/fields"),
-        ("/indexes/{uid}/compact", "/indexes/{uid}/compact"),
-        ("/indexes/{uid}/render", "/indexes/{uid}/render"),
-        (
-            "/indexes/{uid}/dynamic-search-rules",
-            "/dynamic-search-rules",
-        ),
-        (
-            "/indexes/{uid}/dynamic-search-rules/{*rest}",
-            "/dynamic-search-rules",
-        ),
+        ("/render-template", "/render-template"),
+        ("/dynamic-search-rules", "/dynamic-search-rules"),
+        ("/dynamic-search-rules/{*rest}", "/dynamic-search-rules"),
     ];
     ROUTES.iter().fold(router, |r, (path, what)| {
         r.route(path, any(move || async move { crate::error::ApiError(not_implemented(what)).into_response() }))
