@@ -2,12 +2,16 @@
 //! one page, for the node counts and page sizes a deployment sees. `copy`: nothing to strip,
 //! hits are copied as bytes; `strip`: `_miroir_shard` and the unrequested ranking details are
 //! removed from every hit (the usual case when the client retrieves every attribute).
+//! `vec`: the body as one vector (`merge`); `parts`: the body as shared slices of the node
+//! answers and of what Miroir wrote (`merge_parts` then `Parts::into_bytes`, what the proxy
+//! streams); `reused`: the share of the body's bytes that are slices of the node answers.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use bytes::Bytes;
 use miroir_bench::ns_per_op;
-use miroir_filters::search::{merge, plan, IndexContext, Merged};
+use miroir_filters::search::{merge, merge_parts, plan, IndexContext, Merged, Segment};
 
 const WORDS: [&str; 12] = [
     "amber", "river", "stone", "garden", "silver", "rocket", "harbor", "forest", "lantern",
@@ -61,12 +65,27 @@ fn main() {
         "merge of N node answers into one page; hits of {hit_bytes} bytes, all ranking details"
     );
     println!(
-        "{:>6} {:>6} {:>12} {:>14} {:>14} {:>12}",
-        "nodes", "limit", "input KB", "copy µs/op", "strip µs/op", "strip MB/s"
+        "{:>5} {:>5} {:>8} | {:>9} {:>9} {:>7} | {:>9} {:>9} {:>7} {:>9}",
+        "nodes",
+        "limit",
+        "input KB",
+        "copy vec",
+        "copy parts",
+        "reused",
+        "strip vec",
+        "strip parts",
+        "reused",
+        "parts MB/s"
+    );
+    println!(
+        "{:>22} | {:>9} {:>9} {:>7} | {:>9} {:>9}",
+        "", "µs/op", "µs/op", "", "µs/op", "µs/op"
     );
     for nodes in [3usize, 8, 16] {
         for limit in [20usize, 100, 1000] {
-            let mut ns = [0.0f64; 2];
+            // [copy vec, copy parts, strip vec, strip parts]
+            let mut ns = [0.0f64; 4];
+            let mut reused = [0.0f64; 2];
             let mut input = 0;
             // copy: the client asked for the details and no field must go, hits are copied;
             // strip: `_miroir_shard` and the details must go, every hit is re-written.
@@ -76,23 +95,48 @@ fn main() {
                     !with_shard
                 );
                 let p = plan(request.as_bytes(), &IndexContext::default()).expect("plan");
-                let answers: Vec<Vec<u8>> =
-                    (0..nodes).map(|n| answer(n, limit, with_shard)).collect();
-                input = answers.iter().map(Vec::len).sum::<usize>();
-                let refs: Vec<&[u8]> = answers.iter().map(Vec::as_slice).collect();
-                match merge(&p, &refs) {
-                    Ok(Merged::Body(b)) => assert!(b.len() > limit * 500),
+                let answers: Vec<Bytes> = (0..nodes)
+                    .map(|n| Bytes::from(answer(n, limit, with_shard)))
+                    .collect();
+                input = answers.iter().map(Bytes::len).sum::<usize>();
+                let refs: Vec<&[u8]> = answers.iter().map(|a| a.as_ref()).collect();
+                let whole = match merge(&p, &refs) {
+                    Ok(Merged::Body(b)) => b,
+                    other => panic!("merge failed: {other:?}"),
+                };
+                assert!(whole.len() > limit * 500);
+                match merge_parts(&p, &refs) {
+                    Ok(Merged::Body(parts)) => {
+                        let from_nodes: usize = parts
+                            .segments
+                            .iter()
+                            .map(|s| match s {
+                                Segment::Answer { range, .. } => range.len(),
+                                Segment::Owned(_) => 0,
+                            })
+                            .sum();
+                        reused[slot] = from_nodes as f64 / parts.len() as f64;
+                        assert_eq!(parts.into_bytes(&answers).concat(), whole);
+                    }
                     other => panic!("merge failed: {other:?}"),
                 }
                 let batch = (200_000 / (nodes * limit)).max(1);
-                ns[slot] = ns_per_op(batch, budget, |_| merge(&p, &refs));
+                ns[slot * 2] = ns_per_op(batch, budget, |_| merge(&p, &refs));
+                ns[slot * 2 + 1] = ns_per_op(batch, budget, |_| match merge_parts(&p, &refs) {
+                    Ok(Merged::Body(parts)) => parts.into_bytes(&answers),
+                    _ => Vec::new(),
+                });
             }
             println!(
-                "{nodes:>6} {limit:>6} {:>12.0} {:>14.1} {:>14.1} {:>12.0}",
+                "{nodes:>5} {limit:>5} {:>8.0} | {:>9.1} {:>9.1} {:>6.0}% | {:>9.1} {:>9.1} {:>6.0}% {:>9.0}",
                 input as f64 / 1024.0,
                 ns[0] / 1e3,
                 ns[1] / 1e3,
-                input as f64 / ns[1] * 1e3,
+                reused[0] * 100.0,
+                ns[2] / 1e3,
+                ns[3] / 1e3,
+                reused[1] * 100.0,
+                input as f64 / ns[3] * 1e3,
             );
         }
     }

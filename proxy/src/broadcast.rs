@@ -52,7 +52,11 @@ impl Incoming {
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
+    /// The body, unless `parts` holds it ([`Reply::bytes`] reads either).
     pub body: Vec<u8>,
+    /// A body in pieces, `body` then empty: a merged search answer, mostly slices of the node
+    /// answers, written without being copied together (chunked when large).
+    pub parts: Option<Vec<Bytes>>,
     /// Extra response headers (for example `X-Miroir-Degraded`).
     pub headers: Vec<(&'static str, String)>,
 }
@@ -62,7 +66,26 @@ impl Reply {
         Self {
             status,
             body,
+            parts: None,
             headers: Vec::new(),
+        }
+    }
+
+    /// A body in pieces, sent in order.
+    pub fn parts(status: u16, parts: Vec<Bytes>) -> Self {
+        Self {
+            status,
+            body: Vec::new(),
+            parts: Some(parts),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The whole body, copied together when it is in pieces.
+    pub fn bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        match &self.parts {
+            Some(parts) => std::borrow::Cow::Owned(parts.concat()),
+            None => std::borrow::Cow::Borrowed(&self.body),
         }
     }
 
@@ -126,7 +149,7 @@ pub async fn read_any(
             shared.observe(
                 rt,
                 &rt.nodes[i].id,
-                matches!(&result, Ok(r) if r.status < 500),
+                matches!(&result, Ok(r) if r.judged()),
                 false,
             );
             result
@@ -145,7 +168,7 @@ pub async fn read_any(
         let more = next.is_some() && tried.len() < rt.nodes.len();
         tokio::select! {
             answer = pending.next() => match answer {
-                Some(Ok(resp)) if resp.status < 500 => return Ok(resp),
+                Some(Ok(resp)) if resp.judged() => return Ok(resp),
                 Some(_) => {}
                 None => break,
             },
@@ -221,7 +244,7 @@ pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
     let lost: Vec<usize> = (0..rt.nodes.len())
         .filter(|i| {
             handoff::hinted_route(inc.route)
-                && !matches!(&results[*i], Ok(resp) if resp.status < 500)
+                && !matches!(&results[*i], Ok(resp) if resp.judged())
                 && !hinted.iter().any(|(h, _)| h == i)
         })
         .collect();
@@ -263,7 +286,7 @@ async fn send_or_hint(
                 ));
             }
             let result = shared.client.send(node, req, timeout).await;
-            let answered = matches!(&result, Ok(resp) if resp.status < 500);
+            let answered = matches!(&result, Ok(resp) if resp.judged());
             shared.observe(rt, &node.id, answered, false);
             result
         }
@@ -271,7 +294,7 @@ async fn send_or_hint(
     let results = futures::future::join_all(sends).await;
     let mut hinted = Vec::new();
     for (i, result) in results.iter().enumerate() {
-        if matches!(result, Ok(resp) if resp.status < 500) {
+        if matches!(result, Ok(resp) if resp.judged()) {
             continue;
         }
         let hint = Hint {
@@ -320,7 +343,7 @@ async fn broadcast_outcome(
             let created = serde_json::from_slice::<Value>(&inc.body).ok();
             if let Some(uid) = created.as_ref().and_then(|v| v["uid"].as_str()) {
                 if accepted == results.len() {
-                    shard_field::restore(shared, rt, inc, uid).await;
+                    shard_field::after_creation(shared, rt, inc, uid).await;
                 } else {
                     shared.shard_filterable.remove(uid);
                 }
@@ -372,11 +395,11 @@ async fn broadcast_outcome(
             ),
         ));
     }
-    // Nobody accepted: a client error every node agrees on is the answer.
+    // Nobody accepted: a client error (or 501) every node agrees on is the answer.
     if let Some(resp) = results
         .iter()
         .filter_map(|r| r.as_ref().ok())
-        .find(|r| (400..500).contains(&r.status))
+        .find(|r| r.judged())
     {
         return Reply::relay(resp);
     }

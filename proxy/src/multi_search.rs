@@ -126,11 +126,31 @@ async fn run_all(
 
 /// A query's error as the whole request's: `Inside `.queries[i]`: ` before the message; an
 /// unknown index is a 400 here, as Meilisearch 1.50's multi-search answers it (measured
-/// against a real node in `tests/search_real.rs`).
+/// against a real node in `tests/search_real.rs`). Meilisearch judges the key before any
+/// query, so a missing, invalid or expired key is the request's error, unprefixed; a key (or
+/// tenant token) that may not search one query's index fails that query with the generic
+/// invalid-key message.
 fn inside_query(i: usize, failed: &Reply) -> Reply {
     let Ok(Value::Object(mut err)) = serde_json::from_slice::<Value>(&failed.body) else {
         return Reply::raw(failed.status, failed.body.clone());
     };
+    let code = err.get("code").and_then(Value::as_str).unwrap_or_default();
+    if code == "missing_authorization_header" {
+        return Reply::raw(failed.status, failed.body.clone());
+    }
+    if code == "invalid_api_key" {
+        let message = err
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !message.contains("cannot acces the index") {
+            return Reply::raw(failed.status, failed.body.clone());
+        }
+        err.insert(
+            "message".into(),
+            Value::String("The provided API key is invalid.".into()),
+        );
+    }
     if let Some(Value::String(message)) = err.get_mut("message") {
         *message = format!("Inside `.queries[{i}]`: {message}");
     }
@@ -167,22 +187,39 @@ async fn plain(shared: &Shared, rt: &Runtime, inc: &Incoming, queries: Vec<Query
         Ok(r) => r,
         Err(e) => return e,
     };
-    // Each result is the index's merged answer with `indexUid` first, spliced as bytes.
+    // Each result is the index's merged answer with `indexUid` first, spliced as pieces: the
+    // answers' own pieces (mostly slices of the node answers) are not copied.
+    let degraded = degraded_header(&replies);
+    let mut parts = Vec::new();
     let mut out = b"{\"results\":[".to_vec();
-    for (i, (uid, reply)) in replies.iter().enumerate() {
+    for (i, (uid, reply)) in replies.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"indexUid\":");
-        out.extend_from_slice(Value::String(uid.clone()).to_string().as_bytes());
-        let rest = reply.body.get(1..).unwrap_or_default();
-        if rest.first().is_some_and(|b| *b != b'}') {
+        out.extend_from_slice(Value::String(uid).to_string().as_bytes());
+        let mut answer = reply
+            .parts
+            .unwrap_or_else(|| vec![bytes::Bytes::from(reply.body)]);
+        answer.retain(|p| !p.is_empty());
+        // The answer without its opening brace.
+        if let Some(first) = answer.first_mut() {
+            *first = first.slice(1..);
+        }
+        answer.retain(|p| !p.is_empty());
+        if answer
+            .first()
+            .and_then(|p| p.first())
+            .is_some_and(|b| *b != b'}')
+        {
             out.push(b',');
         }
-        out.extend_from_slice(rest);
+        parts.push(bytes::Bytes::from(std::mem::take(&mut out)));
+        parts.extend(answer);
     }
     out.extend_from_slice(b"]}");
-    with_degraded(Reply::raw(200, out), degraded_header(&replies))
+    parts.push(bytes::Bytes::from(out));
+    with_degraded(Reply::parts(200, parts), degraded)
 }
 
 fn usize_param(f: &Map<String, Value>, key: &str) -> Result<Option<usize>, ()> {
@@ -280,7 +317,7 @@ async fn federated(
     };
     let mut answers = Vec::with_capacity(replies.len());
     for ((index_uid, weight, show_score), (_, reply)) in meta.into_iter().zip(&replies) {
-        let answer = match serde_json::from_slice(&reply.body) {
+        let answer = match serde_json::from_slice(&reply.bytes()) {
             Ok(v) => v,
             Err(e) => {
                 return Reply::error(&MiroirError::new(

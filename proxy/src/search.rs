@@ -361,8 +361,19 @@ pub(crate) async fn search_body(
         .iter()
         .map(|a| a.response.body.as_ref())
         .collect();
-    let reply = match plan::merge(&planned, &bodies) {
-        Ok(Merged::Body(body)) => Reply::raw(200, body),
+    let reply = match plan::merge_parts(&planned, &bodies) {
+        // A small answer is written in one piece anyway: copied together now.
+        Ok(Merged::Body(parts)) if parts.len() < crate::respond::STREAM_FROM => {
+            Reply::raw(200, parts.concat(&bodies))
+        }
+        Ok(Merged::Body(parts)) => {
+            let buffers: Vec<bytes::Bytes> = gathered
+                .answers
+                .iter()
+                .map(|a| a.response.body.clone())
+                .collect();
+            Reply::parts(200, parts.into_bytes(&buffers))
+        }
         Ok(Merged::NodeError { answer }) => {
             relay_node_error(&gathered.answers[answer].response, string_filter())
         }

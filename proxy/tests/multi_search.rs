@@ -231,6 +231,63 @@ async fn one_failing_query_fails_the_request_with_meilisearchs_error() {
     );
 }
 
+/// `POST /multi-search` with `token` (none: no `Authorization` header).
+async fn multi_search_as(base: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut req = client().post(format!("{base}/multi-search")).json(body);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let resp = req.send().await.expect("send");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn auth_errors_name_a_query_only_when_its_index_is_forbidden_as_on_one_node() {
+    let p = pair().await;
+    let bases = [p.cluster.miroir.url(), p.reference[0].url()];
+    // A key that may search `movies` only, on each target.
+    let mut movies_only = Vec::new();
+    for base in &bases {
+        let (s, key) = call(
+            base,
+            "POST",
+            "/keys",
+            Some(json!({"actions": ["search"], "indexes": ["movies"], "expiresAt": null})),
+        )
+        .await;
+        assert_eq!(s, 201, "{key}");
+        movies_only.push(key["key"].as_str().unwrap().to_owned());
+    }
+    let body = json!({"queries": [{"indexUid": "movies"}, {"indexUid": "series"}]});
+    let federated =
+        json!({"federation": {}, "queries": [{"indexUid": "movies"}, {"indexUid": "series"}]});
+    let wrong = Some("wrong".to_owned());
+    let movies = [Some(movies_only[0].clone()), Some(movies_only[1].clone())];
+    for (what, token, body) in [
+        ("no key", [None, None], &body),
+        ("a wrong key", [wrong.clone(), wrong], &body),
+        ("a key for movies only", movies.clone(), &body),
+        ("a key for movies only, federated", movies, &federated),
+    ] {
+        let through = multi_search_as(&bases[0], token[0].as_deref(), body).await;
+        let direct = multi_search_as(&bases[1], token[1].as_deref(), body).await;
+        assert_eq!(
+            (through.0, &through.1["code"], &through.1["message"]),
+            (direct.0, &direct.1["code"], &direct.1["message"]),
+            "{what}"
+        );
+        assert!(through.0 >= 400, "{what}: {}", through.1);
+    }
+    let (_, e) = multi_search_as(&bases[0], Some(&movies_only[0]), &body).await;
+    assert_eq!(
+        e["message"],
+        "Inside `.queries[1]`: The provided API key is invalid."
+    );
+    let (_, e) = multi_search_as(&bases[0], Some("wrong"), &body).await;
+    assert_eq!(e["message"], "The provided API key is invalid.");
+}
+
 #[tokio::test]
 async fn federated_search_merges_by_weighted_score_like_one_node() {
     let p = pair().await;

@@ -67,10 +67,37 @@ enum Action {
     Replace(Vec<u8>),
 }
 
-/// Appends `raw` to `out` as the client must see it. Copies the bytes unchanged unless some
-/// field must go; then only the top-level entries are re-written, values copied verbatim
-/// except the few that need editing themselves.
+/// Where a hit is written: bytes Miroir writes, and slices of the hit it sends as the node
+/// wrote them.
+pub trait HitSink<'a> {
+    fn owned(&mut self) -> &mut Vec<u8>;
+    /// `bytes`, a slice of the hit being written, comes next.
+    fn node(&mut self, bytes: &'a str);
+}
+
+impl<'a> HitSink<'a> for Vec<u8> {
+    fn owned(&mut self) -> &mut Vec<u8> {
+        self
+    }
+    fn node(&mut self, bytes: &'a str) {
+        self.extend_from_slice(bytes.as_bytes());
+    }
+}
+
+/// Appends `raw` to `out` as the client must see it.
+#[cfg(test)]
 pub fn write_hit(out: &mut Vec<u8>, raw: &RawValue, plan: &MergePlan) -> Result<(), String> {
+    write_hit_to(out, raw, plan)
+}
+
+/// Writes `raw` as the client must see it: the node's bytes unchanged unless some field must
+/// go; then only the top-level entries are re-written, each run of entries kept as they are
+/// sent as the node wrote it, the few values that need editing re-written.
+pub fn write_hit_to<'a>(
+    sink: &mut impl HitSink<'a>,
+    raw: &'a RawValue,
+    plan: &MergePlan,
+) -> Result<(), String> {
     let fields = entries(raw).map_err(|e| e.to_string())?;
     let mut actions = Vec::with_capacity(fields.len());
     let mut changed = false;
@@ -79,22 +106,83 @@ pub fn write_hit(out: &mut Vec<u8>, raw: &RawValue, plan: &MergePlan) -> Result<
         changed |= !matches!(action, Action::Keep);
         actions.push(action);
     }
+    let text: &'a str = raw.get();
     if !changed {
-        out.extend_from_slice(raw.get().as_bytes());
+        sink.node(text);
         return Ok(());
     }
-    write_object(
-        out,
-        fields
-            .iter()
-            .zip(&actions)
-            .filter_map(|((name, value), action)| match action {
-                Action::Keep => Some((&*name.0, value.get().as_bytes())),
-                Action::Drop => None,
-                Action::Replace(bytes) => Some((&*name.0, bytes.as_slice())),
-            }),
-    );
+    // Where each entry's value ends in `text`; an entry's key starts at the first quote after
+    // the previous value (only a comma and whitespace come between).
+    let end_of = |value: &RawValue| {
+        (value.get().as_ptr() as usize)
+            .wrapping_sub(text.as_ptr() as usize)
+            .wrapping_add(value.get().len())
+    };
+    let mut after_previous = text.find('{').map_or(0, |i| i + 1);
+    let mut run: Option<usize> = None;
+    let mut pieces: Vec<Piece<'_>> = Vec::with_capacity(4);
+    let mut run_end = 0;
+    for ((name, value), action) in fields.iter().zip(&actions) {
+        let end = end_of(value);
+        if end > text.len() {
+            return Err("a hit value outside the hit".into());
+        }
+        let key_start = text
+            .get(after_previous..)
+            .and_then(|rest| rest.find('"'))
+            .map_or(after_previous, |i| after_previous + i);
+        match action {
+            Action::Keep => {
+                if run.is_none() {
+                    run = Some(key_start);
+                }
+                run_end = end;
+            }
+            Action::Drop => {
+                if let Some(start) = run.take() {
+                    pieces.push(Piece::Node(start..run_end));
+                }
+            }
+            Action::Replace(bytes) => {
+                if let Some(start) = run.take() {
+                    pieces.push(Piece::Node(start..run_end));
+                }
+                pieces.push(Piece::Entry(&name.0, bytes));
+            }
+        }
+        after_previous = end;
+    }
+    if let Some(start) = run.take() {
+        pieces.push(Piece::Node(start..run_end));
+    }
+    sink.owned().push(b'{');
+    for (i, piece) in pieces.into_iter().enumerate() {
+        if i > 0 {
+            sink.owned().push(b',');
+        }
+        match piece {
+            Piece::Node(range) => {
+                let bytes = text.get(range).ok_or("a hit entry outside the hit")?;
+                sink.node(bytes);
+            }
+            Piece::Entry(key, value) => {
+                let out = sink.owned();
+                super::plan::push_json_str(out, key);
+                out.push(b':');
+                out.extend_from_slice(value);
+            }
+        }
+    }
+    sink.owned().push(b'}');
     Ok(())
+}
+
+/// A part of a re-written hit.
+enum Piece<'p> {
+    /// Entries kept as they are: a range of the hit's text.
+    Node(std::ops::Range<usize>),
+    /// An entry re-written.
+    Entry(&'p str, &'p [u8]),
 }
 
 fn hit_action(name: &str, value: &RawValue, plan: &MergePlan) -> Result<Action, String> {

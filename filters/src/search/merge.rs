@@ -2,27 +2,161 @@
 //!
 //! Node answers are already in rank order, so the merge is a k-way merge over their hits by
 //! the ranking key in `_rankingScoreDetails`; only the hits that reach the client's page are
-//! written, each copied as bytes unless a field must be stripped.
+//! written. [`merge_parts`] answers with pieces: a hit no field of which must change is a
+//! slice of its node's answer, Miroir writes only the envelope, separators and re-written hits.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashSet};
+use std::ops::Range;
+
+use bytes::Bytes;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::facets::FacetMerge;
-use super::hit::{self, values_at, values_of_field, FacetKey, HitView};
+use super::hit::{self, values_at, values_of_field, FacetKey, HitSink, HitView};
 use super::plan::{DistinctFacets, MergePlan, Pagination, SearchPlan};
 use super::rank;
 use crate::error::{Code, MiroirError};
 
-/// The outcome of a merge.
+/// The outcome of a merge: the body as one vector ([`merge`]) or as [`Parts`] ([`merge_parts`]).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Merged {
+pub enum Merged<B = Vec<u8>> {
     /// The client's response body.
-    Body(Vec<u8>),
+    Body(B),
     /// Node answer `answer` is a Meilisearch error; the proxy relays it as it sees fit.
     NodeError { answer: usize },
+}
+
+/// A response body as pieces, in order: slices of the node answers and of `owned`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Parts {
+    /// The bytes Miroir wrote itself.
+    pub owned: Vec<u8>,
+    pub segments: Vec<Segment>,
+}
+
+/// One piece of a [`Parts`] body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    /// `answers[answer][range]`: bytes of a node answer, sent as the node wrote them.
+    Answer { answer: usize, range: Range<usize> },
+    /// `owned[range]`.
+    Owned(Range<usize>),
+}
+
+impl Parts {
+    /// The body's length in bytes.
+    pub fn len(&self) -> usize {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Answer { range, .. } | Segment::Owned(range) => range.len(),
+            })
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The body as one vector; `answers` as given to the merge.
+    pub fn concat(&self, answers: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        for s in &self.segments {
+            out.extend_from_slice(match s {
+                Segment::Answer { answer, range } => &answers[*answer][range.clone()],
+                Segment::Owned(range) => &self.owned[range.clone()],
+            });
+        }
+        out
+    }
+
+    /// The body as shared slices of `answers` (the buffers given to the merge) and of one
+    /// buffer holding `owned`: nothing is copied.
+    pub fn into_bytes(self, answers: &[Bytes]) -> Vec<Bytes> {
+        let owned = Bytes::from(self.owned);
+        self.segments
+            .into_iter()
+            .map(|s| match s {
+                Segment::Answer { answer, range } => answers[answer].slice(range),
+                Segment::Owned(range) => owned.slice(range),
+            })
+            .collect()
+    }
+}
+
+/// Builds [`Parts`]: bytes written to [`PartsWriter::owned`] become owned segments, node
+/// bytes passed to [`PartsWriter::answer`] become slices of the answer.
+struct PartsWriter<'a> {
+    answers: &'a [&'a [u8]],
+    parts: Parts,
+    /// Where the owned bytes not yet in a segment start.
+    pending: usize,
+}
+
+impl<'a> PartsWriter<'a> {
+    fn new(answers: &'a [&'a [u8]], capacity: usize) -> Self {
+        Self {
+            answers,
+            parts: Parts {
+                owned: Vec::with_capacity(capacity),
+                segments: Vec::new(),
+            },
+            pending: 0,
+        }
+    }
+
+    fn owned(&mut self) -> &mut Vec<u8> {
+        &mut self.parts.owned
+    }
+
+    fn close_owned(&mut self) {
+        let end = self.parts.owned.len();
+        if end > self.pending {
+            self.parts.segments.push(Segment::Owned(self.pending..end));
+            self.pending = end;
+        }
+    }
+
+    /// `bytes`, a slice of `answers[answer]`, comes next; copied if it is not one.
+    fn answer(&mut self, answer: usize, bytes: &[u8]) {
+        let Some(base) = self.answers.get(answer) else {
+            self.parts.owned.extend_from_slice(bytes);
+            return;
+        };
+        let start = (bytes.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+        if start > base.len() || bytes.len() > base.len() - start {
+            self.parts.owned.extend_from_slice(bytes);
+            return;
+        }
+        let range = start..start + bytes.len();
+        // What Miroir wrote since the previous slice of the same answer is what the answer has
+        // between the two (consecutive hits and the comma between them): one slice.
+        let written = &self.parts.owned[self.pending..];
+        if let Some(Segment::Answer {
+            answer: last,
+            range: prev,
+        }) = self.parts.segments.last_mut()
+        {
+            if *last == answer
+                && prev.end <= range.start
+                && base.get(prev.end..range.start) == Some(written)
+            {
+                prev.end = range.end;
+                self.parts.owned.truncate(self.pending);
+                return;
+            }
+        }
+        self.close_owned();
+        self.parts.segments.push(Segment::Answer { answer, range });
+    }
+
+    fn finish(mut self) -> Parts {
+        self.close_owned();
+        self.parts
+    }
 }
 
 #[derive(Deserialize)]
@@ -82,8 +216,31 @@ impl PartialEq for Head<'_> {
 
 impl Eq for Head<'_> {}
 
-/// Merges the node answers of `plan`'s sub-requests.
+/// A hit of answer `node` written to a [`PartsWriter`].
+struct HitWriter<'w, 'a> {
+    w: &'w mut PartsWriter<'a>,
+    node: usize,
+}
+
+impl<'h> HitSink<'h> for HitWriter<'_, '_> {
+    fn owned(&mut self) -> &mut Vec<u8> {
+        self.w.owned()
+    }
+    fn node(&mut self, bytes: &'h str) {
+        self.w.answer(self.node, bytes.as_bytes());
+    }
+}
+
+/// Merges the node answers of `plan`'s sub-requests into one body.
 pub fn merge(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged, MiroirError> {
+    Ok(match merge_parts(plan, answers)? {
+        Merged::Body(parts) => Merged::Body(parts.concat(answers)),
+        Merged::NodeError { answer } => Merged::NodeError { answer },
+    })
+}
+
+/// Merges the node answers of `plan`'s sub-requests into a body that reuses their bytes.
+pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>, MiroirError> {
     let plan = &plan.merge;
     let mut parsed = Vec::with_capacity(answers.len());
     for (i, bytes) in answers.iter().enumerate() {
@@ -130,29 +287,40 @@ pub fn merge(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged, MiroirError
         .unwrap_or(0);
     let request_uid = parsed.iter().find_map(|a| a.request_uid);
 
-    let mut out = Vec::with_capacity(answers.iter().map(|a| a.len()).max().unwrap_or(0) + 256);
-    out.extend_from_slice(b"{\"hits\":[");
+    // Room for every hit re-written, the usual case when the client retrieves every field.
+    let hit_bytes: usize = page.iter().map(|(_, raw)| raw.get().len() + 1).sum();
+    let mut w = PartsWriter::new(answers, hit_bytes + 1024);
+    w.owned().extend_from_slice(b"{\"hits\":[");
     for (i, (node, raw)) in page.iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            w.owned().push(b',');
         }
-        hit::write_hit(&mut out, raw, plan).map_err(|e| invalid(*node, e))?;
+        hit::write_hit_to(
+            &mut HitWriter {
+                w: &mut w,
+                node: *node,
+            },
+            raw,
+            plan,
+        )
+        .map_err(|e| invalid(*node, e))?;
     }
+    let out = w.owned();
     out.extend_from_slice(b"],\"query\":");
-    super::plan::push_json_str(&mut out, &plan.query);
+    super::plan::push_json_str(out, &plan.query);
     out.extend_from_slice(b",\"processingTimeMs\":");
-    push_num(&mut out, processing);
-    write_pagination(&mut out, plan, total);
+    push_num(out, processing);
+    write_pagination(out, plan, total);
     if plan.facets_requested {
         out.push(b',');
-        facets.write(&mut out, plan);
+        facets.write(out, plan);
     }
     if let Some(uid) = request_uid {
         out.extend_from_slice(b",\"requestUid\":");
         out.extend_from_slice(uid.get().as_bytes());
     }
     out.push(b'}');
-    Ok(Merged::Body(out))
+    Ok(Merged::Body(w.finish()))
 }
 
 /// The client's page, and how many hits cross-shard distinct dropped.
@@ -333,6 +501,64 @@ mod tests {
                 v["totalHits"].clone()
             ),
             (2.into(), 3.into(), 3.into())
+        );
+    }
+
+    #[test]
+    fn hits_are_written_as_slices_of_their_node_answer_except_what_changes() {
+        let p = plan(
+            br#"{"q":"x","limit":3,"showRankingScoreDetails":true}"#,
+            &IndexContext::default(),
+        )
+        .unwrap();
+        let plain = |id: u32, words: f64| {
+            format!(
+                r#"{{"id":{id},"_rankingScoreDetails":{{"words":{{"order":0,"score":{words}}}}}}}"#
+            )
+        };
+        // Node 0 holds the two best hits, consecutive: one slice with its own comma.
+        let a = answer(&[plain(1, 1.0), plain(2, 0.9)], 2);
+        // Node 1's hit carries the shard field, which must go.
+        let b = answer(&[hit(3, 0.5)], 1);
+        let answers = [a.as_bytes(), b.as_bytes()];
+        let answers_text = [a.as_str(), b.as_str()];
+        let Merged::Body(parts) = merge_parts(&p, &answers).unwrap() else {
+            panic!("not a body");
+        };
+        let from_answers: Vec<(usize, &str)> = parts
+            .segments
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Answer { answer, range } => {
+                    Some((*answer, &answers_text[*answer][range.clone()]))
+                }
+                Segment::Owned(_) => None,
+            })
+            .collect();
+        let both = format!("{},{}", plain(1, 1.0), plain(2, 0.9));
+        // Node 1's hit loses its shard field: the entries around it are still its bytes.
+        assert_eq!(
+            from_answers,
+            [
+                (0, both.as_str()),
+                (1, r#""id":3"#),
+                (
+                    1,
+                    r#""_rankingScoreDetails":{"words":{"order":0,"score":0.5}}"#
+                )
+            ]
+        );
+        let Merged::Body(whole) = merge(&p, &answers).unwrap() else {
+            panic!("not a body");
+        };
+        assert_eq!(parts.concat(&answers), whole);
+        assert_eq!(parts.len(), whole.len());
+        let owned: Vec<Bytes> = answers.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+        assert_eq!(parts.into_bytes(&owned).concat(), whole);
+        let v: serde_json::Value = serde_json::from_slice(&whole).unwrap();
+        assert_eq!(
+            v["hits"][2],
+            serde_json::json!({"id": 3, "_rankingScoreDetails": {"words": {"order": 0, "score": 0.5}}})
         );
     }
 
