@@ -204,7 +204,7 @@ pub static ROUTES: &[RouteSpec] = &[
     route(Patch, "/indexes/{uid}", Broadcast, "index.update"),
     route(Delete, "/indexes/{uid}", Broadcast, "index.delete"),
     route(Get, "/indexes/{uid}/stats", FanOutMerge, "index.stats"),
-    route(Post, "/indexes/{uid}/fields", PassOne, "index.fields"),
+    route(Post, "/indexes/{uid}/fields", FanOutMerge, "index.fields"),
     route(Post, "/indexes/{uid}/compact", Broadcast, "index.compact"),
 
     // Documents.
@@ -326,9 +326,10 @@ pub static ROUTES: &[RouteSpec] = &[
     route(Post, "/export", Unsupported, "export"),
     route(Get, "/metrics", Miroir, "metrics"),
 
-    // Network: Miroir exposes its own topology; Enterprise topology changes are not offered.
-    route(Get, "/network", Miroir, "network.get"),
-    route(Patch, "/network", Miroir, "network.update"),
+    // Network: Meilisearch's own sharding across instances; Miroir is the sharding layer here and
+    // shows its topology under `/_miroir/`, so it does not offer this API.
+    route(Get, "/network", Unsupported, "network.get"),
+    route(Patch, "/network", Unsupported, "network.update"),
     route(Post, "/network/control", Unsupported, "network.control"),
 
     // Webhooks fire on Miroir's aggregated task completion.

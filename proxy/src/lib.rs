@@ -11,6 +11,7 @@ pub mod cli;
 pub mod demo;
 pub mod documents;
 pub mod facet_search;
+pub mod fields;
 pub mod handoff;
 pub mod health;
 pub mod index_lifecycle;

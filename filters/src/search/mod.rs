@@ -30,11 +30,12 @@ mod plan;
 mod rank;
 
 pub use context::{FacetOrder, IndexContext, NodeDisplay};
-pub use merge::{merge, Merged};
+pub use merge::{merge, merge_parts, Merged, Parts, Segment};
 pub use plan::{plan, plan_value, DistinctFacets, MergePlan, Pagination, SearchPlan, ShardBody};
 pub mod browse;
 pub mod display;
 pub mod facet_hits;
+pub mod fields;
 pub mod similar;
 pub mod stats;
 
