@@ -266,7 +266,7 @@ impl Replayer {
                     log::error!(target: "miroir::handoff", "node {id} refused Miroir's key while replaying; check node_master_key");
                     break false;
                 }
-                Ok(resp) if resp.status < 500 => {
+                Ok(resp) if resp.judged() => {
                     // The node judges the request invalid now (the index was deleted and
                     // recreated differently, say): replaying it again would not change that.
                     log::warn!(

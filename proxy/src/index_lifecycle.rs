@@ -128,7 +128,7 @@ fn accepted_task_uid(result: &NodeResult) -> Option<u64> {
 
 /// No answer, or a server error: the node did not judge the request, so it missed it.
 fn missed(result: &NodeResult) -> bool {
-    result.as_ref().map_or(true, |resp| resp.status >= 500)
+    result.as_ref().map_or(true, |resp| !resp.judged())
 }
 
 pub(crate) fn node<'a>(rt: &'a Runtime, id: &str) -> Option<&'a NodeRuntime> {

@@ -298,8 +298,8 @@ impl<R: ShardRequest> Scatter<'_, R> {
             .send(runtime_node, &req, self.rt.config.scatter.node_timeout)
             .await;
         match result {
-            // A 4xx is the request's fault: every replica would say the same.
-            Ok(resp) if resp.status < 500 => {
+            // A 4xx (or 501) is the request's fault: every replica would say the same.
+            Ok(resp) if resp.judged() => {
                 flight.finish(None);
                 self.shared.observe(self.rt, &runtime_node.id, true, false);
                 Some(resp)

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use miroir_filters::error::{Code, MiroirError};
+use miroir_filters::error::{hide_shard_field_in_messages, Code, MiroirError};
 use miroir_filters::routes::{self, RouteClass, RouteSpec};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
@@ -18,8 +18,8 @@ use crate::broadcast::{self, Incoming, Reply};
 use crate::limits::payload_too_large;
 use crate::state::{Runtime, Shared};
 use crate::{
-    admin, auth, body, documents, facet_search, keys, metrics, multi_search, request_id, respond,
-    search, shard_field, similar, stats, tasks, write,
+    admin, auth, body, documents, facet_search, fields, keys, metrics, multi_search, request_id,
+    respond, search, shard_field, similar, stats, tasks, write,
 };
 
 /// Per-request state.
@@ -137,6 +137,7 @@ impl MiroirProxy {
                     "similar.get" | "similar.post" => {
                         similar::similar(shared, rt, &inc, index).await
                     }
+                    "index.fields" => fields::fields(shared, rt, &inc, index).await,
                     _ => stats::global_stats(shared, rt, &inc).await,
                 })
             }
@@ -216,14 +217,40 @@ impl MiroirProxy {
         match outcome {
             Ok(reply) => {
                 ctx.status = reply.status;
-                respond::json_with(
-                    session,
-                    reply.status,
-                    reply.body,
-                    &ctx.request_id,
-                    &reply.headers,
-                )
-                .await?;
+                match reply.parts {
+                    Some(parts) => {
+                        respond::parts_with(
+                            session,
+                            reply.status,
+                            parts,
+                            &ctx.request_id,
+                            &reply.headers,
+                        )
+                        .await?
+                    }
+                    None => {
+                        // Node errors (relayed, or inside task views) must not name the
+                        // field Miroir keeps filterable.
+                        let mut body = reply.body;
+                        let may_name_it = reply.status >= 400
+                            || ctx.route.is_some_and(|r| {
+                                r.name.starts_with("task") || r.name.starts_with("batch")
+                            });
+                        if may_name_it {
+                            if let Some(hidden) = hide_shard_field_in_messages(&body) {
+                                body = hidden;
+                            }
+                        }
+                        respond::json_with(
+                            session,
+                            reply.status,
+                            body,
+                            &ctx.request_id,
+                            &reply.headers,
+                        )
+                        .await?
+                    }
+                }
             }
             Err(err) => {
                 ctx.status = err.status();

@@ -205,6 +205,15 @@ pub async fn restore(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &
     add_everywhere(shared, rt, inc, index_uid, &json!([])).await;
 }
 
+/// After an index creation every node accepted: the field must be filterable before any
+/// document arrives. The creation of an index that already exists fails on the nodes, so the
+/// settings task queued behind it keeps the filterable attributes the index has (read now)
+/// rather than resetting them.
+pub async fn after_creation(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) {
+    shared.shard_filterable.remove(index_uid);
+    ensure(shared, rt, inc, index_uid).await;
+}
+
 /// A settings read with the field hidden.
 pub async fn read_settings(shared: &Shared, rt: &Runtime, inc: &Incoming, route: &str) -> Reply {
     match broadcast::read_any(shared, rt, &inc.path, inc.auth.as_deref()).await {

@@ -1,7 +1,8 @@
 //! `GET /indexes/{uid}/stats` and `GET /stats` across shards. `numberOfDocuments` is counted
 //! exactly: each shard's documents once, by a `documents/fetch` with the shard filter and
 //! `limit: 0` on one replica per shard. The other figures come from every node of one replica
-//! group (each shard lives on RF of them) and are merged by `miroir_filters::search::stats`.
+//! group (each shard lives on RF of them) and are merged by `miroir_filters::search::stats`;
+//! `sizeFormat=human` is applied by Miroir to the merged sizes.
 
 use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::routing::{GroupId, ShardId};
@@ -142,10 +143,37 @@ fn with_missing(reply: Reply, missing: &mut Vec<ShardId>, estimated: bool) -> Re
     reply.with_header(DEGRADED, parts.join(";"))
 }
 
+/// The query string for the nodes (`?...` or empty), and whether the client asked for
+/// `sizeFormat=human`. Sizes are merged as numbers, so the nodes are asked for `raw` ones and
+/// Miroir formats the merged figures; every other parameter (and a `sizeFormat` value
+/// Meilisearch refuses) goes as sent, for the nodes to judge.
+fn node_query(path: &str) -> (String, bool) {
+    let Some((_, query)) = path.split_once('?') else {
+        return (String::new(), false);
+    };
+    let mut human = false;
+    let pairs: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some(("sizeFormat", "human")) => {
+                human = true;
+                "sizeFormat=raw"
+            }
+            _ => pair,
+        })
+        .collect();
+    if pairs.is_empty() {
+        return (String::new(), false);
+    }
+    (format!("?{}", pairs.join("&")), human)
+}
+
 /// `GET /indexes/{uid}/stats`.
 pub async fn index_stats(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
     let group = next_group(shared, rt);
-    let path = format!("/indexes/{index_uid}/stats");
+    let (query, human) = node_query(&inc.path);
+    let path = format!("/indexes/{index_uid}/stats{query}");
     let (answers, count) = futures::future::join(
         group_answers(shared, rt, inc, &path, group),
         count_documents(shared, rt, inc, index_uid, group),
@@ -166,13 +194,18 @@ pub async fn index_stats(shared: &Shared, rt: &Runtime, inc: &Incoming, index_ui
         merge::set_document_count(&mut stats, count);
         missing = m;
     }
+    if human {
+        merge::index_sizes_to_human(&mut stats);
+    }
     with_missing(Reply::json(200, &stats), &mut missing, partial)
 }
 
 /// `GET /stats`.
 pub async fn global_stats(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
     let group = next_group(shared, rt);
-    let (answers, partial) = match group_answers(shared, rt, inc, "/stats", group).await {
+    let (query, human) = node_query(&inc.path);
+    let path = format!("/stats{query}");
+    let (answers, partial) = match group_answers(shared, rt, inc, &path, group).await {
         Ok(a) => a,
         Err(reply) => return reply,
     };
@@ -198,5 +231,29 @@ pub async fn global_stats(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Repl
             missing.extend(m);
         }
     }
+    if human {
+        merge::global_sizes_to_human(&mut stats);
+    }
     with_missing(Reply::json(200, &stats), &mut missing, partial)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::node_query;
+
+    #[test]
+    fn nodes_are_asked_for_raw_sizes_and_every_other_parameter_as_sent() {
+        assert_eq!(node_query("/stats"), (String::new(), false));
+        assert_eq!(
+            node_query("/stats?showInternalDatabaseSizes=true&sizeFormat=human"),
+            (
+                "?showInternalDatabaseSizes=true&sizeFormat=raw".to_owned(),
+                true
+            )
+        );
+        assert_eq!(
+            node_query("/indexes/m/stats?sizeFormat=foo"),
+            ("?sizeFormat=foo".to_owned(), false)
+        );
+    }
 }

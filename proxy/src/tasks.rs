@@ -677,11 +677,17 @@ pub async fn batches(shared: &Shared, rt: &Runtime, inc: &Incoming, uid: Option<
         Some(raw) => {
             let reply = get_task(shared, rt, inc, raw).await;
             if reply.status != 200 {
-                // Meilisearch names the batch, not the task, in this error.
+                // Meilisearch names the batch, not the task, in these errors.
                 return match raw.parse::<u64>() {
                     Ok(n) if reply.status == 404 => Reply::error(&MiroirError::new(
                         Code::BatchNotFound,
                         format!("Batch `{n}` not found."),
+                    )),
+                    Err(_) if reply.status == 400 => Reply::error(&MiroirError::new(
+                        Code::InvalidBatchUids,
+                        format!(
+                            "Batch uid `{raw}` is invalid. It should only contain numeric characters."
+                        ),
                     )),
                     _ => reply,
                 };

@@ -221,4 +221,11 @@ impl NodeResponse {
     pub fn json(&self) -> Option<serde_json::Value> {
         serde_json::from_slice(&self.body).ok()
     }
+
+    /// The node judged the request: anything but a server error. `501 Not Implemented` is a
+    /// verdict too: every replica gives it again, and it says nothing about the node's health,
+    /// so it is relayed rather than retried, hinted or counted as a failure.
+    pub fn judged(&self) -> bool {
+        self.status < 500 || self.status == 501
+    }
 }

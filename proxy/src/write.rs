@@ -171,7 +171,7 @@ async fn send_parts(
         async move { (*part, shared.client.send(node, &req, timeout).await) }
     });
     for (part, result) in futures::future::join_all(sends).await {
-        let answered = matches!(&result, Ok(resp) if resp.status < 500);
+        let answered = matches!(&result, Ok(resp) if resp.judged());
         shared.observe(rt, &rt.nodes[part.node.index()].id, answered, false);
         if !answered {
             keep_for_later(shared, rt, index_uid, method, part, &mut sent);
@@ -453,7 +453,7 @@ async fn primary_key_elsewhere(
     });
     let mut missed = queued;
     for (n, result) in futures::future::join_all(sends).await {
-        if !matches!(&result, Ok(resp) if resp.status < 500) {
+        if !matches!(&result, Ok(resp) if resp.judged()) {
             missed.push(n);
         }
         sent.parts.push((n, result));

@@ -419,6 +419,58 @@ async fn stats_match(s: &Setup) {
     assert!(through["databaseSize"].as_u64().unwrap() > 0);
     let (s1, e) = call(&s.proxy, "GET", "/indexes/nope/stats", None).await;
     assert_eq!((s1, e["code"].as_str()), (404, Some("index_not_found")));
+    sizes_match(s).await;
+}
+
+/// `showInternalDatabaseSizes` and `sizeFormat`: the same shape as one node's answer, sizes
+/// as numbers or as text.
+async fn sizes_match(s: &Setup) {
+    let is_size_text = |v: &Value| {
+        v.as_str()
+            .is_some_and(|t| t.ends_with(" B") || t.ends_with("iB"))
+    };
+    for (path, human) in [
+        (
+            "/indexes/movies/stats?showInternalDatabaseSizes=true",
+            false,
+        ),
+        (
+            "/indexes/movies/stats?showInternalDatabaseSizes=true&sizeFormat=human",
+            true,
+        ),
+    ] {
+        let (through, direct) = both(s, "GET", path, None).await;
+        let internal = through["internalDatabaseSizes"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path}: {through}"));
+        assert!(!internal.is_empty(), "{through}");
+        assert!(direct["internalDatabaseSizes"].is_object(), "{direct}");
+        for v in internal
+            .values()
+            .chain([&through["rawDocumentDbSize"], &through["avgDocumentSize"]])
+        {
+            assert_eq!(is_size_text(v), human, "{path}: {through}");
+            assert_eq!(v.is_u64(), !human, "{path}: {through}");
+        }
+        assert_eq!(through["numberOfDocuments"], 300);
+    }
+    let (through, _) = both(s, "GET", "/stats?sizeFormat=human", None).await;
+    assert!(is_size_text(&through["databaseSize"]), "{through}");
+    assert!(
+        is_size_text(&through["indexes"]["movies"]["rawDocumentDbSize"]),
+        "{through}"
+    );
+    assert!(through["indexes"]["movies"]
+        .get("internalDatabaseSizes")
+        .is_none());
+    for path in [
+        "/stats?sizeFormat=huge",
+        "/indexes/movies/stats?showInternalDatabaseSizes=maybe",
+    ] {
+        let (through, direct) = both(s, "GET", path, None).await;
+        assert_eq!(through["code"], direct["code"], "{path}");
+        assert!(through["code"].as_str().is_some(), "{path}: {through}");
+    }
 }
 
 #[tokio::test]

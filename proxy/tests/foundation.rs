@@ -95,6 +95,20 @@ async fn routes_not_served_yet_answer_a_meilisearch_shaped_error_naming_the_rout
 }
 
 #[tokio::test]
+async fn a_batch_uid_that_is_not_a_number_is_invalid_batch_uids() {
+    let c = cluster(1, "").await;
+    let (status, body) = call(&c.miroir.url(), "GET", "/batches/abc", None).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "invalid_batch_uids");
+    assert_eq!(
+        body["message"],
+        "Batch uid `abc` is invalid. It should only contain numeric characters."
+    );
+    let (status, body) = call(&c.miroir.url(), "GET", "/batches/4242", None).await;
+    assert_eq!((status, &body["code"]), (404, &json!("batch_not_found")));
+}
+
+#[tokio::test]
 async fn unknown_routes_get_the_nodes_own_404() {
     let c = cluster(1, "").await;
     let direct = call(&c.nodes[0].url(), "GET", "/no/such/route", None).await;

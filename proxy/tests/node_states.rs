@@ -53,7 +53,7 @@ async fn a_node_goes_suspect_failed_recovering_active_and_metrics_follow() {
     let text = std::fs::read_to_string(&toml).expect("config");
     let text = text
         .replace("interval_ms = 100\n", "interval_ms = 150\n")
-        .replace("unhealthy_threshold = 1\n", "unhealthy_threshold = 3\n")
+        .replace("unhealthy_threshold = 2\n", "unhealthy_threshold = 3\n")
         .replace("healthy_threshold = 1\n", "healthy_threshold = 3\n");
     c.miroir.write_config(&text);
     c.miroir.signal("HUP");
@@ -95,4 +95,41 @@ async fn a_node_goes_suspect_failed_recovering_active_and_metrics_follow() {
         sample(&m, "miroir_node_state{node=\"n1\",state=\"active\"}"),
         Some(1.0)
     );
+}
+
+#[tokio::test]
+async fn a_501_from_every_node_is_relayed_and_leaves_the_nodes_active() {
+    let c = cluster(3, "").await;
+    let base = c.miroir.url();
+    let (status, task) = call(
+        &base,
+        "POST",
+        "/indexes/movies/documents",
+        Some(serde_json::json!([{"id": 1, "title": "Carol"}])),
+    )
+    .await;
+    assert_eq!(status, 202, "{task}");
+    // The simulator does not implement these routes and answers 501: a verdict every node
+    // repeats, not a sign of a failing node.
+    for (path, body) in [
+        (
+            "/indexes/movies/documents/edit",
+            serde_json::json!({"function": "doc.title = 1"}),
+        ),
+        ("/dumps", serde_json::json!({})),
+    ] {
+        let (status, err) = call(&base, "POST", path, Some(body)).await;
+        assert_eq!(status, 501, "{path}: {err}");
+        assert_eq!(err["code"], "not_implemented_in_simulator", "{path}: {err}");
+    }
+    for id in ["n0", "n1", "n2"] {
+        let n = node(&base, id).await;
+        assert_eq!(
+            (n["status"].as_str(), n["consecutiveFailures"].as_u64()),
+            (Some("active"), Some(0)),
+            "{n}"
+        );
+    }
+    let (status, health) = call(&base, "GET", "/health", None).await;
+    assert_eq!(status, 200, "{health}");
 }

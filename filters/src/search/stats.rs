@@ -17,6 +17,7 @@ pub fn merge_index_stats(nodes: &[&Value], rf: u32) -> Value {
     let mut sums: Map<String, Value> = Map::new();
     let mut numbers: Vec<(String, f64)> = Vec::new();
     let mut fields: Vec<(String, f64)> = Vec::new();
+    let mut databases: Option<Vec<(String, f64)>> = None;
     for node in nodes {
         let Some(obj) = node.as_object() else {
             continue;
@@ -35,6 +36,13 @@ pub fn merge_index_stats(nodes: &[&Value], rf: u32) -> Value {
                         }
                     }
                 }
+                // Each internal database's size is per-document data too: summed likewise.
+                Value::Object(sizes) if key == "internalDatabaseSizes" => {
+                    let list = databases.get_or_insert_with(Vec::new);
+                    for (db, n) in sizes {
+                        add(list, db, n.as_f64().unwrap_or(0.0));
+                    }
+                }
                 other => {
                     sums.entry(key.clone()).or_insert_with(|| other.clone());
                 }
@@ -43,6 +51,16 @@ pub fn merge_index_stats(nodes: &[&Value], rf: u32) -> Value {
     }
     for (key, sum) in numbers {
         sums.insert(key, per_copy(sum, rf));
+    }
+    if let Some(list) = databases {
+        sums.insert(
+            "internalDatabaseSizes".into(),
+            Value::Object(
+                list.into_iter()
+                    .map(|(k, n)| (k, per_copy(n, rf)))
+                    .collect(),
+            ),
+        );
     }
     let mut dist: Vec<(String, f64)> = fields;
     dist.sort_by(|a, b| a.0.cmp(&b.0));
@@ -106,6 +124,58 @@ pub fn set_document_count(stats: &mut Value, count: u64) {
                 Value::from(raw.checked_div(count).unwrap_or(0)),
             );
         }
+    }
+}
+
+/// A byte count as Meilisearch shows it with `sizeFormat=human`: binary units, at most two
+/// decimals (`4 KiB`, `3.99 KiB`, `512 B`).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let text = format!("{value:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text} {}", UNITS[unit])
+}
+
+fn to_human(v: &mut Value) {
+    if let Some(n) = v.as_u64() {
+        *v = Value::String(human_size(n));
+    }
+}
+
+/// `sizeFormat=human` on one index's stats: its sizes as text. Miroir merges sizes as numbers
+/// and formats them last.
+pub fn index_sizes_to_human(stats: &mut Value) {
+    let Some(obj) = stats.as_object_mut() else {
+        return;
+    };
+    for (key, value) in obj.iter_mut() {
+        match key.as_str() {
+            "rawDocumentDbSize" | "avgDocumentSize" => to_human(value),
+            "internalDatabaseSizes" => value
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|m| m.values_mut())
+                .for_each(to_human),
+            _ => {}
+        }
+    }
+}
+
+/// `sizeFormat=human` on `GET /stats`: the database sizes and every index's sizes as text.
+pub fn global_sizes_to_human(stats: &mut Value) {
+    for key in ["databaseSize", "usedDatabaseSize"] {
+        if let Some(v) = stats.get_mut(key) {
+            to_human(v);
+        }
+    }
+    if let Some(indexes) = stats.get_mut("indexes").and_then(Value::as_object_mut) {
+        indexes.values_mut().for_each(index_sizes_to_human);
     }
 }
 
@@ -183,5 +253,37 @@ mod tests {
         set_document_count(&mut partial, 6);
         assert_eq!(partial["fieldDistribution"], json!({"genre": 4, "id": 6}));
         assert_eq!(partial["rawDocumentDbSize"], 600);
+    }
+
+    #[test]
+    fn internal_database_sizes_are_summed_and_human_sizes_formatted_last() {
+        let a = json!({"numberOfDocuments": 1, "rawDocumentDbSize": 4096, "avgDocumentSize": 4096,
+            "internalDatabaseSizes": {"main": 4096, "documents": 8192}, "fieldDistribution": {}});
+        let b = json!({"numberOfDocuments": 1, "rawDocumentDbSize": 4080, "avgDocumentSize": 4080,
+            "internalDatabaseSizes": {"main": 4096, "documents": 4096}, "fieldDistribution": {}});
+        let mut merged = merge_index_stats(&[&a, &b], 1);
+        assert_eq!(
+            merged["internalDatabaseSizes"],
+            json!({"main": 8192, "documents": 12288})
+        );
+        set_document_count(&mut merged, 2);
+        index_sizes_to_human(&mut merged);
+        assert_eq!(merged["rawDocumentDbSize"], "7.98 KiB");
+        assert_eq!(merged["avgDocumentSize"], "3.99 KiB");
+        assert_eq!(
+            merged["internalDatabaseSizes"],
+            json!({"main": "8 KiB", "documents": "12 KiB"})
+        );
+        assert_eq!(merged["numberOfDocuments"], 2);
+        // Without the parameter the nodes send no internal sizes, and Miroir adds none.
+        let plain = merge_index_stats(&[&json!({"rawDocumentDbSize": 1})], 1);
+        assert!(plain.get("internalDatabaseSizes").is_none());
+
+        let mut global =
+            json!({"databaseSize": 249856, "usedDatabaseSize": 512, "indexes": {"m": merged}});
+        global_sizes_to_human(&mut global);
+        assert_eq!(global["databaseSize"], "244 KiB");
+        assert_eq!(global["usedDatabaseSize"], "512 B");
+        assert_eq!(global["indexes"]["m"]["avgDocumentSize"], "3.99 KiB");
     }
 }

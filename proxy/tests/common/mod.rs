@@ -40,7 +40,7 @@ pub fn config(port: u16, metrics_port: u16, nodes: &[&SimNode], extra: &str) -> 
     let mut toml = format!(
         "shards = 8\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n[server]\nport = {port}\n\n\
          [metrics]\nport = {metrics_port}\n\n[admin]\napi_key = \"{ADMIN_KEY}\"\n\n\
-         [health]\ninterval_ms = 100\ntimeout_ms = 100\nunhealthy_threshold = 1\nhealthy_threshold = 1\n\n{extra}\n"
+         [health]\ninterval_ms = 100\ntimeout_ms = 100\nunhealthy_threshold = 2\nhealthy_threshold = 1\n\n{extra}\n"
     );
     for (i, node) in nodes.iter().enumerate() {
         toml.push_str(&format!(
