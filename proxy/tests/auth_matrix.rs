@@ -7,9 +7,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use common::{call, client, miroir_bin, KEY};
+use common::{call, client, miroir_bin, wait_idle, KEY};
 use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
 use miroir_testkit::{require_meili_bin, start_node, NodeKind, TestNode};
 use serde_json::{json, Value};
@@ -71,17 +70,6 @@ async fn send(
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
-}
-
-async fn wait_idle(base: &str) {
-    for _ in 0..1500 {
-        let (_, page) = call(base, "GET", "/tasks?statuses=enqueued,processing", None).await;
-        if page["total"] == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("tasks never finished on {base}");
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {

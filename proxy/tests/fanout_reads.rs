@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use common::*;
 use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
@@ -61,17 +60,6 @@ struct Setup {
     nodes: Vec<TestNode>,
 }
 
-async fn wait_all(base: &str) {
-    for _ in 0..2000 {
-        let (_, page) = call(base, "GET", "/tasks?statuses=enqueued,processing", None).await;
-        if page["total"] == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("tasks never finished on {base}");
-}
-
 /// Three nodes behind Miroir (8 shards, replication factor `rf`) and one reference node, both
 /// given the same settings and documents.
 async fn setup(kind: NodeKind, rf: u32) -> Setup {
@@ -100,7 +88,7 @@ async fn setup(kind: NodeKind, rf: u32) -> Setup {
         assert_eq!(s, 202, "{r}");
     }
     for node in &nodes {
-        wait_all(&node.url()).await;
+        wait_idle(&node.url()).await;
     }
     for base in [&proxy, &single] {
         let (s, r) = call(
@@ -113,7 +101,7 @@ async fn setup(kind: NodeKind, rf: u32) -> Setup {
         assert_eq!(s, 202, "{r}");
     }
     for node in &nodes {
-        wait_all(&node.url()).await;
+        wait_idle(&node.url()).await;
     }
     Setup {
         proxy,

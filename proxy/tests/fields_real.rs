@@ -4,29 +4,10 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{call, miroir_bin, KEY};
+use common::{call, miroir_bin, wait_idle, KEY};
 use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
-use miroir_testkit::{require_meili_bin, start_node, NodeKind, TestNode};
+use miroir_testkit::{require_meili_bin, start_node, NodeKind};
 use serde_json::{json, Value};
-
-async fn wait_idle(node: &TestNode) {
-    for _ in 0..3000 {
-        let (_, page) = call(
-            &node.url(),
-            "GET",
-            "/tasks?statuses=enqueued,processing",
-            None,
-        )
-        .await;
-        if page["total"] == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("tasks never finished on {}", node.url());
-}
 
 /// Documents whose rarer fields live on a few documents only, so no single shard has them all.
 fn documents() -> Value {
@@ -80,7 +61,7 @@ async fn fields_through_miroir_list_what_one_node_lists() {
         assert_eq!(s, 202, "{r}");
     }
     for node in nodes.iter().chain([&reference]) {
-        wait_idle(node).await;
+        wait_idle(&node.url()).await;
     }
     let bodies = [
         json!({}),

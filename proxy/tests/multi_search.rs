@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
@@ -28,17 +27,6 @@ fn corpus(range: std::ops::Range<usize>) -> Value {
             })
         })
         .collect()
-}
-
-async fn wait_all(base: &str) {
-    for _ in 0..500 {
-        let (_, page) = call(base, "GET", "/tasks?statuses=enqueued,processing", None).await;
-        if page["total"] == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("tasks never finished on {base}");
 }
 
 struct Pair {
@@ -73,9 +61,9 @@ async fn pair() -> Pair {
         }
     }
     for node in &cluster.nodes {
-        wait_all(&node.url()).await;
+        wait_idle(&node.url()).await;
     }
-    wait_all(&reference[0].url()).await;
+    wait_idle(&reference[0].url()).await;
     Pair { cluster, reference }
 }
 

@@ -16,17 +16,6 @@ const WORDS: [&str; 8] = [
     "red", "blue", "green", "river", "mountain", "city", "night", "storm",
 ];
 
-async fn wait_all(base: &str) {
-    for _ in 0..500 {
-        let (_, page) = call(base, "GET", "/tasks?statuses=enqueued,processing", None).await;
-        if page["total"] == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("tasks never finished on {base}");
-}
-
 /// The tests here measure latency: one at a time, so they do not time each other.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -78,7 +67,7 @@ async fn rf2_cluster(scatter: &str) -> Cluster {
     let (s, r) = call(&base, "POST", "/indexes/movies/documents", Some(corpus())).await;
     assert_eq!(s, 202, "{r}");
     for node in &c.nodes {
-        wait_all(&node.url()).await;
+        wait_idle(&node.url()).await;
     }
     c
 }

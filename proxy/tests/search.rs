@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use common::corpus::{
     corpus, displayed_queries, queries, rank_groups, ranking_rules_with_hidden_custom_rule,
@@ -12,17 +11,6 @@ use common::corpus::{
 };
 use common::*;
 use serde_json::{json, Value};
-
-async fn wait_all(base: &str) {
-    for _ in 0..500 {
-        let (_, page) = call(base, "GET", "/tasks?statuses=enqueued,processing", None).await;
-        if page["total"] == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("tasks never finished on {base}");
-}
 
 const SETTINGS: &str = r#"{"filterableAttributes":["genre","year","rating"],"sortableAttributes":["year","title","rating"]}"#;
 
@@ -55,9 +43,9 @@ async fn pair(nodes: usize, top: &str, extra: &str) -> Pair {
         assert_eq!(s, 202, "{r}");
     }
     for node in &cluster.nodes {
-        wait_all(&node.url()).await;
+        wait_idle(&node.url()).await;
     }
-    wait_all(&reference[0].url()).await;
+    wait_idle(&reference[0].url()).await;
     Pair { cluster, reference }
 }
 
@@ -217,7 +205,7 @@ async fn settings_read_back_without_the_shard_field() {
     .await;
     assert_eq!(s, 202, "{t}");
     for node in &p.cluster.nodes {
-        wait_all(&node.url()).await;
+        wait_idle(&node.url()).await;
     }
     let (_, raw) = call(
         &p.cluster.nodes[1].url(),
@@ -351,9 +339,9 @@ async fn sorts_on_fields_hidden_by_displayed_attributes_merge_like_one_node() {
     let (proxy, single) = (p.cluster.miroir.url(), p.reference[0].url());
     restrict_display(&[proxy.clone(), single.clone()]).await;
     for node in &p.cluster.nodes {
-        wait_all(&node.url()).await;
+        wait_idle(&node.url()).await;
     }
-    wait_all(&single).await;
+    wait_idle(&single).await;
 
     // Reads through Miroir show the client's list, not what the nodes hold.
     let (_, settings) = call(&proxy, "GET", "/indexes/movies/settings", None).await;

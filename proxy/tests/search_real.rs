@@ -6,13 +6,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use common::corpus::{
     corpus, displayed_queries, queries, rank_groups, ranking_rules_with_hidden_custom_rule,
     DISPLAYED,
 };
-use common::{call, miroir_bin, KEY};
+use common::{call, miroir_bin, wait_idle, KEY};
 use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
 use miroir_testkit::{require_meili_bin, start_node, NodeKind, TestNode};
 use serde_json::{json, Value};
@@ -25,23 +24,6 @@ fn settings() -> Value {
         "sortableAttributes": ["year", "title", "rating"],
         "searchableAttributes": ["title", "overview", "genre"],
     })
-}
-
-async fn wait_idle(node: &TestNode) {
-    for _ in 0..3000 {
-        let (_, page) = call(
-            &node.url(),
-            "GET",
-            "/tasks?statuses=enqueued,processing",
-            None,
-        )
-        .await;
-        if page["total"] == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("tasks never finished on {}", node.url());
 }
 
 fn score_groups(resp: &Value) -> Vec<(String, BTreeSet<String>)> {
@@ -118,7 +100,7 @@ async fn real_cluster() -> Real {
         }
     }
     for node in nodes.iter().chain([&reference]) {
-        wait_idle(node).await;
+        wait_idle(&node.url()).await;
     }
     Real {
         nodes,
@@ -349,7 +331,7 @@ async fn real_nodes_merge_sorts_on_hidden_fields_like_one_real_node() {
         assert_eq!(s, 202, "{r}");
     }
     for node in real.nodes.iter().chain([&real.reference]) {
-        wait_idle(node).await;
+        wait_idle(&node.url()).await;
     }
     let (_, settings) = call(&proxy, "GET", "/indexes/movies/settings", None).await;
     assert_eq!(settings["displayedAttributes"], json!(DISPLAYED));

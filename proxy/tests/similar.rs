@@ -5,10 +5,9 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use common::corpus::corpus;
-use common::{call, miroir_bin, KEY};
+use common::{call, miroir_bin, wait_idle, KEY};
 use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
 use miroir_testkit::{require_meili_bin, start_node, NodeKind, TestNode};
 use serde_json::{json, Value};
@@ -104,23 +103,6 @@ struct Setup {
     miroir: MiroirProcess,
 }
 
-async fn wait_idle(node: &TestNode) {
-    for _ in 0..3000 {
-        let (_, page) = call(
-            &node.url(),
-            "GET",
-            "/tasks?statuses=enqueued,processing",
-            None,
-        )
-        .await;
-        if page["total"] == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("tasks never finished on {}", node.url());
-}
-
 async fn setup(kind: NodeKind) -> Setup {
     let mut nodes = Vec::new();
     for _ in 0..4 {
@@ -152,7 +134,7 @@ async fn setup(kind: NodeKind) -> Setup {
         assert_eq!(s, 202, "{r}");
     }
     for node in nodes.iter().chain([&reference]) {
-        wait_idle(node).await;
+        wait_idle(&node.url()).await;
     }
     let (_, count) = call(&reference.url(), "GET", "/indexes/movies/stats", None).await;
     assert_eq!(
@@ -293,7 +275,7 @@ async fn restrict_display(s: &Setup) {
         assert_eq!(status, 202, "{r}");
     }
     for node in s.nodes.iter().chain([&s.reference]) {
-        wait_idle(node).await;
+        wait_idle(&node.url()).await;
     }
 }
 

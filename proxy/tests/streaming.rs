@@ -28,17 +28,6 @@ fn docs(n: usize) -> Value {
     )
 }
 
-async fn wait_all(base: &str) {
-    for _ in 0..1000 {
-        let (_, page) = call(base, "GET", "/tasks?statuses=enqueued,processing", None).await;
-        if page["total"] == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("tasks never finished on {base}");
-}
-
 async fn loaded_cluster(extra: &str) -> Cluster {
     // Health checks patient enough for simulated nodes busy with pages of 1000 hits on a
     // loaded machine: this file is about framing, not about failing nodes.
@@ -70,7 +59,7 @@ async fn loaded_cluster(extra: &str) -> Cluster {
     let (s, r) = call(&base, "POST", "/indexes/big/documents", Some(docs(1500))).await;
     assert_eq!(s, 202, "{r}");
     for node in &c.nodes {
-        wait_all(&node.url()).await;
+        wait_idle(&node.url()).await;
     }
     c
 }

@@ -237,6 +237,18 @@ impl RawConn {
     }
 }
 
+/// Waits until the node (or Miroir) at `base` has no enqueued or processing task (60 s at most).
+pub async fn wait_idle(base: &str) {
+    for _ in 0..6000 {
+        let (_, page) = call(base, "GET", "/tasks?statuses=enqueued,processing", None).await;
+        if page["total"] == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("tasks never finished on {base}");
+}
+
 /// Polls `cond` every 25 ms until it holds or `timeout` passes.
 pub async fn eventually<F, Fut>(timeout: Duration, mut cond: F) -> bool
 where
