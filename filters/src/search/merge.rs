@@ -174,8 +174,24 @@ struct NodeAnswer<'a> {
     facet_stats: Option<&'a RawValue>,
     #[serde(borrow)]
     request_uid: Option<&'a RawValue>,
+    /// Present on semantic and hybrid searches.
+    semantic_hit_count: Option<u64>,
     #[serde(borrow)]
     code: Option<&'a RawValue>,
+}
+
+/// Whether a hit came from the semantic side of a search: its ranking details hold the
+/// `vectorSort` rule (keyword hits never do).
+fn is_semantic(raw: &RawValue) -> bool {
+    #[derive(Deserialize)]
+    struct Hit<'a> {
+        #[serde(rename = "_rankingScoreDetails", borrow, default)]
+        details: Option<std::collections::HashMap<&'a str, serde::de::IgnoredAny>>,
+    }
+    serde_json::from_str::<Hit<'_>>(raw.get())
+        .ok()
+        .and_then(|h| h.details)
+        .is_some_and(|d| d.contains_key("vectorSort"))
 }
 
 fn invalid(node: usize, what: impl std::fmt::Display) -> MiroirError {
@@ -287,6 +303,10 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
         .unwrap_or(0);
     let request_uid = parsed.iter().find_map(|a| a.request_uid);
 
+    let semantic_hits = parsed
+        .iter()
+        .any(|a| a.semantic_hit_count.is_some())
+        .then(|| page.iter().filter(|(_, raw)| is_semantic(raw)).count());
     // Room for every hit re-written, the usual case when the client retrieves every field.
     let hit_bytes: usize = page.iter().map(|(_, raw)| raw.get().len() + 1).sum();
     let mut w = PartsWriter::new(answers, hit_bytes + 1024);
@@ -318,6 +338,12 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
     if let Some(uid) = request_uid {
         out.extend_from_slice(b",\"requestUid\":");
         out.extend_from_slice(uid.get().as_bytes());
+    }
+    // Meilisearch counts the page's hits that came from the semantic side.
+    if parsed.iter().any(|a| a.semantic_hit_count.is_some()) {
+        let semantic = semantic_hits.unwrap_or(0);
+        out.extend_from_slice(b",\"semanticHitCount\":");
+        push_num(out, semantic as u64);
     }
     out.push(b'}');
     Ok(Merged::Body(w.finish()))
@@ -482,6 +508,46 @@ mod tests {
             String::from_utf8(body).unwrap(),
             r#"{"hits":[{"id":3},{"id":2}],"query":"x","processingTimeMs":7,"limit":2,"offset":1,"estimatedTotalHits":10,"requestUid":"u-7"}"#
         );
+    }
+
+    #[test]
+    fn semantic_hit_count_counts_the_pages_semantic_hits() {
+        let p = plan(br#"{"q":"x","limit":3}"#, &IndexContext::default()).unwrap();
+        let semantic = |id: u32, sim: f64| {
+            format!(
+                r#"{{"id":{id},"_rankingScoreDetails":{{"vectorSort":{{"order":0,"similarity":{sim}}}}}}}"#
+            )
+        };
+        let with_count = |hits: &[String], count: usize| {
+            answer(hits, 5).replacen(
+                r#""requestUid""#,
+                &format!(r#""semanticHitCount":{count},"requestUid""#),
+                1,
+            )
+        };
+        // Hybrid: one node's page mixes a keyword hit and a semantic one.
+        let a = with_count(&[semantic(1, 0.9), hit(2, 0.2)], 1);
+        let b = with_count(&[semantic(3, 0.8), semantic(4, 0.1)], 2);
+        let Merged::Body(body) = merge(&p, &[a.as_bytes(), b.as_bytes()]).unwrap() else {
+            panic!("not a body");
+        };
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let ids: Vec<u64> = v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, [1, 3, 2]);
+        assert_eq!(v["semanticHitCount"], 2, "{v}");
+        // A keyword search has no such field.
+        let a = answer(&[hit(1, 1.0)], 1);
+        let Merged::Body(body) = merge(&p, &[a.as_bytes()]).unwrap() else {
+            panic!("not a body");
+        };
+        assert!(!String::from_utf8(body)
+            .unwrap()
+            .contains("semanticHitCount"));
     }
 
     #[test]
