@@ -479,7 +479,7 @@ pub async fn list_tasks(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply 
 /// `POST /tasks/cancel` and `DELETE /tasks`: matched against Miroir's registry, applied to the
 /// node tasks behind the matched tasks, answered as one Miroir task.
 pub async fn cancel_or_delete(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     rt: &Runtime,
     inc: &Incoming,
     delete: bool,
@@ -519,12 +519,9 @@ pub async fn cancel_or_delete(
             }
             let view = view_of(r, &p2);
             let status = view["status"].as_str().unwrap_or("enqueued");
-            // Only unfinished tasks can be canceled; only finished ones deleted.
-            let eligible = if delete {
-                Status::parse_terminal(status)
-            } else {
-                !Status::parse_terminal(status)
-            };
+            // Only unfinished tasks can be canceled. A deletion matches unfinished tasks too:
+            // Meilisearch deletes those that are finished once it processes the deletion.
+            let eligible = delete || !Status::parse_terminal(status);
             eligible && f2.matches_record(r) && f2.matches_view(view)
         };
         s.list(&ListQuery {
@@ -607,9 +604,19 @@ pub async fn cancel_or_delete(
         .collect();
 
     if delete {
-        let uids: Vec<TaskUid> = matched.iter().map(|r| r.uid).collect();
+        let (done, unfinished): (Vec<&TaskRecord>, Vec<&TaskRecord>) =
+            matched.iter().partition(|r| {
+                view_of(r, &pending)["status"]
+                    .as_str()
+                    .is_some_and(Status::parse_terminal)
+            });
+        let uids: Vec<TaskUid> = done.iter().map(|r| r.uid).collect();
         if let Err(e) = blocking(&shared.tasks, move |s| s.delete(&uids)).await {
             return Reply::error(&e);
+        }
+        if !unfinished.is_empty() {
+            let uids: Vec<TaskUid> = unfinished.iter().map(|r| r.uid).collect();
+            tokio::spawn(delete_when_finished(shared.clone(), uids));
         }
     }
     let (kind, count_key) = if delete {
@@ -633,6 +640,42 @@ pub async fn cancel_or_delete(
             "unexpected idempotency state",
         )),
         Err(e) => Reply::error(&e),
+    }
+}
+
+/// How long a deletion waits for the unfinished tasks it matched.
+const DELETION_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Deletes matched tasks from the registry as they finish, as Meilisearch deletes the tasks a
+/// deletion matched once it processes it (after the batch running when it was enqueued).
+async fn delete_when_finished(shared: Arc<Shared>, mut uids: Vec<TaskUid>) {
+    let deadline = std::time::Instant::now() + DELETION_WAIT;
+    while !uids.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let rt = shared.runtime();
+        let mut finished = Vec::new();
+        for uid in &uids {
+            let Ok(Some(record)) = shared.tasks.get(*uid) else {
+                finished.push(*uid);
+                continue;
+            };
+            let terminal = match view(&shared, &rt, &record, rt.node_key()).await {
+                Ok(v) => v["status"].as_str().is_some_and(Status::parse_terminal),
+                Err(_) => false,
+            };
+            if terminal {
+                finished.push(*uid);
+            }
+        }
+        if finished.is_empty() {
+            continue;
+        }
+        let gone = finished.clone();
+        if let Err(e) = blocking(&shared.tasks, move |s| s.delete(&gone)).await {
+            log::warn!(target: "miroir::tasks", "deleting finished tasks: {e}");
+            return;
+        }
+        uids.retain(|u| !finished.contains(u));
     }
 }
 

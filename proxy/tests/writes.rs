@@ -811,3 +811,55 @@ async fn nodes_that_get_no_document_still_learn_the_index_and_its_primary_key() 
         }
     }
 }
+
+/// A task deletion matches unfinished tasks too and deletes them once they finish, as
+/// Meilisearch deletes what its deletion matched when it processes it.
+#[tokio::test]
+async fn deleting_an_unfinished_task_removes_it_once_it_finished() {
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let cfg = meili_sim::SimConfig {
+            master_key: Some(KEY.into()),
+            port: 0,
+            task_delay: Duration::from_millis(300),
+            seed: i + 1,
+            name: format!("slow-{i}"),
+        };
+        nodes.push(meili_sim::SimNode::start(cfg).await.expect("node"));
+    }
+    let (port, metrics) = (
+        miroir_testkit::proxy::free_port(),
+        miroir_testkit::proxy::free_port(),
+    );
+    let refs: Vec<&meili_sim::SimNode> = nodes.iter().collect();
+    let miroir = miroir_testkit::proxy::MiroirProcess::start(
+        miroir_bin(),
+        &config(port, metrics, &refs, ""),
+        port,
+    )
+    .await;
+    let base = miroir.url();
+    let (_, added, _) = send(
+        &base,
+        "POST",
+        "/indexes/movies/documents",
+        "application/json",
+        Value::Array(movies(5)).to_string(),
+    )
+    .await;
+    let added = added["taskUid"].as_u64().unwrap();
+    let (status, task) = call(&base, "DELETE", &format!("/tasks?uids={added}"), None).await;
+    assert_eq!(status, 200, "{task}");
+    let (_, still) = call(&base, "GET", &format!("/tasks/{added}"), None).await;
+    assert_ne!(
+        still["status"], "succeeded",
+        "the addition is still queued: {still}"
+    );
+    let deletion = wait_task(&base, task["taskUid"].as_u64().unwrap()).await;
+    assert_eq!(deletion["status"], "succeeded", "{deletion}");
+    let gone = eventually(Duration::from_secs(10), || async {
+        call(&base, "GET", &format!("/tasks/{added}"), None).await.0 == 404
+    })
+    .await;
+    assert!(gone, "the finished addition was deleted");
+}
