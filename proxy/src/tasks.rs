@@ -78,6 +78,9 @@ async fn view(
     auth: Option<&str>,
 ) -> Result<Value, MiroirError> {
     let mut view = aggregated_view(shared, rt, record, auth).await?;
+    if !record.awaiting.is_empty() {
+        settle_deletion(shared, rt, record, &mut view).await?;
+    }
     crate::shard_field::strip_task_details(&mut view);
     crate::handoff::decorate(shared, record, &mut view);
     Ok(view)
@@ -603,6 +606,7 @@ pub async fn cancel_or_delete(
         })
         .collect();
 
+    let mut awaiting: Vec<TaskUid> = Vec::new();
     if delete {
         let (done, unfinished): (Vec<&TaskRecord>, Vec<&TaskRecord>) =
             matched.iter().partition(|r| {
@@ -614,10 +618,7 @@ pub async fn cancel_or_delete(
         if let Err(e) = blocking(&shared.tasks, move |s| s.delete(&uids)).await {
             return Reply::error(&e);
         }
-        if !unfinished.is_empty() {
-            let uids: Vec<TaskUid> = unfinished.iter().map(|r| r.uid).collect();
-            tokio::spawn(delete_when_finished(shared.clone(), uids));
-        }
+        awaiting = unfinished.iter().map(|r| r.uid).collect();
     }
     let (kind, count_key) = if delete {
         ("taskDeletion", "deletedTasks")
@@ -634,13 +635,88 @@ pub async fn cancel_or_delete(
         details: Some(details),
     };
     match create(shared, task, None).await {
-        Ok(Created::New(record) | Created::Replayed(record)) => Reply::json(200, &summary(&record)),
+        Ok(Created::New(mut record)) => {
+            if !awaiting.is_empty() {
+                record.awaiting = awaiting.clone();
+                let stored = record.clone();
+                if let Err(e) = blocking(&shared.tasks, move |s| s.update(&stored)).await {
+                    return Reply::error(&e);
+                }
+                // Nobody may look at the deletion: its tasks still go once they finish.
+                tokio::spawn(delete_when_finished(shared.clone(), awaiting));
+            }
+            Reply::json(200, &summary(&record))
+        }
+        Ok(Created::Replayed(record)) => Reply::json(200, &summary(&record)),
         Ok(Created::KeyReused { .. }) => Reply::error(&MiroirError::new(
             Code::Internal,
             "unexpected idempotency state",
         )),
         Err(e) => Reply::error(&e),
     }
+}
+
+/// A task deletion's view: not finished while tasks it matched are unfinished, and those that
+/// finished are deleted first, so a client that waited for the deletion finds them gone.
+async fn settle_deletion(
+    shared: &Shared,
+    rt: &Runtime,
+    record: &TaskRecord,
+    view: &mut Value,
+) -> Result<(), MiroirError> {
+    let mut still = Vec::new();
+    let mut finished = Vec::new();
+    for uid in &record.awaiting {
+        let stored = *uid;
+        let Some(task) = blocking(&shared.tasks, move |s| s.get(stored)).await? else {
+            continue;
+        };
+        let done = aggregated_view(shared, rt, &task, rt.node_key())
+            .await
+            .is_ok_and(|v| v["status"].as_str().is_some_and(Status::parse_terminal))
+            // The nodes' own deletions removed its node tasks: they had finished.
+            || deleted_on_nodes(shared, rt, &task).await;
+        if done {
+            finished.push(*uid);
+        } else {
+            still.push(*uid);
+        }
+    }
+    if !finished.is_empty() {
+        blocking(&shared.tasks, move |s| s.delete(&finished)).await?;
+    }
+    if still.is_empty() {
+        let mut settled = record.clone();
+        settled.awaiting.clear();
+        // Best effort: a failure only means settling again on the next read.
+        let _ = blocking(&shared.tasks, move |s| s.update(&settled)).await;
+    } else if view["status"].as_str().is_some_and(Status::parse_terminal) {
+        view["status"] = json!("processing");
+        view["finishedAt"] = Value::Null;
+        view["duration"] = Value::Null;
+    }
+    Ok(())
+}
+
+/// Whether every node task behind `record` is gone from its node (404).
+async fn deleted_on_nodes(shared: &Shared, rt: &Runtime, record: &TaskRecord) -> bool {
+    let timeout = rt.config.scatter.node_timeout;
+    let asks = record.node_tasks.iter().filter_map(|part| {
+        let uid = part.task_uid?;
+        let node = rt.nodes.iter().find(|n| n.id.as_str() == part.node)?;
+        Some(async move {
+            let path = format!("/tasks/{uid}");
+            matches!(
+                shared
+                    .client
+                    .send(node, &NodeRequest::get(&path, rt.node_key()), timeout)
+                    .await,
+                Ok(resp) if resp.status == 404
+            )
+        })
+    });
+    let answers = futures::future::join_all(asks).await;
+    !answers.is_empty() && answers.into_iter().all(|gone| gone)
 }
 
 /// How long a deletion waits for the unfinished tasks it matched.
@@ -662,7 +738,7 @@ async fn delete_when_finished(shared: Arc<Shared>, mut uids: Vec<TaskUid>) {
             let terminal = match view(&shared, &rt, &record, rt.node_key()).await {
                 Ok(v) => v["status"].as_str().is_some_and(Status::parse_terminal),
                 Err(_) => false,
-            };
+            } || deleted_on_nodes(&shared, &rt, &record).await;
             if terminal {
                 finished.push(*uid);
             }

@@ -270,6 +270,7 @@ mod tests {
             details: Some(json!({"receivedDocuments": 10})),
             terminal: None,
             replays: Vec::new(),
+            awaiting: Vec::new(),
         }
     }
 

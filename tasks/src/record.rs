@@ -42,6 +42,10 @@ pub struct TaskRecord {
     /// Replicas that missed the write: each hint kept for them, replayed later.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub replays: Vec<Replay>,
+    /// A task deletion: the unfinished tasks it matched, deleted once they finish; the
+    /// deletion is not finished before.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub awaiting: Vec<TaskUid>,
 }
 
 /// A write kept for a replica that missed it (hinted handoff).
@@ -75,6 +79,7 @@ impl NewTask {
             details: self.details,
             terminal: None,
             replays: Vec::new(),
+            awaiting: Vec::new(),
         }
     }
 }
