@@ -176,6 +176,9 @@ struct NodeAnswer<'a> {
     request_uid: Option<&'a RawValue>,
     /// Present on semantic and hybrid searches.
     semantic_hit_count: Option<u64>,
+    /// Present when the client asked for `showPerformanceDetails`.
+    #[serde(borrow)]
+    performance_details: Option<&'a RawValue>,
     #[serde(borrow)]
     code: Option<&'a RawValue>,
 }
@@ -338,6 +341,15 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
     if let Some(uid) = request_uid {
         out.extend_from_slice(b",\"requestUid\":");
         out.extend_from_slice(uid.get().as_bytes());
+    }
+    // The nodes worked side by side: the slowest one's breakdown is the search's.
+    let slowest = parsed
+        .iter()
+        .filter_map(|a| Some((a.processing_time_ms, a.performance_details?)))
+        .max_by_key(|(ms, _)| *ms);
+    if let Some((_, details)) = slowest {
+        out.extend_from_slice(b",\"performanceDetails\":");
+        out.extend_from_slice(details.get().as_bytes());
     }
     // Meilisearch counts the page's hits that came from the semantic side.
     if parsed.iter().any(|a| a.semantic_hit_count.is_some()) {
@@ -507,6 +519,31 @@ mod tests {
         assert_eq!(
             String::from_utf8(body).unwrap(),
             r#"{"hits":[{"id":3},{"id":2}],"query":"x","processingTimeMs":7,"limit":2,"offset":1,"estimatedTotalHits":10,"requestUid":"u-7"}"#
+        );
+    }
+
+    #[test]
+    fn performance_details_are_the_slowest_nodes() {
+        let p = plan(
+            br#"{"q":"x","showPerformanceDetails":true}"#,
+            &IndexContext::default(),
+        )
+        .unwrap();
+        let with = |total: usize, step: &str| {
+            answer(&[hit(total as u32, 0.5)], total).replacen(
+                r#""requestUid""#,
+                &format!(r#""performanceDetails":{{"search":"{step}"}},"requestUid""#),
+                1,
+            )
+        };
+        let (a, b) = (with(3, "3.0ms"), with(8, "8.0ms"));
+        let Merged::Body(body) = merge(&p, &[a.as_bytes(), b.as_bytes()]).unwrap() else {
+            panic!("not a body");
+        };
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["performanceDetails"],
+            serde_json::json!({"search": "8.0ms"})
         );
     }
 

@@ -19,8 +19,8 @@
 //!   wildcard facets, the client's `attributesToRetrieve` names no nested field;
 //! - `searchableAttributes: ["*"]` ranks attributes in each node's field order, which can
 //!   differ from one node's: set it explicitly for exact `attributeRank` across nodes;
-//! - `performanceDetails`, `metadata` and `queryVector` are not merged; `semanticHitCount`
-//!   counts the page's hits whose ranking details hold `vectorSort`.
+//! - `metadata` and `queryVector` are not merged; `performanceDetails` is the slowest node's;
+//!   `semanticHitCount` counts the page's hits whose ranking details hold `vectorSort`.
 
 mod context;
 mod facets;

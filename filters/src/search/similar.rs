@@ -169,6 +169,9 @@ struct NodeAnswer<'a> {
     hits: Vec<&'a RawValue>,
     #[serde(rename = "estimatedTotalHits", default)]
     total: usize,
+    /// The owner's breakdown of its `/similar` work, when the client asked for it.
+    #[serde(rename = "performanceDetails", borrow, default)]
+    performance: Option<&'a RawValue>,
 }
 
 fn parse(b: &[u8]) -> Result<NodeAnswer<'_>, MiroirError> {
@@ -276,11 +279,16 @@ pub fn merge(
     push_json_str(&mut out, &plan.id);
     out.extend_from_slice(
         format!(
-            ",\"processingTimeMs\":{processing_ms},\"limit\":{},\"offset\":{},\"estimatedTotalHits\":{total}}}",
+            ",\"processingTimeMs\":{processing_ms},\"limit\":{},\"offset\":{},\"estimatedTotalHits\":{total}",
             plan.limit, plan.offset
         )
         .as_bytes(),
     );
+    if let Some(details) = owner.performance {
+        out.extend_from_slice(b",\"performanceDetails\":");
+        out.extend_from_slice(details.get().as_bytes());
+    }
+    out.push(b'}');
     Ok(out)
 }
 
