@@ -394,3 +394,28 @@ async fn sorts_on_fields_hidden_by_displayed_attributes_merge_like_one_node() {
         }
     }
 }
+
+/// `showPerformanceDetails` through Miroir: the breakdown of the slowest node, as an object;
+/// absent when not asked for.
+#[tokio::test]
+async fn performance_details_come_from_the_nodes() {
+    let p = pair(2, "", "").await;
+    let base = p.cluster.miroir.url();
+    let (s, asked) = call(
+        &base,
+        "POST",
+        "/indexes/movies/search",
+        Some(json!({"q": "a", "showPerformanceDetails": true})),
+    )
+    .await;
+    assert_eq!(s, 200, "{asked}");
+    assert!(asked["performanceDetails"].is_object(), "{asked}");
+    let (_, plain) = call(
+        &base,
+        "POST",
+        "/indexes/movies/search",
+        Some(json!({"q": "a"})),
+    )
+    .await;
+    assert!(plain.get("performanceDetails").is_none(), "{plain}");
+}

@@ -76,6 +76,8 @@ pub struct SearchParams {
     pub hybrid: Option<Value>,
     pub vector: Option<Value>,
     pub retrieve_vectors: bool,
+    /// `showPerformanceDetails`: the simulator reports one step, `search`, with its time.
+    pub show_performance_details: bool,
 }
 
 impl Default for SearchParams {
@@ -106,6 +108,7 @@ impl Default for SearchParams {
             hybrid: None,
             vector: None,
             retrieve_vectors: false,
+            show_performance_details: false,
         }
     }
 }
@@ -397,7 +400,7 @@ pub fn parse_search(
         "showRankingScoreDetails",
         "invalid_search_show_ranking_score_details",
     )?;
-    r.bool(
+    p.show_performance_details = r.bool(
         "showPerformanceDetails",
         "invalid_search_show_performance_details",
     )?;

@@ -270,6 +270,14 @@ fn render(
         out.insert("facetStats".into(), stats);
     }
     out.insert("requestUid".into(), json!(uuid::Uuid::now_v7().to_string()));
+    if params.show_performance_details {
+        // Meilisearch lists its internal steps; the simulator has one.
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        out.insert(
+            "performanceDetails".into(),
+            json!({ "search": format!("{ms:.2}ms") }),
+        );
+    }
     if ranked.semantic {
         let count = ranked.hits.len().saturating_sub(offset).min(limit);
         out.insert("semanticHitCount".into(), json!(count));

@@ -56,7 +56,7 @@ pub fn similar(
         "showRankingScoreDetails",
         "invalid_similar_show_ranking_score_details",
     )?;
-    r.bool(
+    let show_performance = r.bool(
         "showPerformanceDetails",
         "invalid_similar_show_performance_details",
     )?;
@@ -176,6 +176,14 @@ pub fn similar(
         "estimatedTotalHits".into(),
         json!(candidates.min(settings.max_total_hits)),
     );
+    if show_performance {
+        // Meilisearch lists its internal steps; the simulator has one.
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        out.insert(
+            "performanceDetails".into(),
+            json!({ "similar": format!("{ms:.2}ms") }),
+        );
+    }
     Ok(Value::Object(out))
 }
 

@@ -869,3 +869,25 @@ fn nested_fields_are_searched_filtered_and_sorted() {
 fn corpus_movies_fixture_is_the_meilisearch_one() {
     assert_eq!(movies().as_array().map(Vec::len), Some(5));
 }
+
+#[test]
+fn performance_details_only_when_asked() {
+    let index = movies_index();
+    let asked = run(
+        &index,
+        json!({"q": "dragon", "showPerformanceDetails": true}),
+    );
+    let details = asked["performanceDetails"]
+        .as_object()
+        .expect("a breakdown");
+    assert!(
+        details["search"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("ms")),
+        "{asked}"
+    );
+    let keys: Vec<&String> = asked.as_object().unwrap().keys().collect();
+    assert_eq!(keys.last().map(|k| k.as_str()), Some("performanceDetails"));
+    let plain = run(&index, json!({"q": "dragon"}));
+    assert!(plain.get("performanceDetails").is_none());
+}
