@@ -138,6 +138,8 @@ fn minimal_config_gets_every_default() {
     assert_eq!(config.admin.api_key, None);
     assert!(config.settings_sync.enabled);
     assert_eq!(config.settings_sync.interval, Duration::from_secs(30));
+    assert_eq!(config.handoff.max_bytes_per_node, 1 << 30);
+    assert_eq!(config.handoff.replay_interval, Duration::from_millis(250));
     assert_eq!(
         config.metrics.as_ref().map(|m| m.listen),
         Some("127.0.0.1:9090".parse().unwrap())
@@ -572,4 +574,18 @@ fn settings_sync_interval_is_validated_and_the_detector_can_be_disabled() {
     assert_problem(&error, "settings_sync.interval_ms", "at least 100");
     let error = err(&(THREE_NODES.to_owned() + "\n[settings_sync]\nintervall = \"30s\"\n"));
     assert!(error.to_string().contains("intervall"), "{error}");
+}
+
+#[test]
+fn handoff_cap_and_interval_are_validated() {
+    let config = ok(&(THREE_NODES.to_owned()
+        + "\n[handoff]\nmax_bytes_per_node = 4096\nreplay_interval_ms = 100\n"));
+    assert_eq!(config.handoff.max_bytes_per_node, 4096);
+    assert_eq!(config.handoff.replay_interval, Duration::from_millis(100));
+    let error = err(&(THREE_NODES.to_owned() + "\n[handoff]\nmax_bytes_per_node = 0\n"));
+    assert_problem(&error, "handoff.max_bytes_per_node", "greater than 0");
+    let error = err(&(THREE_NODES.to_owned() + "\n[handoff]\nreplay_interval_ms = 0\n"));
+    assert_problem(&error, "handoff.replay_interval_ms", "greater than 0");
+    let error = err(&(THREE_NODES.to_owned() + "\n[handoff]\ncap = 1\n"));
+    assert!(error.to_string().contains("cap"), "{error}");
 }
