@@ -202,11 +202,17 @@ pub fn failure_json(result: &NodeResult) -> Value {
     }
 }
 
-fn accepted_task_uid(result: &NodeResult) -> Option<u64> {
+/// The node's task uid when it accepted the request (202).
+pub fn accepted_task_uid(result: &NodeResult) -> Option<u64> {
     match result {
         Ok(resp) if resp.status == 202 => resp.json().and_then(|v| v["taskUid"].as_u64()),
         _ => None,
     }
+}
+
+/// No answer, or a server error: the node did not judge the request, so it missed it.
+pub fn missed(result: &NodeResult) -> bool {
+    result.as_ref().map_or(true, |resp| !resp.judged())
 }
 
 /// `POST /keys` without a `uid` would give each node its own random uid, hence a different
@@ -244,7 +250,7 @@ pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
     let lost: Vec<usize> = (0..rt.nodes.len())
         .filter(|i| {
             handoff::hinted_route(inc.route)
-                && !matches!(&results[*i], Ok(resp) if resp.judged())
+                && missed(&results[*i])
                 && !hinted.iter().any(|(h, _)| h == i)
         })
         .collect();
@@ -286,7 +292,7 @@ async fn send_or_hint(
                 ));
             }
             let result = shared.client.send(node, req, timeout).await;
-            let answered = matches!(&result, Ok(resp) if resp.judged());
+            let answered = !missed(&result);
             shared.observe(rt, &node.id, answered, false);
             result
         }
@@ -294,7 +300,7 @@ async fn send_or_hint(
     let results = futures::future::join_all(sends).await;
     let mut hinted = Vec::new();
     for (i, result) in results.iter().enumerate() {
-        if matches!(result, Ok(resp) if resp.judged()) {
+        if !missed(result) {
             continue;
         }
         let hint = Hint {

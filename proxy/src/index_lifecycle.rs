@@ -16,7 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use crate::broadcast::{Incoming, NodeResult};
+use crate::broadcast::{accepted_task_uid, missed, Incoming, NodeResult};
 use crate::metrics;
 use crate::state::{NodeRuntime, Runtime, Shared};
 use crate::upstream::NodeRequest;
@@ -117,18 +117,6 @@ impl Jobs {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-fn accepted_task_uid(result: &NodeResult) -> Option<u64> {
-    match result {
-        Ok(resp) if resp.status == 202 => resp.json().and_then(|v| v["taskUid"].as_u64()),
-        _ => None,
-    }
-}
-
-/// No answer, or a server error: the node did not judge the request, so it missed it.
-fn missed(result: &NodeResult) -> bool {
-    result.as_ref().map_or(true, |resp| !resp.judged())
 }
 
 pub(crate) fn node<'a>(rt: &'a Runtime, id: &str) -> Option<&'a NodeRuntime> {

@@ -13,7 +13,9 @@ use miroir_handoff::{Hint, Seq};
 use miroir_tasks::{Created, Idempotency, NewTask, NodeTask, Replay, TaskUid};
 use serde_json::{json, Value};
 
-use crate::broadcast::{self, failure_json, Incoming, NodeResult, Reply};
+use crate::broadcast::{
+    self, accepted_task_uid, failure_json, missed, Incoming, NodeResult, Reply,
+};
 use crate::handoff;
 use crate::state::Runtime;
 use crate::state::Shared;
@@ -43,18 +45,11 @@ impl Sent {
     fn accepted(&self, node: NodeIdx) -> bool {
         self.parts
             .iter()
-            .any(|(n, r)| *n == node && task_uid(r).is_some())
+            .any(|(n, r)| *n == node && accepted_task_uid(r).is_some())
     }
 
     fn hinted(&self, node: NodeIdx) -> bool {
         self.hinted.iter().any(|(n, _)| *n == node)
-    }
-}
-
-fn task_uid(r: &NodeResult) -> Option<u64> {
-    match r {
-        Ok(resp) if resp.status == 202 => resp.json().and_then(|v| v["taskUid"].as_u64()),
-        _ => None,
     }
 }
 
@@ -130,7 +125,7 @@ fn shard_list(shards: &[ShardId]) -> String {
 async fn send_parts(
     shared: &Shared,
     rt: &Runtime,
-    inc: &Incoming,
+    (inc, auth): (&Incoming, Option<&str>),
     (index_uid, shards): (&str, &BTreeSet<ShardId>),
     method: &str,
     parts: Vec<Part>,
@@ -162,7 +157,7 @@ async fn send_parts(
         let req = NodeRequest {
             method,
             path: &part.path,
-            auth: inc.auth.as_deref(),
+            auth,
             content_type: part.content_type.as_deref(),
             body: &part.body,
             request_id: Some(&inc.request_id),
@@ -171,7 +166,7 @@ async fn send_parts(
         async move { (*part, shared.client.send(node, &req, timeout).await) }
     });
     for (part, result) in futures::future::join_all(sends).await {
-        let answered = matches!(&result, Ok(resp) if resp.judged());
+        let answered = !missed(&result);
         shared.observe(rt, &rt.nodes[part.node.index()].id, answered, false);
         if !answered {
             keep_for_later(shared, rt, index_uid, method, part, &mut sent);
@@ -243,7 +238,11 @@ async fn judge_and_record(shared: &Shared, rt: &Runtime, write: Write<'_>, sent:
         idempotency,
     } = write;
     let received_at = inc.received_at.as_str();
-    if !sent.parts.iter().any(|(_, r)| task_uid(r).is_some()) {
+    if !sent
+        .parts
+        .iter()
+        .any(|(_, r)| accepted_task_uid(r).is_some())
+    {
         // Nobody accepted: a refusal every node shares (auth, validation) is the answer.
         if let Some(resp) = sent
             .parts
@@ -268,17 +267,18 @@ async fn judge_and_record(shared: &Shared, rt: &Runtime, write: Write<'_>, sent:
     if let Some(d) = &degraded {
         log::warn!(target: "miroir::write", "degraded write to `{index_uid}`: {d}");
     }
-    let first = sent
-        .parts
-        .iter()
-        .find_map(|(_, r)| task_uid(r).and(r.as_ref().ok()).and_then(|r| r.json()));
+    let first = sent.parts.iter().find_map(|(_, r)| {
+        accepted_task_uid(r)
+            .and(r.as_ref().ok())
+            .and_then(|r| r.json())
+    });
     let first = first.unwrap_or(Value::Null);
     let node_tasks = sent
         .parts
         .iter()
         .filter_map(|(n, r)| {
             // Replicas that missed the write do not fail the task: the quorum holds it.
-            task_uid(r).map(|uid| NodeTask {
+            accepted_task_uid(r).map(|uid| NodeTask {
                 node: rt.nodes[n.index()].id.to_string(),
                 task_uid: Some(uid),
                 error: None,
@@ -395,7 +395,6 @@ async fn index_state(shared: &Shared, rt: &Runtime, index_uid: &str) -> Result<I
 /// index and its key, or reads landing on them would disagree. Sent once the other nodes
 /// accepted the write (the client is then known to be allowed to create the index); their
 /// tasks become part of the write's task, and a node that misses it gets it as a hint.
-#[allow(clippy::too_many_arguments)]
 async fn primary_key_elsewhere(
     shared: &Shared,
     rt: &Runtime,
@@ -425,52 +424,29 @@ async fn primary_key_elsewhere(
             json!({ "uid": index_uid, "primaryKey": primary_key }),
         )
     };
-    let body = [Bytes::from(body.to_string())];
-    let timeout = rt.config.scatter.node_timeout;
-    let order = shared.write_order(index_uid);
-    let _turn = order.lock().await;
-    let (queued, direct): (Vec<NodeIdx>, Vec<NodeIdx>) = idle
+    let body = Bytes::from(body.to_string());
+    let parts = idle
         .into_iter()
-        .partition(|n| handoff::must_queue(shared, &rt.nodes[n.index()].id));
-    let sends = direct.into_iter().map(|n| {
-        let req = NodeRequest {
-            method,
-            path: &path,
-            auth: rt.node_key(),
-            content_type: Some("application/json"),
-            body: &body,
-            request_id: Some(&inc.request_id),
-        };
-        async move {
-            (
-                n,
-                shared
-                    .client
-                    .send(&rt.nodes[n.index()], &req, timeout)
-                    .await,
-            )
-        }
-    });
-    let mut missed = queued;
-    for (n, result) in futures::future::join_all(sends).await {
-        if !matches!(&result, Ok(resp) if resp.judged()) {
-            missed.push(n);
-        }
-        sent.parts.push((n, result));
-    }
-    for n in missed {
-        let hint = Hint {
-            index_uid: index_uid.to_owned(),
-            method: method.to_owned(),
+        .map(|node| Part {
+            node,
             path: path.clone(),
-            content_type: Some("application/json".to_owned()),
-            body: body[0].to_vec(),
-        };
-        match handoff::hint(shared, &rt.nodes[n.index()].id, &hint) {
-            Some(seq) => sent.hinted.push((n, seq)),
-            None => sent.lost.push(n),
-        }
-    }
+            body: vec![body.clone()],
+            content_type: Some("application/json".into()),
+        })
+        .collect();
+    // Miroir's own credential; no shard quorum: these nodes hold none of the documents.
+    let fixups = send_parts(
+        shared,
+        rt,
+        (inc, rt.node_key()),
+        (index_uid, &BTreeSet::new()),
+        method,
+        parts,
+    )
+    .await;
+    sent.parts.extend(fixups.parts);
+    sent.hinted.extend(fixups.hinted);
+    sent.lost.extend(fixups.lost);
 }
 
 /// A digest of what makes a request the same request, for idempotency keys.
@@ -595,8 +571,21 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
             content_type: inc.content_type.clone(),
         });
     }
-    let mut sent = send_parts(shared, rt, inc, (index_uid, &touched), &inc.method, parts).await;
-    if index_pk.is_none() && sent.parts.iter().any(|(_, r)| task_uid(r).is_some()) {
+    let mut sent = send_parts(
+        shared,
+        rt,
+        (inc, inc.auth.as_deref()),
+        (index_uid, &touched),
+        &inc.method,
+        parts,
+    )
+    .await;
+    if index_pk.is_none()
+        && sent
+            .parts
+            .iter()
+            .any(|(_, r)| accepted_task_uid(r).is_some())
+    {
         primary_key_elsewhere(
             shared,
             rt,
@@ -670,7 +659,15 @@ pub async fn delete_batch(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
             });
         }
     }
-    let sent = send_parts(shared, rt, inc, (index_uid, &touched), "POST", parts).await;
+    let sent = send_parts(
+        shared,
+        rt,
+        (inc, inc.auth.as_deref()),
+        (index_uid, &touched),
+        "POST",
+        parts,
+    )
+    .await;
     let details = json!({ "providedIds": provided, "deletedDocuments": null });
     conclude(
         shared,
@@ -707,7 +704,15 @@ pub async fn delete_one(
         })
         .collect();
     let shards = BTreeSet::from([shard]);
-    let sent = send_parts(shared, rt, inc, (index_uid, &shards), "DELETE", parts).await;
+    let sent = send_parts(
+        shared,
+        rt,
+        (inc, inc.auth.as_deref()),
+        (index_uid, &shards),
+        "DELETE",
+        parts,
+    )
+    .await;
     let details = json!({ "providedIds": 1, "deletedDocuments": null });
     conclude(
         shared,
