@@ -14,6 +14,7 @@ use crate::broadcast::{Incoming, Reply};
 use crate::scatter::{self, Gathered, ShardRequest};
 use crate::search::{index_context, next_group, query_to_body, relay_node_error};
 use crate::state::{Runtime, Shared};
+use crate::upstream::NodeResponse;
 use crate::write::DEGRADED;
 
 /// One body, completed with the shard clause of the node's shards.
@@ -234,24 +235,41 @@ async fn ask_one(
         path: format!("/indexes/{index_uid}/similar"),
         body: &body,
     };
+    match one_replica(shared, rt, inc, &req).await {
+        Ok(resp) if resp.status >= 400 => relay_node_error(&resp, string_filter),
+        Ok(resp) => Reply::relay(&resp),
+        Err(reply) => reply,
+    }
+}
+
+/// `req` answered by one replica of shard 0 (any node judges a request it cannot run).
+async fn one_replica(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    req: &impl ShardRequest,
+) -> Result<NodeResponse, Reply> {
     let gathered = scatter::gather_shards(
         shared,
         rt,
-        &req,
+        req,
         inc.auth.as_deref(),
         &inc.request_id,
         next_group(shared, rt),
         &[ShardId(0)],
     )
     .await;
-    match gathered.answers.first() {
-        Some(a) if a.response.status >= 400 => relay_node_error(&a.response, string_filter),
-        Some(a) => Reply::relay(&a.response),
-        None => Reply::error(&MiroirError::new(
-            Code::ShardUnavailable,
-            "No replica of shard 0 answered.",
-        )),
-    }
+    gathered
+        .answers
+        .into_iter()
+        .next()
+        .map(|a| a.response)
+        .ok_or_else(|| {
+            Reply::error(&MiroirError::new(
+                Code::ShardUnavailable,
+                "No replica of shard 0 answered.",
+            ))
+        })
 }
 
 /// A body that is not a JSON object, sent unchanged to one node.
@@ -275,21 +293,7 @@ async fn forward_as_sent(shared: &Shared, rt: &Runtime, inc: &Incoming, index_ui
         path: format!("/indexes/{index_uid}/similar"),
         body: &inc.body,
     };
-    let gathered = scatter::gather_shards(
-        shared,
-        rt,
-        &req,
-        inc.auth.as_deref(),
-        &inc.request_id,
-        next_group(shared, rt),
-        &[ShardId(0)],
-    )
-    .await;
-    match gathered.answers.first() {
-        Some(a) => Reply::relay(&a.response),
-        None => Reply::error(&MiroirError::new(
-            Code::ShardUnavailable,
-            "No replica of shard 0 answered.",
-        )),
-    }
+    one_replica(shared, rt, inc, &req)
+        .await
+        .map_or_else(|reply| reply, |resp| Reply::relay(&resp))
 }
