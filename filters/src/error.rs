@@ -216,85 +216,9 @@ impl std::fmt::Display for MiroirError {
 
 impl std::error::Error for MiroirError {}
 
-/// Node error messages that list the filterable attributes name `_miroir_shard`, which Miroir
-/// keeps filterable on every node; one node would not list it. Rewrites a body holding such
-/// messages (an error, or task views with node errors) as one node would have worded them:
-/// the field left out of every list, and "does not have configured filterable attributes"
-/// when it was the only one. `None` when there is nothing to hide.
-pub fn hide_shard_field_in_messages(body: &[u8]) -> Option<Vec<u8>> {
-    const FIELD: &str = crate::write::SHARD_FIELD;
-    let text = std::str::from_utf8(body).ok()?;
-    if !text.contains(FIELD) || !text.contains("filterable attribute") {
-        return None;
-    }
-    let none = "This index does not have configured filterable attributes.";
-    let mut out = text
-        // Alone, in the two list styles (`a`, `b` and `a, b`).
-        .replace(
-            &format!("Available filterable attribute patterns are: `{FIELD}`."),
-            none,
-        )
-        .replace(
-            &format!("Available filterable attributes patterns are: `{FIELD}`."),
-            none,
-        )
-        .replace(
-            &format!("available filterable attribute patterns are `{FIELD}`."),
-            "this index does not have configured filterable attributes.",
-        );
-    for (from, to) in [
-        (format!("`{FIELD}`, "), String::new()),
-        (format!(", `{FIELD}`"), String::new()),
-        (format!("`{FIELD}, "), "`".to_owned()),
-        (format!(", {FIELD}`"), "`".to_owned()),
-        (format!(", {FIELD}, "), ", ".to_owned()),
-    ] {
-        out = out.replace(&from, &to);
-    }
-    (out != text).then(|| out.into_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hidden(message: &str) -> String {
-        let body = serde_json::to_vec(&serde_json::json!({ "message": message })).unwrap();
-        let out = hide_shard_field_in_messages(&body).unwrap_or(body);
-        serde_json::from_slice::<serde_json::Value>(&out).unwrap()["message"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    #[test]
-    fn the_shard_field_leaves_node_messages_as_one_node_words_them() {
-        assert_eq!(
-            hidden("Attribute `x` is not filterable. Available filterable attribute patterns are: `_miroir_shard`, `genre`."),
-            "Attribute `x` is not filterable. Available filterable attribute patterns are: `genre`."
-        );
-        assert_eq!(
-            hidden("Attribute `x` is not filterable. Available filterable attribute patterns are: `_miroir_shard`."),
-            "Attribute `x` is not filterable. This index does not have configured filterable attributes."
-        );
-        assert_eq!(
-            hidden("Attribute `x` is not filterable and thus, cannot be used as distinct attribute. Available filterable attributes patterns are: `_miroir_shard`."),
-            "Attribute `x` is not filterable and thus, cannot be used as distinct attribute. This index does not have configured filterable attributes."
-        );
-        assert_eq!(
-            hidden("Pattern `x` is not filterable. Available filterable attributes patterns are: `a, _miroir_shard, b`."),
-            "Pattern `x` is not filterable. Available filterable attributes patterns are: `a, b`."
-        );
-        assert_eq!(
-            hidden("Available filterable attributes patterns are: `_miroir_shard, genre`."),
-            "Available filterable attributes patterns are: `genre`."
-        );
-        assert_eq!(
-            hidden("Available filterable attributes patterns are: `genre, _miroir_shard`."),
-            "Available filterable attributes patterns are: `genre`."
-        );
-        assert!(hide_shard_field_in_messages(br#"{"message":"Index `x` not found."}"#).is_none());
-    }
 
     #[test]
     fn renders_meilisearch_shape() {

@@ -1,5 +1,7 @@
 //! Miroir request logic, pure and testable without a socket.
 pub mod error;
+pub mod hidden;
+pub mod query;
 pub mod routes;
 pub mod routing;
 pub mod search;

@@ -91,36 +91,11 @@ impl<'a> RouteMatch<'a> {
     }
 }
 
-/// Decodes `%XX` escapes. `None` for a truncated or non-hex escape, or bytes that are not
-/// UTF-8. `+` stays `+`: it only means a space in query strings, never in paths.
+/// Decodes the `%XX` escapes of a path segment. `None` when the result is not UTF-8. An
+/// escape that is not one (`%zz`, a lone `%`) stays as written, and `+` stays `+`: it only
+/// means a space in query strings (see `query`), never in paths.
 pub fn percent_decode(raw: &str) -> Option<Cow<'_, str>> {
-    if !raw.contains('%') {
-        return Some(Cow::Borrowed(raw));
-    }
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hi = hex_value(*bytes.get(i + 1)?)?;
-            let lo = hex_value(*bytes.get(i + 2)?)?;
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok().map(Cow::Owned)
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    percent_encoding::percent_decode_str(raw).decode_utf8().ok()
 }
 
 /// Finds the route of a request. `path` may carry a query string and trailing slashes, as

@@ -232,15 +232,15 @@ fn document_id_stays_encoded_until_decoded() {
 }
 
 #[test]
-fn percent_decode_handles_utf8_and_rejects_malformed_escapes() {
+fn percent_decode_handles_utf8_and_keeps_malformed_escapes_as_written() {
     assert_eq!(percent_decode("caf%C3%A9").as_deref(), Some("café"));
     assert_eq!(percent_decode("a+b").as_deref(), Some("a+b"));
     assert!(matches!(
         percent_decode("plain"),
         Some(std::borrow::Cow::Borrowed("plain"))
     ));
-    assert_eq!(percent_decode("bad%2"), None);
-    assert_eq!(percent_decode("bad%zz"), None);
+    assert_eq!(percent_decode("bad%2").as_deref(), Some("bad%2"));
+    assert_eq!(percent_decode("bad%zz").as_deref(), Some("bad%zz"));
     assert_eq!(percent_decode("%FF"), None);
 }
 

@@ -1,4 +1,4 @@
-//! Command line: `miroir --config FILE`, `miroir demo`, `miroir check-config FILE`.
+//! Command line: `miroir --config FILE`, `miroir check-config FILE`.
 
 use std::path::PathBuf;
 
@@ -8,10 +8,6 @@ pub enum Command {
         config: PathBuf,
         upgrade: bool,
         daemon: bool,
-    },
-    Demo {
-        port: u16,
-        nodes: usize,
     },
     CheckConfig {
         path: PathBuf,
@@ -25,11 +21,12 @@ Miroir: a sharding and high-availability proxy for Meilisearch
 
 USAGE:
     miroir --config <FILE> [--upgrade] [--daemon]   run the proxy
-    miroir demo [--port <PORT>] [--nodes <N>]        run in front of N (3) simulated nodes on 127.0.0.1:7700
     miroir check-config <FILE>                       validate a configuration file
     miroir --help | --version
 
 SIGHUP (or saving the file) reloads the configuration without dropping connections.
+To try Miroir without Meilisearch, run `miroir-demo` (scripts/demo.sh): Miroir in front of
+simulated nodes.
 ";
 
 pub fn parse(args: &[String]) -> Result<Command, String> {
@@ -38,28 +35,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         None => Err("missing arguments".into()),
         Some("-h" | "--help" | "help") => Ok(Command::Help),
         Some("-V" | "--version" | "version") => Ok(Command::Version),
-        Some("demo") => {
-            let (mut port, mut nodes) = (7700u16, 3usize);
-            while let Some(flag) = it.next() {
-                let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-                match flag {
-                    "--port" => {
-                        port = value
-                            .parse()
-                            .map_err(|_| format!("invalid port `{value}`"))?
-                    }
-                    "--nodes" => {
-                        nodes = value
-                            .parse()
-                            .ok()
-                            .filter(|n| *n > 0)
-                            .ok_or_else(|| format!("invalid node count `{value}`"))?
-                    }
-                    other => return Err(format!("unknown option `{other}`")),
-                }
-            }
-            Ok(Command::Demo { port, nodes })
-        }
+        Some("demo") => Err(
+            "the demo is a binary of its own: `miroir-demo` (or scripts/demo.sh), so the \
+             production binary carries no simulated node"
+                .into(),
+        ),
         Some("check-config") => match (it.next(), it.next()) {
             (Some(path), None) => Ok(Command::CheckConfig { path: path.into() }),
             _ => Err("check-config takes exactly one file".into()),
@@ -106,20 +86,6 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(&args("demo")),
-            Ok(Command::Demo {
-                port: 7700,
-                nodes: 3
-            })
-        );
-        assert_eq!(
-            parse(&args("demo --port 8000 --nodes 5")),
-            Ok(Command::Demo {
-                port: 8000,
-                nodes: 5
-            })
-        );
-        assert_eq!(
             parse(&args("check-config a.toml")),
             Ok(Command::CheckConfig {
                 path: "a.toml".into()
@@ -127,6 +93,6 @@ mod tests {
         );
         assert!(parse(&args("check-config")).is_err());
         assert!(parse(&args("--upgrade")).is_err());
-        assert!(parse(&args("demo --nodes 0")).is_err());
+        assert!(parse(&args("demo")).is_err());
     }
 }

@@ -1,46 +1,36 @@
 //! Miroir: a sharding and high-availability proxy for Meilisearch Community Edition, on
-//! Pingora. `service` is the `ProxyHttp` entry point; routing, splitting and merging live in
-//! the `miroir-filters` crate, configuration in `miroir-conf`.
+//! Pingora. Pure request logic (routing arithmetic, the route table, splitting and merging)
+//! lives in `miroir-filters`, configuration in `miroir-conf`, the task registry in
+//! `miroir-tasks`, the hint store in `miroir-handoff`.
+//!
+//! Dependencies point down this list; nothing imports a module above it:
+//!
+//! | module | job |
+//! |---|---|
+//! | `server` | Pingora: listeners, the `ProxyHttp` phases, route dispatch, writing answers |
+//! | `ops` | the admin API and configuration reload |
+//! | `write`, `read`, `lifecycle`, `tasks` | the request paths |
+//! | `shared` | what every path reaches: the cluster, the task registry, key rights, repair queues |
+//! | `repair` | hinted handoff and replay, index repairs, settings drift |
+//! | `auth` | credentials, and what a key allows on the routes Miroir answers |
+//! | `node_io` | calls to nodes: any, every, one after another, one replica per shard |
+//! | `cluster` | the config snapshot, placement, node states, latencies, health checks |
+//! | `request` | a client request (`Incoming`) and its answer (`Reply`) |
+//! | `upstream` | the pooled connection to one node |
+//! | `telemetry` | metrics and logs |
 
-pub mod access;
-pub mod admin;
 pub mod auth;
-pub mod body;
-pub mod broadcast;
 pub mod cli;
-pub mod demo;
-pub mod documents;
-pub mod facet_search;
-pub mod fields;
-pub mod handoff;
-pub mod health;
-pub mod index_lifecycle;
-pub mod keys;
-pub mod limits;
-pub mod logging;
-pub mod metrics;
-pub mod multi_search;
-pub mod node_state;
-pub mod reload;
-pub mod request_id;
-pub mod respond;
-pub mod scatter;
-pub mod search;
+pub mod cluster;
+pub mod lifecycle;
+pub mod node_io;
+pub mod ops;
+pub mod read;
+pub mod repair;
+pub mod request;
 pub mod server;
-pub mod service;
-pub mod settings_sync;
-pub mod shard_field;
-pub mod similar;
-pub mod state;
-pub mod stats;
+pub mod shared;
 pub mod tasks;
+pub mod telemetry;
 pub mod upstream;
 pub mod write;
-
-/// The logger format a configuration asks for.
-pub fn log_format(config: &miroir_conf::Config) -> logging::Format {
-    match config.log.format {
-        miroir_conf::LogFormat::Json => logging::Format::Json,
-        miroir_conf::LogFormat::Text => logging::Format::Text,
-    }
-}

@@ -36,9 +36,6 @@ fn main() {
                 }
             }
         }
-        Command::Demo { port, nodes } => {
-            miroir::demo::run(miroir::demo::DemoOptions { port, nodes })
-        }
         Command::Run {
             config: path,
             upgrade,

@@ -14,8 +14,8 @@ use serde_json::{json, Map, Value};
 
 use super::context::covers;
 use super::rank::{compare_sort_values, SortValue};
+use crate::hidden::SHARD_FIELD;
 use crate::routing::{canonical_key, shard_for_key, ShardId};
-use crate::write::SHARD_FIELD;
 
 /// Meilisearch's default page size on the documents routes.
 pub const DEFAULT_LIMIT: u64 = 20;
@@ -49,11 +49,8 @@ pub fn with_shard_filter(filter: Option<&Value>, shards: &[ShardId]) -> Value {
 /// query is validated by a node beforehand, so values here are well-formed).
 pub fn query_to_fetch_body(query: &str) -> Map<String, Value> {
     let mut body = Map::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = crate::routes::percent_decode(&v.replace('+', " "))
-            .map(Cow::into_owned)
-            .unwrap_or_default();
+    for (k, v) in crate::query::pairs(query) {
+        let v = v.into_owned();
         let list = |v: &str| -> Value {
             v.split(',')
                 .map(str::trim)
@@ -61,13 +58,13 @@ pub fn query_to_fetch_body(query: &str) -> Map<String, Value> {
                 .map(|s| Value::String(s.to_owned()))
                 .collect()
         };
-        let value = match k {
+        let value = match k.as_ref() {
             "offset" | "limit" => v.parse::<u64>().map_or(Value::String(v), Value::from),
             "fields" | "ids" | "sort" => list(&v),
             "retrieveVectors" | "useNetwork" => Value::Bool(v == "true"),
             _ => Value::String(v),
         };
-        body.insert(k.to_owned(), value);
+        body.insert(k.into_owned(), value);
     }
     body
 }

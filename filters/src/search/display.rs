@@ -13,9 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::context::covers;
 
-/// Separates the client's list from the fields only the merge needs. It names no field (a
-/// document field starting with `_miroir_` is refused), so the nodes display nothing for it.
-pub const MARKER: &str = "_miroir_displayed";
+pub use crate::hidden::MARKER;
 
 /// The node's list split into (the client's list, the fields added for the merge).
 pub fn split(node_list: &[String]) -> (Vec<String>, Vec<String>) {

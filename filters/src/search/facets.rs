@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use super::context::FacetOrder;
 use super::hit::FacetKey;
 use super::plan::{push_json_str, MergePlan};
-use crate::write::RESERVED_PREFIX;
+use crate::hidden::RESERVED_PREFIX;
 
 /// One facet's merged counts.
 #[derive(Default, Debug)]

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::display;
-use crate::write::SHARD_FIELD;
+use crate::hidden::SHARD_FIELD;
 
 /// Meilisearch's default page size for this route.
 const DEFAULT_LIMIT: usize = 20;

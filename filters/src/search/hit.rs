@@ -11,7 +11,7 @@ use super::context::is_displayed;
 use super::json::{entries, write_object, CowStr};
 use super::plan::MergePlan;
 use super::rank::{parse_details, RankKey};
-use crate::write::RESERVED_PREFIX;
+use crate::hidden::RESERVED_PREFIX;
 
 /// A hit as the merge sees it.
 #[derive(Debug)]

@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 
 use super::context::{covers, FacetOrder, IndexContext, NodeDisplay};
 use crate::error::{Code, MiroirError};
+use crate::hidden::SHARD_FIELD;
 use crate::routing::ShardId;
-use crate::write::SHARD_FIELD;
 
 /// Meilisearch's default `limit` and `hitsPerPage`.
 const DEFAULT_LIMIT: usize = 20;

@@ -22,8 +22,8 @@ use super::context::{IndexContext, NodeDisplay};
 use super::json::{entries, write_object};
 use super::plan::{narrow, push_json_str, ShardBody};
 use crate::error::{Code, MiroirError};
+use crate::hidden::RESERVED_PREFIX;
 use crate::routing::canonical_key;
-use crate::write::RESERVED_PREFIX;
 
 /// Meilisearch's default `limit` for `/similar`.
 const DEFAULT_LIMIT: usize = 20;

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::write::SHARD_FIELD;
+use crate::hidden::SHARD_FIELD;
 
 /// Sums over a group, divided by `rf` and rounded (replicas that diverge give non-integers).
 fn per_copy(sum: f64, rf: u32) -> Value {

@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 use super::errors;
 use super::pk::{self, DocId, PrimaryKey};
 use super::scan::{offset, CsvHeader, Doc, Scan};
-use super::RESERVED_PREFIX;
 use crate::error::MiroirError;
+use crate::hidden::RESERVED_PREFIX;
 
 /// How Meilisearch converts a column's cells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,8 +7,8 @@
 use serde_json::Value;
 
 use super::format::PayloadFormat;
-use super::RESERVED_PREFIX;
 use crate::error::{Code, MiroirError};
+use crate::hidden::RESERVED_PREFIX;
 
 /// What Meilisearch says when a parsed value is not a document (a JSON data error).
 const NOT_DOCUMENTS: &str = "data are neither an object nor a list of objects";

@@ -12,8 +12,8 @@ use super::errors;
 use super::format::PayloadFormat;
 use super::pk::{self, IdSlot, KeySeed, PrimaryKey};
 use super::scan::{offset, Doc, Scan};
-use super::RESERVED_PREFIX;
 use crate::error::MiroirError;
+use crate::hidden::RESERVED_PREFIX;
 
 /// An array of documents or a single document, as Meilisearch reads `application/json`.
 pub(crate) fn scan_json(

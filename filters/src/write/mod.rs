@@ -23,11 +23,6 @@ use std::fmt;
 
 use crate::error::MiroirError;
 
-/// The field carrying a document's shard number on the nodes.
-pub const SHARD_FIELD: &str = "_miroir_shard";
-/// Top-level fields starting with this are Miroir's; clients may not send them.
-pub const RESERVED_PREFIX: &str = "_miroir_";
-
 /// A document write as the client sent it.
 #[derive(Clone, Copy)]
 pub struct SplitInput<'a> {

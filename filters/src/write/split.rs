@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::format::PayloadFormat;
 use super::scan::Scan;
-use super::SHARD_FIELD;
+use crate::hidden::SHARD_FIELD;
 use crate::routing::ShardId;
 
 /// A validated batch, its documents tagged with `_miroir_shard` and grouped by shard.

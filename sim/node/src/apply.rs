@@ -12,6 +12,7 @@ use crate::error::{index_already_exists, index_not_found};
 use crate::faults::TaskFailure;
 use crate::ids::{document_id, infer_primary_key, missing_document_id, primary_key_value};
 use crate::settings;
+use crate::sizes::{human_size, raw_size};
 use crate::state::{Db, Index};
 use crate::tasks::{Op, Status};
 
@@ -147,7 +148,7 @@ fn run(db: &mut Db, uid: u32, index_uid: &str, op: Op) -> Result<Updates, MeiliE
         }
         Op::Compact => {
             let index = index_mut(db, index_uid)?;
-            let size = json!(human_size(crate::routes::raw_size(index)));
+            let size = json!(human_size(raw_size(index)));
             Ok(Updates::from_iter([
                 ("preCompactionSize".to_owned(), size.clone()),
                 ("postCompactionSize".to_owned(), size),
@@ -180,20 +181,6 @@ fn run(db: &mut Db, uid: u32, index_uid: &str, op: Op) -> Result<Updates, MeiliE
             Ok(one("deletedTasks", json!(before - db.tasks.len())))
         }
     }
-}
-
-/// A byte count the way Meilisearch shows one to people: binary units, at most two decimals.
-pub(crate) fn human_size(bytes: usize) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    let text = format!("{value:.2}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text} {}", UNITS[unit])
 }
 
 fn one(key: &str, value: Value) -> Updates {
@@ -432,15 +419,6 @@ mod tests {
 
     fn doc(v: Value) -> Document {
         v.as_object().cloned().unwrap()
-    }
-
-    #[test]
-    fn human_sizes_use_binary_units_and_at_most_two_decimals() {
-        // As a Meilisearch 1.50 node shows them (`sizeFormat=human`, compaction details).
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(4096), "4 KiB");
-        assert_eq!(human_size(2040), "1.99 KiB");
-        assert_eq!(human_size(73_728), "72 KiB");
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod payload;
 mod routes;
 mod server;
 mod settings;
+mod sizes;
 mod state;
 mod task_query;
 mod tasks;

@@ -26,8 +26,6 @@ use crate::error::{
 };
 use crate::state::Shared;
 
-pub(crate) use system::raw_size;
-
 pub type AppState = Arc<Shared>;
 
 pub fn router(shared: AppState) -> Router {
@@ -123,45 +121,11 @@ impl Params {
     }
 }
 
+/// The query string's pairs, decoded as Meilisearch decodes them (`+` is a space).
 pub fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let decoded = match bytes[i] {
-            b'%' if i + 2 < bytes.len() => hex(bytes[i + 1])
-                .zip(hex(bytes[i + 2]))
-                .map(|(h, l)| h * 16 + l),
-            _ => None,
-        };
-        match (decoded, bytes[i]) {
-            (Some(b), _) => {
-                out.push(b);
-                i += 3;
-            }
-            (None, b'+') => {
-                out.push(b' ');
-                i += 1;
-            }
-            (None, b) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Authorizes the request for `action` on `index`.

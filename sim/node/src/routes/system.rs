@@ -11,9 +11,9 @@ use meili_sim_engine::MeiliError;
 use serde_json::{json, Map, Value};
 
 use super::{auth, json_body, ok, AppState, Params};
-use crate::apply::human_size;
 use crate::clock::rfc3339;
 use crate::error::{bad_request, not_implemented, unknown_field, ApiResult};
+use crate::sizes::{human_size, raw_size};
 use crate::state::{Index, FEATURES};
 
 pub async fn root() -> ApiResult<Response> {
@@ -31,16 +31,6 @@ pub async fn version(State(s): State<AppState>, headers: HeaderMap) -> ApiResult
         "commitDate": "2026-07-16T00:00:00Z",
         "pkgVersion": "1.50.0-sim",
     }))
-}
-
-/// The index's documents as JSON text, in bytes: the simulator's stand-in for a database size.
-pub fn raw_size(index: &Index) -> usize {
-    index
-        .data
-        .docs
-        .values()
-        .map(|doc| Value::Object(doc.clone()).to_string().len())
-        .sum()
 }
 
 /// `showInternalDatabaseSizes` and `sizeFormat` of the stats routes.

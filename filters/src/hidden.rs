@@ -1,0 +1,236 @@
+//! Miroir's hidden fields, and the pure rewrites that keep them on the nodes and away from
+//! clients: `_miroir_shard` (each document's shard, kept filterable on every node), the
+//! reserved `_miroir_` prefix, and the marker that ends the client's part of the nodes'
+//! displayed attributes (see `search::display`).
+
+use serde_json::{json, Value};
+
+/// The field carrying a document's shard number on the nodes.
+pub const SHARD_FIELD: &str = "_miroir_shard";
+/// Top-level fields starting with this are Miroir's; clients may not send them.
+pub const RESERVED_PREFIX: &str = "_miroir_";
+/// Separates the client's displayed attributes from the fields only the merge needs. It names
+/// no field (a document field starting with `_miroir_` is refused), so the nodes display
+/// nothing for it.
+pub const MARKER: &str = "_miroir_displayed";
+
+/// Whether a filterable-attributes rule is Miroir's own (`_miroir_shard`, as a name or as a
+/// pattern of its own).
+pub fn is_shard_rule(rule: &Value) -> bool {
+    match rule {
+        Value::String(s) => s == SHARD_FIELD,
+        Value::Object(o) => o["attributePatterns"]
+            .as_array()
+            .is_some_and(|p| p.len() == 1 && p[0] == SHARD_FIELD),
+        _ => false,
+    }
+}
+
+/// The filterable attributes `list` with `_miroir_shard` among them.
+pub fn with_shard_filterable(list: &Value) -> Value {
+    let mut rules = list.as_array().cloned().unwrap_or_default();
+    if !rules.iter().any(is_shard_rule) {
+        rules.push(json!(SHARD_FIELD));
+    }
+    Value::Array(rules)
+}
+
+/// A settings update's body with `_miroir_shard` kept among the filterable attributes; `None`
+/// when the update does not name them (or is not JSON: the nodes then refuse it with
+/// Meilisearch's own error).
+pub fn keep_shard_filterable(route: &str, body: &[u8]) -> Option<Vec<u8>> {
+    let mut value = serde_json::from_slice::<Value>(body).ok()?;
+    match route {
+        "settings.update" => {
+            let list = value.get_mut("filterableAttributes")?;
+            *list = with_shard_filterable(list);
+        }
+        "settings.filterable_attributes.update" if value.is_array() || value.is_null() => {
+            value = with_shard_filterable(&value)
+        }
+        _ => return None,
+    }
+    serde_json::to_vec(&value).ok()
+}
+
+/// Whether a settings update names the filterable attributes (then rewritten to hold the field).
+pub fn sets_filterable(route: &str, body: &[u8]) -> bool {
+    match route {
+        "settings.filterable_attributes.update" => true,
+        "settings.update" => serde_json::from_slice::<Value>(body)
+            .is_ok_and(|v| v.get("filterableAttributes").is_some()),
+        _ => false,
+    }
+}
+
+/// Removes `_miroir_shard` from a settings answer (the whole settings or the filterable list)
+/// and cuts the displayed list back to the client's.
+pub fn strip_settings(route: &str, body: &[u8]) -> Option<Vec<u8>> {
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    // The client's `displayedAttributes` is the nodes' list up to Miroir's marker.
+    let displayed = match route {
+        "settings.get" => value.get_mut("displayedAttributes"),
+        "settings.displayed_attributes.get" => Some(&mut value),
+        _ => None,
+    };
+    if let Some(list) = displayed.and_then(Value::as_array_mut) {
+        if let Some(at) = list.iter().position(|a| a == MARKER) {
+            list.truncate(at);
+        }
+    }
+    if route == "settings.displayed_attributes.get" {
+        return serde_json::to_vec(&value).ok();
+    }
+    let list = match route {
+        "settings.get" => value.get_mut("filterableAttributes")?,
+        _ => &mut value,
+    };
+    list.as_array_mut()?.retain(|r| !is_shard_rule(r));
+    serde_json::to_vec(&value).ok()
+}
+
+/// Hides Miroir's additions from a settings task's `details` (what the nodes were sent):
+/// `_miroir_shard` among the filterable attributes, and the displayed attributes past the
+/// marker.
+pub fn strip_task_details(view: &mut Value) {
+    let Some(details) = view.get_mut("details").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(list) = details
+        .get_mut("filterableAttributes")
+        .and_then(Value::as_array_mut)
+    {
+        list.retain(|r| !is_shard_rule(r));
+    }
+    if let Some(list) = details
+        .get_mut("displayedAttributes")
+        .and_then(Value::as_array_mut)
+    {
+        if let Some(at) = list.iter().position(|a| a == MARKER) {
+            list.truncate(at);
+        }
+    }
+}
+
+/// Node error messages that list the filterable attributes name `_miroir_shard`, which Miroir
+/// keeps filterable on every node; one node would not list it. Rewrites a body holding such
+/// messages (an error, or task views with node errors) as one node would have worded them:
+/// the field left out of every list, and "does not have configured filterable attributes"
+/// when it was the only one. `None` when there is nothing to hide.
+pub fn hide_shard_field_in_messages(body: &[u8]) -> Option<Vec<u8>> {
+    const FIELD: &str = SHARD_FIELD;
+    let text = std::str::from_utf8(body).ok()?;
+    if !text.contains(FIELD) || !text.contains("filterable attribute") {
+        return None;
+    }
+    let none = "This index does not have configured filterable attributes.";
+    let mut out = text
+        // Alone, in the two list styles (`a`, `b` and `a, b`).
+        .replace(
+            &format!("Available filterable attribute patterns are: `{FIELD}`."),
+            none,
+        )
+        .replace(
+            &format!("Available filterable attributes patterns are: `{FIELD}`."),
+            none,
+        )
+        .replace(
+            &format!("available filterable attribute patterns are `{FIELD}`."),
+            "this index does not have configured filterable attributes.",
+        );
+    for (from, to) in [
+        (format!("`{FIELD}`, "), String::new()),
+        (format!(", `{FIELD}`"), String::new()),
+        (format!("`{FIELD}, "), "`".to_owned()),
+        (format!(", {FIELD}`"), "`".to_owned()),
+        (format!(", {FIELD}, "), ", ".to_owned()),
+    ] {
+        out = out.replace(&from, &to);
+    }
+    (out != text).then(|| out.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hidden(message: &str) -> String {
+        let body = serde_json::to_vec(&serde_json::json!({ "message": message })).unwrap();
+        let out = hide_shard_field_in_messages(&body).unwrap_or(body);
+        serde_json::from_slice::<serde_json::Value>(&out).unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn the_shard_field_leaves_node_messages_as_one_node_words_them() {
+        assert_eq!(
+            hidden("Attribute `x` is not filterable. Available filterable attribute patterns are: `_miroir_shard`, `genre`."),
+            "Attribute `x` is not filterable. Available filterable attribute patterns are: `genre`."
+        );
+        assert_eq!(
+            hidden("Attribute `x` is not filterable. Available filterable attribute patterns are: `_miroir_shard`."),
+            "Attribute `x` is not filterable. This index does not have configured filterable attributes."
+        );
+        assert_eq!(
+            hidden("Attribute `x` is not filterable and thus, cannot be used as distinct attribute. Available filterable attributes patterns are: `_miroir_shard`."),
+            "Attribute `x` is not filterable and thus, cannot be used as distinct attribute. This index does not have configured filterable attributes."
+        );
+        assert_eq!(
+            hidden("Pattern `x` is not filterable. Available filterable attributes patterns are: `a, _miroir_shard, b`."),
+            "Pattern `x` is not filterable. Available filterable attributes patterns are: `a, b`."
+        );
+        assert_eq!(
+            hidden("Available filterable attributes patterns are: `_miroir_shard, genre`."),
+            "Available filterable attributes patterns are: `genre`."
+        );
+        assert_eq!(
+            hidden("Available filterable attributes patterns are: `genre, _miroir_shard`."),
+            "Available filterable attributes patterns are: `genre`."
+        );
+        assert!(hide_shard_field_in_messages(br#"{"message":"Index `x` not found."}"#).is_none());
+    }
+
+    #[test]
+    fn updates_keep_the_field_and_reads_hide_it() {
+        let rewrite = |route: &str, body: &str| -> Value {
+            serde_json::from_slice(&keep_shard_filterable(route, body.as_bytes()).unwrap()).unwrap()
+        };
+        let out = rewrite(
+            "settings.update",
+            r#"{"filterableAttributes":["genre"],"sortableAttributes":["year"]}"#,
+        );
+        assert_eq!(
+            out["filterableAttributes"],
+            json!(["genre", "_miroir_shard"])
+        );
+        assert_eq!(out["sortableAttributes"], json!(["year"]));
+        let out = rewrite("settings.update", r#"{"filterableAttributes":null}"#);
+        assert_eq!(out["filterableAttributes"], json!(["_miroir_shard"]));
+        let out = rewrite(
+            "settings.filterable_attributes.update",
+            r#"["a","_miroir_shard"]"#,
+        );
+        assert_eq!(out, json!(["a", "_miroir_shard"]));
+        assert!(
+            keep_shard_filterable("settings.update", br#"{"rankingRules":["words"]}"#).is_none()
+        );
+
+        let read = strip_settings(
+            "settings.get",
+            br#"{"filterableAttributes":["genre","_miroir_shard"],"x":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&read).unwrap(),
+            json!({"filterableAttributes": ["genre"], "x": 1})
+        );
+        let read = strip_settings(
+            "settings.filterable_attributes.get",
+            br#"["_miroir_shard"]"#,
+        )
+        .unwrap();
+        assert_eq!(read, b"[]");
+    }
+}

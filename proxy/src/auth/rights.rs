@@ -1,0 +1,374 @@
+//! What a client's credential may do on the routes Miroir answers itself (tasks, batches):
+//! its actions, indexes and expiry, checked the way a Meilisearch node checks them. Keys are
+//! read from a node with Miroir's own node key (`GET /keys`, never `GET /keys/{key}`: nodes
+//! log request paths) and kept a few seconds under a keyed hash of each key string, so a
+//! credential is never stored, logged, sent in a path or put in an error.
+//!
+//! Routes passed to nodes are judged by the nodes; only the routes with no node to ask use
+//! this.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use miroir_filters::error::{Code, MiroirError};
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::credentials::constant_time_eq;
+use crate::cluster::{Cluster, Runtime};
+use crate::node_io;
+use crate::request::{Incoming, Reply};
+
+/// How long a list of keys is trusted. Short: a deleted key keeps its rights at most this
+/// long on Miroir's own routes (expiry dates are checked on every request).
+const TTL: Duration = Duration::from_secs(2);
+
+/// An unknown credential makes Miroir read the keys again (the key may be new), at most this
+/// often: wrong keys cannot make it flood the nodes.
+const MIN_REFRESH: Duration = Duration::from_millis(200);
+
+/// Keys read per `GET /keys` page.
+const PAGE: usize = 1000;
+
+const MISSING_HEADER: &str =
+    "The Authorization header is missing. It must use the bearer authorization method.";
+const INVALID_KEY: &str = "The provided API key is invalid.";
+
+/// The read actions `*.get` grants, among those Miroir checks itself.
+const READ_ACTIONS: [&str; 2] = ["tasks.get", "stats.get"];
+
+/// Task types that concern exactly one index (Meilisearch's `Kind::related_to_one_index`):
+/// the only ones a key restricted to some indexes can see.
+const ONE_INDEX_KINDS: [&str; 10] = [
+    "documentAdditionOrUpdate",
+    "documentEdition",
+    "documentDeletion",
+    "settingsUpdate",
+    "indexCreation",
+    "indexDeletion",
+    "indexUpdate",
+    "indexCompaction",
+    "dsrUpdate",
+    "dsrClear",
+];
+
+/// An API key's rights as a node lists them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rights {
+    actions: Vec<String>,
+    indexes: Vec<String>,
+    expires_at: Option<OffsetDateTime>,
+}
+
+impl Rights {
+    /// Reads `GET /keys/{key}`'s answer; `None` when it is not a key of that shape.
+    fn from_key_view(v: &Value) -> Option<Self> {
+        let strings = |field: &str| -> Option<Vec<String>> {
+            v[field]
+                .as_array()?
+                .iter()
+                .map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        };
+        let expires_at = match &v["expiresAt"] {
+            Value::Null => None,
+            Value::String(s) => Some(OffsetDateTime::parse(s, &Rfc3339).ok()?),
+            _ => return None,
+        };
+        Some(Self {
+            actions: strings("actions")?,
+            indexes: strings("indexes")?,
+            expires_at,
+        })
+    }
+
+    fn grants(&self, action: &str) -> bool {
+        self.actions.iter().any(|granted| {
+            granted == "*"
+                || granted == action
+                || (granted == "*.get" && READ_ACTIONS.contains(&action))
+                || granted.strip_suffix(".*").is_some_and(|family| {
+                    action
+                        .strip_prefix(family)
+                        .is_some_and(|rest| rest.starts_with('.'))
+                })
+        })
+    }
+
+    fn expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+}
+
+/// Index patterns of keys: `*`, an exact uid, or `prefix*`.
+fn pattern_matches(pattern: &str, index: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => index.starts_with(prefix),
+        None => pattern == index,
+    }
+}
+
+/// What the request may see.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// The master key, or no master key configured (Meilisearch is then open).
+    All,
+    Key(Arc<Rights>),
+}
+
+impl Access {
+    /// Whether every index is authorized (the key's indexes include `*`).
+    pub fn all_indexes(&self) -> bool {
+        match self {
+            Access::All => true,
+            Access::Key(r) => r.indexes.iter().any(|p| p == "*"),
+        }
+    }
+
+    pub fn index_allowed(&self, index: &str) -> bool {
+        match self {
+            Access::All => true,
+            Access::Key(r) => r.indexes.iter().any(|p| pattern_matches(p, index)),
+        }
+    }
+
+    /// Whether a task (of type `kind`, on `index_uid`) is shown, as Meilisearch decides it:
+    /// a key not covering every index sees only tasks of one authorized index, never swaps,
+    /// dumps, task cancelations or deletions.
+    pub fn task_visible(&self, index_uid: Option<&str>, kind: &str) -> bool {
+        self.all_indexes()
+            || (ONE_INDEX_KINDS.contains(&kind) && index_uid.is_some_and(|i| self.index_allowed(i)))
+    }
+}
+
+/// The nodes' keys, by a keyed hash of their key strings.
+#[derive(Default)]
+pub struct KeyCache {
+    hasher: std::collections::hash_map::RandomState,
+    snapshot: Mutex<Option<Snapshot>>,
+    /// Held while the keys are read, so concurrent misses read them once.
+    refresh: tokio::sync::Mutex<()>,
+}
+
+#[derive(Clone)]
+struct Snapshot {
+    read_at: Instant,
+    keys: Arc<HashMap<u64, Arc<Rights>>>,
+}
+
+enum Lookup {
+    Found(Arc<Rights>),
+    /// Not among keys read so recently that reading them again would not help.
+    Unknown,
+    /// Read the keys again.
+    Stale,
+}
+
+impl KeyCache {
+    fn slot(&self, credential: &str) -> u64 {
+        self.hasher.hash_one(credential)
+    }
+
+    fn lookup(&self, slot: u64) -> Lookup {
+        let snapshot = match self.snapshot.lock() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        match snapshot {
+            Some(s) if s.read_at.elapsed() < TTL => match s.keys.get(&slot) {
+                Some(r) => Lookup::Found(r.clone()),
+                None if s.read_at.elapsed() < MIN_REFRESH => Lookup::Unknown,
+                None => Lookup::Stale,
+            },
+            _ => Lookup::Stale,
+        }
+    }
+
+    fn store(&self, keys: HashMap<u64, Arc<Rights>>) {
+        let snapshot = Snapshot {
+            read_at: Instant::now(),
+            keys: Arc::new(keys),
+        };
+        match self.snapshot.lock() {
+            Ok(mut guard) => *guard = Some(snapshot),
+            Err(poisoned) => *poisoned.into_inner() = Some(snapshot),
+        }
+    }
+}
+
+fn invalid_key() -> Reply {
+    Reply::error(&MiroirError::new(Code::InvalidApiKey, INVALID_KEY))
+}
+
+impl KeyCache {
+    /// Every key of the nodes, read page by page from one node with Miroir's own key.
+    async fn read_keys(
+        &self,
+        cluster: &Cluster,
+        rt: &Runtime,
+    ) -> Result<HashMap<u64, Arc<Rights>>, Reply> {
+        let mut keys = HashMap::new();
+        let mut offset = 0;
+        loop {
+            let path = format!("/keys?offset={offset}&limit={PAGE}");
+            let resp = node_io::any(cluster, rt, &path, rt.node_key()).await?;
+            if resp.status != 200 {
+                // Miroir's node key is refused: no key can be checked.
+                log::error!(
+                    target: "miroir::access",
+                    "reading the nodes' keys answered HTTP {}; check node_master_key",
+                    resp.status
+                );
+                return Err(invalid_key());
+            }
+            let page = resp.json().unwrap_or(Value::Null);
+            let results = page["results"].as_array().map_or(&[][..], Vec::as_slice);
+            for view in results {
+                if let (Some(key), Some(rights)) =
+                    (view["key"].as_str(), Rights::from_key_view(view))
+                {
+                    keys.insert(self.slot(key), Arc::new(rights));
+                }
+            }
+            offset += results.len();
+            let total = page["total"].as_u64().unwrap_or(0) as usize;
+            if results.is_empty() || offset >= total {
+                return Ok(keys);
+            }
+        }
+    }
+
+    /// The rights of the key `credential`, from the cache or the nodes; `Err` = the answer
+    /// to give (an unknown key, or no node to ask).
+    async fn rights(
+        &self,
+        cluster: &Cluster,
+        rt: &Runtime,
+        credential: &str,
+    ) -> Result<Arc<Rights>, Reply> {
+        let slot = self.slot(credential);
+        match self.lookup(slot) {
+            Lookup::Found(r) => return Ok(r),
+            Lookup::Unknown => return Err(invalid_key()),
+            Lookup::Stale => {}
+        }
+        let _reading = self.refresh.lock().await;
+        // Someone else may have read the keys meanwhile.
+        match self.lookup(slot) {
+            Lookup::Found(r) => return Ok(r),
+            Lookup::Unknown => return Err(invalid_key()),
+            Lookup::Stale => {}
+        }
+        let keys = self.read_keys(cluster, rt).await?;
+        let found = keys.get(&slot).cloned();
+        self.store(keys);
+        found.ok_or_else(invalid_key)
+    }
+
+    /// Checks that the request's credential allows `action` (a Meilisearch action name such
+    /// as `tasks.get`) and says what it may see; `Err` is the reply a node would give.
+    pub async fn authorize(
+        &self,
+        cluster: &Cluster,
+        rt: &Runtime,
+        inc: &Incoming,
+        action: &str,
+    ) -> Result<Access, Reply> {
+        // Without a master key Meilisearch (and Miroir) is open.
+        if rt.config.master_key.is_none() {
+            return Ok(Access::All);
+        }
+        let Some(credential) = inc.auth.as_deref() else {
+            return Err(Reply::error(&MiroirError::new(
+                Code::MissingAuthorizationHeader,
+                MISSING_HEADER,
+            )));
+        };
+        // Miroir's master key was translated to the nodes' one on the way in.
+        if rt
+            .node_key()
+            .is_some_and(|master| constant_time_eq(master, credential))
+        {
+            return Ok(Access::All);
+        }
+        let rights = self.rights(cluster, rt, credential).await?;
+        if rights.expired(OffsetDateTime::now_utc()) || !rights.grants(action) {
+            return Err(invalid_key());
+        }
+        Ok(Access::Key(rights))
+    }
+
+    /// Like [`KeyCache::authorize`] for an action on one index: what a node would answer when
+    /// the key does not cover the index.
+    pub async fn authorize_on(
+        &self,
+        cluster: &Cluster,
+        rt: &Runtime,
+        inc: &Incoming,
+        action: &str,
+        index_uid: &str,
+    ) -> Result<Access, Reply> {
+        let access = self.authorize(cluster, rt, inc, action).await?;
+        if access.index_allowed(index_uid) {
+            Ok(access)
+        } else {
+            Err(invalid_key())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rights(actions: &[&str], indexes: &[&str]) -> Rights {
+        Rights::from_key_view(&json!({
+            "actions": actions, "indexes": indexes, "expiresAt": null,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn actions_expand_like_meilisearch() {
+        let r = rights(&["tasks.*"], &["*"]);
+        assert!(r.grants("tasks.get") && r.grants("tasks.cancel") && r.grants("tasks.delete"));
+        assert!(!r.grants("stats.get"));
+        let r = rights(&["*.get"], &["*"]);
+        assert!(r.grants("tasks.get") && r.grants("stats.get") && !r.grants("tasks.delete"));
+        let r = rights(&["*"], &["*"]);
+        assert!(r.grants("tasks.delete"));
+        let r = rights(&["tasks.get"], &["*"]);
+        assert!(r.grants("tasks.get") && !r.grants("tasks.cancel"));
+        // A family is a whole dotted prefix.
+        assert!(!rights(&["task.*"], &["*"]).grants("tasks.get"));
+    }
+
+    #[test]
+    fn expiry_and_shape() {
+        let past = Rights::from_key_view(&json!({
+            "actions": ["*"], "indexes": ["*"], "expiresAt": "2001-01-01T00:00:00Z",
+        }))
+        .unwrap();
+        assert!(past.expired(OffsetDateTime::now_utc()));
+        assert!(!rights(&["*"], &["*"]).expired(OffsetDateTime::now_utc()));
+        assert!(Rights::from_key_view(&json!({"actions": "*", "indexes": []})).is_none());
+    }
+
+    #[test]
+    fn restricted_keys_see_only_tasks_of_one_authorized_index() {
+        let key = Access::Key(Arc::new(rights(&["tasks.get"], &["movies*", "books"])));
+        assert!(!key.all_indexes());
+        assert!(key.task_visible(Some("movies_fr"), "documentAdditionOrUpdate"));
+        assert!(key.task_visible(Some("books"), "indexCreation"));
+        assert!(!key.task_visible(Some("bookshelf"), "indexCreation"));
+        assert!(!key.task_visible(None, "dumpCreation"));
+        assert!(!key.task_visible(Some("movies"), "indexSwap"));
+        let every = Access::Key(Arc::new(rights(&["tasks.get"], &["*"])));
+        assert!(every.task_visible(None, "taskDeletion"));
+        assert!(Access::All.task_visible(None, "indexSwap"));
+    }
+}

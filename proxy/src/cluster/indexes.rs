@@ -1,0 +1,62 @@
+//! What Miroir remembers about each index between requests: the settings a search merge
+//! depends on (read from a node, trusted briefly), and whether `_miroir_shard` is known to be
+//! filterable on every node. Whatever changes an index forgets its entry here.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use miroir_filters::search::IndexContext;
+
+/// How long an index's settings are trusted before they are read again.
+const CONTEXT_TTL: Duration = Duration::from_secs(2);
+
+#[derive(Default)]
+pub struct IndexKnowledge {
+    contexts: DashMap<String, (Instant, Arc<IndexContext>)>,
+    shard_filterable: DashMap<String, ()>,
+}
+
+impl IndexKnowledge {
+    /// The merge settings of `index`, when read recently enough.
+    pub fn context(&self, index: &str) -> Option<Arc<IndexContext>> {
+        self.contexts
+            .get(index)
+            .filter(|entry| entry.0.elapsed() < CONTEXT_TTL)
+            .map(|entry| entry.1.clone())
+    }
+
+    pub fn remember_context(&self, index: &str, context: Arc<IndexContext>) {
+        self.contexts
+            .insert(index.to_owned(), (Instant::now(), context));
+    }
+
+    pub fn forget_context(&self, index: &str) {
+        self.contexts.remove(index);
+    }
+
+    /// Whether every node is known to have `_miroir_shard` filterable on `index`.
+    pub fn shard_filterable(&self, index: &str) -> bool {
+        self.shard_filterable.contains_key(index)
+    }
+
+    pub fn set_shard_filterable(&self, index: &str, filterable: bool) {
+        if filterable {
+            self.shard_filterable.insert(index.to_owned(), ());
+        } else {
+            self.shard_filterable.remove(index);
+        }
+    }
+
+    /// Forgets everything about `index`.
+    pub fn forget(&self, index: &str) {
+        self.contexts.remove(index);
+        self.shard_filterable.remove(index);
+    }
+
+    /// Forgets everything about every index (a swap, or another change across indexes).
+    pub fn forget_all(&self) {
+        self.contexts.clear();
+        self.shard_filterable.clear();
+    }
+}

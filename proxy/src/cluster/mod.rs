@@ -1,0 +1,217 @@
+//! What the fleet looks like now: the configuration snapshot and placement (`runtime`), each
+//! node's state (`node_state`, fed by `health_checks` and by live traffic), how fast each
+//! node answers (`latency`), what Miroir knows of each index (`indexes`), and the per-index
+//! write order every replica follows. This folder holds state and the rules that change it;
+//! it never imports a request path.
+
+pub mod health_checks;
+pub mod indexes;
+pub mod latency;
+pub mod node_state;
+mod runtime;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use miroir_conf::Config;
+use miroir_filters::routing::{GroupId, NodeId, ShardId};
+use miroir_handoff::HintStore;
+
+pub use runtime::Runtime;
+
+use crate::telemetry::metrics;
+use crate::upstream::NodeClient;
+use indexes::IndexKnowledge;
+use latency::Latencies;
+use node_state::{NodeHealth, NodeState, Thresholds, Transition};
+
+pub struct Cluster {
+    runtime: ArcSwap<Runtime>,
+    health: DashMap<NodeId, Arc<NodeHealth>>,
+    round_robin: AtomicUsize,
+    /// Rotates reads across replica groups.
+    read_rotation: AtomicU64,
+    /// Miroir's own requests to nodes.
+    pub client: NodeClient,
+    /// Node latencies for replica choice and hedging.
+    pub latencies: Latencies,
+    /// Per index: merge settings and the shard field's state.
+    pub indexes: IndexKnowledge,
+    /// Writes replicas missed, waiting for replay: a node with some left is not caught up.
+    pub hints: Arc<HintStore>,
+    /// Per index: held while a write is handed to the nodes (or to their hint queues), so
+    /// every replica receives an index's writes in the order Miroir accepted them.
+    write_order: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Nodes whose hints are being replayed: not caught up even once their queue is empty.
+    pub replaying: DashMap<NodeId, ()>,
+}
+
+fn thresholds(rt: &Runtime) -> Thresholds {
+    Thresholds {
+        unhealthy: rt.config.health.unhealthy_threshold,
+        healthy: rt.config.health.healthy_threshold,
+    }
+}
+
+impl Cluster {
+    pub fn new(config: Config, hints: Arc<HintStore>) -> Self {
+        let client = NodeClient::new(config.upstream.pool_size);
+        let cluster = Self {
+            runtime: ArcSwap::from_pointee(Runtime::build(Arc::new(config), 1)),
+            health: DashMap::new(),
+            round_robin: AtomicUsize::new(0),
+            read_rotation: AtomicU64::new(0),
+            client,
+            latencies: Latencies::default(),
+            indexes: IndexKnowledge::default(),
+            hints,
+            write_order: DashMap::new(),
+            replaying: DashMap::new(),
+        };
+        cluster.sync_health_table();
+        cluster
+    }
+
+    /// The snapshot a request works with from start to end.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// Replaces the snapshot; in-flight requests keep the one they loaded.
+    pub fn install(&self, config: Config) -> Arc<Runtime> {
+        let generation = self.runtime.load().generation + 1;
+        let runtime = Arc::new(Runtime::build(Arc::new(config), generation));
+        self.runtime.store(runtime.clone());
+        self.sync_health_table();
+        runtime
+    }
+
+    fn sync_health_table(&self) {
+        let rt = self.runtime.load();
+        for node in &rt.nodes {
+            self.health.entry(node.id.clone()).or_insert_with(|| {
+                // Optimistic, so a fresh start serves at once; a node with hints left from
+                // before a restart replays them before it serves reads.
+                let backlog = self.hints.backlog(node.id.as_str());
+                let initial = if backlog.hints > 0 || backlog.needs_resync {
+                    NodeState::Recovering
+                } else {
+                    NodeState::Active
+                };
+                publish(&node.id, initial);
+                Arc::new(NodeHealth::new(initial))
+            });
+        }
+        self.health
+            .retain(|id, _| rt.nodes.iter().any(|n| &n.id == id));
+    }
+
+    pub fn health(&self, id: &NodeId) -> Option<Arc<NodeHealth>> {
+        self.health.get(id).map(|h| h.value().clone())
+    }
+
+    pub fn is_healthy(&self, id: &NodeId) -> bool {
+        self.health(id).is_none_or(|h| h.is_healthy())
+    }
+
+    pub fn node_state(&self, id: &NodeId) -> NodeState {
+        self.health(id).map_or(NodeState::Active, |h| h.state())
+    }
+
+    /// Records a health check or a live request's outcome for a node.
+    pub fn observe(&self, rt: &Runtime, id: &NodeId, ok: bool, active_check: bool) {
+        let Some(health) = self.health(id) else {
+            return;
+        };
+        // The common case, a healthy node answering, changes nothing.
+        if ok && health.state() == NodeState::Active && health.consecutive_failures() == 0 {
+            return;
+        }
+        let caught_up = self.hints.backlog(id.as_str()) == Default::default()
+            && !self.replaying.contains_key(id);
+        let change = health.observe(ok, active_check, caught_up, thresholds(rt));
+        announce(id, change);
+    }
+
+    /// The node missed a write that is now hinted.
+    pub fn fell_behind(&self, id: &NodeId) {
+        if let Some(health) = self.health(id) {
+            announce(id, health.fell_behind());
+        }
+    }
+
+    /// The node's hints are replayed.
+    pub fn caught_up(&self, rt: &Runtime, id: &NodeId) {
+        if let Some(health) = self.health(id) {
+            announce(id, health.caught_up(thresholds(rt)));
+        }
+    }
+
+    /// The lock that orders writes to `index_uid`.
+    pub fn write_order(&self, index_uid: &str) -> Arc<tokio::sync::Mutex<()>> {
+        if let Some(lock) = self.write_order.get(index_uid) {
+            return lock.clone();
+        }
+        self.write_order
+            .entry(index_uid.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Picks a node for a request any node can answer: round-robin over healthy nodes not
+    /// yet tried, or any untried node when none is known healthy (health may be stale).
+    pub fn pick_node(&self, rt: &Runtime, tried: &[usize]) -> Option<usize> {
+        let n = rt.nodes.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.round_robin.fetch_add(1, Ordering::Relaxed);
+        let untried = |i: &usize| !tried.contains(i);
+        let mut order = (0..n).map(|k| (start + k) % n);
+        order
+            .clone()
+            .filter(untried)
+            .find(|i| self.is_healthy(&rt.nodes[*i].id))
+            .or_else(|| order.find(untried))
+    }
+
+    /// The replica group a read goes to, rotating.
+    pub fn next_group(&self, rt: &Runtime) -> GroupId {
+        let groups = rt.placement().groups().max(1);
+        GroupId((self.read_rotation.fetch_add(1, Ordering::Relaxed) % u64::from(groups)) as u32)
+    }
+
+    /// Shards with no healthy replica in any group.
+    pub fn unavailable_shards(&self, rt: &Runtime) -> Vec<ShardId> {
+        let p = rt.placement();
+        (0..p.shards())
+            .map(ShardId)
+            .filter(|&shard| {
+                !(0..p.groups()).any(|g| {
+                    p.replicas(GroupId(g), shard)
+                        .iter()
+                        .any(|&i| self.is_healthy(p.node(i)))
+                })
+            })
+            .collect()
+    }
+}
+
+fn publish(id: &NodeId, state: NodeState) {
+    let labels = NodeState::ALL.map(NodeState::as_str);
+    metrics::set_node_state(id.as_str(), state.as_str(), &labels, state.serves_reads());
+}
+
+fn announce(id: &NodeId, change: Option<Transition>) {
+    let Some(Transition { from, to }) = change else {
+        return;
+    };
+    publish(id, to);
+    let (from, to) = (from.as_str(), to.as_str());
+    match to {
+        "active" => log::info!(target: "miroir::health", "node {id}: {from} -> {to}"),
+        _ => log::warn!(target: "miroir::health", "node {id}: {from} -> {to}"),
+    }
+}

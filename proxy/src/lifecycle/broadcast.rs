@@ -1,0 +1,293 @@
+//! Broadcast: one client request applied to every node, answered as one Meilisearch response.
+//! Task-creating routes become one Miroir task over the node tasks; synchronous routes
+//! (keys, experimental features) answer as one node would when every node agrees. What a
+//! node missed is handed to `repair` (hints for settings and document deletions, replays and
+//! rollbacks for index operations).
+
+use bytes::Bytes;
+use miroir_filters::error::{Code, MiroirError};
+use miroir_filters::hidden;
+use miroir_handoff::{Hint, Seq};
+use miroir_tasks::{Created, NewTask, NodeTask, Replay};
+use serde_json::Value;
+
+use super::{keys, shard_field};
+use crate::cluster::Runtime;
+use crate::node_io::{self, accepted_task_uid, failure_json, missed};
+use crate::repair::{handoff, index_repairs, settings_drift};
+use crate::request::{Incoming, Reply};
+use crate::shared::Shared;
+use crate::tasks;
+use crate::upstream::{NodeResponse, NodeResult, UpstreamError};
+
+pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
+    let body = [shard_field::rewrite_update(
+        inc.route,
+        &keys::with_key_uid(inc),
+    )];
+    let chunks: &[Bytes] = if body[0].is_empty() { &[] } else { &body };
+    let (results, hinted) = match (handoff::hinted_route(inc.route), &inc.index_uid) {
+        (true, Some(index)) => send_or_hint(shared, rt, inc, index, chunks).await,
+        _ => {
+            let results = node_io::every(
+                &shared.cluster,
+                rt,
+                inc.node_request(chunks),
+                rt.config.scatter.node_timeout,
+            )
+            .await;
+            (results, Vec::new())
+        }
+    };
+    let lost: Vec<usize> = (0..rt.nodes.len())
+        .filter(|i| {
+            handoff::hinted_route(inc.route)
+                && missed(&results[*i])
+                && !hinted.iter().any(|(h, _)| h == i)
+        })
+        .collect();
+    let reply = broadcast_outcome(shared, rt, inc, &body, results, &hinted).await;
+    if reply.status == 202 {
+        for i in lost {
+            handoff::lost(&shared.cluster, &rt.nodes[i].id);
+        }
+    } else {
+        // Not acknowledged: nothing of it is replayed later.
+        let hints: Vec<_> = hinted
+            .iter()
+            .map(|(i, seq)| (rt.nodes[*i].id.clone(), *seq))
+            .collect();
+        handoff::forget(&shared.cluster, &hints);
+    }
+    reply
+}
+
+/// Index writes a node may miss and get later as a hint: document deletions and edits, and
+/// settings. Index creation, deletion and swaps are not (see `index_lifecycle`).
+async fn send_or_hint(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+    chunks: &[Bytes],
+) -> (Vec<NodeResult>, Vec<(usize, Seq)>) {
+    let order = shared.cluster.write_order(index_uid);
+    let _turn = order.lock().await;
+    let timeout = rt.config.scatter.node_timeout;
+    let req = inc.node_request(chunks);
+    let sends = rt.nodes.iter().map(|node| {
+        let req = &req;
+        async move {
+            if handoff::must_queue(&shared.cluster, &node.id) {
+                return Err(UpstreamError::Connect(
+                    "queued behind earlier writes".into(),
+                ));
+            }
+            let result = shared.cluster.client.send(node, req, timeout).await;
+            let answered = !missed(&result);
+            shared.cluster.observe(rt, &node.id, answered, false);
+            result
+        }
+    });
+    let results = futures::future::join_all(sends).await;
+    let mut hinted = Vec::new();
+    for (i, result) in results.iter().enumerate() {
+        if !missed(result) {
+            continue;
+        }
+        let hint = Hint {
+            index_uid: index_uid.to_owned(),
+            method: inc.method.clone(),
+            path: inc.path.clone(),
+            content_type: inc.content_type.clone(),
+            body: chunks.concat(),
+        };
+        if let Some(seq) = handoff::hint(&shared.cluster, &rt.nodes[i].id, &hint) {
+            hinted.push((i, seq));
+        }
+    }
+    (results, hinted)
+}
+
+async fn broadcast_outcome(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    body: &[Bytes; 1],
+    results: Vec<NodeResult>,
+    hinted: &[(usize, Seq)],
+) -> Reply {
+    forget_index_state(shared, inc);
+    let accepted = results
+        .iter()
+        .filter(|r| accepted_task_uid(r).is_some())
+        .count();
+    if accepted > 0 {
+        if let (true, Some(index)) = (shard_field::resets(inc.route), &inc.index_uid) {
+            shard_field::restore(shared, rt, inc, index).await;
+        }
+        // A settings update carrying the filterable attributes now includes the shard field
+        // on every node that accepted it: later writes must not re-send it, or their update
+        // would land after (and replace) the client's queued one.
+        if accepted == results.len() && hidden::sets_filterable(inc.route, &inc.body) {
+            if let Some(index) = &inc.index_uid {
+                shared.cluster.indexes.set_shard_filterable(index, true);
+            }
+        }
+        // A new index gets `_miroir_shard` filterable before any document can arrive: the
+        // settings task queues right behind the creation on every node. A creation some
+        // node refused is undone instead, before the client hears of the (failed) task.
+        if inc.route == "indexes.create" {
+            let created = serde_json::from_slice::<Value>(&inc.body).ok();
+            if let Some(uid) = created.as_ref().and_then(|v| v["uid"].as_str()) {
+                if accepted == results.len() {
+                    shard_field::after_creation(shared, rt, inc, uid).await;
+                } else {
+                    shared.cluster.indexes.set_shard_filterable(uid, false);
+                }
+            }
+            index_repairs::after_creation(
+                &shared.cluster,
+                &shared.index_repairs,
+                rt,
+                inc,
+                &results,
+            )
+            .await;
+        }
+        index_repairs::after_change(&shared.index_repairs, rt, inc, &body[0], &results);
+        settings_drift::after_update(&shared.settings_checks, rt, inc, &results);
+        return record_task(shared, rt, inc, &results, hinted).await;
+    }
+    let ok = |r: &&NodeResult| {
+        r.as_ref()
+            .is_ok_and(|resp| (200..300).contains(&resp.status))
+    };
+    let oks = results.iter().filter(ok).count();
+    if oks == results.len() {
+        // Every node applied it synchronously: they agree, answer as one of them.
+        return results.iter().find_map(|r| r.as_ref().ok()).map_or_else(
+            || {
+                Reply::error(&MiroirError::new(
+                    Code::NoNodeAvailable,
+                    "No Meilisearch node is configured.",
+                ))
+            },
+            Reply::relay,
+        );
+    }
+    if oks > 0 {
+        let missed: Vec<&str> = rt
+            .nodes
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| !ok(r))
+            .map(|(n, _)| n.id.as_str())
+            .collect();
+        log::warn!(
+            target: "miroir::broadcast",
+            "request {}: {} {} applied on some nodes but not on {}",
+            inc.request_id,
+            inc.method,
+            inc.path.split('?').next().unwrap_or(""),
+            missed.join(", ")
+        );
+        return Reply::error(&MiroirError::new(
+            Code::NoQuorum,
+            format!(
+                "The change was applied on some nodes but not on {}; retry it.",
+                missed.join(", ")
+            ),
+        ));
+    }
+    // Nobody accepted: a client error (or 501) every node agrees on is the answer.
+    if let Some(resp) = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .find(|r| r.judged())
+    {
+        return Reply::relay(resp);
+    }
+    Reply::error(&MiroirError::new(
+        Code::NoNodeAvailable,
+        "No Meilisearch node accepted the request.",
+    ))
+}
+
+/// Cached per-index knowledge a broadcast may have made stale.
+fn forget_index_state(shared: &Shared, inc: &Incoming) {
+    let indexes = &shared.cluster.indexes;
+    match &inc.index_uid {
+        Some(index) if inc.route == "index.delete" => indexes.forget(index),
+        Some(index) => indexes.forget_context(index),
+        // Swaps and other global changes: forget everything.
+        None => indexes.forget_all(),
+    }
+}
+
+/// Records one Miroir task over the node tasks and answers Meilisearch's 202 summary.
+async fn record_task(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    results: &[NodeResult],
+    hinted: &[(usize, Seq)],
+) -> Reply {
+    let first = results.iter().find_map(|r| {
+        accepted_task_uid(r)
+            .and(r.as_ref().ok())
+            .and_then(NodeResponse::json)
+    });
+    let first = first.unwrap_or(Value::Null);
+    let node_tasks: Vec<NodeTask> = rt
+        .nodes
+        .iter()
+        .zip(results)
+        .enumerate()
+        // A node that gets the write as a hint later has no part of its own yet.
+        .filter(|(i, _)| !hinted.iter().any(|(h, _)| h == i))
+        .map(|(_, (node, r))| match accepted_task_uid(r) {
+            Some(uid) => NodeTask {
+                node: node.id.to_string(),
+                task_uid: Some(uid),
+                error: None,
+            },
+            None => NodeTask {
+                node: node.id.to_string(),
+                task_uid: None,
+                error: Some(failure_json(r)),
+            },
+        })
+        .collect();
+    let task = NewTask {
+        index_uid: first["indexUid"].as_str().map(str::to_owned),
+        kind: first["type"].as_str().unwrap_or("unknown").to_owned(),
+        enqueued_at: inc.received_at.clone(),
+        node_tasks,
+        custom_metadata: first["customMetadata"].as_str().map(str::to_owned),
+        details: None,
+    };
+    match tasks::create(shared, task, None).await {
+        Ok(Created::New(mut record)) => {
+            if !hinted.is_empty() {
+                record.replays = hinted
+                    .iter()
+                    .map(|(i, seq)| Replay {
+                        node: rt.nodes[*i].id.to_string(),
+                        seq: seq.0,
+                    })
+                    .collect();
+                if let Err(e) = shared.tasks.update(&record) {
+                    log::error!(target: "miroir::broadcast", "task {}: could not record its pending replays: {e}", record.uid.0);
+                }
+            }
+            Reply::json(202, &tasks::summary(&record))
+        }
+        Ok(Created::Replayed(record)) => Reply::json(202, &tasks::summary(&record)),
+        Ok(Created::KeyReused { .. }) => Reply::error(&MiroirError::new(
+            Code::Internal,
+            "unexpected idempotency state",
+        )),
+        Err(e) => Reply::error(&e),
+    }
+}

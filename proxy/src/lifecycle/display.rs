@@ -1,0 +1,77 @@
+//! The nodes' displayed attributes: the client's list, a marker, then every field the merge
+//! reads (see `miroir_filters::search::display`), kept so after each settings update that
+//! changes what the merge needs.
+
+use miroir_filters::search::display;
+use serde_json::{Map, Value};
+
+use crate::cluster::Runtime;
+use crate::node_io;
+use crate::request::Incoming;
+use crate::shared::Shared;
+use crate::upstream::NodeRequest;
+
+/// After a client's settings update that changes what the nodes must display (see
+/// `miroir_filters::search::display`): the nodes' displayed list with every field the merge
+/// reads, sent to every node behind the client's update (a settings task each, not a
+/// Miroir task). Computed from the nodes' settings with their queued settings updates and the
+/// client's update applied, so it is right unless another settings update reaches the nodes
+/// between that read and this update.
+pub async fn repair_display(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) {
+    shared.cluster.indexes.forget_context(index_uid);
+    let path = format!("/indexes/{index_uid}/settings");
+    let Ok(resp) = node_io::any(&shared.cluster, rt, &path, rt.node_key()).await else {
+        return;
+    };
+    let current = match (resp.status, resp.json()) {
+        (200, Some(Value::Object(map))) => map,
+        // Created by this very update.
+        (404, _) => Map::new(),
+        _ => return,
+    };
+    // Settings updates still queued on the nodes (the client's own among them) apply first:
+    // their details carry the values they set.
+    let pending = format!(
+        "/tasks?indexUids={index_uid}&types=settingsUpdate&statuses=enqueued,processing&limit=1000"
+    );
+    let mut current = current;
+    if let Ok(resp) = node_io::any(&shared.cluster, rt, &pending, rt.node_key()).await {
+        let mut tasks: Vec<(u64, Vec<u8>)> = resp
+            .json()
+            .and_then(|v| v["results"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| Some((t["uid"].as_u64()?, serde_json::to_vec(&t["details"]).ok()?)))
+            .collect();
+        tasks.sort_unstable_by_key(|t| t.0);
+        for (_, details) in &tasks {
+            if let Some(next) = display::after_update(&current, "settings.update", details) {
+                current = next;
+            }
+        }
+    }
+    let Some(after) = display::after_update(&current, inc.route, &inc.body) else {
+        return;
+    };
+    let Some(wanted) = display::repair(&after) else {
+        return;
+    };
+    let body = [bytes::Bytes::from(
+        serde_json::json!({ "displayedAttributes": wanted }).to_string(),
+    )];
+    let req = NodeRequest {
+        method: "PATCH",
+        path: &path,
+        auth: rt.node_key(),
+        content_type: Some("application/json"),
+        body: &body,
+        request_id: Some(&inc.request_id),
+    };
+    let results = node_io::every(&shared.cluster, rt, req, rt.config.scatter.node_timeout).await;
+    if !results
+        .iter()
+        .all(|r| r.as_ref().is_ok_and(|resp| resp.status == 202))
+    {
+        log::warn!(target: "miroir::settings", "could not widen the displayed attributes of `{index_uid}` on every node: a sort on a field hidden from clients may not merge exactly");
+    }
+}

@@ -1,0 +1,295 @@
+//! Scatter for reads: one replica per shard, chosen by latency (`cluster::latency`: EWMA
+//! weighted by in-flight requests, with probes), hedged when a node is later than its recent
+//! p95, and retried on another replica, then another group, when it fails.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::{select, Either};
+use miroir_conf::UnavailableShardPolicy;
+use miroir_filters::error::{Code, MiroirError};
+use miroir_filters::routing::{GroupId, NodeIdx, ShardId};
+
+use crate::cluster::latency::InFlight;
+use crate::cluster::{Cluster, Runtime};
+use crate::upstream::{NodeRequest, NodeResponse};
+
+/// One answer of a node for a set of shards.
+pub struct ShardAnswer {
+    pub shards: Vec<ShardId>,
+    pub response: NodeResponse,
+}
+
+/// What a scatter produced.
+pub struct Gathered {
+    pub answers: Vec<ShardAnswer>,
+    /// Shards no replica answered for.
+    pub missing: Vec<ShardId>,
+}
+
+impl Gathered {
+    /// The `X-Miroir-Degraded` value naming the missing shards, when the policy allows a
+    /// partial answer; the error to answer when it does not (or when nothing answered).
+    pub fn degraded(&self, rt: &Runtime) -> Result<Option<String>, MiroirError> {
+        if self.missing.is_empty() {
+            return Ok(None);
+        }
+        let list: Vec<String> = self.missing.iter().map(|s| s.0.to_string()).collect();
+        let list = list.join(",");
+        if rt.config.scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
+            || self.answers.is_empty()
+        {
+            return Err(MiroirError::new(
+                Code::ShardUnavailable,
+                format!("No replica of shards {list} answered."),
+            ));
+        }
+        Ok(Some(format!("shards={list}")))
+    }
+}
+
+/// A read request for a set of shards: the body depends on the shards.
+pub trait ShardRequest: Sync {
+    fn method(&self) -> &str;
+    fn path(&self) -> &str;
+    fn body(&self, shards: &[ShardId]) -> Vec<u8>;
+}
+
+struct Scatter<'a, R: ShardRequest> {
+    cluster: &'a Cluster,
+    rt: &'a Runtime,
+    req: &'a R,
+    auth: Option<&'a str>,
+    request_id: &'a str,
+}
+
+impl<R: ShardRequest> Scatter<'_, R> {
+    /// Replicas of `shard` that may be asked, in `group` first, then in the other groups.
+    fn candidates(
+        &self,
+        shard: ShardId,
+        group: GroupId,
+        exclude: &BTreeSet<NodeIdx>,
+    ) -> Vec<Vec<NodeIdx>> {
+        let p = self.rt.placement();
+        let groups =
+            std::iter::once(group).chain((0..p.groups()).map(GroupId).filter(|g| *g != group));
+        groups
+            .map(|g| {
+                p.replicas(g, shard)
+                    .iter()
+                    .copied()
+                    .filter(|n| !exclude.contains(n) && self.cluster.is_healthy(p.node(*n)))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// One replica per shard, grouped by node; shards without any usable replica apart.
+    fn cover(
+        &self,
+        shards: &[ShardId],
+        group: GroupId,
+        exclude: &BTreeSet<NodeIdx>,
+    ) -> (Vec<(NodeIdx, Vec<ShardId>)>, Vec<ShardId>) {
+        let mut by_node: Vec<(NodeIdx, Vec<ShardId>)> = Vec::new();
+        let mut missing = Vec::new();
+        for &shard in shards {
+            let choice = self.candidates(shard, group, exclude).iter().find_map(|c| {
+                // Prefer a node already asked for another shard: fewer requests.
+                c.iter()
+                    .copied()
+                    .find(|n| by_node.iter().any(|(m, _)| m == n))
+                    .or_else(|| self.cluster.latencies.choose(self.rt, c))
+            });
+            match choice {
+                Some(n) => match by_node.iter_mut().find(|(m, _)| *m == n) {
+                    Some((_, list)) => list.push(shard),
+                    None => by_node.push((n, vec![shard])),
+                },
+                None => missing.push(shard),
+            }
+        }
+        (by_node, missing)
+    }
+
+    async fn ask(&self, node: NodeIdx, shards: &[ShardId], probe: bool) -> Option<NodeResponse> {
+        let body = [Bytes::from(self.req.body(shards))];
+        let req = NodeRequest {
+            method: self.req.method(),
+            path: self.req.path(),
+            auth: self.auth,
+            content_type: Some("application/json"),
+            body: &body,
+            request_id: Some(self.request_id),
+        };
+        let runtime_node = &self.rt.nodes[node.index()];
+        let mut flight = InFlight::start(self.cluster.latencies.stats(&runtime_node.id), probe);
+        let result = self
+            .cluster
+            .client
+            .send(runtime_node, &req, self.rt.config.scatter.node_timeout)
+            .await;
+        match result {
+            // A 4xx (or 501) is the request's fault: every replica would say the same.
+            Ok(resp) if resp.judged() => {
+                flight.finish(None);
+                self.cluster.observe(self.rt, &runtime_node.id, true, false);
+                Some(resp)
+            }
+            _ => {
+                // A failure counts as a slow answer so the node is avoided for a while, and
+                // as a failed passive check.
+                flight.finish(Some(self.rt.config.scatter.node_timeout));
+                self.cluster
+                    .observe(self.rt, &runtime_node.id, false, false);
+                None
+            }
+        }
+    }
+
+    fn hedge_delay(&self, node: NodeIdx) -> Duration {
+        let floor = self.rt.config.scatter.hedge_after_floor;
+        let stats = self
+            .cluster
+            .latencies
+            .stats(&self.rt.nodes[node.index()].id);
+        stats
+            .p95()
+            .map_or(floor.max(Duration::from_millis(50)), |p| p.max(floor))
+    }
+
+    /// Answers for `shards` from `node`, hedged and retried on other replicas (never `node`
+    /// or anything in `exclude`). Depth bounds the retries.
+    fn fetch<'s>(
+        &'s self,
+        node: NodeIdx,
+        shards: Vec<ShardId>,
+        group: GroupId,
+        exclude: BTreeSet<NodeIdx>,
+        hedges_left: u32,
+    ) -> futures::future::BoxFuture<'s, Gathered> {
+        Box::pin(async move {
+            let mut excluded = exclude.clone();
+            excluded.insert(node);
+            let stats = self
+                .cluster
+                .latencies
+                .stats(&self.rt.nodes[node.index()].id);
+            // A probe of a node that may still be slow is hedged at once: the client never
+            // waits for it, and the probe's answer is measured when it comes first.
+            let probe = stats.take_probe();
+            let delay = if probe {
+                Duration::ZERO
+            } else {
+                self.hedge_delay(node)
+            };
+            let primary = Box::pin(self.ask(node, &shards, probe));
+            let timer = Box::pin(tokio::time::sleep(delay));
+            let first = if hedges_left > 0 {
+                select(primary, timer).await
+            } else {
+                Either::Left((primary.await, timer))
+            };
+            match first {
+                Either::Left((Some(resp), _)) => Gathered {
+                    answers: vec![ShardAnswer {
+                        shards: shards.clone(),
+                        response: resp,
+                    }],
+                    missing: Vec::new(),
+                },
+                Either::Left((None, _)) => {
+                    self.recover(&shards, group, excluded, hedges_left).await
+                }
+                Either::Right(((), primary)) => {
+                    // Late: ask other replicas too and take whichever completes first.
+                    let hedge =
+                        Box::pin(self.recover(&shards, group, excluded.clone(), hedges_left - 1));
+                    match select(primary, hedge).await {
+                        Either::Left((Some(resp), _)) => Gathered {
+                            answers: vec![ShardAnswer {
+                                shards: shards.clone(),
+                                response: resp,
+                            }],
+                            missing: Vec::new(),
+                        },
+                        Either::Left((None, hedge)) => hedge.await,
+                        Either::Right((gathered, _)) if gathered.missing.is_empty() => gathered,
+                        Either::Right((_, primary)) => match primary.await {
+                            Some(resp) => Gathered {
+                                answers: vec![ShardAnswer {
+                                    shards: shards.clone(),
+                                    response: resp,
+                                }],
+                                missing: Vec::new(),
+                            },
+                            None => Gathered {
+                                answers: Vec::new(),
+                                missing: shards.clone(),
+                            },
+                        },
+                    }
+                }
+            }
+        })
+    }
+
+    /// Covers `shards` again without the excluded nodes.
+    async fn recover(
+        &self,
+        shards: &[ShardId],
+        group: GroupId,
+        exclude: BTreeSet<NodeIdx>,
+        hedges_left: u32,
+    ) -> Gathered {
+        let (by_node, mut missing) = self.cover(shards, group, &exclude);
+        let fetches = by_node
+            .into_iter()
+            .map(|(n, s)| self.fetch(n, s, group, exclude.clone(), hedges_left));
+        let mut answers = Vec::new();
+        for g in futures::future::join_all(fetches).await {
+            answers.extend(g.answers);
+            missing.extend(g.missing);
+        }
+        Gathered { answers, missing }
+    }
+}
+
+/// Scatters `req` over one replica of every shard of the group `group`.
+pub async fn gather<R: ShardRequest>(
+    cluster: &Cluster,
+    rt: &Runtime,
+    req: &R,
+    auth: Option<&str>,
+    request_id: &str,
+    group: GroupId,
+) -> Gathered {
+    let all: Vec<ShardId> = (0..rt.config.shards).map(ShardId).collect();
+    gather_shards(cluster, rt, req, auth, request_id, group, &all).await
+}
+
+/// Like [`gather`], over only `shards` (reads that concern some shards, or one at a time).
+pub async fn gather_shards<R: ShardRequest>(
+    cluster: &Cluster,
+    rt: &Runtime,
+    req: &R,
+    auth: Option<&str>,
+    request_id: &str,
+    group: GroupId,
+    shards: &[ShardId],
+) -> Gathered {
+    let s = Scatter {
+        cluster,
+        rt,
+        req,
+        auth,
+        request_id,
+    };
+    let hedges = rt.config.scatter.max_hedges_per_query;
+    let mut gathered = s.recover(shards, group, BTreeSet::new(), hedges).await;
+    gathered.missing.sort_unstable();
+    gathered.missing.dedup();
+    gathered
+}

@@ -1,0 +1,86 @@
+//! The settings a search merge depends on (`IndexContext`), read from one node with Miroir's
+//! key and kept briefly in `cluster::indexes`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use miroir_filters::search::{display, FacetOrder, IndexContext, NodeDisplay};
+use serde_json::Value;
+
+use crate::cluster::Runtime;
+use crate::node_io;
+use crate::request::{Incoming, Reply};
+use crate::shared::Shared;
+
+/// The settings a merge depends on, read from one node and cached briefly.
+pub async fn index_context(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+) -> Result<Arc<IndexContext>, Reply> {
+    let cluster = &shared.cluster;
+    if let Some(ctx) = cluster.indexes.context(index_uid) {
+        return Ok(ctx);
+    }
+    let path = format!("/indexes/{index_uid}/settings");
+    // Miroir's own credential: a client's key may allow searching but not reading settings.
+    let resp = node_io::any(cluster, rt, &path, rt.node_key()).await?;
+    if resp.status != 200 {
+        // What the client may know: an empty search with its own key answers exactly what one
+        // node would (403 for a key not allowed on the index, else 404).
+        let probe = format!("/indexes/{index_uid}/search?limit=0");
+        let seen = node_io::any(cluster, rt, &probe, inc.auth.as_deref()).await?;
+        return Err(Reply::relay(if seen.status >= 400 { &seen } else { &resp }));
+    }
+    let ctx = Arc::new(context_from_settings(&resp.json().unwrap_or(Value::Null)));
+    cluster.indexes.remember_context(index_uid, ctx.clone());
+    Ok(ctx)
+}
+
+fn context_from_settings(s: &Value) -> IndexContext {
+    let defaults = IndexContext::default();
+    let max_total_hits = s["pagination"]["maxTotalHits"]
+        .as_u64()
+        .map_or(defaults.max_total_hits, |n| n as usize);
+    let max_values = s["faceting"]["maxValuesPerFacet"]
+        .as_u64()
+        .map_or(defaults.max_values_per_facet, |n| n as usize);
+    let sort_facet_values_by = match s["faceting"]["sortFacetValuesBy"].as_object() {
+        Some(orders) => orders
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    if v == "count" {
+                        FacetOrder::Count
+                    } else {
+                        FacetOrder::Alpha
+                    },
+                )
+            })
+            .collect::<BTreeMap<_, _>>(),
+        None => defaults.sort_facet_values_by.clone(),
+    };
+    // Nodes holding Miroir's encoded list display the merge's fields too; Miroir applies the
+    // client's list itself.
+    let node_list: Option<Vec<String>> = s["displayedAttributes"].as_array().map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    });
+    let node_display = match &node_list {
+        Some(list) if display::is_encoded(list) => NodeDisplay::All,
+        _ => NodeDisplay::Restricted,
+    };
+    IndexContext {
+        displayed_attributes: node_list.map(|l| display::split(&l).0),
+        node_display,
+        distinct_attribute: s["distinctAttribute"].as_str().map(str::to_owned),
+        max_total_hits,
+        node_max_total_hits: max_total_hits,
+        max_values_per_facet: max_values,
+        node_max_values_per_facet: max_values,
+        sort_facet_values_by,
+    }
+}

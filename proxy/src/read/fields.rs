@@ -1,0 +1,96 @@
+//! `POST /indexes/{uid}/fields`: each node knows the fields of its own documents, so the
+//! answer is the union over the nodes, listed as one node would list them
+//! (`miroir_filters::search::fields`).
+
+use bytes::Bytes;
+use miroir_filters::error::{Code, MiroirError};
+use miroir_filters::search::fields;
+use serde_json::Value;
+
+use super::context::index_context;
+use crate::cluster::Runtime;
+use crate::request::{Incoming, Reply};
+use crate::shared::Shared;
+use crate::upstream::NodeRequest;
+
+pub async fn fields(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
+    let Some(req) = fields::read_request(&inc.body) else {
+        // Not a body Miroir can read: one node answers with Meilisearch's own error.
+        return ask_nodes(shared, rt, inc, &inc.body)
+            .await
+            .map_or_else(|reply| reply, |answers| Reply::json(200, &answers[0]));
+    };
+    let answers = match ask_nodes(shared, rt, inc, &req.node_body).await {
+        Ok(answers) => answers,
+        Err(reply) => return reply,
+    };
+    let ctx = match index_context(shared, rt, inc, index_uid).await {
+        Ok(ctx) => ctx,
+        Err(reply) => return reply,
+    };
+    let displayed = ctx
+        .displayed_attributes
+        .as_deref()
+        .filter(|list| !list.iter().any(|a| a == "*"));
+    Reply::json(200, &fields::merge(&answers, displayed, &req))
+}
+
+/// The field lists of every node that serves reads (the client's key judged by each), or the
+/// answer to give instead: a refusal every node shares, or an error when some node that holds
+/// documents could not be asked.
+async fn ask_nodes(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    body: &[u8],
+) -> Result<Vec<Value>, Reply> {
+    let chunks = [Bytes::copy_from_slice(body)];
+    let req = NodeRequest {
+        method: "POST",
+        path: &inc.path,
+        auth: inc.auth.as_deref(),
+        content_type: Some("application/json"),
+        body: &chunks,
+        request_id: Some(&inc.request_id),
+    };
+    let asks = rt
+        .nodes
+        .iter()
+        .filter(|n| shared.cluster.is_healthy(&n.id))
+        .map(|n| async move {
+            (
+                n,
+                shared
+                    .cluster
+                    .client
+                    .send(n, &req, rt.config.scatter.node_timeout)
+                    .await,
+            )
+        });
+    let p = rt.placement();
+    let mut answers = Vec::new();
+    let mut covered = vec![false; p.shards() as usize];
+    for (node, result) in futures::future::join_all(asks).await {
+        match result {
+            Ok(resp) if resp.status == 200 => {
+                answers.extend(resp.json());
+                for shard in p
+                    .index_of(node.id.as_str())
+                    .map(|i| p.shards_of(i))
+                    .unwrap_or(&[])
+                {
+                    covered[shard.0 as usize] = true;
+                }
+            }
+            Ok(resp) if resp.judged() => return Err(Reply::relay(&resp)),
+            _ => {}
+        }
+    }
+    if answers.is_empty() || covered.contains(&false) {
+        return Err(Reply::error(&MiroirError::new(
+            Code::ShardUnavailable,
+            "Some shards of this index have no node answering; the field list would be incomplete.",
+        )));
+    }
+    Ok(answers)
+}

@@ -1,0 +1,318 @@
+//! `POST /multi-search`: each query runs the per-query path of `search` (plan, scatter,
+//! merge); plain requests answer the results in order, federated ones are merged into one
+//! list by `miroir_filters::search::merge_federated`. A request Meilisearch would refuse for
+//! its shape is handed to one node, which answers Meilisearch's own error.
+
+use miroir_filters::error::{Code, MiroirError};
+use miroir_filters::search::{merge_federated, FederatedQuery, Federation};
+use serde_json::{Map, Value};
+
+use super::search::{search_body, SearchBody};
+use crate::cluster::Runtime;
+use crate::node_io;
+use crate::request::{Incoming, Reply, DEGRADED};
+use crate::shared::Shared;
+use crate::upstream::NodeRequest;
+
+/// Query parameters Meilisearch refuses inside a federated query.
+const NOT_FEDERATED: [&str; 5] = ["offset", "limit", "page", "hitsPerPage", "facets"];
+
+/// `POST /multi-search`.
+pub async fn multi_search(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
+    let Some((queries, federation)) = read(&inc.body) else {
+        return node_verdict(shared, rt, inc).await;
+    };
+    match federation {
+        None => plain(shared, rt, inc, queries).await,
+        Some(f) => federated(shared, rt, inc, queries, &f).await,
+    }
+}
+
+type FederationObject = Map<String, Value>;
+
+/// One query: its index and its search parameters.
+struct Query {
+    index_uid: String,
+    body: Map<String, Value>,
+    federation_options: Option<Value>,
+}
+
+/// The queries and the `federation` object, or `None` when the shape is not one Miroir
+/// reads (a node then says what is wrong).
+fn read(body: &[u8]) -> Option<(Vec<Query>, Option<FederationObject>)> {
+    let Value::Object(mut root) = serde_json::from_slice(body).ok()? else {
+        return None;
+    };
+    let federation = match root.remove("federation") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(f)) => Some(f),
+        Some(_) => return None,
+    };
+    let Some(Value::Array(list)) = root.remove("queries") else {
+        return None;
+    };
+    if !root.is_empty() {
+        return None;
+    }
+    let mut queries = Vec::with_capacity(list.len());
+    for q in list {
+        let Value::Object(mut body) = q else {
+            return None;
+        };
+        let Some(Value::String(index_uid)) = body.remove("indexUid") else {
+            return None;
+        };
+        let federation_options = body.remove("federationOptions").filter(|v| !v.is_null());
+        queries.push(Query {
+            index_uid,
+            body,
+            federation_options,
+        });
+    }
+    Some((queries, federation))
+}
+
+/// Meilisearch's answer to a request Miroir does not take apart: any node's validation error.
+async fn node_verdict(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
+    let body = [inc.body.clone()];
+    let req = NodeRequest {
+        content_type: Some("application/json"),
+        ..inc.node_request(&body)
+    };
+    match node_io::one(&shared.cluster, rt, &req).await {
+        Ok(resp) if (400..500).contains(&resp.status) => Reply::relay(&resp),
+        _ => Reply::error(&MiroirError::new(
+            Code::BadRequest,
+            "The multi-search body is not one Miroir can split into its queries.",
+        )),
+    }
+}
+
+/// Runs every query on its index; the answers in order, or the first failing query's error
+/// prefixed as Meilisearch prefixes it.
+async fn run_all(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    queries: Vec<(String, Map<String, Value>)>,
+) -> Result<Vec<(String, Reply)>, Reply> {
+    let runs = queries.into_iter().map(|(uid, body)| async move {
+        let reply = search_body(shared, rt, inc, &uid, SearchBody::Parsed(body)).await;
+        (uid, reply)
+    });
+    let replies = futures::future::join_all(runs).await;
+    if let Some((i, (_, failed))) = replies
+        .iter()
+        .enumerate()
+        .find(|(_, (_, r))| r.status != 200)
+    {
+        return Err(inside_query(i, failed));
+    }
+    Ok(replies)
+}
+
+/// A query's error as the whole request's: `Inside `.queries[i]`: ` before the message; an
+/// unknown index is a 400 here, as Meilisearch 1.50's multi-search answers it (measured
+/// against a real node in `tests/search_real.rs`). Meilisearch judges the key before any
+/// query, so a missing, invalid or expired key is the request's error, unprefixed; a key (or
+/// tenant token) that may not search one query's index fails that query with the generic
+/// invalid-key message.
+fn inside_query(i: usize, failed: &Reply) -> Reply {
+    let Ok(Value::Object(mut err)) = serde_json::from_slice::<Value>(&failed.body) else {
+        return Reply::raw(failed.status, failed.body.clone());
+    };
+    let code = err.get("code").and_then(Value::as_str).unwrap_or_default();
+    if code == "missing_authorization_header" {
+        return Reply::raw(failed.status, failed.body.clone());
+    }
+    if code == "invalid_api_key" {
+        let message = err
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !message.contains("cannot acces the index") {
+            return Reply::raw(failed.status, failed.body.clone());
+        }
+        err.insert(
+            "message".into(),
+            Value::String("The provided API key is invalid.".into()),
+        );
+    }
+    if let Some(Value::String(message)) = err.get_mut("message") {
+        *message = format!("Inside `.queries[{i}]`: {message}");
+    }
+    let status = if err.get("code").and_then(Value::as_str) == Some("index_not_found") {
+        400
+    } else {
+        failed.status
+    };
+    Reply::json(status, &Value::Object(err))
+}
+
+fn degraded_header(replies: &[(String, Reply)]) -> Option<String> {
+    replies
+        .iter()
+        .flat_map(|(_, r)| &r.headers)
+        .find(|(name, _)| *name == DEGRADED)
+        .map(|(_, v)| v.clone())
+}
+
+async fn plain(shared: &Shared, rt: &Runtime, inc: &Incoming, queries: Vec<Query>) -> Reply {
+    if queries.iter().any(|q| q.federation_options.is_some()) {
+        // `federationOptions` without `federation`: Meilisearch's own error, from a node.
+        return node_verdict(shared, rt, inc).await;
+    }
+    let queries = queries.into_iter().map(|q| (q.index_uid, q.body)).collect();
+    let replies = match run_all(shared, rt, inc, queries).await {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    // Each result is the index's merged answer with `indexUid` first, spliced as pieces: the
+    // answers' own pieces (mostly slices of the node answers) are not copied.
+    let degraded = degraded_header(&replies);
+    let mut parts = Vec::new();
+    let mut out = b"{\"results\":[".to_vec();
+    for (i, (uid, reply)) in replies.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"indexUid\":");
+        out.extend_from_slice(Value::String(uid).to_string().as_bytes());
+        let mut answer = reply
+            .parts
+            .unwrap_or_else(|| vec![bytes::Bytes::from(reply.body)]);
+        answer.retain(|p| !p.is_empty());
+        // The answer without its opening brace.
+        if let Some(first) = answer.first_mut() {
+            *first = first.slice(1..);
+        }
+        answer.retain(|p| !p.is_empty());
+        if answer
+            .first()
+            .and_then(|p| p.first())
+            .is_some_and(|b| *b != b'}')
+        {
+            out.push(b',');
+        }
+        parts.push(bytes::Bytes::from(std::mem::take(&mut out)));
+        parts.extend(answer);
+    }
+    out.extend_from_slice(b"]}");
+    parts.push(bytes::Bytes::from(out));
+    Reply::parts(200, parts).degraded(degraded)
+}
+
+fn usize_param(f: &Map<String, Value>, key: &str) -> Result<Option<usize>, ()> {
+    match f.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Some)
+            .ok_or(()),
+    }
+}
+
+/// The `federation` object, or `None` when a node must judge it.
+fn read_federation(f: &Map<String, Value>) -> Option<(Federation, Map<String, Value>)> {
+    const KNOWN: [&str; 6] = [
+        "offset",
+        "limit",
+        "page",
+        "hitsPerPage",
+        "facetsByIndex",
+        "mergeFacets",
+    ];
+    if f.keys().any(|k| !KNOWN.contains(&k.as_str())) {
+        return None;
+    }
+    let offset = usize_param(f, "offset").ok()?;
+    let limit = usize_param(f, "limit").ok()?;
+    let page = usize_param(f, "page").ok()?;
+    let hpp = usize_param(f, "hitsPerPage").ok()?;
+    let facets_by_index = match f.get("facetsByIndex") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return None,
+    };
+    let merge_facets = match f.get("mergeFacets") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(usize_param(m, "maxValuesPerFacet").ok()?.unwrap_or(100)),
+        Some(_) => return None,
+    };
+    let page = (page.is_some() || hpp.is_some()).then(|| (page.unwrap_or(1), hpp.unwrap_or(20)));
+    Some((
+        Federation {
+            offset: offset.unwrap_or(0),
+            limit: limit.unwrap_or(20),
+            page,
+            merge_facets,
+        },
+        facets_by_index,
+    ))
+}
+
+async fn federated(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    queries: Vec<Query>,
+    f: &Map<String, Value>,
+) -> Reply {
+    let Some((federation, facets_by_index)) = read_federation(f) else {
+        return node_verdict(shared, rt, inc).await;
+    };
+    if queries
+        .iter()
+        .any(|q| NOT_FEDERATED.iter().any(|k| q.body.contains_key(*k)))
+    {
+        // Pagination or facets inside a federated query: Meilisearch's error, from a node.
+        return node_verdict(shared, rt, inc).await;
+    }
+    let mut meta = Vec::with_capacity(queries.len());
+    let mut node_queries = Vec::with_capacity(queries.len());
+    for q in queries {
+        let weight = match q.federation_options.as_ref().map(|o| &o["weight"]) {
+            None | Some(Value::Null) => 1.0,
+            Some(w) => match w.as_f64() {
+                Some(w) if w >= 0.0 => w,
+                _ => return node_verdict(shared, rt, inc).await,
+            },
+        };
+        let show_score = q.body.get("showRankingScore") == Some(&Value::Bool(true));
+        let mut body = q.body;
+        // Every query is asked for the whole federated window, with scores to order by.
+        body.insert("offset".into(), 0.into());
+        body.insert("limit".into(), federation.depth().into());
+        body.insert("showRankingScore".into(), true.into());
+        if let Some(facets) = facets_by_index.get(&q.index_uid).filter(|v| !v.is_null()) {
+            body.insert("facets".into(), facets.clone());
+        }
+        meta.push((q.index_uid.clone(), weight, show_score));
+        node_queries.push((q.index_uid, body));
+    }
+    let replies = match run_all(shared, rt, inc, node_queries).await {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let mut answers = Vec::with_capacity(replies.len());
+    for ((index_uid, weight, show_score), (_, reply)) in meta.into_iter().zip(&replies) {
+        let answer = match serde_json::from_slice(&reply.bytes()) {
+            Ok(v) => v,
+            Err(e) => {
+                return Reply::error(&MiroirError::new(
+                    Code::Internal,
+                    format!("a merged search answer is not JSON: {e}"),
+                ))
+            }
+        };
+        answers.push(FederatedQuery {
+            index_uid,
+            weight,
+            show_score,
+            answer,
+        });
+    }
+    let merged = merge_federated(&answers, &federation);
+    Reply::json(200, &merged).degraded(degraded_header(&replies))
+}

@@ -1,0 +1,226 @@
+//! `GET`/`POST /indexes/{uid}/search`: planned and merged by `miroir_filters::search`,
+//! scattered over one replica per shard by `scatter`.
+
+use miroir_filters::query;
+use miroir_filters::routing::ShardId;
+use miroir_filters::search::{self as plan, Merged, SearchPlan};
+use serde_json::{Map, Value};
+
+use super::context::index_context;
+use crate::cluster::Runtime;
+use crate::node_io::{self, ShardRequest};
+use crate::request::{Incoming, Reply, STREAM_FROM};
+use crate::shared::Shared;
+use crate::upstream::NodeResponse;
+
+struct SearchRequest<'a> {
+    path: String,
+    plan: &'a SearchPlan,
+}
+
+impl ShardRequest for SearchRequest<'_> {
+    fn method(&self) -> &str {
+        "POST"
+    }
+
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn body(&self, shards: &[ShardId]) -> Vec<u8> {
+        self.plan.node_body(shards)
+    }
+}
+
+/// Meilisearch's GET search parameters as the equivalent POST body.
+pub fn query_to_body(query: &str) -> Map<String, Value> {
+    const LISTS: [&str; 7] = [
+        "attributesToRetrieve",
+        "attributesToCrop",
+        "attributesToHighlight",
+        "facets",
+        "sort",
+        "attributesToSearchOn",
+        "locales",
+    ];
+    const NUMBERS: [&str; 6] = [
+        "offset",
+        "limit",
+        "page",
+        "hitsPerPage",
+        "cropLength",
+        "rankingScoreThreshold",
+    ];
+    const BOOLS: [&str; 5] = [
+        "showMatchesPosition",
+        "showRankingScore",
+        "showRankingScoreDetails",
+        "retrieveVectors",
+        "showPerformanceDetails",
+    ];
+    let mut body = Map::new();
+    for (k, v) in query::pairs(query) {
+        let (k, v) = (k.as_ref(), v.into_owned());
+        let value = if LISTS.contains(&k) {
+            Value::Array(
+                v.split(',')
+                    .map(|s| Value::String(s.trim().to_owned()))
+                    .collect(),
+            )
+        } else if NUMBERS.contains(&k) {
+            // An unparsable number stays a string: the nodes answer Meilisearch's own error.
+            v.parse::<u64>()
+                .map(Value::from)
+                .or_else(|_| v.parse::<f64>().map(Value::from))
+                .unwrap_or(Value::String(v))
+        } else if BOOLS.contains(&k) {
+            match v.as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ => Value::String(v),
+            }
+        } else {
+            Value::String(v)
+        };
+        body.insert(k.to_owned(), value);
+    }
+    body
+}
+
+/// A node's error for the client: Meilisearch's own, without the shard field it lists among
+/// the filterable attributes or the shard clause it echoes in a filter error (the client
+/// never wrote either). `string_filter`: the client's filter was one expression, which the
+/// node saw as the first of two array elements, echoed as `(expr) AND (clause)`.
+pub(crate) fn relay_node_error(resp: &NodeResponse, string_filter: bool) -> Reply {
+    const FIELD: &str = "`_miroir_shard`";
+    const CLAUSE: &str = " AND (\"_miroir_shard\" IN [";
+    let Some(Value::Object(mut err)) = resp.json() else {
+        return Reply::relay(resp);
+    };
+    match err.get_mut("message") {
+        Some(Value::String(m)) if m.contains(FIELD) || m.contains(CLAUSE) => {
+            let mut out = m
+                .replace(&format!("{FIELD}, "), "")
+                .replace(&format!(", {FIELD}"), "");
+            if let Some(at) = out.rfind(CLAUSE).filter(|_| out.ends_with("])")) {
+                out.truncate(at);
+                if string_filter {
+                    out = unwrap_echo(&out).unwrap_or(out);
+                }
+            }
+            *m = out;
+        }
+        _ => return Reply::relay(resp),
+    }
+    Reply::json(resp.status, &Value::Object(err))
+}
+
+/// `...\n{from}:{to} (expr)` as one node given `expr` alone writes it: `{from-1}:{to-1} expr`.
+fn unwrap_echo(message: &str) -> Option<String> {
+    let (head, last) = message.rsplit_once('\n')?;
+    let (span, expr) = last.split_once(' ')?;
+    let (from, to) = span.split_once(':')?;
+    let (from, to) = (from.parse::<usize>().ok()?, to.parse::<usize>().ok()?);
+    let inner = expr.strip_prefix('(')?.strip_suffix(')')?;
+    Some(format!(
+        "{head}\n{}:{} {inner}",
+        from.checked_sub(1)?,
+        to.checked_sub(1)?
+    ))
+}
+
+pub async fn search(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
+    let body = if inc.method == "GET" {
+        let query = inc.path.split_once('?').map_or("", |(_, q)| q);
+        SearchBody::Parsed(query_to_body(query))
+    } else {
+        SearchBody::Json(&inc.body)
+    };
+    search_body(shared, rt, inc, index_uid, body).await
+}
+
+/// A client's search parameters, as sent or already parsed.
+pub(crate) enum SearchBody<'a> {
+    Json(&'a [u8]),
+    Parsed(Map<String, Value>),
+}
+
+/// One search of `index_uid`: planned, scattered over one replica per shard and merged. The
+/// per-query path of both `/indexes/{uid}/search` and `/multi-search`.
+pub(crate) async fn search_body(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+    body: SearchBody<'_>,
+) -> Reply {
+    let ctx = match index_context(shared, rt, inc, index_uid).await {
+        Ok(c) => c,
+        Err(reply) => return reply,
+    };
+    // Whether the filter is one expression: kept cheap, only an error answer needs it.
+    let (raw, parsed_string_filter) = match &body {
+        SearchBody::Parsed(map) => (None, map.get("filter").is_some_and(Value::is_string)),
+        SearchBody::Json(bytes) => (Some(*bytes), false),
+    };
+    let string_filter = || {
+        raw.map_or(parsed_string_filter, |b| {
+            serde_json::from_slice::<Value>(b)
+                .is_ok_and(|v| v.get("filter").is_some_and(Value::is_string))
+        })
+    };
+    let planned = match body {
+        SearchBody::Parsed(map) => plan::plan_value(map, &ctx),
+        SearchBody::Json(bytes) => plan::plan(bytes, &ctx),
+    };
+    let planned = match planned {
+        Ok(p) => p,
+        Err(e) => return Reply::error(&e),
+    };
+    let req = SearchRequest {
+        path: format!("/indexes/{index_uid}/search"),
+        plan: &planned,
+    };
+    let group = shared.cluster.next_group(rt);
+    let gathered = node_io::gather(
+        &shared.cluster,
+        rt,
+        &req,
+        inc.auth.as_deref(),
+        &inc.request_id,
+        group,
+    )
+    .await;
+
+    if let Some(refused) = gathered.answers.iter().find(|a| a.response.status >= 400) {
+        return relay_node_error(&refused.response, string_filter());
+    }
+    let degraded = match gathered.degraded(rt) {
+        Ok(d) => d,
+        Err(e) => return Reply::error(&e),
+    };
+    let bodies: Vec<&[u8]> = gathered
+        .answers
+        .iter()
+        .map(|a| a.response.body.as_ref())
+        .collect();
+    let reply = match plan::merge_parts(&planned, &bodies) {
+        // A small answer is written in one piece anyway: copied together now.
+        Ok(Merged::Body(parts)) if parts.len() < STREAM_FROM => {
+            Reply::raw(200, parts.concat(&bodies))
+        }
+        Ok(Merged::Body(parts)) => {
+            let buffers: Vec<bytes::Bytes> = gathered
+                .answers
+                .iter()
+                .map(|a| a.response.body.clone())
+                .collect();
+            Reply::parts(200, parts.into_bytes(&buffers))
+        }
+        Ok(Merged::NodeError { answer }) => {
+            relay_node_error(&gathered.answers[answer].response, string_filter())
+        }
+        Err(e) => Reply::error(&e),
+    };
+    reply.degraded(degraded)
+}

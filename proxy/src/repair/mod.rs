@@ -1,0 +1,13 @@
+//! What brings a replica back in line with the others after it missed something:
+//! - `handoff`: the writes a replica missed, kept durably in order per node (hints);
+//! - `replay`: those writes sent again once the node answers, before it serves reads;
+//! - `index_repairs`: index creations undone, and deletions, updates and swaps replayed, on
+//!   the nodes that missed them;
+//! - `settings_drift`: each index's settings compared across nodes, the odd one patched.
+//!
+//! Request paths report here what a node missed; the background services do the repairing.
+
+pub mod handoff;
+pub mod index_repairs;
+pub mod replay;
+pub mod settings_drift;

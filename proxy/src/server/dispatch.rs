@@ -1,0 +1,251 @@
+//! From a classified route to the path that owns it, and its answer back to the client. The
+//! route table (`miroir_filters::routes`) says which class a route is; this is the one place
+//! that maps a route to its handler.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use miroir_filters::error::{Code, MiroirError};
+use miroir_filters::hidden;
+use miroir_filters::routes::{RouteClass, RouteSpec};
+use pingora_core::Result;
+use pingora_proxy::Session;
+
+use super::ctx::{class_label, RequestCtx};
+use super::{body, respond};
+use crate::auth;
+use crate::cluster::Runtime;
+use crate::lifecycle;
+use crate::ops::admin;
+use crate::read;
+use crate::request::{Incoming, Reply};
+use crate::shared::Shared;
+use crate::tasks;
+use crate::write;
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Whether Miroir answers a pass-one route itself rather than relaying one node's answer:
+/// key reads (default keys made consistent first) and settings reads (hidden fields removed).
+pub fn answered_by_miroir(spec: &RouteSpec) -> bool {
+    spec.class != RouteClass::PassOne
+        || read::settings::hides(spec.name)
+        || matches!(spec.name, "keys.list" | "key.get")
+}
+
+/// The route's answer, from the path that owns it; `Err` = an error to answer instead.
+pub async fn answer(
+    shared: &Arc<Shared>,
+    session: &mut Session,
+    ctx: &RequestCtx,
+    rt: &Runtime,
+    spec: &'static RouteSpec,
+    param: Option<String>,
+) -> std::result::Result<Reply, MiroirError> {
+    let index = ctx.index_uid.clone().unwrap_or_default();
+    let param = param.unwrap_or_default();
+    match spec.class {
+        RouteClass::Miroir => Ok(miroir_route(shared, session, ctx, rt, spec, &param).await),
+        RouteClass::PassOne => {
+            let inc = incoming(session, ctx, rt, Bytes::new());
+            Ok(match spec.name {
+                "keys.list" | "key.get" => lifecycle::keys::read(shared, rt, &inc).await,
+                _ => read::settings::read_settings(shared, rt, &inc).await,
+            })
+        }
+        RouteClass::FanOutMerge => {
+            let body = if spec.method.as_str() == "GET" {
+                Bytes::new()
+            } else {
+                body::read(session, rt.config.server.max_body_bytes).await?
+            };
+            let inc = incoming(session, ctx, rt, body);
+            Ok(match spec.name {
+                "search.get" | "search.post" => {
+                    read::search::search(shared, rt, &inc, &index).await
+                }
+                "multi_search" => read::multi_search::multi_search(shared, rt, &inc).await,
+                "facet_search" => read::facet_search::facet_search(shared, rt, &inc, &index).await,
+                "documents.list" | "documents.fetch" => {
+                    read::browse::browse(shared, rt, &inc, &index).await
+                }
+                "index.stats" => read::stats::index_stats(shared, rt, &inc, &index).await,
+                "similar.get" | "similar.post" => {
+                    read::similar::similar(shared, rt, &inc, &index).await
+                }
+                "index.fields" => read::fields::fields(shared, rt, &inc, &index).await,
+                _ => read::stats::global_stats(shared, rt, &inc).await,
+            })
+        }
+        RouteClass::ShardRouted => Ok(match spec.name {
+            "document.get" => {
+                let inc = incoming(session, ctx, rt, Bytes::new());
+                read::document::get_one(shared, rt, &inc, &param).await
+            }
+            "document.delete" => {
+                let inc = incoming(session, ctx, rt, Bytes::new());
+                write::delete_one(shared, rt, &inc, &index, &param).await
+            }
+            _ => {
+                let body = body::read(session, rt.config.server.max_body_bytes).await?;
+                let inc = incoming(session, ctx, rt, body);
+                match spec.name {
+                    "documents.delete_batch" => write::delete_batch(shared, rt, &inc, &index).await,
+                    _ => write::documents(shared, rt, &inc, &index).await,
+                }
+            }
+        }),
+        RouteClass::Broadcast => {
+            let body = body::read(session, rt.config.server.max_body_bytes).await?;
+            let inc = incoming(session, ctx, rt, body);
+            Ok(lifecycle::broadcast(shared, rt, &inc).await)
+        }
+        RouteClass::Unsupported => Err(MiroirError::new(
+            Code::UnsupportedRoute,
+            format!(
+                "`{} {}` is not supported by Miroir: it cannot be served consistently \
+                 across several Meilisearch nodes.",
+                spec.method.as_str(),
+                spec.template
+            ),
+        )),
+    }
+}
+
+/// The routes Miroir answers from its own state: `/`, `/health`, the admin API, tasks and
+/// batches; anything else of this class is not built yet.
+async fn miroir_route(
+    shared: &Arc<Shared>,
+    session: &Session,
+    ctx: &RequestCtx,
+    rt: &Runtime,
+    spec: &'static RouteSpec,
+    param: &str,
+) -> Reply {
+    let path = session.req_header().uri.path();
+    match spec.name {
+        _ if spec.template == "/health" => health(shared, rt),
+        _ if spec.template == "/" => {
+            Reply::raw(200, br#"{"status":"Meilisearch is running"}"#.to_vec())
+        }
+        // Miroir registers no webhooks yet (creating one answers `miroir_not_implemented`),
+        // so the list is truthfully empty; node webhooks would report node tasks instead.
+        "webhooks.list" => Reply::raw(200, br#"{"results":[]}"#.to_vec()),
+        _ if path.starts_with("/_miroir") => {
+            match admin::handle(session, &shared.cluster, rt, path) {
+                Ok((status, body)) => Reply::raw(status, body),
+                Err(e) => e.into(),
+            }
+        }
+        "tasks.list" | "task.get" | "tasks.cancel" | "tasks.delete" | "batches.list"
+        | "batch.get" => {
+            let inc = incoming(session, ctx, rt, Bytes::new());
+            match spec.name {
+                "tasks.list" => tasks::list_tasks(shared, rt, &inc).await,
+                "task.get" => tasks::get_task(shared, rt, &inc, param).await,
+                "tasks.cancel" => tasks::cancel_or_delete(shared, rt, &inc, false).await,
+                "tasks.delete" => tasks::cancel_or_delete(shared, rt, &inc, true).await,
+                "batches.list" => tasks::batches(shared, rt, &inc, None).await,
+                _ => tasks::batches(shared, rt, &inc, Some(param)).await,
+            }
+        }
+        _ => MiroirError::new(
+            Code::NotImplemented,
+            format!(
+                "`{} {}` ({}) is not implemented by this version of Miroir yet.",
+                spec.method.as_str(),
+                spec.template,
+                class_label(spec.class).replace('_', " ")
+            ),
+        )
+        .into(),
+    }
+}
+
+/// Writes a reply or an error to the client; the request is then answered.
+pub async fn finish(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    outcome: std::result::Result<Reply, MiroirError>,
+) -> Result<()> {
+    let reply = match outcome {
+        Ok(reply) => reply,
+        Err(err) => {
+            ctx.status = err.status();
+            return respond::error(session, &err, &ctx.request_id).await;
+        }
+    };
+    ctx.status = reply.status;
+    match reply.parts {
+        Some(parts) => {
+            respond::parts_with(
+                session,
+                reply.status,
+                parts,
+                &ctx.request_id,
+                &reply.headers,
+            )
+            .await
+        }
+        None => {
+            // Node errors (relayed, or inside task views) must not name the field Miroir
+            // keeps filterable.
+            let mut body = reply.body;
+            let may_name_it = reply.status >= 400
+                || ctx
+                    .route
+                    .is_some_and(|r| r.name.starts_with("task") || r.name.starts_with("batch"));
+            if may_name_it {
+                if let Some(hidden) = hidden::hide_shard_field_in_messages(&body) {
+                    body = hidden;
+                }
+            }
+            respond::json_with(session, reply.status, body, &ctx.request_id, &reply.headers).await
+        }
+    }
+}
+
+/// The request as Miroir forwards it itself: credentials translated, `body` as read.
+fn incoming(session: &Session, ctx: &RequestCtx, rt: &Runtime, body: Bytes) -> Incoming {
+    let req = session.req_header();
+    let presented = auth::bearer(
+        session
+            .get_header(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    );
+    let header = |name| {
+        session
+            .get_header(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    Incoming {
+        method: req.method.as_str().to_owned(),
+        path: req
+            .uri
+            .path_and_query()
+            .map_or_else(|| req.uri.path().to_owned(), |p| p.as_str().to_owned()),
+        auth: auth::node_credential(&rt.config, presented).map(str::to_owned),
+        content_type: header(http::header::CONTENT_TYPE.as_str()),
+        body,
+        request_id: ctx.request_id.clone(),
+        idempotency_key: header(IDEMPOTENCY_KEY),
+        received_at: tasks::now_rfc3339(),
+        route: ctx.route.map_or("unknown", |r| r.name),
+        index_uid: ctx.index_uid.clone(),
+    }
+}
+
+/// `GET /health`: available while every shard has a healthy replica in some group.
+fn health(shared: &Shared, rt: &Runtime) -> Reply {
+    let missing = shared.cluster.unavailable_shards(rt);
+    if missing.is_empty() {
+        return Reply::raw(200, br#"{"status":"available"}"#.to_vec());
+    }
+    let list: Vec<String> = missing.iter().map(|s| s.0.to_string()).collect();
+    MiroirError::new(
+        Code::ShardUnavailable,
+        format!("No reachable replica for shards {}.", list.join(",")),
+    )
+    .into()
+}

@@ -1,0 +1,110 @@
+//! Writing answers Miroir gives itself: JSON bodies framed with `Content-Length` (Pingora
+//! would otherwise frame them close-delimited) and the request id on every response. A large
+//! body in pieces (a merged search answer) is written chunked, its small pieces gathered into
+//! chunks: the whole body is never copied into one buffer.
+
+use bytes::{Bytes, BytesMut};
+use miroir_filters::error::MiroirError;
+use pingora_core::Result;
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+
+use crate::request::STREAM_FROM;
+
+pub const REQUEST_ID: &str = "X-Request-Id";
+
+/// Pieces are gathered into chunks of about this size: Pingora writes and flushes each chunk,
+/// and one chunk per piece (a hit, about 1 KB) measured twice the CPU per request on 320 KB
+/// answers. A piece this large is a chunk of its own, not copied.
+const CHUNK: usize = 128 * 1024;
+
+pub async fn json(
+    session: &mut Session,
+    status: u16,
+    body: Vec<u8>,
+    request_id: &str,
+) -> Result<()> {
+    json_with(session, status, body, request_id, &[]).await
+}
+
+pub async fn json_with(
+    session: &mut Session,
+    status: u16,
+    body: Vec<u8>,
+    request_id: &str,
+    extra: &[(&'static str, String)],
+) -> Result<()> {
+    let mut header = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    for (name, value) in extra {
+        header.insert_header(*name, value.as_str())?;
+    }
+    header.insert_header("Content-Type", "application/json")?;
+    header.insert_header("Content-Length", body.len().to_string())?;
+    header.insert_header(REQUEST_ID, request_id)?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session
+        .write_response_body(Some(Bytes::from(body)), true)
+        .await?;
+    Ok(())
+}
+
+/// Writes a body in pieces: chunked when it is large and the client speaks HTTP/1.1, else
+/// copied together and framed with `Content-Length`.
+pub async fn parts_with(
+    session: &mut Session,
+    status: u16,
+    parts: Vec<Bytes>,
+    request_id: &str,
+    extra: &[(&'static str, String)],
+) -> Result<()> {
+    let len: usize = parts.iter().map(Bytes::len).sum();
+    if len < STREAM_FROM || session.req_header().version != http::Version::HTTP_11 {
+        return json_with(session, status, parts.concat(), request_id, extra).await;
+    }
+    let mut header = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    for (name, value) in extra {
+        header.insert_header(*name, value.as_str())?;
+    }
+    header.insert_header("Content-Type", "application/json")?;
+    header.insert_header("Transfer-Encoding", "chunked")?;
+    header.insert_header(REQUEST_ID, request_id)?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    // One chunk ready to go, held back so the last one is written with the end of the body.
+    let mut ready: Option<Bytes> = None;
+    let mut gathering = BytesMut::with_capacity(CHUNK.min(len));
+    for part in parts {
+        if part.len() < CHUNK {
+            gathering.extend_from_slice(&part);
+            if gathering.len() < CHUNK {
+                continue;
+            }
+        }
+        if let Some(chunk) = ready.take() {
+            session.write_response_body(Some(chunk), false).await?;
+        }
+        if !gathering.is_empty() {
+            let chunk = gathering.split().freeze();
+            if part.len() < CHUNK {
+                ready = Some(chunk);
+                continue;
+            }
+            session.write_response_body(Some(chunk), false).await?;
+        }
+        ready = Some(part);
+    }
+    if !gathering.is_empty() {
+        if let Some(chunk) = ready.take() {
+            session.write_response_body(Some(chunk), false).await?;
+        }
+        ready = Some(gathering.freeze());
+    }
+    session.write_response_body(ready, true).await
+}
+
+pub async fn error(session: &mut Session, err: &MiroirError, request_id: &str) -> Result<()> {
+    json(session, err.status(), err.to_body(), request_id).await
+}

@@ -1,0 +1,270 @@
+//! The Pingora `ProxyHttp` implementation. It stays thin: `request_filter` classifies the
+//! route once and hands it to `dispatch`; the pass-to-one-node class rides Pingora's proxy
+//! pipeline (`upstream_peer` and friends).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use miroir_filters::error::{Code, MiroirError};
+use miroir_filters::routes;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::{Error, ErrorSource, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+
+use super::ctx::RequestCtx;
+use super::{dispatch, request_id, respond};
+use crate::auth;
+use crate::cluster::Runtime;
+use crate::request::payload_too_large;
+use crate::shared::Shared;
+use crate::telemetry::metrics;
+
+pub struct MiroirProxy {
+    pub shared: Arc<Shared>,
+}
+
+impl MiroirProxy {
+    fn reject_oversized(&self, session: &Session, rt: &Runtime) -> Option<MiroirError> {
+        let limit = rt.config.server.max_body_bytes;
+        let declared = session
+            .get_header(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())?;
+        (declared > limit).then(|| payload_too_large(limit))
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for MiroirProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        metrics::get().in_flight.inc();
+        ctx.started = Instant::now();
+        ctx.request_id = request_id::from_header(
+            session
+                .get_header(respond::REQUEST_ID)
+                .map(|v| v.as_bytes()),
+        );
+        let rt = self.shared.cluster.runtime();
+        ctx.runtime = Some(rt.clone());
+
+        if let Some(err) = self.reject_oversized(session, &rt) {
+            ctx.status = err.status();
+            // The body was never read: do not reuse the connection.
+            session.set_keepalive(None);
+            respond::error(session, &err, &ctx.request_id).await?;
+            return Ok(true);
+        }
+
+        let req = session.req_header();
+        let matched = routes::classify(req.method.as_str(), req.uri.path());
+        ctx.route = matched.as_ref().map(|m| m.spec);
+        match matched {
+            // Unknown routes go to a node, which answers Meilisearch's own 404.
+            None => Ok(false),
+            Some(m) if !dispatch::answered_by_miroir(m.spec) => Ok(false),
+            Some(m) => {
+                let param = m.param_decoded().map(|p| p.into_owned());
+                ctx.index_uid = m.index_uid.map(str::to_owned);
+                let outcome =
+                    dispatch::answer(&self.shared, session, ctx, &rt, m.spec, param).await;
+                dispatch::finish(session, ctx, outcome).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let rt = ctx
+            .runtime
+            .clone()
+            .unwrap_or_else(|| self.shared.cluster.runtime());
+        let Some(idx) = self.shared.cluster.pick_node(&rt, &ctx.tried) else {
+            return Error::e_explain(ErrorType::ConnectNoRoute, "no node left to try");
+        };
+        ctx.tried.push(idx);
+        Ok(Box::new(rt.nodes[idx].peer.clone()))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // Nothing was sent yet, so trying another node is safe for any method.
+        let nodes = ctx.runtime.as_ref().map_or(0, |rt| rt.nodes.len());
+        if ctx.tried.len() < nodes {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(rt) = ctx.runtime.as_ref() else {
+            return Ok(());
+        };
+        if let Some(&idx) = ctx.tried.last() {
+            upstream.insert_header("Host", rt.nodes[idx].host_header.as_str())?;
+        }
+        upstream.insert_header(respond::REQUEST_ID, ctx.request_id.as_str())?;
+        let presented = auth::bearer(
+            upstream
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+        );
+        if let Some(cred) =
+            auth::node_credential(&rt.config, presented).filter(|c| Some(*c) != presented)
+        {
+            upstream.insert_header("Authorization", format!("Bearer {cred}"))?;
+        }
+        Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(chunk) = body {
+            ctx.body_bytes += chunk.len() as u64;
+            let limit = ctx
+                .runtime
+                .as_ref()
+                .map_or(u64::MAX, |rt| rt.config.server.max_body_bytes);
+            if ctx.body_bytes > limit {
+                // A chunked body without a declared length: stop relaying it.
+                return Error::e_explain(ErrorType::HTTPStatus(413), "request body over the limit");
+            }
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.status = upstream.status.as_u16();
+        upstream.insert_header(respond::REQUEST_ID, ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let err = match (e.etype(), e.esource()) {
+            (ErrorType::HTTPStatus(413), _) => payload_too_large(
+                ctx.runtime
+                    .as_ref()
+                    .map_or(0, |rt| rt.config.server.max_body_bytes),
+            ),
+            (ErrorType::ConnectNoRoute, _) => {
+                MiroirError::new(Code::NoNodeAvailable, "No Meilisearch node is available.")
+            }
+            (_, ErrorSource::Upstream) => MiroirError::new(
+                Code::NodeUnreachable,
+                "The Meilisearch node serving this request did not answer.",
+            ),
+            (
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
+                ErrorSource::Downstream,
+            ) => {
+                // The client is gone; nothing to write.
+                ctx.status = 499;
+                return FailToProxy {
+                    error_code: 0,
+                    can_reuse_downstream: false,
+                };
+            }
+            (_, ErrorSource::Downstream) => {
+                MiroirError::new(Code::BadRequest, "The request could not be read.")
+            }
+            _ => {
+                log::error!(target: "miroir::proxy", "request {} failed: {e}", ctx.request_id);
+                MiroirError::new(Code::Internal, "Miroir failed to serve this request.")
+            }
+        };
+        ctx.status = err.status();
+        if let Err(write_err) = respond::error(session, &err, &ctx.request_id).await {
+            log::debug!(target: "miroir::proxy", "could not send error response: {write_err}");
+        }
+        FailToProxy {
+            error_code: err.status(),
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// Pingora's error log names the request by this; route templates keep ids and keys that
+    /// sit in paths (`/keys/{key}`) out of the logs.
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+        let template = ctx.route.map_or("(unclassified route)", |r| r.template);
+        format!(
+            "{} {template}, request id {}",
+            session.req_header().method,
+            ctx.request_id
+        )
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let m = metrics::get();
+        m.in_flight.dec();
+        let template = ctx.route.map_or("unknown", |r| r.template);
+        let class = ctx.class_label();
+        let status = if ctx.status == 0 {
+            session.response_written().map_or(0, |h| h.status.as_u16())
+        } else {
+            ctx.status
+        };
+        let elapsed = ctx.started.elapsed();
+        m.requests
+            .with_label_values(&[template, class, &metrics::status_label(status)])
+            .inc();
+        m.request_duration
+            .with_label_values(&[class])
+            .observe(elapsed.as_secs_f64());
+        if log::log_enabled!(target: "miroir::access", log::Level::Info) {
+            let req = session.req_header();
+            let node = match (&ctx.runtime, ctx.tried.last()) {
+                (Some(rt), Some(&i)) => rt.nodes[i].id.as_ref().to_owned(),
+                _ => "-".to_owned(),
+            };
+            log::info!(
+                target: "miroir::access",
+                "{} {} {} {} {:.3}ms node={} class={}",
+                ctx.request_id,
+                req.method,
+                template,
+                status,
+                elapsed.as_secs_f64() * 1000.0,
+                node,
+                class
+            );
+        }
+    }
+}

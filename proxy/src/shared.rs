@@ -1,0 +1,78 @@
+//! What every request path reaches: the cluster, Miroir's task registry, the cache of keys'
+//! rights, and the queues of the repair services. Opened once at startup; the background
+//! services hold only the parts they use.
+
+use std::sync::Arc;
+
+use miroir_conf::{Config, TaskStore as TaskStoreConfig};
+use miroir_handoff::HintStore;
+use miroir_tasks::{EmbeddedStore, TaskStore};
+
+use crate::auth::{Access, KeyCache};
+use crate::cluster::{Cluster, Runtime};
+use crate::repair::{index_repairs, settings_drift};
+use crate::request::{Incoming, Reply};
+
+pub struct Shared {
+    pub cluster: Arc<Cluster>,
+    /// Miroir's task registry.
+    pub tasks: Arc<dyn TaskStore>,
+    /// Clients' keys resolved to their rights, for the routes Miroir answers itself.
+    pub keys: KeyCache,
+    /// Index operations to undo or replay on one node.
+    pub index_repairs: Arc<index_repairs::Jobs>,
+    /// Indexes to compare across nodes once a settings update finished.
+    pub settings_checks: Arc<settings_drift::Checks>,
+}
+
+impl Shared {
+    /// Opens the stores the configuration names (the task registry and the hint store).
+    pub fn open(config: Config) -> Result<Arc<Self>, String> {
+        let (tasks, hints): (Arc<dyn TaskStore>, _) = match &config.task_store {
+            TaskStoreConfig::Embedded { path } => {
+                let hints_file = path.join("hints.redb");
+                let hints = HintStore::open(&hints_file)
+                    .map_err(|e| format!("hint store {}: {e}", hints_file.display()))?;
+                let file = path.join("tasks.redb");
+                let tasks = EmbeddedStore::open(&file)
+                    .map_err(|e| format!("task store {}: {e}", file.display()))?;
+                (Arc::new(tasks), Arc::new(hints))
+            }
+            TaskStoreConfig::Redis { .. } => return Err(
+                "task_store.backend = \"redis\" is not available in this version; use \"embedded\""
+                    .into(),
+            ),
+        };
+        Ok(Arc::new(Self {
+            cluster: Arc::new(Cluster::new(config, hints)),
+            tasks,
+            keys: KeyCache::default(),
+            index_repairs: Default::default(),
+            settings_checks: Default::default(),
+        }))
+    }
+
+    /// Checks that the request's credential allows `action` on Miroir's own routes (see
+    /// `auth::rights`); `Err` is the answer a node would give.
+    pub async fn authorize(
+        &self,
+        rt: &Runtime,
+        inc: &Incoming,
+        action: &str,
+    ) -> Result<Access, Reply> {
+        self.keys.authorize(&self.cluster, rt, inc, action).await
+    }
+
+    /// Like [`Shared::authorize`], for an action on one index.
+    pub async fn authorize_on(
+        &self,
+        rt: &Runtime,
+        inc: &Incoming,
+        action: &str,
+        index_uid: &str,
+    ) -> Result<Access, Reply> {
+        self.keys
+            .authorize_on(&self.cluster, rt, inc, action, index_uid)
+            .await
+    }
+}

@@ -1,0 +1,13 @@
+//! Miroir's tasks: one Meilisearch task per client request, over the node tasks that carry it.
+//! `registry` records them (the write and broadcast paths use it), `view` shows one as
+//! Meilisearch would, `routes`, `filter` and `batches` answer the task and batch routes.
+
+mod batches;
+mod filter;
+pub mod registry;
+mod routes;
+mod view;
+
+pub use batches::batches;
+pub use registry::{create, now_rfc3339, summary};
+pub use routes::{cancel_or_delete, get_task, list_tasks};

@@ -1,0 +1,56 @@
+//! Miroir's task registry as the request paths use it: recording a task (off the async
+//! workers: a commit waits for fsync) and Meilisearch's 202 summary of an accepted one.
+
+use std::sync::Arc;
+
+use miroir_filters::error::{Code, MiroirError};
+use miroir_tasks::{Created, Idempotency, NewTask, TaskRecord, TaskStore};
+use serde_json::{json, Value};
+
+use crate::shared::Shared;
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn store_error(e: impl std::fmt::Display) -> MiroirError {
+    log::error!(target: "miroir::tasks", "task store: {e}");
+    MiroirError::new(Code::Internal, "Miroir's task store failed; see its log.")
+}
+
+/// Runs a blocking store call off the async workers (a commit waits for fsync).
+pub(crate) async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn TaskStore>,
+    f: impl FnOnce(&dyn TaskStore) -> Result<T, miroir_tasks::StoreError> + Send + 'static,
+) -> Result<T, MiroirError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(store_error)?
+        .map_err(store_error)
+}
+
+pub async fn create(
+    shared: &Shared,
+    task: NewTask,
+    idem: Option<Idempotency>,
+) -> Result<Created, MiroirError> {
+    blocking(&shared.tasks, move |s| s.create(task, idem.as_ref())).await
+}
+
+/// Meilisearch's 202 answer for an accepted write.
+pub fn summary(record: &TaskRecord) -> Value {
+    let mut v = json!({
+        "taskUid": record.uid.0,
+        "indexUid": record.index_uid,
+        "status": "enqueued",
+        "type": record.kind,
+        "enqueuedAt": record.enqueued_at,
+    });
+    if let (Some(meta), Some(obj)) = (&record.custom_metadata, v.as_object_mut()) {
+        obj.insert("customMetadata".into(), json!(meta));
+    }
+    v
+}

@@ -1,0 +1,227 @@
+//! Sending one request to one node over Pingora's pooled keep-alive connector, and reading
+//! its whole answer.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use pingora_core::connectors::http::Connector;
+use pingora_core::connectors::ConnectorOptions;
+use pingora_http::RequestHeader;
+
+use super::peer::NodePeer;
+use crate::telemetry::metrics;
+
+/// Why a node gave no HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamError {
+    Connect(String),
+    Timeout,
+    Protocol(String),
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::Connect(e) => write!(f, "connect failed: {e}"),
+            UpstreamError::Timeout => write!(f, "timed out"),
+            UpstreamError::Protocol(e) => write!(f, "bad response: {e}"),
+        }
+    }
+}
+
+/// A node's answer, or why there was none.
+pub type NodeResult = Result<NodeResponse, UpstreamError>;
+
+/// A node's complete answer.
+#[derive(Debug)]
+pub struct NodeResponse {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+pub struct NodeClient {
+    connector: Connector,
+}
+
+impl NodeClient {
+    pub fn new(pool_size: usize) -> Self {
+        let mut options = ConnectorOptions::new(pool_size);
+        options.keepalive_pool_size = pool_size;
+        Self {
+            connector: Connector::new(Some(options)),
+        }
+    }
+
+    /// Sends one request and reads the whole answer, within `timeout` overall.
+    pub async fn send(
+        &self,
+        node: &NodePeer,
+        req: &NodeRequest<'_>,
+        timeout: Duration,
+    ) -> Result<NodeResponse, UpstreamError> {
+        let started = Instant::now();
+        let result = tokio::time::timeout(timeout, self.exchange(node, req))
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout));
+        let status = result.as_ref().map_or(0, |r| r.status);
+        metrics::upstream_request(node.id.as_str(), status, started.elapsed());
+        result
+    }
+
+    /// A connection taken from the pool may have been closed by the node while idle; it then
+    /// fails before any answer, where a new connection would have worked: try again, each
+    /// time on another connection.
+    async fn exchange(
+        &self,
+        node: &NodePeer,
+        req: &NodeRequest<'_>,
+    ) -> Result<NodeResponse, UpstreamError> {
+        const STALE_RETRIES: u32 = 2;
+        let mut retries = 0;
+        loop {
+            match self.exchange_once(node, req).await {
+                Ok(resp) => return Ok(resp),
+                Err(f) if f.reused && !f.answered && retries < STALE_RETRIES => retries += 1,
+                Err(f) => return Err(f.error),
+            }
+        }
+    }
+
+    async fn exchange_once(
+        &self,
+        node: &NodePeer,
+        req: &NodeRequest<'_>,
+    ) -> Result<NodeResponse, Failure> {
+        let peer = &node.peer;
+        let (mut session, reused) =
+            self.connector
+                .get_http_session(peer)
+                .await
+                .map_err(|e| Failure {
+                    error: UpstreamError::Connect(e.to_string()),
+                    reused: false,
+                    answered: false,
+                })?;
+        let fail = |answered: bool| {
+            move |e: Box<pingora_core::Error>| Failure {
+                error: UpstreamError::Protocol(e.to_string()),
+                reused,
+                answered,
+            }
+        };
+        let mut head =
+            RequestHeader::build(req.method, req.path.as_bytes(), None).map_err(fail(false))?;
+        head.insert_header("Host", node.host_header.as_str())
+            .map_err(fail(false))?;
+        if let Some(auth) = req.auth {
+            head.insert_header("Authorization", format!("Bearer {auth}"))
+                .map_err(fail(false))?;
+        }
+        if let Some(ct) = req.content_type {
+            head.insert_header("Content-Type", ct)
+                .map_err(fail(false))?;
+        }
+        if let Some(id) = req.request_id {
+            head.insert_header("X-Request-Id", id)
+                .map_err(fail(false))?;
+        }
+        // Pingora frames a client body only by an explicit length.
+        let body_len: usize = req.body.iter().map(Bytes::len).sum();
+        if body_len > 0 || matches!(req.method, "POST" | "PUT" | "PATCH") {
+            head.insert_header("Content-Length", body_len.to_string())
+                .map_err(fail(false))?;
+        }
+        session
+            .write_request_header(Box::new(head))
+            .await
+            .map_err(fail(false))?;
+        // A node may answer before reading the body (Meilisearch refuses a bad key at once and
+        // closes the connection): a failed body write still leaves an answer to read.
+        let mut body_error = None;
+        for chunk in req.body {
+            if let Err(e) = session.write_request_body(chunk.clone(), false).await {
+                body_error = Some(e);
+                break;
+            }
+        }
+        if body_error.is_none() {
+            if let Err(e) = session.finish_request_body().await {
+                body_error = Some(e);
+            }
+        }
+        if let Err(e) = session.read_response_header().await {
+            return Err(fail(false)(body_error.unwrap_or(e)));
+        }
+        let status = session
+            .response_header()
+            .map(|h| h.status.as_u16())
+            .ok_or_else(|| Failure {
+                error: UpstreamError::Protocol("no response header".into()),
+                reused,
+                answered: false,
+            })?;
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = session.read_response_body().await.map_err(fail(true))? {
+            buf.extend_from_slice(&chunk);
+        }
+        // A connection whose request was cut short is not reused.
+        if body_error.is_none() {
+            self.connector
+                .release_http_session(session, peer, Some(node.idle_timeout))
+                .await;
+        }
+        Ok(NodeResponse {
+            status,
+            body: buf.freeze(),
+        })
+    }
+}
+
+/// Why one attempt failed, and whether trying again on another connection may help.
+struct Failure {
+    error: UpstreamError,
+    /// The connection came from the pool.
+    reused: bool,
+    /// The node had started answering.
+    answered: bool,
+}
+
+/// One request Miroir sends to a node.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeRequest<'a> {
+    pub method: &'a str,
+    /// Path and query string.
+    pub path: &'a str,
+    /// Bearer token.
+    pub auth: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    /// Body chunks, written in order.
+    pub body: &'a [Bytes],
+    pub request_id: Option<&'a str>,
+}
+
+impl<'a> NodeRequest<'a> {
+    pub fn get(path: &'a str, auth: Option<&'a str>) -> Self {
+        Self {
+            method: "GET",
+            path,
+            auth,
+            content_type: None,
+            body: &[],
+            request_id: None,
+        }
+    }
+}
+
+impl NodeResponse {
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The node judged the request: anything but a server error. `501 Not Implemented` is a
+    /// verdict too: every replica gives it again, and it says nothing about the node's health,
+    /// so it is relayed rather than retried, hinted or counted as a failure.
+    pub fn judged(&self) -> bool {
+        self.status < 500 || self.status == 501
+    }
+}

@@ -1,0 +1,126 @@
+//! Deleting documents by id: each id's shard, every replica of it.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use miroir_filters::routing::{shard_for_key, GroupId, ShardId};
+use miroir_filters::write;
+use serde_json::{json, Value};
+
+use super::record::{conclude, Write};
+use super::send::{send_parts, Part};
+use crate::cluster::Runtime;
+use crate::request::{Incoming, Reply};
+use crate::shared::Shared;
+
+/// `POST /indexes/{uid}/documents/delete-batch`.
+pub async fn delete_batch(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
+    let by_shard = match write::split_ids(&inc.body, rt.config.shards) {
+        Ok(m) => m,
+        Err(e) => return Reply::error(&e),
+    };
+    let provided: usize = by_shard.values().map(Vec::len).sum();
+    let p = rt.placement();
+    let touched: BTreeSet<ShardId> = by_shard.keys().copied().collect();
+    let mut parts = Vec::new();
+    for node in p.nodes() {
+        let Some(idx) = p.index_of(node.as_str()) else {
+            continue;
+        };
+        let ids: Vec<&Value> = p
+            .shards_of(idx)
+            .iter()
+            .filter_map(|s| by_shard.get(s))
+            .flatten()
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let body = Bytes::from(serde_json::to_vec(&ids).unwrap_or_default());
+        parts.push(Part {
+            node: idx,
+            path: inc.path.clone(),
+            body: vec![body],
+            content_type: Some("application/json".into()),
+        });
+    }
+    if parts.is_empty() {
+        // No ids: every node would record an empty deletion; one is enough.
+        if let Some(idx) = p.group_members(GroupId(0)).next() {
+            parts.push(Part {
+                node: idx,
+                path: inc.path.clone(),
+                body: vec![inc.body.clone()],
+                content_type: inc.content_type.clone(),
+            });
+        }
+    }
+    let sent = send_parts(
+        &shared.cluster,
+        rt,
+        (inc, inc.auth.as_deref()),
+        (index_uid, &touched),
+        "POST",
+        parts,
+    )
+    .await;
+    let details = json!({ "providedIds": provided, "deletedDocuments": null });
+    conclude(
+        shared,
+        rt,
+        Write {
+            inc,
+            index_uid,
+            shards: &touched,
+            details,
+            idempotency: None,
+        },
+        sent,
+    )
+    .await
+}
+
+/// `DELETE /indexes/{uid}/documents/{id}`: every replica of the id's shard.
+pub async fn delete_one(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+    id: &str,
+) -> Reply {
+    let shard = shard_for_key(id, rt.config.shards);
+    let p = rt.placement();
+    let parts = p
+        .write_targets(shard)
+        .map(|idx| Part {
+            node: idx,
+            path: inc.path.clone(),
+            body: Vec::new(),
+            content_type: None,
+        })
+        .collect();
+    let shards = BTreeSet::from([shard]);
+    let sent = send_parts(
+        &shared.cluster,
+        rt,
+        (inc, inc.auth.as_deref()),
+        (index_uid, &shards),
+        "DELETE",
+        parts,
+    )
+    .await;
+    let details = json!({ "providedIds": 1, "deletedDocuments": null });
+    conclude(
+        shared,
+        rt,
+        Write {
+            inc,
+            index_uid,
+            shards: &shards,
+            details,
+            idempotency: None,
+        },
+        sent,
+    )
+    .await
+}

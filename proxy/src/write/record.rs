@@ -1,0 +1,156 @@
+//! The client's answer to a write: a refusal every node shares, a quorum failure, or one
+//! Miroir task over the node tasks (with the replicas still to get it as pending replays).
+
+use std::collections::BTreeSet;
+
+use miroir_filters::error::{Code, MiroirError};
+use miroir_filters::routing::{NodeId, ShardId};
+use miroir_handoff::Seq;
+use miroir_tasks::{Created, Idempotency, NewTask, NodeTask, Replay, TaskUid};
+use serde_json::Value;
+
+use super::quorum::{degraded_header, judge_with, shard_list, QuorumReport};
+use super::send::Sent;
+use crate::cluster::Runtime;
+use crate::node_io::accepted_task_uid;
+use crate::repair::handoff;
+use crate::request::{Incoming, Reply};
+use crate::shared::Shared;
+use crate::tasks;
+
+/// What a write was, for recording its task.
+pub(super) struct Write<'a> {
+    pub inc: &'a Incoming,
+    pub index_uid: &'a str,
+    /// The shards the write touched.
+    pub shards: &'a BTreeSet<ShardId>,
+    /// Details Miroir knows itself.
+    pub details: Value,
+    pub idempotency: Option<Idempotency>,
+}
+
+/// Turns the parts' answers into the client's answer: a relayed refusal, a quorum failure, or
+/// one recorded Miroir task.
+pub(super) async fn conclude(shared: &Shared, rt: &Runtime, write: Write<'_>, sent: Sent) -> Reply {
+    let hints: Vec<(NodeId, Seq)> = sent
+        .hinted
+        .iter()
+        .map(|(n, seq)| (rt.nodes[n.index()].id.clone(), *seq))
+        .collect();
+    let reply = judge_and_record(shared, rt, write, &sent).await;
+    if reply.status == 202 {
+        for n in &sent.lost {
+            handoff::lost(&shared.cluster, &rt.nodes[n.index()].id);
+        }
+    } else {
+        // Not acknowledged: the client may not even be allowed to write; nothing is replayed.
+        handoff::forget(&shared.cluster, &hints);
+    }
+    reply
+}
+
+async fn judge_and_record(shared: &Shared, rt: &Runtime, write: Write<'_>, sent: &Sent) -> Reply {
+    let Write {
+        inc,
+        index_uid,
+        shards,
+        details,
+        idempotency,
+    } = write;
+    let received_at = inc.received_at.as_str();
+    if !sent
+        .parts
+        .iter()
+        .any(|(_, r)| accepted_task_uid(r).is_some())
+    {
+        // Nobody accepted: a refusal every node shares (auth, validation) is the answer.
+        if let Some(resp) = sent
+            .parts
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .find(|r| (400..500).contains(&r.status))
+        {
+            return Reply::relay(resp);
+        }
+    }
+    let report = judge(rt, shards, sent);
+    if !report.failed.is_empty() {
+        return Reply::error(&MiroirError::new(
+            Code::NoQuorum,
+            format!(
+                "The write did not reach its quorum for shards {}; it may have been applied on some of their replicas.",
+                shard_list(&report.failed)
+            ),
+        ));
+    }
+    let degraded = degraded_header(&report);
+    if let Some(d) = &degraded {
+        log::warn!(target: "miroir::write", "degraded write to `{index_uid}`: {d}");
+    }
+    let first = sent.parts.iter().find_map(|(_, r)| {
+        accepted_task_uid(r)
+            .and(r.as_ref().ok())
+            .and_then(|r| r.json())
+    });
+    let first = first.unwrap_or(Value::Null);
+    let node_tasks = sent
+        .parts
+        .iter()
+        .filter_map(|(n, r)| {
+            // Replicas that missed the write do not fail the task: the quorum holds it.
+            accepted_task_uid(r).map(|uid| NodeTask {
+                node: rt.nodes[n.index()].id.to_string(),
+                task_uid: Some(uid),
+                error: None,
+            })
+        })
+        .collect();
+    let task = NewTask {
+        index_uid: Some(index_uid.to_owned()),
+        kind: first["type"]
+            .as_str()
+            .unwrap_or("documentAdditionOrUpdate")
+            .to_owned(),
+        enqueued_at: received_at.to_owned(),
+        node_tasks,
+        custom_metadata: first["customMetadata"].as_str().map(str::to_owned),
+        details: Some(details),
+    };
+    let reply = match tasks::create(shared, task, idempotency).await {
+        Ok(Created::New(mut r)) => {
+            r.replays = sent
+                .hinted
+                .iter()
+                .map(|(n, seq)| Replay {
+                    node: rt.nodes[n.index()].id.to_string(),
+                    seq: seq.0,
+                })
+                .collect();
+            if !r.replays.is_empty() {
+                if let Err(e) = shared.tasks.update(&r) {
+                    log::error!(target: "miroir::write", "task {}: could not record its pending replays: {e}", r.uid.0);
+                }
+            }
+            Reply::json(202, &tasks::summary(&r))
+        }
+        Ok(Created::Replayed(r)) => Reply::json(202, &tasks::summary(&r)),
+        Ok(Created::KeyReused { original }) => return key_reused(original),
+        Err(e) => return Reply::error(&e),
+    };
+    reply.degraded(degraded)
+}
+
+/// The quorum judgement of what was actually sent.
+fn judge(rt: &Runtime, shards: &BTreeSet<ShardId>, sent: &Sent) -> QuorumReport {
+    judge_with(rt, shards, |n| sent.accepted(n), |n| sent.hinted(n))
+}
+
+pub(super) fn key_reused(original: TaskUid) -> Reply {
+    Reply::error(&MiroirError::new(
+        Code::IdempotencyKeyReused,
+        format!(
+            "This Idempotency-Key was used for task {} with a different request.",
+            original.0
+        ),
+    ))
+}

@@ -1,0 +1,122 @@
+//! Handing each node its part of a write, in the index's write order: sent, or kept as a
+//! hint when the node is down, behind on older writes, or misses it now (no answer, 5xx).
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use miroir_filters::routing::{NodeIdx, ShardId};
+use miroir_handoff::{Hint, Seq};
+
+use super::quorum::judge_with;
+use crate::cluster::{Cluster, Runtime};
+use crate::node_io::{accepted_task_uid, missed};
+use crate::repair::handoff;
+use crate::request::Incoming;
+use crate::upstream::{NodeRequest, NodeResult};
+
+/// One node's part of a write.
+pub(super) struct Part {
+    pub node: NodeIdx,
+    pub path: String,
+    pub body: Vec<Bytes>,
+    pub content_type: Option<String>,
+}
+
+/// The outcome of handing the parts to their nodes.
+pub(super) struct Sent {
+    pub parts: Vec<(NodeIdx, NodeResult)>,
+    /// Parts kept for replay (hinted handoff) instead of reaching their node.
+    pub hinted: Vec<(NodeIdx, Seq)>,
+    /// Parts that neither reached their node nor could be kept for it.
+    pub lost: Vec<NodeIdx>,
+}
+
+impl Sent {
+    pub(super) fn accepted(&self, node: NodeIdx) -> bool {
+        self.parts
+            .iter()
+            .any(|(n, r)| *n == node && accepted_task_uid(r).is_some())
+    }
+
+    pub(super) fn hinted(&self, node: NodeIdx) -> bool {
+        self.hinted.iter().any(|(n, _)| *n == node)
+    }
+}
+
+/// Hands each part to its node, in the index's write order: sent, or kept as a hint when the
+/// node is down, behind on older writes, or misses it now (no answer, 5xx).
+pub(super) async fn send_parts(
+    cluster: &Cluster,
+    rt: &Runtime,
+    (inc, auth): (&Incoming, Option<&str>),
+    (index_uid, shards): (&str, &BTreeSet<ShardId>),
+    method: &str,
+    parts: Vec<Part>,
+) -> Sent {
+    let order = cluster.write_order(index_uid);
+    let _turn = order.lock().await;
+    let timeout = rt.config.scatter.node_timeout;
+    let (queued, direct): (Vec<&Part>, Vec<&Part>) = parts
+        .iter()
+        .partition(|part| handoff::must_queue(cluster, &rt.nodes[part.node.index()].id));
+    let mut sent = Sent {
+        parts: Vec::with_capacity(direct.len()),
+        hinted: Vec::new(),
+        lost: Vec::new(),
+    };
+    for part in queued {
+        keep_for_later(cluster, rt, index_uid, method, part, &mut sent);
+    }
+    // A write that cannot reach its quorum even if every reachable node accepts it (replicas
+    // down and their hint queues full) is refused before any node is touched.
+    let reachable: Vec<NodeIdx> = direct.iter().map(|p| p.node).collect();
+    if !judge_with(rt, shards, |n| reachable.contains(&n), |n| sent.hinted(n))
+        .failed
+        .is_empty()
+    {
+        return sent;
+    }
+    let sends = direct.iter().map(|part| {
+        let req = NodeRequest {
+            method,
+            path: &part.path,
+            auth,
+            content_type: part.content_type.as_deref(),
+            body: &part.body,
+            request_id: Some(&inc.request_id),
+        };
+        let node = &rt.nodes[part.node.index()];
+        async move { (*part, cluster.client.send(node, &req, timeout).await) }
+    });
+    for (part, result) in futures::future::join_all(sends).await {
+        let answered = !missed(&result);
+        cluster.observe(rt, &rt.nodes[part.node.index()].id, answered, false);
+        if !answered {
+            keep_for_later(cluster, rt, index_uid, method, part, &mut sent);
+        }
+        sent.parts.push((part.node, result));
+    }
+    sent
+}
+
+/// Keeps a part its node missed as a hint, replayed when the node is back.
+fn keep_for_later(
+    cluster: &Cluster,
+    rt: &Runtime,
+    index_uid: &str,
+    method: &str,
+    part: &Part,
+    sent: &mut Sent,
+) {
+    let hint = Hint {
+        index_uid: index_uid.to_owned(),
+        method: method.to_owned(),
+        path: part.path.clone(),
+        content_type: part.content_type.clone(),
+        body: part.body.concat(),
+    };
+    match handoff::hint(cluster, &rt.nodes[part.node.index()].id, &hint) {
+        Some(seq) => sent.hinted.push((part.node, seq)),
+        None => sent.lost.push(part.node),
+    }
+}
