@@ -12,14 +12,15 @@ pub use node::{start_node, start_node_with, NodeKind, TestNode};
 pub use real::meili_bin;
 
 /// Evaluates to the real Meilisearch binary path, or prints why the test is skipped and
-/// returns from the calling test when `MEILI_BIN` is unset.
+/// returns from the calling test when there is none (`MEILI_BIN` unset and no
+/// `../shared/meilisearch/meilisearch` beside the repository).
 #[macro_export]
 macro_rules! require_meili_bin {
     () => {
         match $crate::meili_bin() {
             Some(path) => path,
             None => {
-                eprintln!("skipped: set MEILI_BIN to a Meilisearch 1.50 binary to run this real-node test");
+                eprintln!("skipped: no Meilisearch binary (set MEILI_BIN, or put one at ../shared/meilisearch/meilisearch) to run this real-node test");
                 return;
             }
         }

@@ -8,11 +8,20 @@ use std::time::{Duration, Instant};
 
 use crate::tempdir::TempDir;
 
-/// The real Meilisearch binary, from the `MEILI_BIN` environment variable.
+/// Where the project's checkout expects an unmodified Meilisearch binary when `MEILI_BIN` is
+/// not set: `../shared/meilisearch/meilisearch`, beside the repository.
+const SHARED_BIN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/meilisearch/meilisearch"
+);
+
+/// The real Meilisearch binary: `MEILI_BIN` when set, else the shared one when present.
 pub fn meili_bin() -> Option<PathBuf> {
-    std::env::var_os("MEILI_BIN")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+    if let Some(bin) = std::env::var_os("MEILI_BIN").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(bin));
+    }
+    let shared = PathBuf::from(SHARED_BIN);
+    shared.is_file().then_some(shared)
 }
 
 pub struct RealNode {

@@ -374,7 +374,7 @@ async fn simulator_conforms_to_the_script_and_to_real_meilisearch() {
     );
 
     if meili_bin().is_none() {
-        println!("conformance: real-node comparison skipped: MEILI_BIN is not set (point it at a Meilisearch 1.50 binary to compare)");
+        println!("conformance: real-node comparison skipped: no Meilisearch binary (set MEILI_BIN, or put one at ../shared/meilisearch/meilisearch)");
     } else {
         let real = start_node(NodeKind::Real, MASTER_KEY).await;
         let real_outcomes = replay(&real).await;
