@@ -59,14 +59,7 @@ pub async fn repair_display(shared: &Shared, rt: &Runtime, inc: &Incoming, index
     let body = [bytes::Bytes::from(
         serde_json::json!({ "displayedAttributes": wanted }).to_string(),
     )];
-    let req = NodeRequest {
-        method: "PATCH",
-        path: &path,
-        auth: rt.node_key(),
-        content_type: Some("application/json"),
-        body: &body,
-        request_id: Some(&inc.request_id),
-    };
+    let req = NodeRequest::json("PATCH", &path, rt.node_key(), &body).for_request(&inc.request_id);
     let results = node_io::every(&shared.cluster, rt, req, rt.config.scatter.node_timeout).await;
     if !results
         .iter()

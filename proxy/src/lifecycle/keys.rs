@@ -77,14 +77,7 @@ async fn sync_defaults(shared: &Shared, rt: &Runtime) {
                 "expiresAt": key["expiresAt"],
             });
             let body = [Bytes::from(body.to_string())];
-            let req = NodeRequest {
-                method: "POST",
-                path: "/keys",
-                auth: master,
-                content_type: Some("application/json"),
-                body: &body,
-                request_id: None,
-            };
+            let req = NodeRequest::json("POST", "/keys", master, &body);
             match shared
                 .cluster
                 .client

@@ -47,14 +47,7 @@ async fn add_everywhere(
         json!({ "filterableAttributes": hidden::with_shard_filterable(current) }).to_string(),
     )];
     let path = format!("/indexes/{index_uid}/settings");
-    let req = NodeRequest {
-        method: "PATCH",
-        path: &path,
-        auth: rt.node_key(),
-        content_type: Some("application/json"),
-        body: &body,
-        request_id: Some(&inc.request_id),
-    };
+    let req = NodeRequest::json("PATCH", &path, rt.node_key(), &body).for_request(&inc.request_id);
     let results = node_io::every(&shared.cluster, rt, req, rt.config.scatter.node_timeout).await;
     let all_ok = results
         .iter()

@@ -116,14 +116,8 @@ impl<R: ShardRequest> Scatter<'_, R> {
 
     async fn ask(&self, node: NodeIdx, shards: &[ShardId], probe: bool) -> Option<NodeResponse> {
         let body = [Bytes::from(self.req.body(shards))];
-        let req = NodeRequest {
-            method: self.req.method(),
-            path: self.req.path(),
-            auth: self.auth,
-            content_type: Some("application/json"),
-            body: &body,
-            request_id: Some(self.request_id),
-        };
+        let req = NodeRequest::json(self.req.method(), self.req.path(), self.auth, &body)
+            .for_request(self.request_id);
         let runtime_node = &self.rt.nodes[node.index()];
         let mut flight = InFlight::start(self.cluster.latencies.stats(&runtime_node.id), probe);
         let result = self

@@ -45,14 +45,8 @@ async fn ask_nodes(
     body: &[u8],
 ) -> Result<Vec<Value>, Reply> {
     let chunks = [Bytes::copy_from_slice(body)];
-    let req = NodeRequest {
-        method: "POST",
-        path: &inc.path,
-        auth: inc.auth.as_deref(),
-        content_type: Some("application/json"),
-        body: &chunks,
-        request_id: Some(&inc.request_id),
-    };
+    let req = NodeRequest::json("POST", &inc.path, inc.auth.as_deref(), &chunks)
+        .for_request(&inc.request_id);
     let asks = rt
         .nodes
         .iter()

@@ -176,14 +176,7 @@ async fn keep_shard_field(
         json!({ "filterableAttributes": list }).to_string(),
     )];
     let path = format!("/indexes/{index}/settings");
-    let req = NodeRequest {
-        method: "PATCH",
-        path: &path,
-        auth: rt.node_key(),
-        content_type: Some("application/json"),
-        body: &body,
-        request_id: None,
-    };
+    let req = NodeRequest::json("PATCH", &path, rt.node_key(), &body);
     let resp = cluster.client.send(node, &req, timeout).await.ok()?;
     resp.json()?["taskUid"].as_u64()
 }

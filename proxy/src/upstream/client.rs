@@ -211,6 +211,26 @@ impl<'a> NodeRequest<'a> {
             request_id: None,
         }
     }
+
+    /// A request with a JSON body.
+    pub fn json(method: &'a str, path: &'a str, auth: Option<&'a str>, body: &'a [Bytes]) -> Self {
+        Self {
+            method,
+            path,
+            auth,
+            content_type: Some("application/json"),
+            body,
+            request_id: None,
+        }
+    }
+
+    /// The same request, sent on behalf of the client request `id`.
+    pub fn for_request(self, id: &'a str) -> Self {
+        Self {
+            request_id: Some(id),
+            ..self
+        }
+    }
 }
 
 impl NodeResponse {
