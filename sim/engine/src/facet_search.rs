@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::error::MeiliError;
 use crate::fields::{self, FacetValue};
+use crate::filterable;
 use crate::model::{FacetOrder, IndexData};
 use crate::params::{self, Reader, SearchParams};
 use crate::search;
@@ -80,26 +81,7 @@ pub fn facet_search(
             "The facet search is disabled for this index",
         ));
     }
-    if !settings.is_filterable(&facet_name) {
-        let tail = if settings.filterable_attributes.is_empty() {
-            "This index does not have configured facet-searchable attributes. To make it facet-searchable add it to the `filterableAttributes` index settings.".to_owned()
-        } else {
-            let mut patterns: Vec<&str> = settings
-                .filterable_attributes
-                .iter()
-                .map(String::as_str)
-                .collect();
-            patterns.sort_unstable();
-            format!("Available facet-searchable attributes patterns are: `{}`. To make it facet-searchable add it to the `filterableAttributes` index settings.", patterns.join(", "))
-        };
-        return Err(MeiliError::invalid(
-            "invalid_facet_search_facet_name",
-            format!(
-                "Index `{}`: Attribute `{facet_name}` is not facet-searchable. {tail}",
-                index.uid
-            ),
-        ));
-    }
+    check_facet_searchable(settings, &facet_name)?;
 
     let ranked = search::rank(index, &params, extra_filter)?;
     // normalized -> (first original, count)
@@ -145,6 +127,38 @@ pub fn facet_search(
         "facetQuery": facet_query,
         "processingTimeMs": started.elapsed().as_millis(),
     }))
+}
+
+/// The facet must be matched first by a rule enabling facet search (string rules do; object
+/// rules only with `"facetSearch": true`). The error lists the facet-searchable patterns that
+/// are displayed, as Meilisearch 1.50 does (its message has no `Index \`uid\`: ` prefix).
+fn check_facet_searchable(
+    settings: &crate::model::Settings,
+    facet_name: &str,
+) -> Result<(), MeiliError> {
+    let rules = settings.filterable_rules();
+    let matched = filterable::matching_rule(&rules, facet_name);
+    if matched.is_some_and(|(_, rule)| rule.features().facet_search) {
+        return Ok(());
+    }
+    let (shown, hidden) = filterable::displayed_only(
+        filterable::patterns_where(&rules, |f| f.facet_search),
+        settings.displayed_attributes.as_deref(),
+    );
+    let hidden = if hidden {
+        ", <..hidden-attributes>"
+    } else {
+        ""
+    };
+    let detail = match (shown.is_empty(), matched) {
+        (_, Some((i, _))) => format!("Note: this attribute matches rule #{i} in filterableAttributes, but this rule does not enable facetSearch.\nHint: enable facetSearch in rule #{i} by adding `\"facetSearch\": true` to the rule.\nHint: prepend another rule matching {facet_name} with facetSearch: true before rule #{i}"),
+        (true, None) => "This index does not have configured facet-searchable attributes. To make it facet-searchable add it to the `filterableAttributes` index settings.".to_owned(),
+        (false, None) => format!("Available facet-searchable attributes patterns are: `{}{hidden}`. To make it facet-searchable add it to the `filterableAttributes` index settings.", shown.join(", ")),
+    };
+    Err(MeiliError::invalid(
+        "invalid_facet_search_facet_name",
+        format!("Attribute `{facet_name}` is not facet-searchable. {detail}"),
+    ))
 }
 
 /// A facet value matches when a prefix of it is within the query's typo budget (by byte

@@ -9,55 +9,97 @@ use serde_json::{json, Map, Value};
 
 use crate::error::MeiliError;
 use crate::fields::{self, FacetValue};
-use crate::model::{attribute_matches, Document, FacetOrder, IndexData, Settings};
+use crate::filterable::{match_field_legacy, match_pattern, PatternMatch};
+use crate::model::{Document, FacetOrder, IndexData, Settings};
 
-/// Rejects facet patterns that no filterable pattern covers, with Meilisearch's message.
+/// Rejects the first requested facet pattern that no filtering rule can cover, as Meilisearch
+/// 1.50 does. A pattern passes when, scanning the rules in order, a filtering rule intersects
+/// it (a string rule: the pattern is its name, a parent of it or nested under it, `*` taken
+/// literally; an object rule: either side's wildcards match the other) before a rule without
+/// filtering matches it.
 pub fn validate(facets: &[String], settings: &Settings) -> Result<(), MeiliError> {
-    for facet in facets {
-        if settings
-            .filterable_attributes
-            .iter()
-            .any(|rule| patterns_intersect(rule, facet))
-        {
-            continue;
+    let rules = settings.filterable_rules();
+    'facet: for facet in facets {
+        let mut blocked_by = None;
+        for (i, rule) in rules.iter().enumerate() {
+            if rule.features().is_filterable() {
+                if rule.intersects(facet) {
+                    continue 'facet;
+                }
+            } else if rule.match_str(facet) == PatternMatch::Match {
+                blocked_by = Some(i);
+                break;
+            }
         }
-        let message = if settings.filterable_attributes.is_empty() {
-            format!("Invalid facet distribution: Pattern `{facet}` is not filterable. This index does not have configured filterable attributes.")
-        } else {
-            let mut patterns: Vec<&str> = settings
-                .filterable_attributes
-                .iter()
-                .map(String::as_str)
-                .collect();
-            patterns.sort_unstable();
-            patterns.dedup();
-            format!(
-                "Invalid facet distribution: Pattern `{facet}` is not filterable. Available filterable attributes patterns are: `{}`.",
-                patterns.join(", ")
-            )
+        let detail = match blocked_by {
+            Some(i) => format!(
+                "Attribute `{facet}` matched rule #{i} in filterableAttributes, but this rule does not enable filtering.\nHint: enable filtering in rule #{i} by modifying the features.filter object\nHint: prepend another rule matching `{facet}` with appropriate filter features before rule #{i}"
+            ),
+            None => {
+                let patterns = settings.filterable_patterns();
+                if patterns.is_empty() {
+                    format!("Pattern `{facet}` is not filterable. This index does not have configured filterable attributes.")
+                } else {
+                    format!(
+                        "Pattern `{facet}` is not filterable. Available filterable attributes patterns are: `{}`.",
+                        patterns.join(", ")
+                    )
+                }
+            }
         };
-        return Err(MeiliError::invalid("invalid_search_facets", message));
+        return Err(MeiliError::invalid(
+            "invalid_search_facets",
+            format!("Invalid facet distribution: {detail}"),
+        ));
     }
     Ok(())
 }
 
-/// Whether some attribute could match both patterns (a filterable rule and a facet pattern).
-fn patterns_intersect(rule: &str, facet: &str) -> bool {
-    let wildcard = |p: &str| p.starts_with('*') || p.ends_with('*');
-    attribute_matches(rule, facet)
-        || attribute_matches(facet, rule)
-        || (wildcard(facet) && wildcard(rule))
+/// One field of a facet distribution and the order of its values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectedField {
+    pub name: String,
+    pub order: FacetOrder,
 }
 
-/// The facet fields selected by the requested patterns: every known field path (nested ones
-/// included) that is filterable and matched by a pattern, alphabetically.
-pub fn selected_fields(index: &IndexData, facets: &[String]) -> Vec<String> {
+/// The fields a facet distribution lists, alphabetically, as Meilisearch 1.50 selects them
+/// from its fields-ids map (every path ever indexed, parents included). First the *named*
+/// fields: filterable ones a requested pattern matches by wildcard (`*`, `prefix*`, exact
+/// name; not by nesting). Then every filterable field that is a named field or nested under
+/// one. A named field's values follow its own `sortFacetValuesBy` entry, the others the `*`
+/// entry.
+pub fn selected_fields(index: &IndexData, facets: &[String]) -> Vec<SelectedField> {
+    let settings = &index.settings;
+    let rules = settings.filterable_rules();
+    let filterable = |name: &str| crate::filterable::is_filterable(&rules, name);
+    let named: Vec<&str> = index
+        .field_paths
+        .iter()
+        .map(String::as_str)
+        .filter(|name| {
+            facets
+                .iter()
+                .any(|f| match_pattern(f, name) == PatternMatch::Match)
+        })
+        .filter(|name| filterable(name))
+        .collect();
     index
-        .search_cache
-        .field_paths(index.docs.values())
-        .into_iter()
-        .filter(|p| index.settings.is_filterable(p))
-        .filter(|p| facets.iter().any(|f| attribute_matches(f, p)))
+        .field_paths
+        .iter()
+        .filter(|name| filterable(name))
+        .filter(|name| {
+            named
+                .iter()
+                .any(|n| match_field_legacy(n, name) == PatternMatch::Match)
+        })
+        .map(|name| SelectedField {
+            name: name.clone(),
+            order: if named.contains(&name.as_str()) {
+                settings.facet_order(name)
+            } else {
+                settings.facet_order("*")
+            },
+        })
         .collect()
 }
 
@@ -143,13 +185,12 @@ pub fn compute(index: &IndexData, docs: &[&Document], facets: &[String]) -> (Val
     let mut distribution = Map::new();
     let mut stats = Map::new();
     for field in selected_fields(index, facets) {
-        let counts = count(docs, &field);
+        let counts = count(docs, &field.name);
         if let Some(s) = counts.stats() {
-            stats.insert(field.clone(), s);
+            stats.insert(field.name.clone(), s);
         }
-        let values =
-            counts.distribution(settings.facet_order(&field), settings.max_values_per_facet);
-        distribution.insert(field, Value::Object(values));
+        let values = counts.distribution(field.order, settings.max_values_per_facet);
+        distribution.insert(field.name, Value::Object(values));
     }
     (Value::Object(distribution), Value::Object(stats))
 }
@@ -189,6 +230,238 @@ mod tests {
         let refs: Vec<&Document> = docs.iter().collect();
         let d = count(&refs, "g").distribution(FacetOrder::Count, 1);
         assert_eq!(Value::Object(d), json!({"b": 2}));
+    }
+
+    use crate::filterable::{FilterFeatures, FilterableRule};
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn index(rules: Vec<FilterableRule>, docs: Value) -> IndexData {
+        let mut index = IndexData::new("i", Some("id".into()), "2026-01-01T00:00:00Z");
+        index.settings.filterable_rules = Some(rules);
+        for d in docs.as_array().cloned().unwrap_or_default() {
+            index.put_document(d["id"].to_string(), doc(d));
+        }
+        index
+    }
+
+    fn fields(names: &[&str]) -> Vec<FilterableRule> {
+        names
+            .iter()
+            .map(|n| FilterableRule::Field((*n).to_owned()))
+            .collect()
+    }
+
+    fn patterns(list: &[&str], features: FilterFeatures) -> FilterableRule {
+        FilterableRule::Patterns {
+            patterns: strings(list),
+            features,
+        }
+    }
+
+    /// `(facetDistribution, facetStats)` over every document, or the error message.
+    fn facets(index: &IndexData, requested: &[&str]) -> Result<(Value, Value), String> {
+        let requested = strings(requested);
+        validate(&requested, &index.settings).map_err(|e| {
+            assert_eq!(e.code, "invalid_search_facets");
+            e.message
+        })?;
+        let docs: Vec<&Document> = index.docs.values().collect();
+        Ok(compute(index, &docs, &requested))
+    }
+
+    fn not_filterable(facet: &str, patterns: &str) -> Result<(Value, Value), String> {
+        Err(format!("Invalid facet distribution: Pattern `{facet}` is not filterable. Available filterable attributes patterns are: `{patterns}`."))
+    }
+
+    fn empty() -> Result<(Value, Value), String> {
+        Ok((json!({}), json!({})))
+    }
+
+    // The cases below were observed on a real Meilisearch 1.50.0.
+
+    #[test]
+    fn string_rules_are_taken_literally() {
+        let docs = json!([{"id": 1, "genre": "a", "rating": 3, "year": 2000}]);
+        let idx = index(fields(&["genre", "rating", "year"]), docs.clone());
+        assert_eq!(
+            facets(&idx, &["genre"]),
+            Ok((json!({"genre": {"a": 1}}), json!({})))
+        );
+        for facet in ["*", "gen*", "nope"] {
+            assert_eq!(
+                facets(&idx, &[facet]),
+                not_filterable(facet, "genre, rating, year")
+            );
+        }
+
+        let idx = index(fields(&["*"]), docs.clone());
+        assert_eq!(facets(&idx, &["*"]), empty());
+        assert_eq!(facets(&idx, &["genre"]), not_filterable("genre", "*"));
+        assert_eq!(facets(&idx, &["gen*"]), not_filterable("gen*", "*"));
+
+        let idx = index(fields(&["gen*", "year"]), docs.clone());
+        assert_eq!(
+            facets(&idx, &["genre"]),
+            not_filterable("genre", "gen*, year")
+        );
+        assert_eq!(facets(&idx, &["gen*"]), empty());
+        assert_eq!(facets(&idx, &["*"]), not_filterable("*", "gen*, year"));
+        assert_eq!(
+            facets(&idx, &["year"]),
+            Ok((
+                json!({"year": {"2000": 1}}),
+                json!({"year": {"min": 2000.0, "max": 2000.0}})
+            ))
+        );
+
+        let idx = index(Vec::new(), docs);
+        assert_eq!(
+            facets(&idx, &["*"]),
+            Err("Invalid facet distribution: Pattern `*` is not filterable. This index does not have configured filterable attributes.".into())
+        );
+        // The first invalid pattern is reported.
+        let idx = index(fields(&["genre", "genre"]), json!([]));
+        assert_eq!(facets(&idx, &["zz", "aa"]), not_filterable("zz", "genre"));
+    }
+
+    #[test]
+    fn nested_fields_follow_their_string_parent() {
+        let idx = index(
+            fields(&["a", "c.*"]),
+            json!([{"id": 1, "a": {"b": 1}, "c": {"d": 2}}]),
+        );
+        let ab = json!({"a.b": {"min": 1.0, "max": 1.0}});
+        assert_eq!(
+            facets(&idx, &["a.b"]),
+            Ok((json!({"a.b": {"1": 1}}), ab.clone()))
+        );
+        assert_eq!(
+            facets(&idx, &["a"]),
+            Ok((json!({"a": {}, "a.b": {"1": 1}}), ab.clone()))
+        );
+        assert_eq!(facets(&idx, &["a.*"]), Ok((json!({"a.b": {"1": 1}}), ab)));
+        assert_eq!(facets(&idx, &["c.d"]), not_filterable("c.d", "a, c.*"));
+        // Valid (a parent of the rule, or nested under one) but naming no filterable field.
+        assert_eq!(facets(&idx, &["c.*"]), empty());
+        assert_eq!(facets(&idx, &["c"]), empty());
+        assert_eq!(facets(&idx, &["a.b.x"]), empty());
+
+        let idx = index(fields(&["x.y"]), json!([{"id": 1, "x": {"y": {"z": 5}}}]));
+        assert_eq!(facets(&idx, &["x"]), empty());
+        assert_eq!(
+            facets(&idx, &["x.y"]),
+            Ok((
+                json!({"x.y": {}, "x.y.z": {"5": 1}}),
+                json!({"x.y.z": {"min": 5.0, "max": 5.0}})
+            ))
+        );
+    }
+
+    #[test]
+    fn object_rules_match_by_wildcard_and_features() {
+        let docs = json!([
+            {"id": 1, "genre": "a", "sub": {"x": 1, "y": "q"}},
+            {"id": 2, "genre": "b", "sub": {"x": 2}}
+        ]);
+        let all = index(
+            vec![patterns(&["*"], FilterFeatures::default())],
+            docs.clone(),
+        );
+        let x_stats = json!({"sub.x": {"min": 1.0, "max": 2.0}});
+        assert_eq!(
+            facets(&all, &["sub"]),
+            Ok((
+                json!({"sub": {}, "sub.x": {"1": 1, "2": 1}, "sub.y": {"q": 1}}),
+                x_stats.clone()
+            ))
+        );
+        assert_eq!(
+            facets(&all, &["*x"]),
+            Ok((json!({"sub.x": {"1": 1, "2": 1}}), x_stats))
+        );
+
+        let sub = index(
+            vec![patterns(&["sub"], FilterFeatures::default())],
+            docs.clone(),
+        );
+        assert_eq!(facets(&sub, &["sub"]), Ok((json!({"sub": {}}), json!({}))));
+        assert_eq!(facets(&sub, &["sub.x"]), empty());
+
+        let gen = index(
+            vec![patterns(&["gen*"], FilterFeatures::default())],
+            docs.clone(),
+        );
+        let genre = Ok((json!({"genre": {"a": 1, "b": 1}}), json!({})));
+        assert_eq!(facets(&gen, &["*"]), genre);
+        assert_eq!(facets(&gen, &["g*"]), genre);
+        assert_eq!(facets(&gen, &["genres"]), empty());
+        assert_eq!(facets(&gen, &["year"]), not_filterable("year", "gen*"));
+
+        // A rule without filtering that matches first blocks the facet.
+        let off = FilterFeatures {
+            facet_search: true,
+            equality: false,
+            comparison: false,
+        };
+        let mut rules = vec![patterns(&["gen*"], off)];
+        rules.extend(fields(&["genre"]));
+        let blocked = index(rules, docs.clone());
+        assert_eq!(
+            facets(&blocked, &["genre"]),
+            Err("Invalid facet distribution: Attribute `genre` matched rule #0 in filterableAttributes, but this rule does not enable filtering.\nHint: enable filtering in rule #0 by modifying the features.filter object\nHint: prepend another rule matching `genre` with appropriate filter features before rule #0".into())
+        );
+        assert_eq!(facets(&blocked, &["g*"]), not_filterable("g*", "genre"));
+
+        let comparison_only = FilterFeatures {
+            facet_search: false,
+            equality: false,
+            comparison: true,
+        };
+        let idx = index(vec![patterns(&["genre"], comparison_only)], docs);
+        assert_eq!(
+            facets(&idx, &["*"]),
+            Ok((json!({"genre": {"a": 1, "b": 1}}), json!({})))
+        );
+    }
+
+    #[test]
+    fn fields_of_deleted_documents_stay_listed() {
+        let mut idx = index(
+            fields(&["genre", "other"]),
+            json!([{"id": 1, "genre": "a"}, {"id": 2, "other": "b"}]),
+        );
+        assert!(idx.delete_document("1"));
+        assert_eq!(
+            facets(&idx, &["genre", "other"]),
+            Ok((json!({"genre": {}, "other": {"b": 1}}), json!({})))
+        );
+    }
+
+    #[test]
+    fn only_named_fields_use_their_own_value_order() {
+        let mut idx = index(
+            fields(&["x"]),
+            json!([{"id": 1, "x": {"y": "b"}}, {"id": 2, "x": {"y": "a"}}, {"id": 3, "x": {"y": "b"}}]),
+        );
+        idx.settings
+            .sort_facet_values_by
+            .insert("x.y".into(), FacetOrder::Count);
+        let order = |requested: &[&str]| {
+            let (d, _) = facets(&idx, requested).unwrap();
+            d["x.y"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(order(&["x"]), ["a", "b"]);
+        assert_eq!(order(&["x.y"]), ["b", "a"]);
+        assert_eq!(order(&["x.*"]), ["b", "a"]);
+        assert_eq!(order(&["x", "x.y"]), ["b", "a"]);
     }
 
     #[test]

@@ -15,6 +15,12 @@
 //!   diacritics table, no locales); synonyms expand single query words (to words or phrases),
 //!   not query n-grams; negative phrases (`-"a b"`) are not supported;
 //! - filters nest at most about 100 levels deep (Meilisearch: 2000 parser levels);
+//! - `filterableAttributes` object rules decide whether a field is filterable, facetable and
+//!   facet-searchable (`filterable`), but their `equality`/`comparison` split does not restrict
+//!   filter operators (Meilisearch answers "Filter operator `>` is not allowed ...");
+//!   Meilisearch also quotes the filter text after the error position (`2:7 "genre" = "a"`
+//!   for `genre = a`) and names `_geo/_geojson` in geo-filter errors, which the simulator
+//!   does not;
 //! - `frequency` counts term frequencies over the whole index, as milli does, so it is the one
 //!   strategy whose ranks depend on other documents;
 //! - embedders are `userProvided` only (vectors sent with the documents, cosine similarity);
@@ -30,6 +36,7 @@ pub mod facet_search;
 pub mod facets;
 pub mod fields;
 pub mod filter;
+pub mod filterable;
 pub mod format;
 pub mod geo;
 pub mod matching;

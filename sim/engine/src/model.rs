@@ -3,9 +3,12 @@
 //! shape results. The server crate owns the JSON (de)serialization of settings routes and
 //! fills this struct; the engine only reads it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
+
+use crate::filterable::{self, FilterableRule};
 
 /// A document is a JSON object.
 pub type Document = Map<String, Value>;
@@ -24,6 +27,11 @@ pub struct IndexData {
     /// Every top-level field name in the order it first appeared (Meilisearch's fields-ids
     /// map). `searchableAttributes: ["*"]` ranks attributes in this order.
     pub fields: Vec<String>,
+    /// Every dotted path ever seen in a document, parents included (`a`, `a.b`): the names
+    /// of Meilisearch's fields-ids map, which keeps them after their documents are gone.
+    /// Facet distributions list these. Kept by `put_document`; after inserting into `docs`
+    /// directly, call `record_paths`.
+    pub field_paths: BTreeSet<String>,
     pub settings: Settings,
     /// RFC 3339 timestamps.
     pub created_at: String,
@@ -51,6 +59,7 @@ impl IndexData {
                 self.fields.push(key.clone());
             }
         }
+        self.record_paths(&doc);
         let internal = match self.external_ids.get(&external_id) {
             Some(id) => *id,
             None => {
@@ -86,6 +95,16 @@ impl IndexData {
         self.external_ids.clear();
     }
 
+    /// Adds the document's dotted paths to `field_paths`.
+    pub fn record_paths(&mut self, doc: &Document) {
+        let mut buffer = String::new();
+        for (key, value) in doc {
+            buffer.clear();
+            buffer.push_str(key);
+            record_paths_of(&mut self.field_paths, &mut buffer, value);
+        }
+    }
+
     fn lowest_free_internal_id(&self) -> u32 {
         let mut expected = 0u32;
         for id in self.docs.keys() {
@@ -104,6 +123,33 @@ impl IndexData {
             Some(list) => list.clone(),
             None => self.fields.clone(),
         }
+    }
+}
+
+/// `path` is a reusable buffer, so known paths cost no allocation.
+fn record_paths_of(out: &mut BTreeSet<String>, path: &mut String, value: &Value) {
+    if !out.contains(path.as_str()) {
+        out.insert(path.clone());
+    }
+    let mut visit = |obj: &Document, path: &mut String| {
+        for (key, v) in obj {
+            let len = path.len();
+            path.push('.');
+            path.push_str(key);
+            record_paths_of(out, path, v);
+            path.truncate(len);
+        }
+    };
+    match value {
+        Value::Object(obj) => visit(obj, path),
+        Value::Array(items) => {
+            for item in items {
+                if let Value::Object(obj) = item {
+                    visit(obj, path);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -144,10 +190,13 @@ impl Default for TypoTolerance {
 pub struct Settings {
     pub displayed_attributes: Option<Vec<String>>,
     pub searchable_attributes: Option<Vec<String>>,
-    /// Attribute names or patterns (`*`, `prefix*`, `*suffix`) that may be filtered and
-    /// faceted. Object rules from `filterableAttributes` are flattened to their patterns by the
-    /// server crate.
+    /// The string rules of `filterableAttributes` (names taken literally, each covering the
+    /// fields nested under it; see `filterable`). Read only when `filterable_rules` is `None`;
+    /// the server crate fills both, this one with every rule's patterns for reference.
     pub filterable_attributes: Vec<String>,
+    /// Every `filterableAttributes` rule in order, object rules included; `None` means
+    /// `filterable_attributes` as string rules. Read it through `Settings::filterable_rules`.
+    pub filterable_rules: Option<Vec<FilterableRule>>,
     pub sortable_attributes: BTreeSet<String>,
     /// `words`, `typo`, `proximity`, `attributeRank`, `sort`, `wordPosition`, `exactness`,
     /// `attribute:asc|desc` (older `attribute` is accepted as `attributeRank` +
@@ -191,6 +240,7 @@ impl Default for Settings {
             displayed_attributes: None,
             searchable_attributes: None,
             filterable_attributes: Vec::new(),
+            filterable_rules: None,
             sortable_attributes: BTreeSet::new(),
             ranking_rules: DEFAULT_RANKING_RULES
                 .iter()
@@ -216,11 +266,31 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Whether `attribute` matches one of the filterable patterns.
+    /// The `filterableAttributes` rules in order.
+    pub fn filterable_rules(&self) -> Cow<'_, [FilterableRule]> {
+        match &self.filterable_rules {
+            Some(rules) => Cow::Borrowed(rules),
+            None => Cow::Owned(
+                self.filterable_attributes
+                    .iter()
+                    .map(|f| FilterableRule::Field(f.clone()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Whether `attribute` may be filtered and faceted: the first rule matching it enables
+    /// filtering.
     pub fn is_filterable(&self, attribute: &str) -> bool {
-        self.filterable_attributes
-            .iter()
-            .any(|p| attribute_matches(p, attribute))
+        filterable::is_filterable(&self.filterable_rules(), attribute)
+    }
+
+    /// The patterns of the rules that enable filtering, sorted, as errors list them.
+    pub fn filterable_patterns(&self) -> Vec<String> {
+        filterable::patterns_where(&self.filterable_rules(), |f| f.is_filterable())
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
     }
 
     pub fn is_sortable(&self, attribute: &str) -> bool {

@@ -263,7 +263,8 @@ fn render(
         out.insert("offset".into(), json!(offset));
         out.insert("estimatedTotalHits".into(), json!(total));
     }
-    if let Some(requested) = &params.facets {
+    // `facets: []` asks for nothing: Meilisearch then leaves both keys out.
+    if let Some(requested) = params.facets.as_ref().filter(|f| !f.is_empty()) {
         let docs: Vec<&Document> = ranked.hits.iter().map(|h| h.doc).collect();
         let (distribution, stats) = facets::compute(index, &docs, requested);
         out.insert("facetDistribution".into(), distribution);

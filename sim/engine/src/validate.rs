@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::error::MeiliError;
 use crate::filter::Filter;
+use crate::filterable;
 use crate::model::{attribute_matches, IndexData};
 
 /// Prefixes a message with `Index \`uid\`: ` as Meilisearch does for index-level errors.
@@ -44,22 +45,23 @@ pub(crate) fn check_search_on(index: &IndexData, attrs: &[String]) -> Result<(),
 
 pub(crate) fn check_distinct(index: &IndexData, attr: &str) -> Result<(), MeiliError> {
     let settings = &index.settings;
-    if settings.is_filterable(attr) {
+    let rules = settings.filterable_rules();
+    let matched = filterable::matching_rule(&rules, attr);
+    if matched.is_some_and(|(_, rule)| rule.features().is_filterable()) {
         return Ok(());
     }
-    let tail = if settings.filterable_attributes.is_empty() {
-        "This index does not have configured filterable attributes.".to_owned()
-    } else {
-        let mut patterns: Vec<&str> = settings
-            .filterable_attributes
-            .iter()
-            .map(String::as_str)
-            .collect();
-        patterns.sort_unstable();
-        format!(
-            "Available filterable attributes patterns are: `{}`.",
-            patterns.join(", ")
-        )
+    let (shown, hidden) = filterable::displayed_only(
+        filterable::patterns_where(&rules, |f| f.is_filterable()),
+        settings.displayed_attributes.as_deref(),
+    );
+    let tail = match (shown.is_empty(), matched) {
+        (_, Some((i, _))) => format!("Note: this attribute matches rule #{i} in filterableAttributes, but this rule does not enable filtering.\nHint: enable filtering in rule #{i} by adding appropriate filter features.\nHint: prepend another rule matching {attr} with filter features before rule #{i}"),
+        (true, None) => "This index does not have configured filterable attributes.".to_owned(),
+        (false, None) => format!(
+            "Available filterable attributes patterns are: `{}{}`.",
+            shown.join(", "),
+            if hidden { ", <..hidden-attributes>" } else { "" }
+        ),
     };
     Err(MeiliError::invalid(
         "invalid_search_distinct",

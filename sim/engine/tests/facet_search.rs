@@ -3,6 +3,7 @@
 mod common;
 
 use common::{index_with, keys};
+use meili_sim_engine::filterable::{FilterFeatures, FilterableRule};
 use meili_sim_engine::{facet_search, FacetOrder, IndexData, Settings};
 use serde_json::{json, Value};
 
@@ -121,11 +122,77 @@ fn facet_name_must_be_filterable_and_facet_search_enabled() {
     assert_eq!(e.code, "invalid_facet_search_facet_name");
     assert_eq!(
         e.message,
-        "Index `books`: Attribute `title` is not facet-searchable. Available facet-searchable attributes patterns are: `genre, year`. To make it facet-searchable add it to the `filterableAttributes` index settings."
+        "Attribute `title` is not facet-searchable. Available facet-searchable attributes patterns are: `genre, year`. To make it facet-searchable add it to the `filterableAttributes` index settings."
     );
     let e = facet_search(&idx, &json!({"facetQuery": "x"}), None).unwrap_err();
     assert_eq!(e.code, "missing_facet_search_facet_name");
     idx.settings.facet_search = false;
     let e = facet_search(&idx, &json!({"facetName": "genre"}), None).unwrap_err();
     assert_eq!(e.code, "facet_search_disabled");
+}
+
+/// Observed on a real Meilisearch 1.50.0: a facet is searchable when the first rule matching it
+/// enables facet search; string rules do (literally: `*` is no wildcard), object rules only with
+/// `"facetSearch": true`.
+#[test]
+fn facet_searchable_follows_the_first_matching_rule() {
+    let error = |idx: &IndexData, name: &str| {
+        let e = facet_search(idx, &json!({"facetName": name}), None).unwrap_err();
+        assert_eq!(e.code, "invalid_facet_search_facet_name");
+        e.message
+    };
+    let mut idx = index();
+    idx.settings.filterable_attributes = vec!["*".into()];
+    assert_eq!(
+        error(&idx, "genre"),
+        "Attribute `genre` is not facet-searchable. Available facet-searchable attributes patterns are: `*`. To make it facet-searchable add it to the `filterableAttributes` index settings."
+    );
+    assert!(facet_search(&idx, &json!({"facetName": "*"}), None).is_ok());
+
+    let rule = |patterns: &[&str], facet_search: bool| FilterableRule::Patterns {
+        patterns: patterns.iter().map(|p| (*p).to_owned()).collect(),
+        features: FilterFeatures {
+            facet_search,
+            ..FilterFeatures::default()
+        },
+    };
+    idx.settings.filterable_rules = Some(vec![rule(&["gen*"], false), rule(&["year"], true)]);
+    assert_eq!(
+        error(&idx, "genre"),
+        "Attribute `genre` is not facet-searchable. Note: this attribute matches rule #0 in filterableAttributes, but this rule does not enable facetSearch.\nHint: enable facetSearch in rule #0 by adding `\"facetSearch\": true` to the rule.\nHint: prepend another rule matching genre with facetSearch: true before rule #0"
+    );
+    assert_eq!(
+        error(&idx, "title"),
+        "Attribute `title` is not facet-searchable. Available facet-searchable attributes patterns are: `year`. To make it facet-searchable add it to the `filterableAttributes` index settings."
+    );
+    idx.settings.filterable_rules = Some(vec![rule(&["genre"], true)]);
+    assert_eq!(
+        hits(
+            &facet_search(
+                &idx,
+                &json!({"facetName": "genre", "facetQuery": "sci"}),
+                None
+            )
+            .unwrap()
+        ),
+        vec![("Science Fiction".into(), 1)]
+    );
+    idx.settings.filterable_rules = Some(vec![rule(&["genre"], false)]);
+    assert_eq!(
+        error(&idx, "title"),
+        "Attribute `title` is not facet-searchable. This index does not have configured facet-searchable attributes. To make it facet-searchable add it to the `filterableAttributes` index settings."
+    );
+}
+
+/// Patterns that are not displayed are left out of the list, with a marker.
+#[test]
+fn hidden_facet_searchable_patterns_are_masked() {
+    let mut idx = index();
+    idx.settings.displayed_attributes = Some(vec!["id".into(), "genre".into()]);
+    let e = facet_search(&idx, &json!({"facetName": "nope"}), None).unwrap_err();
+    assert_eq!(
+        e.message,
+        "Attribute `nope` is not facet-searchable. Available facet-searchable attributes patterns are: `genre, <..hidden-attributes>`. To make it facet-searchable add it to the `filterableAttributes` index settings."
+    );
+    assert!(facet_search(&idx, &json!({"facetName": "year"}), None).is_ok());
 }

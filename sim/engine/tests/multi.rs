@@ -243,3 +243,40 @@ fn federated_page_pagination_and_distinct() {
     assert_eq!(ids(&r), vec!["b1", "b3"]);
     assert_eq!(r["estimatedTotalHits"], json!(2));
 }
+
+/// Observed on a real Meilisearch 1.50.0: the facet patterns of an index used in the queries
+/// are checked with its first query, whose position prefixes the error; an unused index's
+/// error carries a note instead. `*` is no wildcard in a string rule.
+#[test]
+fn facets_by_index_errors_name_the_first_query_of_their_index() {
+    let (movies, books) = (movies_index(), books());
+    let e = run(
+        &[&movies, &books],
+        json!({"federation": {"facetsByIndex": {"books": ["*"]}}, "queries": [
+            {"indexUid": "movies"}, {"indexUid": "books"}, {"indexUid": "books"}
+        ]}),
+    )
+    .unwrap_err();
+    assert_eq!(e.code, "invalid_search_facets");
+    assert_eq!(
+        e.message,
+        "Inside `.queries[1]`: Inside `.federation.facetsByIndex.books`: Invalid facet distribution: Pattern `*` is not filterable. Available filterable attributes patterns are: `genre`."
+    );
+    let e = run(
+        &[&movies, &books],
+        json!({"federation": {"facetsByIndex": {"books": ["gen*"]}}, "queries": [{"indexUid": "movies"}]}),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.message,
+        "Inside `.federation.facetsByIndex.books`: Invalid facet distribution: Pattern `gen*` is not filterable. Available filterable attributes patterns are: `genre`.\n - Note: index `books` is not used in queries"
+    );
+    let e = run(
+        &[&books],
+        json!({"queries": [{"indexUid": "books", "facets": ["genre"]}, {"indexUid": "books", "facets": ["*"]}]}),
+    )
+    .unwrap_err();
+    assert!(e
+        .message
+        .starts_with("Inside `.queries[1]`: Invalid facet distribution: Pattern `*`"));
+}

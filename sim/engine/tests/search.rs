@@ -4,6 +4,7 @@
 mod common;
 
 use common::{ids, index_with, keys, movies, movies_index};
+use meili_sim_engine::filterable::{FilterFeatures, FilterableRule};
 use meili_sim_engine::{search, FacetOrder, IndexData, Settings};
 use serde_json::{json, Value};
 
@@ -770,10 +771,15 @@ fn facets_count_matching_documents_in_meilisearch_order() {
     assert_eq!(r["facetStats"], json!({}));
     assert!(run(&index, json!({})).get("facetDistribution").is_none());
 
+    // Every field is filterable through an object rule `{"attributePatterns": ["*"]}` (the
+    // string rule `"*"` names only a field called `*`).
     let mut index = index_with(
         "n",
         Settings {
-            filterable_attributes: vec!["*".into()],
+            filterable_rules: Some(vec![FilterableRule::Patterns {
+                patterns: vec!["*".into()],
+                features: FilterFeatures::default(),
+            }]),
             ..Settings::default()
         },
         json!([{"id": 1, "n": 10, "g": "B"}, {"id": 2, "n": 2.5, "g": "b"}, {"id": 3, "n": 10, "g": "a"}]),
@@ -890,4 +896,60 @@ fn performance_details_only_when_asked() {
     assert_eq!(keys.last().map(|k| k.as_str()), Some("performanceDetails"));
     let plain = run(&index, json!({"q": "dragon"}));
     assert!(plain.get("performanceDetails").is_none());
+}
+
+/// Observed on a real Meilisearch 1.50.0: `facets: []` leaves `facetDistribution` and
+/// `facetStats` out.
+#[test]
+fn empty_facets_leave_the_distribution_out() {
+    let r = run(&movies_index(), json!({"facets": []}));
+    assert!(r.get("facetDistribution").is_none());
+    assert!(r.get("facetStats").is_none());
+}
+
+/// Observed on a real Meilisearch 1.50.0: filters and `distinct` use the same rules as facets:
+/// a string rule is taken literally (`*`, `gen*` name only themselves) and covers nested
+/// fields; the first matching rule decides, even when it does not enable filtering.
+#[test]
+fn filters_and_distinct_follow_the_filterable_rules() {
+    let mut index = index_with(
+        "i",
+        Settings {
+            filterable_attributes: vec!["*".into(), "gen*".into(), "a".into()],
+            ..Settings::default()
+        },
+        json!([{"id": 1, "genre": "x", "a": {"b": 1}}]),
+    );
+    let e = search(&index, &json!({"filter": "\"genre\" = \"x\""}), None).unwrap_err();
+    assert_eq!(
+        e.message,
+        "Index `i`: Attribute `genre` is not filterable. Available filterable attribute patterns are: `*`, `a`, `gen*`.\n2:7 \"genre\" = \"x\""
+    );
+    assert_eq!(ids(&run(&index, json!({"filter": "a.b = 1"}))), vec!["1"]);
+
+    let off = FilterFeatures {
+        facet_search: true,
+        equality: false,
+        comparison: false,
+    };
+    index.settings.filterable_rules = Some(vec![
+        FilterableRule::Patterns {
+            patterns: vec!["genre".into()],
+            features: off,
+        },
+        FilterableRule::Field("genre".into()),
+        FilterableRule::Field("a".into()),
+    ]);
+    let e = search(&index, &json!({"distinct": "genre"}), None).unwrap_err();
+    assert_eq!(e.code, "invalid_search_distinct");
+    assert_eq!(
+        e.message,
+        "Index `i`: Attribute `genre` is not filterable and thus, cannot be used as distinct attribute. Note: this attribute matches rule #0 in filterableAttributes, but this rule does not enable filtering.\nHint: enable filtering in rule #0 by adding appropriate filter features.\nHint: prepend another rule matching genre with filter features before rule #0"
+    );
+    index.settings.displayed_attributes = Some(vec!["id".into(), "genre".into()]);
+    let e = search(&index, &json!({"distinct": "nope"}), None).unwrap_err();
+    assert_eq!(
+        e.message,
+        "Index `i`: Attribute `nope` is not filterable and thus, cannot be used as distinct attribute. Available filterable attributes patterns are: `genre, <..hidden-attributes>`."
+    );
 }

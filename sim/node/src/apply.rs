@@ -268,6 +268,7 @@ fn write_documents(data: &mut IndexData, docs: Vec<(String, Document)>, mode: Wr
                 data.fields.push(key.clone());
             }
         }
+        data.record_paths(&doc);
         match existing {
             Some(internal) => {
                 let doc = match (mode.merge, data.docs.get(&internal)) {
@@ -435,7 +436,12 @@ mod tests {
         }
         let batch: Vec<(String, Document)> = ["e", "b", "f", "g"]
             .iter()
-            .map(|id| (id.to_string(), doc(json!({"id": id, "x": 1}))))
+            .map(|id| {
+                (
+                    id.to_string(),
+                    doc(json!({"id": id, "x": {"y": [{"z": 1}]}})),
+                )
+            })
             .collect();
         for (id, d) in batch.clone() {
             single.put_document(id, d);
@@ -444,6 +450,9 @@ mod tests {
         assert_eq!(bulk.docs, single.docs);
         assert_eq!(bulk.external_ids, single.external_ids);
         assert_eq!(bulk.fields, single.fields);
+        assert_eq!(bulk.field_paths, single.field_paths);
+        let paths: Vec<&str> = bulk.field_paths.iter().map(String::as_str).collect();
+        assert_eq!(paths, ["id", "x", "x.y", "x.y.z"]);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use meili_sim_engine::filterable::{FilterFeatures, FilterableRule};
 use meili_sim_engine::model::DEFAULT_RANKING_RULES;
 use meili_sim_engine::{FacetOrder, MeiliError, Settings, TypoTolerance};
 use serde_json::{json, Map, Value};
@@ -189,22 +190,12 @@ pub fn validate_one(key: &str, value: &Value) -> Result<Value, MeiliError> {
             let items = value
                 .as_array()
                 .ok_or_else(|| invalid_type(&code, at, "an array", value))?;
-            for (i, item) in items.iter().enumerate() {
-                let ok = item.is_string()
-                    || item
-                        .get("attributePatterns")
-                        .and_then(Value::as_array)
-                        .is_some_and(|a| a.iter().all(Value::is_string));
-                if !ok {
-                    return Err(invalid_type(
-                        &code,
-                        &loc(&format!("[{i}]")),
-                        "a string or an object with `attributePatterns`",
-                        item,
-                    ));
-                }
-            }
-            Ok(value.clone())
+            let rules = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| filterable_item(item, &code, &loc(&format!("[{i}]"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Value::Array(rules))
         }
         "synonyms" => {
             let map = value
@@ -537,28 +528,20 @@ pub fn to_engine(view: &Map<String, Value>) -> Settings {
         }
     };
     let set = |key: &str| strings(key).into_iter().collect::<BTreeSet<_>>();
-    let filterable = view
+    let filterable_rules: Vec<FilterableRule> = view
         .get("filterableAttributes")
         .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .flat_map(|item| match item {
-                    Value::String(s) => vec![s.clone()],
-                    rule if filter_enabled(rule) => rule["attributePatterns"]
-                        .as_array()
-                        .map(|ps| {
-                            ps.iter()
-                                .filter_map(Value::as_str)
-                                .map(str::to_owned)
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    _ => Vec::new(),
-                })
-                .collect()
-        })
+        .map(|items| items.iter().filter_map(filterable_rule).collect())
         .unwrap_or_default();
+    // String rules alone stay in `filterable_attributes`; object rules need the full list.
+    let filterable = filterable_rules
+        .iter()
+        .flat_map(|rule| rule.patterns().iter().cloned())
+        .collect();
+    let filterable_rules = filterable_rules
+        .iter()
+        .any(|rule| !matches!(rule, FilterableRule::Field(_)))
+        .then_some(filterable_rules);
     let ranking_rules = strings("rankingRules")
         .into_iter()
         .flat_map(|r| match r.as_str() {
@@ -591,6 +574,7 @@ pub fn to_engine(view: &Map<String, Value>) -> Settings {
         displayed_attributes: wildcard("displayedAttributes"),
         searchable_attributes: wildcard("searchableAttributes"),
         filterable_attributes: filterable,
+        filterable_rules,
         sortable_attributes: set("sortableAttributes"),
         ranking_rules,
         stop_words: set("stopWords"),
@@ -662,21 +646,123 @@ pub fn to_engine(view: &Map<String, Value>) -> Settings {
     }
 }
 
-/// An object rule filters unless its `features.filter` turns both kinds off.
-fn filter_enabled(rule: &Value) -> bool {
-    match rule.get("features").and_then(|f| f.get("filter")) {
-        Some(filter) => {
-            filter
-                .get("equality")
-                .and_then(Value::as_bool)
-                .unwrap_or(true)
-                || filter
-                    .get("comparison")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false)
-        }
-        None => true,
+/// Checks one `filterableAttributes` entry and returns it as Meilisearch stores it: a string,
+/// or an object rule with every feature spelled out (`facetSearch: false`, `equality: true`,
+/// `comparison: false` where left out).
+fn filterable_item(item: &Value, code: &str, at: &str) -> Result<Value, MeiliError> {
+    let obj = match item {
+        Value::String(_) => return Ok(item.clone()),
+        Value::Object(obj) => obj,
+        other => return Err(invalid_type(code, at, "a string", other)),
+    };
+    let unknown = |key: &str, inside: &str, accepted: &str| {
+        MeiliError::invalid(
+            code,
+            format!("Unknown field `{key}` inside `{inside}`: expected one of {accepted}"),
+        )
+    };
+    if let Some(key) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "attributePatterns" | "features"))
+    {
+        return Err(unknown(key, at, "`attributePatterns`, `features`"));
     }
+    let patterns = obj.get("attributePatterns").ok_or_else(|| {
+        MeiliError::invalid(
+            code,
+            format!("Missing field `attributePatterns` inside `{at}`"),
+        )
+    })?;
+    let patterns = strings(patterns, code, &format!("{at}.attributePatterns"))?;
+    let bool_at = |parent: &Map<String, Value>, key: &str, inside: &str, default: bool| match parent
+        .get(key)
+    {
+        None => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(invalid_type(
+            code,
+            &format!("{inside}.{key}"),
+            "a boolean",
+            other,
+        )),
+    };
+    let defaults = FilterFeatures::default();
+    let mut features = defaults;
+    if let Some(value) = obj.get("features") {
+        let inside = format!("{at}.features");
+        let f = value
+            .as_object()
+            .ok_or_else(|| not_an_object(code, &inside, value))?;
+        if let Some(key) = f
+            .keys()
+            .find(|k| !matches!(k.as_str(), "facetSearch" | "filter"))
+        {
+            return Err(unknown(key, &inside, "`facetSearch`, `filter`"));
+        }
+        features.facet_search = bool_at(f, "facetSearch", &inside, defaults.facet_search)?;
+        if let Some(value) = f.get("filter") {
+            let inside = format!("{inside}.filter");
+            let filter = value
+                .as_object()
+                .ok_or_else(|| not_an_object(code, &inside, value))?;
+            if let Some(key) = filter
+                .keys()
+                .find(|k| !matches!(k.as_str(), "equality" | "comparison"))
+            {
+                return Err(unknown(key, &inside, "`equality`, `comparison`"));
+            }
+            features.equality = bool_at(filter, "equality", &inside, defaults.equality)?;
+            features.comparison = bool_at(filter, "comparison", &inside, defaults.comparison)?;
+        }
+    }
+    Ok(json!({
+        "attributePatterns": patterns,
+        "features": {
+            "facetSearch": features.facet_search,
+            "filter": {"equality": features.equality, "comparison": features.comparison},
+        },
+    }))
+}
+
+/// deserr's message for a value that should be an object (a `null` is not quoted).
+fn not_an_object(code: &str, at: &str, value: &Value) -> MeiliError {
+    if value.is_null() {
+        MeiliError::invalid(
+            code,
+            format!("Invalid value type at `{at}`: expected an object, but found null"),
+        )
+    } else {
+        invalid_type(code, at, "an object", value)
+    }
+}
+
+/// One `filterableAttributes` entry: a string rule, or an object rule with the features
+/// Meilisearch defaults (equality filtering only) where it leaves them out.
+fn filterable_rule(item: &Value) -> Option<FilterableRule> {
+    if let Some(name) = item.as_str() {
+        return Some(FilterableRule::Field(name.to_owned()));
+    }
+    let patterns = item
+        .get("attributePatterns")?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    let defaults = FilterFeatures::default();
+    let features = item.get("features").unwrap_or(&Value::Null);
+    let filter = features.get("filter").unwrap_or(&Value::Null);
+    let flag = |v: &Value, key: &str, default: bool| {
+        v.get(key).and_then(Value::as_bool).unwrap_or(default)
+    };
+    Some(FilterableRule::Patterns {
+        patterns,
+        features: FilterFeatures {
+            facet_search: flag(features, "facetSearch", defaults.facet_search),
+            equality: flag(filter, "equality", defaults.equality),
+            comparison: flag(filter, "comparison", defaults.comparison),
+        },
+    })
 }
 
 fn json_set(v: &Value) -> BTreeSet<String> {
@@ -721,6 +807,49 @@ mod tests {
             &validate(&json!({"filterableAttributes": null})).unwrap(),
         );
         assert_eq!(view["filterableAttributes"], json!([]));
+    }
+
+    #[test]
+    fn filterable_rules_keep_their_kind_order_and_default_features() {
+        let view = |rules: Value| {
+            let mut view = default_view();
+            view.insert(
+                "filterableAttributes".into(),
+                rules["filterableAttributes"].clone(),
+            );
+            view
+        };
+        let strings = to_engine(&view(json!({"filterableAttributes": ["genre", "a.*"]})));
+        assert_eq!(strings.filterable_attributes, ["genre", "a.*"]);
+        assert_eq!(strings.filterable_rules, None);
+        assert!(!strings.is_filterable("a.b"));
+
+        let mixed = to_engine(&view(json!({"filterableAttributes": [
+            {"attributePatterns": ["gen*", "year"]},
+            "title",
+            {"attributePatterns": ["x"], "features": {"facetSearch": true, "filter": {"equality": false, "comparison": true}}}
+        ]})));
+        let defaults = FilterFeatures::default();
+        assert_eq!(
+            mixed.filterable_rules,
+            Some(vec![
+                FilterableRule::Patterns {
+                    patterns: vec!["gen*".into(), "year".into()],
+                    features: defaults,
+                },
+                FilterableRule::Field("title".into()),
+                FilterableRule::Patterns {
+                    patterns: vec!["x".into()],
+                    features: FilterFeatures {
+                        facet_search: true,
+                        equality: false,
+                        comparison: true,
+                    },
+                },
+            ])
+        );
+        assert!(mixed.is_filterable("genre"));
+        assert_eq!(mixed.filterable_patterns(), ["gen*", "title", "x", "year"]);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! set, against a real Meilisearch started by the testkit. Expected statuses and error codes
 //! are written in the script (taken from Meilisearch 1.50's source and docs) and asserted on
 //! the simulator; with a real node, statuses, error codes and response shapes (key sets and
-//! value types, not values) of both must also agree.
+//! value types, not values) of both must also agree. A step may also pin exact values at JSON
+//! pointers (observed on a real 1.50.0), asserted on both nodes.
 
 use std::collections::HashMap;
 
@@ -33,6 +34,8 @@ struct Step {
     shape: bool,
     /// Remember `field` of the response as `{name}` for later paths.
     capture: Option<(&'static str, &'static str)>,
+    /// Exact values at JSON pointers of the response (`None`: the key is absent).
+    values: Vec<(&'static str, Option<Value>)>,
 }
 
 fn step(method: Method, path: &'static str, status: u16) -> Step {
@@ -46,6 +49,7 @@ fn step(method: Method, path: &'static str, status: u16) -> Step {
         task: None,
         shape: true,
         capture: None,
+        values: Vec::new(),
     }
 }
 
@@ -76,6 +80,14 @@ impl Step {
     }
     fn capture(mut self, field: &'static str, name: &'static str) -> Self {
         self.capture = Some((field, name));
+        self
+    }
+    fn value(mut self, pointer: &'static str, value: Value) -> Self {
+        self.values.push((pointer, Some(value)));
+        self
+    }
+    fn absent(mut self, pointer: &'static str) -> Self {
+        self.values.push((pointer, None));
         self
     }
 }
@@ -168,6 +180,92 @@ fn script() -> Vec<Step> {
         step(M::POST, "/indexes/movies/facet-search", 200)
             .json(json!({"facetName": "genre"}))
             .no_shape(),
+        // Facets (observed on a real 1.50.0): a string rule is taken literally (`*` is no
+        // wildcard) and covers nested fields; object rules match by wildcard and the first
+        // rule matching a name decides its features.
+        step(M::POST, "/indexes/movies/search", 200)
+            .json(json!({"facets": ["genre"]}))
+            .no_shape()
+            .value(
+                "/facetDistribution",
+                json!({"genre": {"crime": 1, "family": 1, "romance": 1, "scifi": 1}}),
+            )
+            .value("/facetStats", json!({})),
+        step(M::POST, "/indexes/movies/search", 400)
+            .json(json!({"facets": ["*"]}))
+            .code("invalid_search_facets")
+            .value("/message", json!("Invalid facet distribution: Pattern `*` is not filterable. Available filterable attributes patterns are: `genre`.")),
+        step(M::GET, "/indexes/movies/search?facets=gen*", 400)
+            .code("invalid_search_facets")
+            .value("/message", json!("Invalid facet distribution: Pattern `gen*` is not filterable. Available filterable attributes patterns are: `genre`.")),
+        step(M::POST, "/indexes/movies/search", 200)
+            .json(json!({"facets": []}))
+            .no_shape()
+            .absent("/facetDistribution")
+            .absent("/facetStats"),
+        ok(step(M::POST, "/indexes", 202).json(json!({"uid": "facets", "primaryKey": "id"}))),
+        ok(step(M::POST, "/indexes/facets/documents", 202).json(json!([
+            {"id": 1, "a": {"b": 1}, "c": {"d": 2}, "genre": "x"}
+        ]))),
+        ok(step(M::PATCH, "/indexes/facets/settings", 202)
+            .json(json!({"filterableAttributes": ["a", "c.*", "*"]}))),
+        step(M::POST, "/indexes/facets/search", 200)
+            .json(json!({"facets": ["a"]}))
+            .no_shape()
+            .value("/facetDistribution", json!({"a": {}, "a.b": {"1": 1}}))
+            .value("/facetStats", json!({"a.b": {"min": 1.0, "max": 1.0}})),
+        step(M::POST, "/indexes/facets/search", 200)
+            .json(json!({"facets": ["*"]}))
+            .no_shape()
+            .value("/facetDistribution", json!({"a": {}, "a.b": {"1": 1}})),
+        step(M::POST, "/indexes/facets/search", 200)
+            .json(json!({"facets": ["c.*", "c"]}))
+            .no_shape()
+            .value("/facetDistribution", json!({}))
+            .value("/facetStats", json!({})),
+        step(M::POST, "/indexes/facets/search", 400)
+            .json(json!({"facets": ["c.d"]}))
+            .code("invalid_search_facets")
+            .value("/message", json!("Invalid facet distribution: Pattern `c.d` is not filterable. Available filterable attributes patterns are: `*, a, c.*`.")),
+        step(M::POST, "/indexes/facets/search", 400)
+            .json(json!({"filter": "genre = x"}))
+            .code("invalid_search_filter"),
+        step(M::POST, "/indexes/facets/facet-search", 400)
+            .json(json!({"facetName": "genre"}))
+            .code("invalid_facet_search_facet_name")
+            .value("/message", json!("Attribute `genre` is not facet-searchable. Available facet-searchable attributes patterns are: `*, a, c.*`. To make it facet-searchable add it to the `filterableAttributes` index settings.")),
+        ok(step(M::PATCH, "/indexes/facets/settings", 202).json(json!({"filterableAttributes": [
+            {"attributePatterns": ["gen*"], "features": {"facetSearch": true}},
+            {"attributePatterns": ["a*"], "features": {"filter": {"equality": false}}}
+        ]}))),
+        step(M::POST, "/indexes/facets/search", 200)
+            .json(json!({"facets": ["*"]}))
+            .no_shape()
+            .value("/facetDistribution", json!({"genre": {"x": 1}})),
+        step(M::POST, "/indexes/facets/search", 400)
+            .json(json!({"facets": ["a.b"]}))
+            .code("invalid_search_facets")
+            .value("/message", json!("Invalid facet distribution: Attribute `a.b` matched rule #1 in filterableAttributes, but this rule does not enable filtering.\nHint: enable filtering in rule #1 by modifying the features.filter object\nHint: prepend another rule matching `a.b` with appropriate filter features before rule #1")),
+        step(M::POST, "/indexes/facets/facet-search", 200)
+            .json(json!({"facetName": "genre"}))
+            .no_shape()
+            .value("/facetHits", json!([{"value": "x", "count": 1}])),
+        step(M::POST, "/indexes/facets/facet-search", 400)
+            .json(json!({"facetName": "a.b"}))
+            .code("invalid_facet_search_facet_name")
+            .value("/message", json!("Attribute `a.b` is not facet-searchable. Note: this attribute matches rule #1 in filterableAttributes, but this rule does not enable facetSearch.\nHint: enable facetSearch in rule #1 by adding `\"facetSearch\": true` to the rule.\nHint: prepend another rule matching a.b with facetSearch: true before rule #1")),
+        step(M::POST, "/multi-search", 400)
+            .json(json!({"federation": {"facetsByIndex": {"movies": ["*"]}}, "queries": [
+                {"indexUid": "facets"}, {"indexUid": "movies"}
+            ]}))
+            .code("invalid_search_facets")
+            .value("/message", json!("Inside `.queries[1]`: Inside `.federation.facetsByIndex.movies`: Invalid facet distribution: Pattern `*` is not filterable. Available filterable attributes patterns are: `genre`.")),
+        step(M::POST, "/multi-search", 200)
+            .json(json!({"queries": [{"indexUid": "movies", "facets": []}, {"indexUid": "facets", "facets": ["gen*"]}]}))
+            .no_shape()
+            .absent("/results/0/facetDistribution")
+            .value("/results/1/facetDistribution", json!({"genre": {"x": 1}})),
+        ok(step(M::DELETE, "/indexes/facets", 202)),
         step(M::POST, "/multi-search", 200)
             .json(json!({"queries": [{"indexUid": "movies", "q": "up"}]}))
             .no_shape(),
@@ -286,6 +384,17 @@ fn check_expectations(who: &str, outcomes: &[Outcome]) -> Vec<String> {
                     "{who}: {}: code {} (expected {code})",
                     describe(s),
                     o.body["code"]
+                ));
+            }
+        }
+        for (pointer, want) in &s.values {
+            let got = o.body.pointer(pointer);
+            if got != want.as_ref() {
+                failures.push(format!(
+                    "{who}: {}: {pointer} is {} (expected {})",
+                    describe(s),
+                    got.map_or("absent".to_owned(), Value::to_string),
+                    want.as_ref().map_or("absent".to_owned(), Value::to_string)
                 ));
             }
         }

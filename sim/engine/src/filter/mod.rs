@@ -179,10 +179,15 @@ fn check_expr(expr: &Expr, settings: &Settings, code: &str) -> Result<(), MeiliE
             }
         }
         Expr::GeoRadius { .. } | Expr::GeoBox { .. } => {
-            if settings.is_filterable("_geo") {
+            // Geo filters need the string rule `_geo` (object rules do not enable them).
+            let geo = settings
+                .filterable_rules()
+                .iter()
+                .any(|r| matches!(r, crate::filterable::FilterableRule::Field(f) if f == "_geo"));
+            if geo {
                 Ok(())
             } else {
-                let message = if settings.filterable_attributes.is_empty() {
+                let message = if settings.filterable_patterns().is_empty() {
                     "Attribute `_geo` is not filterable. This index does not have configured filterable attributes.".to_owned()
                 } else {
                     not_filterable("_geo", settings)
@@ -195,17 +200,12 @@ fn check_expr(expr: &Expr, settings: &Settings, code: &str) -> Result<(), MeiliE
 
 /// `Attribute \`x\` is not filterable. ...` with the sorted pattern list.
 pub(crate) fn not_filterable(name: &str, settings: &Settings) -> String {
-    let mut patterns: Vec<&str> = settings
-        .filterable_attributes
-        .iter()
-        .map(String::as_str)
-        .collect();
+    let patterns = settings.filterable_patterns();
     if patterns.is_empty() {
         return format!(
             "Attribute `{name}` is not filterable. This index does not have configured filterable attributes."
         );
     }
-    patterns.sort_unstable();
     let list: Vec<String> = patterns.iter().map(|p| format!("`{p}`")).collect();
     format!(
         "Attribute `{name}` is not filterable. Available filterable attribute patterns are: {}.",

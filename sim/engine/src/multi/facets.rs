@@ -15,6 +15,7 @@ pub(super) fn federated_facets<'a>(
     fed: &Federation,
     index: &dyn Fn(&str) -> Option<&'a IndexData>,
     candidates: &BTreeMap<String, Vec<&'a Document>>,
+    first_query: &BTreeMap<&str, usize>,
     out: &mut Map<String, Value>,
 ) -> Result<(), MeiliError> {
     let mut per_index: BTreeMap<String, (Value, Value, &'a IndexData, Vec<String>)> =
@@ -38,7 +39,14 @@ pub(super) fn federated_facets<'a>(
             ..wrap(index_not_found(uid))
         })?;
         let Some(patterns) = patterns else { continue };
-        facets::validate(patterns, &idx.settings).map_err(wrap)?;
+        // An index used in queries is checked with its first query, whose position
+        // Meilisearch adds in front.
+        facets::validate(patterns, &idx.settings).map_err(|e| {
+            match first_query.get(uid.as_str()) {
+                Some(&i) => super::inside(i, wrap(e)),
+                None => wrap(e),
+            }
+        })?;
         let docs = candidates.get(uid).cloned().unwrap_or_default();
         let (distribution, stats) = facets::compute(idx, &docs, patterns);
         per_index.insert(uid.clone(), (distribution, stats, idx, patterns.clone()));

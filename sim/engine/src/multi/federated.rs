@@ -233,7 +233,11 @@ pub(super) fn run<'a>(
         out.insert("offset".into(), json!(offset));
         out.insert("estimatedTotalHits".into(), json!(total));
     }
-    super::facets::federated_facets(&fed, index, &candidates_by_index, &mut out)?;
+    let mut first_query: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        first_query.entry(item.index_uid.as_str()).or_insert(i);
+    }
+    super::facets::federated_facets(&fed, index, &candidates_by_index, &first_query, &mut out)?;
     out.insert("requestUid".into(), json!(uuid::Uuid::now_v7().to_string()));
     Ok(Value::Object(out))
 }
