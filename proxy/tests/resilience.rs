@@ -176,8 +176,10 @@ async fn hedging_keeps_p99_when_one_node_is_300ms_slower() {
         ms(p50_ok),
         ms(p99_ok)
     );
-    // A floor of a few ms keeps the bound meaningful when the healthy p99 is tiny.
-    let bound = (p99_ok * 2).max(Duration::from_millis(10));
+    // A request that meets the slow node is hedged after the floor (5 ms) and answered by the
+    // other replica, so it costs the floor plus a healthy answer; the margin absorbs
+    // scheduling noise on a loaded 2-core machine. Still far below the 300 ms slowdown.
+    let bound = p99_ok * 2 + Duration::from_millis(25);
 
     c.nodes[1]
         .faults()

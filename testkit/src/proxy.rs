@@ -77,10 +77,9 @@ impl MiroirProcess {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("miroir exited early ({status}):\n{}", self.log());
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
+            // A connection alone could reach another process that holds the port for a
+            // moment; Miroir's own `/health` (answered even with every node down) cannot.
+            if self.answers_health().await {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -90,6 +89,20 @@ impl MiroirProcess {
             self.port,
             self.log()
         );
+    }
+
+    async fn answers_health(&self) -> bool {
+        let client = reqwest::Client::new();
+        let url = format!("{}/health", self.url());
+        match client
+            .get(&url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+        {
+            Ok(resp) => resp.headers().contains_key("x-request-id"),
+            Err(_) => false,
+        }
     }
 
     /// Kills the process without a graceful shutdown (SIGKILL, as a crash would) and starts
