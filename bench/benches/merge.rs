@@ -6,57 +6,12 @@
 //! answers and of what Miroir wrote (`merge_parts` then `Parts::into_bytes`, what the proxy
 //! streams); `reused`: the share of the body's bytes that are slices of the node answers.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use bytes::Bytes;
+use miroir_bench::merge_input::{answer, hit};
 use miroir_bench::ns_per_op;
 use miroir_filters::search::{merge, merge_parts, plan, IndexContext, Merged, Segment};
-
-const WORDS: [&str; 12] = [
-    "amber", "river", "stone", "garden", "silver", "rocket", "harbor", "forest", "lantern",
-    "meadow", "crystal", "thunder",
-];
-
-/// One realistic hit of about 1 KB; `with_shard` adds the `_miroir_shard` field nodes return
-/// when the client retrieves every attribute (the merge must then re-write the hit).
-fn hit(node: usize, i: usize, limit: usize, with_shard: bool) -> String {
-    let mut description = String::new();
-    for k in 0..95 {
-        let _ = write!(
-            description,
-            "{} ",
-            WORDS[(i * 7 + k * 3 + node) % WORDS.len()]
-        );
-    }
-    // Interleaved ranks across nodes: node answers are each sorted, the merge mixes them.
-    let rank = (i * 4 + node) as f64 / (limit * 4 + 8) as f64;
-    let score = 1.0 - rank;
-    let shard = if with_shard {
-        format!(r#""_miroir_shard":{node},"#)
-    } else {
-        String::new()
-    };
-    format!(
-        r#"{{"id":"product-{node}-{i}","title":"{} {} {}","description":"{}","price":{}.99,"tags":["sale","eco"],"category":"Garden",{shard}"_rankingScoreDetails":{{"words":{{"order":0,"matchingWords":2,"maxMatchingWords":2,"score":1.0}},"typo":{{"order":1,"typoCount":0,"maxTypoCount":2,"score":1.0}},"proximity":{{"order":2,"score":{score}}},"attributeRank":{{"order":3,"score":1.0}},"wordPosition":{{"order":4,"score":0.9}},"exactness":{{"order":5,"matchType":"noExactMatch","matchingWords":1,"maxMatchingWords":2,"score":0.4444444444444444}}}}}}"#,
-        WORDS[i % 12],
-        WORDS[(i + 3) % 12],
-        WORDS[(i + 5) % 12],
-        description.trim_end(),
-        10 + i % 90,
-    )
-}
-
-fn answer(node: usize, limit: usize, with_shard: bool) -> Vec<u8> {
-    let hits: Vec<String> = (0..limit)
-        .map(|i| hit(node, i, limit, with_shard))
-        .collect();
-    format!(
-        r#"{{"hits":[{}],"query":"garden rocket","processingTimeMs":3,"limit":{limit},"offset":0,"estimatedTotalHits":5000,"requestUid":"0199a3f0-0000-7000-8000-000000000000"}}"#,
-        hits.join(",")
-    )
-    .into_bytes()
-}
 
 fn main() {
     let budget = Duration::from_millis(400);
