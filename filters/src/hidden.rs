@@ -2,8 +2,15 @@
 //! clients: `_miroir_shard` (each document's shard, kept filterable on every node), the
 //! reserved `_miroir_` prefix, and the marker that ends the client's part of the nodes'
 //! displayed attributes (see `search::display`).
+//!
+//! A shard's value is written with separator characters only (`-` for a binary 0, `.` for a
+//! 1): the tokenizer finds no word in it, so under the default `searchableAttributes: ["*"]`
+//! no query matches it (a number would match `q=1`) and it takes no part in ranking, while a
+//! filter still tells every value apart.
 
 use serde_json::{json, Value};
+
+use crate::routing::{NodeScope, ShardId};
 
 /// The field carrying a document's shard number on the nodes.
 pub const SHARD_FIELD: &str = "_miroir_shard";
@@ -13,6 +20,53 @@ pub const RESERVED_PREFIX: &str = "_miroir_";
 /// no field (a document field starting with `_miroir_` is refused), so the nodes display
 /// nothing for it.
 pub const MARKER: &str = "_miroir_displayed";
+
+/// The value of `_miroir_shard` for `shard`: its binary digits, `-` for 0 and `.` for 1.
+pub fn shard_value(shard: ShardId) -> String {
+    let bits = u32::BITS - shard.0.leading_zeros();
+    (0..bits.max(1))
+        .rev()
+        .map(|bit| if shard.0 >> bit & 1 == 1 { '.' } else { '-' })
+        .collect()
+}
+
+/// `_miroir_shard IN ["-", ".-"]`: the filter clause keeping a node to `shards`.
+pub fn shard_clause(shards: &[ShardId]) -> String {
+    let mut clause = String::with_capacity(24 + shards.len() * 8);
+    clause.push_str(SHARD_FIELD);
+    clause.push_str(" IN [");
+    for (i, &shard) in shards.iter().enumerate() {
+        if i > 0 {
+            clause.push_str(", ");
+        }
+        clause.push('"');
+        clause.push_str(&shard_value(shard));
+        clause.push('"');
+    }
+    clause.push(']');
+    clause
+}
+
+/// The `filter` for a node answering for `scope`: the client's `filter` ANDed with the shard
+/// clause; `None` when the node answers for its whole index and the client's filter (or its
+/// absence) stands as sent. Array elements are ANDed and parsed each on its own, so an
+/// unbalanced expression fails as on one node instead of escaping the clause; a filter of any
+/// other type is left for the node to reject.
+pub fn scoped_filter(filter: Option<&Value>, scope: NodeScope<'_>) -> Option<Value> {
+    let clause = Value::String(shard_clause(scope.filter()?));
+    Some(match filter {
+        None | Some(Value::Null) => clause,
+        Some(Value::String(s)) if s.trim().is_empty() => clause,
+        Some(Value::String(s)) => json!([s, clause]),
+        Some(Value::Array(a)) if a.is_empty() => clause,
+        Some(Value::Array(a)) => {
+            let mut a = a.clone();
+            a.push(clause);
+            Value::Array(a)
+        }
+        Some(other) => other.clone(),
+    })
+}
 
 /// Whether a filterable-attributes rule is Miroir's own (`_miroir_shard`, as a name or as a
 /// pattern of its own).
@@ -153,6 +207,42 @@ pub fn hide_shard_field_in_messages(body: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shard_values_are_distinct_separator_strings() {
+        assert_eq!(shard_value(ShardId(0)), "-");
+        assert_eq!(shard_value(ShardId(1)), ".");
+        assert_eq!(shard_value(ShardId(2)), ".-");
+        assert_eq!(shard_value(ShardId(5)), ".-.");
+        let values: std::collections::BTreeSet<String> =
+            (0..4096).map(|s| shard_value(ShardId(s))).collect();
+        assert_eq!(values.len(), 4096);
+        assert!(values
+            .iter()
+            .all(|v| v.chars().all(|c| c == '-' || c == '.')));
+        assert_eq!(
+            shard_clause(&[ShardId(1), ShardId(4)]),
+            r#"_miroir_shard IN [".", ".--"]"#
+        );
+    }
+
+    #[test]
+    fn a_scoped_filter_ands_the_clause_unless_the_node_answers_whole() {
+        let one = [ShardId(3)];
+        let scope = NodeScope::shards(&one);
+        let clause = json!(r#"_miroir_shard IN [".."]"#);
+        assert_eq!(scoped_filter(None, scope), Some(clause.clone()));
+        assert_eq!(
+            scoped_filter(Some(&json!("a = 1")), scope),
+            Some(json!(["a = 1", clause]))
+        );
+        assert_eq!(scoped_filter(Some(&json!(3)), scope), Some(json!(3)));
+        let whole = NodeScope {
+            shards: &one,
+            whole_node: true,
+        };
+        assert_eq!(scoped_filter(Some(&json!("a = 1")), whole), None);
+    }
 
     fn hidden(message: &str) -> String {
         let body = serde_json::to_vec(&serde_json::json!({ "message": message })).unwrap();

@@ -19,6 +19,30 @@ const STR_TERMINATOR: u8 = 0xFF;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ShardId(pub u32);
 
+/// The shards one node is asked to answer for. When they are every shard the node holds, its
+/// whole index is the answer and no `_miroir_shard` clause is needed (nor the node's work of
+/// evaluating it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeScope<'a> {
+    pub shards: &'a [ShardId],
+    pub whole_node: bool,
+}
+
+impl<'a> NodeScope<'a> {
+    /// Only `shards` of what the node holds.
+    pub fn shards(shards: &'a [ShardId]) -> Self {
+        Self {
+            shards,
+            whole_node: false,
+        }
+    }
+
+    /// The shards a clause must restrict the node to; `None` for its whole index.
+    pub fn filter(&self) -> Option<&'a [ShardId]> {
+        (!self.whole_node).then_some(self.shards)
+    }
+}
+
 impl fmt::Display for ShardId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use meili_sim_engine::{search, FacetOrder as SimFacetOrder, IndexData, Settings};
-use miroir_filters::routing::{shard_for_key, ShardId};
+use miroir_filters::hidden::shard_value;
+use miroir_filters::routing::{shard_for_key, NodeScope, ShardId};
 use miroir_filters::search::{merge, plan, FacetOrder, IndexContext, Merged, NodeDisplay};
 use serde_json::{json, Map, Value};
 
@@ -246,7 +247,7 @@ fn cluster(config: &Config, docs: &[Map<String, Value>]) -> Cluster {
     for d in docs {
         let shard = shard_for_key(d["id"].as_str().unwrap_or_default(), SHARDS);
         let mut d = d.clone();
-        d.insert("_miroir_shard".into(), json!(shard.0));
+        d.insert("_miroir_shard".into(), json!(shard_value(shard)));
         per_node[(shard.0 % NODES) as usize].push(d);
     }
     let nodes = per_node
@@ -451,7 +452,8 @@ fn check(cluster: &Cluster, query: &Value, label: &str) -> Outcome {
         .nodes
         .iter()
         .map(|(idx, shards)| {
-            let node_body: Value = serde_json::from_slice(&plan.node_body(shards)).unwrap();
+            let node_body: Value =
+                serde_json::from_slice(&plan.node_body(NodeScope::shards(shards))).unwrap();
             answer(idx, &node_body)
         })
         .collect();
@@ -687,7 +689,8 @@ fn sorting_on_a_non_displayed_field_is_exact_when_nodes_display_everything() {
     let q = json!({"sort": ["secret:asc"], "limit": 50, "showRankingScoreDetails": true});
     assert_eq!(check(&cluster, &q, "hidden sort").hits, 50);
     let plan = plan(&serde_json::to_vec(&q).unwrap(), &cluster.ctx).unwrap();
-    let body: Value = serde_json::from_slice(&plan.node_body(&[ShardId(0)])).unwrap();
+    let body: Value =
+        serde_json::from_slice(&plan.node_body(NodeScope::shards(&[ShardId(0)]))).unwrap();
     assert!(!body["attributesToRetrieve"]
         .as_array()
         .unwrap()

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use miroir_filters::error::{Code, MiroirError};
+use miroir_filters::hidden::shard_value;
 use miroir_filters::routing::{canonical_key, shard_for_key, ShardId};
 use miroir_filters::write::{split, split_ids, PayloadFormat, Split, SplitInput};
 use proptest::prelude::*;
@@ -58,10 +59,15 @@ fn shard_of(id: &Value) -> u32 {
     shard_for_key(&canonical_key(id).unwrap(), 8).0
 }
 
+/// The `_miroir_shard` value of `shard`.
+fn tag(shard: u32) -> String {
+    shard_value(ShardId(shard))
+}
+
 fn with_shard(mut doc: Value, shard: u32) -> Value {
     doc.as_object_mut()
         .unwrap()
-        .insert("_miroir_shard".into(), json!(shard));
+        .insert("_miroir_shard".into(), json!(tag(shard)));
     doc
 }
 
@@ -128,16 +134,16 @@ fn ndjson_documents_are_split_line_by_line() {
 }
 
 #[test]
-fn csv_rows_keep_their_bytes_and_gain_a_typed_shard_column() {
+fn csv_rows_keep_their_bytes_and_gain_a_shard_column() {
     let body = "id:number,title,price:number\n1,\"a, \"\"quoted\"\"\nline\",1.5\r\n2,b,\n";
     let split = ok(body, CSV, None);
     assert_eq!(split.primary_key, "id");
     assert!(split.primary_key_inferred);
     let text = String::from_utf8(node_bytes(&split, &all_shards(&split))).unwrap();
     let (header, rows) = text.split_once('\n').unwrap();
-    assert_eq!(header, "id:number,title,price:number,_miroir_shard:number");
-    let s1 = shard_of(&json!(1));
-    let s2 = shard_of(&json!(2));
+    assert_eq!(header, "id:number,title,price:number,_miroir_shard");
+    let s1 = tag(shard_of(&json!(1)));
+    let s2 = tag(shard_of(&json!(2)));
     assert!(
         rows.contains(&format!("1,\"a, \"\"quoted\"\"\nline\",1.5,{s1}\n")),
         "{rows}"
@@ -146,7 +152,7 @@ fn csv_rows_keep_their_bytes_and_gain_a_typed_shard_column() {
 }
 
 #[test]
-fn untyped_csv_gets_an_untyped_shard_column_and_keeps_its_delimiter() {
+fn untyped_csv_gets_a_shard_column_and_keeps_its_delimiter() {
     let body = "sku;name\nA-1;x\nB-2;y";
     let split = split(SplitInput {
         body: body.as_bytes(),
@@ -159,7 +165,7 @@ fn untyped_csv_gets_an_untyped_shard_column_and_keeps_its_delimiter() {
     let text = String::from_utf8(node_bytes(&split, &all_shards(&split))).unwrap();
     assert!(text.starts_with("sku;name;_miroir_shard\n"), "{text}");
     assert!(
-        text.contains(&format!("B-2;y;{}\n", shard_of(&json!("B-2")))),
+        text.contains(&format!("B-2;y;{}\n", tag(shard_of(&json!("B-2"))))),
         "{text}"
     );
     assert_eq!(split.format(), PayloadFormat::Csv { delimiter: b';' });
@@ -178,7 +184,7 @@ fn node_body_holds_exactly_the_listed_shards() {
     assert_eq!(got.len(), split.node_docs(&mine));
     assert!(got
         .iter()
-        .all(|d| [1, 6].contains(&d["_miroir_shard"].as_u64().unwrap())));
+        .all(|d| [tag(1), tag(6)].contains(&d["_miroir_shard"].as_str().unwrap().to_owned())));
     assert_eq!(node_bytes(&split, &[]), b"[]");
     assert_eq!(node_bytes(&split, &[ShardId(99)]), b"[]");
 }
@@ -191,11 +197,11 @@ fn splice_survives_whitespace_nesting_and_escaped_braces() {
     let split = ok(body, PayloadFormat::Json, Some("id"));
     let bytes = node_bytes(&split, &all_shards(&split));
     let text = String::from_utf8(bytes).unwrap();
-    let s7 = shard_of(&json!(7));
+    let s7 = tag(shard_of(&json!(7)));
     // The original bytes stay, the tag replaces the closing brace.
     assert!(
         text.contains(&format!(
-            "{{ \"id\" : 7 ,\t\"s\" : \"a}}b\\\"}}\\\\\" , \"n\" : {{ \"x\" : [ {{ }} , \"}}\" ] }} \n ,\"_miroir_shard\":{s7}}}"
+            "{{ \"id\" : 7 ,\t\"s\" : \"a}}b\\\"}}\\\\\" , \"n\" : {{ \"x\" : [ {{ }} , \"}}\" ] }} \n ,\"_miroir_shard\":\"{s7}\"}}"
         )),
         "{text}"
     );
@@ -223,7 +229,7 @@ fn integer_and_string_ids_hash_like_canonical_key() {
     let docs = node_docs(&split, &all_shards(&split));
     for doc in docs {
         let key = canonical_key(&doc["id"]).unwrap();
-        assert_eq!(doc["_miroir_shard"], shard_for_key(&key, 8).0, "{doc}");
+        assert_eq!(doc["_miroir_shard"], tag(shard_for_key(&key, 8).0), "{doc}");
     }
 }
 
@@ -238,7 +244,7 @@ fn nested_primary_keys_route_by_the_nested_value() {
             .pointer("/product/sku")
             .or_else(|| doc.get("product.sku"))
             .unwrap();
-        assert_eq!(doc["_miroir_shard"], shard_of(id));
+        assert_eq!(doc["_miroir_shard"], tag(shard_of(id)));
     }
     let e = err(
         r#"[{"product":{"sku":"a"},"product.sku":"b"}]"#,
@@ -704,13 +710,12 @@ proptest! {
             let bytes = node_bytes(&split, &node);
             let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(bytes.as_slice());
             let got_header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
-            let shard_column = if numeric_ids { "_miroir_shard:number" } else { "_miroir_shard" };
-            prop_assert_eq!(got_header, [header[0], "a", "b", shard_column]);
+            prop_assert_eq!(got_header, [header[0], "a", "b", "_miroir_shard"]);
             let got: Vec<Vec<String>> = reader.records().map(|r| r.unwrap().iter().map(str::to_owned).collect()).collect();
             let want: Vec<Vec<String>> = node.iter().flat_map(|s| {
                 ids.iter().zip(&rows)
                     .filter(move |(id, _)| shard_for_key(id, shards) == *s)
-                    .map(move |(id, (_, cells))| vec![id.clone(), cells[0].clone(), cells[1].clone(), s.0.to_string()])
+                    .map(move |(id, (_, cells))| vec![id.clone(), cells[0].clone(), cells[1].clone(), tag(s.0)])
             }).collect();
             prop_assert_eq!(&got, &want);
             seen += got.len();

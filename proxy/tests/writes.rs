@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
+use miroir_filters::hidden::shard_value;
 use miroir_filters::routing::{shard_for_key, NodeId, Placement, ShardId};
 use serde_json::{json, Value};
 
@@ -142,7 +143,7 @@ async fn assert_placed(c: &Cluster, index: &str, docs: &[Value], rf: u32, groups
             let shard = shard_for_key(&id, SHARDS);
             assert_eq!(
                 doc["_miroir_shard"],
-                json!(shard.0),
+                json!(shard_value(shard)),
                 "doc {id} on n{i} carries its shard"
             );
             assert!(

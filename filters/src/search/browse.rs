@@ -14,36 +14,11 @@ use serde_json::{json, Map, Value};
 
 use super::context::covers;
 use super::rank::{compare_sort_values, SortValue};
-use crate::hidden::SHARD_FIELD;
-use crate::routing::{canonical_key, shard_for_key, ShardId};
+use crate::hidden;
+use crate::routing::{canonical_key, shard_for_key, NodeScope, ShardId};
 
 /// Meilisearch's default page size on the documents routes.
 pub const DEFAULT_LIMIT: u64 = 20;
-
-/// `_miroir_shard IN [a, b]`.
-pub fn shard_clause(shards: &[ShardId]) -> String {
-    let list: Vec<String> = shards.iter().map(|s| s.0.to_string()).collect();
-    format!("{SHARD_FIELD} IN [{}]", list.join(", "))
-}
-
-/// The client's `filter` ANDed with the shard clause. Array elements are ANDed and parsed
-/// each on its own, so an unbalanced expression fails as on one node instead of escaping the
-/// clause. A filter of any other type is left for the node to reject.
-pub fn with_shard_filter(filter: Option<&Value>, shards: &[ShardId]) -> Value {
-    let clause = Value::String(shard_clause(shards));
-    match filter {
-        None | Some(Value::Null) => clause,
-        Some(Value::String(s)) if s.trim().is_empty() => clause,
-        Some(Value::String(s)) => json!([s, clause]),
-        Some(Value::Array(a)) if a.is_empty() => clause,
-        Some(Value::Array(a)) => {
-            let mut a = a.clone();
-            a.push(clause);
-            Value::Array(a)
-        }
-        Some(other) => other.clone(),
-    }
-}
 
 /// `GET /documents` query parameters as the equivalent `POST /documents/fetch` body (the
 /// query is validated by a node beforehand, so values here are well-formed).
@@ -116,16 +91,15 @@ pub fn sort_rules(body: &Map<String, Value>) -> Vec<(String, bool)> {
 /// by the merge, removed again by [`clean`]).
 pub fn shard_body(
     client: &Map<String, Value>,
-    shard: ShardId,
+    scope: NodeScope<'_>,
     window: (u64, u64),
     ids: Option<&[Value]>,
     extra_fields: &[String],
 ) -> Vec<u8> {
     let mut body = client.clone();
-    body.insert(
-        "filter".into(),
-        with_shard_filter(client.get("filter"), &[shard]),
-    );
+    if let Some(filter) = hidden::scoped_filter(client.get("filter"), scope) {
+        body.insert("filter".into(), filter);
+    }
     body.insert("offset".into(), json!(window.0));
     body.insert("limit".into(), json!(window.1));
     if let Some(ids) = ids {
@@ -325,7 +299,7 @@ mod tests {
         assert_eq!(page(&client), (10, 5));
         let body: Value = serde_json::from_slice(&shard_body(
             &client,
-            ShardId(3),
+            NodeScope::shards(&[ShardId(3)]),
             (2, 4),
             Some(&[json!("a")]),
             &["year".to_owned()],
@@ -333,7 +307,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             body["filter"],
-            json!(["genre = drama", "_miroir_shard IN [3]"])
+            json!(["genre = drama", r#"_miroir_shard IN [".."]"#])
         );
         assert_eq!(
             (body["offset"].clone(), body["limit"].clone()),
@@ -342,7 +316,6 @@ mod tests {
         assert_eq!(body["fields"], json!(["title", "id", "year"]));
         assert_eq!(body["ids"], json!(["a"]));
         assert_eq!(body["retrieveVectors"], json!(false));
-        assert_eq!(with_shard_filter(Some(&json!(3)), &[ShardId(0)]), json!(3));
     }
 
     #[test]

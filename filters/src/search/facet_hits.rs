@@ -12,19 +12,20 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::browse::with_shard_filter;
 use super::context::FacetOrder;
-use crate::routing::ShardId;
+use crate::hidden;
+use crate::routing::NodeScope;
 
-/// The client's body for a node answering for `shards`; a body that is not an object is
+/// The client's body for a node answering for `scope`; a body that is not an object is
 /// passed as it is, for the node to reject as one node would.
-pub fn facet_search_body(request: &Value, shards: &[ShardId]) -> Vec<u8> {
+pub fn facet_search_body(request: &Value, scope: NodeScope<'_>) -> Vec<u8> {
     let mut body = match request {
         Value::Object(o) => o.clone(),
         other => return other.to_string().into_bytes(),
     };
-    let filter = with_shard_filter(body.get("filter"), shards);
-    body.insert("filter".into(), filter);
+    if let Some(filter) = hidden::scoped_filter(body.get("filter"), scope) {
+        body.insert("filter".into(), filter);
+    }
     Value::Object(body).to_string().into_bytes()
 }
 
@@ -156,6 +157,7 @@ pub fn single_value_answer(answer: &Value, value: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::ShardId;
 
     fn answer(hits: &[(&str, u64)], took: u64) -> Value {
         json!({
@@ -215,10 +217,16 @@ mod tests {
     fn node_bodies_carry_the_shard_clause() {
         let body = facet_search_body(
             &json!({"facetName": "genre", "filter": "year > 3"}),
-            &[ShardId(1), ShardId(2)],
+            NodeScope::shards(&[ShardId(1), ShardId(2)]),
         );
         let v: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["filter"], json!(["year > 3", "_miroir_shard IN [1, 2]"]));
-        assert_eq!(facet_search_body(&json!(3), &[ShardId(0)]), b"3");
+        assert_eq!(
+            v["filter"],
+            json!(["year > 3", r#"_miroir_shard IN [".", ".-"]"#])
+        );
+        assert_eq!(
+            facet_search_body(&json!(3), NodeScope::shards(&[ShardId(0)])),
+            b"3"
+        );
     }
 }

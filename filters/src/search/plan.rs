@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 
 use super::context::{covers, FacetOrder, IndexContext, NodeDisplay};
 use crate::error::{Code, MiroirError};
-use crate::hidden::SHARD_FIELD;
-use crate::routing::ShardId;
+use crate::hidden;
+use crate::routing::NodeScope;
 
 /// Meilisearch's default `limit` and `hitsPerPage`.
 const DEFAULT_LIMIT: usize = 20;
@@ -478,26 +478,20 @@ impl SearchPlan {
         &self.merge
     }
 
-    /// The body for a node answering for `shards`.
-    pub fn node_body(&self, shards: &[ShardId]) -> Vec<u8> {
-        self.body.node_body(shards)
+    /// The body for a node answering for `scope`.
+    pub fn node_body(&self, scope: NodeScope<'_>) -> Vec<u8> {
+        self.body.node_body(scope)
     }
 }
 
 impl ShardBody {
-    /// The body for a node answering for `shards`.
-    pub fn node_body(&self, shards: &[ShardId]) -> Vec<u8> {
-        let mut clause = String::with_capacity(24 + shards.len() * 4);
-        clause.push_str(SHARD_FIELD);
-        clause.push_str(" IN [");
-        for (i, s) in shards.iter().enumerate() {
-            if i > 0 {
-                clause.push_str(", ");
-            }
-            clause.push_str(itoa::Buffer::new().format(s.0));
-        }
-        clause.push(']');
-
+    /// The body for a node answering for `scope`: the client's filter, ANDed with the shard
+    /// clause unless the node answers for its whole index.
+    pub fn node_body(&self, scope: NodeScope<'_>) -> Vec<u8> {
+        let Some(shards) = scope.filter() else {
+            return self.whole_node_body();
+        };
+        let clause = hidden::shard_clause(shards);
         let mut out = Vec::with_capacity(self.head.len() + clause.len() + 64);
         out.extend_from_slice(&self.head);
         if self.head.len() > 1 {
@@ -527,6 +521,36 @@ impl ShardBody {
         out.push(b'}');
         out
     }
+
+    /// The body for a node answering for everything it holds: the client's filter as sent.
+    fn whole_node_body(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.head.len() + 64);
+        out.extend_from_slice(&self.head);
+        let key = |out: &mut Vec<u8>| {
+            if self.head.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"filter\":");
+        };
+        match &self.filter {
+            ClientFilter::None => {}
+            ClientFilter::Expr(expr) => {
+                key(&mut out);
+                push_json_str(&mut out, expr);
+            }
+            ClientFilter::Array(raw) => {
+                key(&mut out);
+                out.extend_from_slice(raw);
+                out.push(b']');
+            }
+            ClientFilter::Invalid(raw) => {
+                key(&mut out);
+                out.extend_from_slice(raw);
+            }
+        }
+        out.push(b'}');
+        out
+    }
 }
 
 pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
@@ -537,13 +561,43 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::ShardId;
     use serde_json::json;
 
     fn node_body(request: Value, ctx: &IndexContext, shards: &[u32]) -> (Value, MergePlan) {
         let p = plan(&serde_json::to_vec(&request).unwrap(), ctx).unwrap();
         let shards: Vec<ShardId> = shards.iter().copied().map(ShardId).collect();
-        let body = serde_json::from_slice(&p.node_body(&shards)).unwrap();
+        let body = serde_json::from_slice(&p.node_body(NodeScope::shards(&shards))).unwrap();
         (body, p.merge)
+    }
+
+    fn whole_node_filter(request: Value) -> Option<Value> {
+        let p = plan(
+            &serde_json::to_vec(&request).unwrap(),
+            &IndexContext::default(),
+        )
+        .unwrap();
+        let scope = NodeScope {
+            shards: &[ShardId(0)],
+            whole_node: true,
+        };
+        let body: Value = serde_json::from_slice(&p.node_body(scope)).unwrap();
+        body.get("filter").cloned()
+    }
+
+    #[test]
+    fn a_node_answering_for_all_it_holds_gets_the_clients_filter_alone() {
+        assert_eq!(whole_node_filter(json!({"q": "a"})), None);
+        assert_eq!(whole_node_filter(json!({"filter": "  "})), None);
+        assert_eq!(
+            whole_node_filter(json!({"filter": "a = 1 OR b = 2"})),
+            Some(json!("a = 1 OR b = 2"))
+        );
+        assert_eq!(
+            whole_node_filter(json!({"filter": [["a = 1", "b = 2"], "c > 3"]})),
+            Some(json!([["a = 1", "b = 2"], "c > 3"]))
+        );
+        assert_eq!(whole_node_filter(json!({"filter": 3})), Some(json!(3)));
     }
 
     #[test]
@@ -551,19 +605,29 @@ mod tests {
         let ctx = IndexContext::default();
         let filter =
             |f: Value| node_body(json!({ "filter": f }), &ctx, &[1, 4]).0["filter"].clone();
-        assert_eq!(filter(Value::Null), json!("_miroir_shard IN [1, 4]"));
-        assert_eq!(filter(json!("  ")), json!("_miroir_shard IN [1, 4]"));
-        assert_eq!(filter(json!([])), json!("_miroir_shard IN [1, 4]"));
+        assert_eq!(
+            filter(Value::Null),
+            json!(r#"_miroir_shard IN [".", ".--"]"#)
+        );
+        assert_eq!(
+            filter(json!("  ")),
+            json!(r#"_miroir_shard IN [".", ".--"]"#)
+        );
+        assert_eq!(filter(json!([])), json!(r#"_miroir_shard IN [".", ".--"]"#));
         assert_eq!(
             filter(json!("a = 1 OR b = 2")),
-            json!(["a = 1 OR b = 2", "_miroir_shard IN [1, 4]"])
+            json!(["a = 1 OR b = 2", r#"_miroir_shard IN [".", ".--"]"#])
         );
         assert_eq!(
             filter(json!([["a = 1", "b = 2"], "c > 3"])),
-            json!([["a = 1", "b = 2"], "c > 3", "_miroir_shard IN [1, 4]"])
+            json!([
+                ["a = 1", "b = 2"],
+                "c > 3",
+                r#"_miroir_shard IN [".", ".--"]"#
+            ])
         );
         let (body, _) = node_body(json!({}), &ctx, &[0]);
-        assert_eq!(body["filter"], json!("_miroir_shard IN [0]"));
+        assert_eq!(body["filter"], json!(r#"_miroir_shard IN ["-"]"#));
     }
 
     #[test]

@@ -354,23 +354,23 @@ mod tests {
         let p = plan_of(
             json!({"id": "a", "embedder": "e", "offset": 3, "limit": 4, "rankingScoreThreshold": 0.5, "filter": "g = 1", "attributesToRetrieve": ["t"]}),
         );
-        let owner: Value = serde_json::from_slice(
-            &p.owner_body()
-                .unwrap()
-                .node_body(&[crate::routing::ShardId(2)]),
-        )
+        let owner: Value = serde_json::from_slice(&p.owner_body().unwrap().node_body(
+            crate::routing::NodeScope::shards(&[crate::routing::ShardId(2)]),
+        ))
         .unwrap();
         assert_eq!(owner["offset"], 0);
         assert_eq!(owner["limit"], 7);
         assert_eq!(owner["showRankingScore"], true);
         assert!(owner.get("rankingScoreThreshold").is_none());
-        assert_eq!(owner["filter"], json!(["g = 1", "_miroir_shard IN [2]"]));
-        let v: Value = serde_json::from_slice(
-            &p.vector_body(&json!([1.0, 0.0]))
-                .unwrap()
-                .node_body(&[crate::routing::ShardId(0)]),
-        )
-        .unwrap();
+        assert_eq!(
+            owner["filter"],
+            json!(["g = 1", r#"_miroir_shard IN [".-"]"#])
+        );
+        let v: Value =
+            serde_json::from_slice(&p.vector_body(&json!([1.0, 0.0])).unwrap().node_body(
+                crate::routing::NodeScope::shards(&[crate::routing::ShardId(0)]),
+            ))
+            .unwrap();
         assert_eq!(v["hybrid"], json!({"embedder": "e", "semanticRatio": 1.0}));
         assert_eq!(v["vector"], json!([1.0, 0.0]));
         assert_eq!(v["limit"], 7);
@@ -437,11 +437,9 @@ mod tests {
             &ctx,
         )
         .unwrap();
-        let v: Value = serde_json::from_slice(
-            &p.vector_body(&json!([1.0]))
-                .unwrap()
-                .node_body(&[crate::routing::ShardId(0)]),
-        )
+        let v: Value = serde_json::from_slice(&p.vector_body(&json!([1.0])).unwrap().node_body(
+            crate::routing::NodeScope::shards(&[crate::routing::ShardId(0)]),
+        ))
         .unwrap();
         assert_eq!(v["attributesToRetrieve"], json!(["title", "year"]));
         let p = plan(
@@ -452,11 +450,9 @@ mod tests {
             &ctx,
         )
         .unwrap();
-        let o: Value = serde_json::from_slice(
-            &p.owner_body()
-                .unwrap()
-                .node_body(&[crate::routing::ShardId(0)]),
-        )
+        let o: Value = serde_json::from_slice(&p.owner_body().unwrap().node_body(
+            crate::routing::NodeScope::shards(&[crate::routing::ShardId(0)]),
+        ))
         .unwrap();
         assert_eq!(o["attributesToRetrieve"], json!(["title"]));
     }

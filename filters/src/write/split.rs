@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::format::PayloadFormat;
 use super::scan::Scan;
-use crate::hidden::SHARD_FIELD;
+use crate::hidden::{shard_value, SHARD_FIELD};
 use crate::routing::ShardId;
 
 /// A validated batch, its documents tagged with `_miroir_shard` and grouped by shard.
@@ -69,14 +69,10 @@ impl Split {
         }
         let header = match (&scan.csv_header, format) {
             (Some(header), PayloadFormat::Csv { delimiter }) => {
-                let column = if header.typed {
-                    "_miroir_shard:number"
-                } else {
-                    SHARD_FIELD
-                };
+                // An untyped CSV column is a string column, typed header or not.
                 let mut line = body[header.line.clone()].to_vec();
                 line.push(delimiter);
-                push_csv_cell(&mut line, column, delimiter);
+                push_csv_cell(&mut line, SHARD_FIELD, delimiter);
                 line.push(b'\n');
                 Bytes::from(line)
             }
@@ -173,17 +169,17 @@ impl fmt::Debug for Split {
     }
 }
 
-/// What closes a document of `shard`: for JSON `,"_miroir_shard":N}`, for NDJSON the same and a
-/// newline, for CSV the shard cell and a newline.
+/// What closes a document of `shard`: for JSON `,"_miroir_shard":"<value>"}` (see
+/// `hidden::shard_value`), for NDJSON the same and a newline, for CSV the shard cell and a
+/// newline.
 fn tag(format: PayloadFormat, shard: u32) -> Vec<u8> {
-    let mut digits = itoa::Buffer::new();
-    let number = digits.format(shard);
+    let value = shard_value(ShardId(shard));
     match format {
-        PayloadFormat::Json => format!(",\"{SHARD_FIELD}\":{number}}}").into_bytes(),
-        PayloadFormat::Ndjson => format!(",\"{SHARD_FIELD}\":{number}}}\n").into_bytes(),
+        PayloadFormat::Json => format!(",\"{SHARD_FIELD}\":\"{value}\"}}").into_bytes(),
+        PayloadFormat::Ndjson => format!(",\"{SHARD_FIELD}\":\"{value}\"}}\n").into_bytes(),
         PayloadFormat::Csv { delimiter } => {
             let mut tag = vec![delimiter];
-            push_csv_cell(&mut tag, number, delimiter);
+            push_csv_cell(&mut tag, &value, delimiter);
             tag.push(b'\n');
             tag
         }
@@ -233,12 +229,12 @@ mod tests {
 
     #[test]
     fn tag_replaces_the_closing_brace() {
-        assert_eq!(tagged(r#"{"id":1"#), r#"{"id":1,"_miroir_shard":7}"#);
-        assert_eq!(tagged("{"), r#"{"_miroir_shard":7}"#);
-        assert_eq!(tagged("{ \n\t"), "{ \n\t\"_miroir_shard\":7}");
+        assert_eq!(tagged(r#"{"id":1"#), r#"{"id":1,"_miroir_shard":"..."}"#);
+        assert_eq!(tagged("{"), r#"{"_miroir_shard":"..."}"#);
+        assert_eq!(tagged("{ \n\t"), "{ \n\t\"_miroir_shard\":\"...\"}");
         assert_eq!(
             tagged("{ \"a\" : { } \n"),
-            "{ \"a\" : { } \n,\"_miroir_shard\":7}"
+            "{ \"a\" : { } \n,\"_miroir_shard\":\"...\"}"
         );
     }
 
@@ -250,9 +246,10 @@ mod tests {
         out.clear();
         push_csv_cell(&mut out, "_miroir_shard:number", b':');
         assert_eq!(out, b"\"_miroir_shard:number\"");
+        assert_eq!(tag(PayloadFormat::Csv { delimiter: b';' }, 12), b";..--\n");
         assert_eq!(
-            tag(PayloadFormat::Csv { delimiter: b'1' }, 12),
-            b"1\"12\"\n"
+            tag(PayloadFormat::Csv { delimiter: b'.' }, 12),
+            b".\"..--\"\n"
         );
     }
 }

@@ -120,6 +120,14 @@ pub enum Access {
 }
 
 impl Access {
+    /// Whether the credential may do `action` on `index`.
+    pub fn allows(&self, action: &str, index: &str) -> bool {
+        match self {
+            Access::All => true,
+            Access::Key(r) => r.grants(action) && self.index_allowed(index),
+        }
+    }
+
     /// Whether every index is authorized (the key's indexes include `*`).
     pub fn all_indexes(&self) -> bool {
         match self {

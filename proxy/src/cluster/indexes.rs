@@ -15,6 +15,9 @@ const CONTEXT_TTL: Duration = Duration::from_secs(2);
 pub struct IndexKnowledge {
     contexts: DashMap<String, (Instant, Arc<IndexContext>)>,
     shard_filterable: DashMap<String, ()>,
+    /// Indexes Miroir created ahead of their first documents, with their primary key: the
+    /// nodes may not have processed the creation when the next write arrives.
+    created: DashMap<String, String>,
 }
 
 impl IndexKnowledge {
@@ -48,15 +51,28 @@ impl IndexKnowledge {
         }
     }
 
+    /// Remembers that Miroir created `index` with `primary_key`.
+    pub fn remember_created(&self, index: &str, primary_key: &str) {
+        self.created
+            .insert(index.to_owned(), primary_key.to_owned());
+    }
+
+    /// The primary key of `index` when Miroir created it.
+    pub fn created_primary_key(&self, index: &str) -> Option<String> {
+        self.created.get(index).map(|pk| pk.value().clone())
+    }
+
     /// Forgets everything about `index`.
     pub fn forget(&self, index: &str) {
         self.contexts.remove(index);
         self.shard_filterable.remove(index);
+        self.created.remove(index);
     }
 
     /// Forgets everything about every index (a swap, or another change across indexes).
     pub fn forget_all(&self) {
         self.contexts.clear();
         self.shard_filterable.clear();
+        self.created.clear();
     }
 }

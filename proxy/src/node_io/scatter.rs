@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::future::{select, Either};
 use miroir_conf::UnavailableShardPolicy;
 use miroir_filters::error::{Code, MiroirError};
-use miroir_filters::routing::{GroupId, NodeIdx, ShardId};
+use miroir_filters::routing::{GroupId, NodeIdx, NodeScope, ShardId};
 
 use crate::cluster::latency::InFlight;
 use crate::cluster::{Cluster, Runtime};
@@ -49,11 +49,11 @@ impl Gathered {
     }
 }
 
-/// A read request for a set of shards: the body depends on the shards.
+/// A read request for a set of shards: the body depends on the shards a node answers for.
 pub trait ShardRequest: Sync {
     fn method(&self) -> &str;
     fn path(&self) -> &str;
-    fn body(&self, shards: &[ShardId]) -> Vec<u8>;
+    fn body(&self, scope: NodeScope<'_>) -> Vec<u8>;
 }
 
 struct Scatter<'a, R: ShardRequest> {
@@ -115,7 +115,15 @@ impl<R: ShardRequest> Scatter<'_, R> {
     }
 
     async fn ask(&self, node: NodeIdx, shards: &[ShardId], probe: bool) -> Option<NodeResponse> {
-        let body = [Bytes::from(self.req.body(shards))];
+        // A node asked for every shard it holds answers with its whole index: no shard clause.
+        // (While shards are only ever where the placement puts them; a node still holding a
+        // moved shard's documents will need the clause.)
+        let held = self.rt.placement().shards_of(node);
+        let scope = NodeScope {
+            shards,
+            whole_node: held.len() == shards.len() && held.iter().all(|s| shards.contains(s)),
+        };
+        let body = [Bytes::from(self.req.body(scope))];
         let req = NodeRequest::json(self.req.method(), self.req.path(), self.auth, &body)
             .for_request(self.request_id);
         let runtime_node = &self.rt.nodes[node.index()];

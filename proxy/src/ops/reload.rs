@@ -81,7 +81,10 @@ impl BackgroundService for Reloader {
                 None
             }
         };
-        let mut last = file_stamp(&self.path);
+        // Unknown at first: a file changed between startup and this service's start (before
+        // its SIGHUP handler existed) is still noticed on the first tick; an unchanged one
+        // reloads to `Unchanged`.
+        let mut last = None;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             let by_signal = tokio::select! {

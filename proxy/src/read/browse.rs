@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use miroir_conf::UnavailableShardPolicy;
 use miroir_filters::error::{Code, MiroirError};
-use miroir_filters::routing::{GroupId, ShardId};
+use miroir_filters::routing::{GroupId, NodeScope, ShardId};
 use miroir_filters::search::browse;
 use serde_json::{json, Map, Value};
 
@@ -39,14 +39,14 @@ impl ShardRequest for ShardFetch<'_> {
         &self.path
     }
 
-    fn body(&self, shards: &[ShardId]) -> Vec<u8> {
-        // Gathered one shard at a time, so `shards` is that one shard.
-        let shard = shards.first().copied().unwrap_or(ShardId(0));
+    fn body(&self, scope: NodeScope<'_>) -> Vec<u8> {
+        // Gathered one shard at a time, so the scope is that one shard.
+        let shard = scope.shards.first().copied().unwrap_or(ShardId(0));
         let window = self.windows.get(&shard).copied().unwrap_or((0, 0));
         let ids = self
             .ids
             .map(|by| by.get(&shard).map_or(&[][..], Vec::as_slice));
-        browse::shard_body(self.client, shard, window, ids, self.extra_fields)
+        browse::shard_body(self.client, scope, window, ids, self.extra_fields)
     }
 }
 

@@ -2,7 +2,7 @@
 //! scattered over one replica per shard, merged by `miroir_filters::search::facet_hits`.
 
 use miroir_filters::error::{Code, MiroirError};
-use miroir_filters::routing::ShardId;
+use miroir_filters::routing::{NodeScope, ShardId};
 use miroir_filters::search::{facet_hits, FacetOrder};
 use serde_json::Value;
 
@@ -27,8 +27,8 @@ impl ShardRequest for FacetSearchRequest {
         &self.path
     }
 
-    fn body(&self, shards: &[ShardId]) -> Vec<u8> {
-        facet_hits::facet_search_body(&self.body, shards)
+    fn body(&self, scope: NodeScope<'_>) -> Vec<u8> {
+        facet_hits::facet_search_body(&self.body, scope)
     }
 }
 

@@ -2,7 +2,7 @@
 //! scattered over one replica per shard by `scatter`.
 
 use miroir_filters::query;
-use miroir_filters::routing::ShardId;
+use miroir_filters::routing::NodeScope;
 use miroir_filters::search::{self as plan, Merged, SearchPlan};
 use serde_json::{Map, Value};
 
@@ -27,8 +27,8 @@ impl ShardRequest for SearchRequest<'_> {
         &self.path
     }
 
-    fn body(&self, shards: &[ShardId]) -> Vec<u8> {
-        self.plan.node_body(shards)
+    fn body(&self, scope: NodeScope<'_>) -> Vec<u8> {
+        self.plan.node_body(scope)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use miroir_filters::error::{Code, MiroirError};
-use miroir_filters::routing::{shard_for_key, ShardId};
+use miroir_filters::routing::{shard_for_key, NodeScope, ShardId};
 use miroir_filters::search::similar::{self, SimilarPlan};
 use miroir_filters::search::ShardBody;
 use serde_json::{Map, Value};
@@ -33,8 +33,8 @@ impl ShardRequest for Planned<'_> {
         &self.path
     }
 
-    fn body(&self, shards: &[ShardId]) -> Vec<u8> {
-        self.body.node_body(shards)
+    fn body(&self, scope: NodeScope<'_>) -> Vec<u8> {
+        self.body.node_body(scope)
     }
 }
 
@@ -283,7 +283,7 @@ async fn forward_as_sent(shared: &Shared, rt: &Runtime, inc: &Incoming, index_ui
         fn path(&self) -> &str {
             &self.path
         }
-        fn body(&self, _shards: &[ShardId]) -> Vec<u8> {
+        fn body(&self, _scope: NodeScope<'_>) -> Vec<u8> {
             self.body.to_vec()
         }
     }

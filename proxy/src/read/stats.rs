@@ -5,8 +5,9 @@
 //! `sizeFormat=human` is applied by Miroir to the merged sizes.
 
 use miroir_filters::error::{Code, MiroirError};
-use miroir_filters::routing::{GroupId, ShardId};
-use miroir_filters::search::{browse, stats as merge};
+use miroir_filters::hidden;
+use miroir_filters::routing::{GroupId, NodeScope, ShardId};
+use miroir_filters::search::stats as merge;
 use serde_json::{json, Value};
 
 use crate::cluster::Runtime;
@@ -28,10 +29,13 @@ impl ShardRequest for CountRequest {
         &self.path
     }
 
-    fn body(&self, shards: &[ShardId]) -> Vec<u8> {
-        json!({"filter": browse::shard_clause(shards), "limit": 0})
-            .to_string()
-            .into_bytes()
+    fn body(&self, scope: NodeScope<'_>) -> Vec<u8> {
+        match hidden::scoped_filter(None, scope) {
+            Some(filter) => json!({"filter": filter, "limit": 0}),
+            None => json!({"limit": 0}),
+        }
+        .to_string()
+        .into_bytes()
     }
 }
 

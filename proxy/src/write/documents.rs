@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use miroir_filters::error::{Code, MiroirError};
+use miroir_filters::hidden;
 use miroir_filters::query;
 use miroir_filters::routing::NodeIdx;
 use miroir_filters::write::{self, PayloadFormat, SplitInput};
@@ -46,42 +47,19 @@ async fn index_state(shared: &Shared, rt: &Runtime, index_uid: &str) -> Result<I
     }
 }
 
-/// Nodes that received no document of a write that set the primary key must still know the
-/// index and its key, or reads landing on them would disagree. Sent once the other nodes
-/// accepted the write (the client is then known to be allowed to create the index); their
-/// tasks become part of the write's task, and a node that misses it gets it as a hint.
-async fn primary_key_elsewhere(
+/// The same JSON request to every node, with Miroir's own credential, handed over in the
+/// index's write order like any write (a node that misses it gets it as a hint). No shard
+/// quorum: these requests carry no document.
+async fn to_every_node(
     shared: &Shared,
     rt: &Runtime,
     inc: &Incoming,
     index_uid: &str,
-    exists: bool,
-    primary_key: &str,
-    sent: &mut Sent,
-) {
-    let p = rt.placement();
-    let idle: Vec<NodeIdx> = p
-        .nodes()
-        .iter()
-        .filter_map(|id| p.index_of(id.as_str()))
-        .filter(|n| !sent.parts.iter().any(|(m, _)| m == n) && !sent.hinted(*n))
-        .collect();
-    let (method, path, body) = if exists {
-        (
-            "PATCH",
-            format!("/indexes/{index_uid}"),
-            json!({ "primaryKey": primary_key }),
-        )
-    } else {
-        (
-            "POST",
-            "/indexes".to_owned(),
-            json!({ "uid": index_uid, "primaryKey": primary_key }),
-        )
-    };
+    (method, path, body): (&str, String, serde_json::Value),
+    nodes: impl Iterator<Item = NodeIdx>,
+) -> Sent {
     let body = Bytes::from(body.to_string());
-    let parts = idle
-        .into_iter()
+    let parts = nodes
         .map(|node| Part {
             node,
             path: path.clone(),
@@ -89,8 +67,7 @@ async fn primary_key_elsewhere(
             content_type: Some("application/json".into()),
         })
         .collect();
-    // Miroir's own credential; no shard quorum: these nodes hold none of the documents.
-    let fixups = send_parts(
+    send_parts(
         &shared.cluster,
         rt,
         (inc, rt.node_key()),
@@ -98,10 +75,78 @@ async fn primary_key_elsewhere(
         method,
         parts,
     )
+    .await
+}
+
+/// Every node of the placement.
+fn every_node(rt: &Runtime) -> impl Iterator<Item = NodeIdx> + '_ {
+    let p = rt.placement();
+    p.nodes().iter().filter_map(|id| p.index_of(id.as_str()))
+}
+
+/// A new index, created on every node before its first documents, with `_miroir_shard`
+/// filterable: each node then processes the creation, the settings and the documents in that
+/// order, so once the write's task has succeeded every search of the index works. (Created
+/// implicitly by the documents instead, the settings task would trail them and searches
+/// filtering on the shard field would fail until it is done.) The settings parts are returned:
+/// the task of the write waits for them on the nodes that get no document.
+async fn create_first(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+    primary_key: &str,
+) -> Sent {
+    let creation = json!({ "uid": index_uid, "primaryKey": primary_key });
+    to_every_node(
+        shared,
+        rt,
+        inc,
+        index_uid,
+        ("POST", "/indexes".to_owned(), creation),
+        every_node(rt),
+    )
     .await;
-    sent.parts.extend(fixups.parts);
-    sent.hinted.extend(fixups.hinted);
-    sent.lost.extend(fixups.lost);
+    let indexes = &shared.cluster.indexes;
+    indexes.remember_created(index_uid, primary_key);
+    // A settings update through Miroir that named the filterable attributes (kept with the
+    // shard field) may be queued ahead, creating the index itself: this one must not replace
+    // the client's list.
+    if indexes.shard_filterable(index_uid) {
+        return Sent::default();
+    }
+    let settings = json!({ "filterableAttributes": [hidden::SHARD_FIELD] });
+    let path = format!("/indexes/{index_uid}/settings");
+    let sent = to_every_node(
+        shared,
+        rt,
+        inc,
+        index_uid,
+        ("PATCH", path, settings),
+        every_node(rt),
+    )
+    .await;
+    let everywhere = every_node(rt).all(|n| sent.accepted(n) || sent.hinted(n));
+    indexes.set_shard_filterable(index_uid, everywhere);
+    sent
+}
+
+/// The parts of `extra` for nodes `sent` did not reach, added to the write: its task then
+/// waits for them too.
+fn add_idle(sent: &mut Sent, extra: Sent) {
+    let reached: Vec<NodeIdx> = sent
+        .parts
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(sent.hinted.iter().map(|(n, _)| *n))
+        .chain(sent.lost.iter().copied())
+        .collect();
+    let idle = |n: &NodeIdx| !reached.contains(n);
+    sent.parts
+        .extend(extra.parts.into_iter().filter(|(n, _)| idle(n)));
+    sent.hinted
+        .extend(extra.hinted.into_iter().filter(|(n, _)| idle(n)));
+    sent.lost.extend(extra.lost.into_iter().filter(idle));
 }
 
 /// A digest of what makes a request the same request, for idempotency keys.
@@ -117,6 +162,14 @@ fn request_digest(inc: &Incoming) -> String {
 
 /// `POST`/`PUT /indexes/{uid}/documents`.
 pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
+    // The client's key is judged before the body is read or any node touched, as a node does.
+    let access = match shared
+        .authorize_on(rt, inc, "documents.add", index_uid)
+        .await
+    {
+        Ok(access) => access,
+        Err(refused) => return refused,
+    };
     let idempotency = inc.idempotency_key.as_ref().map(|key| Idempotency {
         key: key.clone(),
         request_digest: request_digest(inc),
@@ -125,13 +178,6 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         let key = idem.key.clone();
         match shared.tasks.idempotency(&key) {
             Ok(Some((digest, uid))) if digest == idem.request_digest => {
-                // The original request was authorized; this one must be too.
-                if let Err(refused) = shared
-                    .authorize_on(rt, inc, "documents.add", index_uid)
-                    .await
-                {
-                    return refused;
-                }
                 return match shared.tasks.get(uid) {
                     Ok(Some(record)) => Reply::json(202, &tasks::summary(&record)),
                     _ => key_reused(uid),
@@ -163,6 +209,14 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         Err(e) => return Reply::error(&e),
     };
     let index = match index_state(shared, rt, index_uid).await {
+        // Created by an earlier write whose creation the nodes have not processed yet.
+        Ok(state) if !state.exists => match shared.cluster.indexes.created_primary_key(index_uid) {
+            Some(pk) => IndexState {
+                exists: true,
+                primary_key: Some(pk),
+            },
+            None => state,
+        },
         Ok(state) => state,
         Err(reply) => return reply,
     };
@@ -179,12 +233,17 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         Err(e) => return Reply::error(&e),
     };
 
-    // An existing index gets the shard field before the documents. A new one is created by
-    // the write itself, and only once the nodes accepted it from this client (Miroir's own
-    // credential must not create indexes for a client that may not).
-    if index.exists {
+    // An existing index gets the shard field before the documents; a new one is created
+    // first, with it, when the client may create indexes. One that may not gets the documents
+    // alone: the nodes fail the task with `index_not_found`, as one node does.
+    let created = if index.exists {
         shard_field::ensure(shared, rt, inc, index_uid).await;
-    }
+        None
+    } else if access.allows("indexes.create", index_uid) {
+        Some(create_first(shared, rt, inc, index_uid, &split.primary_key).await)
+    } else {
+        None
+    };
     let p = rt.placement();
     // The nodes must not infer a primary key of their own.
     let path = query::with_param(&inc.path, "primaryKey", &split.primary_key);
@@ -237,22 +296,32 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         parts,
     )
     .await;
-    if index_pk.is_none()
-        && sent
-            .parts
-            .iter()
-            .any(|(_, r)| accepted_task_uid(r).is_some())
-    {
-        primary_key_elsewhere(
-            shared,
-            rt,
-            inc,
-            index_uid,
-            index.exists,
-            &split.primary_key,
-            &mut sent,
-        )
-        .await;
+    let accepted = sent
+        .parts
+        .iter()
+        .any(|(_, r)| accepted_task_uid(r).is_some());
+    match created {
+        Some(settings) => add_idle(&mut sent, settings),
+        // Nodes that got no document must still learn the primary key the write set, or
+        // reads landing on them would disagree.
+        None if index.exists && index_pk.is_none() && accepted => {
+            let path = format!("/indexes/{index_uid}");
+            let key = json!({ "primaryKey": split.primary_key });
+            let idle: Vec<NodeIdx> = every_node(rt)
+                .filter(|n| !sent.parts.iter().any(|(m, _)| m == n) && !sent.hinted(*n))
+                .collect();
+            let fixups = to_every_node(
+                shared,
+                rt,
+                inc,
+                index_uid,
+                ("PATCH", path, key),
+                idle.into_iter(),
+            )
+            .await;
+            add_idle(&mut sent, fixups);
+        }
+        None => {}
     }
     let details = json!({ "receivedDocuments": split.documents, "indexedDocuments": null });
     let reply = conclude(
@@ -268,8 +337,5 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         sent,
     )
     .await;
-    if !index.exists && reply.status == 202 {
-        shard_field::ensure(shared, rt, inc, index_uid).await;
-    }
     reply
 }

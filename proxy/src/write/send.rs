@@ -23,6 +23,7 @@ pub(super) struct Part {
 }
 
 /// The outcome of handing the parts to their nodes.
+#[derive(Default)]
 pub(super) struct Sent {
     pub parts: Vec<(NodeIdx, NodeResult)>,
     /// Parts kept for replay (hinted handoff) instead of reaching their node.
