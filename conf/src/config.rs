@@ -63,6 +63,9 @@ pub struct Server {
     /// Worker threads; `None` means one per core.
     pub threads: Option<NonZeroUsize>,
     pub max_body_bytes: u64,
+    /// Bytes of node answers one client request may gather (a search over every shard, a
+    /// document page); past it the request fails with `miroir_answer_too_large`.
+    pub max_answer_bytes: u64,
     pub request_timeout: Duration,
     pub tls: Option<Tls>,
 }

@@ -51,6 +51,7 @@ pub(crate) struct RawServer {
     pub port: u16,
     pub threads: usize,
     pub max_body_bytes: u64,
+    pub max_answer_bytes: u64,
     pub request_timeout_ms: u64,
     pub tls: Option<RawTls>,
 }
@@ -62,6 +63,7 @@ impl Default for RawServer {
             port: 7700,
             threads: 0,
             max_body_bytes: 100 * 1024 * 1024,
+            max_answer_bytes: 256 * 1024 * 1024,
             request_timeout_ms: 30_000,
             tls: None,
         }

@@ -146,6 +146,7 @@ impl Checker<'_> {
     fn server(&mut self, raw: RawServer) -> Option<Server> {
         let listen = self.listen("server", &raw.bind, raw.port);
         self.positive("server.max_body_bytes", raw.max_body_bytes);
+        self.positive("server.max_answer_bytes", raw.max_answer_bytes);
         let request_timeout = self.duration("server.request_timeout_ms", raw.request_timeout_ms);
         let tls = raw.tls.and_then(|tls| {
             let listen = self.listen("server.tls", &raw.bind, tls.port);
@@ -161,6 +162,7 @@ impl Checker<'_> {
             listen: listen?,
             threads: NonZeroUsize::new(raw.threads),
             max_body_bytes: raw.max_body_bytes,
+            max_answer_bytes: raw.max_answer_bytes,
             request_timeout,
             tls,
         })

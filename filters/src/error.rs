@@ -70,6 +70,7 @@ pub enum Code {
     IdempotencyKeyReused,
     /// A node answered a search with something that is neither a search response nor an error.
     InvalidNodeAnswer,
+    AnswerTooLarge,
     // Meilisearch's task-route codes, for the task registry Miroir answers from.
     TaskNotFound,
     BatchNotFound,
@@ -130,6 +131,7 @@ impl Code {
             Code::ReservedField => ("miroir_reserved_field", InvalidRequest, 400),
             Code::IdempotencyKeyReused => ("miroir_idempotency_key_reused", InvalidRequest, 409),
             Code::InvalidNodeAnswer => ("miroir_invalid_node_answer", System, 502),
+            Code::AnswerTooLarge => ("miroir_answer_too_large", InvalidRequest, 400),
             Code::TaskNotFound => ("task_not_found", InvalidRequest, 404),
             Code::BatchNotFound => ("batch_not_found", InvalidRequest, 404),
             Code::MissingTaskFilters => ("missing_task_filters", InvalidRequest, 400),

@@ -519,3 +519,59 @@ async fn reads_survive_one_node_down_with_rf2() {
     let id_count = stats["fieldDistribution"]["id"].as_u64().unwrap();
     assert_eq!(id_count, 300, "{stats}");
 }
+
+/// A sorted page deeper than a merge page (1 000 documents per shard at a time) comes out as
+/// on one node: the merge fetches further pages of the shards it drains instead of every
+/// shard's first `offset + limit` documents at once.
+async fn deep_sorted_pages_match(s: &Setup) {
+    let docs: Vec<Value> = (0..2_600)
+        .map(|i| json!({"id": i, "rank": (i * 7_919) % 2_600, "t": "x"}))
+        .collect();
+    for base in [&s.proxy, &s.single] {
+        let (st, r) = call(
+            base,
+            "PATCH",
+            "/indexes/deep/settings",
+            Some(json!({"sortableAttributes": ["rank"]})),
+        )
+        .await;
+        assert_eq!(st, 202, "{r}");
+    }
+    for node in &s.nodes {
+        wait_idle(&node.url()).await;
+    }
+    for base in [&s.proxy, &s.single] {
+        let (st, r) = call(
+            base,
+            "POST",
+            "/indexes/deep/documents",
+            Some(Value::Array(docs.clone())),
+        )
+        .await;
+        assert_eq!(st, 202, "{r}");
+    }
+    for node in &s.nodes {
+        wait_idle(&node.url()).await;
+    }
+    for (offset, sort) in [
+        (0, "asc"),
+        (990, "desc"),
+        (1_000, "asc"),
+        (2_480, "desc"),
+        (2_590, "asc"),
+    ] {
+        let body = json!({"offset": offset, "limit": 30, "sort": [format!("rank:{sort}")], "fields": ["id", "rank"]});
+        let (through, direct) = both(s, "POST", "/indexes/deep/documents/fetch", Some(body)).await;
+        assert_eq!(through, direct, "offset {offset} {sort}");
+    }
+}
+
+#[tokio::test]
+async fn deep_sorted_pages_equal_one_node() {
+    let s = setup(NodeKind::Sim, 2).await;
+    deep_sorted_pages_match(&s).await;
+    if miroir_testkit::meili_bin().is_some() {
+        let s = setup(NodeKind::Real, 1).await;
+        deep_sorted_pages_match(&s).await;
+    }
+}

@@ -419,3 +419,66 @@ async fn performance_details_come_from_the_nodes() {
     .await;
     assert!(plain.get("performanceDetails").is_none(), "{plain}");
 }
+
+/// A request whose node answers add up to more than `server.max_answer_bytes` is refused with
+/// a clear error instead of growing Miroir's memory; smaller ones are served as before.
+#[tokio::test]
+async fn answers_over_the_budget_get_a_clear_error() {
+    let nodes = sim_nodes(3).await;
+    let (port, metrics) = (
+        miroir_testkit::proxy::free_port(),
+        miroir_testkit::proxy::free_port(),
+    );
+    let refs: Vec<&meili_sim::SimNode> = nodes.iter().collect();
+    let toml = config(port, metrics, &refs, "").replacen(
+        "[server]\n",
+        "[server]\nmax_answer_bytes = 20000\n",
+        1,
+    );
+    let miroir = miroir_testkit::proxy::MiroirProcess::start(miroir_bin(), &toml, port).await;
+    let base = miroir.url();
+    let settings: Value = serde_json::from_str(SETTINGS).unwrap();
+    let (s, task) = call(&base, "PATCH", "/indexes/movies/settings", Some(settings)).await;
+    assert_eq!(s, 202, "{task}");
+    let (s, task) = call(
+        &base,
+        "POST",
+        "/indexes/movies/documents",
+        Some(Value::Array(corpus(300))),
+    )
+    .await;
+    assert_eq!(s, 202, "{task}");
+    for node in &nodes {
+        wait_idle(&node.url()).await;
+    }
+    let (s, small) = call(
+        &base,
+        "POST",
+        "/indexes/movies/search",
+        Some(json!({"q": "", "limit": 5})),
+    )
+    .await;
+    assert_eq!(s, 200, "{small}");
+    for (path, body) in [
+        ("/indexes/movies/search", json!({"q": "", "limit": 300})),
+        ("/indexes/movies/documents/fetch", json!({"limit": 300})),
+        (
+            "/indexes/movies/documents/fetch",
+            json!({"limit": 300, "sort": ["year:asc"]}),
+        ),
+    ] {
+        let (s, err) = call(&base, "POST", path, Some(body.clone())).await;
+        assert_eq!(s, 400, "{path} {body}: {err}");
+        assert_eq!(err["code"], "miroir_answer_too_large", "{err}");
+        assert_eq!(err["type"], "invalid_request", "{err}");
+    }
+    // The refusal is the request's, not the nodes': they stay healthy and serve the next one.
+    let (s, again) = call(
+        &base,
+        "POST",
+        "/indexes/movies/search",
+        Some(json!({"q": "", "limit": 5})),
+    )
+    .await;
+    assert_eq!((s, again["hits"].as_array().map(Vec::len)), (200, Some(5)));
+}

@@ -229,39 +229,146 @@ fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
     }
 }
 
-/// Merges per-shard sorted lists (each the shard's first `offset + limit` documents) into the
-/// page `[offset, offset + limit)`.
-pub fn merge_sorted(
-    per_shard: Vec<(ShardId, Vec<Value>)>,
-    rules: &[(String, bool)],
-    offset: u64,
+/// How many documents a shard is asked for at once by a sorted browse: a page of the merge
+/// never holds more than this per shard, however deep the client pages.
+pub const SORTED_PAGE: u64 = 1000;
+
+/// A document waiting in a [`ShardQueue`]: its sort key, its position in the shard's order,
+/// and the document.
+type Queued = (Vec<SortValue<'static>>, u64, Value);
+
+/// One shard's documents in its sort order, fetched a page at a time.
+struct ShardQueue {
+    /// First to come first.
+    docs: std::collections::VecDeque<Queued>,
+    /// Where the next page starts.
+    next: u64,
+    /// Documents of the shard that match (its `total`).
+    total: u64,
+}
+
+/// A k-way merge of shards' sorted documents into the page `[offset, offset + limit)`,
+/// ordered by the sort values as Meilisearch compares them, ties by shard, then the shard's
+/// own order. Fed page by page (see [`SortedMerge::wanted`]), it holds at most a page per
+/// shard, so a deep page costs round trips rather than memory.
+pub struct SortedMerge {
+    rules: Vec<(String, bool)>,
+    shards: BTreeMap<ShardId, ShardQueue>,
+    /// Documents still to skip before the page starts.
+    skip: u64,
     limit: u64,
-) -> Vec<Value> {
-    let mut all: Vec<(Vec<SortValue<'static>>, ShardId, usize, Value)> = Vec::new();
-    for (shard, docs) in per_shard {
-        for (pos, doc) in docs.into_iter().enumerate() {
-            let key = rules
+    page: Vec<Value>,
+    page_size: u64,
+}
+
+impl SortedMerge {
+    pub fn new(rules: Vec<(String, bool)>, offset: u64, limit: u64) -> Self {
+        Self {
+            rules,
+            shards: BTreeMap::new(),
+            skip: offset,
+            limit,
+            page: Vec::new(),
+            page_size: offset.saturating_add(limit).clamp(1, SORTED_PAGE),
+        }
+    }
+
+    /// How many documents to ask each shard for at once.
+    pub fn page_size(&self) -> u64 {
+        self.page_size
+    }
+
+    /// Hands in the page of `shard` that starts where its previous one ended.
+    pub fn feed(&mut self, shard: ShardId, total: u64, docs: Vec<Value>) {
+        let queue = self.shards.entry(shard).or_insert_with(|| ShardQueue {
+            docs: Default::default(),
+            next: 0,
+            total,
+        });
+        queue.total = total;
+        let start = queue.next;
+        queue.next += docs.len() as u64;
+        if docs.is_empty() {
+            // A shard that answers nothing more is done, whatever its total said.
+            queue.total = queue.next;
+        }
+        for (i, doc) in docs.into_iter().enumerate() {
+            let key = self
+                .rules
                 .iter()
                 .map(|(f, asc)| sort_value(&doc, f, *asc))
                 .collect();
-            all.push((key, shard, pos, doc));
+            queue.docs.push_back((key, start + i as u64, doc));
         }
     }
-    all.sort_by(|a, b| {
-        for (i, (_, asc)) in rules.iter().enumerate() {
-            // `Greater` means "ranks first".
-            let o = compare_sort_values(*asc, &a.0[i], &b.0[i]);
-            if o.is_ne() {
-                return o.reverse();
+
+    /// Merges as far as the pages fed so far allow. `None` when the page is complete;
+    /// otherwise the shards (and the offset in each) whose next page is needed first: those
+    /// whose documents ran out while more remain.
+    pub fn wanted(&mut self) -> Option<Vec<(ShardId, u64)>> {
+        while (self.page.len() as u64) < self.limit {
+            let starved: Vec<(ShardId, u64)> = self
+                .shards
+                .iter()
+                .filter(|(_, q)| q.docs.is_empty() && q.next < q.total)
+                .map(|(s, q)| (*s, q.next))
+                .collect();
+            if !starved.is_empty() {
+                return Some(starved);
+            }
+            // Every shard drained: the page is as full as it gets.
+            let first = self.first()?;
+            let (_, _, doc) = self.shards.get_mut(&first)?.docs.pop_front()?;
+            if self.skip > 0 {
+                self.skip -= 1;
+            } else {
+                self.page.push(doc);
             }
         }
-        (a.1, a.2).cmp(&(b.1, b.2))
-    });
-    all.into_iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
-        .map(|(_, _, _, doc)| doc)
-        .collect()
+        None
+    }
+
+    /// The shard whose next document ranks first.
+    fn first(&self) -> Option<ShardId> {
+        let mut best: Option<(ShardId, &Queued)> = None;
+        for (shard, queue) in &self.shards {
+            let Some(head) = queue.docs.front() else {
+                continue;
+            };
+            let better = match best {
+                None => true,
+                Some((_, b)) => self.ranks_before(head, b),
+            };
+            if better {
+                best = Some((*shard, head));
+            }
+        }
+        best.map(|(s, _)| s)
+    }
+
+    /// Whether `a` ranks strictly before `b` by the sort rules (shard order breaks ties,
+    /// and `first` visits shards in order, so equal keys keep the earlier shard).
+    fn ranks_before(&self, a: &Queued, b: &Queued) -> bool {
+        for (i, (_, asc)) in self.rules.iter().enumerate() {
+            // `Greater` means "ranks first".
+            match compare_sort_values(*asc, &a.0[i], &b.0[i]) {
+                Ordering::Greater => return true,
+                Ordering::Less => return false,
+                Ordering::Equal => {}
+            }
+        }
+        false
+    }
+
+    /// The page, once [`SortedMerge::wanted`] returned `None`.
+    pub fn into_page(self) -> Vec<Value> {
+        self.page
+    }
+
+    /// Documents of every shard fed so far.
+    pub fn total(&self) -> u64 {
+        self.shards.values().map(|q| q.total).sum()
+    }
 }
 
 #[cfg(test)]
@@ -328,6 +435,34 @@ mod tests {
         assert!(ids_by_shard(&Map::new(), 8).is_none());
     }
 
+    /// Feeds `per_shard` to a [`SortedMerge`] `page` documents at a time, as the proxy does.
+    fn merge_paged(
+        per_shard: &[(ShardId, Vec<Value>)],
+        rules: &[(String, bool)],
+        offset: u64,
+        limit: u64,
+        page: usize,
+    ) -> Vec<Value> {
+        let slice = |shard: ShardId, from: u64| -> (u64, Vec<Value>) {
+            let docs = &per_shard.iter().find(|(s, _)| *s == shard).unwrap().1;
+            let from = (from as usize).min(docs.len());
+            let to = (from + page).min(docs.len());
+            (docs.len() as u64, docs[from..to].to_vec())
+        };
+        let mut merge = SortedMerge::new(rules.to_vec(), offset, limit);
+        for (shard, _) in per_shard {
+            let (total, docs) = slice(*shard, 0);
+            merge.feed(*shard, total, docs);
+        }
+        while let Some(wanted) = merge.wanted() {
+            for (shard, from) in wanted {
+                let (total, docs) = slice(shard, from);
+                merge.feed(shard, total, docs);
+            }
+        }
+        merge.into_page()
+    }
+
     #[test]
     fn sorted_merge_orders_by_values_then_shard_and_strips() {
         let per_shard = vec![
@@ -351,13 +486,23 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(
-            ids(merge_sorted(per_shard.clone(), &rules, 0, 10)),
+            ids(merge_paged(&per_shard, &rules, 0, 10, 10)),
             vec![3, 1, 4, 2, 5]
         );
-        assert_eq!(
-            ids(merge_sorted(per_shard, &[("y".to_owned(), false)], 1, 2)),
-            vec![1, 4]
-        );
+        let desc = [("y".to_owned(), false)];
+        assert_eq!(ids(merge_paged(&per_shard, &desc, 1, 2, 10)), vec![1, 4]);
+        // Page by page, one document per shard at a time: the same pages, every window.
+        for offset in 0..6 {
+            for limit in 0..6 {
+                for rules in [&rules[..], &desc[..]] {
+                    assert_eq!(
+                        merge_paged(&per_shard, rules, offset, limit, 1),
+                        merge_paged(&per_shard, rules, offset, limit, 100),
+                        "offset {offset} limit {limit}"
+                    );
+                }
+            }
+        }
         let client = json!({"fields": ["id", "a.c"], "sort": ["y:asc", "a.b:asc", "n.m:asc"]});
         let client = client.as_object().unwrap();
         let extra = extra_sort_fields(client, &sort_rules(client));

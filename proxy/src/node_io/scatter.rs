@@ -3,6 +3,7 @@
 //! p95, and retried on another replica, then another group, when it fails.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +14,7 @@ use miroir_filters::routing::{GroupId, NodeIdx, NodeScope, ShardId};
 
 use crate::cluster::latency::InFlight;
 use crate::cluster::{Cluster, Runtime};
-use crate::upstream::{NodeRequest, NodeResponse};
+use crate::upstream::{Caller, NodeRequest, NodeResponse, UpstreamError};
 
 /// One answer of a node for a set of shards.
 pub struct ShardAnswer {
@@ -22,16 +23,22 @@ pub struct ShardAnswer {
 }
 
 /// What a scatter produced.
+#[derive(Default)]
 pub struct Gathered {
     pub answers: Vec<ShardAnswer>,
     /// Shards no replica answered for.
     pub missing: Vec<ShardId>,
+    /// The answers would have overdrawn the request's answer budget.
+    pub over_budget: bool,
 }
 
 impl Gathered {
     /// The `X-Miroir-Degraded` value naming the missing shards, when the policy allows a
     /// partial answer; the error to answer when it does not (or when nothing answered).
     pub fn degraded(&self, rt: &Runtime) -> Result<Option<String>, MiroirError> {
+        if self.over_budget {
+            return Err(answer_too_large(rt));
+        }
         if self.missing.is_empty() {
             return Ok(None);
         }
@@ -49,6 +56,17 @@ impl Gathered {
     }
 }
 
+/// What a request that reads more than `server.max_answer_bytes` of node answers gets.
+pub fn answer_too_large(rt: &Runtime) -> MiroirError {
+    MiroirError::new(
+        Code::AnswerTooLarge,
+        format!(
+            "The nodes' answers to this request would exceed {} bytes (`server.max_answer_bytes`); ask for fewer documents or fields.",
+            rt.config.server.max_answer_bytes
+        ),
+    )
+}
+
 /// A read request for a set of shards: the body depends on the shards a node answers for.
 pub trait ShardRequest: Sync {
     fn method(&self) -> &str;
@@ -60,8 +78,9 @@ struct Scatter<'a, R: ShardRequest> {
     cluster: &'a Cluster,
     rt: &'a Runtime,
     req: &'a R,
-    auth: Option<&'a str>,
-    request_id: &'a str,
+    caller: Caller<'a>,
+    /// An answer overdrew the request's budget: nothing more is asked.
+    over_budget: AtomicBool,
 }
 
 impl<R: ShardRequest> Scatter<'_, R> {
@@ -115,6 +134,9 @@ impl<R: ShardRequest> Scatter<'_, R> {
     }
 
     async fn ask(&self, node: NodeIdx, shards: &[ShardId], probe: bool) -> Option<NodeResponse> {
+        if self.over_budget.load(Ordering::Relaxed) {
+            return None;
+        }
         // A node asked for every shard it holds answers with its whole index: no shard clause.
         // (While shards are only ever where the placement puts them; a node still holding a
         // moved shard's documents will need the clause.)
@@ -124,8 +146,8 @@ impl<R: ShardRequest> Scatter<'_, R> {
             whole_node: held.len() == shards.len() && held.iter().all(|s| shards.contains(s)),
         };
         let body = [Bytes::from(self.req.body(scope))];
-        let req = NodeRequest::json(self.req.method(), self.req.path(), self.auth, &body)
-            .for_request(self.request_id);
+        let req = NodeRequest::json(self.req.method(), self.req.path(), None, &body)
+            .on_behalf(self.caller);
         let runtime_node = &self.rt.nodes[node.index()];
         let mut flight = InFlight::start(self.cluster.latencies.stats(&runtime_node.id), probe);
         let result = self
@@ -139,6 +161,11 @@ impl<R: ShardRequest> Scatter<'_, R> {
                 flight.finish(None);
                 self.cluster.observe(self.rt, &runtime_node.id, true, false);
                 Some(resp)
+            }
+            // The request asked for more than it may read: no replica would do better.
+            Err(UpstreamError::AnswerTooLarge) => {
+                self.over_budget.store(true, Ordering::Relaxed);
+                None
             }
             _ => {
                 // A failure counts as a slow answer so the node is avoided for a while, and
@@ -201,6 +228,7 @@ impl<R: ShardRequest> Scatter<'_, R> {
                         response: resp,
                     }],
                     missing: Vec::new(),
+                    ..Gathered::default()
                 },
                 Either::Left((None, _)) => {
                     self.recover(&shards, group, excluded, hedges_left).await
@@ -216,6 +244,7 @@ impl<R: ShardRequest> Scatter<'_, R> {
                                 response: resp,
                             }],
                             missing: Vec::new(),
+                            ..Gathered::default()
                         },
                         Either::Left((None, hedge)) => hedge.await,
                         Either::Right((gathered, _)) if gathered.missing.is_empty() => gathered,
@@ -226,10 +255,12 @@ impl<R: ShardRequest> Scatter<'_, R> {
                                     response: resp,
                                 }],
                                 missing: Vec::new(),
+                                ..Gathered::default()
                             },
                             None => Gathered {
                                 answers: Vec::new(),
                                 missing: shards.clone(),
+                                ..Gathered::default()
                             },
                         },
                     }
@@ -255,7 +286,11 @@ impl<R: ShardRequest> Scatter<'_, R> {
             answers.extend(g.answers);
             missing.extend(g.missing);
         }
-        Gathered { answers, missing }
+        Gathered {
+            answers,
+            missing,
+            ..Gathered::default()
+        }
     }
 }
 
@@ -264,12 +299,11 @@ pub async fn gather<R: ShardRequest>(
     cluster: &Cluster,
     rt: &Runtime,
     req: &R,
-    auth: Option<&str>,
-    request_id: &str,
+    caller: Caller<'_>,
     group: GroupId,
 ) -> Gathered {
     let all: Vec<ShardId> = (0..rt.config.shards).map(ShardId).collect();
-    gather_shards(cluster, rt, req, auth, request_id, group, &all).await
+    gather_shards(cluster, rt, req, caller, group, &all).await
 }
 
 /// Like [`gather`], over only `shards` (reads that concern some shards, or one at a time).
@@ -277,8 +311,7 @@ pub async fn gather_shards<R: ShardRequest>(
     cluster: &Cluster,
     rt: &Runtime,
     req: &R,
-    auth: Option<&str>,
-    request_id: &str,
+    caller: Caller<'_>,
     group: GroupId,
     shards: &[ShardId],
 ) -> Gathered {
@@ -286,12 +319,13 @@ pub async fn gather_shards<R: ShardRequest>(
         cluster,
         rt,
         req,
-        auth,
-        request_id,
+        caller,
+        over_budget: AtomicBool::new(false),
     };
     let hedges = rt.config.scatter.max_hedges_per_query;
     let mut gathered = s.recover(shards, group, BTreeSet::new(), hedges).await;
     gathered.missing.sort_unstable();
     gathered.missing.dedup();
+    gathered.over_budget = s.over_budget.load(Ordering::Relaxed);
     gathered
 }

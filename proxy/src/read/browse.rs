@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use miroir_conf::UnavailableShardPolicy;
 use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::routing::{GroupId, NodeScope, ShardId};
-use miroir_filters::search::browse;
+use miroir_filters::search::browse::{self, SortedMerge};
 use serde_json::{json, Map, Value};
 
 use super::relay_as_sent;
@@ -64,16 +64,8 @@ async fn run_phase(
     req: &ShardFetch<'_>,
 ) -> Result<Phase, Reply> {
     let gathers = req.windows.keys().map(|&shard| async move {
-        let g = node_io::gather_shards(
-            &shared.cluster,
-            rt,
-            req,
-            inc.auth.as_deref(),
-            &inc.request_id,
-            group,
-            &[shard],
-        )
-        .await;
+        let g =
+            node_io::gather_shards(&shared.cluster, rt, req, inc.caller(), group, &[shard]).await;
         (shard, g)
     });
     let mut phase = Phase {
@@ -81,6 +73,9 @@ async fn run_phase(
         missing: Vec::new(),
     };
     for (shard, g) in futures::future::join_all(gathers).await {
+        if g.over_budget {
+            return Err(node_io::scatter::answer_too_large(rt).into());
+        }
         phase.missing.extend(g.missing);
         for a in g.answers {
             if a.response.status >= 400 {
@@ -213,23 +208,39 @@ pub async fn browse(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &s
         }
         (total, results, missing)
     } else {
-        let window = (0, offset.saturating_add(limit));
-        req.windows = shards.iter().map(|&s| (s, window)).collect();
-        let phase = match run_phase(shared, rt, inc, group, &req).await {
-            Ok(p) => p,
-            Err(reply) => return reply,
-        };
-        let total = phase.answers.iter().map(|(_, v)| total_of(v)).sum::<u64>();
-        let per_shard: Vec<(ShardId, Vec<Value>)> = phase
-            .answers
-            .into_iter()
-            .map(|(s, mut v)| (s, docs_of(&mut v)))
-            .collect();
-        (
-            total,
-            browse::merge_sorted(per_shard, &rules, offset, limit),
-            phase.missing,
-        )
+        // A k-way merge fed a page per shard at a time: memory stays at a page per shard
+        // however deep the client pages; a deep page costs more round trips instead.
+        let mut merge = SortedMerge::new(rules, offset, limit);
+        let size = merge.page_size();
+        req.windows = shards.iter().map(|&s| (s, (0, size))).collect();
+        let mut missing = Vec::new();
+        let mut total = None;
+        loop {
+            let phase = match run_phase(shared, rt, inc, group, &req).await {
+                Ok(p) => p,
+                Err(reply) => return reply,
+            };
+            for (shard, mut v) in phase.answers {
+                merge.feed(shard, total_of(&v), docs_of(&mut v));
+            }
+            // A shard that stops answering mid-way ends there (the answer says so).
+            for &shard in &phase.missing {
+                merge.feed(shard, 0, Vec::new());
+            }
+            missing.extend(phase.missing);
+            // The totals are the first round's.
+            total.get_or_insert_with(|| merge.total());
+            match merge.wanted() {
+                Some(wanted) => {
+                    req.windows = wanted
+                        .into_iter()
+                        .map(|(s, from)| (s, (from, size)))
+                        .collect()
+                }
+                None => break,
+            }
+        }
+        (total.unwrap_or(0), merge.into_page(), missing)
     };
     for doc in &mut results {
         browse::clean(doc, &extra_fields, &client);

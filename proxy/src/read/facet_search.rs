@@ -60,8 +60,7 @@ pub async fn facet_search(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
         &shared.cluster,
         rt,
         &req,
-        inc.auth.as_deref(),
-        &inc.request_id,
+        inc.caller(),
         shared.cluster.next_group(rt),
     )
     .await;
@@ -127,16 +126,8 @@ async fn recount(
                 path: req.path.clone(),
                 body: facet_hits::and_filter(&req.body, facet_hits::value_filter(facet, &value)),
             };
-            let g = node_io::gather_shards(
-                &shared.cluster,
-                rt,
-                &one,
-                inc.auth.as_deref(),
-                &inc.request_id,
-                group,
-                shards,
-            )
-            .await;
+            let g = node_io::gather_shards(&shared.cluster, rt, &one, inc.caller(), group, shards)
+                .await;
             g.answers
                 .iter()
                 .filter(|a| a.response.status == 200)

@@ -182,15 +182,7 @@ pub(crate) async fn search_body(
         plan: &planned,
     };
     let group = shared.cluster.next_group(rt);
-    let gathered = node_io::gather(
-        &shared.cluster,
-        rt,
-        &req,
-        inc.auth.as_deref(),
-        &inc.request_id,
-        group,
-    )
-    .await;
+    let gathered = node_io::gather(&shared.cluster, rt, &req, inc.caller(), group).await;
 
     if let Some(refused) = gathered.answers.iter().find(|a| a.response.status >= 400) {
         return relay_node_error(&refused.response, string_filter());

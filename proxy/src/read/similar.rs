@@ -16,7 +16,7 @@ use crate::cluster::Runtime;
 use crate::node_io::{self, Gathered, ShardRequest};
 use crate::request::{Incoming, Reply};
 use crate::shared::Shared;
-use crate::upstream::NodeResponse;
+use crate::upstream::{Caller, NodeResponse};
 
 /// One body, completed with the shard clause of the node's shards.
 struct Planned<'a> {
@@ -91,8 +91,7 @@ pub async fn similar(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &
             &shared.cluster,
             rt,
             &owner_req,
-            inc.auth.as_deref(),
-            &inc.request_id,
+            inc.caller(),
             group,
             &owner_shards,
         ),
@@ -100,14 +99,19 @@ pub async fn similar(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &
             &shared.cluster,
             rt,
             &fetch_req,
-            rt.node_key(),
-            &inc.request_id,
+            Caller {
+                auth: rt.node_key(),
+                ..inc.caller()
+            },
             group,
             &owner_shards,
         ),
     );
     if let Some(reply) = refusal(&owned, string_filter) {
         return reply;
+    }
+    if owned.over_budget || fetched.over_budget {
+        return node_io::scatter::answer_too_large(rt).into();
     }
     let (Some(owner_answer), Some(fetch_answer)) = (owned.answers.first(), fetched.answers.first())
     else {
@@ -189,10 +193,7 @@ async fn gather_rest(
     others: &[ShardId],
 ) -> Result<Gathered, Reply> {
     if others.is_empty() {
-        return Ok(Gathered {
-            answers: Vec::new(),
-            missing: Vec::new(),
-        });
+        return Ok(Gathered::default());
     }
     let body = match &embedding {
         Some(vector) => plan.vector_body(vector),
@@ -207,8 +208,7 @@ async fn gather_rest(
         &shared.cluster,
         rt,
         &req,
-        inc.auth.as_deref(),
-        &inc.request_id,
+        inc.caller(),
         shared.cluster.next_group(rt),
         others,
     )
@@ -251,8 +251,7 @@ async fn one_replica(
         &shared.cluster,
         rt,
         req,
-        inc.auth.as_deref(),
-        &inc.request_id,
+        inc.caller(),
         shared.cluster.next_group(rt),
         &[ShardId(0)],
     )

@@ -14,7 +14,7 @@ use crate::cluster::Runtime;
 use crate::node_io::{self, ShardRequest};
 use crate::request::{Incoming, Reply, DEGRADED};
 use crate::shared::Shared;
-use crate::upstream::NodeRequest;
+use crate::upstream::{Caller, NodeRequest};
 
 struct CountRequest {
     path: String,
@@ -53,8 +53,14 @@ async fn count_documents(
     // Miroir's own credential: the client's key may allow `stats.get` but not the
     // `documents.get` a count needs. The figures are shown only when the client's own key got
     // the stats from the nodes (`group_answers`), which judge its actions and indexes.
-    let auth = rt.node_key().or(inc.auth.as_deref());
-    let gathered = node_io::gather(&shared.cluster, rt, &req, auth, &inc.request_id, group).await;
+    let caller = Caller {
+        auth: rt.node_key().or(inc.auth.as_deref()),
+        ..inc.caller()
+    };
+    let gathered = node_io::gather(&shared.cluster, rt, &req, caller, group).await;
+    if gathered.over_budget {
+        return Err(node_io::scatter::answer_too_large(rt).into());
+    }
     let mut total = 0;
     for a in &gathered.answers {
         if a.response.status != 200 {

@@ -362,6 +362,7 @@ async fn step(cluster: &Cluster, rt: &Runtime, mut job: NodeJob) -> Option<NodeJ
         content_type: (!chunks.is_empty()).then_some("application/json"),
         body: chunks,
         request_id: None,
+        budget: None,
     };
     let result = cluster
         .client

@@ -74,6 +74,7 @@ impl Replayer {
                 content_type: hint.content_type.as_deref(),
                 body: if body[0].is_empty() { &[] } else { &body },
                 request_id: None,
+                budget: None,
             };
             let outcome = cluster
                 .client

@@ -231,6 +231,7 @@ async fn send_json(
         content_type: body.map(|_| "application/json"),
         body: chunks.as_ref().map_or(&[], |c| c.as_slice()),
         request_id: None,
+        budget: None,
     };
     let resp = cluster
         .client

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::upstream::NodeRequest;
+use crate::upstream::{AnswerBudget, Caller, NodeRequest};
 
 pub struct Incoming {
     pub method: String,
@@ -23,6 +23,8 @@ pub struct Incoming {
     pub route: &'static str,
     /// The index the route names, if any.
     pub index_uid: Option<String>,
+    /// What the request may still read from nodes (`server.max_answer_bytes`).
+    pub budget: AnswerBudget,
 }
 
 impl Incoming {
@@ -35,6 +37,16 @@ impl Incoming {
             content_type: self.content_type.as_deref(),
             body,
             request_id: Some(&self.request_id),
+            budget: Some(&self.budget),
+        }
+    }
+
+    /// Node requests on the client's behalf: its credential, request id and answer budget.
+    pub fn caller(&self) -> Caller<'_> {
+        Caller {
+            auth: self.auth.as_deref(),
+            request_id: &self.request_id,
+            budget: &self.budget,
         }
     }
 

@@ -21,6 +21,7 @@ use crate::read;
 use crate::request::{Incoming, Reply};
 use crate::shared::Shared;
 use crate::tasks;
+use crate::upstream::AnswerBudget;
 use crate::write;
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -233,6 +234,7 @@ fn incoming(session: &Session, ctx: &RequestCtx, rt: &Runtime, body: Bytes) -> I
         received_at: tasks::now_rfc3339(),
         route: ctx.route.map_or("unknown", |r| r.name),
         index_uid: ctx.index_uid.clone(),
+        budget: AnswerBudget::new(rt.config.server.max_answer_bytes),
     }
 }
 

@@ -190,6 +190,7 @@ pub async fn cancel_or_delete(
                 content_type: None,
                 body: &[],
                 request_id: None,
+                budget: None,
             };
             (
                 node.id.to_string(),

@@ -8,6 +8,7 @@ use pingora_core::connectors::http::Connector;
 use pingora_core::connectors::ConnectorOptions;
 use pingora_http::RequestHeader;
 
+use super::budget::{AnswerBudget, Caller};
 use super::peer::NodePeer;
 use crate::telemetry::metrics;
 
@@ -17,6 +18,9 @@ pub enum UpstreamError {
     Connect(String),
     Timeout,
     Protocol(String),
+    /// The answer would overdraw the client request's answer budget: the request's fault,
+    /// not the node's.
+    AnswerTooLarge,
 }
 
 impl std::fmt::Display for UpstreamError {
@@ -25,6 +29,7 @@ impl std::fmt::Display for UpstreamError {
             UpstreamError::Connect(e) => write!(f, "connect failed: {e}"),
             UpstreamError::Timeout => write!(f, "timed out"),
             UpstreamError::Protocol(e) => write!(f, "bad response: {e}"),
+            UpstreamError::AnswerTooLarge => write!(f, "answer over the request's budget"),
         }
     }
 }
@@ -162,6 +167,14 @@ impl NodeClient {
             })?;
         let mut buf = BytesMut::new();
         while let Some(chunk) = session.read_response_body().await.map_err(fail(true))? {
+            if req.budget.is_some_and(|b| !b.take(chunk.len() as u64)) {
+                // Read no further; the connection is left unfinished, so it is not reused.
+                return Err(Failure {
+                    error: UpstreamError::AnswerTooLarge,
+                    reused,
+                    answered: true,
+                });
+            }
             buf.extend_from_slice(&chunk);
         }
         // A connection whose request was cut short is not reused.
@@ -198,6 +211,8 @@ pub struct NodeRequest<'a> {
     /// Body chunks, written in order.
     pub body: &'a [Bytes],
     pub request_id: Option<&'a str>,
+    /// The client request's answer budget, when the answer is read on its behalf.
+    pub budget: Option<&'a AnswerBudget>,
 }
 
 impl<'a> NodeRequest<'a> {
@@ -209,6 +224,7 @@ impl<'a> NodeRequest<'a> {
             content_type: None,
             body: &[],
             request_id: None,
+            budget: None,
         }
     }
 
@@ -221,6 +237,7 @@ impl<'a> NodeRequest<'a> {
             content_type: Some("application/json"),
             body,
             request_id: None,
+            budget: None,
         }
     }
 
@@ -228,6 +245,16 @@ impl<'a> NodeRequest<'a> {
     pub fn for_request(self, id: &'a str) -> Self {
         Self {
             request_id: Some(id),
+            ..self
+        }
+    }
+
+    /// The same request, on behalf of `caller`: its credential, request id and budget.
+    pub fn on_behalf(self, caller: Caller<'a>) -> Self {
+        Self {
+            auth: caller.auth,
+            request_id: Some(caller.request_id),
+            budget: Some(caller.budget),
             ..self
         }
     }

@@ -3,8 +3,10 @@
 //! that is `node_io`'s job. Pass-through traffic does not come here; it rides Pingora's proxy
 //! pipeline.
 
+mod budget;
 mod client;
 mod peer;
 
+pub use budget::{AnswerBudget, Caller};
 pub use client::{NodeClient, NodeRequest, NodeResponse, NodeResult, UpstreamError};
 pub use peer::NodePeer;

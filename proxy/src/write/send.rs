@@ -85,6 +85,7 @@ pub(super) async fn send_parts(
             content_type: part.content_type.as_deref(),
             body: &part.body,
             request_id: Some(&inc.request_id),
+            budget: None,
         };
         let node = &rt.nodes[part.node.index()];
         async move { (*part, cluster.client.send(node, &req, timeout).await) }
