@@ -1,6 +1,7 @@
 //! `GET`/`POST /indexes/{uid}/search`: planned and merged by `miroir_filters::search`,
 //! scattered over one replica per shard by `scatter`.
 
+use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::query;
 use miroir_filters::routing::NodeScope;
 use miroir_filters::search::{self as plan, Merged, SearchPlan};
@@ -97,6 +98,18 @@ pub(crate) fn relay_node_error(resp: &NodeResponse, string_filter: bool) -> Repl
     let Some(Value::Object(mut err)) = resp.json() else {
         return Reply::relay(resp);
     };
+    // The node lacks the shard field among its filterable attributes (it missed the settings,
+    // or they are still queued there): not the client's fault, and the field stays hidden. The
+    // settings drift detector puts it back.
+    if err["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("Attribute `_miroir_shard` is not filterable"))
+    {
+        return Reply::error(&MiroirError::new(
+            Code::ShardUnavailable,
+            "A node of this index is not ready to answer yet (its settings are being brought in line with the others); retry in a moment.",
+        ));
+    }
     match err.get_mut("message") {
         Some(Value::String(m)) if m.contains(FIELD) || m.contains(CLAUSE) => {
             let mut out = m
@@ -215,4 +228,45 @@ pub(crate) async fn search_body(
         Err(e) => Reply::error(&e),
     };
     reply.degraded(degraded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node_error(message: &str) -> NodeResponse {
+        NodeResponse {
+            status: 400,
+            body: serde_json::to_vec(&serde_json::json!({
+                "message": message, "code": "invalid_search_filter",
+                "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#invalid_search_filter",
+            }))
+            .unwrap_or_default()
+            .into(),
+        }
+    }
+
+    #[test]
+    fn node_errors_never_name_the_shard_field() {
+        let reply = relay_node_error(
+            &node_error("Index `m`: Attribute `_miroir_shard` is not filterable. This index does not have configured filterable attributes.\n2:15 \"_miroir_shard\" IN [\".\"]"),
+            false,
+        );
+        assert_eq!(reply.status, 503);
+        let body = String::from_utf8(reply.body).unwrap_or_default();
+        assert!(
+            body.contains("miroir_shard_unavailable") && !body.contains("_miroir_shard`"),
+            "{body}"
+        );
+
+        let reply = relay_node_error(
+            &node_error("Index `m`: Attribute `nope` is not filterable. Available filterable attribute patterns are: `_miroir_shard`, `g`.\n3:7 (\"nope\" = \"1\") AND (\"_miroir_shard\" IN [\"-\", \".-\"])"),
+            true,
+        );
+        let body: Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+        assert_eq!(
+            body["message"],
+            "Index `m`: Attribute `nope` is not filterable. Available filterable attribute patterns are: `g`.\n2:6 \"nope\" = \"1\""
+        );
+    }
 }
