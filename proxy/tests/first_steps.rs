@@ -195,3 +195,55 @@ async fn numbers_in_queries_match_what_one_node_matches() {
         }
     }
 }
+
+/// A batch a node accepts and then fails (no usable id, no primary key to infer): the same
+/// 202, a task failing with the same error and counts, and the index created as one node
+/// creates it, with no primary key and no document.
+#[tokio::test]
+async fn batches_a_node_fails_get_a_task_failing_like_one_nodes() {
+    let cases = [
+        (json!([{"title": "x"}]), ""),
+        (json!({"title": "x"}), ""),
+        (json!([{"_id": 1, "id": 2}]), ""),
+        (json!([{}]), ""),
+        (json!([{"id": 1}, {"title": "no id"}]), ""),
+        (json!([{"id": "a b"}]), ""),
+        (json!([{"id": true}]), ""),
+        (json!([{"id": 2, "other": 3}]), "?primaryKey=other"),
+    ];
+    for kind in kinds() {
+        let s = setup(kind, 1).await;
+        for (i, (body, query)) in cases.iter().enumerate() {
+            let mut seen = Vec::new();
+            for base in [s.miroir.url(), s.reference.url()] {
+                let client = Client::new(&base, Some(KEY));
+                let index = format!("case{i}");
+                if !query.is_empty() {
+                    // An index whose primary key the batch contradicts.
+                    let (_, t) = client
+                        .post(&format!("/indexes/{index}/documents"), json!([{"id": 1}]))
+                        .await;
+                    client
+                        .wait_task(t["taskUid"].as_u64().expect("taskUid"))
+                        .await;
+                }
+                let (status, task) = client
+                    .post(&format!("/indexes/{index}/documents{query}"), body.clone())
+                    .await;
+                let done = client
+                    .wait_task(task["taskUid"].as_u64().expect("taskUid"))
+                    .await;
+                let (index_status, info) = client.get(&format!("/indexes/{index}")).await;
+                seen.push(json!({
+                    "status": status,
+                    "task": [done["status"], done["type"], done["error"], done["details"]],
+                    "index": [index_status, info["primaryKey"]],
+                }));
+            }
+            assert_eq!(
+                seen[0], seen[1],
+                "{kind:?} {body}{query}: through Miroir, then one node"
+            );
+        }
+    }
+}

@@ -265,7 +265,8 @@ async fn json_ndjson_and_csv_give_the_same_documents() {
 async fn bad_input_gets_meilisearchs_error_and_touches_no_node() {
     let c = cluster(3, "").await;
     let base = c.miroir.url();
-    let cases: Vec<(&str, String, &str)> = vec![
+    // Refused at once, as a node refuses them before reading any document.
+    let refused: Vec<(&str, String, &str)> = vec![
         (
             "application/json",
             "[{\"id\": 1,".into(),
@@ -278,32 +279,12 @@ async fn bad_input_gets_meilisearchs_error_and_touches_no_node() {
         ),
         (
             "application/json",
-            json!([{"id": 1}, {"title": "no id"}]).to_string(),
-            "missing_document_id",
-        ),
-        (
-            "application/json",
-            json!([{"id": "bad id!"}]).to_string(),
-            "invalid_document_id",
-        ),
-        (
-            "application/json",
             json!([{"id": 1, "_miroir_shard": 3}]).to_string(),
             "miroir_reserved_field",
         ),
-        (
-            "application/json",
-            json!([{"title": "x"}]).to_string(),
-            "index_primary_key_no_candidate_found",
-        ),
-        (
-            "application/json",
-            json!([{"id": 1, "uid": 2}]).to_string(),
-            "index_primary_key_multiple_candidates_found",
-        ),
         ("application/xml", "<a/>".into(), "invalid_content_type"),
     ];
-    for (ct, body, code) in cases {
+    for (ct, body, code) in refused {
         let (status, err, _) =
             send(&base, "POST", "/indexes/bad/documents", ct, body.clone()).await;
         assert!((400..500).contains(&status), "{code}: status {status}");
@@ -313,6 +294,54 @@ async fn bad_input_gets_meilisearchs_error_and_touches_no_node() {
     for node in &c.nodes {
         let (_, tasks) = call(&node.url(), "GET", "/tasks", None).await;
         assert_eq!(tasks["total"], 0, "node {} received something", node.url());
+    }
+    // Accepted, and their task fails with the error, as on a node that indexes them; no
+    // document reaches any node.
+    let failing: Vec<(String, &str, u64)> = vec![
+        (
+            json!([{"id": 1}, {"title": "no id"}]).to_string(),
+            "missing_document_id",
+            2,
+        ),
+        (
+            json!([{"id": "bad id!"}]).to_string(),
+            "invalid_document_id",
+            1,
+        ),
+        (
+            json!([{"title": "x"}]).to_string(),
+            "index_primary_key_no_candidate_found",
+            1,
+        ),
+        (
+            json!([{"id": 1, "uid": 2}]).to_string(),
+            "index_primary_key_multiple_candidates_found",
+            1,
+        ),
+    ];
+    for (i, (body, code, received)) in failing.into_iter().enumerate() {
+        let path = format!("/indexes/failing{i}/documents");
+        let (status, task, _) = send(&base, "POST", &path, "application/json", body).await;
+        assert_eq!(status, 202, "{code}: {task}");
+        let done = wait_task(&base, task["taskUid"].as_u64().unwrap()).await;
+        assert_eq!(done["status"], "failed", "{done}");
+        assert_eq!(done["error"]["code"], code, "{done}");
+        assert_eq!(
+            done["details"],
+            json!({"receivedDocuments": received, "indexedDocuments": 0})
+        );
+    }
+    for node in &c.nodes {
+        for i in 0..4 {
+            let (_, docs) = call(
+                &node.url(),
+                "GET",
+                &format!("/indexes/failing{i}/documents"),
+                None,
+            )
+            .await;
+            assert_eq!(docs["total"], 0, "{}: {docs}", node.url());
+        }
     }
 }
 

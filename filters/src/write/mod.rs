@@ -77,3 +77,81 @@ pub fn split(input: SplitInput<'_>) -> Result<Split, MiroirError> {
     };
     Ok(Split::assemble(body, format, scan, shards))
 }
+
+/// How many documents a batch holds, as a node counts them in `receivedDocuments`: the
+/// elements of a JSON array (or 1 for one object), the non-blank lines of NDJSON, the records
+/// of a CSV body. For a body `split` found well-formed; 0 for anything else.
+pub fn count_documents(body: &[u8], format: PayloadFormat) -> usize {
+    match format {
+        PayloadFormat::Json => match serde_json::from_slice::<OneOrMany>(body) {
+            Ok(OneOrMany(n)) => n,
+            Err(_) => 0,
+        },
+        PayloadFormat::Ndjson => body
+            .split(|b| *b == b'\n')
+            .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
+            .count(),
+        PayloadFormat::Csv { delimiter } => ::csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .from_reader(body)
+            .records()
+            .count(),
+    }
+}
+
+/// A JSON object (one document) or an array of them, counted without being kept.
+struct OneOrMany(usize);
+
+impl<'de> serde::Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Count;
+        impl<'de> serde::de::Visitor<'de> for Count {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("documents")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OneOrMany, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(OneOrMany(n))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<OneOrMany, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(OneOrMany(1))
+            }
+        }
+        d.deserialize_any(Count)
+    }
+}
+
+#[cfg(test)]
+mod count_tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_counted_as_a_node_counts_them() {
+        assert_eq!(
+            count_documents(br#"[{"a":1},{"b":[1,{}]}, {}]"#, PayloadFormat::Json),
+            3
+        );
+        assert_eq!(count_documents(br#" {"a":1} "#, PayloadFormat::Json), 1);
+        assert_eq!(count_documents(b"[]", PayloadFormat::Json), 0);
+        assert_eq!(
+            count_documents(b"{\"a\":1}\n\n {\"b\":2}\n", PayloadFormat::Ndjson),
+            2
+        );
+        let csv = PayloadFormat::Csv { delimiter: b',' };
+        assert_eq!(count_documents(b"title,n\n\"x\ny\",1\nz,2\n", csv), 2);
+    }
+}

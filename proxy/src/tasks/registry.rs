@@ -54,3 +54,42 @@ pub fn summary(record: &TaskRecord) -> Value {
     }
     v
 }
+
+/// Records a task that fails without any node taking part: a batch a node would accept and
+/// then fail (documents without a usable id, a primary key that cannot be inferred), judged
+/// by Miroir before any node is touched. Its view is final at once: `failed`, with `error`,
+/// started and finished when it was enqueued. The client gets the usual 202 summary.
+pub async fn create_failed(
+    shared: &Shared,
+    task: NewTask,
+    idem: Option<Idempotency>,
+    error: &MiroirError,
+) -> Result<Created, MiroirError> {
+    let mut record = match create(shared, task, idem).await? {
+        Created::New(record) => record,
+        // The same request again under its Idempotency-Key: the task recorded the first time.
+        other => return Ok(other),
+    };
+    let at = record.enqueued_at.clone();
+    let mut view = json!({
+        "uid": record.uid.0,
+        "batchUid": record.uid.0,
+        "indexUid": record.index_uid,
+        "status": "failed",
+        "type": record.kind,
+        "canceledBy": null,
+        "details": record.details,
+        "error": error.to_json(),
+        "duration": "PT0S",
+        "enqueuedAt": at,
+        "startedAt": at,
+        "finishedAt": at,
+    });
+    if let (Some(meta), Some(obj)) = (&record.custom_metadata, view.as_object_mut()) {
+        obj.insert("customMetadata".into(), json!(meta));
+    }
+    record.terminal = Some(view);
+    let stored = record.clone();
+    blocking(&shared.tasks, move |s| s.update(&stored)).await?;
+    Ok(Created::New(record))
+}

@@ -10,11 +10,12 @@ use miroir_filters::hidden;
 use miroir_filters::query;
 use miroir_filters::routing::NodeIdx;
 use miroir_filters::write::{self, PayloadFormat, SplitInput};
-use miroir_tasks::Idempotency;
+use miroir_tasks::{Created, Idempotency, NewTask};
 use serde_json::json;
 
 use super::record::{conclude, key_reused, Write};
 use super::send::{send_parts, Part, Sent};
+use crate::auth::Access;
 use crate::cluster::Runtime;
 use crate::lifecycle::shard_field;
 use crate::node_io::{self, accepted_task_uid};
@@ -95,9 +96,12 @@ async fn create_first(
     rt: &Runtime,
     inc: &Incoming,
     index_uid: &str,
-    primary_key: &str,
+    primary_key: Option<&str>,
 ) -> Sent {
-    let creation = json!({ "uid": index_uid, "primaryKey": primary_key });
+    let creation = match primary_key {
+        Some(pk) => json!({ "uid": index_uid, "primaryKey": pk }),
+        None => json!({ "uid": index_uid }),
+    };
     to_every_node(
         shared,
         rt,
@@ -108,7 +112,9 @@ async fn create_first(
     )
     .await;
     let indexes = &shared.cluster.indexes;
-    indexes.remember_created(index_uid, primary_key);
+    if let Some(pk) = primary_key {
+        indexes.remember_created(index_uid, pk);
+    }
     // A settings update through Miroir that named the filterable attributes (kept with the
     // shard field) may be queued ahead, creating the index itself: this one must not replace
     // the client's list.
@@ -147,6 +153,53 @@ fn add_idle(sent: &mut Sent, extra: Sent) {
     sent.hinted
         .extend(extra.hinted.into_iter().filter(|(n, _)| idle(n)));
     sent.lost.extend(extra.lost.into_iter().filter(idle));
+}
+
+/// Errors a node finds only when it indexes the batch: it accepts the write (202) and the task
+/// fails with the error. A malformed payload, by contrast, is refused at once.
+fn fails_at_indexing(code: Code) -> bool {
+    matches!(
+        code,
+        Code::IndexPrimaryKeyNoCandidateFound
+            | Code::IndexPrimaryKeyMultipleCandidatesFound
+            | Code::IndexPrimaryKeyAlreadyExists
+            | Code::MissingDocumentId
+            | Code::InvalidDocumentId
+    )
+}
+
+/// A batch every node would accept and then fail: answered as one node answers it, with a
+/// task that fails with the error, and no document sent anywhere. Like a node, Miroir still
+/// creates the index (without a primary key) when it did not exist and the client may.
+#[allow(clippy::too_many_arguments)]
+async fn failed_write(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+    (exists, access): (bool, &Access),
+    error: MiroirError,
+    received: usize,
+    idempotency: Option<Idempotency>,
+) -> Reply {
+    if !exists && access.allows("indexes.create", index_uid) {
+        create_first(shared, rt, inc, index_uid, None).await;
+    }
+    let task = NewTask {
+        index_uid: Some(index_uid.to_owned()),
+        kind: "documentAdditionOrUpdate".to_owned(),
+        enqueued_at: inc.received_at.clone(),
+        node_tasks: Vec::new(),
+        custom_metadata: query::param(&inc.path, "customMetadata").map(|m| m.into_owned()),
+        details: Some(json!({ "receivedDocuments": received, "indexedDocuments": 0 })),
+    };
+    match tasks::registry::create_failed(shared, task, idempotency, &error).await {
+        Ok(Created::New(record) | Created::Replayed(record)) => {
+            Reply::json(202, &tasks::summary(&record))
+        }
+        Ok(Created::KeyReused { original }) => key_reused(original),
+        Err(e) => Reply::error(&e),
+    }
 }
 
 /// A digest of what makes a request the same request, for idempotency keys.
@@ -230,6 +283,20 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         shards: rt.config.shards,
     }) {
         Ok(s) => s,
+        Err(e) if fails_at_indexing(e.code) => {
+            let received = write::count_documents(&inc.body, format);
+            return failed_write(
+                shared,
+                rt,
+                inc,
+                index_uid,
+                (index.exists, &access),
+                e,
+                received,
+                idempotency,
+            )
+            .await;
+        }
         Err(e) => return Reply::error(&e),
     };
 
@@ -240,7 +307,7 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         shard_field::ensure(shared, rt, inc, index_uid).await;
         None
     } else if access.allows("indexes.create", index_uid) {
-        Some(create_first(shared, rt, inc, index_uid, &split.primary_key).await)
+        Some(create_first(shared, rt, inc, index_uid, Some(&split.primary_key)).await)
     } else {
         None
     };

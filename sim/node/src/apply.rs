@@ -199,6 +199,8 @@ fn pk_already_exists(existing: &str) -> MeiliError {
 }
 
 /// All documents are checked before any is written: one bad document fails the whole task.
+/// The index is created first, as Meilisearch 1.50 does: a batch that fails (no primary key
+/// to infer, a document without a usable id) still leaves the index, without a primary key.
 fn add_documents(
     db: &mut Db,
     index_uid: &str,
@@ -206,6 +208,9 @@ fn add_documents(
     requested_pk: Option<String>,
     mode: Write,
 ) -> Result<Updates, MeiliError> {
+    db.indexes
+        .entry(index_uid.to_owned())
+        .or_insert_with(|| Index::new(index_uid, None));
     let existing_pk = db
         .indexes
         .get(index_uid)
