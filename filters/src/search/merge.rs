@@ -293,12 +293,13 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
     }
     let Selection { page, duplicates } = select(plan, &hits, &mut facets)?;
 
+    // Not capped at `maxTotalHits`: one node reports every match it counted and the cap only
+    // limits which hits it returns (Meilisearch 1.50, in both pagination modes).
     let total = parsed
         .iter()
         .map(|a| a.total_hits.or(a.estimated_total_hits).unwrap_or(0))
         .sum::<usize>()
-        .saturating_sub(duplicates)
-        .min(plan.max_total_hits);
+        .saturating_sub(duplicates);
     let processing = parsed
         .iter()
         .map(|a| a.processing_time_ms)
@@ -454,13 +455,15 @@ fn push_num(out: &mut Vec<u8>, n: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
+/// The client's own `offset` and `limit` are echoed, as one node echoes them even past
+/// `maxTotalHits`.
 fn write_pagination(out: &mut Vec<u8>, plan: &MergePlan, total: usize) {
     match plan.pagination {
-        Pagination::OffsetLimit { .. } => {
+        Pagination::OffsetLimit { offset, limit } => {
             out.extend_from_slice(b",\"limit\":");
-            push_num(out, plan.limit);
+            push_num(out, limit);
             out.extend_from_slice(b",\"offset\":");
-            push_num(out, plan.offset);
+            push_num(out, offset);
             out.extend_from_slice(b",\"estimatedTotalHits\":");
             push_num(out, total);
         }
@@ -604,6 +607,58 @@ mod tests {
                 v["totalHits"].clone()
             ),
             (2.into(), 3.into(), 3.into())
+        );
+    }
+
+    #[test]
+    fn totals_are_not_capped_by_max_total_hits_and_the_client_window_is_echoed() {
+        // Meilisearch 1.50, maxTotalHits 5 and 30 matches: `estimatedTotalHits` 30 with
+        // `limit` 20 echoed and 5 hits; `totalHits` 30 and `totalPages` 15 in page mode.
+        let ctx = IndexContext {
+            max_total_hits: 5,
+            node_max_total_hits: 5,
+            ..IndexContext::default()
+        };
+        let nodes = |p: &SearchPlan| {
+            let a = answer(
+                &(0..5)
+                    .map(|i| hit(i, 1.0 - f64::from(i) / 10.0))
+                    .collect::<Vec<_>>(),
+                18,
+            );
+            let b = answer(
+                &(5..10)
+                    .map(|i| hit(i, 0.95 - f64::from(i) / 10.0))
+                    .collect::<Vec<_>>(),
+                12,
+            );
+            let Merged::Body(body) = merge(p, &[a.as_bytes(), b.as_bytes()]).unwrap() else {
+                panic!("not a body");
+            };
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+        };
+        let v = nodes(&plan(br#"{"limit":20}"#, &ctx).unwrap());
+        assert_eq!(v["hits"].as_array().unwrap().len(), 5);
+        assert_eq!(
+            (v["limit"].clone(), v["estimatedTotalHits"].clone()),
+            (20.into(), 30.into())
+        );
+        let v = nodes(&plan(br#"{"offset":4,"limit":2}"#, &ctx).unwrap());
+        assert_eq!(v["hits"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            (v["offset"].clone(), v["estimatedTotalHits"].clone()),
+            (4.into(), 30.into())
+        );
+        let v = nodes(&plan(br#"{"offset":10,"limit":2}"#, &ctx).unwrap());
+        assert_eq!(
+            (v["offset"].clone(), v["limit"].clone()),
+            (10.into(), 2.into())
+        );
+        let v = nodes(&plan(br#"{"page":4,"hitsPerPage":2}"#, &ctx).unwrap());
+        assert_eq!(v["hits"], serde_json::json!([]));
+        assert_eq!(
+            (v["totalHits"].clone(), v["totalPages"].clone()),
+            (30.into(), 15.into())
         );
     }
 
