@@ -29,6 +29,7 @@ mod json;
 mod merge;
 mod plan;
 mod rank;
+mod scan;
 
 pub use context::{FacetOrder, IndexContext, NodeDisplay};
 pub use merge::{merge, merge_parts, Merged, Parts, Segment};
