@@ -374,3 +374,69 @@ async fn real_nodes_merge_sorts_on_hidden_fields_like_one_real_node() {
     );
     assert_eq!(same, all.len());
 }
+
+/// `maxTotalHits` limits the hits a client can reach, not the totals: a real node reports every
+/// match it counted, in both pagination modes and in federated search, and echoes the client's
+/// window as sent. A count-only search (`limit: 0`) with distinct counts before distinct.
+#[tokio::test]
+async fn real_nodes_behind_miroir_count_past_max_total_hits_like_one_real_node() {
+    let _bin = require_meili_bin!();
+    let real = real_cluster().await;
+    let (proxy, single) = (real.miroir.url(), real.reference.url());
+    for base in [&proxy, &single] {
+        let (s, r) = call(
+            base,
+            "PATCH",
+            "/indexes/series/settings",
+            Some(json!({"pagination": {"maxTotalHits": 5}})),
+        )
+        .await;
+        assert_eq!(s, 202, "{r}");
+    }
+    for node in real.nodes.iter().chain([&real.reference]) {
+        wait_idle(&node.url()).await;
+    }
+    let searches = [
+        json!({"q": ""}),
+        json!({"q": "", "offset": 4, "limit": 2}),
+        json!({"q": "", "offset": 10, "limit": 2}),
+        json!({"q": "", "page": 4, "hitsPerPage": 2}),
+        json!({"q": "", "page": 1, "hitsPerPage": 0}),
+        json!({"q": "", "filter": "genre = drama", "limit": 3, "facets": ["genre"]}),
+        json!({"q": "river"}),
+        json!({"q": "", "distinct": "genre", "limit": 0, "facets": ["genre"]}),
+    ];
+    for q in &searches {
+        let (s1, through) = call(&proxy, "POST", "/indexes/series/search", Some(q.clone())).await;
+        let (s2, direct) = call(&single, "POST", "/indexes/series/search", Some(q.clone())).await;
+        assert_eq!((s1, s2), (200, 200), "{q}: {through} / {direct}");
+        assert_eq!(meta(&through), meta(&direct), "{q}");
+        assert_eq!(
+            through["hits"].as_array().map(Vec::len),
+            direct["hits"].as_array().map(Vec::len),
+            "{q}"
+        );
+    }
+    let (_, direct) = call(&single, "POST", "/indexes/series/search", Some(json!({}))).await;
+    assert_eq!(
+        direct["estimatedTotalHits"], 300,
+        "the node counts past the cap"
+    );
+    let federated = [
+        json!({"federation": {"limit": 20}, "queries": [
+            {"indexUid": "series", "q": ""}, {"indexUid": "movies", "q": "river"}]}),
+        json!({"federation": {"page": 2, "hitsPerPage": 3}, "queries": [
+            {"indexUid": "series", "q": ""}, {"indexUid": "movies", "q": "river"}]}),
+    ];
+    for body in &federated {
+        let (s1, through) = call(&proxy, "POST", "/multi-search", Some(body.clone())).await;
+        let (s2, direct) = call(&single, "POST", "/multi-search", Some(body.clone())).await;
+        assert_eq!((s1, s2), (200, 200), "{body}: {through} / {direct}");
+        assert_eq!(meta(&through), meta(&direct), "{body}");
+        assert_eq!(
+            through["hits"].as_array().map(Vec::len),
+            direct["hits"].as_array().map(Vec::len),
+            "{body}"
+        );
+    }
+}

@@ -1,63 +1,40 @@
 //! One node hit: what the merge reads from it (ranking key, distinct value) and how it is
 //! written back for the client, stripped of what the client did not ask for.
 
-use std::fmt;
-
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::context::is_displayed;
-use super::json::{entries, write_object, CowStr};
+use super::json::write_object;
 use super::plan::MergePlan;
 use super::rank::{parse_details, RankKey};
+use super::scan::{object_entries, ScannedHit};
 use crate::hidden::RESERVED_PREFIX;
 
-/// A hit as the merge sees it.
+/// A hit as the merge sees it: scanned once, its entries serve the ranking key, the distinct
+/// value and the re-writing.
 #[derive(Debug)]
 pub struct HitView<'a> {
-    pub raw: &'a RawValue,
+    pub hit: ScannedHit<'a>,
     pub key: RankKey<'a>,
     /// The top-level field holding the distinct attribute, when present.
-    pub distinct: Option<&'a RawValue>,
+    pub distinct: Option<&'a str>,
 }
 
 const SCORE: &str = "_rankingScore";
-const DETAILS: &str = "_rankingScoreDetails";
+pub(crate) const DETAILS: &str = "_rankingScoreDetails";
 const FORMATTED: &str = "_formatted";
 const MATCHES: &str = "_matchesPosition";
 const GEO_DISTANCE: &str = "_geoDistance";
 const VECTORS: &str = "_vectors";
 
-/// Reads the ranking key and the distinct field of `raw`, without collecting its fields.
-pub fn view<'a>(raw: &'a RawValue, distinct_top: Option<&str>) -> Result<HitView<'a>, String> {
-    struct Fields<'d> {
-        distinct_top: Option<&'d str>,
-    }
-    impl<'de> Visitor<'de> for Fields<'_> {
-        type Value = (Option<&'de RawValue>, Option<&'de RawValue>);
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a hit object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let (mut details, mut distinct) = (None, None);
-            while let Some(name) = map.next_key::<CowStr<'de>>()? {
-                let value: &'de RawValue = map.next_value()?;
-                if name.0 == DETAILS {
-                    details = Some(value);
-                } else if Some(&*name.0) == self.distinct_top {
-                    distinct = Some(value);
-                }
-            }
-            Ok((details, distinct))
-        }
-    }
-    let (details, distinct) = serde_json::Deserializer::from_str(raw.get())
-        .deserialize_map(Fields { distinct_top })
-        .map_err(|e| format!("a hit is not a JSON object: {e}"))?;
-    let details = details.ok_or_else(|| format!("a hit has no {DETAILS}"))?;
+/// Reads the ranking key and the distinct field of a scanned hit.
+pub fn view<'a>(hit: ScannedHit<'a>, distinct_top: Option<&str>) -> Result<HitView<'a>, String> {
+    let details = hit
+        .get(DETAILS)
+        .ok_or_else(|| format!("a hit has no {DETAILS}"))?;
+    let distinct = distinct_top.and_then(|d| hit.get(d));
     let key = parse_details(details).map_err(|e| format!("bad {DETAILS}: {e}"))?;
-    Ok(HitView { raw, key, distinct })
+    Ok(HitView { hit, key, distinct })
 }
 
 /// What to do with one entry of an object being re-written.
@@ -84,73 +61,53 @@ impl<'a> HitSink<'a> for Vec<u8> {
     }
 }
 
-/// Appends `raw` to `out` as the client must see it.
+/// Appends `hit` to `out` as the client must see it.
 #[cfg(test)]
-pub fn write_hit(out: &mut Vec<u8>, raw: &RawValue, plan: &MergePlan) -> Result<(), String> {
-    write_hit_to(out, raw, plan)
+pub fn write_hit(out: &mut Vec<u8>, hit: &str, plan: &MergePlan) -> Result<(), String> {
+    let hit = ScannedHit::new(hit).map_err(|e| e.to_string())?;
+    write_hit_to(out, &hit, plan)
 }
 
-/// Writes `raw` as the client must see it: the node's bytes unchanged unless some field must
+/// Writes `hit` as the client must see it: the node's bytes unchanged unless some field must
 /// go; then only the top-level entries are re-written, each run of entries kept as they are
 /// sent as the node wrote it, the few values that need editing re-written.
 pub fn write_hit_to<'a>(
     sink: &mut impl HitSink<'a>,
-    raw: &'a RawValue,
+    hit: &ScannedHit<'a>,
     plan: &MergePlan,
 ) -> Result<(), String> {
-    let fields = entries(raw).map_err(|e| e.to_string())?;
-    let mut actions = Vec::with_capacity(fields.len());
+    let text: &'a str = hit.text;
+    // Pieces are only collected once some entry changes; an unchanged hit is one slice.
+    let mut pieces: Vec<Piece<'_>> = Vec::new();
     let mut changed = false;
-    for (name, value) in &fields {
-        let action = hit_action(&name.0, value, plan)?;
-        changed |= !matches!(action, Action::Keep);
-        actions.push(action);
-    }
-    let text: &'a str = raw.get();
-    if !changed {
-        sink.node(text);
-        return Ok(());
-    }
-    // Where each entry's value ends in `text`; an entry's key starts at the first quote after
-    // the previous value (only a comma and whitespace come between).
-    let end_of = |value: &RawValue| {
-        (value.get().as_ptr() as usize)
-            .wrapping_sub(text.as_ptr() as usize)
-            .wrapping_add(value.get().len())
-    };
-    let mut after_previous = text.find('{').map_or(0, |i| i + 1);
     let mut run: Option<usize> = None;
-    let mut pieces: Vec<Piece<'_>> = Vec::with_capacity(4);
     let mut run_end = 0;
-    for ((name, value), action) in fields.iter().zip(&actions) {
-        let end = end_of(value);
-        if end > text.len() {
-            return Err("a hit value outside the hit".into());
-        }
-        let key_start = text
-            .get(after_previous..)
-            .and_then(|rest| rest.find('"'))
-            .map_or(after_previous, |i| after_previous + i);
-        match action {
+    for entry in &hit.entries {
+        match hit_action(&entry.key, entry.value, plan)? {
             Action::Keep => {
                 if run.is_none() {
-                    run = Some(key_start);
+                    run = Some(entry.key_start);
                 }
-                run_end = end;
+                run_end = entry.value_end;
             }
             Action::Drop => {
+                changed = true;
                 if let Some(start) = run.take() {
                     pieces.push(Piece::Node(start..run_end));
                 }
             }
             Action::Replace(bytes) => {
+                changed = true;
                 if let Some(start) = run.take() {
                     pieces.push(Piece::Node(start..run_end));
                 }
-                pieces.push(Piece::Entry(&name.0, bytes));
+                pieces.push(Piece::Entry(&entry.key, bytes));
             }
         }
-        after_previous = end;
+    }
+    if !changed {
+        sink.node(text);
+        return Ok(());
     }
     if let Some(start) = run.take() {
         pieces.push(Piece::Node(start..run_end));
@@ -169,7 +126,7 @@ pub fn write_hit_to<'a>(
                 let out = sink.owned();
                 super::plan::push_json_str(out, key);
                 out.push(b':');
-                out.extend_from_slice(value);
+                out.extend_from_slice(&value);
             }
         }
     }
@@ -182,10 +139,10 @@ enum Piece<'p> {
     /// Entries kept as they are: a range of the hit's text.
     Node(std::ops::Range<usize>),
     /// An entry re-written.
-    Entry(&'p str, &'p [u8]),
+    Entry(&'p str, Vec<u8>),
 }
 
-fn hit_action(name: &str, value: &RawValue, plan: &MergePlan) -> Result<Action, String> {
+fn hit_action(name: &str, value: &str, plan: &MergePlan) -> Result<Action, String> {
     if name.starts_with(RESERVED_PREFIX) {
         return Ok(Action::Drop);
     }
@@ -221,24 +178,24 @@ fn hit_action(name: &str, value: &RawValue, plan: &MergePlan) -> Result<Action, 
 }
 
 /// Drops the entries of the object `raw` whose key matches `drop`.
-fn filter_object(raw: &RawValue, drop: impl Fn(&str) -> bool) -> Result<Action, String> {
-    let fields = entries(raw).map_err(|e| e.to_string())?;
-    if !fields.iter().any(|(k, _)| drop(&k.0)) {
+fn filter_object(raw: &str, drop: impl Fn(&str) -> bool) -> Result<Action, String> {
+    let fields = object_entries(raw).map_err(|e| e.to_string())?;
+    if !fields.iter().any(|e| drop(&e.key)) {
         return Ok(Action::Keep);
     }
-    let mut out = Vec::with_capacity(raw.get().len());
+    let mut out = Vec::with_capacity(raw.len());
     write_object(
         &mut out,
         fields
             .iter()
-            .filter(|(k, _)| !drop(&k.0))
-            .map(|(k, v)| (&*k.0, v.get().as_bytes())),
+            .filter(|e| !drop(&e.key))
+            .map(|e| (&*e.key, e.value.as_bytes())),
     );
     Ok(Action::Replace(out))
 }
 
 /// Removes the merge-only `paths` from the top-level field `name`.
-fn strip_paths(name: &str, value: &RawValue, paths: &[String]) -> Result<Action, String> {
+fn strip_paths(name: &str, value: &str, paths: &[String]) -> Result<Action, String> {
     let mut nested: Vec<&str> = Vec::new();
     for path in paths {
         if path == name {
@@ -252,7 +209,7 @@ fn strip_paths(name: &str, value: &RawValue, paths: &[String]) -> Result<Action,
         return Ok(Action::Keep);
     }
     // Rare: a nested distinct or facet field under an object the client retrieves in part.
-    let mut v: Value = serde_json::from_str(value.get()).map_err(|e| e.to_string())?;
+    let mut v: Value = serde_json::from_str(value).map_err(|e| e.to_string())?;
     for rest in nested {
         remove_path(&mut v, rest);
     }
@@ -286,35 +243,35 @@ fn remove_path(v: &mut Value, path: &str) {
 
 /// Rewrites sort rules on non-displayed fields as one node with the client's
 /// `displayedAttributes` shows them: `"<hidden-rule-N>": {"order": N, "value": "<hidden>"}`.
-fn redact_details(raw: &RawValue, displayed: &[String]) -> Result<Action, String> {
-    let fields = entries(raw).map_err(|e| e.to_string())?;
+fn redact_details(raw: &str, displayed: &[String]) -> Result<Action, String> {
+    let fields = object_entries(raw).map_err(|e| e.to_string())?;
     // Meilisearch redacts unless the field's exact name is displayed (a parent is not enough).
     let hidden =
         |rule: &str| sort_field(rule).is_some_and(|field| !displayed.iter().any(|d| d == field));
-    if !fields.iter().any(|(k, _)| hidden(&k.0)) {
+    if !fields.iter().any(|e| hidden(&e.key)) {
         return Ok(Action::Keep);
     }
-    let mut out = Vec::with_capacity(raw.get().len());
+    let mut out = Vec::with_capacity(raw.len());
     out.push(b'{');
-    for (i, (rule, detail)) in fields.iter().enumerate() {
+    for (i, e) in fields.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        if hidden(&rule.0) {
+        if hidden(&e.key) {
             #[derive(serde::Deserialize)]
             struct Order {
                 order: usize,
             }
-            let o: Order = serde_json::from_str(detail.get()).map_err(|e| e.to_string())?;
+            let o: Order = serde_json::from_str(e.value).map_err(|e| e.to_string())?;
             let order = o.order;
             out.extend_from_slice(
                 format!("\"<hidden-rule-{order}>\":{{\"order\":{order},\"value\":\"<hidden>\"}}")
                     .as_bytes(),
             );
         } else {
-            super::plan::push_json_str(&mut out, &rule.0);
+            super::plan::push_json_str(&mut out, &e.key);
             out.push(b':');
-            out.extend_from_slice(detail.get().as_bytes());
+            out.extend_from_slice(e.value.as_bytes());
         }
     }
     out.push(b'}');
@@ -332,8 +289,8 @@ fn sort_field(rule: &str) -> Option<&str> {
 
 /// Facet-like values of `path` in a hit, for distinct and facet corrections: numbers by value,
 /// strings trimmed and lowercased as Meilisearch normalizes facet strings, arrays flattened.
-pub fn values_at(hit: &RawValue, path: &str) -> Vec<FacetKey> {
-    let Ok(doc) = serde_json::from_str::<Value>(hit.get()) else {
+pub fn values_at(hit: &str, path: &str) -> Vec<FacetKey> {
+    let Ok(doc) = serde_json::from_str::<Value>(hit) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -343,8 +300,8 @@ pub fn values_at(hit: &RawValue, path: &str) -> Vec<FacetKey> {
 }
 
 /// Values of a distinct field already isolated as the top-level `raw` for `path`'s head.
-pub fn values_of_field(raw: &RawValue, rest: Option<&str>) -> Vec<FacetKey> {
-    let Ok(v) = serde_json::from_str::<Value>(raw.get()) else {
+pub fn values_of_field(raw: &str, rest: Option<&str>) -> Vec<FacetKey> {
+    let Ok(v) = serde_json::from_str::<Value>(raw) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -421,9 +378,8 @@ mod tests {
     }
 
     fn written(hit: &str, plan: &MergePlan) -> String {
-        let raw: Box<RawValue> = serde_json::from_str(hit).unwrap();
         let mut out = Vec::new();
-        write_hit(&mut out, &raw, plan).unwrap();
+        write_hit(&mut out, hit, plan).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -499,16 +455,15 @@ mod tests {
 
     #[test]
     fn facet_values_are_normalized_and_flattened() {
-        let raw: Box<RawValue> =
-            serde_json::from_str(r#"{"c":[" Red","red",1,-0.0,0,{"x":2}],"o":{"x":[3]}}"#).unwrap();
+        let raw = r#"{"c":[" Red","red",1,-0.0,0,{"x":2}],"o":{"x":[3]}}"#;
         assert_eq!(
-            values_at(&raw, "c"),
+            values_at(raw, "c"),
             vec![
                 FacetKey::string("red"),
                 FacetKey::number(1.0),
                 FacetKey::number(0.0)
             ]
         );
-        assert_eq!(values_at(&raw, "o.x"), vec![FacetKey::number(3.0)]);
+        assert_eq!(values_at(raw, "o.x"), vec![FacetKey::number(3.0)]);
     }
 }

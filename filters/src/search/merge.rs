@@ -11,13 +11,13 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::facets::FacetMerge;
 use super::hit::{self, values_at, values_of_field, FacetKey, HitSink, HitView};
 use super::plan::{DistinctFacets, MergePlan, Pagination, SearchPlan};
 use super::rank;
+use super::scan::{self, Hits, ScannedHit};
 use crate::error::{Code, MiroirError};
 
 /// The outcome of a merge: the body as one vector ([`merge`]) or as [`Parts`] ([`merge_parts`]).
@@ -159,42 +159,58 @@ impl<'a> PartsWriter<'a> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// What the merge reads of one node answer; the hits are scanned as the merge takes them.
 struct NodeAnswer<'a> {
-    #[serde(borrow)]
-    hits: Option<Vec<&'a RawValue>>,
-    #[serde(default)]
+    hits: Option<Hits<'a>>,
     processing_time_ms: u64,
     estimated_total_hits: Option<usize>,
     total_hits: Option<usize>,
-    #[serde(borrow)]
     facet_distribution: Option<&'a RawValue>,
-    #[serde(borrow)]
     facet_stats: Option<&'a RawValue>,
-    #[serde(borrow)]
     request_uid: Option<&'a RawValue>,
     /// Present on semantic and hybrid searches.
     semantic_hit_count: Option<u64>,
     /// Present when the client asked for `showPerformanceDetails`.
-    #[serde(borrow)]
     performance_details: Option<&'a RawValue>,
-    #[serde(borrow)]
-    code: Option<&'a RawValue>,
+    code: bool,
+}
+
+impl<'a> NodeAnswer<'a> {
+    fn read(bytes: &'a [u8]) -> Result<Self, String> {
+        let f = scan::answer_fields(bytes)?;
+        let present = |v: Option<&'a str>| v.filter(|v| *v != "null");
+        let num = |v: Option<&'a str>| -> Result<Option<u64>, String> {
+            present(v)
+                .map(|v| serde_json::from_str::<u64>(v).map_err(|e| format!("{v}: {e}")))
+                .transpose()
+        };
+        let count = |v| -> Result<Option<usize>, String> {
+            num(v)?
+                .map(|n| usize::try_from(n).map_err(|e| e.to_string()))
+                .transpose()
+        };
+        let raw = |v: Option<&'a str>| present(v).map(scan::raw).transpose();
+        Ok(Self {
+            hits: f.hit_cursor(bytes),
+            processing_time_ms: num(f.processing_time_ms)?.unwrap_or(0),
+            estimated_total_hits: count(f.estimated_total_hits)?,
+            total_hits: count(f.total_hits)?,
+            facet_distribution: raw(f.facet_distribution)?,
+            facet_stats: raw(f.facet_stats)?,
+            request_uid: raw(f.request_uid)?,
+            semantic_hit_count: num(f.semantic_hit_count)?,
+            performance_details: raw(f.performance_details)?,
+            code: present(f.code).is_some(),
+        })
+    }
 }
 
 /// Whether a hit came from the semantic side of a search: its ranking details hold the
 /// `vectorSort` rule (keyword hits never do).
-fn is_semantic(raw: &RawValue) -> bool {
-    #[derive(Deserialize)]
-    struct Hit<'a> {
-        #[serde(rename = "_rankingScoreDetails", borrow, default)]
-        details: Option<std::collections::HashMap<&'a str, serde::de::IgnoredAny>>,
-    }
-    serde_json::from_str::<Hit<'_>>(raw.get())
-        .ok()
-        .and_then(|h| h.details)
-        .is_some_and(|d| d.contains_key("vectorSort"))
+fn is_semantic(hit: &ScannedHit<'_>) -> bool {
+    hit.get(hit::DETAILS)
+        .and_then(|d| scan::object_entries(d).ok())
+        .is_some_and(|rules| rules.iter().any(|r| r.key == "vectorSort"))
 }
 
 fn invalid(node: usize, what: impl std::fmt::Display) -> MiroirError {
@@ -263,9 +279,9 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
     let plan = &plan.merge;
     let mut parsed = Vec::with_capacity(answers.len());
     for (i, bytes) in answers.iter().enumerate() {
-        let a: NodeAnswer<'_> = serde_json::from_slice(bytes).map_err(|e| invalid(i, e))?;
+        let a = NodeAnswer::read(bytes).map_err(|e| invalid(i, e))?;
         if a.hits.is_none() {
-            if a.code.is_some() {
+            if a.code {
                 return Ok(Merged::NodeError { answer: i });
             }
             return Err(invalid(i, "no `hits`"));
@@ -279,10 +295,6 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
         ));
     }
 
-    let hits: Vec<&[&RawValue]> = parsed
-        .iter()
-        .map(|a| a.hits.as_deref().unwrap_or_default())
-        .collect();
     let mut facets = FacetMerge::default();
     if plan.facets_requested {
         for (i, a) in parsed.iter().enumerate() {
@@ -291,14 +303,16 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
                 .map_err(|e| invalid(i, e))?;
         }
     }
-    let Selection { page, duplicates } = select(plan, &hits, &mut facets)?;
+    let mut cursors: Vec<Hits<'_>> = parsed.iter_mut().filter_map(|a| a.hits.take()).collect();
+    let Selection { page, duplicates } = select(plan, &mut cursors, &mut facets)?;
 
+    // Not capped at `maxTotalHits`: one node reports every match it counted and the cap only
+    // limits which hits it returns (Meilisearch 1.50, in both pagination modes).
     let total = parsed
         .iter()
         .map(|a| a.total_hits.or(a.estimated_total_hits).unwrap_or(0))
         .sum::<usize>()
-        .saturating_sub(duplicates)
-        .min(plan.max_total_hits);
+        .saturating_sub(duplicates);
     let processing = parsed
         .iter()
         .map(|a| a.processing_time_ms)
@@ -309,12 +323,12 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
     let semantic_hits = parsed
         .iter()
         .any(|a| a.semantic_hit_count.is_some())
-        .then(|| page.iter().filter(|(_, raw)| is_semantic(raw)).count());
+        .then(|| page.iter().filter(|(_, hit)| is_semantic(hit)).count());
     // Room for every hit re-written, the usual case when the client retrieves every field.
-    let hit_bytes: usize = page.iter().map(|(_, raw)| raw.get().len() + 1).sum();
+    let hit_bytes: usize = page.iter().map(|(_, hit)| hit.text.len() + 1).sum();
     let mut w = PartsWriter::new(answers, hit_bytes + 1024);
     w.owned().extend_from_slice(b"{\"hits\":[");
-    for (i, (node, raw)) in page.iter().enumerate() {
+    for (i, (node, hit)) in page.iter().enumerate() {
         if i > 0 {
             w.owned().push(b',');
         }
@@ -323,7 +337,7 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
                 w: &mut w,
                 node: *node,
             },
-            raw,
+            hit,
             plan,
         )
         .map_err(|e| invalid(*node, e))?;
@@ -364,15 +378,16 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
 /// The client's page, and how many hits cross-shard distinct dropped.
 struct Selection<'a> {
     /// `(node, hit)` in rank order.
-    page: Vec<(usize, &'a RawValue)>,
+    page: Vec<(usize, ScannedHit<'a>)>,
     duplicates: usize,
 }
 
-/// Walks the node hits best first; with distinct, drains them all to drop and count every
-/// cross-shard duplicate, taking them out of the facet counts too.
+/// Walks the node hits best first, scanning each node's answer only as far as it is taken;
+/// with distinct, drains them all to drop and count every cross-shard duplicate, taking them
+/// out of the facet counts too.
 fn select<'a>(
     plan: &MergePlan,
-    hits: &[&'a [&'a RawValue]],
+    cursors: &mut [Hits<'a>],
     facets: &mut FacetMerge,
 ) -> Result<Selection<'a>, MiroirError> {
     let distinct_path = plan.distinct.as_deref();
@@ -380,9 +395,9 @@ fn select<'a>(
     let distinct_rest = distinct_path
         .and_then(|d| d.split_once('.'))
         .map(|(_, r)| r);
-    let mut heap = BinaryHeap::with_capacity(hits.len());
-    for (node, list) in hits.iter().enumerate() {
-        push_head(&mut heap, list, node, 0, distinct_top)?;
+    let mut heap = BinaryHeap::with_capacity(cursors.len());
+    for (node, cursor) in cursors.iter_mut().enumerate() {
+        push_head(&mut heap, cursor, node, 0, distinct_top)?;
     }
 
     let end = plan.offset + plan.limit;
@@ -391,16 +406,9 @@ fn select<'a>(
     let mut duplicates = 0usize;
     let mut seen: HashSet<FacetKey> = HashSet::new();
     while let Some(head) = heap.pop() {
-        push_head(
-            &mut heap,
-            hits[head.node],
-            head.node,
-            head.pos + 1,
-            distinct_top,
-        )?;
+        let Head { hit, node, pos } = head;
         if distinct_path.is_some() {
-            let values = head
-                .hit
+            let values = hit
                 .distinct
                 .map(|raw| values_of_field(raw, distinct_rest))
                 .unwrap_or_default();
@@ -408,7 +416,8 @@ fn select<'a>(
                 // A better hit with this value came from another node: one node would have
                 // dropped this one, from the page, the total and the facet counts.
                 duplicates += 1;
-                uncount(plan, facets, head.hit.raw);
+                uncount(plan, facets, hit.hit.text);
+                push_head(&mut heap, &mut cursors[node], node, pos + 1, distinct_top)?;
                 continue;
             }
             seen.extend(values);
@@ -416,35 +425,40 @@ fn select<'a>(
             break;
         }
         if (plan.offset..end).contains(&kept) {
-            page.push((head.node, head.hit.raw));
+            page.push((node, hit.hit));
         }
         kept += 1;
+        // The next hit of this node is scanned only now that this one is taken.
+        if distinct_path.is_some() || kept < end {
+            push_head(&mut heap, &mut cursors[node], node, pos + 1, distinct_top)?;
+        }
     }
     Ok(Selection { page, duplicates })
 }
 
 /// Takes a dropped duplicate's facet values out of the counts.
-fn uncount(plan: &MergePlan, facets: &mut FacetMerge, raw: &RawValue) {
+fn uncount(plan: &MergePlan, facets: &mut FacetMerge, hit: &str) {
     let names = match &plan.distinct_facets {
         DistinctFacets::None => return,
         DistinctFacets::Named(names) => names.clone(),
         DistinctFacets::Reported => facets.names(),
     };
     for facet in names {
-        let values = values_at(raw, &facet);
+        let values = values_at(hit, &facet);
         facets.remove(&facet, &values);
     }
 }
 
+/// Scans the next hit of `cursor` into the heap.
 fn push_head<'a>(
     heap: &mut BinaryHeap<Head<'a>>,
-    list: &[&'a RawValue],
+    cursor: &mut Hits<'a>,
     node: usize,
     pos: usize,
     distinct_top: Option<&str>,
 ) -> Result<(), MiroirError> {
-    if let Some(raw) = list.get(pos) {
-        let hit = hit::view(raw, distinct_top).map_err(|e| invalid(node, e))?;
+    if let Some(scanned) = cursor.next_hit().map_err(|e| invalid(node, e))? {
+        let hit = hit::view(scanned, distinct_top).map_err(|e| invalid(node, e))?;
         heap.push(Head { hit, node, pos });
     }
     Ok(())
@@ -454,13 +468,15 @@ fn push_num(out: &mut Vec<u8>, n: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
+/// The client's own `offset` and `limit` are echoed, as one node echoes them even past
+/// `maxTotalHits`.
 fn write_pagination(out: &mut Vec<u8>, plan: &MergePlan, total: usize) {
     match plan.pagination {
-        Pagination::OffsetLimit { .. } => {
+        Pagination::OffsetLimit { offset, limit } => {
             out.extend_from_slice(b",\"limit\":");
-            push_num(out, plan.limit);
+            push_num(out, limit);
             out.extend_from_slice(b",\"offset\":");
-            push_num(out, plan.offset);
+            push_num(out, offset);
             out.extend_from_slice(b",\"estimatedTotalHits\":");
             push_num(out, total);
         }
@@ -608,6 +624,58 @@ mod tests {
     }
 
     #[test]
+    fn totals_are_not_capped_by_max_total_hits_and_the_client_window_is_echoed() {
+        // Meilisearch 1.50, maxTotalHits 5 and 30 matches: `estimatedTotalHits` 30 with
+        // `limit` 20 echoed and 5 hits; `totalHits` 30 and `totalPages` 15 in page mode.
+        let ctx = IndexContext {
+            max_total_hits: 5,
+            node_max_total_hits: 5,
+            ..IndexContext::default()
+        };
+        let nodes = |p: &SearchPlan| {
+            let a = answer(
+                &(0..5)
+                    .map(|i| hit(i, 1.0 - f64::from(i) / 10.0))
+                    .collect::<Vec<_>>(),
+                18,
+            );
+            let b = answer(
+                &(5..10)
+                    .map(|i| hit(i, 0.95 - f64::from(i) / 10.0))
+                    .collect::<Vec<_>>(),
+                12,
+            );
+            let Merged::Body(body) = merge(p, &[a.as_bytes(), b.as_bytes()]).unwrap() else {
+                panic!("not a body");
+            };
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+        };
+        let v = nodes(&plan(br#"{"limit":20}"#, &ctx).unwrap());
+        assert_eq!(v["hits"].as_array().unwrap().len(), 5);
+        assert_eq!(
+            (v["limit"].clone(), v["estimatedTotalHits"].clone()),
+            (20.into(), 30.into())
+        );
+        let v = nodes(&plan(br#"{"offset":4,"limit":2}"#, &ctx).unwrap());
+        assert_eq!(v["hits"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            (v["offset"].clone(), v["estimatedTotalHits"].clone()),
+            (4.into(), 30.into())
+        );
+        let v = nodes(&plan(br#"{"offset":10,"limit":2}"#, &ctx).unwrap());
+        assert_eq!(
+            (v["offset"].clone(), v["limit"].clone()),
+            (10.into(), 2.into())
+        );
+        let v = nodes(&plan(br#"{"page":4,"hitsPerPage":2}"#, &ctx).unwrap());
+        assert_eq!(v["hits"], serde_json::json!([]));
+        assert_eq!(
+            (v["totalHits"].clone(), v["totalPages"].clone()),
+            (30.into(), 15.into())
+        );
+    }
+
+    #[test]
     fn hits_are_written_as_slices_of_their_node_answer_except_what_changes() {
         let p = plan(
             br#"{"q":"x","limit":3,"showRankingScoreDetails":true}"#,
@@ -663,6 +731,27 @@ mod tests {
             v["hits"][2],
             serde_json::json!({"id": 3, "_rankingScoreDetails": {"words": {"order": 0, "score": 0.5}}})
         );
+    }
+
+    #[test]
+    fn hits_past_the_page_are_not_read_and_a_bad_hit_the_page_reaches_is_an_error() {
+        // The second hit of node 0 is cut short; the members after the hits are intact.
+        let a = format!(
+            r#"{{"hits":[{},{{"id":2,"x":[{{"y":1}}],"query":"x","processingTimeMs":1,"estimatedTotalHits":2}}"#,
+            hit(1, 1.0)
+        );
+        let b = answer(&[hit(3, 0.5)], 1);
+        let answers = [a.as_bytes(), b.as_bytes()];
+        let p = plan(br#"{"limit":1}"#, &IndexContext::default()).unwrap();
+        let Merged::Body(body) = merge(&p, &answers).unwrap() else {
+            panic!("not a body");
+        };
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["hits"], serde_json::json!([{"id": 1}]));
+        assert_eq!(v["estimatedTotalHits"], 3);
+        let p = plan(br#"{"limit":3}"#, &IndexContext::default()).unwrap();
+        let e = merge(&p, &answers).unwrap_err();
+        assert_eq!(e.code, Code::InvalidNodeAnswer);
     }
 
     #[test]

@@ -16,7 +16,11 @@
 //!   `maxValuesPerFacet` ([`IndexContext::node_max_values_per_facet`]);
 //! - with distinct, totals, facet counts and `facetStats` are exact when no node matches more
 //!   documents than the node `maxTotalHits` ([`IndexContext::node_max_total_hits`]) and, for
-//!   wildcard facets, the client's `attributesToRetrieve` names no nested field;
+//!   wildcard facets, the client's `attributesToRetrieve` names no nested field; in
+//!   offset/limit mode one node's `estimatedTotalHits` with distinct is an estimate that
+//!   depends on how far it ranked (Meilisearch 1.50 answers 27 for 3 distinct values of 40
+//!   matches with `limit: 1`, 3 with `limit: 20`), where the merge reports its nodes' counts
+//!   less the duplicates it dropped;
 //! - `searchableAttributes: ["*"]` ranks attributes in each node's field order, which can
 //!   differ from one node's: set it explicitly for exact `attributeRank` across nodes;
 //! - `metadata` and `queryVector` are not merged; `performanceDetails` is the slowest node's;
@@ -29,6 +33,7 @@ mod json;
 mod merge;
 mod plan;
 mod rank;
+mod scan;
 
 pub use context::{FacetOrder, IndexContext, NodeDisplay};
 pub use merge::{merge, merge_parts, Merged, Parts, Segment};

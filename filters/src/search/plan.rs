@@ -47,7 +47,6 @@ pub struct MergePlan {
     pub project: Option<Vec<String>>,
     pub project_formatted: Option<Vec<String>>,
     pub facets_requested: bool,
-    pub max_total_hits: usize,
     pub client_facet_limit: usize,
     pub node_facet_limit: usize,
     pub facet_orders: std::collections::BTreeMap<String, FacetOrder>,
@@ -200,7 +199,6 @@ fn passthrough_plan(ctx: &IndexContext) -> MergePlan {
         project: None,
         project_formatted: None,
         facets_requested: false,
-        max_total_hits: ctx.max_total_hits,
         client_facet_limit: ctx.max_values_per_facet,
         node_facet_limit: ctx.node_max_values_per_facet,
         facet_orders: ctx.sort_facet_values_by.clone(),
@@ -276,8 +274,12 @@ fn merge_plan(body: &mut Map<String, Value>, ctx: &IndexContext) -> Option<Merge
     let offset = raw_offset.min(mth);
     let limit = raw_limit.min(mth - offset);
     // Cross-shard distinct must see every node's hits to keep the best per value and to
-    // count the duplicates it drops: ask for as many as one node may return.
-    let depth = if distinct.is_some() {
+    // count the duplicates it drops: ask for as many as one node may return. Except for an
+    // empty window at offset 0 in offset/limit mode: one node then ranks nothing and counts
+    // (total and facets) every match before distinct, as each node asked the same does.
+    let empty_at_start =
+        matches!(pagination, Pagination::OffsetLimit { .. }) && offset + limit == 0;
+    let depth = if distinct.is_some() && !empty_at_start {
         ctx.node_max_total_hits.max(mth)
     } else {
         offset + limit
@@ -345,7 +347,6 @@ fn merge_plan(body: &mut Map<String, Value>, ctx: &IndexContext) -> Option<Merge
         project,
         project_formatted,
         facets_requested: facets.is_some(),
-        max_total_hits: mth,
         client_facet_limit: ctx.max_values_per_facet,
         node_facet_limit: ctx.node_max_values_per_facet,
         facet_orders: ctx.sort_facet_values_by.clone(),
@@ -672,6 +673,30 @@ mod tests {
         // Distinct needs every node hit to drop cross-shard duplicates.
         let (body, _) = node_body(json!({"distinct": "brand"}), &ctx, &[0]);
         assert_eq!(body["limit"], json!(200));
+        let (body, _) = node_body(
+            json!({"distinct": "brand", "page": 1, "hitsPerPage": 0}),
+            &ctx,
+            &[0],
+        );
+        assert_eq!(body["hitsPerPage"], json!(200));
+    }
+
+    #[test]
+    fn a_count_only_search_with_distinct_asks_nodes_for_no_hits_like_one_node_counts() {
+        // Meilisearch 1.50 with `limit: 0` at offset 0 ranks nothing: its total and facet
+        // counts are those before distinct. Nodes asked the same answer the same.
+        let ctx = IndexContext {
+            distinct_attribute: Some("brand".into()),
+            ..IndexContext::default()
+        };
+        let (body, m) = node_body(json!({"limit": 0, "facets": ["brand"]}), &ctx, &[0]);
+        assert_eq!(
+            (body["offset"].clone(), body["limit"].clone()),
+            (json!(0), json!(0))
+        );
+        assert_eq!(m.depth, 0);
+        let (body, _) = node_body(json!({"offset": 3, "limit": 0}), &ctx, &[0]);
+        assert_eq!(body["limit"], json!(1000));
     }
 
     #[test]

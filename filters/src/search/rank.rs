@@ -10,11 +10,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
-use super::json::CowStr;
+use super::scan;
 
 /// One rule's contribution to the order.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,45 +118,57 @@ pub fn compare_sort_values(asc: bool, a: &SortValue<'_>, b: &SortValue<'_>) -> O
 }
 
 /// Fields of one rule's details that the order depends on.
-#[derive(Deserialize)]
+#[derive(Default)]
 struct RuleDetail<'a> {
-    order: usize,
+    order: Option<usize>,
     score: Option<f64>,
     similarity: Option<f64>,
     distance: Option<f64>,
-    #[serde(borrow)]
-    value: Option<&'a RawValue>,
+    /// The sort value's JSON text.
+    value: Option<&'a str>,
 }
 
-/// Parses `_rankingScoreDetails` into a key.
-pub fn parse_details(raw: &RawValue) -> Result<RankKey<'_>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    let mut parts: Vec<(usize, KeyPart<'_>)> = de.deserialize_map(DetailsVisitor)?;
+/// A JSON number, `None` for `null`.
+fn number(text: &str) -> Result<Option<f64>, String> {
+    match text.as_bytes().first() {
+        Some(b'n') if text == "null" => Ok(None),
+        Some(b'-' | b'0'..=b'9') => text
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("number {text}: {e}")),
+        _ => Err(format!("{text} is not a number")),
+    }
+}
+
+/// Parses `_rankingScoreDetails` (the text of its value) into a key.
+pub fn parse_details(text: &str) -> Result<RankKey<'_>, String> {
+    let mut parts: Vec<(usize, KeyPart<'_>)> = Vec::with_capacity(8);
+    scan::each_entry(text, |rule, detail| {
+        let mut d = RuleDetail::default();
+        scan::each_entry(detail, |field, value| {
+            match &*field {
+                "order" => {
+                    d.order = Some(value.parse().map_err(|_| format!("order {value}"))?);
+                }
+                "score" => d.score = number(value)?,
+                "similarity" => d.similarity = number(value)?,
+                "distance" => d.distance = number(value)?,
+                "value" => d.value = Some(value).filter(|v| *v != "null"),
+                _ => {}
+            }
+            Ok(())
+        })?;
+        let order = d
+            .order
+            .ok_or_else(|| format!("rule `{rule}` has no order"))?;
+        parts.push((order, rule_part(&rule, &d)?));
+        Ok(())
+    })?;
     // Nodes write the rules in order; sorting keeps the key right if one ever does not.
     parts.sort_by_key(|(order, _)| *order);
     Ok(RankKey {
         parts: parts.into_iter().map(|(_, p)| p).collect(),
     })
-}
-
-struct DetailsVisitor;
-
-impl<'de> Visitor<'de> for DetailsVisitor {
-    type Value = Vec<(usize, KeyPart<'de>)>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a _rankingScoreDetails object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut parts = Vec::with_capacity(8);
-        while let Some(rule) = map.next_key::<CowStr<'de>>()? {
-            let d: RuleDetail<'de> = map.next_value()?;
-            let part = rule_part(&rule.0, &d).map_err(serde::de::Error::custom)?;
-            parts.push((d.order, part));
-        }
-        Ok(parts)
-    }
 }
 
 fn rule_part<'a>(rule: &str, d: &RuleDetail<'a>) -> Result<KeyPart<'a>, String> {
@@ -197,16 +205,13 @@ fn rule_part<'a>(rule: &str, d: &RuleDetail<'a>) -> Result<KeyPart<'a>, String> 
     }
 }
 
-fn parse_sort_value(raw: &RawValue) -> Result<SortValue<'_>, String> {
-    let text = raw.get();
+fn parse_sort_value(text: &str) -> Result<SortValue<'_>, String> {
     match text.as_bytes().first() {
         Some(b'n') => Ok(SortValue::Null),
-        Some(b'"') => serde_json::from_str::<CowStr<'_>>(text)
-            .map(|s| SortValue::String(s.0))
+        Some(b'"') => scan::unquote(text)
+            .map(SortValue::String)
             .map_err(|e| e.to_string()),
-        _ => serde_json::from_str::<f64>(text)
-            .map(SortValue::Number)
-            .map_err(|e| format!("sort value {text}: {e}")),
+        _ => number(text).map(|n| n.map_or(SortValue::Null, SortValue::Number)),
     }
 }
 
@@ -215,8 +220,7 @@ mod tests {
     use super::*;
 
     fn key(details: &str) -> RankKey<'_> {
-        let raw: &RawValue = serde_json::from_str(details).unwrap();
-        parse_details(raw).unwrap()
+        parse_details(details).unwrap()
     }
 
     fn num(n: f64) -> SortValue<'static> {
@@ -344,7 +348,6 @@ mod tests {
 
     #[test]
     fn a_rule_without_its_score_is_an_error() {
-        let raw: &RawValue = serde_json::from_str(r#"{"words":{"order":0}}"#).unwrap();
-        assert!(parse_details(raw).is_err());
+        assert!(parse_details(r#"{"words":{"order":0}}"#).is_err());
     }
 }

@@ -7,7 +7,8 @@
 //! which scores a document with the same similarity `/similar` gives it. The merge orders every
 //! hit by `_rankingScore` and applies offset, limit and `rankingScoreThreshold` as one node
 //! does (a hit under the threshold ends the page, and the total becomes the hits seen before
-//! it).
+//! it). Unlike a search's, the total is capped at `maxTotalHits` while hits past the cap are
+//! still returned: what one Meilisearch 1.50 node answers to `/similar`.
 //!
 //! Exactness bounds: ties keep node order (one node orders them by internal id); a target
 //! with several embeddings is searched with its first one (Meilisearch compares embedding `i`

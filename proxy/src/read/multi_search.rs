@@ -281,9 +281,15 @@ async fn federated(
         };
         let show_score = q.body.get("showRankingScore") == Some(&Value::Bool(true));
         let mut body = q.body;
-        // Every query is asked for the whole federated window, with scores to order by.
-        body.insert("offset".into(), 0.into());
-        body.insert("limit".into(), federation.depth().into());
+        // Every query is asked for the whole federated window, with scores to order by; in
+        // page mode as a page, so its total is exhaustive as Meilisearch counts it then.
+        if federation.page.is_some() {
+            body.insert("page".into(), 1.into());
+            body.insert("hitsPerPage".into(), federation.depth().into());
+        } else {
+            body.insert("offset".into(), 0.into());
+            body.insert("limit".into(), federation.depth().into());
+        }
         body.insert("showRankingScore".into(), true.into());
         if let Some(facets) = facets_by_index.get(&q.index_uid).filter(|v| !v.is_null()) {
             body.insert("facets".into(), facets.clone());

@@ -57,6 +57,8 @@ pub struct Ranked<'a> {
     pub query: Query,
     /// A semantic search (`vector` with `hybrid`): the response counts `semanticHitCount`.
     pub semantic: bool,
+    /// With a distinct attribute: every match before distinct, in rank order.
+    pub undistinct: Option<Vec<&'a Document>>,
 }
 
 /// Validates `params` and ranks every matching document (scores are always computed: they are
@@ -164,7 +166,9 @@ pub fn rank<'a>(
         .distinct
         .clone()
         .or_else(|| settings.distinct_attribute.clone());
+    let mut undistinct = None;
     if let Some(attr) = distinct {
+        undistinct = Some(hits.iter().map(|h| h.doc).collect());
         let mut distinct = Distinct::new(&attr);
         hits.retain(|h| distinct.keep(h.doc));
     }
@@ -172,6 +176,7 @@ pub fn rank<'a>(
         hits,
         query,
         semantic: semantic.is_some(),
+        undistinct,
     })
 }
 
@@ -250,7 +255,15 @@ fn render(
         "processingTimeMs".into(),
         json!(started.elapsed().as_millis()),
     );
-    let total = ranked.hits.len().min(settings.max_total_hits);
+    // Every match counts, whatever `maxTotalHits` (it only limits the hits returned). In
+    // offset/limit mode with nothing to rank (an empty window at 0), Meilisearch applies no
+    // distinct: the total and the facets count every match.
+    let hits: Vec<&Document> = ranked.hits.iter().map(|h| h.doc).collect();
+    let counted = match &ranked.undistinct {
+        Some(all) if !params.is_finite_pagination() && offset + limit == 0 => all,
+        _ => &hits,
+    };
+    let total = counted.len();
     if params.is_finite_pagination() {
         let hpp = params.hits_per_page.unwrap_or(20);
         let total_pages = if hpp == 0 { 0 } else { total.div_ceil(hpp) };
@@ -259,14 +272,14 @@ fn render(
         out.insert("totalPages".into(), json!(total_pages));
         out.insert("totalHits".into(), json!(total));
     } else {
-        out.insert("limit".into(), json!(limit));
-        out.insert("offset".into(), json!(offset));
+        // The client's own window, even past `maxTotalHits`.
+        out.insert("limit".into(), json!(params.limit));
+        out.insert("offset".into(), json!(params.offset));
         out.insert("estimatedTotalHits".into(), json!(total));
     }
     // `facets: []` asks for nothing: Meilisearch then leaves both keys out.
     if let Some(requested) = params.facets.as_ref().filter(|f| !f.is_empty()) {
-        let docs: Vec<&Document> = ranked.hits.iter().map(|h| h.doc).collect();
-        let (distribution, stats) = facets::compute(index, &docs, requested);
+        let (distribution, stats) = facets::compute(index, counted, requested);
         out.insert("facetDistribution".into(), distribution);
         out.insert("facetStats".into(), stats);
     }

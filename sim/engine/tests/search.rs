@@ -729,18 +729,50 @@ fn page_pagination_and_max_total_hits_capping() {
         (json!(3), json!(5))
     );
     assert_eq!(run(&index, json!({"page": 0}))["hits"], json!([]));
+    // As Meilisearch 1.50: the cap limits the hits returned, not the totals, and the client's
+    // window is echoed as sent.
     index.settings.max_total_hits = 3;
     let r = run(&index, json!({"offset": 2, "limit": 5}));
     assert_eq!(
         (r["limit"].clone(), r["estimatedTotalHits"].clone()),
-        (json!(1), json!(3))
+        (json!(5), json!(5))
     );
     assert_eq!(ids(&r), vec!["522681"]);
     let r = run(&index, json!({"offset": 10}));
     assert_eq!(
-        (r["offset"].clone(), r["limit"].clone()),
-        (json!(3), json!(0))
+        (r["offset"].clone(), r["limit"].clone(), r["hits"].clone()),
+        (json!(10), json!(20), json!([]))
     );
+    let r = run(&index, json!({"hitsPerPage": 2, "page": 2}));
+    assert_eq!(ids(&r), vec!["522681"]);
+    assert_eq!(
+        (r["totalPages"].clone(), r["totalHits"].clone()),
+        (json!(3), json!(5))
+    );
+}
+
+#[test]
+fn a_count_only_search_counts_matches_before_distinct() {
+    let settings = Settings {
+        filterable_attributes: vec!["sku".into()],
+        distinct_attribute: Some("sku".into()),
+        ..Settings::default()
+    };
+    let index = index_with(
+        "d",
+        settings,
+        json!([{"id": 1, "sku": "a"}, {"id": 2, "sku": "a"}, {"id": 3, "sku": "b"}]),
+    );
+    // Meilisearch ranks nothing for an empty window at offset 0, so applies no distinct.
+    let r = run(&index, json!({"limit": 0, "facets": ["sku"]}));
+    assert_eq!(r["estimatedTotalHits"], json!(3));
+    assert_eq!(r["facetDistribution"], json!({"sku": {"a": 2, "b": 1}}));
+    assert_eq!(
+        run(&index, json!({"offset": 1, "limit": 0}))["estimatedTotalHits"],
+        json!(2)
+    );
+    let r = run(&index, json!({"page": 1, "hitsPerPage": 0}));
+    assert_eq!(r["totalHits"], json!(2));
 }
 
 #[test]
