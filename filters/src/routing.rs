@@ -188,6 +188,8 @@ pub enum PlacementError {
         replication_factor: u32,
     },
     DuplicateNode(NodeId),
+    /// Two placements a change cannot blend.
+    Incompatible(String),
 }
 
 impl fmt::Display for PlacementError {
@@ -208,6 +210,7 @@ impl fmt::Display for PlacementError {
                 "replica group {group} has {nodes} node(s), fewer than the replication factor {replication_factor}"
             ),
             Self::DuplicateNode(id) => write!(f, "node id {id:?} appears more than once"),
+            Self::Incompatible(why) => f.write_str(why),
         }
     }
 }
@@ -226,10 +229,87 @@ pub struct Placement {
     node_group: Vec<GroupId>,
     /// `group_start[g]..group_start[g + 1]` are the node indexes of group `g`.
     group_start: Vec<u32>,
-    /// `[group][shard][rank]`, flattened; rank 0 is the highest score.
+    /// The replicas of shard `s` in group `g` are
+    /// `replicas[slot_start[g * S + s]..slot_start[g * S + s + 1]]`, highest score first. A
+    /// placement computed from one topology has RF per slot; one blended across a topology
+    /// change (see [`Placement::blend`]) may have more, or fewer.
+    slot_start: Vec<u32>,
     replicas: Vec<NodeIdx>,
     /// Shards each node holds, ascending, indexed by node.
     owned: Vec<Vec<ShardId>>,
+}
+
+/// Which side of a topology change a (group, shard) slot follows in [`Placement::blend`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The old owners only.
+    From,
+    /// The new owners only.
+    To,
+    /// Old and new owners: writes during a move reach both.
+    Both,
+}
+
+/// A (group, shard) whose owner set differs between two placements.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnerChange {
+    pub group: GroupId,
+    pub shard: ShardId,
+    /// Owners only in the new placement: each needs a copy of the shard.
+    pub gained: Vec<NodeId>,
+    /// Owners only in the old placement: each drops the shard once the change is done.
+    pub lost: Vec<NodeId>,
+    /// Owners in both: the copy sources that hold the whole shard.
+    pub kept: Vec<NodeId>,
+}
+
+/// The slots whose owners differ between `from` and `to` (same shard and group counts),
+/// group by group, shard by shard. HRW keeps every other slot where it is, so these are the
+/// only copies a change needs.
+pub fn owner_changes(from: &Placement, to: &Placement) -> Vec<OwnerChange> {
+    let mut changes = Vec::new();
+    for g in 0..from.groups().min(to.groups()) {
+        let group = GroupId(g);
+        for s in 0..from.shards.min(to.shards) {
+            let shard = ShardId(s);
+            let old: Vec<&NodeId> = from
+                .replicas(group, shard)
+                .iter()
+                .map(|&i| from.node(i))
+                .collect();
+            let new: Vec<&NodeId> = to
+                .replicas(group, shard)
+                .iter()
+                .map(|&i| to.node(i))
+                .collect();
+            let gained: Vec<NodeId> = new
+                .iter()
+                .filter(|n| !old.contains(n))
+                .map(|n| (*n).clone())
+                .collect();
+            let lost: Vec<NodeId> = old
+                .iter()
+                .filter(|n| !new.contains(n))
+                .map(|n| (*n).clone())
+                .collect();
+            if gained.is_empty() && lost.is_empty() {
+                continue;
+            }
+            let kept = old
+                .iter()
+                .filter(|n| new.contains(n))
+                .map(|n| (*n).clone())
+                .collect();
+            changes.push(OwnerChange {
+                group,
+                shard,
+                gained,
+                lost,
+                kept,
+            });
+        }
+    }
+    changes
 }
 
 /// The answer of [`Placement::covering_set`].
@@ -286,6 +366,8 @@ impl Placement {
         let rf = replication_factor as usize;
         let group_count = group_start.len() - 1;
         let mut replicas = Vec::with_capacity(group_count * shards as usize * rf);
+        let mut slot_start = Vec::with_capacity(group_count * shards as usize + 1);
+        slot_start.push(0);
         let mut owned = vec![Vec::new(); nodes.len()];
         let mut ranked: Vec<(u64, NodeIdx)> = Vec::new();
         for g in 0..group_count {
@@ -305,6 +387,7 @@ impl Placement {
                     replicas.push(idx);
                     owned[idx.index()].push(shard);
                 }
+                slot_start.push(replicas.len() as u32);
             }
         }
         Ok(Self {
@@ -313,6 +396,99 @@ impl Placement {
             nodes,
             node_group,
             group_start,
+            slot_start,
+            replicas,
+            owned,
+        })
+    }
+
+    /// One placement for the duration of a topology change from `from` to `to`: each
+    /// (group, shard) slot takes its replicas from the side `side` names, both sides' replicas
+    /// for [`Side::Both`] (old owners first). Nodes are the union of both, numbered like
+    /// [`Placement::new`] numbers them, so two blends of the same pair share node indexes.
+    /// The replication factor stays `from`'s: the quorum of a write is judged by it.
+    pub fn blend(
+        from: &Placement,
+        to: &Placement,
+        side: impl Fn(GroupId, ShardId) -> Side,
+    ) -> Result<Placement, PlacementError> {
+        if from.shards != to.shards {
+            return Err(PlacementError::Incompatible(format!(
+                "the shard count changes from {} to {}",
+                from.shards, to.shards
+            )));
+        }
+        if from.groups() != to.groups() {
+            return Err(PlacementError::Incompatible(format!(
+                "the number of replica groups changes from {} to {}",
+                from.groups(),
+                to.groups()
+            )));
+        }
+        let mut nodes = Vec::new();
+        let mut node_group = Vec::new();
+        let mut group_start = vec![0];
+        for g in 0..from.groups() {
+            let group = GroupId(g);
+            let mut members: Vec<NodeId> = Vec::new();
+            members.extend(from.group_members(group).map(|i| from.node(i).clone()));
+            members.extend(to.group_members(group).map(|i| to.node(i).clone()));
+            members.sort();
+            members.dedup();
+            node_group.extend(std::iter::repeat_n(group, members.len()));
+            nodes.append(&mut members);
+            group_start.push(nodes.len() as u32);
+        }
+        let index_in = |id: &NodeId| {
+            nodes
+                .iter()
+                .position(|n| n == id)
+                .map(|i| NodeIdx(i as u32))
+        };
+        for (i, id) in nodes.iter().enumerate() {
+            let in_from = from.index_of(id.as_str()).map(|n| from.group_of(n));
+            let in_to = to.index_of(id.as_str()).map(|n| to.group_of(n));
+            if let (Some(a), Some(b)) = (in_from, in_to) {
+                if a != b {
+                    return Err(PlacementError::Incompatible(format!(
+                        "node {id:?} moves from replica group {a} to {b}"
+                    )));
+                }
+            }
+            debug_assert_eq!(index_in(id), Some(NodeIdx(i as u32)));
+        }
+        let mut slot_start = vec![0];
+        let mut replicas = Vec::new();
+        let mut owned = vec![Vec::new(); nodes.len()];
+        for g in 0..from.groups() {
+            let group = GroupId(g);
+            for s in 0..from.shards {
+                let shard = ShardId(s);
+                let start = replicas.len();
+                let sides: &[&Placement] = match side(group, shard) {
+                    Side::From => &[from],
+                    Side::To => &[to],
+                    Side::Both => &[from, to],
+                };
+                for p in sides {
+                    for &r in p.replicas(group, shard) {
+                        let idx = index_in(p.node(r)).expect("every node of both sides is listed");
+                        if !replicas[start..].contains(&idx) {
+                            replicas.push(idx);
+                            owned[idx.index()].push(shard);
+                        }
+                    }
+                }
+                slot_start.push(replicas.len() as u32);
+            }
+        }
+        Ok(Self {
+            shards: from.shards,
+            replication_factor: from.replication_factor,
+            nodes,
+            node_group,
+            group_start,
+            slot_start,
             replicas,
             owned,
         })
@@ -362,15 +538,16 @@ impl Placement {
         range.map(NodeIdx)
     }
 
-    /// The RF replicas of `shard` in `group`, highest score first.
+    /// The replicas of `shard` in `group` (RF of them outside a topology change), highest
+    /// score first.
     ///
     /// # Panics
     /// If `group` or `shard` is out of range.
     pub fn replicas(&self, group: GroupId, shard: ShardId) -> &[NodeIdx] {
         assert!(shard.0 < self.shards, "shard {shard} out of range");
-        let rf = self.replication_factor as usize;
-        let start = (group.0 as usize * self.shards as usize + shard.0 as usize) * rf;
-        &self.replicas[start..start + rf]
+        let slot = group.0 as usize * self.shards as usize + shard.0 as usize;
+        let (start, end) = (self.slot_start[slot], self.slot_start[slot + 1]);
+        &self.replicas[start as usize..end as usize]
     }
 
     /// Every node that must receive a write to `shard`: its replicas in every group, group by

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use miroir_filters::routing::{
-    canonical_key, hrw_score, shard_for_key, GroupId, NodeId, NodeIdError, NodeIdx, Placement,
-    PlacementError, ShardId,
+    canonical_key, hrw_score, owner_changes, shard_for_key, GroupId, NodeId, NodeIdError, NodeIdx,
+    Placement, PlacementError, ShardId, Side,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -436,4 +436,93 @@ proptest! {
     fn shard_for_key_is_in_range(key in ".*", shards in 1u32..1024) {
         prop_assert!(shard_for_key(&key, shards).0 < shards);
     }
+}
+
+#[test]
+fn adding_a_node_moves_only_the_shards_it_wins() {
+    let from = one_group(64, 2, &["a", "b", "c"]);
+    let to = one_group(64, 2, &["a", "b", "c", "d"]);
+    let changes = owner_changes(&from, &to);
+    assert!(!changes.is_empty());
+    for c in &changes {
+        assert_eq!(c.gained, ids(&["d"]), "shard {}: only d gains", c.shard);
+        assert_eq!(c.lost.len(), 1);
+        assert_eq!(c.kept.len(), 1);
+    }
+    // Every shard d holds in `to` is one it gained; nothing else moves.
+    let d = to.index_of("d").unwrap();
+    let gained: BTreeSet<u32> = changes.iter().map(|c| c.shard.0).collect();
+    let held: BTreeSet<u32> = to.shards_of(d).iter().map(|s| s.0).collect();
+    assert_eq!(gained, held);
+}
+
+#[test]
+fn removing_a_node_moves_only_its_shards() {
+    let from = one_group(32, 1, &["a", "b", "c", "d"]);
+    let to = one_group(32, 1, &["a", "b", "c"]);
+    let d = from.index_of("d").unwrap();
+    let lost: BTreeSet<u32> = owner_changes(&from, &to)
+        .iter()
+        .inspect(|c| assert_eq!(c.lost, ids(&["d"])))
+        .map(|c| c.shard.0)
+        .collect();
+    let held: BTreeSet<u32> = from.shards_of(d).iter().map(|s| s.0).collect();
+    assert_eq!(lost, held);
+}
+
+#[test]
+fn a_blend_takes_each_slot_from_the_side_it_names() {
+    let from = one_group(16, 1, &["a", "b", "c"]);
+    let to = one_group(16, 1, &["a", "b", "c", "d"]);
+    let moving: BTreeSet<u32> = owner_changes(&from, &to)
+        .iter()
+        .map(|c| c.shard.0)
+        .collect();
+    let g = GroupId(0);
+    let names = |p: &Placement, s: u32| -> Vec<String> {
+        p.replicas(g, ShardId(s))
+            .iter()
+            .map(|&i| p.node(i).to_string())
+            .collect()
+    };
+    let writes = Placement::blend(&from, &to, |_, s| {
+        if moving.contains(&s.0) {
+            Side::Both
+        } else {
+            Side::To
+        }
+    })
+    .unwrap();
+    let reads = Placement::blend(&from, &to, |_, _| Side::From).unwrap();
+    let done = Placement::blend(&from, &to, |_, _| Side::To).unwrap();
+    // Both blends number the union of nodes alike.
+    assert_eq!(writes.nodes(), reads.nodes());
+    assert_eq!(writes.nodes().len(), 4);
+    for s in 0..16 {
+        assert_eq!(names(&reads, s), names(&from, s));
+        assert_eq!(names(&done, s), names(&to, s));
+        let mut expected = names(&from, s);
+        if moving.contains(&s) {
+            expected.extend(
+                names(&to, s)
+                    .into_iter()
+                    .filter(|n| !names(&from, s).contains(n)),
+            );
+        }
+        assert_eq!(names(&writes, s), expected, "shard {s}");
+    }
+    // A node that holds nothing on the side read is still numbered, and holds nothing.
+    let d = reads.index_of("d").unwrap();
+    assert!(reads.shards_of(d).is_empty());
+}
+
+#[test]
+fn a_blend_refuses_what_a_change_cannot_do() {
+    let from = one_group(8, 1, &["a", "b"]);
+    assert!(Placement::blend(&from, &one_group(4, 1, &["a", "b"]), |_, _| Side::To).is_err());
+    let moved = Placement::new(8, 1, vec![ids(&["a"]), ids(&["b"])]).unwrap();
+    let two = Placement::new(8, 1, vec![ids(&["a"]), ids(&["c"])]).unwrap();
+    let swapped = Placement::new(8, 1, vec![ids(&["b"]), ids(&["c"])]).unwrap();
+    assert!(Placement::blend(&moved, &two, |_, _| Side::To).is_ok());
+    assert!(Placement::blend(&moved, &swapped, |_, _| Side::To).is_err());
 }
