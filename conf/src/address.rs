@@ -20,6 +20,28 @@ pub fn system_resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("host {host:?} resolves to no address"))
 }
 
+/// A node as a topology change names it (id, URL, group), resolved like a node of the file.
+pub fn resolve_node(
+    id: &str,
+    url: &str,
+    group: u32,
+    resolve: Resolve<'_>,
+) -> Result<crate::config::Node, String> {
+    let id = miroir_filters::routing::NodeId::new(id).map_err(|e| e.to_string())?;
+    let parsed = parse_node_url(url)?;
+    let socket = resolve(parsed.host, parsed.port)?;
+    Ok(crate::config::Node {
+        id,
+        address: crate::config::NodeAddress {
+            scheme: parsed.scheme,
+            host: parsed.host.to_owned(),
+            port: parsed.port,
+            socket,
+        },
+        group: miroir_filters::routing::GroupId(group),
+    })
+}
+
 /// A node URL split into its parts: `http[s]://host[:port][/]`.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct NodeUrl<'a> {

@@ -42,6 +42,7 @@ pub struct Config {
     pub log: Log,
     pub settings_sync: SettingsSync,
     pub handoff: Handoff,
+    pub topology: Topology,
     pub(crate) placement: Placement,
 }
 
@@ -96,6 +97,15 @@ pub struct NodeAddress {
 }
 
 impl NodeAddress {
+    /// The URL as a configuration names it: `scheme://host:port`.
+    pub fn url(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        format!("{scheme}://{}", self.authority())
+    }
+
     /// `host:port` for the `Host` header, with IPv6 literals bracketed.
     pub fn authority(&self) -> String {
         match self.host.contains(':') {
@@ -204,6 +214,18 @@ pub struct Handoff {
     pub max_bytes_per_node: u64,
     /// How often nodes with hints are tried again.
     pub replay_interval: Duration,
+}
+
+/// How shard moves of a topology change run (the change itself is staged from the nodes
+/// above and applied with `miroir ctl apply`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// Shards one new owner receives at once.
+    pub max_concurrent_moves_per_node: u32,
+    /// Bytes per second one new owner receives, all its copies together; `None`: no limit.
+    pub max_copy_bytes_per_sec: Option<u64>,
+    /// Documents per page copied.
+    pub copy_page_size: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,10 +15,10 @@ mod validate;
 
 use std::path::Path;
 
-pub use address::{system_resolve, Resolve};
+pub use address::{resolve_node, system_resolve, Resolve};
 pub use config::{
     Admin, Config, Health, Log, LogFormat, LogLevel, Metrics, Node, NodeAddress, Scatter, Scheme,
-    Server, SettingsSync, TaskStore, Tls, UnavailableShardPolicy, Upstream, WriteQuorum,
+    Server, SettingsSync, TaskStore, Tls, Topology, UnavailableShardPolicy, Upstream, WriteQuorum,
 };
 pub use error::{ConfigError, Problem};
 pub use reload::restart_required;

@@ -42,6 +42,8 @@ pub(crate) struct RawConfig {
     pub settings_sync: RawSettingsSync,
     #[serde(default)]
     pub handoff: RawHandoff,
+    #[serde(default)]
+    pub topology: RawTopology,
 }
 
 #[derive(Debug, Deserialize)]
@@ -234,6 +236,24 @@ impl Default for RawHandoff {
         Self {
             max_bytes_per_node: 1024 * 1024 * 1024,
             replay_interval_ms: 250,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawTopology {
+    pub max_concurrent_moves_per_node: u32,
+    pub max_copy_bytes_per_sec: u64,
+    pub copy_page_size: u32,
+}
+
+impl Default for RawTopology {
+    fn default() -> Self {
+        Self {
+            max_concurrent_moves_per_node: 2,
+            max_copy_bytes_per_sec: 0,
+            copy_page_size: 1000,
         }
     }
 }

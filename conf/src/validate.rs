@@ -12,12 +12,12 @@ use miroir_filters::routing::{GroupId, NodeId, Placement};
 use crate::address::{parse_node_url, Resolve};
 use crate::config::{
     Admin, Config, Handoff, Health, Log, Metrics, Node, NodeAddress, Scatter, Server, SettingsSync,
-    TaskStore, Tls, Upstream,
+    TaskStore, Tls, Topology, Upstream,
 };
 use crate::error::Problem;
 use crate::raw::{
     RawBackend, RawConfig, RawHandoff, RawHealth, RawMetrics, RawNode, RawScatter, RawServer,
-    RawSettingsSync, RawTaskStore, RawUpstream,
+    RawSettingsSync, RawTaskStore, RawTopology, RawUpstream,
 };
 use crate::secret::Secret;
 use crate::{ENV_ADMIN_API_KEY, ENV_MASTER_KEY, ENV_NODE_MASTER_KEY};
@@ -58,6 +58,7 @@ pub(crate) fn validate(raw: RawConfig, inputs: &Inputs<'_>) -> Result<Config, Ve
     let metrics = check.metrics(raw.metrics);
     let settings_sync = check.settings_sync(raw.settings_sync);
     let handoff = check.handoff(raw.handoff);
+    let topology = check.topology(raw.topology);
     check.distinct_listeners(&server, metrics.as_ref());
 
     match (check.problems.is_empty(), server, nodes, placement) {
@@ -86,6 +87,7 @@ pub(crate) fn validate(raw: RawConfig, inputs: &Inputs<'_>) -> Result<Config, Ve
                 },
                 settings_sync,
                 handoff,
+                topology,
                 placement,
             })
         }
@@ -213,6 +215,23 @@ impl Checker<'_> {
         Handoff {
             max_bytes_per_node: raw.max_bytes_per_node,
             replay_interval: self.duration("handoff.replay_interval_ms", raw.replay_interval_ms),
+        }
+    }
+
+    fn topology(&mut self, raw: RawTopology) -> Topology {
+        self.positive(
+            "topology.max_concurrent_moves_per_node",
+            raw.max_concurrent_moves_per_node,
+        );
+        self.positive("topology.copy_page_size", raw.copy_page_size);
+        if raw.copy_page_size > 10_000 {
+            self.problem("topology.copy_page_size", "must be at most 10000");
+        }
+        Topology {
+            max_concurrent_moves_per_node: raw.max_concurrent_moves_per_node,
+            max_copy_bytes_per_sec: (raw.max_copy_bytes_per_sec > 0)
+                .then_some(raw.max_copy_bytes_per_sec),
+            copy_page_size: raw.copy_page_size,
         }
     }
 
