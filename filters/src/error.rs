@@ -71,6 +71,12 @@ pub enum Code {
     /// A node answered a search with something that is neither a search response nor an error.
     InvalidNodeAnswer,
     AnswerTooLarge,
+    /// A topology change is already in progress: one at a time.
+    TopologyChangeInProgress,
+    /// A topology change Miroir cannot make (a group left without nodes, fewer than RF).
+    InvalidTopologyChange,
+    /// `apply` with nothing staged.
+    NoTopologyChange,
     // Meilisearch's task-route codes, for the task registry Miroir answers from.
     TaskNotFound,
     BatchNotFound,
@@ -132,6 +138,11 @@ impl Code {
             Code::IdempotencyKeyReused => ("miroir_idempotency_key_reused", InvalidRequest, 409),
             Code::InvalidNodeAnswer => ("miroir_invalid_node_answer", System, 502),
             Code::AnswerTooLarge => ("miroir_answer_too_large", InvalidRequest, 400),
+            Code::TopologyChangeInProgress => {
+                ("miroir_topology_change_in_progress", InvalidRequest, 409)
+            }
+            Code::InvalidTopologyChange => ("miroir_invalid_topology_change", InvalidRequest, 400),
+            Code::NoTopologyChange => ("miroir_no_topology_change", InvalidRequest, 400),
             Code::TaskNotFound => ("task_not_found", InvalidRequest, 404),
             Code::BatchNotFound => ("batch_not_found", InvalidRequest, 404),
             Code::MissingTaskFilters => ("missing_task_filters", InvalidRequest, 400),

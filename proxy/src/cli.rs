@@ -12,6 +12,11 @@ pub enum Command {
     CheckConfig {
         path: PathBuf,
     },
+    /// `miroir ctl ...`: the operator's client of the admin API.
+    Ctl {
+        target: crate::ctl::Target,
+        action: crate::ctl::Action,
+    },
     Help,
     Version,
 }
@@ -22,6 +27,7 @@ Miroir: a sharding and high-availability proxy for Meilisearch
 USAGE:
     miroir --config <FILE> [--upgrade] [--daemon]   run the proxy
     miroir check-config <FILE>                       validate a configuration file
+    miroir ctl [OPTIONS] <COMMAND>                   operate the fleet (`miroir ctl --help`)
     miroir --help | --version
 
 SIGHUP (or saving the file) reloads the configuration without dropping connections.
@@ -40,6 +46,14 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
              production binary carries no simulated node"
                 .into(),
         ),
+        Some("ctl") => {
+            let rest: Vec<&str> = it.collect();
+            if rest.iter().any(|a| matches!(*a, "-h" | "--help" | "help")) || rest.is_empty() {
+                return Err(crate::ctl::USAGE.to_owned());
+            }
+            let (target, action) = crate::ctl::parse(&rest)?;
+            Ok(Command::Ctl { target, action })
+        }
         Some("check-config") => match (it.next(), it.next()) {
             (Some(path), None) => Ok(Command::CheckConfig { path: path.into() }),
             _ => Err("check-config takes exactly one file".into()),
@@ -94,5 +108,17 @@ mod tests {
         assert!(parse(&args("check-config")).is_err());
         assert!(parse(&args("--upgrade")).is_err());
         assert!(parse(&args("demo")).is_err());
+        assert_eq!(
+            parse(&args("ctl --url http://h:1 drain n2")),
+            Ok(Command::Ctl {
+                target: crate::ctl::Target {
+                    url: Some("http://h:1".into()),
+                    ..Default::default()
+                },
+                action: crate::ctl::Action::Drain("n2".into()),
+            })
+        );
+        assert!(parse(&args("ctl")).is_err());
+        assert!(parse(&args("ctl frobnicate")).is_err());
     }
 }

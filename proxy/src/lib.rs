@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `server` | Pingora: listeners, the `ProxyHttp` phases, route dispatch, writing answers |
 //! | `ops` | the admin API and configuration reload |
+//! | `fleet` | topology changes: plan, apply, shard moves, joining nodes |
 //! | `write`, `read`, `lifecycle`, `tasks` | the request paths |
 //! | `shared` | what every path reaches: the cluster, the task registry, key rights, repair queues |
 //! | `repair` | hinted handoff and replay, index repairs, settings drift |
@@ -22,6 +23,8 @@
 pub mod auth;
 pub mod cli;
 pub mod cluster;
+pub mod ctl;
+pub mod fleet;
 pub mod lifecycle;
 pub mod node_io;
 pub mod ops;

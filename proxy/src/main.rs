@@ -14,6 +14,7 @@ fn main() {
     };
     match command {
         Command::Help => print!("{}", cli::USAGE),
+        Command::Ctl { target, action } => std::process::exit(miroir::ctl::run(target, action)),
         Command::Version => println!("miroir {}", env!("CARGO_PKG_VERSION")),
         Command::CheckConfig { path } => {
             let result = miroir_conf::load(&path)

@@ -9,6 +9,7 @@ use miroir_handoff::HintStore;
 use miroir_tasks::{EmbeddedStore, TaskStore};
 
 use crate::auth::{Access, KeyCache};
+use crate::cluster::topology::{self, Layout, Placements, Topology, TopologyFile};
 use crate::cluster::{Cluster, Runtime};
 use crate::repair::{index_repairs, settings_drift};
 use crate::request::{Incoming, Reply};
@@ -43,8 +44,9 @@ impl Shared {
                     .into(),
             ),
         };
+        let (topology, placements) = open_topology(&config)?;
         Ok(Arc::new(Self {
-            cluster: Arc::new(Cluster::new(config, hints)),
+            cluster: Arc::new(Cluster::new(config, topology, placements, hints)),
             tasks,
             keys: KeyCache::default(),
             index_repairs: Default::default(),
@@ -75,4 +77,26 @@ impl Shared {
             .authorize_on(&self.cluster, rt, inc, action, index_uid)
             .await
     }
+}
+
+/// The applied topology from the data directory; on a first start, the file's, saved as
+/// version 1. A file that asks for another one is reported, never applied here.
+fn open_topology(config: &Config) -> Result<(Topology, Placements), String> {
+    let file = TopologyFile::new(&config.data_dir);
+    let topology = match file.load()? {
+        Some(t) => t,
+        None => {
+            let t = Topology {
+                layout: Layout::from_config(config, 1, config.shards),
+                change: None,
+            };
+            file.save(&t)?;
+            t
+        }
+    };
+    topology::report_staged(config, &topology);
+    let placements = topology
+        .placements()
+        .map_err(|e| format!("topology {}: {e}", file.path().display()))?;
+    Ok((topology, placements))
 }

@@ -376,40 +376,102 @@ async fn metrics_are_exposed_and_count_requests() {
 
 #[tokio::test]
 async fn reload_applies_a_valid_file_on_a_live_keep_alive_connection() {
-    let nodes = sim_nodes(2).await;
-    create_index_on(&nodes[1], "only-on-b").await;
+    let nodes = sim_nodes(1).await;
+    create_index_on(&nodes[0], "movies").await;
     let (port, metrics) = (free_port(), free_port());
     let first = config(port, metrics, &[&nodes[0]], "");
     let miroir = MiroirProcess::start(miroir_bin(), &first, port).await;
 
     let mut conn = RawConn::connect(port).await;
+    let body = "[".to_owned() + &"{\"id\": 1},".repeat(200) + "{\"id\": 2}]";
+    let post = |body: &str| {
+        format!(
+            "POST /indexes/movies/documents HTTP/1.1\r\nHost: m\r\nAuthorization: Bearer {KEY}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    conn.write(post(&body).as_bytes()).await;
     assert_eq!(
-        conn.get("/indexes/only-on-b").await.status,
-        404,
-        "node A does not have it"
+        conn.read_response().await.status,
+        202,
+        "under the default limit"
     );
 
-    // Swap node A for node B in the file; the watcher applies it.
-    let second = first.replace(&nodes[0].url(), &nodes[1].url());
+    // A smaller body limit in the file; the watcher applies it.
+    let second = first.replace("[server]\n", "[server]\nmax_body_bytes = 1000\n");
     miroir.write_config(&second);
     miroir
         .wait_for_log("(generation 2)", Duration::from_secs(5))
         .await;
-    let resp = conn.get("/indexes/only-on-b").await;
-    assert_eq!(resp.status, 200, "same connection, new configuration");
+    conn.write(post(&body).as_bytes()).await;
+    let resp = conn.read_response().await;
+    assert_eq!(resp.status, 413, "same connection, new configuration");
     let text = metrics_text(metrics).await;
     assert_eq!(
         sample(&text, "miroir_config_reloads_total{result=\"applied\"}"),
         Some(1.0)
     );
 
-    // SIGHUP reloads too (here: back to node A).
+    // SIGHUP reloads too (here: back to the default limit). A refused body is left unread,
+    // so that answer closed its connection, as Meilisearch's does.
     miroir.write_config(&first);
     miroir.signal("HUP");
     miroir
         .wait_for_log("(generation 3)", Duration::from_secs(5))
         .await;
-    assert_eq!(conn.get("/indexes/only-on-b").await.status, 404);
+    let mut conn = RawConn::connect(port).await;
+    conn.write(post(&body).as_bytes()).await;
+    assert_eq!(conn.read_response().await.status, 202);
+}
+
+#[tokio::test]
+async fn a_reload_never_moves_a_shard_it_stages_the_new_topology() {
+    let nodes = sim_nodes(2).await;
+    create_index_on(&nodes[1], "only-on-b").await;
+    let (port, metrics) = (free_port(), free_port());
+    let first = config(port, metrics, &[&nodes[0]], "");
+    let miroir = MiroirProcess::start(miroir_bin(), &first, port).await;
+
+    // Node n0's address now names node B: a different fleet, staged, not applied.
+    let second = first.replace(&nodes[0].url(), &nodes[1].url());
+    miroir.write_config(&second);
+    miroir
+        .wait_for_log("(generation 2)", Duration::from_secs(5))
+        .await;
+    let (status, _) = call(&miroir.url(), "GET", "/indexes/only-on-b", None).await;
+    assert_eq!(status, 404, "still served by node A");
+    let topology = admin_get(&miroir.url(), "/_miroir/topology").await;
+    assert_eq!(topology["layoutVersion"], 1);
+    assert_eq!(
+        topology["staged"]["nodes"][0]["address"],
+        nodes[1].url().trim_end_matches('/')
+    );
+    let text = metrics_text(metrics).await;
+    assert_eq!(sample(&text, "miroir_topology_staged"), Some(1.0));
+
+    // Applying it moves nothing (same node id, so same shards): it takes effect at once.
+    let (status, body) = admin_post(&miroir.url(), "/_miroir/topology/apply").await;
+    assert_eq!(status, 202, "{body}");
+    let (status, _) = call(&miroir.url(), "GET", "/indexes/only-on-b", None).await;
+    assert_eq!(status, 200, "served by node B from version 2 on");
+    let topology = admin_get(&miroir.url(), "/_miroir/topology").await;
+    assert_eq!(topology["layoutVersion"], 2);
+    assert!(topology["staged"].is_null(), "{topology}");
+
+    // A second apply has nothing to do, and says so.
+    let (status, body) = admin_post(&miroir.url(), "/_miroir/topology/apply").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("miroir_no_topology_change"))
+    );
+
+    // A restart keeps the applied topology, whatever the file says.
+    let mut miroir = miroir;
+    miroir.write_config(&first);
+    miroir.crash_and_restart(miroir_bin()).await;
+    let (status, _) = call(&miroir.url(), "GET", "/indexes/only-on-b", None).await;
+    assert_eq!(status, 200, "the data directory's topology, not the file's");
 }
 
 #[tokio::test]

@@ -4,11 +4,14 @@
 //! write order every replica follows. This folder holds state and the rules that change it;
 //! it never imports a request path.
 
+pub mod change_progress;
 pub mod health_checks;
 pub mod indexes;
 pub mod latency;
+pub mod move_log;
 pub mod node_state;
 mod runtime;
+pub mod topology;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,9 +29,13 @@ use crate::upstream::NodeClient;
 use indexes::IndexKnowledge;
 use latency::Latencies;
 use node_state::{NodeHealth, NodeState, Thresholds, Transition};
+use topology::{Placements, Topology};
 
 pub struct Cluster {
     runtime: ArcSwap<Runtime>,
+    /// The applied topology and any change in progress, with the placements derived from
+    /// them; changed only by `fleet/` (under this lock, saved before it is used).
+    topology: std::sync::Mutex<(Topology, Arc<Placements>)>,
     health: DashMap<NodeId, Arc<NodeHealth>>,
     round_robin: AtomicUsize,
     /// Rotates reads across replica groups.
@@ -46,6 +53,14 @@ pub struct Cluster {
     write_order: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// Nodes whose hints are being replayed: not caught up even once their queue is empty.
     pub replaying: DashMap<NodeId, ()>,
+    /// Nodes whose move log missed a write: their shard copies start over.
+    pub broken_move_logs: DashMap<NodeId, ()>,
+    /// Held shared by every write while it is handed to nodes and move logs; held alone by a
+    /// topology step that changes where writes go (a new owner's move log drained and its
+    /// writes sent directly from then on), so no write straddles the change.
+    pub write_gate: tokio::sync::RwLock<()>,
+    /// How the topology change in progress is going.
+    pub change: change_progress::ChangeProgress,
 }
 
 fn thresholds(rt: &Runtime) -> Thresholds {
@@ -56,10 +71,18 @@ fn thresholds(rt: &Runtime) -> Thresholds {
 }
 
 impl Cluster {
-    pub fn new(config: Config, hints: Arc<HintStore>) -> Self {
+    pub fn new(
+        config: Config,
+        topology: Topology,
+        placements: Placements,
+        hints: Arc<HintStore>,
+    ) -> Self {
         let client = NodeClient::new(config.upstream.pool_size);
+        let placements = Arc::new(placements);
+        let runtime = Runtime::build(Arc::new(config), placements.clone(), 1);
         let cluster = Self {
-            runtime: ArcSwap::from_pointee(Runtime::build(Arc::new(config), 1)),
+            runtime: ArcSwap::from_pointee(runtime),
+            topology: std::sync::Mutex::new((topology, placements)),
             health: DashMap::new(),
             round_robin: AtomicUsize::new(0),
             read_rotation: AtomicU64::new(0),
@@ -69,6 +92,9 @@ impl Cluster {
             hints,
             write_order: DashMap::new(),
             replaying: DashMap::new(),
+            broken_move_logs: DashMap::new(),
+            write_gate: tokio::sync::RwLock::new(()),
+            change: Default::default(),
         };
         cluster.sync_health_table();
         cluster
@@ -79,10 +105,35 @@ impl Cluster {
         self.runtime.load_full()
     }
 
-    /// Replaces the snapshot; in-flight requests keep the one they loaded.
+    /// Replaces the snapshot with a new configuration and the same topology; in-flight
+    /// requests keep the one they loaded.
     pub fn install(&self, config: Config) -> Arc<Runtime> {
+        let guard = self.lock_topology();
+        self.swap(Arc::new(config), guard.1.clone())
+    }
+
+    /// The applied topology and any change in progress.
+    pub fn topology(&self) -> Topology {
+        self.lock_topology().0.clone()
+    }
+
+    /// Installs a topology already saved durably, with its placements.
+    pub fn install_topology(&self, topology: Topology, placements: Placements) -> Arc<Runtime> {
+        let placements = Arc::new(placements);
+        let mut guard = self.lock_topology();
+        *guard = (topology, placements.clone());
+        // Under the lock, so two installs cannot swap their runtimes in the wrong order.
+        self.swap(self.runtime.load().config.clone(), placements)
+    }
+
+    fn lock_topology(&self) -> std::sync::MutexGuard<'_, (Topology, Arc<Placements>)> {
+        // The guarded value is replaced whole, so a panic elsewhere cannot leave it torn.
+        self.topology.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn swap(&self, config: Arc<Config>, placements: Arc<Placements>) -> Arc<Runtime> {
         let generation = self.runtime.load().generation + 1;
-        let runtime = Arc::new(Runtime::build(Arc::new(config), generation));
+        let runtime = Arc::new(Runtime::build(config, placements, generation));
         self.runtime.store(runtime.clone());
         self.sync_health_table();
         runtime
@@ -179,13 +230,13 @@ impl Cluster {
 
     /// The replica group a read goes to, rotating.
     pub fn next_group(&self, rt: &Runtime) -> GroupId {
-        let groups = rt.placement().groups().max(1);
+        let groups = rt.reads().groups().max(1);
         GroupId((self.read_rotation.fetch_add(1, Ordering::Relaxed) % u64::from(groups)) as u32)
     }
 
     /// Shards with no healthy replica in any group.
     pub fn unavailable_shards(&self, rt: &Runtime) -> Vec<ShardId> {
-        let p = rt.placement();
+        let p = rt.reads();
         (0..p.shards())
             .map(ShardId)
             .filter(|&shard| {

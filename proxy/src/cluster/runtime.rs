@@ -1,37 +1,77 @@
-//! An immutable configuration snapshot and what is derived from it (placement, prepared node
-//! peers). A request loads one at its start and keeps it to its end; a reload swaps in a new
-//! one whole.
+//! An immutable snapshot of what requests work with: the configuration, the placements of the
+//! applied topology (and of a change in progress), and prepared node peers. A request loads
+//! one at its start and keeps it to its end; a reload or a shard's cutover swaps in a new one
+//! whole.
 
 use std::sync::Arc;
 
 use miroir_conf::Config;
 use miroir_filters::routing::Placement;
 
+use super::topology::{Placements, WriteSets};
 use crate::upstream::NodePeer;
+use miroir_filters::routing::{NodeIdx, ShardId};
 
 pub struct Runtime {
     pub config: Arc<Config>,
-    /// Indexed like the placement's nodes (and `config.nodes`).
+    placements: Arc<Placements>,
+    /// Indexed like both placements' nodes.
     pub nodes: Vec<NodePeer>,
     pub generation: u64,
 }
 
 impl Runtime {
-    pub fn build(config: Arc<Config>, generation: u64) -> Self {
-        let nodes = config
+    pub fn build(config: Arc<Config>, placements: Arc<Placements>, generation: u64) -> Self {
+        let nodes = placements
             .nodes
             .iter()
             .map(|n| NodePeer::new(n, &config.upstream))
             .collect();
         Self {
             config,
+            placements,
             nodes,
             generation,
         }
     }
 
-    pub fn placement(&self) -> &Placement {
-        self.config.placement()
+    /// Where each shard is read from.
+    pub fn reads(&self) -> &Placement {
+        &self.placements.reads
+    }
+
+    /// Where each write goes: during a shard move, its old and new owners.
+    pub fn writes(&self) -> &Placement {
+        &self.placements.writes
+    }
+
+    /// The shards a write to `node` carries, split into those sent now and those kept in its
+    /// move log while it receives a copy of them.
+    pub fn write_sets(&self, node: NodeIdx) -> &WriteSets {
+        &self.placements.write_sets[node.index()]
+    }
+
+    /// Whether `node` holds exactly the shards [`Runtime::reads`] gives it (see
+    /// `Placements::exact`).
+    pub fn holds_exactly(&self, node: NodeIdx) -> bool {
+        self.placements
+            .exact
+            .get(node.index())
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// The shards `rt.nodes[i]` is receiving a copy of (its move log holds their writes).
+    pub fn copying(&self, i: usize) -> &[ShardId] {
+        self.placements
+            .write_sets
+            .get(i)
+            .map_or(&[], |sets| sets.logged.as_slice())
+    }
+
+    /// S, the logical shard count of the fleet's indexes.
+    pub fn shards(&self) -> u32 {
+        self.placements.reads.shards()
     }
 
     /// The node with id `id`, if the snapshot has one.

@@ -12,7 +12,7 @@ use miroir_tasks::{Created, NewTask, NodeTask, Replay};
 use serde_json::Value;
 
 use super::{keys, shard_field};
-use crate::cluster::Runtime;
+use crate::cluster::{move_log, Runtime};
 use crate::node_io::{self, accepted_task_uid, failure_json, missed};
 use crate::repair::{handoff, index_repairs, settings_drift};
 use crate::request::{Incoming, Reply};
@@ -90,6 +90,7 @@ async fn send_or_hint(
         }
     });
     let results = futures::future::join_all(sends).await;
+    keep_for_copies(shared, rt, inc, index_uid, chunks).await;
     let mut hinted = Vec::new();
     for (i, result) in results.iter().enumerate() {
         if !missed(result) {
@@ -107,6 +108,39 @@ async fn send_or_hint(
         }
     }
     (results, hinted)
+}
+
+/// A node receiving a copy of some shards needs this index write again after its copy: a
+/// deletion is kept in its move log (applying it twice is harmless); an edit by function is
+/// not repeatable, so the node's copies start over from the source, which has applied it.
+async fn keep_for_copies(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+    chunks: &[Bytes],
+) {
+    for (i, node) in rt.nodes.iter().enumerate() {
+        if rt.copying(i).is_empty() {
+            continue;
+        }
+        match inc.route {
+            "documents.clear" | "documents.delete_by_filter" => {
+                let hint = Hint {
+                    index_uid: index_uid.to_owned(),
+                    method: inc.method.clone(),
+                    path: inc.path.clone(),
+                    content_type: inc.content_type.clone(),
+                    body: chunks.concat(),
+                };
+                move_log::append(&shared.cluster, &node.id, hint).await;
+            }
+            "documents.edit" => {
+                shared.cluster.broken_move_logs.insert(node.id.clone(), ());
+            }
+            _ => {}
+        }
+    }
 }
 
 async fn broadcast_outcome(

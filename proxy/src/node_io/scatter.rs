@@ -91,7 +91,7 @@ impl<R: ShardRequest> Scatter<'_, R> {
         group: GroupId,
         exclude: &BTreeSet<NodeIdx>,
     ) -> Vec<Vec<NodeIdx>> {
-        let p = self.rt.placement();
+        let p = self.rt.reads();
         let groups =
             std::iter::once(group).chain((0..p.groups()).map(GroupId).filter(|g| *g != group));
         groups
@@ -138,12 +138,13 @@ impl<R: ShardRequest> Scatter<'_, R> {
             return None;
         }
         // A node asked for every shard it holds answers with its whole index: no shard clause.
-        // (While shards are only ever where the placement puts them; a node still holding a
-        // moved shard's documents will need the clause.)
-        let held = self.rt.placement().shards_of(node);
+        // Not a node gaining or losing shards in a topology change: it may hold documents of
+        // shards it does not serve.
+        let held = self.rt.reads().shards_of(node);
+        let whole = held.len() == shards.len() && held.iter().all(|s| shards.contains(s));
         let scope = NodeScope {
             shards,
-            whole_node: held.len() == shards.len() && held.iter().all(|s| shards.contains(s)),
+            whole_node: whole && self.rt.holds_exactly(node),
         };
         let body = [Bytes::from(self.req.body(scope))];
         let req = NodeRequest::json(self.req.method(), self.req.path(), None, &body)
@@ -302,7 +303,7 @@ pub async fn gather<R: ShardRequest>(
     caller: Caller<'_>,
     group: GroupId,
 ) -> Gathered {
-    let all: Vec<ShardId> = (0..rt.config.shards).map(ShardId).collect();
+    let all: Vec<ShardId> = (0..rt.shards()).map(ShardId).collect();
     gather_shards(cluster, rt, req, caller, group, &all).await
 }
 

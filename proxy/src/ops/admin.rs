@@ -7,10 +7,11 @@ use pingora_proxy::Session;
 use serde_json::{json, Value};
 
 use crate::auth;
-use crate::cluster::{Cluster, Runtime};
+use crate::cluster::{topology, Cluster, Runtime};
+use crate::fleet;
 
 /// Returns the status and JSON body to send.
-pub fn handle(
+pub async fn handle(
     session: &Session,
     cluster: &Cluster,
     rt: &Runtime,
@@ -39,8 +40,20 @@ pub fn handle(
         ));
     }
     let method = session.req_header().method.as_str();
-    match (method, path.trim_end_matches('/')) {
-        ("GET", "/_miroir/topology") => Ok((200, topology(cluster, rt).to_string().into_bytes())),
+    let json = |v: Value| Ok((200, v.to_string().into_bytes()));
+    let path = path.trim_end_matches('/');
+    match (method, path) {
+        ("GET", "/_miroir/topology") => json(topology(cluster, rt)),
+        ("POST", "/_miroir/topology/plan") => json(fleet::plan(cluster, rt).await?),
+        ("POST", "/_miroir/topology/apply") => fleet::apply(cluster, rt)
+            .await
+            .map(|v| (202, v.to_string().into_bytes())),
+        ("POST", p) if p.starts_with("/_miroir/nodes/") && p.ends_with("/drain") => {
+            let node = &p["/_miroir/nodes/".len()..p.len() - "/drain".len()];
+            fleet::drain(cluster, rt, node)
+                .await
+                .map(|v| (202, v.to_string().into_bytes()))
+        }
         _ => Err(MiroirError::new(
             Code::NotImplemented,
             format!("`{method} {path}` is not an admin route of this version of Miroir."),
@@ -50,7 +63,7 @@ pub fn handle(
 
 /// Nodes, groups, health and the shard -> node assignment.
 pub fn topology(cluster: &Cluster, rt: &Runtime) -> Value {
-    let p = rt.placement();
+    let p = rt.reads();
     let nodes: Vec<Value> = rt
         .nodes
         .iter()
@@ -93,9 +106,15 @@ pub fn topology(cluster: &Cluster, rt: &Runtime) -> Value {
         })
         .collect();
     let unavailable: Vec<u32> = cluster.unavailable_shards(rt).iter().map(|s| s.0).collect();
+    let applied = cluster.topology();
+    let staged = topology::staged(&rt.config, &applied).map(|l| json!(l));
+    let progress = fleet::status(cluster);
     json!({
+        "layoutVersion": applied.layout.version,
+        "staged": staged,
+        "change": progress["change"],
         "shards": p.shards(),
-        "replicationFactor": rt.config.replication_factor,
+        "replicationFactor": rt.reads().replication_factor(),
         "replicaGroups": p.groups(),
         "configGeneration": rt.generation,
         "fullyCovered": unavailable.is_empty(),

@@ -50,6 +50,7 @@ impl Reloader {
             log_format(&config),
             logging::level_from_str(config.log.level.as_str()),
         );
+        crate::cluster::topology::report_staged(&config, &self.cluster.topology());
         let rt = self.cluster.install(config);
         m.config_reloads.with_label_values(&["applied"]).inc();
         log::info!(target: "miroir::reload", "applied {} (generation {})", self.path.display(), rt.generation);

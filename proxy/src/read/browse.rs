@@ -152,7 +152,7 @@ pub async fn browse(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &s
         Ok(c) => c,
         Err(reply) => return reply,
     };
-    let shards_total = rt.config.shards;
+    let shards_total = rt.shards();
     let ids = browse::ids_by_shard(&client, shards_total);
     let shards: Vec<ShardId> = match &ids {
         // `ids: []` matches nothing; one shard still validates the rest of the request.

@@ -13,8 +13,8 @@ use crate::upstream::NodeRequest;
 
 /// `GET /indexes/{uid}/documents/{id}`: one replica of the id's shard, another on failure.
 pub async fn get_one(shared: &Shared, rt: &Runtime, inc: &Incoming, id: &str) -> Reply {
-    let shard = shard_for_key(id, rt.config.shards);
-    let p = rt.placement();
+    let shard = shard_for_key(id, rt.shards());
+    let p = rt.reads();
     // Healthy replicas first, across groups.
     let mut replicas: Vec<NodeIdx> = (0..p.groups())
         .flat_map(|g| p.replicas(GroupId(g), shard).to_vec())

@@ -61,7 +61,7 @@ async fn ask_nodes(
                     .await,
             )
         });
-    let p = rt.placement();
+    let p = rt.reads();
     let mut answers = Vec::new();
     let mut covered = vec![false; p.shards() as usize];
     for (node, result) in futures::future::join_all(asks).await {

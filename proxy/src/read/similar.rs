@@ -67,7 +67,7 @@ pub async fn similar(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &
     let Some(plan) = similar::plan(body.clone(), &ctx) else {
         return ask_one(shared, rt, inc, index_uid, body, string_filter).await;
     };
-    let owner = shard_for_key(&plan.id, rt.config.shards);
+    let owner = shard_for_key(&plan.id, rt.shards());
     let group = shared.cluster.next_group(rt);
     let path = |route: &str| format!("/indexes/{index_uid}/{route}");
 
@@ -128,7 +128,7 @@ pub async fn similar(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &
         .then(|| similar::first_embedding(&fetch_answer.response.body, &plan.embedder))
         .flatten();
 
-    let others: Vec<ShardId> = (0..rt.config.shards)
+    let others: Vec<ShardId> = (0..rt.shards())
         .map(ShardId)
         .filter(|s| *s != owner)
         .collect();

@@ -85,7 +85,7 @@ async fn group_answers(
     path: &str,
     first: GroupId,
 ) -> Result<(Vec<Value>, bool), Reply> {
-    let p = rt.placement();
+    let p = rt.reads();
     let groups = std::iter::once(first).chain((0..p.groups()).map(GroupId).filter(|g| *g != first));
     let mut best: Vec<Value> = Vec::new();
     for group in groups {
@@ -194,7 +194,7 @@ pub async fn index_stats(shared: &Shared, rt: &Runtime, inc: &Incoming, index_ui
         Err(reply) => return reply,
     };
     let refs: Vec<&Value> = answers.iter().collect();
-    let mut stats = merge::merge_index_stats(&refs, rt.placement().replication_factor());
+    let mut stats = merge::merge_index_stats(&refs, rt.reads().replication_factor());
     // A count that fails keeps the group-derived figure.
     let mut missing = Vec::new();
     if let Ok((count, m)) = count {
@@ -220,7 +220,7 @@ pub async fn global_stats(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Repl
         Err(reply) => return reply,
     };
     let refs: Vec<&Value> = answers.iter().collect();
-    let mut stats = merge::merge_global_stats(&refs, rt.placement().replication_factor());
+    let mut stats = merge::merge_global_stats(&refs, rt.reads().replication_factor());
     let uids: Vec<String> = stats["indexes"]
         .as_object()
         .map(|m| m.keys().cloned().collect())

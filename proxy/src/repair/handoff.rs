@@ -122,7 +122,7 @@ pub fn without_unreachable<'r>(
     record: &'r TaskRecord,
     views: Vec<NodeView>,
 ) -> (Cow<'r, TaskRecord>, Vec<NodeView>) {
-    let p = rt.placement();
+    let p = rt.writes();
     let succeeded = |node: &str| {
         record.node_tasks.iter().zip(&views).any(|(part, view)| {
             part.node == node && matches!(view, NodeView::Task(t) if t["status"] == "succeeded")

@@ -85,11 +85,14 @@ pub async fn answer(
             }
             "document.delete" => {
                 let inc = incoming(session, ctx, rt, Bytes::new());
-                write::delete_one(shared, rt, &inc, &index, &param).await
+                let (_gate, rt) = write_turn(shared).await;
+                write::delete_one(shared, &rt, &inc, &index, &param).await
             }
             _ => {
                 let body = body::read(session, rt.config.server.max_body_bytes).await?;
                 let inc = incoming(session, ctx, rt, body);
+                let (_gate, rt) = write_turn(shared).await;
+                let rt = &rt;
                 match spec.name {
                     "documents.delete_batch" => write::delete_batch(shared, rt, &inc, &index).await,
                     _ => write::documents(shared, rt, &inc, &index).await,
@@ -99,7 +102,8 @@ pub async fn answer(
         RouteClass::Broadcast => {
             let body = body::read(session, rt.config.server.max_body_bytes).await?;
             let inc = incoming(session, ctx, rt, body);
-            Ok(lifecycle::broadcast(shared, rt, &inc).await)
+            let (_gate, rt) = write_turn(shared).await;
+            Ok(lifecycle::broadcast(shared, &rt, &inc).await)
         }
         RouteClass::Unsupported => Err(MiroirError::new(
             Code::UnsupportedRoute,
@@ -111,6 +115,14 @@ pub async fn answer(
             ),
         )),
     }
+}
+
+/// A write's turn at the gate a topology change closes while it changes where writes go,
+/// with the snapshot current once through it: a write never uses a placement the change has
+/// already replaced.
+async fn write_turn(shared: &Shared) -> (tokio::sync::RwLockReadGuard<'_, ()>, Arc<Runtime>) {
+    let gate = shared.cluster.write_gate.read().await;
+    (gate, shared.cluster.runtime())
 }
 
 /// The routes Miroir answers from its own state: `/`, `/health`, the admin API, tasks and
@@ -133,7 +145,7 @@ async fn miroir_route(
         // so the list is truthfully empty; node webhooks would report node tasks instead.
         "webhooks.list" => Reply::raw(200, br#"{"results":[]}"#.to_vec()),
         _ if path.starts_with("/_miroir") => {
-            match admin::handle(session, &shared.cluster, rt, path) {
+            match admin::handle(session, &shared.cluster, rt, path).await {
                 Ok((status, body)) => Reply::raw(status, body),
                 Err(e) => e.into(),
             }

@@ -18,6 +18,8 @@ use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
 
+use crate::fleet::ChangeService;
+
 use crate::cluster::health_checks::HealthChecker;
 use crate::ops::reload::Reloader;
 use crate::repair::index_repairs::LifecycleRepairer;
@@ -138,6 +140,12 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
         LifecycleRepairer {
             cluster: cluster.clone(),
             jobs: shared.index_repairs.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "topology changes",
+        ChangeService {
+            cluster: cluster.clone(),
         },
     ));
     server.add_service(background_service(

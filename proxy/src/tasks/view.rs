@@ -18,7 +18,7 @@ use crate::upstream::NodeRequest;
 
 /// How many nodes hold each document: per-copy counters divide by it.
 fn copies(rt: &Runtime) -> u32 {
-    rt.config.replication_factor * rt.config.replica_groups
+    rt.reads().replication_factor() * rt.reads().groups()
 }
 
 /// The current view of a task, with Miroir's extension listing the replicas whose copy of

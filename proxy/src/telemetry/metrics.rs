@@ -40,6 +40,17 @@ pub struct Metrics {
     /// Indexes whose settings differ across nodes and were not repaired (no majority, or a
     /// setting Miroir cannot copy), at the last check.
     pub settings_drift_unresolved: IntGauge,
+    /// The applied topology's version.
+    pub topology_version: IntGauge,
+    /// 1 while the configuration file asks for a topology that is not applied.
+    pub topology_staged: IntGauge,
+    /// Shard moves of the change in progress not yet cut over.
+    pub topology_moving: IntGauge,
+    /// Steps of a topology change that failed and were tried again.
+    pub topology_step_failures: IntCounter,
+    /// Documents and bytes copied to new owners by shard moves.
+    pub shard_copy_documents: IntCounter,
+    pub shard_copy_bytes: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -148,6 +159,36 @@ pub fn get() -> &'static Metrics {
                 "Indexes whose settings differ across nodes without a repair, at the last check"
             )
             .expect("register miroir_settings_drift_unresolved"),
+            topology_version: register_int_gauge!(
+                "miroir_topology_version",
+                "Version of the applied topology"
+            )
+            .expect("register miroir_topology_version"),
+            topology_staged: register_int_gauge!(
+                "miroir_topology_staged",
+                "1 while the configuration asks for a topology that is not applied"
+            )
+            .expect("register miroir_topology_staged"),
+            topology_moving: register_int_gauge!(
+                "miroir_topology_shard_moves_pending",
+                "Shard moves of the change in progress not yet cut over"
+            )
+            .expect("register miroir_topology_shard_moves_pending"),
+            topology_step_failures: register_int_counter!(
+                "miroir_topology_step_failures_total",
+                "Steps of a topology change that failed and were tried again"
+            )
+            .expect("register miroir_topology_step_failures_total"),
+            shard_copy_documents: register_int_counter!(
+                "miroir_shard_copy_documents_total",
+                "Documents copied to new owners by shard moves"
+            )
+            .expect("register miroir_shard_copy_documents_total"),
+            shard_copy_bytes: register_int_counter!(
+                "miroir_shard_copy_bytes_total",
+                "Bytes of documents copied to new owners by shard moves"
+            )
+            .expect("register miroir_shard_copy_bytes_total"),
         }
     })
 }

@@ -15,34 +15,37 @@ use crate::shared::Shared;
 
 /// `POST /indexes/{uid}/documents/delete-batch`.
 pub async fn delete_batch(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
-    let by_shard = match write::split_ids(&inc.body, rt.config.shards) {
+    let by_shard = match write::split_ids(&inc.body, rt.shards()) {
         Ok(m) => m,
         Err(e) => return Reply::error(&e),
     };
     let provided: usize = by_shard.values().map(Vec::len).sum();
-    let p = rt.placement();
+    let p = rt.writes();
     let touched: BTreeSet<ShardId> = by_shard.keys().copied().collect();
     let mut parts = Vec::new();
     for node in p.nodes() {
         let Some(idx) = p.index_of(node.as_str()) else {
             continue;
         };
-        let ids: Vec<&Value> = p
-            .shards_of(idx)
-            .iter()
-            .filter_map(|s| by_shard.get(s))
-            .flatten()
-            .collect();
-        if ids.is_empty() {
-            continue;
+        let sets = rt.write_sets(idx);
+        for (shards, move_log) in [(&sets.direct, false), (&sets.logged, true)] {
+            let ids: Vec<&Value> = shards
+                .iter()
+                .filter_map(|s| by_shard.get(s))
+                .flatten()
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let body = Bytes::from(serde_json::to_vec(&ids).unwrap_or_default());
+            parts.push(Part {
+                node: idx,
+                path: inc.path.clone(),
+                body: vec![body],
+                content_type: Some("application/json".into()),
+                move_log,
+            });
         }
-        let body = Bytes::from(serde_json::to_vec(&ids).unwrap_or_default());
-        parts.push(Part {
-            node: idx,
-            path: inc.path.clone(),
-            body: vec![body],
-            content_type: Some("application/json".into()),
-        });
     }
     if parts.is_empty() {
         // No ids: every node would record an empty deletion; one is enough.
@@ -52,6 +55,7 @@ pub async fn delete_batch(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
                 path: inc.path.clone(),
                 body: vec![inc.body.clone()],
                 content_type: inc.content_type.clone(),
+                move_log: false,
             });
         }
     }
@@ -88,8 +92,8 @@ pub async fn delete_one(
     index_uid: &str,
     id: &str,
 ) -> Reply {
-    let shard = shard_for_key(id, rt.config.shards);
-    let p = rt.placement();
+    let shard = shard_for_key(id, rt.shards());
+    let p = rt.writes();
     let parts = p
         .write_targets(shard)
         .map(|idx| Part {
@@ -97,6 +101,7 @@ pub async fn delete_one(
             path: inc.path.clone(),
             body: Vec::new(),
             content_type: None,
+            move_log: rt.write_sets(idx).logged.contains(&shard),
         })
         .collect();
     let shards = BTreeSet::from([shard]);

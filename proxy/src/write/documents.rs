@@ -66,6 +66,7 @@ async fn to_every_node(
             path: path.clone(),
             body: vec![body.clone()],
             content_type: Some("application/json".into()),
+            move_log: false,
         })
         .collect();
     send_parts(
@@ -81,7 +82,7 @@ async fn to_every_node(
 
 /// Every node of the placement.
 fn every_node(rt: &Runtime) -> impl Iterator<Item = NodeIdx> + '_ {
-    let p = rt.placement();
+    let p = rt.writes();
     p.nodes().iter().filter_map(|id| p.index_of(id.as_str()))
 }
 
@@ -280,7 +281,7 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         format,
         index_primary_key: index_pk.as_deref(),
         param_primary_key: param_pk.as_deref(),
-        shards: rt.config.shards,
+        shards: rt.shards(),
     }) {
         Ok(s) => s,
         Err(e) if fails_at_indexing(e.code) => {
@@ -311,7 +312,7 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
     } else {
         None
     };
-    let p = rt.placement();
+    let p = rt.writes();
     // The nodes must not infer a primary key of their own.
     let path = query::with_param(&inc.path, "primaryKey", &split.primary_key);
     let mut touched = BTreeSet::new();
@@ -320,18 +321,21 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         let Some(idx) = p.index_of(rt.nodes[i].id.as_str()) else {
             continue;
         };
-        let owned = p.shards_of(idx);
-        if split.node_docs(owned) == 0 {
-            continue;
+        let sets = rt.write_sets(idx);
+        for (shards, move_log) in [(&sets.direct, false), (&sets.logged, true)] {
+            if split.node_docs(shards) == 0 {
+                continue;
+            }
+            touched.extend(shards.iter().filter(|s| split.shard_docs(**s) > 0));
+            let (body, _len) = split.node_body(shards);
+            parts.push(Part {
+                node: idx,
+                path: path.clone(),
+                body,
+                content_type: Some(format.content_type().to_owned()),
+                move_log,
+            });
         }
-        touched.extend(owned.iter().filter(|s| split.shard_docs(**s) > 0));
-        let (body, _len) = split.node_body(owned);
-        parts.push(Part {
-            node: idx,
-            path: path.clone(),
-            body,
-            content_type: Some(format.content_type().to_owned()),
-        });
     }
     if parts.is_empty() {
         // An empty batch: Meilisearch still records a task; any node can.
@@ -352,6 +356,7 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
             path: path.clone(),
             body: vec![inc.body.clone()],
             content_type: inc.content_type.clone(),
+            move_log: false,
         });
     }
     let mut sent = send_parts(

@@ -21,9 +21,11 @@ pub(super) fn judge_with(
     accepted: impl Fn(NodeIdx) -> bool,
     hinted: impl Fn(NodeIdx) -> bool,
 ) -> QuorumReport {
-    let p = rt.placement();
+    // Judged on the replicas that serve reads: during a shard move, a new owner's copy of a
+    // write is not yet what searches see.
+    let p = rt.reads();
     let quorum: WriteQuorum = rt.config.write_quorum;
-    let need = quorum.required(rt.config.replication_factor);
+    let need = quorum.required(p.replication_factor());
     let mut report = QuorumReport {
         failed: Vec::new(),
         degraded: BTreeMap::new(),

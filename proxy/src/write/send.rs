@@ -8,7 +8,7 @@ use miroir_filters::routing::{NodeIdx, ShardId};
 use miroir_handoff::{Hint, Seq};
 
 use super::quorum::judge_with;
-use crate::cluster::{Cluster, Runtime};
+use crate::cluster::{move_log, Cluster, Runtime};
 use crate::node_io::{accepted_task_uid, missed};
 use crate::repair::handoff;
 use crate::request::Incoming;
@@ -20,6 +20,8 @@ pub(super) struct Part {
     pub path: String,
     pub body: Vec<Bytes>,
     pub content_type: Option<String>,
+    /// For the node's move log (shards it is receiving a copy of), not for the node now.
+    pub move_log: bool,
 }
 
 /// The outcome of handing the parts to their nodes.
@@ -57,8 +59,9 @@ pub(super) async fn send_parts(
     let order = cluster.write_order(index_uid);
     let _turn = order.lock().await;
     let timeout = rt.config.scatter.node_timeout;
+    let (logged, parts): (Vec<&Part>, Vec<&Part>) = parts.iter().partition(|part| part.move_log);
     let (queued, direct): (Vec<&Part>, Vec<&Part>) = parts
-        .iter()
+        .into_iter()
         .partition(|part| handoff::must_queue(cluster, &rt.nodes[part.node.index()].id));
     let mut sent = Sent {
         parts: Vec::with_capacity(direct.len()),
@@ -67,6 +70,10 @@ pub(super) async fn send_parts(
     };
     for part in queued {
         keep_for_later(cluster, rt, index_uid, method, part, &mut sent);
+    }
+    for part in logged {
+        let node = &rt.nodes[part.node.index()].id;
+        move_log::append(cluster, node, as_hint(index_uid, method, part)).await;
     }
     // A write that cannot reach its quorum even if every reachable node accepts it (replicas
     // down and their hint queues full) is refused before any node is touched.
@@ -110,15 +117,19 @@ fn keep_for_later(
     part: &Part,
     sent: &mut Sent,
 ) {
-    let hint = Hint {
+    let hint = as_hint(index_uid, method, part);
+    match handoff::hint(cluster, &rt.nodes[part.node.index()].id, &hint) {
+        Some(seq) => sent.hinted.push((part.node, seq)),
+        None => sent.lost.push(part.node),
+    }
+}
+
+fn as_hint(index_uid: &str, method: &str, part: &Part) -> Hint {
+    Hint {
         index_uid: index_uid.to_owned(),
         method: method.to_owned(),
         path: part.path.clone(),
         content_type: part.content_type.clone(),
         body: part.body.concat(),
-    };
-    match handoff::hint(cluster, &rt.nodes[part.node.index()].id, &hint) {
-        Some(seq) => sent.hinted.push((part.node, seq)),
-        None => sent.lost.push(part.node),
     }
 }

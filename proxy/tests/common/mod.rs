@@ -284,3 +284,29 @@ pub fn sample(metrics: &str, prefix: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+/// `GET` on the admin API with the admin key; the JSON answer (panics unless 200).
+#[allow(dead_code)]
+pub async fn admin_get(base: &str, path: &str) -> serde_json::Value {
+    let resp = client()
+        .get(format!("{base}{path}"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("admin request");
+    assert_eq!(resp.status().as_u16(), 200, "GET {path}");
+    resp.json().await.expect("admin JSON")
+}
+
+/// `POST` on the admin API with the admin key: (status, JSON answer).
+#[allow(dead_code)]
+pub async fn admin_post(base: &str, path: &str) -> (u16, serde_json::Value) {
+    let resp = client()
+        .post(format!("{base}{path}"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("admin request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}

@@ -1,0 +1,420 @@
+//! The applied topology: which nodes, in which replica groups, hold how many copies of each
+//! shard. It lives in Miroir's data directory (`topology.json`), not in the configuration
+//! file: the file says what the operator wants, and a difference is staged until
+//! `miroir ctl apply` turns it into a change that moves shards (see `fleet/`). A reload
+//! never moves a shard by itself.
+//!
+//! A change in progress is recorded beside the layout, with each shard move's state, so a
+//! restart (even after SIGKILL) resumes it.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use miroir_conf::{Config, Node};
+use miroir_filters::routing::{owner_changes, GroupId, NodeId, Placement, ShardId, Side};
+use serde::{Deserialize, Serialize};
+
+const FILE: &str = "topology.json";
+
+/// The file's topology when it differs from the applied one: a change to plan and apply.
+pub fn staged(config: &Config, topology: &Topology) -> Option<Layout> {
+    let applied = &topology.layout;
+    let wanted = Layout::from_config(config, applied.version + 1, applied.shards);
+    (!wanted.same_fleet(applied)).then_some(wanted)
+}
+
+/// Logs what the file asks for that is not applied.
+pub fn report_staged(config: &Config, topology: &Topology) {
+    let applied = &topology.layout;
+    let m = crate::telemetry::metrics::get();
+    m.topology_version.set(applied.version as i64);
+    let is_staged = staged(config, topology).is_some();
+    m.topology_staged.set(i64::from(is_staged));
+    if is_staged {
+        log::warn!(
+            target: "miroir::topology",
+            "the configuration's nodes or replication differ from the applied topology (version {}); \
+             nothing moves until `miroir ctl plan` and `miroir ctl apply`",
+            applied.version
+        );
+    }
+    if config.shards != applied.shards {
+        log::warn!(
+            target: "miroir::topology",
+            "`shards = {}` differs from the {} shards the fleet's indexes were created with; \
+             changing S would move every document (resharding) and is not applied",
+            config.shards,
+            applied.shards
+        );
+    }
+}
+
+/// One node of a layout, as an operator names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayoutNode {
+    pub id: String,
+    pub address: String,
+    pub replica_group: u32,
+}
+
+/// A versioned topology. Version 1 is the file's topology at Miroir's first start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Layout {
+    pub version: u64,
+    /// S, fixed for the indexes of this fleet; the file's `shards` cannot move documents.
+    pub shards: u32,
+    pub replication_factor: u32,
+    pub replica_groups: u32,
+    pub nodes: Vec<LayoutNode>,
+}
+
+impl Layout {
+    /// The topology the configuration file asks for, as layout `version`.
+    pub fn from_config(config: &Config, version: u64, shards: u32) -> Self {
+        let mut nodes: Vec<LayoutNode> = config
+            .nodes
+            .iter()
+            .map(|n| LayoutNode {
+                id: n.id.to_string(),
+                address: n.address.url(),
+                replica_group: n.group.0,
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        Self {
+            version,
+            shards,
+            replication_factor: config.replication_factor,
+            replica_groups: config.replica_groups,
+            nodes,
+        }
+    }
+
+    /// Same nodes, addresses, groups and replication factor (the version aside).
+    pub fn same_fleet(&self, other: &Layout) -> bool {
+        self.replication_factor == other.replication_factor
+            && self.replica_groups == other.replica_groups
+            && self.nodes == other.nodes
+    }
+
+    pub fn placement(&self) -> Result<Placement, String> {
+        let mut groups: Vec<Vec<NodeId>> = vec![Vec::new(); self.replica_groups as usize];
+        for n in &self.nodes {
+            let id = NodeId::new(&n.id).map_err(|e| e.to_string())?;
+            let group = groups.get_mut(n.replica_group as usize).ok_or_else(|| {
+                format!(
+                    "node {:?}: replica group {} does not exist",
+                    n.id, n.replica_group
+                )
+            })?;
+            group.push(id);
+        }
+        Placement::new(self.shards, self.replication_factor, groups).map_err(|e| e.to_string())
+    }
+
+    /// The nodes, resolved like the file's nodes.
+    pub fn resolve(&self) -> Result<Vec<Node>, String> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                miroir_conf::resolve_node(
+                    &n.id,
+                    &n.address,
+                    n.replica_group,
+                    &miroir_conf::system_resolve,
+                )
+                .map_err(|e| format!("node {:?}: {e}", n.id))
+            })
+            .collect()
+    }
+}
+
+/// Where one shard move stands. Only shards whose owner set changes move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MoveState {
+    /// The copy runs (or will); writes for the new owners go to their move logs and reads
+    /// stay on the old owners.
+    Copying,
+    /// Copied and the move log replayed: writes reach the new owners directly; reads stay on
+    /// the old owners until the copy is verified.
+    Replayed,
+    /// Verified: reads use the new owners.
+    CutOver,
+}
+
+/// One (group, shard) whose owners change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MoveRecord {
+    pub group: u32,
+    pub shard: u32,
+    /// Nodes that receive a copy.
+    pub to: Vec<String>,
+    /// Nodes that drop the shard once the change is done.
+    pub from: Vec<String>,
+    /// Old owners that stay: copy sources that hold all of it.
+    pub kept: Vec<String>,
+    pub state: MoveState,
+}
+
+/// The lifecycle of a change; one at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Phase {
+    /// Joining nodes receive every index (settings, primary key) and every key; nothing
+    /// reads or writes them yet.
+    Preparing,
+    /// Writes reach old and new owners; shards copy and cut over one by one.
+    Moving,
+    /// The new layout is applied; old owners drop what they no longer own.
+    Cleaning,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// The layout applied when the change started; kept for the cleanup, which reaches
+    /// nodes the new layout no longer lists.
+    pub from: Layout,
+    /// The layout being applied (its version is the applied one's plus one).
+    pub to: Layout,
+    pub phase: Phase,
+    pub moves: Vec<MoveRecord>,
+    pub started_at_ms: u64,
+}
+
+impl Change {
+    pub fn plan(from: &Layout, to: Layout, now_ms: u64) -> Result<Self, String> {
+        let (a, b) = (from.placement()?, to.placement()?);
+        Placement::blend(&a, &b, |_, _| Side::Both).map_err(|e| e.to_string())?;
+        let names = |ids: &[NodeId]| ids.iter().map(|n| n.to_string()).collect();
+        let moves = owner_changes(&a, &b)
+            .into_iter()
+            .map(|c| MoveRecord {
+                group: c.group.0,
+                shard: c.shard.0,
+                to: names(&c.gained),
+                from: names(&c.lost),
+                kept: names(&c.kept),
+                state: MoveState::Copying,
+            })
+            .collect();
+        Ok(Self {
+            from: from.clone(),
+            to,
+            phase: Phase::Preparing,
+            moves,
+            started_at_ms: now_ms,
+        })
+    }
+
+    /// Nodes of the new layout that are not in the old one.
+    pub fn joining(&self) -> impl Iterator<Item = &LayoutNode> + '_ {
+        self.to
+            .nodes
+            .iter()
+            .filter(|n| !self.from.nodes.iter().any(|o| o.id == n.id))
+    }
+
+    fn cut_over(&self) -> BTreeSet<(u32, u32)> {
+        self.moves
+            .iter()
+            .filter(|m| m.state == MoveState::CutOver)
+            .map(|m| (m.group, m.shard))
+            .collect()
+    }
+
+    fn moving(&self) -> BTreeSet<(u32, u32)> {
+        self.moves.iter().map(|m| (m.group, m.shard)).collect()
+    }
+}
+
+/// What the data directory holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Topology {
+    pub layout: Layout,
+    pub change: Option<Change>,
+}
+
+/// The placements requests use, derived from a [`Topology`].
+pub struct Placements {
+    /// Where each shard is read: the old owners until its move cut over.
+    pub reads: Placement,
+    /// Where each write goes: old and new owners of a moving shard.
+    pub writes: Placement,
+    /// The nodes both placements number, in their order.
+    pub nodes: Vec<Node>,
+    /// Per node (same numbering), the shards its writes split into: sent, and kept in its
+    /// move log while it receives a copy of them.
+    pub write_sets: Vec<WriteSets>,
+    /// Per node: it holds exactly the shards `reads` gives it, so a search of its whole index
+    /// needs no shard clause. Not so for a node gaining or losing shards in a change, until
+    /// the change is over (an old owner keeps a moved shard until the cleanup).
+    pub exact: Vec<bool>,
+}
+
+/// A node's written shards, split by where their writes go.
+#[derive(Clone, Debug, Default)]
+pub struct WriteSets {
+    pub direct: Vec<ShardId>,
+    pub logged: Vec<ShardId>,
+}
+
+impl Placements {
+    fn new(
+        reads: Placement,
+        writes: Placement,
+        nodes: Vec<Node>,
+        logged: &BTreeSet<(String, u32)>,
+        inexact: &BTreeSet<&str>,
+    ) -> Self {
+        let exact = reads
+            .nodes()
+            .iter()
+            .map(|id| !inexact.contains(id.as_str()))
+            .collect();
+        let write_sets = writes
+            .nodes()
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let idx = writes.index_of(id.as_str()).filter(|n| n.index() == i);
+                let owned = idx.map(|n| writes.shards_of(n)).unwrap_or_default();
+                let (logged, direct) = owned
+                    .iter()
+                    .partition(|s| logged.contains(&(id.to_string(), s.0)));
+                WriteSets { direct, logged }
+            })
+            .collect();
+        Self {
+            reads,
+            writes,
+            nodes,
+            write_sets,
+            exact,
+        }
+    }
+}
+
+impl Topology {
+    pub fn placements(&self) -> Result<Placements, String> {
+        let from = self.layout.placement()?;
+        let mut nodes = self.layout.resolve()?;
+        // Nodes gaining or losing shards, until the change is over.
+        let inexact: BTreeSet<&str> = self
+            .change
+            .iter()
+            .flat_map(|c| &c.moves)
+            .flat_map(|m| m.to.iter().chain(&m.from))
+            .map(String::as_str)
+            .collect();
+        let Some(change) = self.change.as_ref().filter(|c| c.phase != Phase::Cleaning) else {
+            let ordered = order(&from, nodes)?;
+            return Ok(Placements::new(
+                from.clone(),
+                from,
+                ordered,
+                &BTreeSet::new(),
+                &inexact,
+            ));
+        };
+        let to = change.to.placement()?;
+        for n in change.to.resolve()? {
+            if !nodes.iter().any(|o| o.id == n.id) {
+                nodes.push(n);
+            }
+        }
+        let (moving, cut) = (change.moving(), change.cut_over());
+        let slot = |g: GroupId, s: ShardId| (g.0, s.0);
+        // While joining nodes prepare, nothing reads or writes them.
+        let writes = Placement::blend(&from, &to, |g, s| match change.phase {
+            Phase::Preparing => Side::From,
+            _ if moving.contains(&slot(g, s)) => Side::Both,
+            _ => Side::To,
+        })
+        .map_err(|e| e.to_string())?;
+        let reads = Placement::blend(&from, &to, |g, s| match cut.contains(&slot(g, s)) {
+            true => Side::To,
+            false => Side::From,
+        })
+        .map_err(|e| e.to_string())?;
+        let ordered = order(&reads, nodes)?;
+        // A new owner's writes for a shard still copying wait in its move log.
+        let logged: BTreeSet<(String, u32)> = match change.phase {
+            Phase::Moving => change
+                .moves
+                .iter()
+                .filter(|m| m.state == MoveState::Copying)
+                .flat_map(|m| m.to.iter().map(|n| (n.clone(), m.shard)))
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        Ok(Placements::new(reads, writes, ordered, &logged, &inexact))
+    }
+}
+
+/// `nodes` in `placement`'s numbering.
+fn order(placement: &Placement, nodes: Vec<Node>) -> Result<Vec<Node>, String> {
+    placement
+        .nodes()
+        .iter()
+        .map(|id| {
+            nodes
+                .iter()
+                .find(|n| &n.id == id)
+                .cloned()
+                .ok_or_else(|| format!("node {id} has no address"))
+        })
+        .collect()
+}
+
+/// The durable copy in the data directory.
+pub struct TopologyFile {
+    path: PathBuf,
+}
+
+impl TopologyFile {
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            path: data_dir.join(FILE),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The recorded topology, or `None` on a first start.
+    pub fn load(&self) -> Result<Option<Topology>, String> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| format!("{}: {e}", self.path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", self.path.display())),
+        }
+    }
+
+    /// Writes a new file beside the old one, syncs it and renames it over: a crash leaves one
+    /// or the other, whole. Blocking: call it off the async workers.
+    pub fn save(&self, topology: &Topology) -> Result<(), String> {
+        let fail = |e: std::io::Error| format!("{}: {e}", self.path.display());
+        let bytes = serde_json::to_vec_pretty(topology).map_err(|e| e.to_string())?;
+        let tmp = self.path.with_extension("json.tmp");
+        let mut file = std::fs::File::create(&tmp).map_err(fail)?;
+        file.write_all(&bytes).map_err(fail)?;
+        file.sync_all().map_err(fail)?;
+        std::fs::rename(&tmp, &self.path).map_err(fail)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(fail)?;
+        }
+        Ok(())
+    }
+}

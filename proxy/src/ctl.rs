@@ -1,0 +1,292 @@
+//! `miroir ctl`: the operator's client of the admin API (`/_miroir/`). It finds Miroir and
+//! the admin key from `--url`/`--admin-key`, from the environment (`MIROIR_URL`,
+//! `MIROIR_ADMIN_API_KEY`), or from the configuration file (`--config`).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+use crate::upstream::{NodeClient, NodePeer, NodeRequest};
+
+/// What `miroir ctl` was asked to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    Status,
+    Plan,
+    Apply,
+    Drain(String),
+    Watch,
+}
+
+/// Where Miroir is and how to authenticate.
+#[derive(Debug, PartialEq, Eq, Default)]
+pub struct Target {
+    pub url: Option<String>,
+    pub admin_key: Option<String>,
+    pub config: Option<std::path::PathBuf>,
+}
+
+pub const USAGE: &str = "\
+miroir ctl [--config FILE | --url URL] [--admin-key KEY] <command>
+
+    status        nodes, their states and shards, the change in progress, hints pending
+    plan          what applying the configuration's topology would move
+    apply         start that change (one at a time; writes and searches go on)
+    drain NODE    move every shard off NODE, then remove it from the file
+    watch         follow the change in progress, a progress bar per shard move
+
+The URL defaults to MIROIR_URL, else the configuration's listener, else http://127.0.0.1:7700;
+the admin key to MIROIR_ADMIN_API_KEY, else the configuration's admin.api_key.
+";
+
+pub fn parse(args: &[&str]) -> Result<(Target, Action), String> {
+    let mut target = Target::default();
+    let mut it = args.iter().copied();
+    let mut action = None;
+    while let Some(arg) = it.next() {
+        match arg {
+            "--url" => target.url = Some(it.next().ok_or("--url needs a value")?.to_owned()),
+            "--admin-key" => {
+                target.admin_key = Some(it.next().ok_or("--admin-key needs a value")?.to_owned())
+            }
+            "-c" | "--config" => {
+                target.config = Some(it.next().ok_or("--config needs a file")?.into())
+            }
+            "status" => action = Some(Action::Status),
+            "plan" => action = Some(Action::Plan),
+            "apply" => action = Some(Action::Apply),
+            "watch" => action = Some(Action::Watch),
+            "drain" => {
+                action = Some(Action::Drain(
+                    it.next().ok_or("drain needs a node id")?.to_owned(),
+                ))
+            }
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok((target, action.ok_or("missing command")?))
+}
+
+/// Runs `action` and returns the process exit code.
+pub fn run(target: Target, action: Action) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("miroir ctl: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async move {
+        match Client::new(target) {
+            Ok(client) => match execute(&client, action).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("miroir ctl: {e}");
+                    1
+                }
+            },
+            Err(e) => {
+                eprintln!("miroir ctl: {e}");
+                2
+            }
+        }
+    })
+}
+
+struct Client {
+    peer: NodePeer,
+    key: Option<String>,
+    http: NodeClient,
+}
+
+impl Client {
+    fn new(target: Target) -> Result<Self, String> {
+        let config = match &target.config {
+            Some(path) => Some(miroir_conf::load(path).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let url = target
+            .url
+            .or_else(|| std::env::var("MIROIR_URL").ok())
+            .or_else(|| {
+                config.as_ref().map(|c| {
+                    let listen = c.server.listen;
+                    let host = match listen.ip().is_unspecified() {
+                        true => "127.0.0.1".to_owned(),
+                        false => listen.ip().to_string(),
+                    };
+                    format!("http://{host}:{}", listen.port())
+                })
+            })
+            .unwrap_or_else(|| "http://127.0.0.1:7700".to_owned());
+        let key = target
+            .admin_key
+            .or_else(|| std::env::var(miroir_conf::ENV_ADMIN_API_KEY).ok())
+            .or_else(|| {
+                config
+                    .as_ref()
+                    .and_then(|c| c.admin.api_key.as_ref().map(|k| k.expose().to_owned()))
+            });
+        let node = miroir_conf::resolve_node("miroir", &url, 0, &miroir_conf::system_resolve)
+            .map_err(|e| format!("--url: {e}"))?;
+        let upstream = miroir_conf::Upstream {
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(60),
+            pool_size: 2,
+        };
+        Ok(Self {
+            peer: NodePeer::new(&node, &upstream),
+            key,
+            http: NodeClient::new(2),
+        })
+    }
+
+    async fn call(&self, method: &str, path: &str) -> Result<Value, String> {
+        let body: [Bytes; 0] = [];
+        let req = NodeRequest::json(method, path, self.key.as_deref(), &body);
+        let resp = self
+            .http
+            .send(&self.peer, &req, Duration::from_secs(300))
+            .await
+            .map_err(|e| format!("Miroir at {} did not answer: {e}", self.peer.host_header))?;
+        let value: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+        match resp.status {
+            200..=299 => Ok(value),
+            status => Err(format!(
+                "{status}: {}",
+                value["message"].as_str().unwrap_or("(no message)")
+            )),
+        }
+    }
+}
+
+async fn execute(client: &Client, action: Action) -> Result<(), String> {
+    match action {
+        Action::Status => print_status(&client.call("GET", "/_miroir/topology").await?),
+        Action::Plan => print_plan(&client.call("POST", "/_miroir/topology/plan").await?),
+        Action::Apply => {
+            client.call("POST", "/_miroir/topology/apply").await?;
+            println!("change started; follow it with `miroir ctl watch`");
+        }
+        Action::Drain(node) => {
+            client
+                .call("POST", &format!("/_miroir/nodes/{node}/drain"))
+                .await?;
+            println!(
+                "draining {node}; follow it with `miroir ctl watch`, then remove it from the file"
+            );
+        }
+        Action::Watch => watch(client).await?,
+    }
+    Ok(())
+}
+
+fn print_status(t: &Value) {
+    println!(
+        "topology version {} · {} shards · replication factor {} · {} replica group(s)",
+        t["layoutVersion"], t["shards"], t["replicationFactor"], t["replicaGroups"]
+    );
+    println!(
+        "{:<16} {:<6} {:<11} {:>7} {:>9}  address",
+        "node", "group", "state", "shards", "hints"
+    );
+    for n in t["nodes"].as_array().into_iter().flatten() {
+        println!(
+            "{:<16} {:<6} {:<11} {:>7} {:>9}  {}",
+            n["id"].as_str().unwrap_or("?"),
+            n["replicaGroup"],
+            n["status"].as_str().unwrap_or("?"),
+            n["shards"].as_array().map_or(0, Vec::len),
+            n["pendingHints"],
+            n["address"].as_str().unwrap_or("?"),
+        );
+    }
+    if !t["staged"].is_null() {
+        println!("the configuration asks for another topology: `miroir ctl plan` shows it");
+    }
+    match t["change"].as_object() {
+        None => println!("no change in progress"),
+        Some(c) => println!(
+            "change to version {}: {} ({}/{} shard moves done) {}",
+            c["toVersion"],
+            c["phase"].as_str().unwrap_or("?"),
+            c["shardMovesDone"],
+            c["shardMoves"],
+            c["step"].as_str().unwrap_or("")
+        ),
+    }
+}
+
+fn print_plan(p: &Value) {
+    if p["shardMoves"] == 0 && p["staged"] == false {
+        println!("nothing to apply: the configuration's topology is the applied one");
+        return;
+    }
+    println!(
+        "{} shard move(s), {} document(s) to copy",
+        p["shardMoves"], p["documentsToCopy"]
+    );
+    for (title, key) in [("receive", "receive"), ("drop", "drop")] {
+        for (node, v) in p[key].as_object().into_iter().flatten() {
+            println!(
+                "  {node:<16} {title} {} shard(s), {} document(s)",
+                v["shards"], v["documents"]
+            );
+        }
+    }
+    if let Some(joining) = p["joining"].as_array().filter(|j| !j.is_empty()) {
+        let ids: Vec<&str> = joining.iter().filter_map(Value::as_str).collect();
+        println!("  joining: {}", ids.join(", "));
+    }
+    println!("run `miroir ctl apply` to start it");
+}
+
+/// A bar per shard move until the change is done.
+async fn watch(client: &Client) -> Result<(), String> {
+    let bars = MultiProgress::new();
+    let style =
+        ProgressStyle::with_template("{prefix:<28} {bar:30} {pos:>9}/{len:<9} eta {eta:<5} {msg}")
+            .map_err(|e| e.to_string())?;
+    let mut shown: std::collections::BTreeMap<String, ProgressBar> = Default::default();
+    loop {
+        let t = client.call("GET", "/_miroir/topology").await?;
+        let Some(change) = t["change"].as_object() else {
+            for bar in shown.values() {
+                bar.finish();
+            }
+            println!(
+                "no change in progress (topology version {})",
+                t["layoutVersion"]
+            );
+            return Ok(());
+        };
+        for m in change["moves"].as_array().into_iter().flatten() {
+            let name = format!(
+                "shard {} -> {}",
+                m["shard"],
+                m["to"].as_str().unwrap_or("?")
+            );
+            let bar = shown.entry(name.clone()).or_insert_with(|| {
+                let bar = bars.add(ProgressBar::new(0));
+                bar.set_style(style.clone());
+                bar.set_prefix(name);
+                bar
+            });
+            let p = &m["progress"];
+            bar.set_length(p["documentsExpected"].as_u64().unwrap_or(0));
+            bar.set_position(p["documentsCopied"].as_u64().unwrap_or(0));
+            bar.set_message(format!(
+                "{} {} docs/s",
+                m["state"].as_str().unwrap_or("?"),
+                p["documentsPerSecond"]
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,383 @@
+//! The background service that carries a topology change through its phases. Each pass
+//! reads the durable change, does the next step, and records its outcome before the next;
+//! a failed step (a node down, a timeout) is logged and tried again, so a change pauses
+//! while a node it needs is away and resumes by itself.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use miroir_filters::hidden;
+use miroir_filters::routing::{NodeId, ShardId};
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use serde_json::json;
+
+use super::calls::{CallError, Calls};
+use super::{commit, copy, prepare};
+use crate::cluster::topology::{Change, MoveRecord, MoveState, Phase, Topology};
+use crate::cluster::{move_log, Cluster, Runtime};
+use crate::telemetry::metrics;
+use crate::upstream::NodePeer;
+
+/// Pause after a failed step before the next attempt.
+const RETRY: Duration = Duration::from_secs(1);
+
+pub struct ChangeService {
+    pub cluster: Arc<Cluster>,
+}
+
+#[async_trait]
+impl BackgroundService for ChangeService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            let more = match self.step().await {
+                Ok(more) => more,
+                Err(e) => {
+                    self.cluster.change.set_step(format!("waiting: {e}"));
+                    log::warn!(target: "miroir::fleet", "topology change paused: {e}; trying again");
+                    metrics::get().topology_step_failures.inc();
+                    tokio::select! {
+                        _ = tokio::time::sleep(RETRY) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    continue;
+                }
+            };
+            if !more {
+                tokio::select! {
+                    _ = self.cluster.change.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+/// Why a step could not finish.
+#[derive(Debug)]
+enum StepError {
+    Node(CallError),
+    /// A node the step needs is not in the snapshot, or not healthy.
+    Unavailable(String),
+    Store(String),
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Node(e) => e.fmt(f),
+            Self::Unavailable(why) | Self::Store(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<CallError> for StepError {
+    fn from(e: CallError) -> Self {
+        Self::Node(e)
+    }
+}
+
+impl ChangeService {
+    /// One step of the change in progress; `Ok(true)` when there is more to do at once.
+    async fn step(&self) -> Result<bool, StepError> {
+        let topology = self.cluster.topology();
+        let Some(change) = topology.change.clone() else {
+            return Ok(false);
+        };
+        metrics::get().topology_moving.set(
+            change
+                .moves
+                .iter()
+                .filter(|m| m.state != MoveState::CutOver)
+                .count() as i64,
+        );
+        match change.phase {
+            Phase::Preparing => self.prepare(&change).await?,
+            Phase::Moving => self.moving(&change).await?,
+            Phase::Cleaning => self.clean(&change).await?,
+        }
+        Ok(true)
+    }
+
+    fn calls<'a>(&'a self, rt: &'a Runtime) -> Calls<'a> {
+        Calls {
+            cluster: &self.cluster,
+            rt,
+        }
+    }
+
+    /// A healthy node of the applied layout to read indexes and keys from.
+    fn any_source<'a>(&self, rt: &'a Runtime, change: &Change) -> Result<&'a NodePeer, StepError> {
+        rt.nodes
+            .iter()
+            .filter(|n| change.from.nodes.iter().any(|o| o.id == n.id.as_str()))
+            .find(|n| self.cluster.is_healthy(&n.id))
+            .ok_or_else(|| StepError::Unavailable("no node of the applied topology answers".into()))
+    }
+
+    fn node<'a>(&self, rt: &'a Runtime, id: &str) -> Result<&'a NodePeer, StepError> {
+        rt.node(id)
+            .ok_or_else(|| StepError::Unavailable(format!("node {id} is not in the snapshot")))
+    }
+
+    async fn save(&self, rt: &Runtime, next: Topology) -> Result<(), StepError> {
+        commit(&self.cluster, rt, next)
+            .await
+            .map_err(StepError::Store)
+    }
+
+    /// Joining nodes receive every index and key, then writes start reaching new owners.
+    async fn prepare(&self, change: &Change) -> Result<(), StepError> {
+        let rt = self.cluster.runtime();
+        let calls = self.calls(&rt);
+        let source = self.any_source(&rt, change)?;
+        for joining in change.joining() {
+            self.cluster
+                .change
+                .set_step(format!("preparing node {}", joining.id));
+            let target = self.node(&rt, &joining.id)?;
+            let indexes = prepare::copy_indexes(&calls, source, target).await?;
+            let keys = prepare::copy_keys(&calls, source, target).await?;
+            log::info!(target: "miroir::fleet", "node {}: {indexes} indexes and {keys} keys in place", joining.id);
+        }
+        // From the next snapshot on, writes for moving shards reach the new owners' move
+        // logs: switched with the gate closed, so no write misses both.
+        let _gate = self.cluster.write_gate.write().await;
+        let _mutating = self.cluster.change.mutate.lock().await;
+        // An index created while this step ran reached the joining nodes too: they are in
+        // every snapshot since the change began.
+        let mut next = self.cluster.topology();
+        if let Some(c) = next.change.as_mut() {
+            c.phase = Phase::Moving;
+        }
+        self.save(&rt, next).await?;
+        log::info!(target: "miroir::fleet", "moving {} shard(s)", change.moves.len());
+        Ok(())
+    }
+
+    /// Copies, replays and verifies each new owner's shards, then cuts reads over; once every
+    /// move is cut over the new layout is applied.
+    async fn moving(&self, change: &Change) -> Result<(), StepError> {
+        let mut by_target: BTreeMap<&str, Vec<&MoveRecord>> = BTreeMap::new();
+        for m in &change.moves {
+            for node in &m.to {
+                by_target.entry(node).or_default().push(m);
+            }
+        }
+        let pending: Vec<(&str, Vec<&MoveRecord>)> = by_target
+            .into_iter()
+            .filter(|(_, moves)| moves.iter().any(|m| m.state != MoveState::CutOver))
+            .collect();
+        if pending.is_empty() {
+            return self.finish(change).await;
+        }
+        // New owners side by side: each has its own move log and copies.
+        let units = pending
+            .iter()
+            .map(|(target, moves)| self.move_to(target, moves));
+        let results = futures::future::join_all(units).await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(())
+    }
+
+    /// One new owner: copy every shard it gains (unless already copied), replay its move log,
+    /// flip its writes to direct, reconcile, and cut its reads over.
+    async fn move_to(&self, target_id: &str, moves: &[&MoveRecord]) -> Result<(), StepError> {
+        let rt = self.cluster.runtime();
+        let calls = self.calls(&rt);
+        let target = self.node(&rt, target_id)?;
+        if !self.cluster.is_healthy(&target.id) {
+            return Err(StepError::Unavailable(format!("node {target_id} is down")));
+        }
+        let indexes = prepare::indexes(&calls, self.any_source(&rt, &self.current()?)?).await?;
+        let node_id = NodeId::new(target_id).map_err(|e| StepError::Unavailable(e.to_string()))?;
+        if moves.iter().any(|m| m.state == MoveState::Copying) {
+            self.cluster.broken_move_logs.remove(&node_id);
+            self.cluster
+                .change
+                .set_step(format!("copying {} shard(s) to {target_id}", moves.len()));
+            let throttle = copy::Throttle::new(rt.config.topology.max_copy_bytes_per_sec);
+            let mut copies = Vec::new();
+            for m in moves.iter().filter(|m| m.state == MoveState::Copying) {
+                copies.push(self.copy_move(&calls, &indexes, (target, m), &throttle));
+            }
+            let parallel = rt.config.topology.max_concurrent_moves_per_node.max(1) as usize;
+            let results: Vec<Result<(), StepError>> = futures::stream::iter(copies)
+                .buffer_unordered(parallel)
+                .collect()
+                .await;
+            results.into_iter().collect::<Result<Vec<()>, _>>()?;
+            self.cluster
+                .change
+                .set_step(format!("replaying {target_id}'s move log"));
+            copy::replay_log(&calls, target).await?;
+            // The rest of the log, and the switch to direct writes, with writes held.
+            let gate = self.cluster.write_gate.write().await;
+            if self.cluster.broken_move_logs.contains_key(&node_id) {
+                drop(gate);
+                return Err(StepError::Unavailable(format!(
+                    "node {target_id}'s move log missed a write; copying again"
+                )));
+            }
+            copy::replay_log(&calls, target).await?;
+            self.set_state(&rt, target_id, MoveState::Copying, MoveState::Replayed)
+                .await?;
+            drop(gate);
+            let key = move_log::key(target_id);
+            metrics::set_backlog(&key, self.cluster.hints.backlog(&key));
+        }
+        for m in moves.iter().filter(|m| m.state != MoveState::CutOver) {
+            self.cluster
+                .change
+                .set_step(format!("verifying shard {} on {target_id}", m.shard));
+            let from = self.source(&rt, m)?;
+            let mut repaired = 0;
+            for index in &indexes {
+                repaired +=
+                    copy::reconcile(&calls, index, ShardId(m.shard), (from, target)).await?;
+            }
+            if repaired > 0 {
+                log::info!(target: "miroir::fleet", "shard {} on {target_id}: {repaired} document(s) reconciled with {}", m.shard, from.id);
+            }
+        }
+        self.set_state(&rt, target_id, MoveState::Replayed, MoveState::CutOver)
+            .await?;
+        log::info!(target: "miroir::fleet", "node {target_id}: {} shard(s) cut over", moves.len());
+        Ok(())
+    }
+
+    /// A healthy old owner with no writes waiting for it: it holds the whole shard.
+    fn source<'a>(&self, rt: &'a Runtime, m: &MoveRecord) -> Result<&'a NodePeer, StepError> {
+        m.kept
+            .iter()
+            .chain(&m.from)
+            .filter_map(|id| rt.node(id))
+            .find(|n| {
+                self.cluster.is_healthy(&n.id)
+                    && self.cluster.hints.backlog(n.id.as_str()).hints == 0
+            })
+            .ok_or_else(|| {
+                StepError::Unavailable(format!("no complete copy of shard {} answers", m.shard))
+            })
+    }
+
+    /// Copies one moving shard, every index, to `target`.
+    async fn copy_move(
+        &self,
+        calls: &Calls<'_>,
+        indexes: &[prepare::IndexInfo],
+        (target, m): (&NodePeer, &MoveRecord),
+        throttle: &copy::Throttle,
+    ) -> Result<(), StepError> {
+        let progress = self
+            .cluster
+            .change
+            .restart(target.id.as_str(), m.group, m.shard);
+        let from = self.source(calls.rt, m)?;
+        for index in indexes {
+            let shard = ShardId(m.shard);
+            copy::copy_shard(calls, index, shard, (from, target), (&progress, throttle)).await?;
+        }
+        Ok(())
+    }
+
+    fn current(&self) -> Result<Change, StepError> {
+        self.cluster
+            .topology()
+            .change
+            .ok_or_else(|| StepError::Store("the change disappeared".into()))
+    }
+
+    /// Moves `target`'s moves from one state to the next, durably.
+    async fn set_state(
+        &self,
+        rt: &Runtime,
+        target: &str,
+        from: MoveState,
+        to: MoveState,
+    ) -> Result<(), StepError> {
+        let _mutating = self.cluster.change.mutate.lock().await;
+        let mut next = self.cluster.topology();
+        let Some(change) = next.change.as_mut() else {
+            return Err(StepError::Store("the change disappeared".into()));
+        };
+        for m in change
+            .moves
+            .iter_mut()
+            .filter(|m| m.to.iter().any(|n| n == target))
+        {
+            if m.state == from {
+                m.state = to;
+            }
+        }
+        self.save(rt, next).await
+    }
+
+    /// Every move is cut over: the new layout is the applied one; old owners clean up next.
+    async fn finish(&self, change: &Change) -> Result<(), StepError> {
+        let rt = self.cluster.runtime();
+        // Writes switch to the new owners only: with the gate closed, as every switch.
+        let _gate = self.cluster.write_gate.write().await;
+        let _mutating = self.cluster.change.mutate.lock().await;
+        let mut next = self.cluster.topology();
+        next.layout = change.to.clone();
+        if let Some(c) = next.change.as_mut() {
+            c.phase = Phase::Cleaning;
+        }
+        self.save(&rt, next).await?;
+        log::info!(target: "miroir::fleet", "topology version {} applied", change.to.version);
+        Ok(())
+    }
+
+    /// Old owners drop the shards they no longer own, once searches that started before the
+    /// new layout have had time to finish.
+    async fn clean(&self, change: &Change) -> Result<(), StepError> {
+        let rt = self.cluster.runtime();
+        self.cluster.change.set_step("old owners drop moved shards");
+        tokio::time::sleep(rt.config.scatter.node_timeout).await;
+        let calls = self.calls(&rt);
+        let mut lost: BTreeMap<&str, Vec<ShardId>> = BTreeMap::new();
+        for m in &change.moves {
+            for n in &m.from {
+                lost.entry(n).or_default().push(ShardId(m.shard));
+            }
+        }
+        let old_nodes = change.from.resolve().map_err(StepError::Unavailable)?;
+        for (node_id, shards) in lost {
+            let Some(conf) = old_nodes.iter().find(|n| n.id.as_str() == node_id) else {
+                continue;
+            };
+            let peer = NodePeer::new(conf, &rt.config.upstream);
+            let filter = hidden::shard_clause(&shards);
+            let indexes = match prepare::indexes(&calls, &peer).await {
+                Ok(i) => i,
+                // A removed node that is gone already holds nothing anyone reads.
+                Err(CallError::Unreachable { .. }) if rt.node(node_id).is_none() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let mut last = None;
+            for index in &indexes {
+                let path = format!("/indexes/{}/documents/delete", index.uid);
+                let body = bytes::Bytes::from(json!({ "filter": filter }).to_string());
+                last = calls
+                    .enqueue(&peer, ("POST", &path), body, &[])
+                    .await?
+                    .or(last);
+            }
+            if let Some(uid) = last {
+                calls.wait_task(&peer, uid).await?;
+            }
+        }
+        let _mutating = self.cluster.change.mutate.lock().await;
+        let mut next = self.cluster.topology();
+        next.change = None;
+        self.save(&rt, next).await?;
+        self.cluster.change.set_step("");
+        log::info!(target: "miroir::fleet", "topology change to version {} done", change.to.version);
+        Ok(())
+    }
+}
