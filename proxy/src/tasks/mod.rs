@@ -9,5 +9,5 @@ mod routes;
 mod view;
 
 pub use batches::batches;
-pub use registry::{create, now_rfc3339, summary};
+pub use registry::{create, now_rfc3339, record_replays, summary};
 pub use routes::{cancel_or_delete, get_task, list_tasks};
