@@ -1,5 +1,6 @@
 //! Miroir's task registry over HTTP: listings equal to a naive reading of every task, polls
-//! of unfinished tasks that a hanging node does not serialize.
+//! of unfinished tasks that a hanging node does not serialize, and the cleanup Meilisearch
+//! does at its task limit.
 
 mod common;
 
@@ -321,4 +322,63 @@ async fn unfinished_tasks_are_polled_concurrently() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn the_registry_is_pruned_like_meilisearchs_task_queue_at_its_limit() {
+    let nodes = sim_nodes(2).await;
+    let (port, metrics) = (
+        miroir_testkit::proxy::free_port(),
+        miroir_testkit::proxy::free_port(),
+    );
+    let refs: Vec<&meili_sim::SimNode> = nodes.iter().collect();
+    let miroir = miroir_testkit::proxy::MiroirProcess::start_with_env(
+        miroir_bin(),
+        &config(port, metrics, &refs, ""),
+        port,
+        &[("MIROIR_TEST_MAX_TASKS", "6")],
+    )
+    .await;
+    let base = miroir.url();
+    let mut created = Vec::new();
+    for _ in 0..5 {
+        let uid = add_documents(&base, "movies", 3).await;
+        wait_task(&base, uid).await;
+        created.push(uid);
+    }
+    // The sixth reaches the limit: not waited for, it may be finished and deleted at once.
+    created.push(add_documents(&base, "movies", 3).await);
+    // At six tasks, the finished ones (at most 100 000, the oldest first) are deleted and a
+    // task deletion says so.
+    let deletion = eventually(Duration::from_secs(10), || async {
+        let (_, page) = call(&base, "GET", "/tasks?types=taskDeletion", None).await;
+        page["total"] == 1
+    })
+    .await;
+    assert!(deletion, "no task deletion recorded:\n{}", miroir.log());
+    let (_, page) = call(&base, "GET", "/tasks?types=taskDeletion", None).await;
+    let task = &page["results"][0];
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(task["indexUid"], Value::Null);
+    let deleted = task["details"]["deletedTasks"]
+        .as_u64()
+        .expect("deletedTasks");
+    assert_eq!(task["details"]["matchedTasks"], deleted);
+    assert!((5..=6).contains(&deleted), "{task}");
+    let filter = task["details"]["originalFilter"].as_str().expect("filter");
+    assert!(
+        filter.starts_with("?beforeEnqueuedAt=")
+            && filter.ends_with("&statuses=succeeded,failed,canceled"),
+        "{filter}"
+    );
+    for uid in &created[..5] {
+        let (status, _) = call(&base, "GET", &format!("/tasks/{uid}"), None).await;
+        assert_eq!(status, 404, "task {uid} deleted");
+    }
+    let (_, all) = call(&base, "GET", "/tasks", None).await;
+    assert_eq!(all["total"].as_u64(), Some(6 - deleted + 1), "{all}");
+    assert_eq!(all["results"][0]["uid"], task["uid"], "the newest task");
+    miroir
+        .wait_for_log("The task queue is almost full", Duration::from_secs(5))
+        .await;
 }

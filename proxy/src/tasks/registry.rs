@@ -32,12 +32,21 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(store_error)
 }
 
+/// Records a task; at the registry's limit, wakes the cleanup (`upkeep`).
 pub async fn create(
     shared: &Shared,
     task: NewTask,
     idem: Option<Idempotency>,
 ) -> Result<Created, MiroirError> {
-    blocking(&shared.tasks, move |s| s.create(task, idem.as_ref())).await
+    let (created, count) = blocking(&shared.tasks, move |s| {
+        let created = s.create(task, idem.as_ref())?;
+        Ok((created, s.count()?))
+    })
+    .await?;
+    if count >= super::upkeep::max_tasks() {
+        shared.task_upkeep.notify_one();
+    }
+    Ok(created)
 }
 
 /// Sets the replicas a new task's write waits for (`replays`), off the async workers.

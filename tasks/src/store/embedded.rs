@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use super::indexer::{rebuild_indexes, Indexer};
 use super::reader::Reader;
@@ -12,7 +13,7 @@ use super::tables::{
     allocate_uid, decode, encode, IDEMPOTENCY, INDEX_VERSION, INDEX_VERSION_NOW, META, NEXT_UID,
     TASKS,
 };
-use super::{audit, backend, Created, Page, StoreError, TaskStore};
+use super::{audit, backend, prune, Created, Page, Pruned, StoreError, TaskStore};
 use crate::query::TaskQuery;
 use crate::record::{Idempotency, NewTask, TaskRecord, TaskUid};
 
@@ -244,5 +245,20 @@ impl TaskStore for EmbeddedStore {
         }
         txn.commit().map_err(backend)?;
         Ok(removed)
+    }
+
+    fn count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let tasks = txn.open_table(TASKS).map_err(backend)?;
+        tasks.len().map_err(backend)
+    }
+
+    fn prune(&self, limit: u64, batch: usize, now: OffsetDateTime) -> Result<Pruned, StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let pruned = prune::prune(&txn, limit, batch, now)?;
+        if matches!(pruned, Pruned::Deleted(_)) {
+            txn.commit().map_err(backend)?;
+        }
+        Ok(pruned)
     }
 }

@@ -26,12 +26,14 @@ mod audit;
 mod embedded;
 mod indexer;
 mod listing;
+mod prune;
 mod reader;
 mod tables;
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use crate::query::TaskQuery;
 use crate::record::{Idempotency, NewTask, TaskRecord, TaskUid};
@@ -74,6 +76,23 @@ pub struct Page {
     pub reads: u64,
 }
 
+/// What an automatic cleanup did (see [`TaskStore::prune`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pruned {
+    /// Fewer tasks than the limit: nothing to do.
+    NotFull,
+    /// At the limit, but fewer than two finished tasks to delete.
+    NothingFinished,
+    /// The task deletion recorded for the deleted tasks.
+    Deleted(Box<TaskRecord>),
+}
+
+/// How many tasks Meilisearch keeps before deleting the oldest finished ones (hard-coded in
+/// Meilisearch 1.50, `max_number_of_tasks`, with no option to change it).
+pub const MAX_TASKS: u64 = 1_000_000;
+/// How many finished tasks one automatic cleanup deletes at most.
+pub const PRUNE_BATCH: usize = 100_000;
+
 pub trait TaskStore: Send + Sync {
     /// Allocates the next uid and stores the task in one durable step, so uids never repeat,
     /// across restarts too. With an idempotency key already seen, stores nothing and says
@@ -108,4 +127,10 @@ pub trait TaskStore: Send + Sync {
     fn list(&self, query: &TaskQuery, pending: &BTreeSet<u64>) -> Result<Page, StoreError>;
     /// Deletes tasks; returns how many existed.
     fn delete(&self, uids: &[TaskUid]) -> Result<usize, StoreError>;
+    /// How many tasks the registry holds.
+    fn count(&self) -> Result<u64, StoreError>;
+    /// Meilisearch's automatic cleanup: with `limit` tasks or more, deletes the oldest
+    /// finished tasks (at most `batch`, and only if there are two or more) and records it as
+    /// a finished `taskDeletion` task, as Meilisearch enqueues and processes one.
+    fn prune(&self, limit: u64, batch: usize, now: OffsetDateTime) -> Result<Pruned, StoreError>;
 }
