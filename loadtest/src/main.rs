@@ -7,8 +7,10 @@
 //! prints both and their ratio.
 //! `search`: the same with a search mix: Miroir over three simulated nodes against one node
 //! holding every document.
+//! `tasks`: `GET /tasks` latency with 1 000 to 1 000 000 tasks in Miroir's registry.
 
 mod http;
+mod tasks;
 
 /// The master key of every node and of Miroir in the scenarios.
 const KEY: &str = "loadtest-master-key";
@@ -161,7 +163,9 @@ USAGE:
   miroir-loadtest passthrough --miroir-bin PATH [--connections 16] [--seconds 5] [--rounds 3]
     (nodes are `meili-sim` processes from the folder of --miroir-bin)
   miroir-loadtest ingest --miroir-bin PATH [--documents 100000] [--batch 10000] [--big-mb 100]
-  miroir-loadtest search --miroir-bin PATH [--documents 20000] [--connections 16] [--seconds 5] [--rounds 3]";
+  miroir-loadtest search --miroir-bin PATH [--documents 20000] [--connections 16] [--seconds 5] [--rounds 3]
+  miroir-loadtest tasks --miroir-bin PATH [--counts 1000,100000,1000000] [--seconds 3]
+    (GET /tasks latency against the size of Miroir's task registry, filled directly)";
 
 fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
@@ -179,6 +183,7 @@ fn main() {
             "passthrough" => rt.block_on(passthrough(args)),
             "ingest" => rt.block_on(ingest(args)),
             "search" => rt.block_on(search(args)),
+            "tasks" => rt.block_on(tasks::tasks(args)),
             other => Err(format!("unknown command `{other}`\n{USAGE}")),
         }
     });

@@ -24,6 +24,8 @@ pub struct Shared {
     pub index_repairs: Arc<index_repairs::Jobs>,
     /// Indexes to compare across nodes once a settings update finished.
     pub settings_checks: Arc<settings_drift::Checks>,
+    /// Wakes the task registry's upkeep (the registry reached its limit).
+    pub task_upkeep: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -51,6 +53,7 @@ impl Shared {
             keys: KeyCache::default(),
             index_repairs: Default::default(),
             settings_checks: Default::default(),
+            task_upkeep: tokio::sync::Notify::new(),
         }))
     }
 

@@ -12,22 +12,6 @@ use serde_json::{json, Value};
 
 const SHARDS: u32 = 8;
 
-/// Polls Miroir's task until it is terminal, like an SDK's `waitForTask`.
-async fn wait_task(base: &str, uid: u64) -> Value {
-    for _ in 0..400 {
-        let (status, task) = call(base, "GET", &format!("/tasks/{uid}"), None).await;
-        assert_eq!(status, 200, "{task}");
-        if matches!(
-            task["status"].as_str(),
-            Some("succeeded" | "failed" | "canceled")
-        ) {
-            return task;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("task {uid} never finished");
-}
-
 async fn send(
     base: &str,
     method: &str,
@@ -846,29 +830,8 @@ async fn nodes_that_get_no_document_still_learn_the_index_and_its_primary_key() 
 /// Meilisearch deletes what its deletion matched when it processes it.
 #[tokio::test]
 async fn deleting_an_unfinished_task_removes_it_once_it_finished() {
-    let mut nodes = Vec::new();
-    for i in 0..2 {
-        let cfg = meili_sim::SimConfig {
-            master_key: Some(KEY.into()),
-            port: 0,
-            task_delay: Duration::from_millis(300),
-            seed: i + 1,
-            name: format!("slow-{i}"),
-        };
-        nodes.push(meili_sim::SimNode::start(cfg).await.expect("node"));
-    }
-    let (port, metrics) = (
-        miroir_testkit::proxy::free_port(),
-        miroir_testkit::proxy::free_port(),
-    );
-    let refs: Vec<&meili_sim::SimNode> = nodes.iter().collect();
-    let miroir = miroir_testkit::proxy::MiroirProcess::start(
-        miroir_bin(),
-        &config(port, metrics, &refs, ""),
-        port,
-    )
-    .await;
-    let base = miroir.url();
+    let c = slow_cluster(2, Duration::from_millis(300), "").await;
+    let base = c.miroir.url();
     let (_, added, _) = send(
         &base,
         "POST",

@@ -37,7 +37,7 @@ impl Status {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "enqueued" => Status::Enqueued,
             "processing" => Status::Processing,

@@ -1,7 +1,9 @@
 //! The embedded store on a real file: durable uids, restart survival, idempotency, listing.
 
+use std::collections::BTreeSet;
+
 use miroir_tasks::{
-    Created, EmbeddedStore, Idempotency, ListQuery, NewTask, NodeTask, TaskStore, TaskUid,
+    Created, EmbeddedStore, Idempotency, NewTask, NodeTask, TaskQuery, TaskStore, TaskUid,
 };
 
 fn dir(name: &str) -> std::path::PathBuf {
@@ -90,7 +92,7 @@ fn idempotency_key_replays_the_same_request_and_refuses_a_different_one() {
 }
 
 #[test]
-fn listing_pages_newest_first_with_filter_total_and_next() {
+fn listing_pages_newest_first_with_filter_and_total() {
     let d = dir("list");
     let store = EmbeddedStore::open(&d.join("t.redb")).unwrap();
     for i in 0..10 {
@@ -98,45 +100,28 @@ fn listing_pages_newest_first_with_filter_total_and_next() {
             .create(task(if i % 2 == 0 { "even" } else { "odd" }), None)
             .unwrap();
     }
-    let even = |r: &miroir_tasks::TaskRecord| r.index_uid.as_deref() == Some("even");
-    let page = store
-        .list(&ListQuery {
-            from: None,
-            limit: 2,
-            reverse: false,
-            filter: &even,
-        })
-        .unwrap();
-    let uids: Vec<u64> = page.results.iter().map(|r| r.uid.0).collect();
-    assert_eq!(uids, [8, 6]);
+    let none = BTreeSet::new();
+    let even = |limit: usize, from: Option<u64>| TaskQuery {
+        index_uids: Some(["even".to_owned()].into()),
+        limit,
+        from,
+        ..TaskQuery::default()
+    };
+    let uids = |page: &miroir_tasks::Page| page.results.iter().map(|r| r.uid.0).collect::<Vec<_>>();
+    let page = store.list(&even(2, None), &none).unwrap();
+    assert_eq!(uids(&page), [8, 6]);
     assert_eq!(page.total, 5);
-    assert_eq!(page.next, Some(4));
-    let page = store
-        .list(&ListQuery {
-            from: page.next,
-            limit: 10,
-            reverse: false,
-            filter: &even,
-        })
-        .unwrap();
-    assert_eq!(
-        page.results.iter().map(|r| r.uid.0).collect::<Vec<_>>(),
-        [4, 2, 0]
-    );
-    assert_eq!(page.next, None);
-    let all = |_: &miroir_tasks::TaskRecord| true;
-    let page = store
-        .list(&ListQuery {
-            from: Some(3),
-            limit: 3,
-            reverse: true,
-            filter: &all,
-        })
-        .unwrap();
-    assert_eq!(
-        page.results.iter().map(|r| r.uid.0).collect::<Vec<_>>(),
-        [3, 4, 5]
-    );
-    assert_eq!(page.next, Some(6));
+    let page = store.list(&even(10, Some(4)), &none).unwrap();
+    assert_eq!(uids(&page), [4, 2, 0]);
+    assert_eq!(page.total, 5, "the total ignores where the page starts");
+    let oldest_first = TaskQuery {
+        from: Some(3),
+        limit: 3,
+        reverse: true,
+        ..TaskQuery::default()
+    };
+    let page = store.list(&oldest_first, &none).unwrap();
+    assert_eq!(uids(&page), [3, 4, 5]);
+    assert_eq!(page.total, 10);
     let _ = std::fs::remove_dir_all(d);
 }

@@ -40,6 +40,8 @@ pub struct MiroirProcess {
     pub config_path: PathBuf,
     log_path: PathBuf,
     dir: TempDir,
+    /// Environment variables the process gets (test hooks), on restarts too.
+    env: Vec<(String, String)>,
 }
 
 impl MiroirProcess {
@@ -47,6 +49,16 @@ impl MiroirProcess {
     /// `server.port` inside `toml`, and [`DATA_DIR`] in it becomes a fresh directory. Waits
     /// until the listener accepts connections.
     pub async fn start(bin: &Path, toml: &str, port: u16) -> Self {
+        Self::start_with_env(bin, toml, port, &[]).await
+    }
+
+    /// Like [`MiroirProcess::start`], with environment variables for the process (test hooks
+    /// such as `MIROIR_TEST_MAX_TASKS`).
+    pub async fn start_with_env(bin: &Path, toml: &str, port: u16, env: &[(&str, &str)]) -> Self {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let dir = TempDir::new("miroir-test").expect("create temp dir");
         let config_path = dir.path().join("miroir.toml");
         let toml = toml.replace(DATA_DIR, &dir.path().join("data").to_string_lossy());
@@ -56,6 +68,7 @@ impl MiroirProcess {
         let child = Command::new(bin)
             .arg("--config")
             .arg(&config_path)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -66,6 +79,7 @@ impl MiroirProcess {
             config_path,
             log_path,
             dir,
+            env,
         };
         process.wait_listening().await;
         process
@@ -117,6 +131,7 @@ impl MiroirProcess {
         self.child = Command::new(bin)
             .arg("--config")
             .arg(&self.config_path)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -311,9 +311,7 @@ async fn record_task(
                         seq: seq.0,
                     })
                     .collect();
-                if let Err(e) = shared.tasks.update(&record) {
-                    log::error!(target: "miroir::broadcast", "task {}: could not record its pending replays: {e}", record.uid.0);
-                }
+                tasks::record_replays(shared, record.uid, record.replays.clone()).await;
             }
             Reply::json(202, &tasks::summary(&record))
         }

@@ -152,6 +152,12 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
         "settings drift detector",
         SettingsSync::new(cluster.clone(), shared.settings_checks.clone()),
     ));
+    server.add_service(background_service(
+        "task registry upkeep",
+        crate::tasks::TaskUpkeep {
+            shared: shared.clone(),
+        },
+    ));
     if let Some(path) = config_path {
         server.add_service(background_service(
             "config reload",

@@ -1,13 +1,16 @@
 //! Miroir's tasks: one Meilisearch task per client request, over the node tasks that carry it.
 //! `registry` records them (the write and broadcast paths use it), `view` shows one as
-//! Meilisearch would, `routes`, `filter` and `batches` answer the task and batch routes.
+//! Meilisearch would, `routes`, `filter` and `batches` answer the task and batch routes, and
+//! `upkeep` caches finished tasks' views and keeps the registry at Meilisearch's size.
 
 mod batches;
 mod filter;
 pub mod registry;
 mod routes;
+mod upkeep;
 mod view;
 
 pub use batches::batches;
-pub use registry::{create, now_rfc3339, summary};
+pub use registry::{create, now_rfc3339, record_replays, summary};
 pub use routes::{cancel_or_delete, get_task, list_tasks};
+pub use upkeep::TaskUpkeep;

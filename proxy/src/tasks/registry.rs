@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use miroir_filters::error::{Code, MiroirError};
-use miroir_tasks::{Created, Idempotency, NewTask, TaskRecord, TaskStore};
+use miroir_tasks::{Created, Idempotency, NewTask, Replay, TaskRecord, TaskStore, TaskUid};
 use serde_json::{json, Value};
 
 use crate::shared::Shared;
@@ -32,12 +32,32 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(store_error)
 }
 
+/// Records a task; at the registry's limit, wakes the cleanup (`upkeep`).
 pub async fn create(
     shared: &Shared,
     task: NewTask,
     idem: Option<Idempotency>,
 ) -> Result<Created, MiroirError> {
-    blocking(&shared.tasks, move |s| s.create(task, idem.as_ref())).await
+    let (created, count) = blocking(&shared.tasks, move |s| {
+        let created = s.create(task, idem.as_ref())?;
+        Ok((created, s.count()?))
+    })
+    .await?;
+    if count >= super::upkeep::max_tasks() {
+        shared.task_upkeep.notify_one();
+    }
+    Ok(created)
+}
+
+/// Sets the replicas a new task's write waits for (`replays`), off the async workers.
+pub async fn record_replays(shared: &Shared, uid: TaskUid, replays: Vec<Replay>) {
+    let result = blocking(&shared.tasks, move |s| {
+        s.modify(uid, &mut |r| r.replays = replays.clone())
+    })
+    .await;
+    if let Err(e) = result {
+        log::error!(target: "miroir::tasks", "task {}: could not record its pending replays: {e}", uid.0);
+    }
 }
 
 /// Meilisearch's 202 answer for an accepted write.

@@ -1,22 +1,25 @@
 //! The task routes, answered from Miroir's registry: `GET /tasks/{uid}`, `GET /tasks`,
 //! `POST /tasks/cancel` and `DELETE /tasks`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use miroir_filters::error::{Code, MiroirError};
-use miroir_tasks::{Created, ListQuery, NewTask, TaskRecord, TaskUid};
-use serde_json::json;
+use miroir_tasks::{Created, NewTask, Status, TaskQuery, TaskRecord, TaskUid};
+use serde_json::{json, Value};
 
 use super::filter::parse_filter;
 use super::registry::{blocking, create, summary};
-use super::view::{delete_when_finished, refresh_pending, view, view_of, TerminalName};
+use super::view::{delete_when_finished, pending_views, view, view_of, views, TerminalName};
 use crate::cluster::Runtime;
 use crate::node_io;
 use crate::request::{Incoming, Reply};
 use crate::shared::Shared;
 use crate::upstream::NodeRequest;
-use miroir_tasks::Status;
+
+fn is_finished(view: &Value) -> bool {
+    view["status"].as_str().is_some_and(Status::parse_terminal)
+}
 
 pub async fn get_task(shared: &Shared, rt: &Runtime, inc: &Incoming, raw_uid: &str) -> Reply {
     let access = match shared.authorize(rt, inc, "tasks.get").await {
@@ -56,52 +59,65 @@ pub async fn list_tasks(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply 
         Ok(f) => f,
         Err(e) => return Reply::error(&e),
     };
-    let pending = match refresh_pending(shared, rt, inc.auth.as_deref()).await {
-        Ok(p) => p,
-        Err(e) => return Reply::error(&e),
-    };
-    let filter = Arc::new(filter);
-    let (f2, p2) = (filter.clone(), pending.clone());
+    let limit = filter.query.limit;
     // As Meilisearch does it: the page (one more task than asked, to know the next one) and
     // the total are taken over the tasks the query matches, then the tasks the key may not
     // see are removed from the page. The total still counts them, and a page can come out
     // short or empty.
-    let page = blocking(&shared.tasks, move |s| {
-        let matches = |r: &TaskRecord| f2.matches_record(r) && f2.matches_view(view_of(r, &p2));
-        s.list(&ListQuery {
-            from: f2.from,
-            limit: f2.limit.saturating_add(1),
-            reverse: f2.reverse,
-            filter: &matches,
-        })
-    })
-    .await;
-    let page = match page {
+    let q = TaskQuery {
+        limit: limit.saturating_add(1),
+        ..filter.query
+    };
+    let pending = match pending_views(shared, rt, &q, inc.auth.as_deref(), false).await {
         Ok(p) => p,
         Err(e) => return Reply::error(&e),
     };
-    let mut records: Vec<&TaskRecord> = page
+    let matching = passing(&q, &pending);
+    let page = match blocking(&shared.tasks, move |s| s.list(&q, &matching)).await {
+        Ok(p) => p,
+        Err(e) => return Reply::error(&e),
+    };
+    let mut records: Vec<TaskRecord> = page
         .results
-        .iter()
+        .into_iter()
         .filter(|r| access.task_visible(r.index_uid.as_deref(), &r.kind))
         .collect();
-    let next = if records.len() > filter.limit {
+    let next = if records.len() > limit {
         records.pop().map(|r| r.uid.0)
     } else {
         None
     };
-    let mut results = Vec::with_capacity(records.len());
-    for record in &records {
-        match view(shared, rt, record, inc.auth.as_deref()).await {
-            Ok(v) => results.push(v),
-            Err(e) => return Reply::error(&e),
-        }
-    }
+    // The views asked for already are reused; the others are cached or asked for now.
+    let unknown: Vec<TaskRecord> = records
+        .iter()
+        .filter(|r| !pending.contains_key(&r.uid.0))
+        .cloned()
+        .collect();
+    let mut asked = match views(shared, rt, &unknown, inc.auth.as_deref()).await {
+        Ok(v) => v.into_iter(),
+        Err(e) => return Reply::error(&e),
+    };
+    let results: Vec<Value> = records
+        .iter()
+        .filter_map(|r| match pending.get(&r.uid.0) {
+            Some(v) => Some(v.clone()),
+            None => asked.next(),
+        })
+        .collect();
     let from = records.first().map(|r| r.uid.0);
     Reply::json(
         200,
-        &json!({ "results": results, "total": page.total, "limit": filter.limit, "from": from, "next": next }),
+        &json!({ "results": results, "total": page.total, "limit": limit, "from": from, "next": next }),
     )
+}
+
+/// The unfinished tasks whose current view passes the query's view filters.
+fn passing(q: &TaskQuery, pending: &BTreeMap<u64, Value>) -> BTreeSet<u64> {
+    pending
+        .iter()
+        .filter(|(_, view)| q.matches_view(view))
+        .map(|(uid, _)| *uid)
+        .collect()
 }
 
 /// `POST /tasks/cancel` and `DELETE /tasks`: matched against Miroir's registry, applied to the
@@ -133,37 +149,32 @@ pub async fn cancel_or_delete(
         }
         Err(e) => return Reply::error(&e),
     };
-    let pending = match refresh_pending(shared, rt, inc.auth.as_deref()).await {
+    // Every match, whatever its place: the unfinished ones' views tell which can be canceled.
+    let q = TaskQuery {
+        from: None,
+        limit: usize::MAX,
+        reverse: false,
+        ..filter.query.clone()
+    };
+    let pending = match pending_views(shared, rt, &q, inc.auth.as_deref(), true).await {
         Ok(p) => p,
         Err(e) => return Reply::error(&e),
     };
-    let filter = Arc::new(filter);
-    let (f2, p2) = (filter.clone(), pending.clone());
-    let matched = blocking(&shared.tasks, move |s| {
-        let matches = |r: &TaskRecord| {
-            // Only the tasks the key may see are touched.
-            if !access.task_visible(r.index_uid.as_deref(), &r.kind) {
-                return false;
-            }
-            let view = view_of(r, &p2);
-            let status = view["status"].as_str().unwrap_or("enqueued");
-            // Only unfinished tasks can be canceled. A deletion matches unfinished tasks too:
-            // Meilisearch deletes those that are finished once it processes the deletion.
-            let eligible = delete || !Status::parse_terminal(status);
-            eligible && f2.matches_record(r) && f2.matches_view(view)
-        };
-        s.list(&ListQuery {
-            from: None,
-            limit: usize::MAX,
-            reverse: false,
-            filter: &matches,
-        })
-    })
-    .await;
-    let matched = match matched {
-        Ok(p) => p.results,
+    let matching = passing(&q, &pending);
+    let matched = match blocking(&shared.tasks, move |s| s.list(&q, &matching)).await {
+        Ok(page) => page.results,
         Err(e) => return Reply::error(&e),
     };
+    let matched: Vec<TaskRecord> = matched
+        .into_iter()
+        .filter(|r| {
+            // Only the tasks the key may see are touched. Only unfinished tasks can be
+            // canceled; a deletion matches unfinished tasks too: Meilisearch deletes those
+            // that are finished once it processes the deletion.
+            access.task_visible(r.index_uid.as_deref(), &r.kind)
+                && (delete || !is_finished(view_of(r, &pending)))
+        })
+        .collect();
 
     // Each node gets the uids of its own tasks behind the matched Miroir tasks.
     let mut per_node: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
@@ -234,12 +245,9 @@ pub async fn cancel_or_delete(
 
     let mut awaiting: Vec<TaskUid> = Vec::new();
     if delete {
-        let (done, unfinished): (Vec<&TaskRecord>, Vec<&TaskRecord>) =
-            matched.iter().partition(|r| {
-                view_of(r, &pending)["status"]
-                    .as_str()
-                    .is_some_and(Status::parse_terminal)
-            });
+        let (done, unfinished): (Vec<&TaskRecord>, Vec<&TaskRecord>) = matched
+            .iter()
+            .partition(|r| is_finished(view_of(r, &pending)));
         let uids: Vec<TaskUid> = done.iter().map(|r| r.uid).collect();
         if let Err(e) = blocking(&shared.tasks, move |s| s.delete(&uids)).await {
             return Reply::error(&e);

@@ -1,13 +1,16 @@
 //! A Miroir task as one Meilisearch task: aggregated from its node tasks (asked while it is
 //! unfinished, cached once terminal), with Miroir's hidden fields removed and the replicas
-//! still waiting for their copy listed (`miroir.pendingReplays`).
+//! still waiting for their copy listed (`miroir.pendingReplays`). Many tasks are asked about
+//! at once, a bounded number at a time, and a node that does not answer is not asked again
+//! within the same request: a hanging node costs one timeout, not one per task.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 
+use futures::StreamExt;
 use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::hidden;
-use miroir_tasks::{aggregate, ListQuery, NodeView, Status, TaskRecord, TaskUid};
+use miroir_tasks::{aggregate, NodeView, Status, TaskQuery, TaskRecord, TaskUid};
 use serde_json::{json, Value};
 
 use super::registry::blocking;
@@ -16,9 +19,39 @@ use crate::repair::handoff;
 use crate::shared::Shared;
 use crate::upstream::NodeRequest;
 
+/// How many tasks are asked about at once.
+const POLL_CONCURRENCY: usize = 16;
+
 /// How many nodes hold each document: per-copy counters divide by it.
 fn copies(rt: &Runtime) -> u32 {
     rt.reads().replication_factor() * rt.reads().groups()
+}
+
+fn is_terminal(view: &Value) -> bool {
+    view["status"].as_str().is_some_and(Status::parse_terminal)
+}
+
+/// The nodes that did not answer during one request: their parts count as unknown for the
+/// rest of it instead of waiting for each.
+#[derive(Default)]
+pub(crate) struct Polls {
+    silent: Mutex<HashSet<String>>,
+}
+
+impl Polls {
+    fn skips(&self, node: &str) -> bool {
+        self.silent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(node)
+    }
+
+    fn silent(&self, node: &str) {
+        self.silent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node.to_owned());
+    }
 }
 
 /// The current view of a task, with Miroir's extension listing the replicas whose copy of
@@ -29,7 +62,62 @@ pub(crate) async fn view(
     record: &TaskRecord,
     auth: Option<&str>,
 ) -> Result<Value, MiroirError> {
-    let mut view = aggregated_view(shared, rt, record, auth).await?;
+    let view = aggregated_view(shared, rt, record, auth).await?;
+    finish(shared, rt, record, view).await
+}
+
+/// The current views of many tasks (in their order), their nodes asked concurrently; the
+/// final views of those that finished are cached in one store write.
+pub(crate) async fn views(
+    shared: &Shared,
+    rt: &Runtime,
+    records: &[TaskRecord],
+    auth: Option<&str>,
+) -> Result<Vec<Value>, MiroirError> {
+    let polls = Polls::default();
+    // By position, not by `&TaskRecord`: a closure over references makes the future
+    // higher-ranked, which the async workers' `Send` bound cannot prove.
+    let polls = &polls;
+    let aggregated: Vec<Result<Value, MiroirError>> = futures::stream::iter(0..records.len())
+        .map(|i| poll(shared, rt, &records[i], auth, polls))
+        .buffered(POLL_CONCURRENCY)
+        .collect()
+        .await;
+    let mut out = Vec::with_capacity(records.len());
+    let mut done = Vec::new();
+    for (record, view) in records.iter().zip(aggregated) {
+        let view = view?;
+        if record.terminal.is_none() && is_terminal(&view) {
+            done.push((record.uid, view.clone()));
+        }
+        out.push(view);
+    }
+    cache(shared, done).await;
+    let mut finished = Vec::with_capacity(out.len());
+    for (record, view) in records.iter().zip(out) {
+        finished.push(finish(shared, rt, record, view).await?);
+    }
+    Ok(finished)
+}
+
+/// Caches final views. An optimisation: a failure only means asking the nodes again later.
+async fn cache(shared: &Shared, done: Vec<(TaskUid, Value)>) {
+    if done.is_empty() {
+        return;
+    }
+    if let Err(e) = blocking(&shared.tasks, move |s| s.settle(done)).await {
+        log::warn!(target: "miroir::tasks", "could not cache finished tasks: {e}");
+    }
+}
+
+/// What a view needs besides its aggregation: a deletion's wait, hidden fields removed,
+/// pending replays listed.
+async fn finish(
+    shared: &Shared,
+    rt: &Runtime,
+    record: &TaskRecord,
+    mut view: Value,
+) -> Result<Value, MiroirError> {
     if !record.awaiting.is_empty() {
         settle_deletion(shared, rt, record, &mut view).await?;
     }
@@ -38,12 +126,28 @@ pub(crate) async fn view(
     Ok(view)
 }
 
-/// The Meilisearch view of a task, asking the nodes when it is not terminal yet.
+/// The Meilisearch view of a task, asking the nodes when it is not terminal yet, and caching
+/// it once it is.
 pub(crate) async fn aggregated_view(
     shared: &Shared,
     rt: &Runtime,
     record: &TaskRecord,
     auth: Option<&str>,
+) -> Result<Value, MiroirError> {
+    let view = poll(shared, rt, record, auth, &Polls::default()).await?;
+    if record.terminal.is_none() && is_terminal(&view) {
+        cache(shared, vec![(record.uid, view.clone())]).await;
+    }
+    Ok(view)
+}
+
+/// The aggregated view of a task: its cached one, or from its nodes' answers now.
+async fn poll(
+    shared: &Shared,
+    rt: &Runtime,
+    record: &TaskRecord,
+    auth: Option<&str>,
+    polls: &Polls,
 ) -> Result<Value, MiroirError> {
     if let Some(done) = &record.terminal {
         return Ok(done.clone());
@@ -59,6 +163,9 @@ pub(crate) async fn aggregated_view(
         ) else {
             return Ok(NodeView::Unknown);
         };
+        if polls.skips(&part.node) {
+            return Ok(NodeView::Unknown);
+        }
         let path = format!("/tasks/{uid}");
         match shared
             .cluster
@@ -71,7 +178,11 @@ pub(crate) async fn aggregated_view(
             }
             // The client's credentials do not open tasks on the nodes.
             Ok(resp) if resp.status == 401 || resp.status == 403 => Err(resp),
-            _ => Ok(NodeView::Unknown),
+            Ok(_) => Ok(NodeView::Unknown),
+            Err(_) => {
+                polls.silent(&part.node);
+                Ok(NodeView::Unknown)
+            }
         }
     });
     let mut views = Vec::with_capacity(record.node_tasks.len());
@@ -90,44 +201,29 @@ pub(crate) async fn aggregated_view(
         }
     }
     let (counted, views) = handoff::without_unreachable(&shared.cluster, rt, record, views);
-    let view = aggregate(&counted, &views, copies(rt));
-    let terminal = view["status"]
-        .as_str()
-        .is_some_and(|s| matches!(s, "succeeded" | "failed" | "canceled"));
-    if terminal {
-        let mut done = record.clone();
-        done.terminal = Some(view.clone());
-        // Caching is an optimisation: a failure only means asking the nodes again later.
-        if let Err(e) = blocking(&shared.tasks, move |s| s.update(&done)).await {
-            log::warn!(target: "miroir::tasks", "could not cache task {}: {e}", record.uid.0);
-        }
-    }
-    Ok(view)
+    Ok(aggregate(&counted, &views, copies(rt)))
 }
 
-/// The current views of every non-terminal task, so view filters can run over the registry.
-/// Non-terminal tasks are few: the others carry their final view.
-pub(crate) async fn refresh_pending(
+/// The current views of the unfinished tasks that pass `query`'s record filters, when its
+/// view filters need them (or `always`): unfinished tasks are few, the others carry their
+/// final view.
+pub(crate) async fn pending_views(
     shared: &Shared,
     rt: &Runtime,
+    query: &TaskQuery,
     auth: Option<&str>,
+    always: bool,
 ) -> Result<BTreeMap<u64, Value>, MiroirError> {
-    let pending = |r: &TaskRecord| r.terminal.is_none();
-    let page = blocking(&shared.tasks, move |s| {
-        s.list(&ListQuery {
-            from: None,
-            limit: usize::MAX,
-            reverse: false,
-            filter: &pending,
-        })
-    })
-    .await?;
-    let mut views = BTreeMap::new();
-    for record in page.results {
-        let v = view(shared, rt, &record, auth).await?;
-        views.insert(record.uid.0, v);
+    if !always && !query.needs_views() {
+        return Ok(BTreeMap::new());
     }
-    Ok(views)
+    let q = TaskQuery {
+        from: None,
+        ..query.clone()
+    };
+    let records = blocking(&shared.tasks, move |s| s.unsettled(&q, usize::MAX)).await?;
+    let views = views(shared, rt, &records, auth).await?;
+    Ok(records.iter().map(|r| r.uid.0).zip(views).collect())
 }
 
 pub(crate) fn view_of<'a>(r: &'a TaskRecord, pending: &'a BTreeMap<u64, Value>) -> &'a Value {
@@ -155,7 +251,7 @@ pub(crate) async fn settle_deletion(
         };
         let done = aggregated_view(shared, rt, &task, rt.node_key())
             .await
-            .is_ok_and(|v| v["status"].as_str().is_some_and(Status::parse_terminal))
+            .is_ok_and(|v| is_terminal(&v))
             // The nodes' own deletions removed its node tasks: they had finished.
             || deleted_on_nodes(shared, rt, &task).await;
         if done {
@@ -168,11 +264,13 @@ pub(crate) async fn settle_deletion(
         blocking(&shared.tasks, move |s| s.delete(&finished)).await?;
     }
     if still.is_empty() {
-        let mut settled = record.clone();
-        settled.awaiting.clear();
         // Best effort: a failure only means settling again on the next read.
-        let _ = blocking(&shared.tasks, move |s| s.update(&settled)).await;
-    } else if view["status"].as_str().is_some_and(Status::parse_terminal) {
+        let uid = record.uid;
+        let _ = blocking(&shared.tasks, move |s| {
+            s.modify(uid, &mut |r| r.awaiting.clear())
+        })
+        .await;
+    } else if is_terminal(view) {
         view["status"] = json!("processing");
         view["finishedAt"] = Value::Null;
         view["duration"] = Value::Null;
@@ -214,12 +312,13 @@ pub(crate) async fn delete_when_finished(shared: Arc<Shared>, mut uids: Vec<Task
         let rt = shared.cluster.runtime();
         let mut finished = Vec::new();
         for uid in &uids {
-            let Ok(Some(record)) = shared.tasks.get(*uid) else {
+            let stored = *uid;
+            let Ok(Some(record)) = blocking(&shared.tasks, move |s| s.get(stored)).await else {
                 finished.push(*uid);
                 continue;
             };
             let terminal = match view(&shared, &rt, &record, rt.node_key()).await {
-                Ok(v) => v["status"].as_str().is_some_and(Status::parse_terminal),
+                Ok(v) => is_terminal(&v),
                 Err(_) => false,
             } || deleted_on_nodes(&shared, &rt, &record).await;
             if terminal {

@@ -229,22 +229,21 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         request_digest: request_digest(inc),
     });
     if let Some(idem) = &idempotency {
-        let key = idem.key.clone();
-        match shared.tasks.idempotency(&key) {
-            Ok(Some((digest, uid))) if digest == idem.request_digest => {
-                return match shared.tasks.get(uid) {
-                    Ok(Some(record)) => Reply::json(202, &tasks::summary(&record)),
-                    _ => key_reused(uid),
-                };
-            }
-            Ok(Some((_, uid))) => return key_reused(uid),
+        let (key, digest) = (idem.key.clone(), idem.request_digest.clone());
+        // The key's first request, and its task when this is the same request again.
+        let seen = tasks::registry::blocking(&shared.tasks, move |s| {
+            Ok(match s.idempotency(&key)? {
+                Some((first, uid)) if first == digest => Some((uid, s.get(uid)?)),
+                Some((_, uid)) => Some((uid, None)),
+                None => None,
+            })
+        })
+        .await;
+        match seen {
+            Ok(Some((_, Some(record)))) => return Reply::json(202, &tasks::summary(&record)),
+            Ok(Some((uid, None))) => return key_reused(uid),
             Ok(None) => {}
-            Err(e) => {
-                return Reply::error(&MiroirError::new(
-                    Code::Internal,
-                    format!("task store: {e}"),
-                ))
-            }
+            Err(e) => return Reply::error(&e),
         }
     }
 

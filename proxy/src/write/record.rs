@@ -127,9 +127,7 @@ async fn judge_and_record(shared: &Shared, rt: &Runtime, write: Write<'_>, sent:
                 })
                 .collect();
             if !r.replays.is_empty() {
-                if let Err(e) = shared.tasks.update(&r) {
-                    log::error!(target: "miroir::write", "task {}: could not record its pending replays: {e}", r.uid.0);
-                }
+                tasks::record_replays(shared, r.uid, r.replays.clone()).await;
             }
             Reply::json(202, &tasks::summary(&r))
         }

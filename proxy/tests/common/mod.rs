@@ -37,18 +37,39 @@ pub async fn sim_nodes(n: usize) -> Vec<SimNode> {
 
 /// A config for `nodes` (ids `n0`, `n1`, ...) with fast health checks; `extra` is appended.
 pub fn config(port: u16, metrics_port: u16, nodes: &[&SimNode], extra: &str) -> String {
+    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
+    config_for(port, metrics_port, &urls, extra)
+}
+
+/// Like [`config`], for nodes at these addresses (real Meilisearch nodes among them).
+pub fn config_for(port: u16, metrics_port: u16, urls: &[String], extra: &str) -> String {
     let mut toml = format!(
         "shards = 8\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n[server]\nport = {port}\n\n\
          [metrics]\nport = {metrics_port}\n\n[admin]\napi_key = \"{ADMIN_KEY}\"\n\n\
          [health]\ninterval_ms = 100\ntimeout_ms = 100\nunhealthy_threshold = 2\nhealthy_threshold = 1\n\n{extra}\n"
     );
-    for (i, node) in nodes.iter().enumerate() {
+    for (i, url) in urls.iter().enumerate() {
         toml.push_str(&format!(
-            "[[nodes]]\nid = \"n{i}\"\naddress = \"{}\"\n\n",
-            node.url()
+            "[[nodes]]\nid = \"n{i}\"\naddress = \"{url}\"\n\n"
         ));
     }
     toml
+}
+
+/// Polls Miroir's task until it is terminal, like an SDK's `waitForTask`.
+pub async fn wait_task(base: &str, uid: u64) -> serde_json::Value {
+    for _ in 0..1000 {
+        let (status, task) = call(base, "GET", &format!("/tasks/{uid}"), None).await;
+        assert_eq!(status, 200, "{task}");
+        if matches!(
+            task["status"].as_str(),
+            Some("succeeded" | "failed" | "canceled")
+        ) {
+            return task;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("task {uid} never finished");
 }
 
 pub struct Cluster {
@@ -73,6 +94,34 @@ pub async fn cluster_with(n: usize, top: &str, extra: &str) -> Cluster {
         1,
     );
     let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
+    Cluster {
+        nodes,
+        miroir,
+        metrics_port,
+    }
+}
+
+/// Like [`cluster`], over nodes that take `task_delay` to process each task.
+pub async fn slow_cluster(n: usize, task_delay: Duration, extra: &str) -> Cluster {
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let cfg = SimConfig {
+            master_key: Some(KEY.into()),
+            port: 0,
+            task_delay,
+            seed: i as u64 + 1,
+            name: format!("slow-{i}"),
+        };
+        nodes.push(SimNode::start(cfg).await.expect("node"));
+    }
+    let (port, metrics_port) = (free_port(), free_port());
+    let refs: Vec<&SimNode> = nodes.iter().collect();
+    let miroir = MiroirProcess::start(
+        miroir_bin(),
+        &config(port, metrics_port, &refs, extra),
+        port,
+    )
+    .await;
     Cluster {
         nodes,
         miroir,
