@@ -282,6 +282,7 @@ fn cluster(config: &Config, docs: &[Map<String, Value>]) -> Cluster {
                 (k.clone(), o)
             })
             .collect(),
+        primary_key: Some("id".into()),
     };
     Cluster {
         single,

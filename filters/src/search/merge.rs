@@ -470,7 +470,7 @@ fn push_num(out: &mut Vec<u8>, n: impl itoa::Integer) {
 
 /// The client's own `offset` and `limit` are echoed, as one node echoes them even past
 /// `maxTotalHits`.
-fn write_pagination(out: &mut Vec<u8>, plan: &MergePlan, total: usize) {
+pub(super) fn write_pagination(out: &mut Vec<u8>, plan: &MergePlan, total: usize) {
     match plan.pagination {
         Pagination::OffsetLimit { offset, limit } => {
             out.extend_from_slice(b",\"limit\":");

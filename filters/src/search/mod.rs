@@ -24,6 +24,11 @@
 //! - `searchableAttributes: ["*"]` ranks attributes in each node's field order, which can
 //!   differ from one node's: set it explicitly for exact `attributeRank` across nodes;
 //! - `metadata` and `queryVector` are not merged; `performanceDetails` is the slowest node's;
+//! - a hybrid search (`semanticRatio` strictly between 0 and 1, non-empty `q`) is combined
+//!   as one node combines it ([`hybrid`]), from its keyword and semantic halves each merged
+//!   over the shards; its documents are told apart by primary key, or by their retrieved
+//!   fields when the nodes do not display the key. With `sort` or `distinct` the nodes still
+//!   combine per shard and the merge compares their hits' scores as they are, where
 //!   `semanticHitCount` counts the page's hits whose ranking details hold `vectorSort`.
 
 mod context;
@@ -47,3 +52,6 @@ pub mod stats;
 
 mod federated;
 pub use federated::{merge_federated, FederatedQuery, Federation};
+pub mod hybrid;
+mod identity;
+pub use identity::Identity;

@@ -439,7 +439,7 @@ fn retrieve_everything(body: &mut Map<String, Value>) -> Option<Projection> {
 
 /// Adds `needed` fields to `attributesToRetrieve` when the client's list leaves them out;
 /// returns the paths to strip from hits and from `_formatted`.
-fn widen_retrieve(
+pub(super) fn widen_retrieve(
     body: &mut Map<String, Value>,
     needed: &[String],
 ) -> Option<(Vec<String>, Vec<String>)> {

@@ -33,7 +33,16 @@ pub async fn index_context(
         let seen = node_io::any(cluster, rt, &probe, inc.auth.as_deref()).await?;
         return Err(Reply::relay(if seen.status >= 400 { &seen } else { &resp }));
     }
-    let ctx = Arc::new(context_from_settings(&resp.json().unwrap_or(Value::Null)));
+    let mut ctx = context_from_settings(&resp.json().unwrap_or(Value::Null));
+    // The primary key tells documents apart where one answer holds several searches' hits;
+    // without it those merges fall back to the hits' fields.
+    let index_path = format!("/indexes/{index_uid}");
+    if let Ok(index) = node_io::any(cluster, rt, &index_path, rt.node_key()).await {
+        ctx.primary_key = index
+            .json()
+            .and_then(|v| v["primaryKey"].as_str().map(str::to_owned));
+    }
+    let ctx = Arc::new(ctx);
     cluster.indexes.remember_context(index_uid, ctx.clone());
     Ok(ctx)
 }
@@ -82,5 +91,6 @@ fn context_from_settings(s: &Value) -> IndexContext {
         max_values_per_facet: max_values,
         node_max_values_per_facet: max_values,
         sort_facet_values_by,
+        primary_key: None,
     }
 }
