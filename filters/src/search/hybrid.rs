@@ -56,10 +56,11 @@ pub fn split(body: &Map<String, Value>, ctx: &IndexContext) -> Option<HybridSear
     if !(ratio > 0.0 && ratio < 1.0) {
         return None;
     }
-    if !body
+    // A placeholder search is a semantic search on one node.
+    if body
         .get("q")
         .and_then(Value::as_str)
-        .is_some_and(|q| !q.trim().is_empty())
+        .is_none_or(|q| q.trim().is_empty())
     {
         return None;
     }
