@@ -8,9 +8,8 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::corpus::{canonical, corpus, WORDS};
-use common::{call, miroir_bin, wait_idle, KEY};
-use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
-use miroir_testkit::{require_meili_bin, start_node, NodeKind, TestNode};
+use common::{call, compared};
+use miroir_testkit::{require_meili_bin, NodeKind};
 use serde_json::{json, Value};
 
 const DIMS: usize = 3;
@@ -121,56 +120,10 @@ fn queries() -> Vec<Value> {
     out
 }
 
-struct Real {
-    _nodes: Vec<TestNode>,
-    reference: TestNode,
-    miroir: MiroirProcess,
-}
-
-async fn real_cluster() -> Real {
-    let mut nodes = Vec::new();
-    for _ in 0..4 {
-        nodes.push(start_node(NodeKind::Real, KEY).await);
-    }
-    let reference = nodes.pop().expect("4 nodes");
-    let (port, metrics_port) = (free_port(), free_port());
-    let mut toml = format!(
-        "shards = 8\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n[server]\nport = {port}\n\n\
-         [metrics]\nport = {metrics_port}\n\n"
-    );
-    for (i, node) in nodes.iter().enumerate() {
-        toml.push_str(&format!(
-            "[[nodes]]\nid = \"n{i}\"\naddress = \"{}\"\n\n",
-            node.url()
-        ));
-    }
-    let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
-    for base in [miroir.url(), reference.url()] {
-        let (s, r) = call(&base, "PATCH", "/indexes/h/settings", Some(settings())).await;
-        assert_eq!(s, 202, "{r}");
-        let (s, r) = call(
-            &base,
-            "POST",
-            "/indexes/h/documents",
-            Some(Value::Array(documents())),
-        )
-        .await;
-        assert_eq!(s, 202, "{r}");
-    }
-    for node in nodes.iter().chain([&reference]) {
-        wait_idle(&node.url()).await;
-    }
-    Real {
-        _nodes: nodes,
-        reference,
-        miroir,
-    }
-}
-
 #[tokio::test]
 async fn hybrid_search_over_real_nodes_combines_like_one_real_node() {
     let _bin = require_meili_bin!();
-    let real = real_cluster().await;
+    let real = compared(NodeKind::Real, &["h"], &settings(), &documents()).await;
     let (proxy, reference) = (real.miroir.url(), real.reference.url());
     let all = queries();
     let (mut exact, mut mismatches) = (0, Vec::new());

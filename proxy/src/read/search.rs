@@ -198,25 +198,18 @@ async fn hybrid(
     ctx: &IndexContext,
     split: hybrid::HybridSearch,
 ) -> Reply {
-    let (keyword, semantic) = futures::future::join(
+    let half = |body: &Map<String, Value>| {
         scatter_merge(
             shared,
             rt,
             inc,
             index_uid,
             ctx,
-            SearchBody::Parsed(split.keyword.clone()),
-        ),
-        scatter_merge(
-            shared,
-            rt,
-            inc,
-            index_uid,
-            ctx,
-            SearchBody::Parsed(split.semantic.clone()),
-        ),
-    )
-    .await;
+            SearchBody::Parsed(body.clone()),
+        )
+    };
+    let (keyword, semantic) =
+        futures::future::join(half(&split.keyword), half(&split.semantic)).await;
     if semantic.status != 200 {
         return semantic;
     }
