@@ -13,7 +13,8 @@
 //!   field and the distinct attribute ([`display`]), so sorts merge exactly; a non-displayed
 //!   facet that is none of these stays invisible to cross-shard distinct;
 //! - facet counts are exact when no node has more values for a facet than the node
-//!   `maxValuesPerFacet` ([`IndexContext::node_max_values_per_facet`]);
+//!   `maxValuesPerFacet` ([`IndexContext::node_max_values_per_facet`], the client's widened by
+//!   [`facet_limit`]);
 //! - with distinct, totals, facet counts and `facetStats` are exact when no node matches more
 //!   documents than the node `maxTotalHits` ([`IndexContext::node_max_total_hits`]) and, for
 //!   wildcard facets, the client's `attributesToRetrieve` names no nested field; in
@@ -32,6 +33,7 @@
 //!   `semanticHitCount` counts the page's hits whose ranking details hold `vectorSort`.
 
 mod context;
+pub mod facet_limit;
 mod facets;
 mod hit;
 mod json;
