@@ -299,7 +299,7 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
     if plan.facets_requested {
         for (i, a) in parsed.iter().enumerate() {
             facets
-                .add(a.facet_distribution, a.facet_stats, plan.node_facet_limit)
+                .add(a.facet_distribution, a.facet_stats, plan)
                 .map_err(|e| invalid(i, e))?;
         }
     }

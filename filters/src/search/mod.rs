@@ -14,7 +14,8 @@
 //!   facet that is none of these stays invisible to cross-shard distinct;
 //! - facet counts are exact when no node has more values for a facet than the node
 //!   `maxValuesPerFacet` ([`IndexContext::node_max_values_per_facet`], the client's widened by
-//!   [`facet_limit`]);
+//!   [`facet_limit`]); in `count` order equal counts come largest value first, where one node
+//!   with few matches may order some of them by its facet tree;
 //! - with distinct, totals, facet counts and `facetStats` are exact when no node matches more
 //!   documents than the node `maxTotalHits` ([`IndexContext::node_max_total_hits`]) and, for
 //!   wildcard facets, the client's `attributesToRetrieve` names no nested field; in
@@ -33,7 +34,9 @@
 //!   `semanticHitCount` counts the page's hits whose ranking details hold `vectorSort`.
 
 mod context;
+mod facet_cut;
 pub mod facet_limit;
+mod facet_section;
 mod facets;
 mod hit;
 mod json;
