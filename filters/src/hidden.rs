@@ -11,6 +11,7 @@
 use serde_json::{json, Value};
 
 use crate::routing::{NodeScope, ShardId};
+use crate::search::facet_limit;
 
 /// The field carrying a document's shard number on the nodes.
 pub const SHARD_FIELD: &str = "_miroir_shard";
@@ -117,10 +118,14 @@ pub fn sets_filterable(route: &str, body: &[u8]) -> bool {
     }
 }
 
-/// Removes `_miroir_shard` from a settings answer (the whole settings or the filterable list)
-/// and cuts the displayed list back to the client's.
+/// Removes `_miroir_shard` from a settings answer (the whole settings or the filterable list),
+/// cuts the displayed list back to the client's and shows the client's `maxValuesPerFacet`.
 pub fn strip_settings(route: &str, body: &[u8]) -> Option<Vec<u8>> {
     let mut value: Value = serde_json::from_slice(body).ok()?;
+    facet_limit::show_in_settings(route, &mut value);
+    if route == "settings.faceting.get" {
+        return serde_json::to_vec(&value).ok();
+    }
     // The client's `displayedAttributes` is the nodes' list up to Miroir's marker.
     let displayed = match route {
         "settings.get" => value.get_mut("displayedAttributes"),
@@ -144,12 +149,13 @@ pub fn strip_settings(route: &str, body: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Hides Miroir's additions from a settings task's `details` (what the nodes were sent):
-/// `_miroir_shard` among the filterable attributes, and the displayed attributes past the
-/// marker.
+/// `_miroir_shard` among the filterable attributes, the displayed attributes past the
+/// marker, and the widening of `maxValuesPerFacet`.
 pub fn strip_task_details(view: &mut Value) {
     let Some(details) = view.get_mut("details").and_then(Value::as_object_mut) else {
         return;
     };
+    facet_limit::show_in_details(details);
     if let Some(list) = details
         .get_mut("filterableAttributes")
         .and_then(Value::as_array_mut)

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use meili_sim_engine::{search, FacetOrder as SimFacetOrder, IndexData, Settings};
 use miroir_filters::hidden::shard_value;
 use miroir_filters::routing::{shard_for_key, NodeScope, ShardId};
-use miroir_filters::search::{merge, plan, FacetOrder, IndexContext, Merged, NodeDisplay};
+use miroir_filters::search::{
+    facet_limit, merge, plan, FacetOrder, IndexContext, Merged, NodeDisplay,
+};
 use serde_json::{json, Map, Value};
 
 const SHARDS: u32 = 8;
@@ -97,7 +99,13 @@ struct Config {
     name: &'static str,
     settings: Settings,
     display: NodeDisplay,
-    node_facet_limit: usize,
+}
+
+impl Config {
+    /// The nodes' `maxValuesPerFacet`, widened as Miroir keeps it.
+    fn node_facet_limit(&self) -> usize {
+        facet_limit::node_value(self.settings.max_values_per_facet as u64) as usize
+    }
 }
 
 fn base_settings() -> Settings {
@@ -135,7 +143,6 @@ fn configs() -> Vec<Config> {
             name: "defaults",
             settings: base_settings(),
             display: NodeDisplay::Restricted,
-            node_facet_limit: 100,
         },
         Config {
             name: "hidden-field",
@@ -144,7 +151,6 @@ fn configs() -> Vec<Config> {
                 ..base_settings()
             },
             display: NodeDisplay::All,
-            node_facet_limit: 100,
         },
         Config {
             name: "distinct-count-facets",
@@ -159,7 +165,6 @@ fn configs() -> Vec<Config> {
                 ..base_settings()
             },
             display: NodeDisplay::All,
-            node_facet_limit: 1000,
         },
         Config {
             name: "sort-first-custom-rule-small-cap",
@@ -181,7 +186,6 @@ fn configs() -> Vec<Config> {
                 ..base_settings()
             },
             display: NodeDisplay::Restricted,
-            node_facet_limit: 100,
         },
     ]
 }
@@ -238,7 +242,7 @@ fn cluster(config: &Config, docs: &[Map<String, Value>]) -> Cluster {
     node_settings
         .filterable_attributes
         .push("_miroir_shard".into());
-    node_settings.max_values_per_facet = config.node_facet_limit;
+    node_settings.max_values_per_facet = config.node_facet_limit();
     node_settings.max_total_hits = NODE_MAX_TOTAL_HITS;
     if config.display == NodeDisplay::All {
         node_settings.displayed_attributes = None;
@@ -270,7 +274,7 @@ fn cluster(config: &Config, docs: &[Map<String, Value>]) -> Cluster {
         max_total_hits: s.max_total_hits,
         node_max_total_hits: NODE_MAX_TOTAL_HITS,
         max_values_per_facet: s.max_values_per_facet,
-        node_max_values_per_facet: config.node_facet_limit,
+        node_max_values_per_facet: config.node_facet_limit(),
         sort_facet_values_by: s
             .sort_facet_values_by
             .iter()
@@ -282,6 +286,7 @@ fn cluster(config: &Config, docs: &[Map<String, Value>]) -> Cluster {
                 (k.clone(), o)
             })
             .collect(),
+        primary_key: Some("id".into()),
     };
     Cluster {
         single,

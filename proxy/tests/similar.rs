@@ -7,9 +7,8 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::corpus::corpus;
-use common::{call, miroir_bin, wait_idle, KEY};
-use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
-use miroir_testkit::{require_meili_bin, start_node, NodeKind, TestNode};
+use common::{call, compared, wait_idle, Compared};
+use miroir_testkit::{require_meili_bin, NodeKind};
 use serde_json::{json, Value};
 
 const DIMENSIONS: usize = 4;
@@ -97,55 +96,15 @@ fn refused() -> Vec<Value> {
     ]
 }
 
-struct Setup {
-    nodes: Vec<TestNode>,
-    reference: TestNode,
-    miroir: MiroirProcess,
-}
-
-async fn setup(kind: NodeKind) -> Setup {
-    let mut nodes = Vec::new();
-    for _ in 0..4 {
-        nodes.push(start_node(kind, KEY).await);
-    }
-    let reference = nodes.pop().expect("4 nodes");
-    let (port, metrics_port) = (free_port(), free_port());
-    let mut toml = format!(
-        "shards = 8\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n[server]\nport = {port}\n\n\
-         [metrics]\nport = {metrics_port}\n\n"
-    );
-    for (i, node) in nodes.iter().enumerate() {
-        toml.push_str(&format!(
-            "[[nodes]]\nid = \"n{i}\"\naddress = \"{}\"\n\n",
-            node.url()
-        ));
-    }
-    let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
-    for base in [miroir.url(), reference.url()] {
-        let (s, r) = call(&base, "PATCH", "/indexes/movies/settings", Some(settings())).await;
-        assert_eq!(s, 202, "{r}");
-        let (s, r) = call(
-            &base,
-            "POST",
-            "/indexes/movies/documents",
-            Some(Value::Array(documents())),
-        )
-        .await;
-        assert_eq!(s, 202, "{r}");
-    }
-    for node in nodes.iter().chain([&reference]) {
-        wait_idle(&node.url()).await;
-    }
+async fn setup(kind: NodeKind) -> Compared {
+    let setup = compared(kind, &["movies"], &settings(), &documents()).await;
+    let reference = &setup.reference;
     let (_, count) = call(&reference.url(), "GET", "/indexes/movies/stats", None).await;
     assert_eq!(
         count["numberOfDocuments"], DOCS,
         "documents indexed: {count}"
     );
-    Setup {
-        nodes,
-        reference,
-        miroir,
-    }
+    setup
 }
 
 /// `v` with object keys sorted: each node lists a document's fields in the order they first
@@ -210,7 +169,7 @@ async fn ask(base: &str, method: &str, req: &Value) -> (u16, Value) {
 }
 
 /// Runs every request both ways; returns (matching, total) and prints each mismatch.
-async fn compare(s: &Setup) -> (usize, usize) {
+async fn compare(s: &Compared) -> (usize, usize) {
     let (proxy, single) = (s.miroir.url(), s.reference.url());
     let all = requests();
     let mut same = 0;
@@ -245,7 +204,7 @@ async fn compare(s: &Setup) -> (usize, usize) {
     (same, all.len())
 }
 
-async fn compare_errors(s: &Setup) -> (usize, usize) {
+async fn compare_errors(s: &Compared) -> (usize, usize) {
     let (proxy, single) = (s.miroir.url(), s.reference.url());
     let all = refused();
     let mut same = 0;
@@ -263,7 +222,7 @@ async fn compare_errors(s: &Setup) -> (usize, usize) {
 
 /// `displayedAttributes` restricted through Miroir and on the reference (the nodes behind
 /// Miroir then display more, which Miroir hides).
-async fn restrict_display(s: &Setup) {
+async fn restrict_display(s: &Compared) {
     for base in [s.miroir.url(), s.reference.url()] {
         let (status, r) = call(
             &base,

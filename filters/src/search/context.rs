@@ -42,6 +42,9 @@ pub struct IndexContext {
     pub node_max_values_per_facet: usize,
     /// `faceting.sortFacetValuesBy`: facet name or `*` -> order.
     pub sort_facet_values_by: BTreeMap<String, FacetOrder>,
+    /// The index's primary key: what tells one document from another when one answer holds
+    /// hits of several searches (hybrid's two halves, federated queries on one index).
+    pub primary_key: Option<String>,
 }
 
 impl Default for IndexContext {
@@ -56,6 +59,7 @@ impl Default for IndexContext {
             max_values_per_facet: 100,
             node_max_values_per_facet: 100,
             sort_facet_values_by: BTreeMap::from([("*".to_owned(), FacetOrder::Alpha)]),
+            primary_key: None,
         }
     }
 }

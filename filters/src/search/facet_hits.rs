@@ -1,10 +1,11 @@
 //! `POST /indexes/{uid}/facet-search` across shards: each node's body restricted to its shards,
 //! and the merge of the nodes' `facetHits` into the answer one node would give.
 //!
-//! Exactness: with `alpha` order every node returns its first `maxValuesPerFacet` values, so the
-//! first values of the union are exact with exact counts. With `count` order a node cuts its
-//! list by its own counts, so a value it left out may still belong in the merged top: such
-//! values ([`uncertain`]) are counted again on those nodes with a filter on the value alone.
+//! Exactness: with `alpha` order every node returns its first `maxValuesPerFacet` values (the
+//! nodes' widened limit, see [`super::facet_limit`]), so the first values of the union are
+//! exact with exact counts. With `count` order a node cuts its list by its own counts, so a
+//! value it left out may still belong in the merged top: such values ([`uncertain`]) are
+//! counted again on those nodes with a filter on the value alone.
 //! A value that no node reported at all is missed only if the counts the truncating nodes
 //! left out could add up to the merged top's smallest count.
 
@@ -75,9 +76,10 @@ pub fn merge_facet_hits(answers: &[Value], order: FacetOrder, max: usize) -> Val
 }
 
 /// `(answer, value)` pairs to count again: values some truncated answer (one that returned
-/// `max` values) left out, whose count there could lift them into the merged top `max`. An
-/// answer that left a value out saw it at most as often as its own smallest count.
-pub fn uncertain(answers: &[Value], max: usize) -> Vec<(usize, String)> {
+/// `node_max` values, the nodes' limit) left out, whose count there could lift them into the
+/// merged top `max`. An answer that left a value out saw it at most as often as its own
+/// smallest count.
+pub fn uncertain(answers: &[Value], max: usize, node_max: usize) -> Vec<(usize, String)> {
     let lists: Vec<BTreeMap<String, (String, u64)>> = answers
         .iter()
         .map(|a| {
@@ -92,7 +94,10 @@ pub fn uncertain(answers: &[Value], max: usize) -> Vec<(usize, String)> {
         .collect();
     let floors: Vec<Option<u64>> = lists
         .iter()
-        .map(|l| (l.len() >= max && max > 0).then(|| l.values().map(|v| v.1).min().unwrap_or(0)))
+        .map(|l| {
+            (l.len() >= node_max && node_max > 0)
+                .then(|| l.values().map(|v| v.1).min().unwrap_or(0))
+        })
         .collect();
     let mut known: BTreeMap<&str, (&str, u64)> = BTreeMap::new();
     for list in &lists {
@@ -195,15 +200,15 @@ mod tests {
     fn values_a_truncating_node_left_out_are_counted_again_when_they_could_rank() {
         // Node 0 cut at 2 values (smallest 5): `c` could have up to 5 there.
         let answers = [answer(&[("a", 9), ("b", 5)], 0), answer(&[("c", 4)], 0)];
-        assert_eq!(uncertain(&answers, 2), vec![(0, "c".to_owned())]);
+        assert_eq!(uncertain(&answers, 2, 2), vec![(0, "c".to_owned())]);
         // Untruncated answers are exact: nothing to refine.
-        assert!(uncertain(&answers, 3).is_empty());
+        assert!(uncertain(&answers, 3, 3).is_empty());
         // Both cut: even the leaders' counts are incomplete.
         let cut = [
             answer(&[("a", 9), ("b", 5)], 0),
             answer(&[("c", 4), ("d", 1)], 0),
         ];
-        assert_eq!(uncertain(&cut, 2).len(), 4);
+        assert_eq!(uncertain(&cut, 2, 2).len(), 4);
         assert_eq!(value_filter("g", r#"a "b""#), r#"g = "a \"b\"""#);
         assert_eq!(
             and_filter(&json!({"filter": "x = 1"}), "g = \"c\"".into())["filter"],

@@ -1,33 +1,54 @@
-//! `facetDistribution` and `facetStats` summed over nodes, re-ordered and truncated as one
-//! node with the client's `faceting` settings would show them.
+//! `facetDistribution` and `facetStats` summed over nodes, re-ordered and cut as one node
+//! with the client's `faceting` settings would show them (see [`super::facet_cut`] for
+//! milli's orders and cuts).
 //!
-//! Exactness: a value's count is exact when every node listed it or had it at zero, which
-//! holds whenever no node had more distinct values for the facet than its
-//! `maxValuesPerFacet` (the node limit, set above the client's). Number and string values are
-//! told apart by their key (`"12"` from a string value is read as a number), and a string's
-//! spelling is the first node's when nodes differ only in case.
+//! The nodes hold a widened `maxValuesPerFacet` ([`super::facet_limit`]), so a node lists
+//! every value it has unless it holds more than that; the merge then cuts at the client's
+//! limit. When some node did cut its list, [`super::facet_section`] tells whether the values
+//! shown are still certain; when they are not, the merge shows what it has and logs it.
+//!
+//! The number of matching documents decides milli's path (and with it the `alpha` order of
+//! numbers): the plan asks every node for the `_miroir_shard` facet, whose counts add up to
+//! the node's matches. Number and string values are told apart by their key (`"12"` from a
+//! string value is read as a number). Known differences from one Meilisearch 1.50 node:
+//! - a string spelled differently by different documents (`Blue`, `blue`) shows the spelling
+//!   of the first matching document a node indexed; the merge keeps the first node's;
+//! - `count` order lists equal counts largest value first; with few matching documents a
+//!   node's facet tree can put a value whose tree group matched only through it after other
+//!   values of the same count, which no merge can see.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::context::FacetOrder;
+use super::facet_cut::Scan;
+use super::facet_section::Section;
 use super::hit::FacetKey;
 use super::plan::{push_json_str, MergePlan};
-use crate::hidden::RESERVED_PREFIX;
+use crate::hidden::{RESERVED_PREFIX, SHARD_FIELD};
+
+/// A number value: itself and its key as the nodes wrote it.
+#[derive(Clone, Debug)]
+struct Number {
+    value: f64,
+    key: String,
+}
+
+/// A string value: its normalized form and the first spelling seen.
+#[derive(Clone, Debug)]
+struct Text {
+    normalized: String,
+    original: String,
+}
 
 /// One facet's merged counts.
 #[derive(Default, Debug)]
 struct Counts {
-    /// `(value, key as the nodes wrote it, count)`.
-    numbers: Vec<(f64, String, u64)>,
-    /// normalized -> (first spelling, count).
-    strings: BTreeMap<String, (String, u64)>,
-    number_index: HashMap<u64, usize>,
-    /// Some node listed as many values as its limit, so values may be missing.
-    truncated: bool,
+    numbers: Section<u64, Number>,
+    strings: Section<String, Text>,
     /// Duplicates dropped by cross-shard distinct were taken out.
     corrected: bool,
 }
@@ -39,10 +60,23 @@ struct Stats {
 }
 
 /// Merged facets of all nodes.
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct FacetMerge {
     distribution: BTreeMap<String, Counts>,
     stats: BTreeMap<String, Stats>,
+    /// Matching documents over every node (the `_miroir_shard` counts); `None` when some
+    /// node's are unknown.
+    candidates: Option<u64>,
+}
+
+impl Default for FacetMerge {
+    fn default() -> Self {
+        Self {
+            distribution: BTreeMap::new(),
+            stats: BTreeMap::new(),
+            candidates: Some(0),
+        }
+    }
 }
 
 /// A key is a number when it reads as one (nodes render numbers with Rust's `f64` display).
@@ -55,52 +89,48 @@ fn as_number(key: &str) -> Option<f64> {
 }
 
 impl Counts {
-    fn add(&mut self, value: &str, count: u64) {
-        if let Some(n) = as_number(value) {
-            let FacetKey::Number(bits) = FacetKey::number(n) else {
-                return;
-            };
-            match self.number_index.get(&bits) {
-                Some(&i) => self.numbers[i].2 += count,
-                None => {
-                    self.number_index.insert(bits, self.numbers.len());
-                    self.numbers.push((n, value.to_owned(), count));
+    /// Adds one node's list for this facet, in the node's order, which the node took by
+    /// `scan` and cut at `limit`.
+    fn add_node(&mut self, values: Vec<(String, u64)>, scan: Scan, limit: usize) {
+        let mut numbers = Vec::new();
+        let mut strings = Vec::new();
+        for (key, count) in values {
+            if let Some(n) = as_number(&key) {
+                if let FacetKey::Number(bits) = FacetKey::number(n) {
+                    numbers.push((bits, Number { value: n, key }, count));
                 }
+            } else if let FacetKey::String(normalized) = FacetKey::string(&key) {
+                let text = Text {
+                    normalized: normalized.clone(),
+                    original: key,
+                };
+                strings.push((normalized, text, count));
             }
-            return;
         }
-        let FacetKey::String(norm) = FacetKey::string(value) else {
-            return;
-        };
-        self.strings
-            .entry(norm)
-            .or_insert_with(|| (value.to_owned(), 0))
-            .1 += count;
+        let (numbers_cut, strings_cut) = scan.cut(limit, numbers.len(), strings.len());
+        self.numbers.add_node(numbers, numbers_cut.then_some(scan));
+        self.strings.add_node(strings, strings_cut.then_some(scan));
     }
 
     fn remove(&mut self, key: &FacetKey) {
         self.corrected = true;
         match key {
-            FacetKey::Number(bits) => {
-                if let Some(&i) = self.number_index.get(bits) {
-                    let c = &mut self.numbers[i].2;
-                    *c = c.saturating_sub(1);
-                }
-            }
-            FacetKey::String(norm) => {
-                if let Some((_, c)) = self.strings.get_mut(norm) {
-                    *c = c.saturating_sub(1);
-                }
-            }
+            FacetKey::Number(bits) => self.numbers.remove_one(bits),
+            FacetKey::String(norm) => self.strings.remove_one(norm),
         }
+    }
+
+    fn was_cut(&self) -> bool {
+        self.numbers.was_cut() || self.strings.was_cut()
     }
 
     /// `(min, max)` of the numbers still counted.
     fn range(&self) -> Option<Stats> {
         self.numbers
+            .entries
             .iter()
-            .filter(|n| n.2 > 0)
-            .map(|n| n.0)
+            .filter(|n| n.count > 0)
+            .map(|n| n.value.value)
             .fold(None, |acc: Option<Stats>, n| {
                 Some(acc.map_or(Stats { min: n, max: n }, |s| Stats {
                     min: s.min.min(n),
@@ -109,24 +139,63 @@ impl Counts {
             })
     }
 
-    /// Values in display order, truncated: numbers first, then strings.
-    fn ordered(mut self, order: FacetOrder, limit: usize) -> Vec<(String, u64)> {
-        self.numbers.retain(|n| n.2 > 0);
-        self.numbers
-            .sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal));
-        let mut strings: Vec<(String, u64)> =
-            self.strings.into_values().filter(|s| s.1 > 0).collect();
-        let mut numbers: Vec<(String, u64)> =
-            self.numbers.into_iter().map(|(_, k, c)| (k, c)).collect();
-        if order == FacetOrder::Count {
-            // Stable: equal counts stay in value order, as on a node.
-            numbers.sort_by_key(|n| Reverse(n.1));
-            strings.sort_by_key(|s| Reverse(s.1));
+    /// Values in display order, cut at `limit` as one node taking `scan` cuts them (numbers
+    /// first, then strings), and whether they are certain.
+    fn shown(mut self, order: FacetOrder, scan: Scan, limit: usize) -> (Vec<(String, u64)>, bool) {
+        let numbers_before =
+            |a: &Number, b: &Number| scan.cmp_numbers((a.value, &a.key), (b.value, &b.key));
+        let strings_before = |a: &Text, b: &Text| a.normalized.cmp(&b.normalized);
+        match order {
+            FacetOrder::Alpha => {
+                self.numbers
+                    .sort_by(|a, b| numbers_before(&a.value, &b.value));
+                self.strings
+                    .sort_by(|a, b| strings_before(&a.value, &b.value));
+            }
+            // milli's heap pops equal counts largest value first.
+            FacetOrder::Count => {
+                self.numbers.sort_by(|a, b| {
+                    (Reverse(a.count), Reverse(a.value.value))
+                        .partial_cmp(&(Reverse(b.count), Reverse(b.value.value)))
+                        .unwrap_or(Ordering::Equal)
+                });
+                self.strings.sort_by(|a, b| {
+                    (Reverse(a.count), Reverse(&a.value.normalized))
+                        .cmp(&(Reverse(b.count), Reverse(&b.value.normalized)))
+                });
+            }
         }
-        numbers.truncate(limit);
-        strings.truncate(limit - numbers.len());
-        numbers.extend(strings);
-        numbers
+        let (n, s) = scan.shown(
+            limit,
+            self.numbers.entries.len(),
+            self.strings.entries.len(),
+        );
+        // Room: one more value of the section would still be shown.
+        let numbers_room =
+            n == self.numbers.entries.len() && ((limit == 0 && scan == Scan::Levels) || n < limit);
+        let every_string = scan == Scan::Levels && n >= limit;
+        let strings_room = s == self.strings.entries.len() && (every_string || n + s < limit);
+        let certain =
+            self.numbers
+                .certain(order, n, numbers_room, |node| node == scan, numbers_before)
+                && self
+                    .strings
+                    .certain(order, s, strings_room, |_| true, strings_before);
+        let mut out: Vec<(String, u64)> = self
+            .numbers
+            .entries
+            .into_iter()
+            .take(n)
+            .map(|e| (e.value.key, e.count))
+            .collect();
+        out.extend(
+            self.strings
+                .entries
+                .into_iter()
+                .take(s)
+                .map(|e| (e.value.original, e.count)),
+        );
+        (out, certain)
     }
 }
 
@@ -136,20 +205,28 @@ impl FacetMerge {
         &mut self,
         distribution: Option<&RawValue>,
         stats: Option<&RawValue>,
-        node_limit: usize,
+        plan: &MergePlan,
     ) -> Result<(), serde_json::Error> {
         if let Some(raw) = distribution {
-            let d: BTreeMap<String, Vec<(String, u64)>> = parse_nested(raw)?;
+            let mut d: BTreeMap<String, Vec<(String, u64)>> = parse_nested(raw)?;
+            let node_candidates = d
+                .remove(SHARD_FIELD)
+                .filter(|shards| shards.len() < plan.node_facet_limit)
+                .map(|shards| shards.iter().map(|s| s.1).sum::<u64>());
+            self.candidates = self.candidates.zip(node_candidates).map(|(a, b)| a + b);
             for (facet, values) in d {
                 if facet.starts_with(RESERVED_PREFIX) {
                     continue;
                 }
-                let counts = self.distribution.entry(facet).or_default();
-                counts.truncated |= values.len() >= node_limit;
-                for (v, c) in values {
-                    counts.add(&v, c);
-                }
+                let scan = Scan::of(plan.facet_order(&facet), node_candidates);
+                self.distribution.entry(facet).or_default().add_node(
+                    values,
+                    scan,
+                    plan.node_facet_limit,
+                );
             }
+        } else {
+            self.candidates = None;
         }
         if let Some(raw) = stats {
             let s: BTreeMap<String, Stats> = serde_json::from_str(raw.get())?;
@@ -186,7 +263,7 @@ impl FacetMerge {
         // Dropped duplicates may have held a facet's extreme values: when the counts are
         // complete, the stats are the range of what is still counted.
         for (facet, counts) in &self.distribution {
-            if counts.corrected && !counts.truncated {
+            if counts.corrected && !counts.was_cut() {
                 match counts.range() {
                     Some(range) => self.stats.insert(facet.clone(), range),
                     None => self.stats.remove(facet),
@@ -201,11 +278,16 @@ impl FacetMerge {
             push_json_str(out, &facet);
             out.extend_from_slice(b":{");
             let order = plan.facet_order(&facet);
-            for (j, (value, count)) in counts
-                .ordered(order, plan.client_facet_limit)
-                .into_iter()
-                .enumerate()
-            {
+            let scan = Scan::of(order, self.candidates);
+            let (values, certain) = counts.shown(order, scan, plan.client_facet_limit);
+            if !certain {
+                log::warn!(
+                    target: "miroir::search",
+                    "facet `{facet}`: a node holds more matching values than its limit ({}); the values and counts shown may differ from one node's",
+                    plan.node_facet_limit
+                );
+            }
+            for (j, (value, count)) in values.into_iter().enumerate() {
                 if j > 0 {
                     out.push(b',');
                 }
@@ -263,65 +345,132 @@ mod tests {
         serde_json::from_str(s).unwrap()
     }
 
+    fn merge_plan(ctx: &IndexContext) -> MergePlan {
+        plan(b"{}", ctx).unwrap().merge
+    }
+
+    /// Merges node answers `(facetDistribution, facetStats)` as `ctx` says.
+    fn merged(nodes: &[(&str, Option<&str>)], ctx: &IndexContext) -> String {
+        let plan = merge_plan(ctx);
+        let mut m = FacetMerge::default();
+        for (dist, stats) in nodes {
+            m.add(Some(&raw(dist)), stats.map(raw).as_deref(), &plan)
+                .unwrap();
+        }
+        render(m, ctx)
+    }
+
     fn render(m: FacetMerge, ctx: &IndexContext) -> String {
-        let plan = plan(b"{}", ctx).unwrap().merge;
+        let plan = merge_plan(ctx);
         let mut out = vec![b'{'];
         m.write(&mut out, &plan);
         out.push(b'}');
         String::from_utf8(out).unwrap()
     }
 
+    fn ctx(order: FacetOrder, client: usize, node: usize) -> IndexContext {
+        IndexContext {
+            max_values_per_facet: client,
+            node_max_values_per_facet: node,
+            sort_facet_values_by: [("*".to_owned(), order)].into(),
+            ..IndexContext::default()
+        }
+    }
+
     #[test]
     fn counts_are_summed_ordered_and_truncated_like_one_node() {
-        let mut m = FacetMerge::default();
-        m.add(
-            Some(&raw(
-                r#"{"g":{"2":1,"10":4,"Drama":2,"action":1},"_miroir_shard":{"1":3}}"#,
-            )),
-            Some(&raw(r#"{"g":{"min":2.0,"max":10.0}}"#)),
-            100,
-        )
-        .unwrap();
-        m.add(
-            Some(&raw(r#"{"g":{"10":1,"Action":5,"comedy":1}}"#)),
-            Some(&raw(r#"{"g":{"min":10.0,"max":10.0}}"#)),
-            100,
-        )
-        .unwrap();
-        let alpha = IndexContext {
-            max_values_per_facet: 4,
-            ..IndexContext::default()
-        };
+        let out = merged(
+            &[
+                (
+                    r#"{"g":{"2":1,"10":4,"Drama":2,"action":1},"_miroir_shard":{"1":3}}"#,
+                    Some(r#"{"g":{"min":2.0,"max":10.0}}"#),
+                ),
+                (
+                    r#"{"g":{"10":1,"Action":5,"comedy":1},"_miroir_shard":{".-":4000}}"#,
+                    Some(r#"{"g":{"min":10.0,"max":10.0}}"#),
+                ),
+            ],
+            &ctx(FacetOrder::Alpha, 4, 100),
+        );
         assert_eq!(
-            render(m, &alpha),
+            out,
             r#"{"facetDistribution":{"g":{"2":1,"10":5,"action":6,"comedy":1}},"facetStats":{"g":{"min":2.0,"max":10.0}}}"#
         );
 
-        let mut m = FacetMerge::default();
-        m.add(
-            Some(&raw(r#"{"g":{"1":1,"2":3,"a":2,"b":7,"c":2}}"#)),
-            None,
-            100,
-        )
-        .unwrap();
-        let count = IndexContext {
-            max_values_per_facet: 4,
-            sort_facet_values_by: [("*".to_owned(), FacetOrder::Count)].into(),
-            ..IndexContext::default()
-        };
+        // Equal counts: the largest value first, as milli's heap pops them.
+        let out = merged(
+            &[(r#"{"g":{"1":1,"2":3,"a":2,"b":7,"c":2}}"#, None)],
+            &ctx(FacetOrder::Count, 4, 100),
+        );
         assert_eq!(
-            render(m, &count),
-            r#"{"facetDistribution":{"g":{"2":3,"1":1,"b":7,"a":2}},"facetStats":{}}"#
+            out,
+            r#"{"facetDistribution":{"g":{"2":3,"1":1,"b":7,"c":2}},"facetStats":{}}"#
+        );
+    }
+
+    #[test]
+    fn few_matches_order_numbers_as_text_in_alpha_order() {
+        let nodes = |shard_count: u64| {
+            [
+                format!(r#"{{"g":{{"1":1,"10":1,"2":1}},"_miroir_shard":{{"-":{shard_count}}}}}"#),
+                format!(r#"{{"g":{{"11":1,"3":1}},"_miroir_shard":{{".":{shard_count}}}}}"#),
+            ]
+        };
+        let run = |shard_count| {
+            let n = nodes(shard_count);
+            merged(
+                &[(n[0].as_str(), None), (n[1].as_str(), None)],
+                &ctx(FacetOrder::Alpha, 4, 100),
+            )
+        };
+        // 3000 matches: milli reads documents, numbers in the order of their text.
+        assert_eq!(
+            run(1500),
+            r#"{"facetDistribution":{"g":{"1":1,"10":1,"11":1,"2":1}},"facetStats":{}}"#
+        );
+        // 3002: milli walks its tree, numbers in numeric order.
+        assert_eq!(
+            run(1501),
+            r#"{"facetDistribution":{"g":{"1":1,"2":1,"3":1,"10":1}},"facetStats":{}}"#
+        );
+    }
+
+    #[test]
+    fn numbers_reaching_the_limit_bring_every_string_on_the_tree_path() {
+        let out = merged(
+            &[(r#"{"g":{"1":5,"2":4,"x":1,"y":1,"z":1}}"#, None)],
+            &ctx(FacetOrder::Count, 2, 100),
+        );
+        assert_eq!(
+            out,
+            r#"{"facetDistribution":{"g":{"1":5,"2":4,"z":1,"y":1,"x":1}},"facetStats":{}}"#
+        );
+    }
+
+    #[test]
+    fn a_value_below_one_nodes_cut_is_counted_from_the_widened_lists() {
+        // Client limit 2, node limit 4: node 0 lists `c` below its top 2.
+        let out = merged(
+            &[
+                (r#"{"g":{"a":9,"b":8,"c":7,"d":1}}"#, None),
+                (r#"{"g":{"c":9,"e":8}}"#, None),
+            ],
+            &ctx(FacetOrder::Count, 2, 4),
+        );
+        assert_eq!(
+            out,
+            r#"{"facetDistribution":{"g":{"c":16,"a":9}},"facetStats":{}}"#
         );
     }
 
     #[test]
     fn dropped_duplicates_leave_the_counts_and_the_stats() {
+        let plan = merge_plan(&IndexContext::default());
         let mut m = FacetMerge::default();
         m.add(
             Some(&raw(r#"{"p":{"1":1,"5":1,"9":1}}"#)),
             Some(&raw(r#"{"p":{"min":1.0,"max":9.0}}"#)),
-            100,
+            &plan,
         )
         .unwrap();
         m.remove("p", &[FacetKey::number(9.0)]);

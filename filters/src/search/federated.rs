@@ -2,14 +2,20 @@
 //! the shards, so each is what one node would answer) become one list ordered by weighted
 //! ranking score, as Meilisearch's federated search orders it (research §3.3).
 //!
+//! A document matched by several queries of one index appears once, told apart by its
+//! primary key value (by its retrieved fields when the nodes do not display the key).
+//!
 //! Exactness bounds beyond those of the single-index merge: hits are ordered by
 //! `_rankingScore × weight` (Meilisearch compares `sort` values across queries when both sort,
 //! which this does not); several queries on one index have their totals and facet counts
-//! summed, where Meilisearch counts the union of their matches.
+//! summed, where Meilisearch counts the union of their matches (one node computes facets and
+//! the total over the union of the queries' match sets, which no per-query count reveals).
 
 use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{json, Map, Value};
+
+use super::identity::Identity;
 
 /// One query's answer and how it takes part in the federation.
 #[derive(Debug, Clone)]
@@ -20,6 +26,8 @@ pub struct FederatedQuery {
     pub show_score: bool,
     /// The query's merged search response (asked with `showRankingScore`).
     pub answer: Value,
+    /// How the index's documents are told apart (see [`Identity::retrieve`]).
+    pub identity: Identity,
 }
 
 /// The `federation` object of a multi-search, read.
@@ -62,21 +70,6 @@ fn score(hit: &Value, weight: f64) -> f64 {
     hit["_rankingScore"].as_f64().unwrap_or(0.0) * weight
 }
 
-/// A document's identity within its index: its fields without Miroir's or Meilisearch's
-/// `_` extras (a document matched by two queries of one index appears once).
-fn identity(index: &str, hit: &Value) -> String {
-    let doc: Map<String, Value> = hit
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .filter(|(k, _)| !k.starts_with('_'))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    format!("{index}\u{0}{}", Value::Object(doc))
-}
-
 /// Merges the answers of `queries` (in query order) under `federation`.
 pub fn merge_federated(queries: &[FederatedQuery], federation: &Federation) -> Value {
     let streams: Vec<&[Value]> = queries
@@ -103,11 +96,13 @@ pub fn merge_federated(queries: &[FederatedQuery], federation: &Federation) -> V
         let Some((i, weighted)) = best else { break };
         let hit = &streams[i][heads[i]];
         heads[i] += 1;
-        if !seen.insert(identity(&queries[i].index_uid, hit)) {
+        let q = &queries[i];
+        if !seen.insert((q.index_uid.as_str(), q.identity.key(hit))) {
             continue;
         }
         if kept >= skip {
             let mut hit = hit.clone();
+            q.identity.strip(&mut hit);
             if let Some(o) = hit.as_object_mut() {
                 if !queries[i].show_score {
                     o.shift_remove("_rankingScore");
@@ -290,6 +285,7 @@ mod tests {
             weight,
             show_score: false,
             answer: answer(hits, total),
+            identity: Identity::default(),
         }
     }
 
@@ -321,6 +317,39 @@ mod tests {
         assert_eq!(out["estimatedTotalHits"], 7);
         assert!(out["hits"][0].get("_rankingScore").is_none());
         assert_eq!(out["hits"][1]["_federation"]["weightedRankingScore"], 0.8);
+    }
+
+    #[test]
+    fn documents_are_told_apart_by_primary_key_not_by_their_retrieved_fields() {
+        let hit =
+            |id: u32, title: &str, s: f64| json!({"id": id, "title": title, "_rankingScore": s});
+        let identity = Identity {
+            primary_key: Some("id".into()),
+            strip: vec!["id".into()],
+            strip_formatted: vec!["id".into()],
+        };
+        let with = |hits: Vec<Value>| FederatedQuery {
+            index_uid: "a".into(),
+            weight: 1.0,
+            show_score: false,
+            answer: json!({"hits": hits, "estimatedTotalHits": 2}),
+            identity: identity.clone(),
+        };
+        // Two documents with the same title; one of them matched by both queries.
+        let queries = [
+            with(vec![hit(1, "same", 0.9), hit(2, "same", 0.8)]),
+            with(vec![hit(2, "same", 0.7)]),
+        ];
+        let fed = Federation {
+            limit: 5,
+            ..Federation::default()
+        };
+        let out = merge_federated(&queries, &fed);
+        let hits = out["hits"].as_array().unwrap();
+        assert_eq!(hits.len(), 2, "{out}");
+        assert!(hits
+            .iter()
+            .all(|h| h.get("id").is_none() && h["title"] == "same"));
     }
 
     #[test]

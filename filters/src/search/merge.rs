@@ -299,7 +299,7 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
     if plan.facets_requested {
         for (i, a) in parsed.iter().enumerate() {
             facets
-                .add(a.facet_distribution, a.facet_stats, plan.node_facet_limit)
+                .add(a.facet_distribution, a.facet_stats, plan)
                 .map_err(|e| invalid(i, e))?;
         }
     }
@@ -470,7 +470,7 @@ fn push_num(out: &mut Vec<u8>, n: impl itoa::Integer) {
 
 /// The client's own `offset` and `limit` are echoed, as one node echoes them even past
 /// `maxTotalHits`.
-fn write_pagination(out: &mut Vec<u8>, plan: &MergePlan, total: usize) {
+pub(super) fn write_pagination(out: &mut Vec<u8>, plan: &MergePlan, total: usize) {
     match plan.pagination {
         Pagination::OffsetLimit { offset, limit } => {
             out.extend_from_slice(b",\"limit\":");

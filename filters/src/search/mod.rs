@@ -13,7 +13,9 @@
 //!   field and the distinct attribute ([`display`]), so sorts merge exactly; a non-displayed
 //!   facet that is none of these stays invisible to cross-shard distinct;
 //! - facet counts are exact when no node has more values for a facet than the node
-//!   `maxValuesPerFacet` ([`IndexContext::node_max_values_per_facet`]);
+//!   `maxValuesPerFacet` ([`IndexContext::node_max_values_per_facet`], the client's widened by
+//!   [`facet_limit`]); in `count` order equal counts come largest value first, where one node
+//!   with few matches may order some of them by its facet tree;
 //! - with distinct, totals, facet counts and `facetStats` are exact when no node matches more
 //!   documents than the node `maxTotalHits` ([`IndexContext::node_max_total_hits`]) and, for
 //!   wildcard facets, the client's `attributesToRetrieve` names no nested field; in
@@ -24,9 +26,17 @@
 //! - `searchableAttributes: ["*"]` ranks attributes in each node's field order, which can
 //!   differ from one node's: set it explicitly for exact `attributeRank` across nodes;
 //! - `metadata` and `queryVector` are not merged; `performanceDetails` is the slowest node's;
+//! - a hybrid search (`semanticRatio` strictly between 0 and 1, non-empty `q`) is combined
+//!   as one node combines it ([`hybrid`]), from its keyword and semantic halves each merged
+//!   over the shards; its documents are told apart by primary key, or by their retrieved
+//!   fields when the nodes do not display the key. With `sort` or `distinct` the nodes still
+//!   combine per shard and the merge compares their hits' scores as they are, where
 //!   `semanticHitCount` counts the page's hits whose ranking details hold `vectorSort`.
 
 mod context;
+mod facet_cut;
+pub mod facet_limit;
+mod facet_section;
 mod facets;
 mod hit;
 mod json;
@@ -47,3 +57,6 @@ pub mod stats;
 
 mod federated;
 pub use federated::{merge_federated, FederatedQuery, Federation};
+pub mod hybrid;
+mod identity;
+pub use identity::Identity;

@@ -289,6 +289,15 @@ fn merge_plan(body: &mut Map<String, Value>, ctx: &IndexContext) -> Option<Merge
     for key in ["offset", "limit", "page", "hitsPerPage"] {
         body.remove(key);
     }
+    // The `_miroir_shard` counts add up to each node's matches, which decide how one node
+    // orders and cuts facet values (see `facet_cut`).
+    if facets.as_ref().is_some_and(|f| !f.is_empty()) {
+        if let Some(Value::Array(list)) = body.get_mut("facets") {
+            if !list.iter().any(|f| f == hidden::SHARD_FIELD) {
+                list.push(Value::from(hidden::SHARD_FIELD));
+            }
+        }
+    }
     match pagination {
         // Page mode on the nodes too: only then do they count `totalHits` exhaustively.
         Pagination::Page { .. } => {
@@ -439,7 +448,7 @@ fn retrieve_everything(body: &mut Map<String, Value>) -> Option<Projection> {
 
 /// Adds `needed` fields to `attributesToRetrieve` when the client's list leaves them out;
 /// returns the paths to strip from hits and from `_formatted`.
-fn widen_retrieve(
+pub(super) fn widen_retrieve(
     body: &mut Map<String, Value>,
     needed: &[String],
 ) -> Option<(Vec<String>, Vec<String>)> {

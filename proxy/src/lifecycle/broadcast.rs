@@ -11,7 +11,7 @@ use miroir_handoff::{Hint, Seq};
 use miroir_tasks::{Created, NewTask, NodeTask, Replay};
 use serde_json::Value;
 
-use super::{keys, shard_field};
+use super::{facet_limit, keys, shard_field};
 use crate::cluster::{move_log, Runtime};
 use crate::node_io::{self, accepted_task_uid, failure_json, missed};
 use crate::repair::{handoff, index_repairs, settings_drift};
@@ -160,6 +160,9 @@ async fn broadcast_outcome(
         if let (true, Some(index)) = (shard_field::resets(inc.route), &inc.index_uid) {
             shard_field::restore(shared, rt, inc, index).await;
         }
+        if let (true, Some(index)) = (inc.route.starts_with("settings."), &inc.index_uid) {
+            facet_limit::after_update(shared, rt, inc, index).await;
+        }
         // A settings update carrying the filterable attributes now includes the shard field
         // on every node that accepted it: later writes must not re-send it, or their update
         // would land after (and replace) the client's queued one.
@@ -176,6 +179,7 @@ async fn broadcast_outcome(
             if let Some(uid) = created.as_ref().and_then(|v| v["uid"].as_str()) {
                 if accepted == results.len() {
                     shard_field::after_creation(shared, rt, inc, uid).await;
+                    facet_limit::ensure(shared, rt, inc, uid).await;
                 } else {
                     shared.cluster.indexes.set_shard_filterable(uid, false);
                 }

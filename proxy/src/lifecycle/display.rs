@@ -5,11 +5,11 @@
 use miroir_filters::search::display;
 use serde_json::{Map, Value};
 
+use super::patch_every_node;
 use crate::cluster::Runtime;
 use crate::node_io;
 use crate::request::Incoming;
 use crate::shared::Shared;
-use crate::upstream::NodeRequest;
 
 /// After a client's settings update that changes what the nodes must display (see
 /// `miroir_filters::search::display`): the nodes' displayed list with every field the merge
@@ -56,15 +56,8 @@ pub async fn repair_display(shared: &Shared, rt: &Runtime, inc: &Incoming, index
     let Some(wanted) = display::repair(&after) else {
         return;
     };
-    let body = [bytes::Bytes::from(
-        serde_json::json!({ "displayedAttributes": wanted }).to_string(),
-    )];
-    let req = NodeRequest::json("PATCH", &path, rt.node_key(), &body).for_request(&inc.request_id);
-    let results = node_io::every(&shared.cluster, rt, req, rt.config.scatter.node_timeout).await;
-    if !results
-        .iter()
-        .all(|r| r.as_ref().is_ok_and(|resp| resp.status == 202))
-    {
+    let body = serde_json::json!({ "displayedAttributes": wanted });
+    if !patch_every_node(shared, rt, inc, index_uid, &body).await {
         log::warn!(target: "miroir::settings", "could not widen the displayed attributes of `{index_uid}` on every node: a sort on a field hidden from clients may not merge exactly");
     }
 }

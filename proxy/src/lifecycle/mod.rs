@@ -1,11 +1,33 @@
 //! Changes every node must apply: index creation, update, deletion and swap, settings, keys,
 //! document deletions by filter (`broadcast`), and what Miroir keeps on the nodes' settings
 //! for itself: `_miroir_shard` filterable (`shard_field`), the displayed attributes the merge
-//! needs (`display`), keys with one uid everywhere (`keys`).
+//! needs (`display`), a widened `maxValuesPerFacet` (`facet_limit`), keys with one uid
+//! everywhere (`keys`).
 
 pub mod broadcast;
 mod display;
+pub mod facet_limit;
 pub mod keys;
 pub mod shard_field;
 
 pub use broadcast::broadcast;
+
+/// Sends a settings update of Miroir's own (`body`) to every node of `index_uid`, a settings
+/// task each, queued behind what the nodes already have; whether every node accepted it.
+async fn patch_every_node(
+    shared: &crate::shared::Shared,
+    rt: &crate::cluster::Runtime,
+    inc: &crate::request::Incoming,
+    index_uid: &str,
+    body: &serde_json::Value,
+) -> bool {
+    let body = [bytes::Bytes::from(body.to_string())];
+    let path = format!("/indexes/{index_uid}/settings");
+    let req = crate::upstream::NodeRequest::json("PATCH", &path, rt.node_key(), &body)
+        .for_request(&inc.request_id);
+    let timeout = rt.config.scatter.node_timeout;
+    crate::node_io::every(&shared.cluster, rt, req, timeout)
+        .await
+        .iter()
+        .all(|r| r.as_ref().is_ok_and(|resp| resp.status == 202))
+}

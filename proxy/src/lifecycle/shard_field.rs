@@ -4,20 +4,22 @@
 
 use bytes::Bytes;
 use miroir_filters::hidden;
-use miroir_filters::search::display;
+use miroir_filters::search::{display, facet_limit};
 use serde_json::{json, Value};
 
 use super::display::repair_display;
+use super::patch_every_node;
 use crate::cluster::Runtime;
 use crate::node_io;
 use crate::request::Incoming;
 use crate::shared::Shared;
-use crate::upstream::NodeRequest;
 
 /// The body of a settings update as the nodes get it: the displayed attributes widened for
-/// the merge (see `display`), `_miroir_shard` kept among the filterable attributes.
+/// the merge (see `display`), `_miroir_shard` kept among the filterable attributes, and
+/// `maxValuesPerFacet` widened (see `facet_limit`).
 pub fn rewrite_update(route: &str, body: &Bytes) -> Bytes {
     let body = display::rewrite_update(route, body).map_or_else(|| body.clone(), Bytes::from);
+    let body = facet_limit::rewrite_update(route, &body).map_or(body, Bytes::from);
     hidden::keep_shard_filterable(route, &body).map_or(body, Bytes::from)
 }
 
@@ -43,15 +45,8 @@ async fn add_everywhere(
     index_uid: &str,
     current: &Value,
 ) {
-    let body = [Bytes::from(
-        json!({ "filterableAttributes": hidden::with_shard_filterable(current) }).to_string(),
-    )];
-    let path = format!("/indexes/{index_uid}/settings");
-    let req = NodeRequest::json("PATCH", &path, rt.node_key(), &body).for_request(&inc.request_id);
-    let results = node_io::every(&shared.cluster, rt, req, rt.config.scatter.node_timeout).await;
-    let all_ok = results
-        .iter()
-        .all(|r| r.as_ref().is_ok_and(|resp| resp.status == 202));
+    let body = json!({ "filterableAttributes": hidden::with_shard_filterable(current) });
+    let all_ok = patch_every_node(shared, rt, inc, index_uid, &body).await;
     if all_ok {
         shared.cluster.indexes.set_shard_filterable(index_uid, true);
     } else {

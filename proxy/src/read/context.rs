@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use miroir_filters::search::{display, FacetOrder, IndexContext, NodeDisplay};
+use miroir_filters::search::{display, facet_limit, FacetOrder, IndexContext, NodeDisplay};
 use serde_json::Value;
 
 use crate::cluster::Runtime;
@@ -33,7 +33,16 @@ pub async fn index_context(
         let seen = node_io::any(cluster, rt, &probe, inc.auth.as_deref()).await?;
         return Err(Reply::relay(if seen.status >= 400 { &seen } else { &resp }));
     }
-    let ctx = Arc::new(context_from_settings(&resp.json().unwrap_or(Value::Null)));
+    let mut ctx = context_from_settings(&resp.json().unwrap_or(Value::Null));
+    // The primary key tells documents apart where one answer holds several searches' hits;
+    // without it those merges fall back to the hits' fields.
+    let index_path = format!("/indexes/{index_uid}");
+    if let Ok(index) = node_io::any(cluster, rt, &index_path, rt.node_key()).await {
+        ctx.primary_key = index
+            .json()
+            .and_then(|v| v["primaryKey"].as_str().map(str::to_owned));
+    }
+    let ctx = Arc::new(ctx);
     cluster.indexes.remember_context(index_uid, ctx.clone());
     Ok(ctx)
 }
@@ -43,9 +52,11 @@ fn context_from_settings(s: &Value) -> IndexContext {
     let max_total_hits = s["pagination"]["maxTotalHits"]
         .as_u64()
         .map_or(defaults.max_total_hits, |n| n as usize);
-    let max_values = s["faceting"]["maxValuesPerFacet"]
+    // The nodes hold the client's value widened (see `facet_limit`).
+    let node_max_values = s["faceting"]["maxValuesPerFacet"]
         .as_u64()
-        .map_or(defaults.max_values_per_facet, |n| n as usize);
+        .unwrap_or(defaults.node_max_values_per_facet as u64);
+    let max_values = facet_limit::client_value(node_max_values);
     let sort_facet_values_by = match s["faceting"]["sortFacetValuesBy"].as_object() {
         Some(orders) => orders
             .iter()
@@ -79,8 +90,9 @@ fn context_from_settings(s: &Value) -> IndexContext {
         distinct_attribute: s["distinctAttribute"].as_str().map(str::to_owned),
         max_total_hits,
         node_max_total_hits: max_total_hits,
-        max_values_per_facet: max_values,
-        node_max_values_per_facet: max_values,
+        max_values_per_facet: usize::try_from(max_values).unwrap_or(usize::MAX),
+        node_max_values_per_facet: usize::try_from(node_max_values).unwrap_or(usize::MAX),
         sort_facet_values_by,
+        primary_key: None,
     }
 }

@@ -94,7 +94,7 @@ pub async fn facet_search(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
             &req,
             &shard_sets,
             &answers,
-            ctx.max_values_per_facet,
+            (ctx.max_values_per_facet, ctx.node_max_values_per_facet),
         )
         .await;
         answers.extend(extra);
@@ -114,11 +114,11 @@ async fn recount(
     req: &FacetSearchRequest,
     shard_sets: &[Vec<ShardId>],
     answers: &[Value],
-    max: usize,
+    (max, node_max): (usize, usize),
 ) -> Vec<Value> {
     let facet = req.body["facetName"].as_str().unwrap_or("");
     let group = shared.cluster.next_group(rt);
-    let asks = facet_hits::uncertain(answers, max)
+    let asks = facet_hits::uncertain(answers, max, node_max)
         .into_iter()
         .filter_map(|(i, value)| Some((shard_sets.get(i)?, value)))
         .map(|(shards, value)| async move {

@@ -4,9 +4,10 @@
 //! its shape is handed to one node, which answers Meilisearch's own error.
 
 use miroir_filters::error::{Code, MiroirError};
-use miroir_filters::search::{merge_federated, FederatedQuery, Federation};
+use miroir_filters::search::{merge_federated, FederatedQuery, Federation, Identity};
 use serde_json::{Map, Value};
 
+use super::context::index_context;
 use super::search::{search_body, SearchBody};
 use crate::cluster::Runtime;
 use crate::node_io;
@@ -294,7 +295,14 @@ async fn federated(
         if let Some(facets) = facets_by_index.get(&q.index_uid).filter(|v| !v.is_null()) {
             body.insert("facets".into(), facets.clone());
         }
-        meta.push((q.index_uid.clone(), weight, show_score));
+        // Hits of one index are told apart by primary key. An index Miroir cannot read fails
+        // its query below with Meilisearch's error.
+        let primary_key = match index_context(shared, rt, inc, &q.index_uid).await {
+            Ok(ctx) => ctx.primary_key.clone(),
+            Err(_) => None,
+        };
+        let identity = Identity::retrieve(&mut body, primary_key.as_deref());
+        meta.push((q.index_uid.clone(), weight, show_score, identity));
         node_queries.push((q.index_uid, body));
     }
     let replies = match run_all(shared, rt, inc, node_queries).await {
@@ -302,7 +310,7 @@ async fn federated(
         Err(e) => return e,
     };
     let mut answers = Vec::with_capacity(replies.len());
-    for ((index_uid, weight, show_score), (_, reply)) in meta.into_iter().zip(&replies) {
+    for ((index_uid, weight, show_score, identity), (_, reply)) in meta.into_iter().zip(&replies) {
         let answer = match serde_json::from_slice(&reply.bytes()) {
             Ok(v) => v,
             Err(e) => {
@@ -317,6 +325,7 @@ async fn federated(
             weight,
             show_score,
             answer,
+            identity,
         });
     }
     let merged = merge_federated(&answers, &federation);

@@ -4,13 +4,13 @@
 use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::query;
 use miroir_filters::routing::NodeScope;
-use miroir_filters::search::{self as plan, Merged, SearchPlan};
+use miroir_filters::search::{self as plan, hybrid, IndexContext, Merged, SearchPlan};
 use serde_json::{Map, Value};
 
 use super::context::index_context;
 use crate::cluster::Runtime;
 use crate::node_io::{self, ShardRequest};
-use crate::request::{Incoming, Reply, STREAM_FROM};
+use crate::request::{Incoming, Reply, DEGRADED, STREAM_FROM};
 use crate::shared::Shared;
 use crate::upstream::NodeResponse;
 
@@ -159,7 +159,8 @@ pub(crate) enum SearchBody<'a> {
 }
 
 /// One search of `index_uid`: planned, scattered over one replica per shard and merged. The
-/// per-query path of both `/indexes/{uid}/search` and `/multi-search`.
+/// per-query path of both `/indexes/{uid}/search` and `/multi-search`. A hybrid search is
+/// two such searches, combined as one node combines its halves (`search::hybrid`).
 pub(crate) async fn search_body(
     shared: &Shared,
     rt: &Runtime,
@@ -171,6 +172,70 @@ pub(crate) async fn search_body(
         Ok(c) => c,
         Err(reply) => return reply,
     };
+    if let Some(split) = hybrid_split(&body, &ctx) {
+        return hybrid(shared, rt, inc, index_uid, &ctx, split).await;
+    }
+    scatter_merge(shared, rt, inc, index_uid, &ctx, body).await
+}
+
+/// The halves of a hybrid search Miroir combines itself; bodies without `"hybrid"` are not
+/// parsed for it.
+fn hybrid_split(body: &SearchBody<'_>, ctx: &IndexContext) -> Option<hybrid::HybridSearch> {
+    match body {
+        SearchBody::Parsed(map) => hybrid::split(map, ctx),
+        SearchBody::Json(bytes) => hybrid::split_json(bytes, ctx),
+    }
+}
+
+/// Both halves scattered and merged side by side, then combined. A failing half answers its
+/// error; the semantic half's first, as one node judges the embedder and the vector before it
+/// runs the keyword search.
+async fn hybrid(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+    ctx: &IndexContext,
+    split: hybrid::HybridSearch,
+) -> Reply {
+    let half = |body: &Map<String, Value>| {
+        scatter_merge(
+            shared,
+            rt,
+            inc,
+            index_uid,
+            ctx,
+            SearchBody::Parsed(body.clone()),
+        )
+    };
+    let (keyword, semantic) =
+        futures::future::join(half(&split.keyword), half(&split.semantic)).await;
+    if semantic.status != 200 {
+        return semantic;
+    }
+    if keyword.status != 200 {
+        return keyword;
+    }
+    let degraded = [&keyword, &semantic]
+        .iter()
+        .flat_map(|r| &r.headers)
+        .find(|(name, _)| *name == DEGRADED)
+        .map(|(_, v)| v.clone());
+    match split.combine(&keyword.bytes(), &semantic.bytes()) {
+        Ok(body) => Reply::raw(200, body).degraded(degraded),
+        Err(e) => Reply::error(&e),
+    }
+}
+
+/// One search planned, scattered over one replica per shard and merged.
+async fn scatter_merge(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+    ctx: &IndexContext,
+    body: SearchBody<'_>,
+) -> Reply {
     // Whether the filter is one expression: kept cheap, only an error answer needs it.
     let (raw, parsed_string_filter) = match &body {
         SearchBody::Parsed(map) => (None, map.get("filter").is_some_and(Value::is_string)),
@@ -183,8 +248,8 @@ pub(crate) async fn search_body(
         })
     };
     let planned = match body {
-        SearchBody::Parsed(map) => plan::plan_value(map, &ctx),
-        SearchBody::Json(bytes) => plan::plan(bytes, &ctx),
+        SearchBody::Parsed(map) => plan::plan_value(map, ctx),
+        SearchBody::Json(bytes) => plan::plan(bytes, ctx),
     };
     let planned = match planned {
         Ok(p) => p,

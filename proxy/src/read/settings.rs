@@ -1,5 +1,6 @@
 //! Settings reads: one node's answer, with Miroir's hidden fields taken out (`_miroir_shard`
-//! among the filterable attributes, the merge's fields past the displayed-attributes marker).
+//! among the filterable attributes, the merge's fields past the displayed-attributes marker,
+//! the widening of `maxValuesPerFacet`).
 
 use miroir_filters::hidden;
 
@@ -8,12 +9,15 @@ use crate::node_io;
 use crate::request::{Incoming, Reply};
 use crate::shared::Shared;
 
-/// Routes whose answer lists the filterable or displayed attributes, which Miroir reads
-/// itself to hide what it added.
+/// Routes whose answer lists the filterable or displayed attributes or the faceting limit,
+/// which Miroir reads itself to hide what it added.
 pub fn hides(route: &str) -> bool {
     matches!(
         route,
-        "settings.get" | "settings.filterable_attributes.get" | "settings.displayed_attributes.get"
+        "settings.get"
+            | "settings.filterable_attributes.get"
+            | "settings.displayed_attributes.get"
+            | "settings.faceting.get"
     )
 }
 

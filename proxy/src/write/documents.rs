@@ -9,6 +9,7 @@ use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::hidden;
 use miroir_filters::query;
 use miroir_filters::routing::NodeIdx;
+use miroir_filters::search::facet_limit;
 use miroir_filters::write::{self, PayloadFormat, SplitInput};
 use miroir_tasks::{Created, Idempotency, NewTask};
 use serde_json::json;
@@ -17,7 +18,7 @@ use super::record::{conclude, key_reused, Write};
 use super::send::{send_parts, Part, Sent};
 use crate::auth::Access;
 use crate::cluster::Runtime;
-use crate::lifecycle::shard_field;
+use crate::lifecycle::{self, shard_field};
 use crate::node_io::{self, accepted_task_uid};
 use crate::request::{Incoming, Reply};
 use crate::shared::Shared;
@@ -118,11 +119,25 @@ async fn create_first(
     }
     // A settings update through Miroir that named the filterable attributes (kept with the
     // shard field) may be queued ahead, creating the index itself: this one must not replace
-    // the client's list.
-    if indexes.shard_filterable(index_uid) {
+    // the client's list. Nor its faceting limit, once Miroir widened it.
+    let mut settings = serde_json::Map::new();
+    if !indexes.shard_filterable(index_uid) {
+        settings.insert("filterableAttributes".into(), json!([hidden::SHARD_FIELD]));
+    }
+    let widen_facets = !indexes.facet_limit_widened(index_uid);
+    if widen_facets {
+        settings.extend(
+            facet_limit::widening(facet_limit::DEFAULT_MAX_VALUES)
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+    }
+    if settings.is_empty() {
         return Sent::default();
     }
-    let settings = json!({ "filterableAttributes": [hidden::SHARD_FIELD] });
+    let sets_filterable = settings.contains_key("filterableAttributes");
+    let settings = serde_json::Value::Object(settings);
     let path = format!("/indexes/{index_uid}/settings");
     let sent = to_every_node(
         shared,
@@ -134,7 +149,12 @@ async fn create_first(
     )
     .await;
     let everywhere = every_node(rt).all(|n| sent.accepted(n) || sent.hinted(n));
-    indexes.set_shard_filterable(index_uid, everywhere);
+    if sets_filterable {
+        indexes.set_shard_filterable(index_uid, everywhere);
+    }
+    if widen_facets {
+        indexes.set_facet_limit_widened(index_uid, everywhere);
+    }
     sent
 }
 
@@ -305,6 +325,7 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
     // alone: the nodes fail the task with `index_not_found`, as one node does.
     let created = if index.exists {
         shard_field::ensure(shared, rt, inc, index_uid).await;
+        lifecycle::facet_limit::ensure(shared, rt, inc, index_uid).await;
         None
     } else if access.allows("indexes.create", index_uid) {
         Some(create_first(shared, rt, inc, index_uid, Some(&split.primary_key)).await)

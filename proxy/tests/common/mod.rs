@@ -359,3 +359,57 @@ pub async fn admin_post(base: &str, path: &str) -> (u16, serde_json::Value) {
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(serde_json::Value::Null))
 }
+
+/// Three nodes behind Miroir (8 shards) and a fourth, the reference, holding every document:
+/// the setup of the tests that compare Miroir with one node.
+pub struct Compared {
+    pub nodes: Vec<miroir_testkit::TestNode>,
+    pub reference: miroir_testkit::TestNode,
+    pub miroir: MiroirProcess,
+}
+
+/// [`Compared`] with nodes of `kind`, each index of `indexes` given `settings` and
+/// `documents` through Miroir and on the reference; every node idle when this returns.
+pub async fn compared(
+    kind: miroir_testkit::NodeKind,
+    indexes: &[&str],
+    settings: &serde_json::Value,
+    documents: &[serde_json::Value],
+) -> Compared {
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        nodes.push(miroir_testkit::start_node(kind, KEY).await);
+    }
+    let reference = nodes.pop().expect("4 nodes");
+    let (port, metrics_port) = (free_port(), free_port());
+    let mut toml = format!(
+        "shards = 8\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n[server]\nport = {port}\n\n\
+         [metrics]\nport = {metrics_port}\n\n"
+    );
+    for (i, node) in nodes.iter().enumerate() {
+        toml.push_str(&format!(
+            "[[nodes]]\nid = \"n{i}\"\naddress = \"{}\"\n\n",
+            node.url()
+        ));
+    }
+    let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
+    for base in [miroir.url(), reference.url()] {
+        for index in indexes {
+            let path = format!("/indexes/{index}/settings");
+            let (s, r) = call(&base, "PATCH", &path, Some(settings.clone())).await;
+            assert_eq!(s, 202, "{r}");
+            let path = format!("/indexes/{index}/documents");
+            let docs = serde_json::Value::Array(documents.to_vec());
+            let (s, r) = call(&base, "POST", &path, Some(docs)).await;
+            assert_eq!(s, 202, "{r}");
+        }
+    }
+    for node in nodes.iter().chain([&reference]) {
+        wait_idle(&node.url()).await;
+    }
+    Compared {
+        nodes,
+        reference,
+        miroir,
+    }
+}

@@ -1,8 +1,10 @@
 //! `facetDistribution` and `facetStats` over a set of matching documents, as milli computes
 //! them: number values first then strings, ordered alphabetically or by count, truncated to
 //! `maxValuesPerFacet`; strings grouped by their normalized form, shown in their original form.
+//! Not modelled: with few matches, a real node orders some equal counts by its facet tree (a
+//! value whose tree group matched nothing else comes after the others of its count).
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Map, Value};
@@ -11,6 +13,10 @@ use crate::error::MeiliError;
 use crate::fields::{self, FacetValue};
 use crate::filterable::{match_field_legacy, match_pattern, PatternMatch};
 use crate::model::{Document, FacetOrder, IndexData, Settings};
+
+/// milli's `LINEAR_SCAN_CANDIDATES_THRESHOLD`: up to this many matching documents, `alpha`
+/// order reads each document's values instead of walking the facet tree.
+const LINEAR_SCAN_MAX_CANDIDATES: usize = 3000;
 
 /// Rejects the first requested facet pattern that no filtering rule can cover, as Meilisearch
 /// 1.50 does. A pattern passes when, scanning the rules in order, a filtering rule intersects
@@ -155,19 +161,56 @@ pub fn count(docs: &[&Document], field: &str) -> FacetCounts {
 }
 
 impl FacetCounts {
-    /// The distribution object for this facet, ordered and truncated.
-    pub fn distribution(mut self, order: FacetOrder, max_values: usize) -> Map<String, Value> {
-        if order == FacetOrder::Count {
-            self.numbers.sort_by_key(|n| Reverse(n.1));
-            self.strings.sort_by_key(|s| Reverse(s.2));
+    /// The distribution object for this facet over `candidates` matching documents, ordered
+    /// and cut as milli does on its two paths. With `alpha` order and at most 3000 candidates
+    /// it reads documents: numbers in the order of their decimal text, then strings, each cut
+    /// to what is left of `max_values`. Otherwise it walks its facet tree (numbers in numeric
+    /// order, or by count with equal counts largest value first) and stops when the list
+    /// holds `max_values` values, checked after each one: numbers reaching the limit (or a
+    /// limit of 0) bring every string along.
+    pub fn distribution(
+        mut self,
+        order: FacetOrder,
+        max_values: usize,
+        candidates: usize,
+    ) -> Map<String, Value> {
+        let by_documents = order == FacetOrder::Alpha && candidates <= LINEAR_SCAN_MAX_CANDIDATES;
+        match order {
+            FacetOrder::Alpha if by_documents => {
+                self.numbers.sort_by_key(|n| n.0.to_string());
+            }
+            FacetOrder::Alpha => {}
+            FacetOrder::Count => {
+                self.numbers.sort_by(|a, b| {
+                    b.1.cmp(&a.1)
+                        .then_with(|| b.0.partial_cmp(&a.0).unwrap_or(Ordering::Equal))
+                });
+                self.strings
+                    .sort_by(|a, b| b.2.cmp(&a.2).then_with(|| b.0.cmp(&a.0)));
+            }
         }
         let mut out = Map::new();
-        for (n, c) in self.numbers.into_iter().take(max_values) {
-            out.insert(n.to_string(), json!(c));
+        if by_documents {
+            for (n, c) in self.numbers.into_iter().take(max_values) {
+                out.insert(n.to_string(), json!(c));
+            }
+            let left = max_values.saturating_sub(out.len());
+            for (_, original, c) in self.strings.into_iter().take(left) {
+                out.insert(original, json!(c));
+            }
+            return out;
         }
-        let left = max_values.saturating_sub(out.len());
-        for (_, original, c) in self.strings.into_iter().take(left) {
+        for (n, c) in self.numbers {
+            out.insert(n.to_string(), json!(c));
+            if out.len() == max_values {
+                break;
+            }
+        }
+        for (_, original, c) in self.strings {
             out.insert(original, json!(c));
+            if out.len() == max_values {
+                break;
+            }
         }
         out
     }
@@ -189,7 +232,7 @@ pub fn compute(index: &IndexData, docs: &[&Document], facets: &[String]) -> (Val
         if let Some(s) = counts.stats() {
             stats.insert(field.name.clone(), s);
         }
-        let values = counts.distribution(field.order, settings.max_values_per_facet);
+        let values = counts.distribution(field.order, settings.max_values_per_facet, docs.len());
         distribution.insert(field.name, Value::Object(values));
     }
     (Value::Object(distribution), Value::Object(stats))
@@ -213,7 +256,7 @@ mod tests {
         let refs: Vec<&Document> = docs.iter().collect();
         let c = count(&refs, "g");
         assert_eq!(c.stats(), Some(json!({"min": 1.5, "max": 3.0})));
-        let d = c.distribution(FacetOrder::Alpha, 100);
+        let d = c.distribution(FacetOrder::Alpha, 100, 3);
         assert_eq!(
             Value::Object(d),
             json!({"1.5": 1, "3": 1, "Action": 1, "Drama": 1})
@@ -228,8 +271,37 @@ mod tests {
             doc(json!({"g": "a"})),
         ];
         let refs: Vec<&Document> = docs.iter().collect();
-        let d = count(&refs, "g").distribution(FacetOrder::Count, 1);
+        let d = count(&refs, "g").distribution(FacetOrder::Count, 1, 3);
         assert_eq!(Value::Object(d), json!({"b": 2}));
+    }
+
+    #[test]
+    fn milli_orders_and_cuts_as_measured_on_meilisearch_1_50() {
+        let docs: Vec<Document> = [1, 2, 10, 11, 11]
+            .iter()
+            .map(|n| doc(json!({"g": n})))
+            .chain(["x", "y"].iter().map(|s| doc(json!({"g": s}))))
+            .collect();
+        let refs: Vec<&Document> = docs.iter().collect();
+        let keys = |order, max, candidates| -> Vec<String> {
+            count(&refs, "g")
+                .distribution(order, max, candidates)
+                .keys()
+                .cloned()
+                .collect()
+        };
+        // Few candidates: numbers in text order, strings fill what is left.
+        assert_eq!(keys(FacetOrder::Alpha, 5, 7), ["1", "10", "11", "2", "x"]);
+        // Many: numeric order; numbers reaching the limit bring every string.
+        assert_eq!(keys(FacetOrder::Alpha, 3, 4000), ["1", "2", "10", "x", "y"]);
+        assert_eq!(keys(FacetOrder::Alpha, 3, 7), ["1", "10", "11"]);
+        // Count: equal counts largest value first.
+        assert_eq!(
+            keys(FacetOrder::Count, 100, 7),
+            ["11", "10", "2", "1", "y", "x"]
+        );
+        assert_eq!(keys(FacetOrder::Count, 0, 7).len(), 6);
+        assert!(keys(FacetOrder::Alpha, 0, 7).is_empty());
     }
 
     use crate::filterable::{FilterFeatures, FilterableRule};
