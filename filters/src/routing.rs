@@ -494,6 +494,33 @@ impl Placement {
         })
     }
 
+    /// The same placement with the nodes `drop` names taken out of each slot (a node being
+    /// rebuilt, which must not serve the shard until its copy is complete). Node numbering is
+    /// unchanged; a slot may end up empty.
+    pub fn without(&self, drop: impl Fn(GroupId, ShardId, &NodeId) -> bool) -> Placement {
+        let mut slot_start = vec![0];
+        let mut replicas = Vec::with_capacity(self.replicas.len());
+        let mut owned = vec![Vec::new(); self.nodes.len()];
+        for g in 0..self.groups() {
+            for s in 0..self.shards {
+                let (group, shard) = (GroupId(g), ShardId(s));
+                for &r in self.replicas(group, shard) {
+                    if !drop(group, shard, &self.nodes[r.index()]) {
+                        replicas.push(r);
+                        owned[r.index()].push(shard);
+                    }
+                }
+                slot_start.push(replicas.len() as u32);
+            }
+        }
+        Placement {
+            slot_start,
+            replicas,
+            owned,
+            ..self.clone()
+        }
+    }
+
     pub fn shards(&self) -> u32 {
         self.shards
     }

@@ -526,3 +526,22 @@ fn a_blend_refuses_what_a_change_cannot_do() {
     assert!(Placement::blend(&moved, &two, |_, _| Side::To).is_ok());
     assert!(Placement::blend(&moved, &swapped, |_, _| Side::To).is_err());
 }
+
+#[test]
+fn without_takes_a_node_out_of_the_slots_named() {
+    let p = one_group(8, 2, &["a", "b", "c"]);
+    let b = p.index_of("b").unwrap();
+    let q = p.without(|_, s, id| id.as_str() == "b" && s.0 % 2 == 0);
+    assert_eq!(q.nodes(), p.nodes());
+    for s in 0..8 {
+        let before = p.replicas(GroupId(0), ShardId(s));
+        let after = q.replicas(GroupId(0), ShardId(s));
+        if s % 2 == 0 {
+            let kept: Vec<NodeIdx> = before.iter().copied().filter(|&n| n != b).collect();
+            assert_eq!(after, kept.as_slice());
+        } else {
+            assert_eq!(after, before);
+        }
+    }
+    assert!(q.shards_of(b).iter().all(|s| s.0 % 2 == 1));
+}

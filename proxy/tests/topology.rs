@@ -13,6 +13,24 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use meili_sim::SimNode;
+use miroir_testkit::{meili_bin, start_node, NodeKind, TestNode};
+
+/// A node the checks read directly, simulated or real.
+trait Node {
+    fn url(&self) -> String;
+}
+
+impl Node for SimNode {
+    fn url(&self) -> String {
+        SimNode::url(self)
+    }
+}
+
+impl Node for TestNode {
+    fn url(&self) -> String {
+        TestNode::url(self)
+    }
+}
 use miroir_filters::routing::{shard_for_key, GroupId, NodeId, Placement};
 use miroir_testkit::proxy::{free_port, MiroirProcess};
 use serde_json::{json, Value};
@@ -73,7 +91,7 @@ async fn try_call(
     ))
 }
 
-async fn wait_task(base: &str, uid: u64) -> Result<Value, String> {
+async fn try_wait_task(base: &str, uid: u64) -> Result<Value, String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         let (status, task) = try_call(base, "GET", &format!("/tasks/{uid}"), None).await?;
@@ -99,9 +117,10 @@ async fn seed(base: &str) {
     )
     .await;
     assert_eq!(status, 202, "{body}");
-    wait_task(base, body["taskUid"].as_u64().unwrap())
-        .await
-        .unwrap();
+    assert_eq!(
+        wait_task(base, body["taskUid"].as_u64().unwrap()).await["status"],
+        "succeeded"
+    );
     let (status, body) = call(
         base,
         "PATCH",
@@ -110,9 +129,10 @@ async fn seed(base: &str) {
     )
     .await;
     assert_eq!(status, 202, "{body}");
-    wait_task(base, body["taskUid"].as_u64().unwrap())
-        .await
-        .unwrap();
+    assert_eq!(
+        wait_task(base, body["taskUid"].as_u64().unwrap()).await["status"],
+        "succeeded"
+    );
 }
 
 /// Starts a writer (one batch at a time: updates, additions, a deletion, waiting for each
@@ -182,7 +202,7 @@ fn start_load(base: String, tolerate_outage: bool) -> Load {
                     if status != 202 {
                         return Err(format!("write: {status} {body}"));
                     }
-                    wait_task(&base, body["taskUid"].as_u64().unwrap_or(0)).await
+                    try_wait_task(&base, body["taskUid"].as_u64().unwrap_or(0)).await
                 }
                 .await;
                 match result {
@@ -225,7 +245,7 @@ fn start_load(base: String, tolerate_outage: bool) -> Load {
                         if status != 202 {
                             return Err(format!("delete: {status} {body}"));
                         }
-                        wait_task(&base, body["taskUid"].as_u64().unwrap_or(0)).await
+                        try_wait_task(&base, body["taskUid"].as_u64().unwrap_or(0)).await
                     }
                     .await;
                     match result {
@@ -375,7 +395,7 @@ impl Load {
 }
 
 /// Every document of the index on `node`, by id: its version and `_miroir_shard`.
-async fn node_documents(node: &SimNode) -> BTreeMap<u64, u64> {
+async fn node_documents(node: &impl Node) -> BTreeMap<u64, u64> {
     let mut all = BTreeMap::new();
     let mut offset = 0;
     loop {
@@ -403,8 +423,8 @@ async fn node_documents(node: &SimNode) -> BTreeMap<u64, u64> {
 
 /// After the change: each live document on exactly its owners, at its latest version; no
 /// deleted document anywhere.
-async fn check_final_placement(
-    nodes: &[&SimNode],
+async fn check_final_placement<N: Node>(
+    nodes: &[&N],
     ids: &[&str],
     rf: u32,
     written: &BTreeMap<u64, u64>,
@@ -417,7 +437,7 @@ async fn check_final_placement(
     .unwrap();
     let mut held = Vec::new();
     for node in nodes {
-        held.push(node_documents(node).await);
+        held.push(node_documents(*node).await);
     }
     let mut problems = Vec::new();
     for (id, v) in written {
@@ -474,11 +494,12 @@ async fn wait_change_done(base: &str, timeout: Duration) -> Value {
     }
 }
 
-fn config_for(port: u16, metrics: u16, nodes: &[&SimNode], top: &str) -> String {
-    lenient(config(
+fn fleet_config<N: Node>(port: u16, metrics: u16, nodes: &[&N], top: &str) -> String {
+    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
+    lenient(config_for(
         port,
         metrics,
-        nodes,
+        &urls,
         "[scatter]\nnode_timeout_ms = 2000\n",
     ))
     .replacen("shards = 8\n", &format!("shards = {SHARDS}\n{top}"), 1)
@@ -496,18 +517,32 @@ fn lenient(toml: String) -> String {
 
 #[tokio::test]
 async fn adding_a_node_moves_its_shards_while_writes_and_searches_go_on() {
-    let nodes = sim_nodes(4).await;
+    let mut kinds = vec![NodeKind::Sim];
+    match meili_bin() {
+        Some(_) => kinds.push(NodeKind::Real),
+        None => eprintln!("real-node variant skipped: no Meilisearch binary"),
+    }
+    for kind in kinds {
+        let mut nodes = Vec::new();
+        for _ in 0..4 {
+            nodes.push(start_node(kind, KEY).await);
+        }
+        add_a_node(&nodes, kind).await;
+    }
+}
+
+async fn add_a_node(nodes: &[TestNode], kind: NodeKind) {
     let (port, metrics) = (free_port(), free_port());
-    let three: Vec<&SimNode> = nodes[..3].iter().collect();
-    let all: Vec<&SimNode> = nodes.iter().collect();
+    let three: Vec<&TestNode> = nodes[..3].iter().collect();
+    let all: Vec<&TestNode> = nodes.iter().collect();
     let miroir =
-        MiroirProcess::start(miroir_bin(), &config_for(port, metrics, &three, ""), port).await;
+        MiroirProcess::start(miroir_bin(), &fleet_config(port, metrics, &three, ""), port).await;
     let base = miroir.url();
     seed(&base).await;
 
     let load = start_load(base.clone(), false);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    miroir.write_config(&config_for(port, metrics, &all, ""));
+    miroir.write_config(&fleet_config(port, metrics, &all, ""));
     miroir
         .wait_for_log("(generation 2)", Duration::from_secs(5))
         .await;
@@ -528,23 +563,24 @@ async fn adding_a_node_moves_its_shards_while_writes_and_searches_go_on() {
         (status, again["code"].as_str()),
         (409, Some("miroir_topology_change_in_progress"))
     );
-    let done = wait_change_done(&base, Duration::from_secs(120)).await;
+    let done = wait_change_done(&base, Duration::from_secs(180)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (ledger, errors, searches, writes) = load.stop().await;
+    print_fleet_log(&miroir);
     assert!(
         errors.is_empty(),
-        "{} client-visible error(s): {:?}",
+        "{kind:?}: {} client-visible error(s): {:?}",
         errors.len(),
         &errors[..errors.len().min(5)]
     );
     assert!(
         searches > 20 && writes > 5,
-        "the load ran ({searches} searches, {writes} writes)"
+        "{kind:?}: the load ran ({searches} searches, {writes} writes)"
     );
     assert_eq!(done["layoutVersion"], 2);
     let written = ledger.lock().unwrap().written.clone();
     check_final_placement(&all, &["n0", "n1", "n2", "n3"], 1, &written).await;
-    print_fleet_log(&miroir);
+    println!("{kind:?}: 3 -> 4 under load: {searches} searches and {writes} write batches checked, 0 errors");
 }
 
 /// The change's own account, for the test output.
@@ -566,7 +602,7 @@ async fn draining_a_node_moves_its_shards_to_the_rest_and_empties_it() {
     let all: Vec<&SimNode> = nodes.iter().collect();
     let three: Vec<&SimNode> = nodes[..3].iter().collect();
     let miroir =
-        MiroirProcess::start(miroir_bin(), &config_for(port, metrics, &all, ""), port).await;
+        MiroirProcess::start(miroir_bin(), &fleet_config(port, metrics, &all, ""), port).await;
     let base = miroir.url();
     seed(&base).await;
     let load = start_load(base.clone(), false);
@@ -606,7 +642,7 @@ async fn draining_a_node_moves_its_shards_to_the_rest_and_empties_it() {
     );
     // The file still lists n3: reported as staged until the operator removes it.
     assert!(!done["staged"].is_null());
-    miroir.write_config(&config_for(port, metrics, &three, ""));
+    miroir.write_config(&fleet_config(port, metrics, &three, ""));
     let unstaged = eventually(Duration::from_secs(5), || async {
         admin_get(&base, "/_miroir/topology").await["staged"].is_null()
     })
@@ -624,12 +660,17 @@ async fn raising_the_replication_factor_copies_every_shard_once_more() {
     let (port, metrics) = (free_port(), free_port());
     let all: Vec<&SimNode> = nodes.iter().collect();
     let miroir =
-        MiroirProcess::start(miroir_bin(), &config_for(port, metrics, &all, ""), port).await;
+        MiroirProcess::start(miroir_bin(), &fleet_config(port, metrics, &all, ""), port).await;
     let base = miroir.url();
     seed(&base).await;
     let load = start_load(base.clone(), false);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    miroir.write_config(&config_for(port, metrics, &all, "replication_factor = 2\n"));
+    miroir.write_config(&fleet_config(
+        port,
+        metrics,
+        &all,
+        "replication_factor = 2\n",
+    ));
     miroir
         .wait_for_log("(generation 2)", Duration::from_secs(5))
         .await;
@@ -782,8 +823,8 @@ async fn a_new_owner_killed_mid_copy_pauses_the_move_which_then_resumes() {
 /// Like [`check_final_placement`], when some writes' outcome is unknown (the writer lost its
 /// answer in a crash): each document is on exactly its owners, every owner holds the same
 /// version, and that version is at least the acknowledged one.
-async fn check_final_placement_settled(
-    nodes: &[&SimNode],
+async fn check_final_placement_settled<N: Node>(
+    nodes: &[&N],
     ids: &[&str],
     written: &BTreeMap<u64, u64>,
     acked: &BTreeMap<u64, u64>,
@@ -796,7 +837,7 @@ async fn check_final_placement_settled(
     .unwrap();
     let mut held = Vec::new();
     for node in nodes {
-        held.push(node_documents(node).await);
+        held.push(node_documents(*node).await);
     }
     let mut problems = Vec::new();
     let mut everywhere: BTreeSet<u64> = BTreeSet::new();
@@ -843,4 +884,133 @@ async fn check_final_placement_settled(
         problems.len(),
         &problems[..problems.len().min(10)]
     );
+}
+
+#[tokio::test]
+async fn a_node_replaced_by_an_empty_one_is_rebuilt_from_its_replicas_and_serves_only_when_complete(
+) {
+    let nodes = sim_nodes(4).await;
+    let (port, metrics) = (free_port(), free_port());
+    let three: Vec<&SimNode> = nodes[..3].iter().collect();
+    let miroir = MiroirProcess::start(
+        miroir_bin(),
+        &fleet_config(port, metrics, &three, "replication_factor = 2\n"),
+        port,
+    )
+    .await;
+    let base = miroir.url();
+    seed(&base).await;
+    let load = start_load(base.clone(), false);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // n1's machine is replaced: same id, a new empty node at another address.
+    let replaced: Vec<&SimNode> = vec![&nodes[0], &nodes[3], &nodes[2]];
+    miroir.write_config(&fleet_config(
+        port,
+        metrics,
+        &replaced,
+        "replication_factor = 2\n",
+    ));
+    let staged = eventually(Duration::from_secs(5), || async {
+        !admin_get(&base, "/_miroir/topology").await["staged"].is_null()
+    })
+    .await;
+    assert!(staged);
+    let (status, plan) = admin_post(&base, "/_miroir/topology/plan").await;
+    assert_eq!(status, 200);
+    // Same id, so the same shards; but the machine may be new: its shards are copied again.
+    assert_eq!(plan["rebuilding"], json!(["n1"]), "{plan}");
+    assert_eq!(plan["drop"], json!({}), "nothing leaves any node: {plan}");
+    let (status, body) = admin_post(&base, "/_miroir/topology/apply").await;
+    assert_eq!(status, 202, "{body}");
+    // The node at its new address may be a new, empty machine: it is rebuilt.
+    let t = admin_get(&base, "/_miroir/topology").await;
+    assert_eq!(t["change"]["rebuilding"], json!(["n1"]), "{t}");
+    let done = wait_change_done(&base, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ledger, errors, searches, writes) = load.stop().await;
+    print_fleet_log(&miroir);
+    assert!(
+        errors.is_empty(),
+        "{} client-visible error(s): {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    assert!(
+        searches > 20 && writes > 5,
+        "the load ran ({searches} searches, {writes} writes)"
+    );
+    assert_eq!(done["nodes"].as_array().unwrap().len(), 3);
+    let written = ledger.lock().unwrap().written.clone();
+    check_final_placement(&replaced, &["n0", "n1", "n2"], 2, &written).await;
+}
+
+#[tokio::test]
+async fn resync_rebuilds_a_node_that_lost_documents_behind_miroirs_back() {
+    let nodes = sim_nodes(3).await;
+    let (port, metrics) = (free_port(), free_port());
+    let all: Vec<&SimNode> = nodes.iter().collect();
+    let miroir = MiroirProcess::start(
+        miroir_bin(),
+        &fleet_config(port, metrics, &all, "replication_factor = 2\n"),
+        port,
+    )
+    .await;
+    let base = miroir.url();
+    seed(&base).await;
+    // Documents deleted directly on n1, and one added there (in a shard n1 holds) that Miroir
+    // never wrote.
+    let p = Placement::new(
+        SHARDS,
+        2,
+        vec![["n0", "n1", "n2"]
+            .iter()
+            .map(|i| NodeId::new(i).unwrap())
+            .collect()],
+    )
+    .unwrap();
+    let held = p.shards_of(p.index_of("n1").unwrap())[0];
+    let stray = miroir_filters::hidden::shard_value(held);
+    let (status, body) = call(
+        &nodes[1].url(),
+        "POST",
+        &format!("/indexes/{INDEX}/documents/delete-batch"),
+        Some(json!((0..200).collect::<Vec<u64>>())),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = call(
+        &nodes[1].url(),
+        "POST",
+        &format!("/indexes/{INDEX}/documents"),
+        Some(json!([{"id": 999_999, "v": 0, "_miroir_shard": stray}])),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    wait_idle(&nodes[1].url()).await;
+    let (status, body) = admin_post(&base, "/_miroir/nodes/n9/resync").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("miroir_invalid_topology_change"))
+    );
+    let (status, body) = admin_post(&base, "/_miroir/nodes/n1/resync").await;
+    assert_eq!(status, 202, "{body}");
+    // From now on n1 serves nothing until rebuilt: every answer must be whole.
+    let load = start_load(base.clone(), false);
+    let done = wait_change_done(&base, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ledger, errors, searches, writes) = load.stop().await;
+    print_fleet_log(&miroir);
+    assert!(
+        errors.is_empty(),
+        "{} client-visible error(s): {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    assert!(
+        searches > 5 && writes > 2,
+        "the load ran ({searches} searches, {writes} writes)"
+    );
+    assert_eq!(done["layoutVersion"], 2);
+    let written = ledger.lock().unwrap().written.clone();
+    check_final_placement(&all, &["n0", "n1", "n2"], 2, &written).await;
 }

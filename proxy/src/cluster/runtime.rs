@@ -40,6 +40,11 @@ impl Runtime {
         &self.placements.reads
     }
 
+    /// The owners a write's quorum counts (see `Placements::owners`).
+    pub fn owners(&self) -> &Placement {
+        &self.placements.owners
+    }
+
     /// Where each write goes: during a shard move, its old and new owners.
     pub fn writes(&self) -> &Placement {
         &self.placements.writes

@@ -185,14 +185,52 @@ pub struct Change {
     pub phase: Phase,
     pub moves: Vec<MoveRecord>,
     pub started_at_ms: u64,
+    /// Nodes rebuilt in place (a resync): each of their shards is copied to them again, and
+    /// they serve none of it until its copy is verified.
+    #[serde(default)]
+    pub rebuilding: Vec<String>,
 }
 
 impl Change {
+    /// Rebuilds `node` shard by shard from the other owners of each shard (in any group):
+    /// after a hint queue overflowed, after it was replaced by an empty node, or on demand.
+    pub fn resync(layout: &Layout, node: &str, now_ms: u64) -> Result<Self, String> {
+        let p = layout.placement()?;
+        if p.index_of(node).is_none() {
+            return Err(format!(
+                "Node `{node}` is not part of the applied topology."
+            ));
+        }
+        let mut moves = Vec::new();
+        if !rebuild_moves((&p, &p), node, &mut moves) {
+            return Err(format!(
+                "Node `{node}` holds the only copy of its shards: there is nothing to rebuild it from."
+            ));
+        }
+        let mut to = layout.clone();
+        to.version += 1;
+        Ok(Self {
+            from: layout.clone(),
+            to,
+            phase: Phase::Preparing,
+            moves,
+            started_at_ms: now_ms,
+            rebuilding: vec![node.to_owned()],
+        })
+    }
+
+    /// Nodes that must receive every index and key before the copies: joining and rebuilt.
+    pub fn to_prepare(&self) -> impl Iterator<Item = &LayoutNode> + '_ {
+        self.to.nodes.iter().filter(|n| {
+            !self.from.nodes.iter().any(|o| o.id == n.id) || self.rebuilding.contains(&n.id)
+        })
+    }
+
     pub fn plan(from: &Layout, to: Layout, now_ms: u64) -> Result<Self, String> {
         let (a, b) = (from.placement()?, to.placement()?);
         Placement::blend(&a, &b, |_, _| Side::Both).map_err(|e| e.to_string())?;
         let names = |ids: &[NodeId]| ids.iter().map(|n| n.to_string()).collect();
-        let moves = owner_changes(&a, &b)
+        let mut moves: Vec<MoveRecord> = owner_changes(&a, &b)
             .into_iter()
             .map(|c| MoveRecord {
                 group: c.group.0,
@@ -203,12 +241,25 @@ impl Change {
                 state: MoveState::Copying,
             })
             .collect();
+        // A node that keeps its id at a new address may be a new, empty machine: it is
+        // rebuilt from the other copies, and serves nothing until then.
+        let mut rebuilding = Vec::new();
+        for n in &to.nodes {
+            let moved = from
+                .nodes
+                .iter()
+                .any(|o| o.id == n.id && o.address != n.address);
+            if moved && rebuild_moves((&b, &a), &n.id, &mut moves) {
+                rebuilding.push(n.id.clone());
+            }
+        }
         Ok(Self {
             from: from.clone(),
             to,
             phase: Phase::Preparing,
             moves,
             started_at_ms: now_ms,
+            rebuilding,
         })
     }
 
@@ -233,6 +284,55 @@ impl Change {
     }
 }
 
+/// Adds to `moves` a copy of every shard `node` owns in `p`, from the shard's owners in
+/// `sources` (in any group); a slot already moving gets `node` as one more new owner. `false` when some
+/// shard has no other copy (nothing is added then).
+fn rebuild_moves(
+    (p, sources): (&Placement, &Placement),
+    node: &str,
+    moves: &mut Vec<MoveRecord>,
+) -> bool {
+    let Some(idx) = p.index_of(node) else {
+        return false;
+    };
+    let mut added = Vec::new();
+    for &shard in p.shards_of(idx) {
+        let group = p.group_of(idx).0;
+        // The shard's owners before the change hold it whole; not the node itself.
+        let others: Vec<String> = (0..sources.groups())
+            .flat_map(|g| sources.replicas(GroupId(g), shard).iter().copied())
+            .map(|n| sources.node(n).to_string())
+            .filter(|n| n != node)
+            .collect();
+        if others.is_empty() {
+            return false;
+        }
+        added.push((group, shard.0, others));
+    }
+    for (group, shard, others) in added {
+        match moves
+            .iter_mut()
+            .find(|m| m.group == group && m.shard == shard)
+        {
+            Some(m) => {
+                m.kept.retain(|k| k != node);
+                if !m.to.iter().any(|t| t == node) {
+                    m.to.push(node.to_owned());
+                }
+            }
+            None => moves.push(MoveRecord {
+                group,
+                shard,
+                to: vec![node.to_owned()],
+                from: Vec::new(),
+                kept: others,
+                state: MoveState::Copying,
+            }),
+        }
+    }
+    true
+}
+
 /// What the data directory holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -243,8 +343,12 @@ pub struct Topology {
 
 /// The placements requests use, derived from a [`Topology`].
 pub struct Placements {
-    /// Where each shard is read: the old owners until its move cut over.
+    /// Where each shard is read: the old owners until its move cut over, without a node
+    /// being rebuilt.
     pub reads: Placement,
+    /// The owners a write's quorum is judged on: `reads` with the nodes being rebuilt, whose
+    /// move log holds the write durably.
+    pub owners: Placement,
     /// Where each write goes: old and new owners of a moving shard.
     pub writes: Placement,
     /// The nodes both placements number, in their order.
@@ -267,7 +371,7 @@ pub struct WriteSets {
 
 impl Placements {
     fn new(
-        reads: Placement,
+        (reads, owners): (Placement, Placement),
         writes: Placement,
         nodes: Vec<Node>,
         logged: &BTreeSet<(String, u32)>,
@@ -293,6 +397,7 @@ impl Placements {
             .collect();
         Self {
             reads,
+            owners,
             writes,
             nodes,
             write_sets,
@@ -304,7 +409,7 @@ impl Placements {
 impl Topology {
     pub fn placements(&self) -> Result<Placements, String> {
         let from = self.layout.placement()?;
-        let mut nodes = self.layout.resolve()?;
+        let nodes = self.layout.resolve()?;
         // Nodes gaining or losing shards, until the change is over.
         let inexact: BTreeSet<&str> = self
             .change
@@ -316,7 +421,7 @@ impl Topology {
         let Some(change) = self.change.as_ref().filter(|c| c.phase != Phase::Cleaning) else {
             let ordered = order(&from, nodes)?;
             return Ok(Placements::new(
-                from.clone(),
+                (from.clone(), from.clone()),
                 from,
                 ordered,
                 &BTreeSet::new(),
@@ -324,11 +429,14 @@ impl Topology {
             ));
         };
         let to = change.to.placement()?;
-        for n in change.to.resolve()? {
-            if !nodes.iter().any(|o| o.id == n.id) {
-                nodes.push(n);
-            }
-        }
+        // A node in both layouts is reached at its new address (it may have moved machines).
+        let mut joined = change.to.resolve()?;
+        joined.extend(
+            nodes
+                .into_iter()
+                .filter(|o| !change.to.nodes.iter().any(|n| n.id == o.id.as_str())),
+        );
+        let nodes = joined;
         let (moving, cut) = (change.moving(), change.cut_over());
         let slot = |g: GroupId, s: ShardId| (g.0, s.0);
         // While joining nodes prepare, nothing reads or writes them.
@@ -338,23 +446,34 @@ impl Topology {
             _ => Side::To,
         })
         .map_err(|e| e.to_string())?;
-        let reads = Placement::blend(&from, &to, |g, s| match cut.contains(&slot(g, s)) {
+        let owners = Placement::blend(&from, &to, |g, s| match cut.contains(&slot(g, s)) {
             true => Side::To,
             false => Side::From,
         })
         .map_err(|e| e.to_string())?;
+        // A node being rebuilt serves a shard only once its copy is cut over.
+        let reads = owners.without(|g, s, id| {
+            change.rebuilding.iter().any(|r| r == id.as_str()) && !cut.contains(&slot(g, s))
+        });
         let ordered = order(&reads, nodes)?;
         // A new owner's writes for a shard still copying wait in its move log.
-        let logged: BTreeSet<(String, u32)> = match change.phase {
-            Phase::Moving => change
-                .moves
-                .iter()
-                .filter(|m| m.state == MoveState::Copying)
-                .flat_map(|m| m.to.iter().map(|n| (n.clone(), m.shard)))
-                .collect(),
-            _ => BTreeSet::new(),
-        };
-        Ok(Placements::new(reads, writes, ordered, &logged, &inexact))
+        // A node being rebuilt keeps its writes there from the start: it may not even have
+        // the index yet.
+        let logged: BTreeSet<(String, u32)> = change
+            .moves
+            .iter()
+            .filter(|m| m.state == MoveState::Copying)
+            .flat_map(|m| m.to.iter().map(move |n| (n, m.shard)))
+            .filter(|(n, _)| change.phase == Phase::Moving || change.rebuilding.contains(n))
+            .map(|(n, shard)| (n.clone(), shard))
+            .collect();
+        Ok(Placements::new(
+            (reads, owners),
+            writes,
+            ordered,
+            &logged,
+            &inexact,
+        ))
     }
 }
 

@@ -121,6 +121,7 @@ async fn describe(cluster: &Cluster, rt: &Runtime, to: Layout) -> Result<Value, 
         "receive": per_node(receive),
         "drop": per_node(drop),
         "joining": change.joining().map(|n| n.id.clone()).collect::<Vec<_>>(),
+        "rebuilding": change.rebuilding,
     }))
 }
 
@@ -140,17 +141,30 @@ pub async fn apply(cluster: &Cluster, rt: &Runtime) -> Result<Value, MiroirError
             "The configuration's topology is the applied one: there is nothing to apply.",
         ));
     };
-    start(cluster, rt, to).await
+    start(cluster, rt, |layout| Change::plan(layout, to, now_ms())).await
 }
 
 /// `POST /_miroir/nodes/{id}/drain`: moves every shard off `node` to the rest of its group;
 /// once done the node holds nothing and is out of the topology (remove it from the file).
 pub async fn drain(cluster: &Cluster, rt: &Runtime, node: &str) -> Result<Value, MiroirError> {
     let to = without(&cluster.topology().layout, node)?;
-    start(cluster, rt, to).await
+    start(cluster, rt, |layout| Change::plan(layout, to, now_ms())).await
 }
 
-async fn start(cluster: &Cluster, rt: &Runtime, to: Layout) -> Result<Value, MiroirError> {
+/// `POST /_miroir/nodes/{id}/resync`: rebuilds `node` shard by shard from the other copies.
+pub async fn resync(cluster: &Cluster, rt: &Runtime, node: &str) -> Result<Value, MiroirError> {
+    let node = node.to_owned();
+    start(cluster, rt, |layout| {
+        Change::resync(layout, &node, now_ms())
+    })
+    .await
+}
+
+async fn start(
+    cluster: &Cluster,
+    rt: &Runtime,
+    plan: impl FnOnce(&Layout) -> Result<Change, String>,
+) -> Result<Value, MiroirError> {
     let _mutating = cluster.change.mutate.lock().await;
     let current = cluster.topology();
     if current.change.is_some() {
@@ -159,15 +173,15 @@ async fn start(cluster: &Cluster, rt: &Runtime, to: Layout) -> Result<Value, Mir
             "A topology change is already in progress; wait for it to finish (`miroir ctl watch`).",
         ));
     }
-    let mut change = Change::plan(&current.layout, to, now_ms()).map_err(invalid)?;
-    let next = if change.moves.is_empty() && change.joining().next().is_none() {
+    let mut change = plan(&current.layout).map_err(invalid)?;
+    let next = if change.moves.is_empty() && change.to_prepare().next().is_none() {
         // Nothing moves (an address changed, a node with no shard left): applied at once.
         Topology {
             layout: change.to.clone(),
             change: None,
         }
     } else {
-        if change.joining().next().is_none() {
+        if change.to_prepare().next().is_none() {
             change.phase = Phase::Moving;
         }
         Topology {
@@ -244,6 +258,7 @@ pub fn status(cluster: &Cluster) -> Value {
             "phase": change.phase,
             "step": cluster.change.step(),
             "startedAtMs": change.started_at_ms,
+            "rebuilding": change.rebuilding,
             "shardMoves": change.moves.len(),
             "shardMovesDone": done,
             "moves": moves,

@@ -24,9 +24,22 @@ use crate::upstream::NodePeer;
 
 /// Pause after a failed step before the next attempt.
 const RETRY: Duration = Duration::from_secs(1);
+/// Between two looks for a node that needs a rebuild, when no change runs.
+const IDLE_CHECK: Duration = Duration::from_secs(2);
 
 pub struct ChangeService {
     pub cluster: Arc<Cluster>,
+    /// The node found empty at the previous idle check.
+    pub empty_seen: std::sync::Mutex<Option<String>>,
+}
+
+impl ChangeService {
+    pub fn new(cluster: Arc<Cluster>) -> Self {
+        Self {
+            cluster,
+            empty_seen: std::sync::Mutex::new(None),
+        }
+    }
 }
 
 #[async_trait]
@@ -49,7 +62,7 @@ impl BackgroundService for ChangeService {
             if !more {
                 tokio::select! {
                     _ = self.cluster.change.wake.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = tokio::time::sleep(IDLE_CHECK) => {}
                     _ = shutdown.changed() => return,
                 }
             }
@@ -86,6 +99,7 @@ impl ChangeService {
     async fn step(&self) -> Result<bool, StepError> {
         let topology = self.cluster.topology();
         let Some(change) = topology.change.clone() else {
+            self.resync_if_needed(&topology).await;
             return Ok(false);
         };
         metrics::get().topology_moving.set(
@@ -103,6 +117,64 @@ impl ChangeService {
         Ok(true)
     }
 
+    /// Starts a resync of a node that needs one: marked `needsResync` (it missed a write no
+    /// hint holds), or found empty twice in a row while other nodes hold indexes (replaced by
+    /// a new, empty machine under the same id).
+    async fn resync_if_needed(&self, topology: &Topology) {
+        let rt = self.cluster.runtime();
+        let mut wanted = topology
+            .layout
+            .nodes
+            .iter()
+            .find(|n| self.cluster.hints.backlog(&n.id).needs_resync)
+            .map(|n| (n.id.clone(), "its hint queue overflowed"));
+        if wanted.is_none() {
+            wanted = self
+                .empty_node(&rt, topology)
+                .await
+                .map(|id| (id, "it holds no index, unlike the others"));
+        }
+        let Some((node, why)) = wanted else {
+            return;
+        };
+        let healthy = rt
+            .node(&node)
+            .is_some_and(|n| self.cluster.is_healthy(&n.id));
+        if !healthy {
+            return;
+        }
+        match super::resync(&self.cluster, &rt, &node).await {
+            Ok(_) => {
+                log::warn!(target: "miroir::fleet", "node {node}: rebuilding it, because {why}")
+            }
+            Err(e) => {
+                log::error!(target: "miroir::fleet", "node {node} needs a rebuild ({why}) but cannot have one: {}", e.message)
+            }
+        }
+    }
+
+    /// A healthy node with no index while another node has some, seen on two checks in a row.
+    async fn empty_node(&self, rt: &Runtime, topology: &Topology) -> Option<String> {
+        let calls = self.calls(rt);
+        let mut empty = Vec::new();
+        let mut any_full = false;
+        for n in &topology.layout.nodes {
+            let Some(peer) = rt.node(&n.id).filter(|p| self.cluster.is_healthy(&p.id)) else {
+                continue;
+            };
+            match calls.get(peer, "/indexes?limit=1").await {
+                Ok(Some(v)) if v["total"].as_u64() == Some(0) => empty.push(n.id.clone()),
+                Ok(Some(_)) => any_full = true,
+                _ => {}
+            }
+        }
+        let candidate = empty.into_iter().next().filter(|_| any_full);
+        let mut last = self.empty_seen.lock().unwrap_or_else(|e| e.into_inner());
+        let confirmed = candidate.is_some() && *last == candidate;
+        *last = candidate.clone();
+        candidate.filter(|_| confirmed)
+    }
+
     fn calls<'a>(&'a self, rt: &'a Runtime) -> Calls<'a> {
         Calls {
             cluster: &self.cluster,
@@ -110,11 +182,12 @@ impl ChangeService {
         }
     }
 
-    /// A healthy node of the applied layout to read indexes and keys from.
+    /// A healthy node of the applied layout, not being rebuilt, to read indexes and keys from.
     fn any_source<'a>(&self, rt: &'a Runtime, change: &Change) -> Result<&'a NodePeer, StepError> {
         rt.nodes
             .iter()
             .filter(|n| change.from.nodes.iter().any(|o| o.id == n.id.as_str()))
+            .filter(|n| !change.rebuilding.iter().any(|r| r == n.id.as_str()))
             .find(|n| self.cluster.is_healthy(&n.id))
             .ok_or_else(|| StepError::Unavailable("no node of the applied topology answers".into()))
     }
@@ -135,7 +208,7 @@ impl ChangeService {
         let rt = self.cluster.runtime();
         let calls = self.calls(&rt);
         let source = self.any_source(&rt, change)?;
-        for joining in change.joining() {
+        for joining in change.to_prepare() {
             self.cluster
                 .change
                 .set_step(format!("preparing node {}", joining.id));
@@ -154,8 +227,33 @@ impl ChangeService {
         if let Some(c) = next.change.as_mut() {
             c.phase = Phase::Moving;
         }
+        // A rebuilt node's queued writes are superseded by its copies and move log.
+        for node in &change.rebuilding {
+            self.clear_hints(node).await?;
+        }
         self.save(&rt, next).await?;
         log::info!(target: "miroir::fleet", "moving {} shard(s)", change.moves.len());
+        Ok(())
+    }
+
+    async fn clear_hints(&self, node: &str) -> Result<(), StepError> {
+        let store = self.cluster.hints.clone();
+        let node = node.to_owned();
+        let dropped = tokio::task::spawn_blocking(move || {
+            let mut dropped = 0u64;
+            while let Some((seq, _)) = store.first(&node).map_err(|e| e.to_string())? {
+                store.remove(&node, seq).map_err(|e| e.to_string())?;
+                dropped += 1;
+            }
+            Ok::<_, String>((node, dropped))
+        })
+        .await
+        .map_err(|e| StepError::Store(e.to_string()))?
+        .map_err(StepError::Store)?;
+        if dropped.1 > 0 {
+            log::info!(target: "miroir::fleet", "node {}: {} queued write(s) superseded by its rebuild", dropped.0, dropped.1);
+        }
+        metrics::set_backlog(&dropped.0, self.cluster.hints.backlog(&dropped.0));
         Ok(())
     }
 
@@ -329,6 +427,11 @@ impl ChangeService {
             c.phase = Phase::Cleaning;
         }
         self.save(&rt, next).await?;
+        for node in &change.rebuilding {
+            let _ = self.cluster.hints.clear_resync(node);
+            metrics::set_backlog(node, self.cluster.hints.backlog(node));
+            log::info!(target: "miroir::fleet", "node {node}: rebuilt; it serves reads again");
+        }
         log::info!(target: "miroir::fleet", "topology version {} applied", change.to.version);
         Ok(())
     }

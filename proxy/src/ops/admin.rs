@@ -48,6 +48,12 @@ pub async fn handle(
         ("POST", "/_miroir/topology/apply") => fleet::apply(cluster, rt)
             .await
             .map(|v| (202, v.to_string().into_bytes())),
+        ("POST", p) if p.starts_with("/_miroir/nodes/") && p.ends_with("/resync") => {
+            let node = &p["/_miroir/nodes/".len()..p.len() - "/resync".len()];
+            fleet::resync(cluster, rt, node)
+                .await
+                .map(|v| (202, v.to_string().into_bytes()))
+        }
         ("POST", p) if p.starts_with("/_miroir/nodes/") && p.ends_with("/drain") => {
             let node = &p["/_miroir/nodes/".len()..p.len() - "/drain".len()];
             fleet::drain(cluster, rt, node)

@@ -64,6 +64,12 @@ impl Replayer {
                     break false;
                 }
             };
+            // Through the write gate: a topology change that rebuilds this node clears its
+            // queue with the gate closed, and a hint it cleared must not be sent after.
+            let _gate = cluster.write_gate.read().await;
+            if !cluster.hints.contains(id, seq) {
+                continue;
+            }
             let order = cluster.write_order(&hint.index_uid);
             let _turn = order.lock().await;
             let body = [Bytes::from(hint.body)];

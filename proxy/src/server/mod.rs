@@ -144,9 +144,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
     ));
     server.add_service(background_service(
         "topology changes",
-        ChangeService {
-            cluster: cluster.clone(),
-        },
+        ChangeService::new(cluster.clone()),
     ));
     server.add_service(background_service(
         "settings drift detector",

@@ -152,6 +152,7 @@ async fn poll(
     if let Some(done) = &record.terminal {
         return Ok(done.clone());
     }
+    let record = &*without_departed(rt, record);
     // The client was authorized already (`access`); its key may not open every node task
     // behind a Miroir task, Miroir's own does.
     let auth = rt.node_key().or(auth);
@@ -276,6 +277,21 @@ pub(crate) async fn settle_deletion(
         view["duration"] = Value::Null;
     }
     Ok(())
+}
+
+/// `record` without the parts of nodes a topology change removed since: their copies of the
+/// write went with them, and the new owners received it too. Kept when no other part is left.
+fn without_departed<'r>(rt: &Runtime, record: &'r TaskRecord) -> std::borrow::Cow<'r, TaskRecord> {
+    let present = |node: &str| rt.nodes.iter().any(|n| n.id.as_str() == node);
+    let departed = record.node_tasks.iter().any(|t| !present(&t.node))
+        || record.replays.iter().any(|r| !present(&r.node));
+    if !departed || !record.node_tasks.iter().any(|t| present(&t.node)) {
+        return std::borrow::Cow::Borrowed(record);
+    }
+    let mut kept = record.clone();
+    kept.node_tasks.retain(|t| present(&t.node));
+    kept.replays.retain(|r| present(&r.node));
+    std::borrow::Cow::Owned(kept)
 }
 
 /// Whether every node task behind `record` is gone from its node (404).

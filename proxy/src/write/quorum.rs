@@ -21,9 +21,9 @@ pub(super) fn judge_with(
     accepted: impl Fn(NodeIdx) -> bool,
     hinted: impl Fn(NodeIdx) -> bool,
 ) -> QuorumReport {
-    // Judged on the replicas that serve reads: during a shard move, a new owner's copy of a
-    // write is not yet what searches see.
-    let p = rt.reads();
+    // Judged on the owners that serve reads, and nodes being rebuilt (their move log keeps
+    // the write durably): during a shard move, a new owner's copy is not what searches see.
+    let p = rt.owners();
     let quorum: WriteQuorum = rt.config.write_quorum;
     let need = quorum.required(p.replication_factor());
     let mut report = QuorumReport {

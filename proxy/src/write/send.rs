@@ -32,6 +32,8 @@ pub(super) struct Sent {
     pub hinted: Vec<(NodeIdx, Seq)>,
     /// Parts that neither reached their node nor could be kept for it.
     pub lost: Vec<NodeIdx>,
+    /// Parts kept in their node's move log.
+    pub logged: Vec<NodeIdx>,
 }
 
 impl Sent {
@@ -41,8 +43,9 @@ impl Sent {
             .any(|(n, r)| *n == node && accepted_task_uid(r).is_some())
     }
 
+    /// Kept for the node, durably: as a hint, or in its move log (a node being rebuilt).
     pub(super) fn hinted(&self, node: NodeIdx) -> bool {
-        self.hinted.iter().any(|(n, _)| *n == node)
+        self.hinted.iter().any(|(n, _)| *n == node) || self.logged.contains(&node)
     }
 }
 
@@ -67,13 +70,19 @@ pub(super) async fn send_parts(
         parts: Vec::with_capacity(direct.len()),
         hinted: Vec::new(),
         lost: Vec::new(),
+        logged: Vec::new(),
     };
     for part in queued {
         keep_for_later(cluster, rt, index_uid, method, part, &mut sent);
     }
     for part in logged {
         let node = &rt.nodes[part.node.index()].id;
-        move_log::append(cluster, node, as_hint(index_uid, method, part)).await;
+        if move_log::append(cluster, node, as_hint(index_uid, method, part))
+            .await
+            .is_some()
+        {
+            sent.logged.push(part.node);
+        }
     }
     // A write that cannot reach its quorum even if every reachable node accepts it (replicas
     // down and their hint queues full) is refused before any node is touched.

@@ -1,7 +1,11 @@
-//! `miroir ctl`: the operator's client of the admin API (`/_miroir/`). It finds Miroir and
-//! the admin key from `--url`/`--admin-key`, from the environment (`MIROIR_URL`,
-//! `MIROIR_ADMIN_API_KEY`), or from the configuration file (`--config`).
+//! `miroir ctl`: the operator's client of the admin API (`/_miroir/`), and the importer of
+//! an existing Meilisearch node (`import`). It finds Miroir and its keys from `--url`,
+//! `--admin-key`, `--master-key`, from the environment (`MIROIR_URL`, `MIROIR_ADMIN_API_KEY`,
+//! `MIROIR_MASTER_KEY`), or from the configuration file (`--config`).
 
+mod import;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,7 +21,14 @@ pub enum Action {
     Plan,
     Apply,
     Drain(String),
+    Resync(String),
     Watch,
+    /// Copy a Meilisearch node's indexes, documents and keys into the fleet.
+    Import {
+        from: String,
+        key: Option<String>,
+        state: Option<PathBuf>,
+    },
 }
 
 /// Where Miroir is and how to authenticate.
@@ -25,20 +36,26 @@ pub enum Action {
 pub struct Target {
     pub url: Option<String>,
     pub admin_key: Option<String>,
+    pub master_key: Option<String>,
     pub config: Option<std::path::PathBuf>,
 }
 
 pub const USAGE: &str = "\
-miroir ctl [--config FILE | --url URL] [--admin-key KEY] <command>
+miroir ctl [--config FILE | --url URL] [--admin-key KEY] [--master-key KEY] <command>
 
     status        nodes, their states and shards, the change in progress, hints pending
     plan          what applying the configuration's topology would move
     apply         start that change (one at a time; writes and searches go on)
     drain NODE    move every shard off NODE, then remove it from the file
+    resync NODE   rebuild NODE shard by shard from the other copies
     watch         follow the change in progress, a progress bar per shard move
+    import --from URL [--key KEY] [--state FILE]
+                  copy a Meilisearch node's indexes, settings, documents and keys into the
+                  fleet; resumable (progress kept in FILE), counts verified at the end
 
 The URL defaults to MIROIR_URL, else the configuration's listener, else http://127.0.0.1:7700;
-the admin key to MIROIR_ADMIN_API_KEY, else the configuration's admin.api_key.
+the admin key to MIROIR_ADMIN_API_KEY, else the configuration's admin.api_key; the master key
+(for import) to MIROIR_MASTER_KEY, else the configuration's master_key.
 ";
 
 pub fn parse(args: &[&str]) -> Result<(Target, Action), String> {
@@ -51,8 +68,29 @@ pub fn parse(args: &[&str]) -> Result<(Target, Action), String> {
             "--admin-key" => {
                 target.admin_key = Some(it.next().ok_or("--admin-key needs a value")?.to_owned())
             }
+            "--master-key" => {
+                target.master_key = Some(it.next().ok_or("--master-key needs a value")?.to_owned())
+            }
             "-c" | "--config" => {
                 target.config = Some(it.next().ok_or("--config needs a file")?.into())
+            }
+            "resync" => {
+                action = Some(Action::Resync(
+                    it.next().ok_or("resync needs a node id")?.to_owned(),
+                ))
+            }
+            "import" => {
+                let (mut from, mut key, mut state) = (None, None, None);
+                while let Some(arg) = it.next() {
+                    match arg {
+                        "--from" => from = Some(it.next().ok_or("--from needs a URL")?.to_owned()),
+                        "--key" => key = Some(it.next().ok_or("--key needs a value")?.to_owned()),
+                        "--state" => state = Some(it.next().ok_or("--state needs a file")?.into()),
+                        other => return Err(format!("import: unknown argument `{other}`")),
+                    }
+                }
+                let from = from.ok_or("import needs --from URL")?;
+                action = Some(Action::Import { from, key, state });
             }
             "status" => action = Some(Action::Status),
             "plan" => action = Some(Action::Plan),
@@ -98,10 +136,59 @@ pub fn run(target: Target, action: Action) -> i32 {
     })
 }
 
-struct Client {
+/// One HTTP service ctl talks to (Miroir, or the node an import reads), with its key.
+pub struct Endpoint {
     peer: NodePeer,
     key: Option<String>,
     http: NodeClient,
+}
+
+impl Endpoint {
+    fn new(url: &str, key: Option<String>) -> Result<Self, String> {
+        let node = miroir_conf::resolve_node("endpoint", url, 0, &miroir_conf::system_resolve)
+            .map_err(|e| format!("{url}: {e}"))?;
+        let upstream = miroir_conf::Upstream {
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(60),
+            pool_size: 4,
+        };
+        Ok(Self {
+            peer: NodePeer::new(&node, &upstream),
+            key,
+            http: NodeClient::new(4),
+        })
+    }
+
+    /// A JSON request; a 2xx answer's JSON, else the error's message.
+    async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+        let chunks: Vec<Bytes> = body
+            .map(|b| Bytes::from(b.to_string()))
+            .into_iter()
+            .collect();
+        let req = NodeRequest::json(method, path, self.key.as_deref(), &chunks);
+        let resp = self
+            .http
+            .send(&self.peer, &req, Duration::from_secs(300))
+            .await
+            .map_err(|e| format!("{} did not answer: {e}", self.peer.host_header))?;
+        let value: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+        match resp.status {
+            200..=299 => Ok(value),
+            status => Err(format!(
+                "{status} {}: {}",
+                value["code"].as_str().unwrap_or(""),
+                value["message"].as_str().unwrap_or("(no message)")
+            )),
+        }
+    }
+}
+
+/// Miroir, for the admin API and for imports.
+struct Client {
+    admin: Endpoint,
+    url: String,
+    master_key: Option<String>,
 }
 
 impl Client {
@@ -124,7 +211,7 @@ impl Client {
                 })
             })
             .unwrap_or_else(|| "http://127.0.0.1:7700".to_owned());
-        let key = target
+        let admin_key = target
             .admin_key
             .or_else(|| std::env::var(miroir_conf::ENV_ADMIN_API_KEY).ok())
             .or_else(|| {
@@ -132,37 +219,23 @@ impl Client {
                     .as_ref()
                     .and_then(|c| c.admin.api_key.as_ref().map(|k| k.expose().to_owned()))
             });
-        let node = miroir_conf::resolve_node("miroir", &url, 0, &miroir_conf::system_resolve)
-            .map_err(|e| format!("--url: {e}"))?;
-        let upstream = miroir_conf::Upstream {
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(120),
-            idle_timeout: Duration::from_secs(60),
-            pool_size: 2,
-        };
+        let master_key = target
+            .master_key
+            .or_else(|| std::env::var(miroir_conf::ENV_MASTER_KEY).ok())
+            .or_else(|| {
+                config
+                    .as_ref()
+                    .and_then(|c| c.master_key.as_ref().map(|k| k.expose().to_owned()))
+            });
         Ok(Self {
-            peer: NodePeer::new(&node, &upstream),
-            key,
-            http: NodeClient::new(2),
+            admin: Endpoint::new(&url, admin_key)?,
+            url,
+            master_key,
         })
     }
 
     async fn call(&self, method: &str, path: &str) -> Result<Value, String> {
-        let body: [Bytes; 0] = [];
-        let req = NodeRequest::json(method, path, self.key.as_deref(), &body);
-        let resp = self
-            .http
-            .send(&self.peer, &req, Duration::from_secs(300))
-            .await
-            .map_err(|e| format!("Miroir at {} did not answer: {e}", self.peer.host_header))?;
-        let value: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
-        match resp.status {
-            200..=299 => Ok(value),
-            status => Err(format!(
-                "{status}: {}",
-                value["message"].as_str().unwrap_or("(no message)")
-            )),
-        }
+        self.admin.call(method, path, None).await
     }
 }
 
@@ -182,7 +255,19 @@ async fn execute(client: &Client, action: Action) -> Result<(), String> {
                 "draining {node}; follow it with `miroir ctl watch`, then remove it from the file"
             );
         }
+        Action::Resync(node) => {
+            client
+                .call("POST", &format!("/_miroir/nodes/{node}/resync"))
+                .await?;
+            println!("rebuilding {node}; follow it with `miroir ctl watch`");
+        }
         Action::Watch => watch(client).await?,
+        Action::Import { from, key, state } => {
+            let source = Endpoint::new(&from, key)?;
+            let miroir = Endpoint::new(&client.url, client.master_key.clone())?;
+            let state = state.unwrap_or_else(|| import::default_state_file(&from));
+            import::run(&source, &miroir, &state).await?;
+        }
     }
     Ok(())
 }
@@ -240,9 +325,14 @@ fn print_plan(p: &Value) {
             );
         }
     }
-    if let Some(joining) = p["joining"].as_array().filter(|j| !j.is_empty()) {
-        let ids: Vec<&str> = joining.iter().filter_map(Value::as_str).collect();
-        println!("  joining: {}", ids.join(", "));
+    for (title, key) in [
+        ("joining", "joining"),
+        ("rebuilt (new address)", "rebuilding"),
+    ] {
+        if let Some(ids) = p[key].as_array().filter(|j| !j.is_empty()) {
+            let ids: Vec<&str> = ids.iter().filter_map(Value::as_str).collect();
+            println!("  {title}: {}", ids.join(", "));
+        }
     }
     println!("run `miroir ctl apply` to start it");
 }
