@@ -268,17 +268,17 @@ pub struct OwnerChange {
 /// only copies a change needs.
 pub fn owner_changes(from: &Placement, to: &Placement) -> Vec<OwnerChange> {
     let mut changes = Vec::new();
-    for g in 0..from.groups().min(to.groups()) {
+    for g in 0..from.groups().max(to.groups()) {
         let group = GroupId(g);
         for s in 0..from.shards.min(to.shards) {
             let shard = ShardId(s);
             let old: Vec<&NodeId> = from
-                .replicas(group, shard)
+                .replicas_in(group, shard)
                 .iter()
                 .map(|&i| from.node(i))
                 .collect();
             let new: Vec<&NodeId> = to
-                .replicas(group, shard)
+                .replicas_in(group, shard)
                 .iter()
                 .map(|&i| to.node(i))
                 .collect();
@@ -418,17 +418,12 @@ impl Placement {
                 from.shards, to.shards
             )));
         }
-        if from.groups() != to.groups() {
-            return Err(PlacementError::Incompatible(format!(
-                "the number of replica groups changes from {} to {}",
-                from.groups(),
-                to.groups()
-            )));
-        }
+        // A group only one side has (added or removed) has no replicas on the other.
+        let groups = from.groups().max(to.groups());
         let mut nodes = Vec::new();
         let mut node_group = Vec::new();
         let mut group_start = vec![0];
-        for g in 0..from.groups() {
+        for g in 0..groups {
             let group = GroupId(g);
             let mut members: Vec<NodeId> = Vec::new();
             members.extend(from.group_members(group).map(|i| from.node(i).clone()));
@@ -460,7 +455,7 @@ impl Placement {
         let mut slot_start = vec![0];
         let mut replicas = Vec::new();
         let mut owned = vec![Vec::new(); nodes.len()];
-        for g in 0..from.groups() {
+        for g in 0..groups {
             let group = GroupId(g);
             for s in 0..from.shards {
                 let shard = ShardId(s);
@@ -471,7 +466,7 @@ impl Placement {
                     Side::Both => &[from, to],
                 };
                 for p in sides {
-                    for &r in p.replicas(group, shard) {
+                    for &r in p.replicas_in(group, shard) {
                         let idx = index_in(p.node(r)).expect("every node of both sides is listed");
                         if !replicas[start..].contains(&idx) {
                             replicas.push(idx);
@@ -575,6 +570,20 @@ impl Placement {
         let slot = group.0 as usize * self.shards as usize + shard.0 as usize;
         let (start, end) = (self.slot_start[slot], self.slot_start[slot + 1]);
         &self.replicas[start as usize..end as usize]
+    }
+
+    /// Like [`Placement::replicas`], empty for a group this placement does not have.
+    pub fn replicas_in(&self, group: GroupId, shard: ShardId) -> &[NodeIdx] {
+        match group.0 < self.groups() {
+            true => self.replicas(group, shard),
+            false => &[],
+        }
+    }
+
+    /// Whether every shard has a replica in `group`: the group can answer a search alone.
+    pub fn covers(&self, group: GroupId) -> bool {
+        group.0 < self.groups()
+            && (0..self.shards).all(|s| !self.replicas(group, ShardId(s)).is_empty())
     }
 
     /// Every node that must receive a write to `shard`: its replicas in every group, group by

@@ -528,6 +528,36 @@ fn a_blend_refuses_what_a_change_cannot_do() {
 }
 
 #[test]
+fn a_group_added_is_copied_whole_and_covers_reads_only_once_cut_over() {
+    let one = Placement::new(8, 1, vec![ids(&["a", "b"])]).unwrap();
+    let two = Placement::new(8, 1, vec![ids(&["a", "b"]), ids(&["c", "d"])]).unwrap();
+    let changes = owner_changes(&one, &two);
+    assert_eq!(
+        changes.len(),
+        8,
+        "every shard gains a copy in the new group"
+    );
+    assert!(changes
+        .iter()
+        .all(|c| c.group == GroupId(1) && c.kept.is_empty() && c.lost.is_empty()));
+    let reads = Placement::blend(&one, &two, |g, s| match (g.0, s.0 < 4) {
+        (1, true) => Side::To,
+        _ => Side::From,
+    })
+    .unwrap();
+    assert_eq!(reads.groups(), 2);
+    assert!(reads.covers(GroupId(0)));
+    assert!(!reads.covers(GroupId(1)), "half of group 1 is not cut over");
+    let done = Placement::blend(&one, &two, |_, _| Side::To).unwrap();
+    assert!(done.covers(GroupId(1)));
+    // Removing it again: its slots lose their only owner there, nothing else moves.
+    let back = owner_changes(&two, &one);
+    assert!(back
+        .iter()
+        .all(|c| c.group == GroupId(1) && c.gained.is_empty()));
+}
+
+#[test]
 fn without_takes_a_node_out_of_the_slots_named() {
     let p = one_group(8, 2, &["a", "b", "c"]);
     let b = p.index_of("b").unwrap();

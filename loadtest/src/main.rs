@@ -8,8 +8,11 @@
 //! `search`: the same with a search mix: Miroir over three simulated nodes against one node
 //! holding every document.
 //! `tasks`: `GET /tasks` latency with 1 000 to 1 000 000 tasks in Miroir's registry.
+//! `move`: a fleet grows from 3 to 4 nodes under search load: documents copied against the
+//! minimum, copy throughput, search latency before, during and after.
 
 mod http;
+mod moves;
 mod tasks;
 
 /// The master key of every node and of Miroir in the scenarios.
@@ -164,6 +167,8 @@ USAGE:
     (nodes are `meili-sim` processes from the folder of --miroir-bin)
   miroir-loadtest ingest --miroir-bin PATH [--documents 100000] [--batch 10000] [--big-mb 100]
   miroir-loadtest search --miroir-bin PATH [--documents 20000] [--connections 16] [--seconds 5] [--rounds 3]
+  miroir-loadtest move --miroir-bin PATH [--documents 50000] [--connections 2] [--meili-bin PATH]
+    (real Meilisearch nodes with --meili-bin or MEILI_BIN, simulated ones otherwise)
   miroir-loadtest tasks --miroir-bin PATH [--counts 1000,100000,1000000] [--seconds 3]
     (GET /tasks latency against the size of Miroir's task registry, filled directly)";
 
@@ -184,6 +189,7 @@ fn main() {
             "ingest" => rt.block_on(ingest(args)),
             "search" => rt.block_on(search(args)),
             "tasks" => rt.block_on(tasks::tasks(args)),
+            "move" => rt.block_on(moves::moves(args)),
             other => Err(format!("unknown command `{other}`\n{USAGE}")),
         }
     });

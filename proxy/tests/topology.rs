@@ -435,6 +435,17 @@ async fn check_final_placement<N: Node>(
         vec![ids.iter().map(|i| NodeId::new(i).unwrap()).collect()],
     )
     .unwrap();
+    check_placement(nodes, ids, &placement, written).await;
+}
+
+/// Every live document on exactly its owners in `placement` (every group), at its latest
+/// version; no deleted one anywhere.
+async fn check_placement<N: Node>(
+    nodes: &[&N],
+    ids: &[&str],
+    placement: &Placement,
+    written: &BTreeMap<u64, u64>,
+) {
     let mut held = Vec::new();
     for node in nodes {
         held.push(node_documents(*node).await);
@@ -442,9 +453,8 @@ async fn check_final_placement<N: Node>(
     let mut problems = Vec::new();
     for (id, v) in written {
         let shard = shard_for_key(&id.to_string(), SHARDS);
-        let owners: BTreeSet<&str> = placement
-            .replicas(GroupId(0), shard)
-            .iter()
+        let owners: BTreeSet<&str> = (0..placement.groups())
+            .flat_map(|g| placement.replicas(GroupId(g), shard))
             .map(|&n| placement.node(n).as_str())
             .collect();
         for (i, name) in ids.iter().enumerate() {
@@ -1013,4 +1023,102 @@ async fn resync_rebuilds_a_node_that_lost_documents_behind_miroirs_back() {
     assert_eq!(done["layoutVersion"], 2);
     let written = ledger.lock().unwrap().written.clone();
     check_final_placement(&all, &["n0", "n1", "n2"], 2, &written).await;
+}
+
+#[tokio::test]
+async fn adding_a_replica_group_copies_every_shard_into_it_before_it_serves_reads() {
+    let nodes = sim_nodes(4).await;
+    let (port, metrics) = (free_port(), free_port());
+    let two: Vec<&SimNode> = nodes[..2].iter().collect();
+    let all: Vec<&SimNode> = nodes.iter().collect();
+    let miroir =
+        MiroirProcess::start(miroir_bin(), &fleet_config(port, metrics, &two, ""), port).await;
+    let base = miroir.url();
+    seed(&base).await;
+    let load = start_load(base.clone(), false);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Nodes n2 and n3 form replica group 1.
+    let mut grown = fleet_config(port, metrics, &all, "replica_groups = 2\n");
+    for node in &nodes[2..] {
+        let line = format!("address = \"{}\"\n", node.url());
+        grown = grown.replace(&line, &format!("{line}replica_group = 1\n"));
+    }
+    miroir.write_config(&grown);
+    miroir
+        .wait_for_log("(generation 2)", Duration::from_secs(5))
+        .await;
+    let (status, plan) = admin_post(&base, "/_miroir/topology/plan").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        plan["shardMoves"], SHARDS,
+        "each shard copied once into the new group: {plan}"
+    );
+    let (status, body) = admin_post(&base, "/_miroir/topology/apply").await;
+    assert_eq!(status, 202, "{body}");
+    let done = wait_change_done(&base, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ledger, errors, searches, writes) = load.stop().await;
+    print_fleet_log(&miroir);
+    assert!(
+        errors.is_empty(),
+        "{} client-visible error(s): {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    assert!(
+        searches > 20 && writes > 5,
+        "the load ran ({searches} searches, {writes} writes)"
+    );
+    assert_eq!(done["replicaGroups"], 2);
+    let written = ledger.lock().unwrap().written.clone();
+    let groups = vec![
+        vec![NodeId::new("n0").unwrap(), NodeId::new("n1").unwrap()],
+        vec![NodeId::new("n2").unwrap(), NodeId::new("n3").unwrap()],
+    ];
+    let placement = Placement::new(SHARDS, 1, groups).unwrap();
+    check_placement(&all, &["n0", "n1", "n2", "n3"], &placement, &written).await;
+}
+
+#[tokio::test]
+async fn lowering_the_replication_factor_drops_the_extra_copies_only() {
+    let nodes = sim_nodes(3).await;
+    let (port, metrics) = (free_port(), free_port());
+    let all: Vec<&SimNode> = nodes.iter().collect();
+    let miroir = MiroirProcess::start(
+        miroir_bin(),
+        &fleet_config(port, metrics, &all, "replication_factor = 2\n"),
+        port,
+    )
+    .await;
+    let base = miroir.url();
+    seed(&base).await;
+    let load = start_load(base.clone(), false);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    miroir.write_config(&fleet_config(port, metrics, &all, ""));
+    miroir
+        .wait_for_log("(generation 2)", Duration::from_secs(5))
+        .await;
+    let (status, plan) = admin_post(&base, "/_miroir/topology/plan").await;
+    assert_eq!(status, 200);
+    assert_eq!(plan["documentsToCopy"], 0, "nothing to copy: {plan}");
+    assert!(plan["receive"].as_object().unwrap().is_empty(), "{plan}");
+    let (status, body) = admin_post(&base, "/_miroir/topology/apply").await;
+    assert_eq!(status, 202, "{body}");
+    let done = wait_change_done(&base, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ledger, errors, searches, writes) = load.stop().await;
+    print_fleet_log(&miroir);
+    assert!(
+        errors.is_empty(),
+        "{} client-visible error(s): {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    assert!(
+        searches > 5 && writes > 2,
+        "the load ran ({searches} searches, {writes} writes)"
+    );
+    assert_eq!(done["replicationFactor"], 1);
+    let written = ledger.lock().unwrap().written.clone();
+    check_final_placement(&all, &["n0", "n1", "n2"], 1, &written).await;
 }

@@ -241,6 +241,16 @@ impl Change {
                 state: MoveState::Copying,
             })
             .collect();
+        // A slot of a new replica group copies from the shard's owners in the other groups.
+        for m in moves
+            .iter_mut()
+            .filter(|m| m.kept.is_empty() && m.from.is_empty())
+        {
+            m.kept = (0..a.groups())
+                .flat_map(|g| a.replicas(GroupId(g), ShardId(m.shard)).iter())
+                .map(|&n| a.node(n).to_string())
+                .collect();
+        }
         // A node that keeps its id at a new address may be a new, empty machine: it is
         // rebuilt from the other copies, and serves nothing until then.
         let mut rebuilding = Vec::new();

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::calls::{CallError, Calls};
 use super::{commit, copy, prepare};
+use crate::cluster::node_state::NodeState;
 use crate::cluster::topology::{Change, MoveRecord, MoveState, Phase, Topology};
 use crate::cluster::{move_log, Cluster, Runtime};
 use crate::telemetry::metrics;
@@ -137,10 +138,10 @@ impl ChangeService {
         let Some((node, why)) = wanted else {
             return;
         };
-        let healthy = rt
+        let answers = rt
             .node(&node)
-            .is_some_and(|n| self.cluster.is_healthy(&n.id));
-        if !healthy {
+            .is_some_and(|n| self.cluster.node_state(&n.id) != NodeState::Failed);
+        if !answers {
             return;
         }
         match super::resync(&self.cluster, &rt, &node).await {
@@ -288,7 +289,8 @@ impl ChangeService {
         let rt = self.cluster.runtime();
         let calls = self.calls(&rt);
         let target = self.node(&rt, target_id)?;
-        if !self.cluster.is_healthy(&target.id) {
+        // A node being rebuilt may be `recovering` (its hint queue overflowed): it answers.
+        if self.cluster.node_state(&target.id) == NodeState::Failed {
             return Err(StepError::Unavailable(format!("node {target_id} is down")));
         }
         let indexes = prepare::indexes(&calls, self.any_source(&rt, &self.current()?)?).await?;
