@@ -45,6 +45,10 @@ pub struct HintStore {
     db: Database,
     /// Mirror of the `BACKLOG` table: the write path asks it on every request.
     backlog: Mutex<HashMap<String, NodeBacklog>>,
+    /// Held by each change from reading a node's backlog to updating the mirror after the
+    /// commit: redb serializes write transactions, but not the read before one nor the
+    /// mirror's update after, so without it concurrent changes would lose counts.
+    writer: Mutex<()>,
 }
 
 impl HintStore {
@@ -81,7 +85,12 @@ impl HintStore {
         Ok(Self {
             db,
             backlog: Mutex::new(backlog),
+            writer: Mutex::new(()),
         })
+    }
+
+    fn exclusive(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn cached(&self) -> std::sync::MutexGuard<'_, HashMap<String, NodeBacklog>> {
@@ -125,6 +134,7 @@ impl HintStore {
     /// needs a resync anyway, nothing is stored and [`HintError::Full`] says so.
     pub fn append(&self, node: &str, hint: &Hint, cap_bytes: u64) -> Result<Seq, HintError> {
         let size = hint.size();
+        let _exclusive = self.exclusive();
         let mut backlog = self.backlog(node);
         if backlog.needs_resync || backlog.bytes.saturating_add(size) > cap_bytes {
             return Err(HintError::Full {
@@ -183,6 +193,7 @@ impl HintStore {
 
     /// Drops a hint (replayed, or abandoned); `false` when it was not there.
     pub fn remove(&self, node: &str, seq: Seq) -> Result<bool, HintError> {
+        let _exclusive = self.exclusive();
         let mut backlog = self.backlog(node);
         let txn = self.db.begin_write().map_err(backend)?;
         let removed = {
@@ -221,6 +232,7 @@ impl HintStore {
     }
 
     fn set_resync(&self, node: &str, needs_resync: bool) -> Result<(), HintError> {
+        let _exclusive = self.exclusive();
         let mut backlog = self.backlog(node);
         backlog.needs_resync = needs_resync;
         let txn = self.db.begin_write().map_err(backend)?;
