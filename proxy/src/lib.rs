@@ -9,7 +9,8 @@
 //! |---|---|
 //! | `server` | Pingora: listeners, the `ProxyHttp` phases, route dispatch, writing answers |
 //! | `ops` | the admin API and configuration reload |
-//! | `fleet` | topology changes: plan, apply, shard moves, joining nodes |
+//! | `fleet` | topology changes: plan, apply, shard moves, joining and rebuilt nodes |
+//! | `ctl` | `miroir ctl`: the operator's client of the admin API, and `import` |
 //! | `write`, `read`, `lifecycle`, `tasks` | the request paths |
 //! | `shared` | what every path reaches: the cluster, the task registry, key rights, repair queues |
 //! | `repair` | hinted handoff and replay, index repairs, settings drift |

@@ -183,6 +183,27 @@ impl Calls<'_> {
         }
     }
 
+    /// Waits until the node has no task enqueued or processing, whatever its index.
+    pub async fn wait_idle(&self, node: &NodePeer) -> Result<(), CallError> {
+        let path = "/tasks?statuses=enqueued,processing&limit=1";
+        let Some(page) = self.get(node, path).await? else {
+            return Ok(());
+        };
+        let Some(uid) = page["results"][0]["uid"].as_u64() else {
+            return Ok(());
+        };
+        // Tasks run in uid order: once the newest pending one is done, all are.
+        let newest = self
+            .get(node, "/tasks?limit=1")
+            .await?
+            .and_then(|p| p["results"][0]["uid"].as_u64())
+            .unwrap_or(uid);
+        match self.wait_task(node, newest).await {
+            Err(CallError::TaskFailed { .. }) | Ok(()) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Waits until the node processed every task of `index` enqueued so far (a failed one
     /// included: its index is as the node left it).
     pub async fn wait_index_idle(&self, node: &NodePeer, index: &str) -> Result<(), CallError> {

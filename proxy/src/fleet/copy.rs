@@ -24,7 +24,7 @@ use miroir_handoff::Hint;
 use serde_json::{json, Value};
 
 use super::calls::{CallError, Calls};
-use super::prepare::IndexInfo;
+use super::prepare::{indexes, IndexInfo};
 use crate::cluster::change_progress::MoveProgress;
 use crate::cluster::move_log;
 use crate::telemetry::metrics;
@@ -367,4 +367,35 @@ pub async fn reconcile(
             index.uid
         ),
     })
+}
+
+/// Deletes from `target` the indexes `source` does not have, with writes held (so no index is
+/// being created meanwhile) once both nodes processed what they were sent. Returns their uids.
+pub async fn drop_extra_indexes(
+    calls: &Calls<'_>,
+    (source, target): (&NodePeer, &NodePeer),
+) -> Result<Vec<String>, CallError> {
+    let _gate = calls.cluster.write_gate.write().await;
+    calls.wait_idle(source).await?;
+    calls.wait_idle(target).await?;
+    let wanted: BTreeSet<String> = indexes(calls, source)
+        .await?
+        .into_iter()
+        .map(|i| i.uid)
+        .collect();
+    let mut gone = Vec::new();
+    for index in indexes(calls, target).await? {
+        if wanted.contains(&index.uid) {
+            continue;
+        }
+        let path = format!("/indexes/{}", index.uid);
+        if let Some(uid) = calls
+            .enqueue(target, ("DELETE", &path), Bytes::new(), &[404])
+            .await?
+        {
+            calls.wait_task(target, uid).await?;
+        }
+        gone.push(index.uid);
+    }
+    Ok(gone)
 }

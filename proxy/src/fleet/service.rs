@@ -237,6 +237,13 @@ impl ChangeService {
         Ok(())
     }
 
+    /// Empties `node`'s move log and forgets that it was broken. The caller holds the gate.
+    async fn broken_move_logs_clear(&self, node: &NodeId) -> Result<(), StepError> {
+        self.clear_hints(&move_log::key(node.as_str())).await?;
+        self.cluster.broken_move_logs.remove(node);
+        Ok(())
+    }
+
     async fn clear_hints(&self, node: &str) -> Result<(), StepError> {
         let store = self.cluster.hints.clone();
         let node = node.to_owned();
@@ -296,7 +303,13 @@ impl ChangeService {
         let indexes = prepare::indexes(&calls, self.any_source(&rt, &self.current()?)?).await?;
         let node_id = NodeId::new(target_id).map_err(|e| StepError::Unavailable(e.to_string()))?;
         if moves.iter().any(|m| m.state == MoveState::Copying) {
-            self.cluster.broken_move_logs.remove(&node_id);
+            // Each attempt copies afresh: with writes held, the move log starts empty; every
+            // write before this point is on the source, which the copy waits for, and every
+            // write after it is in the log.
+            {
+                let _gate = self.cluster.write_gate.write().await;
+                self.broken_move_logs_clear(&node_id).await?;
+            }
             self.cluster
                 .change
                 .set_step(format!("copying {} shard(s) to {target_id}", moves.len()));
@@ -320,7 +333,8 @@ impl ChangeService {
             if self.cluster.broken_move_logs.contains_key(&node_id) {
                 drop(gate);
                 return Err(StepError::Unavailable(format!(
-                    "node {target_id}'s move log missed a write; copying again"
+                    "node {target_id}'s copy was overtaken (a write its move log could not \
+                     keep, an edit by function, an index deleted or swapped); copying again"
                 )));
             }
             copy::replay_log(&calls, target).await?;
@@ -343,6 +357,12 @@ impl ChangeService {
             if repaired > 0 {
                 log::info!(target: "miroir::fleet", "shard {} on {target_id}: {repaired} document(s) reconciled with {}", m.shard, from.id);
             }
+        }
+        // A copied page may have landed after its index was deleted, and brought it back.
+        let source = self.any_source(&rt, &self.current()?)?;
+        let gone = copy::drop_extra_indexes(&calls, (source, target)).await?;
+        if !gone.is_empty() {
+            log::info!(target: "miroir::fleet", "node {target_id}: deleted {} index(es) its copy had brought back: {}", gone.len(), gone.join(", "));
         }
         self.set_state(&rt, target_id, MoveState::Replayed, MoveState::CutOver)
             .await?;

@@ -39,6 +39,15 @@ pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
             (results, Vec::new())
         }
     };
+    if matches!(inc.route, "index.delete" | "swap_indexes") {
+        // Writes of the index in a move log would land on the wrong index (or bring a deleted
+        // one back): the copies start over.
+        for (i, node) in rt.nodes.iter().enumerate() {
+            if !rt.copying(i).is_empty() {
+                shared.cluster.broken_move_logs.insert(node.id.clone(), ());
+            }
+        }
+    }
     let lost: Vec<usize> = (0..rt.nodes.len())
         .filter(|i| {
             handoff::hinted_route(inc.route)

@@ -176,6 +176,9 @@ fn add_idle(sent: &mut Sent, extra: Sent) {
     sent.lost.extend(extra.lost.into_iter().filter(idle));
 }
 
+/// How long a failed batch's answer waits for the index it created to exist on the nodes.
+const CREATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Errors a node finds only when it indexes the batch: it accepts the write (202) and the task
 /// fails with the error. A malformed payload, by contrast, is refused at once.
 fn fails_at_indexing(code: Code) -> bool {
@@ -204,7 +207,21 @@ async fn failed_write(
     idempotency: Option<Idempotency>,
 ) -> Reply {
     if !exists && access.allows("indexes.create", index_uid) {
-        create_first(shared, rt, inc, index_uid, None).await;
+        let created = create_first(shared, rt, inc, index_uid, None).await;
+        // On one node the failed task is the one that created the index: once it reads
+        // `failed`, the index exists. The creation is waited for (briefly) to keep that order.
+        let waits = created.parts.iter().filter_map(|(n, result)| {
+            let uid = accepted_task_uid(result)?;
+            let node = &rt.nodes[n.index()];
+            Some(node_io::wait_processed(
+                &shared.cluster,
+                rt,
+                node,
+                uid,
+                CREATION_WAIT,
+            ))
+        });
+        futures::future::join_all(waits).await;
     }
     let task = NewTask {
         index_uid: Some(index_uid.to_owned()),
