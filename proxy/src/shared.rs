@@ -92,6 +92,7 @@ fn open_topology(config: &Config) -> Result<(Topology, Placements), String> {
             let t = Topology {
                 layout: Layout::from_config(config, 1, config.shards),
                 change: None,
+                rebuilt: Default::default(),
             };
             file.save(&t)?;
             t

@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{miroir_bin, KEY};
+use common::{kinds, miroir_bin, KEY};
 use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
-use miroir_testkit::{meili_bin, start_node, Client, NodeKind, TestNode};
+use miroir_testkit::{start_node, Client, NodeKind, TestNode};
 use serde_json::{json, Value};
 
 /// Three nodes behind Miroir (replication factor `rf`) and one reference node.
@@ -40,15 +40,6 @@ async fn setup(kind: NodeKind, rf: u32) -> Setup {
         reference,
         miroir,
     }
-}
-
-fn kinds() -> Vec<NodeKind> {
-    let mut kinds = vec![NodeKind::Sim];
-    match meili_bin() {
-        Some(_) => kinds.push(NodeKind::Real),
-        None => eprintln!("real-node variant skipped: no Meilisearch binary"),
-    }
-    kinds
 }
 
 /// The hit ids, sorted. Scores are not compared: with a prefix query (`1` matching `10`),

@@ -6,19 +6,10 @@ mod common;
 
 use std::process::Command;
 
-use common::{miroir_bin, KEY};
+use common::{kinds, miroir_bin, KEY};
 use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
-use miroir_testkit::{meili_bin, start_node, Client, NodeKind, TestNode};
+use miroir_testkit::{start_node, Client, NodeKind, TestNode};
 use serde_json::{json, Value};
-
-fn kinds() -> Vec<NodeKind> {
-    let mut kinds = vec![NodeKind::Sim];
-    match meili_bin() {
-        Some(_) => kinds.push(NodeKind::Real),
-        None => eprintln!("real-node variant skipped: no Meilisearch binary"),
-    }
-    kinds
-}
 
 const DOCS: u64 = 2_500;
 

@@ -515,6 +515,14 @@ fn fleet_config<N: Node>(port: u16, metrics: u16, nodes: &[&N], top: &str) -> St
     .replacen("shards = 8\n", &format!("shards = {SHARDS}\n{top}"), 1)
 }
 
+/// Copies slowed down (small pages, a byte rate), so a test can act in the middle of one.
+fn slow_config(port: u16, metrics: u16, nodes: &[&SimNode]) -> String {
+    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
+    let extra = "[scatter]\nnode_timeout_ms = 2000\n\
+                 [topology]\ncopy_page_size = 20\nmax_copy_bytes_per_sec = 20000\n";
+    lenient(config_for(port, metrics, &urls, extra))
+}
+
 /// Health checks that a loaded 2-core machine (nodes, load and Miroir side by side) does not
 /// fail by their timeout alone: a stopped node still fails its checks at once (refused).
 fn lenient(toml: String) -> String {
@@ -593,6 +601,32 @@ async fn add_a_node(nodes: &[TestNode], kind: NodeKind) {
     println!("{kind:?}: 3 -> 4 under load: {searches} searches and {writes} write batches checked, 0 errors");
 }
 
+/// Waits for the change to finish under the load started before it, stops the load, and
+/// checks that no client saw an error and that the load ran. Returns the topology at the end
+/// and the version of every live document.
+async fn finish(
+    load: Load,
+    miroir: &MiroirProcess,
+    timeout: Duration,
+) -> (Value, BTreeMap<u64, u64>) {
+    let done = wait_change_done(&miroir.url(), timeout).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ledger, errors, searches, writes) = load.stop().await;
+    print_fleet_log(miroir);
+    assert!(
+        errors.is_empty(),
+        "{} client-visible error(s): {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    assert!(
+        searches > 5 && writes >= 2,
+        "the load ran ({searches} searches, {writes} writes)"
+    );
+    let written = ledger.lock().unwrap().written.clone();
+    (done, written)
+}
+
 /// The change's own account, for the test output.
 fn print_fleet_log(miroir: &MiroirProcess) {
     for line in miroir.log().lines().filter(|l| {
@@ -625,26 +659,13 @@ async fn draining_a_node_moves_its_shards_to_the_rest_and_empties_it() {
     );
     let (status, body) = admin_post(&base, "/_miroir/nodes/n3/drain").await;
     assert_eq!(status, 202, "{body}");
-    let done = wait_change_done(&base, Duration::from_secs(120)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (ledger, errors, searches, writes) = load.stop().await;
-    assert!(
-        errors.is_empty(),
-        "{} client-visible error(s): {:?}",
-        errors.len(),
-        &errors[..errors.len().min(5)]
-    );
-    assert!(
-        searches > 20 && writes >= 2,
-        "the load ran ({searches} searches, {writes} writes)"
-    );
+    let (done, written) = finish(load, &miroir, Duration::from_secs(120)).await;
     assert_eq!(done["layoutVersion"], 2);
     assert_eq!(
         done["nodes"].as_array().unwrap().len(),
         3,
         "n3 is out of the topology"
     );
-    let written = ledger.lock().unwrap().written.clone();
     check_final_placement(&three, &["n0", "n1", "n2"], 1, &written).await;
     assert!(
         node_documents(&nodes[3]).await.is_empty(),
@@ -661,7 +682,6 @@ async fn draining_a_node_moves_its_shards_to_the_rest_and_empties_it() {
         unstaged,
         "the file matches the applied topology once n3 is removed from it"
     );
-    print_fleet_log(&miroir);
 }
 
 #[tokio::test]
@@ -696,23 +716,9 @@ async fn raising_the_replication_factor_copies_every_shard_once_more() {
     );
     let (status, body) = admin_post(&base, "/_miroir/topology/apply").await;
     assert_eq!(status, 202, "{body}");
-    let done = wait_change_done(&base, Duration::from_secs(120)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (ledger, errors, searches, writes) = load.stop().await;
-    assert!(
-        errors.is_empty(),
-        "{} client-visible error(s): {:?}",
-        errors.len(),
-        &errors[..errors.len().min(5)]
-    );
-    assert!(
-        searches > 20 && writes >= 2,
-        "the load ran ({searches} searches, {writes} writes)"
-    );
+    let (done, written) = finish(load, &miroir, Duration::from_secs(120)).await;
     assert_eq!(done["replicationFactor"], 2);
-    let written = ledger.lock().unwrap().written.clone();
     check_final_placement(&all, &["n0", "n1", "n2"], 2, &written).await;
-    print_fleet_log(&miroir);
 }
 
 /// Waits until the change is copying (some documents already on the new owner).
@@ -739,15 +745,7 @@ async fn miroir_killed_mid_move_resumes_to_the_same_end_state() {
     let three: Vec<&SimNode> = nodes[..3].iter().collect();
     let all: Vec<&SimNode> = nodes.iter().collect();
     // Slow copies (small pages, a byte rate), so the kill lands in the middle of one.
-    let slow = "[topology]\ncopy_page_size = 20\nmax_copy_bytes_per_sec = 20000\n";
-    let cfg = |n: &[&SimNode]| {
-        lenient(config(
-            port,
-            metrics,
-            n,
-            &format!("[scatter]\nnode_timeout_ms = 2000\n{slow}"),
-        ))
-    };
+    let cfg = |n: &[&SimNode]| slow_config(port, metrics, n);
     let mut miroir = MiroirProcess::start(miroir_bin(), &cfg(&three), port).await;
     let base = miroir.url();
     seed(&base).await;
@@ -784,15 +782,7 @@ async fn a_new_owner_killed_mid_copy_pauses_the_move_which_then_resumes() {
     let (port, metrics) = (free_port(), free_port());
     let three: Vec<&SimNode> = nodes[..3].iter().collect();
     let all: Vec<&SimNode> = nodes.iter().collect();
-    let slow = "[topology]\ncopy_page_size = 20\nmax_copy_bytes_per_sec = 20000\n";
-    let cfg = |n: &[&SimNode]| {
-        lenient(config(
-            port,
-            metrics,
-            n,
-            &format!("[scatter]\nnode_timeout_ms = 2000\n{slow}"),
-        ))
-    };
+    let cfg = |n: &[&SimNode]| slow_config(port, metrics, n);
     let miroir = MiroirProcess::start(miroir_bin(), &cfg(&three), port).await;
     let base = miroir.url();
     seed(&base).await;
@@ -810,24 +800,9 @@ async fn a_new_owner_killed_mid_copy_pauses_the_move_which_then_resumes() {
     let t = admin_get(&base, "/_miroir/topology").await;
     assert!(!t["change"].is_null(), "paused, not finished: {t}");
     nodes[3].restart().await.expect("restart n3");
-    let done = wait_change_done(&base, Duration::from_secs(180)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (ledger, errors, searches, writes) = load.stop().await;
-    print_fleet_log(&miroir);
-    assert!(
-        errors.is_empty(),
-        "{} client-visible error(s): {:?}",
-        errors.len(),
-        &errors[..errors.len().min(5)]
-    );
-    assert!(
-        searches > 5 && writes > 5,
-        "the load ran ({searches} searches, {writes} writes)"
-    );
+    let (done, written) = finish(load, &miroir, Duration::from_secs(180)).await;
     assert_eq!(done["layoutVersion"], 2);
-    let written = ledger.lock().unwrap().written.clone();
     check_final_placement(&all, &["n0", "n1", "n2", "n3"], 1, &written).await;
-    print_fleet_log(&miroir);
 }
 
 /// Like [`check_final_placement`], when some writes' outcome is unknown (the writer lost its
@@ -935,22 +910,8 @@ async fn a_node_replaced_by_an_empty_one_is_rebuilt_from_its_replicas_and_serves
     // The node at its new address may be a new, empty machine: it is rebuilt.
     let t = admin_get(&base, "/_miroir/topology").await;
     assert_eq!(t["change"]["rebuilding"], json!(["n1"]), "{t}");
-    let done = wait_change_done(&base, Duration::from_secs(120)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (ledger, errors, searches, writes) = load.stop().await;
-    print_fleet_log(&miroir);
-    assert!(
-        errors.is_empty(),
-        "{} client-visible error(s): {:?}",
-        errors.len(),
-        &errors[..errors.len().min(5)]
-    );
-    assert!(
-        searches > 20 && writes >= 2,
-        "the load ran ({searches} searches, {writes} writes)"
-    );
+    let (done, written) = finish(load, &miroir, Duration::from_secs(120)).await;
     assert_eq!(done["nodes"].as_array().unwrap().len(), 3);
-    let written = ledger.lock().unwrap().written.clone();
     check_final_placement(&replaced, &["n0", "n1", "n2"], 2, &written).await;
 }
 
@@ -1006,22 +967,8 @@ async fn resync_rebuilds_a_node_that_lost_documents_behind_miroirs_back() {
     assert_eq!(status, 202, "{body}");
     // From now on n1 serves nothing until rebuilt: every answer must be whole.
     let load = start_load(base.clone(), false);
-    let done = wait_change_done(&base, Duration::from_secs(120)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (ledger, errors, searches, writes) = load.stop().await;
-    print_fleet_log(&miroir);
-    assert!(
-        errors.is_empty(),
-        "{} client-visible error(s): {:?}",
-        errors.len(),
-        &errors[..errors.len().min(5)]
-    );
-    assert!(
-        searches > 5 && writes > 2,
-        "the load ran ({searches} searches, {writes} writes)"
-    );
+    let (done, written) = finish(load, &miroir, Duration::from_secs(120)).await;
     assert_eq!(done["layoutVersion"], 2);
-    let written = ledger.lock().unwrap().written.clone();
     check_final_placement(&all, &["n0", "n1", "n2"], 2, &written).await;
 }
 
@@ -1055,22 +1002,8 @@ async fn adding_a_replica_group_copies_every_shard_into_it_before_it_serves_read
     );
     let (status, body) = admin_post(&base, "/_miroir/topology/apply").await;
     assert_eq!(status, 202, "{body}");
-    let done = wait_change_done(&base, Duration::from_secs(120)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (ledger, errors, searches, writes) = load.stop().await;
-    print_fleet_log(&miroir);
-    assert!(
-        errors.is_empty(),
-        "{} client-visible error(s): {:?}",
-        errors.len(),
-        &errors[..errors.len().min(5)]
-    );
-    assert!(
-        searches > 20 && writes >= 2,
-        "the load ran ({searches} searches, {writes} writes)"
-    );
+    let (done, written) = finish(load, &miroir, Duration::from_secs(120)).await;
     assert_eq!(done["replicaGroups"], 2);
-    let written = ledger.lock().unwrap().written.clone();
     let groups = vec![
         vec![NodeId::new("n0").unwrap(), NodeId::new("n1").unwrap()],
         vec![NodeId::new("n2").unwrap(), NodeId::new("n3").unwrap()],
@@ -1104,22 +1037,8 @@ async fn lowering_the_replication_factor_drops_the_extra_copies_only() {
     assert!(plan["receive"].as_object().unwrap().is_empty(), "{plan}");
     let (status, body) = admin_post(&base, "/_miroir/topology/apply").await;
     assert_eq!(status, 202, "{body}");
-    let done = wait_change_done(&base, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (ledger, errors, searches, writes) = load.stop().await;
-    print_fleet_log(&miroir);
-    assert!(
-        errors.is_empty(),
-        "{} client-visible error(s): {:?}",
-        errors.len(),
-        &errors[..errors.len().min(5)]
-    );
-    assert!(
-        searches > 5 && writes > 2,
-        "the load ran ({searches} searches, {writes} writes)"
-    );
+    let (done, written) = finish(load, &miroir, Duration::from_secs(60)).await;
     assert_eq!(done["replicationFactor"], 1);
-    let written = ledger.lock().unwrap().written.clone();
     check_final_placement(&all, &["n0", "n1", "n2"], 1, &written).await;
 }
 
@@ -1129,16 +1048,7 @@ async fn an_index_deleted_during_a_move_stays_deleted_on_every_node() {
     let (port, metrics) = (free_port(), free_port());
     let three: Vec<&SimNode> = nodes[..3].iter().collect();
     let all: Vec<&SimNode> = nodes.iter().collect();
-    let slow = "[topology]\ncopy_page_size = 20\nmax_copy_bytes_per_sec = 20000\n";
-    let cfg = |n: &[&SimNode]| {
-        let urls: Vec<String> = n.iter().map(|n| n.url()).collect();
-        lenient(config_for(
-            port,
-            metrics,
-            &urls,
-            &format!("[scatter]\nnode_timeout_ms = 2000\n{slow}"),
-        ))
-    };
+    let cfg = |n: &[&SimNode]| slow_config(port, metrics, n);
     let miroir = MiroirProcess::start(miroir_bin(), &cfg(&three), port).await;
     let base = miroir.url();
     seed(&base).await;

@@ -56,6 +56,11 @@ impl Runtime {
         &self.placements.write_sets[node.index()]
     }
 
+    /// When `node`'s latest rebuild began (ms since the epoch), if it was ever rebuilt.
+    pub fn rebuilt_at(&self, node: &str) -> Option<u64> {
+        self.placements.rebuilt.get(node).copied()
+    }
+
     /// Whether `node` holds exactly the shards [`Runtime::reads`] gives it (see
     /// `Placements::exact`).
     pub fn holds_exactly(&self, node: NodeIdx) -> bool {

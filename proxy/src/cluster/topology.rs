@@ -7,7 +7,7 @@
 //! A change in progress is recorded beside the layout, with each shard move's state, so a
 //! restart (even after SIGKILL) resumes it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -349,6 +349,10 @@ fn rebuild_moves(
 pub struct Topology {
     pub layout: Layout,
     pub change: Option<Change>,
+    /// Per node, when its latest rebuild began (ms since the epoch): node tasks of writes
+    /// accepted before then are gone with its old data (or its old machine) and superseded.
+    #[serde(default)]
+    pub rebuilt: BTreeMap<String, u64>,
 }
 
 /// The placements requests use, derived from a [`Topology`].
@@ -366,6 +370,8 @@ pub struct Placements {
     /// Per node (same numbering), the shards its writes split into: sent, and kept in its
     /// move log while it receives a copy of them.
     pub write_sets: Vec<WriteSets>,
+    /// Per node id, when its latest rebuild began (see `Topology::rebuilt`).
+    pub rebuilt: BTreeMap<String, u64>,
     /// Per node: it holds exactly the shards `reads` gives it, so a search of its whole index
     /// needs no shard clause. Not so for a node gaining or losing shards in a change, until
     /// the change is over (an old owner keeps a moved shard until the cleanup).
@@ -411,6 +417,7 @@ impl Placements {
             writes,
             nodes,
             write_sets,
+            rebuilt: BTreeMap::new(),
             exact,
         }
     }
@@ -418,6 +425,12 @@ impl Placements {
 
 impl Topology {
     pub fn placements(&self) -> Result<Placements, String> {
+        let mut placements = self.placements_of_change()?;
+        placements.rebuilt = self.rebuilt.clone();
+        Ok(placements)
+    }
+
+    fn placements_of_change(&self) -> Result<Placements, String> {
         let from = self.layout.placement()?;
         let nodes = self.layout.resolve()?;
         // Nodes gaining or losing shards, until the change is over.

@@ -174,11 +174,16 @@ async fn start(
         ));
     }
     let mut change = plan(&current.layout).map_err(invalid)?;
+    let mut rebuilt = current.rebuilt.clone();
+    for node in &change.rebuilding {
+        rebuilt.insert(node.clone(), change.started_at_ms);
+    }
     let next = if change.moves.is_empty() && change.to_prepare().next().is_none() {
         // Nothing moves (an address changed, a node with no shard left): applied at once.
         Topology {
             layout: change.to.clone(),
             change: None,
+            rebuilt,
         }
     } else {
         if change.to_prepare().next().is_none() {
@@ -187,6 +192,7 @@ async fn start(
         Topology {
             layout: current.layout.clone(),
             change: Some(change),
+            rebuilt,
         }
     };
     commit(cluster, rt, next.clone())

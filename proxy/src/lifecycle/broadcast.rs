@@ -105,18 +105,23 @@ async fn send_or_hint(
         if !missed(result) {
             continue;
         }
-        let hint = Hint {
-            index_uid: index_uid.to_owned(),
-            method: inc.method.clone(),
-            path: inc.path.clone(),
-            content_type: inc.content_type.clone(),
-            body: chunks.concat(),
-        };
+        let hint = as_hint(inc, index_uid, chunks);
         if let Some(seq) = handoff::hint(&shared.cluster, &rt.nodes[i].id, &hint) {
             hinted.push((i, seq));
         }
     }
     (results, hinted)
+}
+
+/// The request as a node will receive it later: from its hint queue or its move log.
+fn as_hint(inc: &Incoming, index_uid: &str, chunks: &[Bytes]) -> Hint {
+    Hint {
+        index_uid: index_uid.to_owned(),
+        method: inc.method.clone(),
+        path: inc.path.clone(),
+        content_type: inc.content_type.clone(),
+        body: chunks.concat(),
+    }
 }
 
 /// A node receiving a copy of some shards needs this index write again after its copy: a
@@ -135,14 +140,7 @@ async fn keep_for_copies(
         }
         match inc.route {
             "documents.clear" | "documents.delete_by_filter" => {
-                let hint = Hint {
-                    index_uid: index_uid.to_owned(),
-                    method: inc.method.clone(),
-                    path: inc.path.clone(),
-                    content_type: inc.content_type.clone(),
-                    body: chunks.concat(),
-                };
-                move_log::append(&shared.cluster, &node.id, hint).await;
+                move_log::append(&shared.cluster, &node.id, as_hint(inc, index_uid, chunks)).await;
             }
             "documents.edit" => {
                 shared.cluster.broken_move_logs.insert(node.id.clone(), ());

@@ -279,10 +279,22 @@ pub(crate) async fn settle_deletion(
     Ok(())
 }
 
-/// `record` without the parts of nodes a topology change removed since: their copies of the
-/// write went with them, and the new owners received it too. Kept when no other part is left.
+/// `record` without the parts of nodes a topology change removed or rebuilt since: their
+/// copies of the write went with them, and the other owners hold it. Kept when no other part
+/// is left.
 fn without_departed<'r>(rt: &Runtime, record: &'r TaskRecord) -> std::borrow::Cow<'r, TaskRecord> {
-    let present = |node: &str| rt.nodes.iter().any(|n| n.id.as_str() == node);
+    // A node rebuilt since the task was accepted no longer has (or never had) its node task:
+    // its copy of the write came back with the rebuild.
+    let enqueued_ms = time::OffsetDateTime::parse(
+        &record.enqueued_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as u64)
+    .unwrap_or(u64::MAX);
+    let present = |node: &str| {
+        rt.nodes.iter().any(|n| n.id.as_str() == node)
+            && rt.rebuilt_at(node).is_none_or(|at| enqueued_ms >= at)
+    };
     let departed = record.node_tasks.iter().any(|t| !present(&t.node))
         || record.replays.iter().any(|r| !present(&r.node));
     if !departed || !record.node_tasks.iter().any(|t| present(&t.node)) {

@@ -413,3 +413,14 @@ pub async fn compared(
         miroir,
     }
 }
+
+/// Simulated nodes always; real ones too when a Meilisearch binary is available (else the
+/// real-node variant says it is skipped).
+pub fn kinds() -> Vec<miroir_testkit::NodeKind> {
+    let mut kinds = vec![miroir_testkit::NodeKind::Sim];
+    match miroir_testkit::meili_bin() {
+        Some(_) => kinds.push(miroir_testkit::NodeKind::Real),
+        None => eprintln!("real-node variant skipped: no Meilisearch binary"),
+    }
+    kinds
+}
