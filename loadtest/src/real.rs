@@ -186,15 +186,12 @@ pub async fn latency(args: Args) -> Result<(), String> {
         t.report = Report::default();
     }
     let started = Instant::now();
-    let mut step = 0;
-    for _ in 0..rounds {
-        for q in 0..bodies.len() {
-            for k in 0..targets.len() {
-                let i = (step + k) % targets.len();
-                let micros = send(&mut targets[i], &requests[i][q], &mut body).await;
-                targets[i].per_query.push(micros.unwrap_or(u32::MAX));
-            }
-            step += 1;
+    let queries = (0..rounds).flat_map(|_| 0..bodies.len());
+    for (step, q) in queries.enumerate() {
+        for k in 0..targets.len() {
+            let i = (step + k) % targets.len();
+            let micros = send(&mut targets[i], &requests[i][q], &mut body).await;
+            targets[i].per_query.push(micros.unwrap_or(u32::MAX));
         }
     }
     let elapsed = started.elapsed();
