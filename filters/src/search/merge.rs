@@ -396,8 +396,11 @@ fn select<'a>(
         .and_then(|d| d.split_once('.'))
         .map(|(_, r)| r);
     let mut heap = BinaryHeap::with_capacity(cursors.len());
+    let push = |heap: &mut BinaryHeap<Head<'a>>, cursor: &mut Hits<'a>, node, pos| {
+        push_head(heap, cursor, node, pos, plan.rank_by, distinct_top)
+    };
     for (node, cursor) in cursors.iter_mut().enumerate() {
-        push_head(&mut heap, cursor, node, 0, plan.rank_by, distinct_top)?;
+        push(&mut heap, cursor, node, 0)?;
     }
 
     let end = plan.offset + plan.limit;
@@ -417,14 +420,7 @@ fn select<'a>(
                 // dropped this one, from the page, the total and the facet counts.
                 duplicates += 1;
                 uncount(plan, facets, hit.hit.text);
-                push_head(
-                    &mut heap,
-                    &mut cursors[node],
-                    node,
-                    pos + 1,
-                    plan.rank_by,
-                    distinct_top,
-                )?;
+                push(&mut heap, &mut cursors[node], node, pos + 1)?;
                 continue;
             }
             seen.extend(values);
@@ -437,14 +433,7 @@ fn select<'a>(
         kept += 1;
         // The next hit of this node is scanned only now that this one is taken.
         if distinct_path.is_some() || kept < end {
-            push_head(
-                &mut heap,
-                &mut cursors[node],
-                node,
-                pos + 1,
-                plan.rank_by,
-                distinct_top,
-            )?;
+            push(&mut heap, &mut cursors[node], node, pos + 1)?;
         }
     }
     Ok(Selection { page, duplicates })
