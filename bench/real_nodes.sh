@@ -142,10 +142,12 @@ up() {
 
 # Restarts both Miroirs (another binary: MIROIR_BIN=...), keeping the nodes and their data.
 restart_miroir() {
+	local pid
 	for m in miroir1 miroir2; do
-		[ -f "$WORK/$m/pid" ] && kill "$(cat "$WORK/$m/pid")" 2>/dev/null || true
+		pid=$(cat "$WORK/$m/pid")
+		kill "$pid" 2>/dev/null || true
+		while [ -e "/proc/$pid" ]; do sleep 0.1; done
 	done
-	sleep 0.5
 	start_miroir miroir1 7721 one
 	start_miroir miroir2 7722 a b
 }
@@ -220,8 +222,10 @@ instant() {
 		echo "$out"
 		echo "round $round: Miroir CPU $(((after - before) * 1000000 / ticks / requests)) us per search"
 	done
-	kill "$(cat "$WORK/miroir3/pid")"
+	kill "$pid"
+	while [ -e "/proc/$pid" ]; do sleep 0.1; done
 	nginx -c "$dir/nginx.conf" -s stop
+	while [ -e "$dir/nginx.pid" ]; do sleep 0.1; done
 }
 
 latency() {
