@@ -287,6 +287,9 @@ fn cluster(config: &Config, docs: &[Map<String, Value>]) -> Cluster {
             })
             .collect(),
         primary_key: Some("id".into()),
+        relevancy_rules_only: miroir_filters::search::ranks_by_score(
+            s.ranking_rules.iter().map(String::as_str),
+        ),
     };
     Cluster {
         single,

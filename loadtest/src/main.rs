@@ -10,9 +10,12 @@
 //! `tasks`: `GET /tasks` latency with 1 000 to 1 000 000 tasks in Miroir's registry.
 //! `move`: a fleet grows from 3 to 4 nodes under search load: documents copied against the
 //! minimum, copy throughput, search latency before, during and after.
+//! `corpus` and `latency`: a generated corpus and query set, and one-at-a-time search latency
+//! against several targets in turn (real nodes; see `bench/real_nodes.sh`).
 
 mod http;
 mod moves;
+mod real;
 mod tasks;
 
 /// The master key of every node and of Miroir in the scenarios.
@@ -162,7 +165,12 @@ impl Args {
 
 const USAGE: &str = "\
 USAGE:
-  miroir-loadtest run --target HOST:PORT [--key KEY] [--path /version] [--connections 16] [--seconds 10]
+  miroir-loadtest run --target HOST:PORT [--key KEY] [--method GET] [--path /version] [--body JSON]
+    [--connections 16] [--seconds 10]
+  miroir-loadtest corpus --out DOCS.ndjson --queries-out QUERIES [--documents 60000] [--queries 400]
+  miroir-loadtest latency --targets NAME=HOST:PORT,... --queries FILE [--index movies] [--key KEY]
+    [--rounds 1] [--max-of NAME,NAME]
+    (each query to each target in turn, one at a time; --max-of: per query, the slower of those)
   miroir-loadtest passthrough --miroir-bin PATH [--connections 16] [--seconds 5] [--rounds 3]
     (nodes are `meili-sim` processes from the folder of --miroir-bin)
   miroir-loadtest ingest --miroir-bin PATH [--documents 100000] [--batch 10000] [--big-mb 100]
@@ -190,6 +198,8 @@ fn main() {
             "search" => rt.block_on(search(args)),
             "tasks" => rt.block_on(tasks::tasks(args)),
             "move" => rt.block_on(moves::moves(args)),
+            "corpus" => real::corpus(args),
+            "latency" => rt.block_on(real::latency(args)),
             other => Err(format!("unknown command `{other}`\n{USAGE}")),
         }
     });
@@ -202,7 +212,14 @@ fn main() {
 async fn run(args: Args) -> Result<(), String> {
     let target = args.get("target").ok_or("--target is required")?.to_owned();
     let path = args.get("path").unwrap_or("/version");
-    let mix = [Request::new("GET", &target, path, args.get("key"), None)];
+    let method = args.get("method").unwrap_or("GET");
+    let mix = [Request::new(
+        method,
+        &target,
+        path,
+        args.get("key"),
+        args.get("body"),
+    )];
     let report = load(
         &target,
         &mix,

@@ -45,6 +45,10 @@ pub struct IndexContext {
     /// The index's primary key: what tells one document from another when one answer holds
     /// hits of several searches (hybrid's two halves, federated queries on one index).
     pub primary_key: Option<String>,
+    /// Every ranking rule is a relevancy rule (or `sort`, which ranks nothing without a `sort`
+    /// parameter): a hit's `_rankingScore` then orders it as its details do, and nodes need
+    /// not write the details (see [`ranks_by_score`]).
+    pub relevancy_rules_only: bool,
 }
 
 impl Default for IndexContext {
@@ -60,6 +64,8 @@ impl Default for IndexContext {
             node_max_values_per_facet: 100,
             sort_facet_values_by: BTreeMap::from([("*".to_owned(), FacetOrder::Alpha)]),
             primary_key: None,
+            // Unknown rules: the merge reads the details.
+            relevancy_rules_only: false,
         }
     }
 }
@@ -79,6 +85,26 @@ impl IndexContext {
             .as_deref()
             .filter(|list| !list.iter().any(|a| a == "*"))
     }
+}
+
+/// Whether ranking `rules` order hits by `_rankingScore` alone. Meilisearch folds consecutive
+/// relevancy rules into one mixed-radix score (`rank` in each rule's `max_rank`), which orders
+/// hits exactly as comparing the rules one by one does; `sort`, `field:asc|desc` and vector
+/// rules report values the score leaves out.
+pub fn ranks_by_score<'a>(rules: impl IntoIterator<Item = &'a str>) -> bool {
+    rules.into_iter().all(|rule| {
+        matches!(
+            rule,
+            "words"
+                | "typo"
+                | "proximity"
+                | "attribute"
+                | "attributeRank"
+                | "wordPosition"
+                | "exactness"
+                | "sort"
+        )
+    })
 }
 
 /// Whether `field` (a path such as `a.b`) is covered by the attribute `pattern`: the same name

@@ -5,8 +5,8 @@ use serde_json::{Map, Value};
 
 use super::context::is_displayed;
 use super::json::write_object;
-use super::plan::MergePlan;
-use super::rank::{parse_details, RankKey};
+use super::plan::{MergePlan, RankBy};
+use super::rank::{parse_details, KeyPart, RankKey};
 use super::scan::{object_entries, ScannedHit};
 use crate::hidden::RESERVED_PREFIX;
 
@@ -27,13 +27,31 @@ const MATCHES: &str = "_matchesPosition";
 const GEO_DISTANCE: &str = "_geoDistance";
 const VECTORS: &str = "_vectors";
 
-/// Reads the ranking key and the distinct field of a scanned hit.
-pub fn view<'a>(hit: ScannedHit<'a>, distinct_top: Option<&str>) -> Result<HitView<'a>, String> {
-    let details = hit
-        .get(DETAILS)
-        .ok_or_else(|| format!("a hit has no {DETAILS}"))?;
+/// Reads the ranking key (from what `rank_by` asked the nodes for) and the distinct field of a
+/// scanned hit.
+pub fn view<'a>(
+    hit: ScannedHit<'a>,
+    rank_by: RankBy,
+    distinct_top: Option<&str>,
+) -> Result<HitView<'a>, String> {
+    let key = match rank_by {
+        RankBy::Details => {
+            let details = hit
+                .get(DETAILS)
+                .ok_or_else(|| format!("a hit has no {DETAILS}"))?;
+            parse_details(details).map_err(|e| format!("bad {DETAILS}: {e}"))?
+        }
+        RankBy::Score => {
+            let score = hit
+                .get(SCORE)
+                .ok_or_else(|| format!("a hit has no {SCORE}"))?;
+            let score = score.parse().map_err(|_| format!("bad {SCORE}: {score}"))?;
+            RankKey {
+                parts: vec![KeyPart::Score(score)],
+            }
+        }
+    };
     let distinct = distinct_top.and_then(|d| hit.get(d));
-    let key = parse_details(details).map_err(|e| format!("bad {DETAILS}: {e}"))?;
     Ok(HitView { hit, key, distinct })
 }
 

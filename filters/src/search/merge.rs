@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::facets::FacetMerge;
 use super::hit::{self, values_at, values_of_field, FacetKey, HitSink, HitView};
-use super::plan::{DistinctFacets, MergePlan, Pagination, SearchPlan};
+use super::plan::{DistinctFacets, MergePlan, Pagination, RankBy, SearchPlan};
 use super::rank;
 use super::scan::{self, Hits, ScannedHit};
 use crate::error::{Code, MiroirError};
@@ -396,8 +396,11 @@ fn select<'a>(
         .and_then(|d| d.split_once('.'))
         .map(|(_, r)| r);
     let mut heap = BinaryHeap::with_capacity(cursors.len());
+    let push = |heap: &mut BinaryHeap<Head<'a>>, cursor: &mut Hits<'a>, node, pos| {
+        push_head(heap, cursor, node, pos, plan.rank_by, distinct_top)
+    };
     for (node, cursor) in cursors.iter_mut().enumerate() {
-        push_head(&mut heap, cursor, node, 0, distinct_top)?;
+        push(&mut heap, cursor, node, 0)?;
     }
 
     let end = plan.offset + plan.limit;
@@ -417,7 +420,7 @@ fn select<'a>(
                 // dropped this one, from the page, the total and the facet counts.
                 duplicates += 1;
                 uncount(plan, facets, hit.hit.text);
-                push_head(&mut heap, &mut cursors[node], node, pos + 1, distinct_top)?;
+                push(&mut heap, &mut cursors[node], node, pos + 1)?;
                 continue;
             }
             seen.extend(values);
@@ -430,7 +433,7 @@ fn select<'a>(
         kept += 1;
         // The next hit of this node is scanned only now that this one is taken.
         if distinct_path.is_some() || kept < end {
-            push_head(&mut heap, &mut cursors[node], node, pos + 1, distinct_top)?;
+            push(&mut heap, &mut cursors[node], node, pos + 1)?;
         }
     }
     Ok(Selection { page, duplicates })
@@ -455,10 +458,11 @@ fn push_head<'a>(
     cursor: &mut Hits<'a>,
     node: usize,
     pos: usize,
+    rank_by: RankBy,
     distinct_top: Option<&str>,
 ) -> Result<(), MiroirError> {
     if let Some(scanned) = cursor.next_hit().map_err(|e| invalid(node, e))? {
-        let hit = hit::view(scanned, distinct_top).map_err(|e| invalid(node, e))?;
+        let hit = hit::view(scanned, rank_by, distinct_top).map_err(|e| invalid(node, e))?;
         heap.push(Head { hit, node, pos });
     }
     Ok(())
@@ -536,6 +540,30 @@ mod tests {
             String::from_utf8(body).unwrap(),
             r#"{"hits":[{"id":3},{"id":2}],"query":"x","processingTimeMs":7,"limit":2,"offset":1,"estimatedTotalHits":10,"requestUid":"u-7"}"#
         );
+    }
+
+    #[test]
+    fn hits_ranked_by_relevancy_rules_alone_merge_by_their_score() {
+        let ctx = IndexContext {
+            relevancy_rules_only: true,
+            ..IndexContext::default()
+        };
+        let scored = |id: u32, score: f64| format!(r#"{{"id":{id},"_rankingScore":{score}}}"#);
+        let merged = |request: &[u8]| {
+            let p = plan(request, &ctx).unwrap();
+            let a = answer(&[scored(1, 0.9), scored(2, 0.5)], 7);
+            let b = answer(&[scored(3, 0.75), scored(4, 0.25)], 3);
+            let Merged::Body(body) = merge(&p, &[a.as_bytes(), b.as_bytes()]).unwrap() else {
+                panic!("not a body");
+            };
+            String::from_utf8(body).unwrap()
+        };
+        assert_eq!(
+            merged(br#"{"q":"x","limit":3}"#),
+            r#"{"hits":[{"id":1},{"id":3},{"id":2}],"query":"x","processingTimeMs":7,"limit":3,"offset":0,"estimatedTotalHits":10,"requestUid":"u-7"}"#
+        );
+        assert!(merged(br#"{"q":"x","limit":1,"showRankingScore":true}"#)
+            .starts_with(r#"{"hits":[{"id":1,"_rankingScore":0.9}]"#));
     }
 
     #[test]

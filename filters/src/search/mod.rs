@@ -45,9 +45,11 @@ mod plan;
 mod rank;
 mod scan;
 
-pub use context::{FacetOrder, IndexContext, NodeDisplay};
+pub use context::{ranks_by_score, FacetOrder, IndexContext, NodeDisplay};
 pub use merge::{merge, merge_parts, Merged, Parts, Segment};
-pub use plan::{plan, plan_value, DistinctFacets, MergePlan, Pagination, SearchPlan, ShardBody};
+pub use plan::{
+    plan, plan_value, DistinctFacets, MergePlan, Pagination, RankBy, SearchPlan, ShardBody,
+};
 pub mod browse;
 pub mod display;
 pub mod facet_hits;

@@ -34,6 +34,8 @@ pub struct MergePlan {
     pub query: String,
     pub show_score: bool,
     pub show_details: bool,
+    /// What the nodes are asked for to order hits across them.
+    pub rank_by: RankBy,
     /// The effective distinct attribute (request over settings).
     pub distinct: Option<String>,
     /// Field paths retrieved only for the merge; removed from hits.
@@ -64,6 +66,16 @@ impl MergePlan {
             .copied()
             .unwrap_or(FacetOrder::Alpha)
     }
+}
+
+/// What orders hits from different nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RankBy {
+    /// `_rankingScoreDetails`, rule by rule: exact for every ranking rule.
+    Details,
+    /// `_rankingScore`: exact when only relevancy rules rank, and cheaper for the nodes to
+    /// write and for the merge to read.
+    Score,
 }
 
 /// Which facet fields a dropped duplicate's values are subtracted from.
@@ -192,6 +204,7 @@ fn passthrough_plan(ctx: &IndexContext) -> MergePlan {
         query: String::new(),
         show_score: false,
         show_details: false,
+        rank_by: RankBy::Details,
         distinct: None,
         strip: Vec::new(),
         strip_formatted: Vec::new(),
@@ -310,9 +323,22 @@ fn merge_plan(body: &mut Map<String, Value>, ctx: &IndexContext) -> Option<Merge
         }
     }
     // The details carry every rule's bucket and sort value in rule order: the only public
-    // signal that orders hits from different nodes exactly as one node would. `_rankingScore`
-    // alone cannot (it leaves out `sort`).
-    body.insert("showRankingScoreDetails".into(), Value::Bool(true));
+    // signal that orders hits from different nodes exactly as one node would whatever the
+    // rules. `_rankingScore` leaves out `sort` and custom rules, but when only relevancy rules
+    // rank it orders the same and costs the nodes less to write and the merge less to read.
+    let sorted = !matches!(body.get("sort"), None | Some(Value::Null));
+    let semantic = ["vector", "hybrid"]
+        .iter()
+        .any(|k| !matches!(body.get(*k), None | Some(Value::Null)));
+    let rank_by = if ctx.relevancy_rules_only && !sorted && !semantic && !show_details {
+        RankBy::Score
+    } else {
+        RankBy::Details
+    };
+    match rank_by {
+        RankBy::Score => body.insert("showRankingScore".into(), Value::Bool(true)),
+        RankBy::Details => body.insert("showRankingScoreDetails".into(), Value::Bool(true)),
+    };
 
     let enforce_displayed = match (ctx.node_display, ctx.displayed_restriction()) {
         (NodeDisplay::All, Some(displayed)) => {
@@ -349,6 +375,7 @@ fn merge_plan(body: &mut Map<String, Value>, ctx: &IndexContext) -> Option<Merge
         query,
         show_score,
         show_details,
+        rank_by,
         distinct,
         strip,
         strip_formatted,
@@ -754,6 +781,46 @@ mod tests {
         );
         let (body, _) = node_body(json!({}), &ctx, &[0]);
         assert_eq!(body["attributesToRetrieve"], json!(["title", "meta"]));
+    }
+
+    #[test]
+    fn nodes_write_the_score_alone_when_relevancy_rules_alone_rank() {
+        let ctx = IndexContext {
+            relevancy_rules_only: true,
+            ..IndexContext::default()
+        };
+        let asked = |request: Value, ctx: &IndexContext| {
+            let (body, m) = node_body(request, ctx, &[0]);
+            (
+                body.get("showRankingScore").cloned(),
+                body.get("showRankingScoreDetails").cloned(),
+                m.rank_by,
+            )
+        };
+        assert_eq!(
+            asked(json!({"q": "a"}), &ctx),
+            (Some(json!(true)), None, RankBy::Score)
+        );
+        // Sort values, vector similarities and the client's own details need the details.
+        for request in [
+            json!({"q": "a", "sort": ["price:asc"]}),
+            json!({"q": "a", "hybrid": {"embedder": "e", "semanticRatio": 1.0}}),
+            json!({"vector": [0.1, 0.2]}),
+            json!({"q": "a", "showRankingScoreDetails": true}),
+        ] {
+            assert_eq!(asked(request, &ctx).2, RankBy::Details);
+        }
+        // Rules not known to be relevancy rules (a custom `price:asc`): the details.
+        assert_eq!(
+            asked(json!({"q": "a"}), &IndexContext::default()),
+            (None, Some(json!(true)), RankBy::Details)
+        );
+        assert!(crate::search::ranks_by_score([
+            "words",
+            "sort",
+            "exactness"
+        ]));
+        assert!(!crate::search::ranks_by_score(["words", "price:asc"]));
     }
 
     #[test]

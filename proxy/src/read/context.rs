@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use miroir_filters::search::{display, facet_limit, FacetOrder, IndexContext, NodeDisplay};
+use miroir_filters::search::{
+    display, facet_limit, ranks_by_score, FacetOrder, IndexContext, NodeDisplay,
+};
 use serde_json::Value;
 
 use crate::cluster::Runtime;
@@ -94,5 +96,8 @@ fn context_from_settings(s: &Value) -> IndexContext {
         node_max_values_per_facet: usize::try_from(node_max_values).unwrap_or(usize::MAX),
         sort_facet_values_by,
         primary_key: None,
+        relevancy_rules_only: s["rankingRules"]
+            .as_array()
+            .is_some_and(|rules| ranks_by_score(rules.iter().map(|r| r.as_str().unwrap_or("")))),
     }
 }

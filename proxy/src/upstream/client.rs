@@ -65,7 +65,9 @@ impl NodeClient {
         timeout: Duration,
     ) -> Result<NodeResponse, UpstreamError> {
         let started = Instant::now();
-        let result = tokio::time::timeout(timeout, self.exchange(node, req))
+        // Boxed: the exchange's state is large, and every future holding this one (the scatter's
+        // hedges, the timeout) would otherwise be moved and copied with it on each request.
+        let result = tokio::time::timeout(timeout, Box::pin(self.exchange(node, req)))
             .await
             .unwrap_or(Err(UpstreamError::Timeout));
         let status = result.as_ref().map_or(0, |r| r.status);
@@ -165,7 +167,8 @@ impl NodeClient {
                 reused,
                 answered: false,
             })?;
-        let mut buf = BytesMut::new();
+        // An answer read in one chunk is kept as it came; only a second chunk starts a copy.
+        let mut body = AnswerBody::default();
         while let Some(chunk) = session.read_response_body().await.map_err(fail(true))? {
             if req.budget.is_some_and(|b| !b.take(chunk.len() as u64)) {
                 // Read no further; the connection is left unfinished, so it is not reused.
@@ -175,7 +178,7 @@ impl NodeClient {
                     answered: true,
                 });
             }
-            buf.extend_from_slice(&chunk);
+            body.push(chunk);
         }
         // A connection whose request was cut short is not reused.
         if body_error.is_none() {
@@ -185,8 +188,43 @@ impl NodeClient {
         }
         Ok(NodeResponse {
             status,
-            body: buf.freeze(),
+            body: body.into_bytes(),
         })
+    }
+}
+
+/// A node answer's body as it is read: the first chunk as is, later ones appended to a copy.
+#[derive(Default)]
+enum AnswerBody {
+    #[default]
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl AnswerBody {
+    fn push(&mut self, chunk: Bytes) {
+        *self = match std::mem::take(self) {
+            Self::Empty => Self::One(chunk),
+            Self::One(first) => {
+                let mut buf = BytesMut::with_capacity(2 * (first.len() + chunk.len()));
+                buf.extend_from_slice(&first);
+                buf.extend_from_slice(&chunk);
+                Self::Many(buf)
+            }
+            Self::Many(mut buf) => {
+                buf.extend_from_slice(&chunk);
+                Self::Many(buf)
+            }
+        };
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Self::Empty => Bytes::new(),
+            Self::One(b) => b,
+            Self::Many(buf) => buf.freeze(),
+        }
     }
 }
 

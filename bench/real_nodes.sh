@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# Real-node measurements of Miroir's speed (README "Measurements").
+#
+#   bench/real_nodes.sh up           start nodes, nginx and two Miroirs; load the corpus
+#   bench/real_nodes.sh passthrough  GET /version, 8 connections: direct, nginx, Miroir
+#   bench/real_nodes.sh search1      a 20-hit search, one node behind nginx and behind Miroir
+#   bench/real_nodes.sh latency      400 queries one at a time: one node vs two pinned shards
+#   bench/real_nodes.sh instant      Miroir's CPU per 3-shard 20-hit search, instant upstreams
+#   bench/real_nodes.sh down         stop everything
+#
+# Nodes: `one` holds every document (fed through a Miroir in front of it alone, so it holds
+# the same fields and settings); `a` and `b` hold half the shards each behind a second Miroir.
+# `one` and `a` are pinned to core 0, `b` to core 1 (taskset); Miroir, nginx and the load
+# generator float. Environment: MEILI_BIN (default ../shared/meilisearch/meilisearch beside
+# the checkout), MIROIR_BIN and LOADTEST_BIN (default target/release/), WORK (default
+# /tmp/miroir-real), DOCUMENTS (60000), SECONDS_EACH (5).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MEILI_BIN=${MEILI_BIN:-$ROOT/../shared/meilisearch/meilisearch}
+MIROIR_BIN=${MIROIR_BIN:-$ROOT/target/release/miroir}
+LOADTEST_BIN=${LOADTEST_BIN:-$ROOT/target/release/miroir-loadtest}
+WORK=${WORK:-/tmp/miroir-real}
+DOCUMENTS=${DOCUMENTS:-60000}
+SECONDS_EACH=${SECONDS_EACH:-5}
+KEY=masterKey
+# Ports: nodes 7711 (one), 7712 (a), 7713 (b); Miroir over `one` 7721, over a+b 7722, over the
+# instant upstreams 7723; nginx in front of `one` 7731, instant upstreams 7741-7743.
+declare -A NODE_PORT=([one]=7711 [a]=7712 [b]=7713 [i1]=7741 [i2]=7742 [i3]=7743)
+declare -A NODE_CPU=([one]=0 [a]=0 [b]=1)
+
+start_node() {
+	local name=$1 port=${NODE_PORT[$1]} cpu=${NODE_CPU[$1]} dir=$WORK/$1
+	mkdir -p "$dir"
+	taskset -c "$cpu" "$MEILI_BIN" --http-addr "127.0.0.1:$port" --master-key "$KEY" \
+		--no-analytics --db-path "$dir/data.ms" --dump-dir "$dir/d" --snapshot-dir "$dir/s" \
+		--max-indexing-threads 1 >"$dir/log" 2>&1 &
+	echo $! >"$dir/pid"
+	wait_http "127.0.0.1:$port/health"
+}
+
+wait_http() {
+	for _ in $(seq 1 200); do
+		curl -fs "http://$1" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "no answer from $1" >&2
+	return 1
+}
+
+start_miroir() {
+	local name=$1 port=$2
+	shift 2
+	local dir=$WORK/$name
+	mkdir -p "$dir"
+	{
+		printf 'shards = 16\nmaster_key = "%s"\ndata_dir = "%s/data"\n' "$KEY" "$dir"
+		printf '[server]\nport = %s\n[metrics]\nenabled = false\n[log]\nlevel = "warn"\n' "$port"
+		for node in "$@"; do
+			printf '[[nodes]]\nid = "%s"\naddress = "http://127.0.0.1:%s"\n' "$node" "${NODE_PORT[$node]}"
+		done
+	} >"$dir/miroir.toml"
+	"$MIROIR_BIN" --config "$dir/miroir.toml" >"$dir/log" 2>&1 &
+	echo $! >"$dir/pid"
+	wait_http "127.0.0.1:$port/health"
+}
+
+start_nginx() {
+	local dir=$WORK/nginx
+	mkdir -p "$dir"
+	cat >"$dir/nginx.conf" <<EOF
+worker_processes auto;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    upstream node { server 127.0.0.1:${NODE_PORT[one]}; keepalive 32; }
+    server {
+        listen 127.0.0.1:7731;
+        location / {
+            proxy_pass http://node;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering on;
+        }
+    }
+}
+EOF
+	nginx -c "$dir/nginx.conf"
+	wait_http "127.0.0.1:7731/health"
+}
+
+# Sends the corpus through a Miroir in batches and waits for its last task.
+feed() {
+	local port=$1
+	curl -fs -X POST "http://127.0.0.1:$port/indexes" -H "Authorization: Bearer $KEY" \
+		-H 'Content-Type: application/json' -d '{"uid":"movies","primaryKey":"id"}' >/dev/null
+	local task
+	task=$(curl -fs -X PATCH "http://127.0.0.1:$port/indexes/movies/settings" \
+		-H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+		-d '{"filterableAttributes":["genre","year"],"sortableAttributes":["rating","year"]}' | jq .taskUid)
+	wait_task "$port" "$task"
+	split -l 10000 "$WORK/docs.ndjson" "$WORK/batch."
+	for f in "$WORK"/batch.*; do
+		task=$(curl -fs -X POST "http://127.0.0.1:$port/indexes/movies/documents" \
+			-H "Authorization: Bearer $KEY" -H 'Content-Type: application/x-ndjson' \
+			--data-binary "@$f" | jq .taskUid)
+	done
+	rm -f "$WORK"/batch.*
+	wait_task "$port" "$task"
+}
+
+wait_task() {
+	local status
+	for _ in $(seq 1 6000); do
+		status=$(curl -fs "http://127.0.0.1:$1/tasks/$2" -H "Authorization: Bearer $KEY" | jq -r .status)
+		case $status in
+		succeeded) return 0 ;;
+		failed | canceled)
+			echo "task $2 on :$1 $status" >&2
+			return 1
+			;;
+		esac
+		sleep 0.1
+	done
+	return 1
+}
+
+up() {
+	mkdir -p "$WORK"
+	"$LOADTEST_BIN" corpus --documents "$DOCUMENTS" --out "$WORK/docs.ndjson" \
+		--queries-out "$WORK/queries.ndjson"
+	for n in one a b; do start_node "$n"; done
+	start_miroir miroir1 7721 one
+	start_miroir miroir2 7722 a b
+	start_nginx
+	feed 7721
+	feed 7722
+	echo "up: one :7711 a :7712 b :7713, miroir over one :7721, over a+b :7722, nginx :7731"
+}
+
+# Restarts both Miroirs (another binary: MIROIR_BIN=...), keeping the nodes and their data.
+restart_miroir() {
+	local pid
+	for m in miroir1 miroir2; do
+		pid=$(cat "$WORK/$m/pid")
+		kill "$pid" 2>/dev/null || true
+		while [ -e "/proc/$pid" ]; do sleep 0.1; done
+	done
+	start_miroir miroir1 7721 one
+	start_miroir miroir2 7722 a b
+}
+
+down() {
+	[ -f "$WORK/nginx/nginx.pid" ] && nginx -c "$WORK/nginx/nginx.conf" -s stop 2>/dev/null || true
+	for p in "$WORK"/*/pid; do
+		[ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true
+	done
+}
+
+run() {
+	"$LOADTEST_BIN" run --key "$KEY" --seconds "$SECONDS_EACH" "$@"
+}
+
+passthrough() {
+	for round in 1 2 3; do
+		for t in direct=7711 nginx=7731 miroir=7721; do
+			printf '%-7s round %s  ' "${t%=*}" "$round"
+			run --target "127.0.0.1:${t#*=}" --path /version --connections 8
+		done
+	done
+}
+
+search1() {
+	local body='{"q":"tosvaterlo velfi","limit":20}'
+	for round in 1 2 3; do
+		for t in direct=7711 nginx=7731 miroir=7721; do
+			printf '%-7s round %s  ' "${t%=*}" "$round"
+			run --target "127.0.0.1:${t#*=}" --method POST --path /indexes/movies/search \
+				--body "$body" --connections 8
+		done
+	done
+}
+
+# Three "nodes" that answer every search at once with a node's real 20-hit answer (nginx
+# `return`), everything else from node `one`: Miroir's own CPU per search, read from
+# /proc/PID/stat around a load of 8 connections.
+instant() {
+	local dir=$WORK/instant body='{"q":"tosvaterlo velfi","limit":20}'
+	mkdir -p "$dir"
+	# What a node answers Miroir: its own body shape, with the ranking details it is asked for.
+	local answer
+	answer=$(curl -fs -X POST "http://127.0.0.1:${NODE_PORT[a]}/indexes/movies/search" \
+		-H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+		-d "{\"q\":\"tosvaterlo velfi\",\"offset\":0,\"limit\":20,${NODE_SHOW:-\"showRankingScoreDetails\":true}}")
+	printf '%s' "$answer" >"$dir/answer.json"
+	{
+		printf 'worker_processes 1;\npid %s/nginx.pid;\nerror_log %s/error.log warn;\n' "$dir" "$dir"
+		printf 'events { worker_connections 1024; }\nhttp {\n access_log off;\n'
+		printf ' upstream node { server 127.0.0.1:%s; keepalive 16; }\n' "${NODE_PORT[one]}"
+		for port in 7741 7742 7743; do
+			printf ' server {\n  listen 127.0.0.1:%s;\n' "$port"
+			printf '  location = /indexes/movies/search { default_type application/json; alias %s/answer.json; error_page 405 =200 $uri; }\n' "$dir"
+			printf '  location / { proxy_pass http://node; proxy_http_version 1.1; proxy_set_header Connection ""; }\n }\n'
+		done
+		printf '}\n'
+	} >"$dir/nginx.conf"
+	nginx -c "$dir/nginx.conf"
+	start_miroir miroir3 7723 i1 i2 i3
+	local pid ticks before after requests
+	pid=$(cat "$WORK/miroir3/pid")
+	ticks=$(getconf CLK_TCK)
+	run --target 127.0.0.1:7723 --method POST --path /indexes/movies/search --body "$body" \
+		--connections 8 --seconds 1 >/dev/null
+	for round in 1 2 3; do
+		before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+		out=$(run --target 127.0.0.1:7723 --method POST --path /indexes/movies/search \
+			--body "$body" --connections 8)
+		after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+		requests=$(echo "$out" | sed -E 's/.*\(([0-9]+) requests.*/\1/')
+		echo "$out"
+		echo "round $round: Miroir CPU $(((after - before) * 1000000 / ticks / requests)) us per search"
+	done
+	kill "$pid"
+	while [ -e "/proc/$pid" ]; do sleep 0.1; done
+	nginx -c "$dir/nginx.conf" -s stop
+	while [ -e "$dir/nginx.pid" ]; do sleep 0.1; done
+}
+
+latency() {
+	"$LOADTEST_BIN" latency --key "$KEY" --index movies --queries "$WORK/queries.ndjson" \
+		--targets one=127.0.0.1:7711,a=127.0.0.1:7712,b=127.0.0.1:7713,miroir=127.0.0.1:7722 \
+		--max-of a,b --rounds "${ROUNDS:-1}"
+}
+
+case ${1:-} in
+up | down | passthrough | search1 | latency | instant | restart_miroir) "$1" ;;
+*)
+	sed -n '2,9p' "$0"
+	exit 2
+	;;
+esac
