@@ -574,8 +574,13 @@ async fn add_a_node(nodes: &[TestNode], kind: NodeKind) {
     assert!(moves > 0, "{plan}");
     // Only the shards the new node wins move: each exactly once.
     assert_eq!(plan["receive"]["n3"]["shards"], moves);
-    let (status, body) = admin_post(&base, "/_miroir/topology/apply").await;
-    assert_eq!(status, 202, "{body}");
+    let printed = ctl(&base, &["plan"]).await;
+    assert!(
+        printed.contains("n3") && printed.contains("receive"),
+        "{printed}"
+    );
+    let applied = ctl(&base, &["apply"]).await;
+    assert!(applied.contains("change started"), "{applied}");
     let (status, again) = admin_post(&base, "/_miroir/topology/apply").await;
     assert_eq!(
         (status, again["code"].as_str()),
@@ -599,6 +604,25 @@ async fn add_a_node(nodes: &[TestNode], kind: NodeKind) {
     let written = ledger.lock().unwrap().written.clone();
     check_final_placement(&all, &["n0", "n1", "n2", "n3"], 1, &written).await;
     println!("{kind:?}: 3 -> 4 under load: {searches} searches and {writes} write batches checked, 0 errors");
+}
+
+/// Runs `miroir ctl --url BASE --admin-key ADMIN_KEY ARGS` as an operator would, off the
+/// test's runtime; its output (it must succeed).
+async fn ctl(base: &str, args: &[&str]) -> String {
+    let mut cmd = std::process::Command::new(miroir_bin());
+    cmd.args(["ctl", "--url", base, "--admin-key", ADMIN_KEY])
+        .args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run miroir ctl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "miroir ctl {args:?}: {text}");
+    text
 }
 
 /// Waits for the change to finish under the load started before it, stops the load, and
@@ -652,13 +676,20 @@ async fn draining_a_node_moves_its_shards_to_the_rest_and_empties_it() {
     let load = start_load(base.clone(), false);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    // The operator's view, through `miroir ctl` as a process.
+    let status = ctl(&base, &["status"]).await;
+    assert!(
+        status.contains("topology version 1") && status.contains("n3"),
+        "{status}"
+    );
+    assert!(status.contains("no change in progress"), "{status}");
     let (status, body) = admin_post(&base, "/_miroir/nodes/n9/drain").await;
     assert_eq!(
         (status, body["code"].as_str()),
         (400, Some("miroir_invalid_topology_change"))
     );
-    let (status, body) = admin_post(&base, "/_miroir/nodes/n3/drain").await;
-    assert_eq!(status, 202, "{body}");
+    let drained = ctl(&base, &["drain", "n3"]).await;
+    assert!(drained.contains("draining n3"), "{drained}");
     let (done, written) = finish(load, &miroir, Duration::from_secs(120)).await;
     assert_eq!(done["layoutVersion"], 2);
     assert_eq!(

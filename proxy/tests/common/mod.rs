@@ -220,6 +220,12 @@ impl RawConn {
         self.stream.get_mut().write_all(bytes).await.expect("write");
     }
 
+    /// Writes what the peer still reads: `false` once it has closed its side (for example
+    /// after answering a body it refused).
+    pub async fn try_write(&mut self, bytes: &[u8]) -> bool {
+        self.stream.get_mut().write_all(bytes).await.is_ok()
+    }
+
     /// `GET path` with the master key on this connection.
     pub async fn get(&mut self, path: &str) -> RawResponse {
         let req =
