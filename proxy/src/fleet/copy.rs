@@ -34,8 +34,6 @@ use crate::upstream::{NodePeer, NodeRequest};
 const PAGE: usize = 1000;
 /// Ids per page when comparing id sets.
 const ID_PAGE: usize = 10_000;
-/// Rounds of comparison before a move gives up for now (and tries again later).
-const RECONCILE_ROUNDS: usize = 5;
 
 fn shard_filter(shard: ShardId) -> Value {
     json!(hidden::shard_clause(&[shard]))
@@ -336,37 +334,25 @@ pub async fn repair(
     Ok(())
 }
 
-/// Compares and repairs until the shard is the same on both nodes, at most a few rounds.
+/// Makes the shard the same on both nodes; returns how many ids were rechecked. Once the
+/// new owner's writes go to it directly, both nodes receive the same writes in the same order,
+/// so they can only differ where the copy left them different (a page skipped while the
+/// source changed, a document a replayed deletion removed or a late page brought back). One
+/// comparison finds those, with writes flowing; a write in flight may add ids to it, which the
+/// repair, with writes held, settles against the source either way.
 pub async fn reconcile(
     calls: &Calls<'_>,
     index: &IndexInfo,
     shard: ShardId,
     nodes: (&NodePeer, &NodePeer),
 ) -> Result<usize, CallError> {
-    let mut repaired = 0;
-    for _ in 0..RECONCILE_ROUNDS {
-        let diff = compare(calls, index, shard, nodes).await?;
-        if diff.is_empty() {
-            return Ok(repaired);
-        }
-        // Differences seen while writes flow may be writes in flight: look again with the
-        // gate closed before touching anything.
-        let _gate = calls.cluster.write_gate.write().await;
-        let diff = compare(calls, index, shard, nodes).await?;
-        if diff.is_empty() {
-            return Ok(repaired);
-        }
-        repaired += diff.missing.len() + diff.extra.len();
-        repair(calls, index, nodes, &diff).await?;
+    let diff = compare(calls, index, shard, nodes).await?;
+    if diff.is_empty() {
+        return Ok(0);
     }
-    Err(CallError::Refused {
-        node: nodes.1.id.to_string(),
-        status: 0,
-        body: format!(
-            "shard {shard} of `{}` still differs from its source after {RECONCILE_ROUNDS} rounds",
-            index.uid
-        ),
-    })
+    let _gate = calls.cluster.write_gate.write().await;
+    repair(calls, index, nodes, &diff).await?;
+    Ok(diff.missing.len() + diff.extra.len())
 }
 
 /// Deletes from `target` the indexes `source` does not have, with writes held (so no index is

@@ -165,6 +165,9 @@ async fn start(
     rt: &Runtime,
     plan: impl FnOnce(&Layout) -> Result<Change, String>,
 ) -> Result<Value, MiroirError> {
+    // With writes held, as every switch of where writes go: none is sent with the old
+    // placement after the change began (its node tasks might be on a node being rebuilt).
+    let _gate = cluster.write_gate.write().await;
     let _mutating = cluster.change.mutate.lock().await;
     let current = cluster.topology();
     if current.change.is_some() {
