@@ -5,4 +5,5 @@ pub mod query;
 pub mod routes;
 pub mod routing;
 pub mod search;
+pub mod transfer;
 pub mod write;

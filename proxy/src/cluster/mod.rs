@@ -231,13 +231,11 @@ impl Cluster {
     /// The replica group a read goes to, rotating over the groups that hold every shard (a
     /// group being added serves reads once all of it is copied).
     pub fn next_group(&self, rt: &Runtime) -> GroupId {
-        let p = rt.reads();
-        let groups = p.groups().max(1);
         let turn = self.read_rotation.fetch_add(1, Ordering::Relaxed);
-        (0..groups)
-            .map(|k| GroupId(((turn + u64::from(k)) % u64::from(groups)) as u32))
-            .find(|&g| p.covers(g))
-            .unwrap_or(GroupId((turn % u64::from(groups)) as u32))
+        match rt.covering_groups() {
+            [] => GroupId((turn % u64::from(rt.reads().groups().max(1))) as u32),
+            groups => groups[(turn % groups.len() as u64) as usize],
+        }
     }
 
     /// Shards with no healthy replica in any group.

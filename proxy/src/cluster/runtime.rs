@@ -10,7 +10,7 @@ use miroir_filters::routing::Placement;
 
 use super::topology::{Placements, WriteSets};
 use crate::upstream::NodePeer;
-use miroir_filters::routing::{NodeIdx, ShardId};
+use miroir_filters::routing::{GroupId, NodeIdx, ShardId};
 
 pub struct Runtime {
     pub config: Arc<Config>,
@@ -43,6 +43,11 @@ impl Runtime {
     /// The owners a write's quorum counts (see `Placements::owners`).
     pub fn owners(&self) -> &Placement {
         &self.placements.owners
+    }
+
+    /// The replica groups that can answer a search alone (a group being added cannot yet).
+    pub fn covering_groups(&self) -> &[GroupId] {
+        &self.placements.covering_groups
     }
 
     /// Where each write goes: during a shard move, its old and new owners.

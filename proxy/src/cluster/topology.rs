@@ -370,6 +370,8 @@ pub struct Placements {
     /// Per node (same numbering), the shards its writes split into: sent, and kept in its
     /// move log while it receives a copy of them.
     pub write_sets: Vec<WriteSets>,
+    /// The replica groups that hold every shard in `reads`: searches rotate over these.
+    pub covering_groups: Vec<GroupId>,
     /// Per node id, when its latest rebuild began (see `Topology::rebuilt`).
     pub rebuilt: BTreeMap<String, u64>,
     /// Per node: it holds exactly the shards `reads` gives it, so a search of its whole index
@@ -398,20 +400,24 @@ impl Placements {
             .iter()
             .map(|id| !inexact.contains(id.as_str()))
             .collect();
-        let write_sets = writes
-            .nodes()
-            .iter()
-            .enumerate()
-            .map(|(i, id)| {
-                let idx = writes.index_of(id.as_str()).filter(|n| n.index() == i);
-                let owned = idx.map(|n| writes.shards_of(n)).unwrap_or_default();
-                let (logged, direct) = owned
+        // Nodes are numbered group by group, so this walks them in numbering order.
+        let write_sets = (0..writes.groups())
+            .flat_map(|g| writes.group_members(GroupId(g)))
+            .map(|n| {
+                let id = writes.node(n).as_str();
+                let (logged, direct) = writes
+                    .shards_of(n)
                     .iter()
-                    .partition(|s| logged.contains(&(id.to_string(), s.0)));
+                    .partition(|s| logged.contains(&(id.to_owned(), s.0)));
                 WriteSets { direct, logged }
             })
             .collect();
+        let covering_groups = (0..reads.groups())
+            .map(GroupId)
+            .filter(|&g| reads.covers(g))
+            .collect();
         Self {
+            covering_groups,
             reads,
             owners,
             writes,

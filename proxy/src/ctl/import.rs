@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use miroir_filters::transfer;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -239,7 +240,10 @@ async fn import_index(
             .cloned()
             .unwrap_or_default()
             .into_iter()
-            .map(without_empty_vectors)
+            .map(|mut d| {
+                transfer::writable_document(&mut d);
+                d
+            })
             .collect();
         if docs.is_empty() {
             break;
@@ -274,21 +278,6 @@ async fn import_index(
     record(progress)
 }
 
-/// `_vectors: {}` (no embedder) is dropped; anything else is written back as read.
-fn without_empty_vectors(doc: Value) -> Value {
-    match doc {
-        Value::Object(mut o) => {
-            if o.get("_vectors")
-                .is_some_and(|v| v.as_object().is_some_and(|m| m.is_empty()))
-            {
-                o.remove("_vectors");
-            }
-            Value::Object(o)
-        }
-        other => other,
-    }
-}
-
 /// Every key of the source but its default ones, with the same uid: with the same master key
 /// on the fleet's nodes, the same key strings work.
 async fn import_keys(source: &Endpoint, miroir: &Endpoint) -> Result<usize, String> {
@@ -301,21 +290,8 @@ async fn import_keys(source: &Endpoint, miroir: &Endpoint) -> Result<usize, Stri
         {
             continue;
         }
-        let mut body = Map::new();
-        for field in [
-            "uid",
-            "name",
-            "description",
-            "actions",
-            "indexes",
-            "expiresAt",
-        ] {
-            body.insert(field.into(), key[field].clone());
-        }
-        match miroir
-            .call("POST", "/keys", Some(&Value::Object(body)))
-            .await
-        {
+        let body = transfer::key_creation(key);
+        match miroir.call("POST", "/keys", Some(&body)).await {
             Ok(_) => copied += 1,
             Err(e) if e.contains("already exists") || e.contains("api_key_already_exists") => {}
             Err(e) => return Err(format!("key {}: {e}", key["uid"])),

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use miroir_filters::hidden;
 use miroir_filters::routing::ShardId;
+use miroir_filters::{hidden, transfer};
 use miroir_handoff::Hint;
 use serde_json::{json, Value};
 
@@ -121,7 +121,7 @@ pub async fn copy_shard(
         if docs.is_empty() {
             break;
         }
-        let payload = Bytes::from(without_empty_vectors(docs).to_string());
+        let payload = Bytes::from(writable(docs).to_string());
         let payload_len = payload.len() as u64;
         progress
             .bytes
@@ -148,21 +148,14 @@ pub async fn copy_shard(
     Ok(())
 }
 
-/// Documents as a node writes them back: `_vectors` with no embedder is dropped (an index
-/// without embedders refuses the field's absence of meaning less than its presence).
-fn without_empty_vectors(docs: &[Value]) -> Value {
+/// Fetched documents as a JSON array a node accepts back.
+fn writable(docs: &[Value]) -> Value {
     Value::Array(
         docs.iter()
-            .map(|d| match d {
-                Value::Object(o)
-                    if o.get("_vectors")
-                        .is_some_and(|v| v.as_object().is_some_and(|m| m.is_empty())) =>
-                {
-                    let mut o = o.clone();
-                    o.remove("_vectors");
-                    Value::Object(o)
-                }
-                other => other.clone(),
+            .cloned()
+            .map(|mut d| {
+                transfer::writable_document(&mut d);
+                d
             })
             .collect(),
     )
@@ -317,7 +310,7 @@ pub async fn repair(
     let mut last = None;
     if !present.is_empty() {
         let path = format!("/indexes/{}/documents?primaryKey={pk}", index.uid);
-        let payload = Bytes::from(without_empty_vectors(&present).to_string());
+        let payload = Bytes::from(writable(&present).to_string());
         last = calls.enqueue(target, ("POST", &path), payload, &[]).await?;
     }
     if !gone.is_empty() {

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
+use miroir_filters::transfer;
 use serde_json::{json, Map, Value};
 
 use super::calls::{CallError, Calls};
@@ -106,18 +107,7 @@ pub async fn copy_keys(
         if key["uid"].as_str().is_none_or(|u| held_uids.contains(u)) {
             continue;
         }
-        let mut body = Map::new();
-        for field in [
-            "uid",
-            "name",
-            "description",
-            "actions",
-            "indexes",
-            "expiresAt",
-        ] {
-            body.insert(field.into(), key[field].clone());
-        }
-        let body = Bytes::from(Value::Object(body).to_string());
+        let body = Bytes::from(transfer::key_creation(key).to_string());
         calls.enqueue(target, ("POST", "/keys"), body, &[]).await?;
     }
     for key in &held {
