@@ -9,6 +9,7 @@ use miroir_handoff::HintStore;
 use miroir_tasks::{EmbeddedStore, TaskStore};
 
 use crate::auth::{Access, KeyCache};
+use crate::cluster::shard_counts::ShardCounts;
 use crate::cluster::topology::{self, Layout, Placements, Topology, TopologyFile};
 use crate::cluster::{Cluster, Runtime};
 use crate::repair::{index_repairs, settings_drift};
@@ -46,9 +47,10 @@ impl Shared {
                     .into(),
             ),
         };
-        let (topology, placements) = open_topology(&config)?;
+        let (topology, placements, shard_counts) = open_topology(&config)?;
+        let cluster = Cluster::new(config, topology, placements, (hints, shard_counts));
         Ok(Arc::new(Self {
-            cluster: Arc::new(Cluster::new(config, topology, placements, hints)),
+            cluster: Arc::new(cluster),
             tasks,
             keys: KeyCache::default(),
             index_repairs: Default::default(),
@@ -84,10 +86,21 @@ impl Shared {
 
 /// The applied topology from the data directory; on a first start, the file's, saved as
 /// version 1. A file that asks for another one is reported, never applied here.
-fn open_topology(config: &Config) -> Result<(Topology, Placements), String> {
+/// Each index's shard count is opened with them: indexes older than its record split by the
+/// fleet's S of that time, the placement's width before it is widened.
+fn open_topology(config: &Config) -> Result<(Topology, Placements, ShardCounts), String> {
     let file = TopologyFile::new(&config.data_dir);
-    let topology = match file.load()? {
-        Some(t) => t,
+    let (topology, shard_counts) = match file.load()? {
+        Some(t) => {
+            let counts = ShardCounts::open(&config.data_dir, t.layout.shards)?;
+            match topology::widened(config, &t) {
+                Some(wider) => {
+                    file.save(&wider)?;
+                    (wider, counts)
+                }
+                None => (t, counts),
+            }
+        }
         None => {
             let t = Topology {
                 layout: Layout::from_config(config, 1, config.shards),
@@ -95,12 +108,13 @@ fn open_topology(config: &Config) -> Result<(Topology, Placements), String> {
                 rebuilt: Default::default(),
             };
             file.save(&t)?;
-            t
+            let counts = ShardCounts::open(&config.data_dir, config.shards)?;
+            (t, counts)
         }
     };
     topology::report_staged(config, &topology);
     let placements = topology
         .placements()
         .map_err(|e| format!("topology {}: {e}", file.path().display()))?;
-    Ok((topology, placements))
+    Ok((topology, placements, shard_counts))
 }

@@ -5,12 +5,14 @@
 //! it never imports a request path.
 
 pub mod change_progress;
+mod durable;
 pub mod health_checks;
 pub mod indexes;
 pub mod latency;
 pub mod move_log;
 pub mod node_state;
 mod runtime;
+pub mod shard_counts;
 pub mod topology;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -29,6 +31,7 @@ use crate::upstream::NodeClient;
 use indexes::IndexKnowledge;
 use latency::Latencies;
 use node_state::{NodeHealth, NodeState, Thresholds, Transition};
+use shard_counts::ShardCounts;
 use topology::{Placements, Topology};
 
 pub struct Cluster {
@@ -46,6 +49,8 @@ pub struct Cluster {
     pub latencies: Latencies,
     /// Per index: merge settings and the shard field's state.
     pub indexes: IndexKnowledge,
+    /// Per index: its shard count S, durable.
+    pub shard_counts: ShardCounts,
     /// Writes replicas missed, waiting for replay: a node with some left is not caught up.
     pub hints: Arc<HintStore>,
     /// Per index: held while a write is handed to the nodes (or to their hint queues), so
@@ -75,7 +80,7 @@ impl Cluster {
         config: Config,
         topology: Topology,
         placements: Placements,
-        hints: Arc<HintStore>,
+        (hints, shard_counts): (Arc<HintStore>, ShardCounts),
     ) -> Self {
         let client = NodeClient::new(config.upstream.pool_size);
         let placements = Arc::new(placements);
@@ -89,6 +94,7 @@ impl Cluster {
             client,
             latencies: Latencies::default(),
             indexes: IndexKnowledge::default(),
+            shard_counts,
             hints,
             write_order: DashMap::new(),
             replaying: DashMap::new(),
@@ -238,10 +244,10 @@ impl Cluster {
         }
     }
 
-    /// Shards with no healthy replica in any group.
-    pub fn unavailable_shards(&self, rt: &Runtime) -> Vec<ShardId> {
+    /// Shards below `shards` with no healthy replica in any group.
+    pub fn unavailable_shards(&self, rt: &Runtime, shards: u32) -> Vec<ShardId> {
         let p = rt.reads();
-        (0..p.shards())
+        (0..shards.min(p.shards()))
             .map(ShardId)
             .filter(|&shard| {
                 !(0..p.groups()).any(|g| {

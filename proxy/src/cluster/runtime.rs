@@ -84,9 +84,16 @@ impl Runtime {
             .map_or(&[], |sets| sets.logged.as_slice())
     }
 
-    /// S, the logical shard count of the fleet's indexes.
-    pub fn shards(&self) -> u32 {
+    /// How many shard slots the placements have: at least every index's S (see
+    /// `shard_counts`).
+    pub fn width(&self) -> u32 {
         self.placements.reads.shards()
+    }
+
+    /// S of an index created now: the configuration's `shards`, within the placement's width
+    /// (which grows to it between topology changes, see `topology::widened`).
+    pub fn new_index_shards(&self) -> u32 {
+        self.config.shards.min(self.width())
     }
 
     /// The node with id `id`, if the snapshot has one.

@@ -8,7 +8,6 @@
 //! restart (even after SIGKILL) resumes it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use miroir_conf::{Config, Node};
@@ -39,15 +38,29 @@ pub fn report_staged(config: &Config, topology: &Topology) {
             applied.version
         );
     }
-    if config.shards != applied.shards {
+    if config.shards > applied.shards && topology.change.is_some() {
         log::warn!(
             target: "miroir::topology",
-            "`shards = {}` differs from the {} shards the fleet's indexes were created with; \
-             changing S would move every document (resharding) and is not applied",
+            "`shards = {}` is wider than the placement ({} shards) and a topology change is in \
+             progress: indexes created before it finishes get {} shards",
             config.shards,
+            applied.shards,
             applied.shards
         );
     }
+}
+
+/// The topology with its placement widened to the configuration's `shards`, when that is
+/// wider and no change is in progress (the new slots hold nothing yet, so nothing moves; a
+/// change in progress planned its moves over the old width). `shards` is the S of indexes
+/// created from now on; an existing index keeps its own (see `shard_counts`).
+pub fn widened(config: &Config, topology: &Topology) -> Option<Topology> {
+    if topology.change.is_some() || config.shards <= topology.layout.shards {
+        return None;
+    }
+    let mut next = topology.clone();
+    next.layout.shards = config.shards;
+    Some(next)
 }
 
 /// One node of a layout, as an operator names it.
@@ -64,7 +77,8 @@ pub struct LayoutNode {
 #[serde(rename_all = "camelCase")]
 pub struct Layout {
     pub version: u64,
-    /// S, fixed for the indexes of this fleet; the file's `shards` cannot move documents.
+    /// The placement's width: shard slots `0..shards`, at least every index's S (each index
+    /// uses the slots below its own S, see `shard_counts`). It only grows.
     pub shards: u32,
     pub replication_factor: u32,
     pub replica_groups: u32,
@@ -548,21 +562,9 @@ impl TopologyFile {
         }
     }
 
-    /// Writes a new file beside the old one, syncs it and renames it over: a crash leaves one
-    /// or the other, whole. Blocking: call it off the async workers.
+    /// Saves `topology` atomically (see `durable::save_json`). Blocking: call it off the
+    /// async workers.
     pub fn save(&self, topology: &Topology) -> Result<(), String> {
-        let fail = |e: std::io::Error| format!("{}: {e}", self.path.display());
-        let bytes = serde_json::to_vec_pretty(topology).map_err(|e| e.to_string())?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&tmp).map_err(fail)?;
-        file.write_all(&bytes).map_err(fail)?;
-        file.sync_all().map_err(fail)?;
-        std::fs::rename(&tmp, &self.path).map_err(fail)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(fail)?;
-        }
-        Ok(())
+        super::durable::save_json(&self.path, topology)
     }
 }

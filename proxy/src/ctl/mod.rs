@@ -274,8 +274,21 @@ async fn execute(client: &Client, action: Action) -> Result<(), String> {
 
 fn print_status(t: &Value) {
     println!(
-        "topology version {} · {} shards · replication factor {} · {} replica group(s)",
+        "topology version {} · {} shard slots · replication factor {} · {} replica group(s)",
         t["layoutVersion"], t["shards"], t["replicationFactor"], t["replicaGroups"]
+    );
+    let per_index: Vec<String> = t["indexShards"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(uid, s)| format!("{uid} {s}"))
+        .collect();
+    println!(
+        "shards per index: new indexes {}, others {}{}{}",
+        t["newIndexShards"],
+        t["unlistedIndexShards"],
+        if per_index.is_empty() { "" } else { "; " },
+        per_index.join(", ")
     );
     println!(
         "{:<16} {:<6} {:<11} {:>7} {:>9}  address",

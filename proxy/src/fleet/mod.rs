@@ -68,7 +68,8 @@ async fn describe(cluster: &Cluster, rt: &Runtime, to: Layout) -> Result<Value, 
                     continue;
                 }
                 let mut total = 0;
-                for index in &indexes {
+                let counts = &cluster.shard_counts;
+                for index in indexes.iter().filter(|i| m.shard < counts.of(&i.uid)) {
                     // Any holder of the shard counts it (they all hold it whole).
                     let holder = m.kept.first().or(m.from.first()).and_then(|id| rt.node(id));
                     if let Some(node) = holder {
@@ -131,6 +132,20 @@ pub async fn plan(cluster: &Cluster, rt: &Runtime) -> Result<Value, MiroirError>
         Some(to) => describe(cluster, rt, to).await,
         None => Ok(json!({ "shardMoves": 0, "staged": false })),
     }
+}
+
+/// Widens the placement to the configuration's `shards` when it is wider and no change is in
+/// progress (see `topology::widened`): indexes created from then on get that S.
+pub async fn widen(cluster: &Cluster) -> Result<(), String> {
+    let rt = cluster.runtime();
+    let _mutating = cluster.change.mutate.lock().await;
+    let Some(next) = topology::widened(&rt.config, &cluster.topology()) else {
+        return Ok(());
+    };
+    let width = next.layout.shards;
+    commit(cluster, &rt, next).await?;
+    log::info!(target: "miroir::topology", "placement widened to {width} shards: new indexes get {width} shards");
+    Ok(())
 }
 
 /// `POST /_miroir/topology/apply`: starts the staged change.

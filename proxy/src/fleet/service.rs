@@ -100,6 +100,9 @@ impl ChangeService {
     async fn step(&self) -> Result<bool, StepError> {
         let topology = self.cluster.topology();
         let Some(change) = topology.change.clone() else {
+            if let Err(e) = super::widen(&self.cluster).await {
+                log::warn!(target: "miroir::topology", "widening the placement: {e}");
+            }
             self.resync_if_needed(&topology).await;
             return Ok(false);
         };
@@ -350,7 +353,7 @@ impl ChangeService {
                 .set_step(format!("verifying shard {} on {target_id}", m.shard));
             let from = self.source(&rt, m)?;
             let mut repaired = 0;
-            for index in &indexes {
+            for index in self.with_shard(&indexes, m.shard) {
                 repaired +=
                     copy::reconcile(&calls, index, ShardId(m.shard), (from, target)).await?;
             }
@@ -398,11 +401,21 @@ impl ChangeService {
             .change
             .restart(target.id.as_str(), m.group, m.shard);
         let from = self.source(calls.rt, m)?;
-        for index in indexes {
+        for index in self.with_shard(indexes, m.shard) {
             let shard = ShardId(m.shard);
             copy::copy_shard(calls, index, shard, (from, target), (&progress, throttle)).await?;
         }
         Ok(())
+    }
+
+    /// The indexes with a shard `shard` (each index has its own S).
+    fn with_shard<'i>(
+        &'i self,
+        indexes: &'i [prepare::IndexInfo],
+        shard: u32,
+    ) -> impl Iterator<Item = &'i prepare::IndexInfo> + 'i {
+        let counts = &self.cluster.shard_counts;
+        indexes.iter().filter(move |i| shard < counts.of(&i.uid))
     }
 
     fn current(&self) -> Result<Change, StepError> {
@@ -477,7 +490,6 @@ impl ChangeService {
                 continue;
             };
             let peer = NodePeer::new(conf, &rt.config.upstream);
-            let filter = hidden::shard_clause(&shards);
             let indexes = match prepare::indexes(&calls, &peer).await {
                 Ok(i) => i,
                 // A removed node that is gone already holds nothing anyone reads.
@@ -486,6 +498,12 @@ impl ChangeService {
             };
             let mut last = None;
             for index in &indexes {
+                let s = self.cluster.shard_counts.of(&index.uid);
+                let held: Vec<ShardId> = shards.iter().copied().filter(|k| k.0 < s).collect();
+                if held.is_empty() {
+                    continue;
+                }
+                let filter = hidden::shard_clause(&held);
                 let path = format!("/indexes/{}/documents/delete", index.uid);
                 let body = bytes::Bytes::from(json!({ "filter": filter }).to_string());
                 last = calls

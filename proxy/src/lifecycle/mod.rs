@@ -7,10 +7,18 @@
 pub mod broadcast;
 mod display;
 pub mod facet_limit;
+mod index_shards;
 pub mod keys;
 pub mod shard_field;
 
-pub use broadcast::broadcast;
+/// Applies `inc` on every node (see `broadcast`), keeping each index's shard count in step.
+pub async fn broadcast(
+    shared: &crate::shared::Shared,
+    rt: &crate::cluster::Runtime,
+    inc: &crate::request::Incoming,
+) -> crate::request::Reply {
+    index_shards::around(shared, rt, inc, broadcast::broadcast(shared, rt, inc)).await
+}
 
 /// Sends a settings update of Miroir's own (`body`) to every node of `index_uid`, a settings
 /// task each, queued behind what the nodes already have; whether every node accepted it.

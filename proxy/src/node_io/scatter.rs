@@ -79,6 +79,8 @@ struct Scatter<'a, R: ShardRequest> {
     rt: &'a Runtime,
     req: &'a R,
     caller: Caller<'a>,
+    /// The index's S: a node holds its shards below it.
+    index_shards: u32,
     /// An answer overdrew the request's budget: nothing more is asked.
     over_budget: AtomicBool,
 }
@@ -141,7 +143,8 @@ impl<R: ShardRequest> Scatter<'_, R> {
         // Not a node gaining or losing shards in a topology change: it may hold documents of
         // shards it does not serve.
         let held = self.rt.reads().shards_of(node);
-        let whole = held.len() == shards.len() && held.iter().all(|s| shards.contains(s));
+        let whole = held.iter().filter(|s| s.0 < self.index_shards).count() == shards.len()
+            && shards.iter().all(|s| held.contains(s));
         let scope = NodeScope {
             shards,
             whole_node: whole && self.rt.holds_exactly(node),
@@ -295,25 +298,27 @@ impl<R: ShardRequest> Scatter<'_, R> {
     }
 }
 
-/// Scatters `req` over one replica of every shard of the group `group`.
+/// Scatters `req` over one replica of every shard (`0..index_shards`, the index's S) of the
+/// group `group`.
 pub async fn gather<R: ShardRequest>(
     cluster: &Cluster,
     rt: &Runtime,
     req: &R,
     caller: Caller<'_>,
-    group: GroupId,
+    (group, index_shards): (GroupId, u32),
 ) -> Gathered {
-    let all: Vec<ShardId> = (0..rt.shards()).map(ShardId).collect();
-    gather_shards(cluster, rt, req, caller, group, &all).await
+    let all: Vec<ShardId> = (0..index_shards).map(ShardId).collect();
+    gather_shards(cluster, rt, req, caller, (group, index_shards), &all).await
 }
 
-/// Like [`gather`], over only `shards` (reads that concern some shards, or one at a time).
+/// Like [`gather`], over only `shards` of the index (reads that concern some shards, or one
+/// at a time).
 pub async fn gather_shards<R: ShardRequest>(
     cluster: &Cluster,
     rt: &Runtime,
     req: &R,
     caller: Caller<'_>,
-    group: GroupId,
+    (group, index_shards): (GroupId, u32),
     shards: &[ShardId],
 ) -> Gathered {
     let s = Scatter {
@@ -321,6 +326,7 @@ pub async fn gather_shards<R: ShardRequest>(
         rt,
         req,
         caller,
+        index_shards,
         over_budget: AtomicBool::new(false),
     };
     let hedges = rt.config.scatter.max_hedges_per_query;

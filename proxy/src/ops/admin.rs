@@ -111,7 +111,15 @@ pub fn topology(cluster: &Cluster, rt: &Runtime) -> Value {
             json!({ "id": g, "shards": assignment })
         })
         .collect();
-    let unavailable: Vec<u32> = cluster.unavailable_shards(rt).iter().map(|s| s.0).collect();
+    let in_use = cluster.shard_counts.widest();
+    let unavailable: Vec<u32> = cluster
+        .unavailable_shards(rt, in_use)
+        .iter()
+        .map(|s| s.0)
+        .collect();
+    let (unlisted, listed) = cluster.shard_counts.snapshot();
+    let index_shards: serde_json::Map<String, Value> =
+        listed.into_iter().map(|(uid, s)| (uid, json!(s))).collect();
     let applied = cluster.topology();
     let staged = topology::staged(&rt.config, &applied).map(|l| json!(l));
     let progress = fleet::status(cluster);
@@ -120,6 +128,9 @@ pub fn topology(cluster: &Cluster, rt: &Runtime) -> Value {
         "staged": staged,
         "change": progress["change"],
         "shards": p.shards(),
+        "newIndexShards": rt.new_index_shards(),
+        "indexShards": index_shards,
+        "unlistedIndexShards": unlisted,
         "replicationFactor": rt.reads().replication_factor(),
         "replicaGroups": p.groups(),
         "configGeneration": rt.generation,

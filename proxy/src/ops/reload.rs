@@ -96,7 +96,12 @@ impl BackgroundService for Reloader {
             let now = file_stamp(&self.path);
             if by_signal || now != last {
                 last = now;
-                let _ = self.reload();
+                if let Outcome::Applied { .. } = self.reload() {
+                    // A wider `shards` applies to the next index created, not a while later.
+                    if let Err(e) = crate::fleet::widen(&self.cluster).await {
+                        log::warn!(target: "miroir::topology", "widening the placement: {e}");
+                    }
+                }
             }
         }
     }

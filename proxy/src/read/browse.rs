@@ -60,12 +60,12 @@ async fn run_phase(
     shared: &Shared,
     rt: &Runtime,
     inc: &Incoming,
-    group: GroupId,
+    scope: (GroupId, u32),
     req: &ShardFetch<'_>,
 ) -> Result<Phase, Reply> {
     let gathers = req.windows.keys().map(|&shard| async move {
         let g =
-            node_io::gather_shards(&shared.cluster, rt, req, inc.caller(), group, &[shard]).await;
+            node_io::gather_shards(&shared.cluster, rt, req, inc.caller(), scope, &[shard]).await;
         (shard, g)
     });
     let mut phase = Phase {
@@ -152,7 +152,7 @@ pub async fn browse(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &s
         Ok(c) => c,
         Err(reply) => return reply,
     };
-    let shards_total = rt.shards();
+    let shards_total = shared.cluster.shard_counts.of(index_uid);
     let ids = browse::ids_by_shard(&client, shards_total);
     let shards: Vec<ShardId> = match &ids {
         // `ids: []` matches nothing; one shard still validates the rest of the request.
@@ -179,7 +179,7 @@ pub async fn browse(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &s
 
     let (total, mut results, missing) = if rules.is_empty() {
         req.windows = shards.iter().map(|&s| (s, (0, 0))).collect();
-        let counts = match run_phase(shared, rt, inc, group, &req).await {
+        let counts = match run_phase(shared, rt, inc, (group, shards_total), &req).await {
             Ok(p) => p,
             Err(reply) => return reply,
         };
@@ -196,7 +196,7 @@ pub async fn browse(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &s
         let mut missing = counts.missing;
         let mut results = Vec::new();
         if !req.windows.is_empty() {
-            let page = match run_phase(shared, rt, inc, group, &req).await {
+            let page = match run_phase(shared, rt, inc, (group, shards_total), &req).await {
                 Ok(p) => p,
                 Err(reply) => return reply,
             };
@@ -216,7 +216,7 @@ pub async fn browse(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &s
         let mut missing = Vec::new();
         let mut total = None;
         loop {
-            let phase = match run_phase(shared, rt, inc, group, &req).await {
+            let phase = match run_phase(shared, rt, inc, (group, shards_total), &req).await {
                 Ok(p) => p,
                 Err(reply) => return reply,
             };

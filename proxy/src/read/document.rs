@@ -12,8 +12,13 @@ use crate::shared::Shared;
 use crate::upstream::NodeRequest;
 
 /// `GET /indexes/{uid}/documents/{id}`: one replica of the id's shard, another on failure.
-pub async fn get_one(shared: &Shared, rt: &Runtime, inc: &Incoming, id: &str) -> Reply {
-    let shard = shard_for_key(id, rt.shards());
+pub async fn get_one(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    (index_uid, id): (&str, &str),
+) -> Reply {
+    let shard = shard_for_key(id, shared.cluster.shard_counts.of(index_uid));
     let p = rt.reads();
     // Healthy replicas first, across groups.
     let mut replicas: Vec<NodeIdx> = (0..p.groups())

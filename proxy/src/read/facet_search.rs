@@ -56,12 +56,13 @@ pub async fn facet_search(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
         path: format!("/indexes/{index_uid}/facet-search"),
         body,
     };
+    let index_shards = shared.cluster.shard_counts.of(index_uid);
     let gathered = node_io::gather(
         &shared.cluster,
         rt,
         &req,
         inc.caller(),
-        shared.cluster.next_group(rt),
+        (shared.cluster.next_group(rt), index_shards),
     )
     .await;
     if let Some(refused) = gathered.answers.iter().find(|a| a.response.status >= 400) {
@@ -91,7 +92,7 @@ pub async fn facet_search(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
             shared,
             rt,
             inc,
-            &req,
+            (&req, index_shards),
             &shard_sets,
             &answers,
             (ctx.max_values_per_facet, ctx.node_max_values_per_facet),
@@ -111,13 +112,13 @@ async fn recount(
     shared: &Shared,
     rt: &Runtime,
     inc: &Incoming,
-    req: &FacetSearchRequest,
+    (req, index_shards): (&FacetSearchRequest, u32),
     shard_sets: &[Vec<ShardId>],
     answers: &[Value],
     (max, node_max): (usize, usize),
 ) -> Vec<Value> {
     let facet = req.body["facetName"].as_str().unwrap_or("");
-    let group = shared.cluster.next_group(rt);
+    let scope = (shared.cluster.next_group(rt), index_shards);
     let asks = facet_hits::uncertain(answers, max, node_max)
         .into_iter()
         .filter_map(|(i, value)| Some((shard_sets.get(i)?, value)))
@@ -126,7 +127,7 @@ async fn recount(
                 path: req.path.clone(),
                 body: facet_hits::and_filter(&req.body, facet_hits::value_filter(facet, &value)),
             };
-            let g = node_io::gather_shards(&shared.cluster, rt, &one, inc.caller(), group, shards)
+            let g = node_io::gather_shards(&shared.cluster, rt, &one, inc.caller(), scope, shards)
                 .await;
             g.answers
                 .iter()

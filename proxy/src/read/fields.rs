@@ -16,11 +16,11 @@ use crate::upstream::NodeRequest;
 pub async fn fields(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
     let Some(req) = fields::read_request(&inc.body) else {
         // Not a body Miroir can read: one node answers with Meilisearch's own error.
-        return ask_nodes(shared, rt, inc, &inc.body)
+        return ask_nodes(shared, rt, inc, (index_uid, &inc.body))
             .await
             .map_or_else(|reply| reply, |answers| Reply::json(200, &answers[0]));
     };
-    let answers = match ask_nodes(shared, rt, inc, &req.node_body).await {
+    let answers = match ask_nodes(shared, rt, inc, (index_uid, &req.node_body)).await {
         Ok(answers) => answers,
         Err(reply) => return reply,
     };
@@ -42,7 +42,7 @@ async fn ask_nodes(
     shared: &Shared,
     rt: &Runtime,
     inc: &Incoming,
-    body: &[u8],
+    (index_uid, body): (&str, &[u8]),
 ) -> Result<Vec<Value>, Reply> {
     let chunks = [Bytes::copy_from_slice(body)];
     let req = NodeRequest::json("POST", &inc.path, inc.auth.as_deref(), &chunks)
@@ -63,7 +63,7 @@ async fn ask_nodes(
         });
     let p = rt.reads();
     let mut answers = Vec::new();
-    let mut covered = vec![false; p.shards() as usize];
+    let mut covered = vec![false; shared.cluster.shard_counts.of(index_uid) as usize];
     for (node, result) in futures::future::join_all(asks).await {
         match result {
             Ok(resp) if resp.status == 200 => {
@@ -73,7 +73,9 @@ async fn ask_nodes(
                     .map(|i| p.shards_of(i))
                     .unwrap_or(&[])
                 {
-                    covered[shard.0 as usize] = true;
+                    if let Some(c) = covered.get_mut(shard.0 as usize) {
+                        *c = true;
+                    }
                 }
             }
             Ok(resp) if resp.judged() => return Err(Reply::relay(&resp)),

@@ -259,8 +259,11 @@ async fn scatter_merge(
         path: format!("/indexes/{index_uid}/search"),
         plan: &planned,
     };
-    let group = shared.cluster.next_group(rt);
-    let gathered = node_io::gather(&shared.cluster, rt, &req, inc.caller(), group).await;
+    let scope = (
+        shared.cluster.next_group(rt),
+        shared.cluster.shard_counts.of(index_uid),
+    );
+    let gathered = node_io::gather(&shared.cluster, rt, &req, inc.caller(), scope).await;
 
     if let Some(refused) = gathered.answers.iter().find(|a| a.response.status >= 400) {
         return relay_node_error(&refused.response, string_filter());

@@ -67,7 +67,8 @@ pub async fn similar(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &
     let Some(plan) = similar::plan(body.clone(), &ctx) else {
         return ask_one(shared, rt, inc, index_uid, body, string_filter).await;
     };
-    let owner = shard_for_key(&plan.id, rt.shards());
+    let shards = shared.cluster.shard_counts.of(index_uid);
+    let owner = shard_for_key(&plan.id, shards);
     let group = shared.cluster.next_group(rt);
     let path = |route: &str| format!("/indexes/{index_uid}/{route}");
 
@@ -92,7 +93,7 @@ pub async fn similar(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &
             rt,
             &owner_req,
             inc.caller(),
-            group,
+            (group, shards),
             &owner_shards,
         ),
         node_io::gather_shards(
@@ -103,7 +104,7 @@ pub async fn similar(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &
                 auth: rt.node_key(),
                 ..inc.caller()
             },
-            group,
+            (group, shards),
             &owner_shards,
         ),
     );
@@ -128,10 +129,7 @@ pub async fn similar(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &
         .then(|| similar::first_embedding(&fetch_answer.response.body, &plan.embedder))
         .flatten();
 
-    let others: Vec<ShardId> = (0..rt.shards())
-        .map(ShardId)
-        .filter(|s| *s != owner)
-        .collect();
+    let others: Vec<ShardId> = (0..shards).map(ShardId).filter(|s| *s != owner).collect();
     let rest = match gather_rest(shared, rt, inc, index_uid, &plan, embedding, &others).await {
         Ok(g) => g,
         Err(reply) => return reply,
@@ -209,7 +207,10 @@ async fn gather_rest(
         rt,
         &req,
         inc.caller(),
-        shared.cluster.next_group(rt),
+        (
+            shared.cluster.next_group(rt),
+            shared.cluster.shard_counts.of(index_uid),
+        ),
         others,
     )
     .await)
@@ -233,7 +234,7 @@ async fn ask_one(
         path: format!("/indexes/{index_uid}/similar"),
         body: &body,
     };
-    match one_replica(shared, rt, inc, &req).await {
+    match one_replica(shared, rt, inc, (&req, index_uid)).await {
         Ok(resp) if resp.status >= 400 => relay_node_error(&resp, string_filter),
         Ok(resp) => Reply::relay(&resp),
         Err(reply) => reply,
@@ -245,14 +246,17 @@ async fn one_replica(
     shared: &Shared,
     rt: &Runtime,
     inc: &Incoming,
-    req: &impl ShardRequest,
+    (req, index_uid): (&impl ShardRequest, &str),
 ) -> Result<NodeResponse, Reply> {
     let gathered = node_io::gather_shards(
         &shared.cluster,
         rt,
         req,
         inc.caller(),
-        shared.cluster.next_group(rt),
+        (
+            shared.cluster.next_group(rt),
+            shared.cluster.shard_counts.of(index_uid),
+        ),
         &[ShardId(0)],
     )
     .await;
@@ -290,7 +294,7 @@ async fn forward_as_sent(shared: &Shared, rt: &Runtime, inc: &Incoming, index_ui
         path: format!("/indexes/{index_uid}/similar"),
         body: &inc.body,
     };
-    one_replica(shared, rt, inc, &req)
+    one_replica(shared, rt, inc, (&req, index_uid))
         .await
         .map_or_else(|reply| reply, |resp| Reply::relay(&resp))
 }

@@ -57,7 +57,8 @@ async fn count_documents(
         auth: rt.node_key().or(inc.auth.as_deref()),
         ..inc.caller()
     };
-    let gathered = node_io::gather(&shared.cluster, rt, &req, caller, group).await;
+    let scope = (group, shared.cluster.shard_counts.of(index_uid));
+    let gathered = node_io::gather(&shared.cluster, rt, &req, caller, scope).await;
     if gathered.over_budget {
         return Err(node_io::scatter::answer_too_large(rt).into());
     }

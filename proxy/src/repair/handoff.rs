@@ -132,18 +132,26 @@ pub fn without_unreachable<'r>(
         record.node_tasks.iter().any(|t| t.node == node)
             || record.replays.iter().any(|r| r.node == node)
     };
+    // The index's shards only: the placement may be wider than its S.
+    let shards = record
+        .index_uid
+        .as_deref()
+        .map_or(p.shards(), |uid| cluster.shard_counts.of(uid));
     let covered = |node: &str| {
         let Some(idx) = p.index_of(node) else {
             return false;
         };
-        p.shards_of(idx).iter().all(|&shard| {
-            (0..p.groups()).any(|g| {
-                p.replicas(GroupId(g), shard).iter().any(|&r| {
-                    let other = p.node(r).as_str();
-                    r != idx && (succeeded(other) || !had_part(other))
+        p.shards_of(idx)
+            .iter()
+            .filter(|s| s.0 < shards)
+            .all(|&shard| {
+                (0..p.groups()).any(|g| {
+                    p.replicas(GroupId(g), shard).iter().any(|&r| {
+                        let other = p.node(r).as_str();
+                        r != idx && (succeeded(other) || !had_part(other))
+                    })
                 })
             })
-        })
     };
     let drop: Vec<bool> = record
         .node_tasks

@@ -81,7 +81,7 @@ pub async fn answer(
         RouteClass::ShardRouted => Ok(match spec.name {
             "document.get" => {
                 let inc = incoming(session, ctx, rt, Bytes::new());
-                read::document::get_one(shared, rt, &inc, &param).await
+                read::document::get_one(shared, rt, &inc, (&index, &param)).await
             }
             "document.delete" => {
                 let inc = incoming(session, ctx, rt, Bytes::new());
@@ -250,9 +250,11 @@ fn incoming(session: &Session, ctx: &RequestCtx, rt: &Runtime, body: Bytes) -> I
     }
 }
 
-/// `GET /health`: available while every shard has a healthy replica in some group.
+/// `GET /health`: available while every shard of any index has a healthy replica in some
+/// group.
 fn health(shared: &Shared, rt: &Runtime) -> Reply {
-    let missing = shared.cluster.unavailable_shards(rt);
+    let cluster = &shared.cluster;
+    let missing = cluster.unavailable_shards(rt, cluster.shard_counts.widest());
     if missing.is_empty() {
         return Reply::raw(200, br#"{"status":"available"}"#.to_vec());
     }

@@ -15,7 +15,8 @@ use crate::shared::Shared;
 
 /// `POST /indexes/{uid}/documents/delete-batch`.
 pub async fn delete_batch(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
-    let by_shard = match write::split_ids(&inc.body, rt.shards()) {
+    let shards = shared.cluster.shard_counts.of(index_uid);
+    let by_shard = match write::split_ids(&inc.body, shards) {
         Ok(m) => m,
         Err(e) => return Reply::error(&e),
     };
@@ -92,7 +93,7 @@ pub async fn delete_one(
     index_uid: &str,
     id: &str,
 ) -> Reply {
-    let shard = shard_for_key(id, rt.shards());
+    let shard = shard_for_key(id, shared.cluster.shard_counts.of(index_uid));
     let p = rt.writes();
     let parts = p
         .write_targets(shard)

@@ -240,6 +240,29 @@ async fn failed_write(
     }
 }
 
+/// S of the index a write goes to: its own, or for an index the write creates, the one new
+/// indexes get now, recorded before any document is split by it.
+async fn index_shards(
+    shared: &Shared,
+    rt: &Runtime,
+    index_uid: &str,
+    exists: bool,
+) -> Result<u32, MiroirError> {
+    let counts = &shared.cluster.shard_counts;
+    if exists {
+        return Ok(counts.of(index_uid));
+    }
+    counts
+        .record_new(index_uid, rt.new_index_shards())
+        .await
+        .map_err(|e| {
+            MiroirError::new(
+                Code::Internal,
+                format!("recording the index's shard count: {e}"),
+            )
+        })
+}
+
 /// A digest of what makes a request the same request, for idempotency keys.
 fn request_digest(inc: &Incoming) -> String {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
@@ -310,6 +333,10 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         Ok(state) => state,
         Err(reply) => return reply,
     };
+    let shards = match index_shards(shared, rt, index_uid, index.exists).await {
+        Ok(s) => s,
+        Err(e) => return Reply::error(&e),
+    };
     let index_pk = index.primary_key;
     let param_pk = query::param(&inc.path, "primaryKey");
     let split = match write::split(SplitInput {
@@ -317,7 +344,7 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         format,
         index_primary_key: index_pk.as_deref(),
         param_primary_key: param_pk.as_deref(),
-        shards: rt.shards(),
+        shards,
     }) {
         Ok(s) => s,
         Err(e) if fails_at_indexing(e.code) => {
