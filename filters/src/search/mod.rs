@@ -61,4 +61,5 @@ mod federated;
 pub use federated::{merge_federated, FederatedQuery, Federation};
 pub mod hybrid;
 mod identity;
+pub mod pinned;
 pub use identity::Identity;

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::context::{covers, FacetOrder, IndexContext, NodeDisplay};
 use crate::error::{Code, MiroirError};
 use crate::hidden;
-use crate::routing::NodeScope;
+use crate::routing::{NodeScope, ShardId};
 
 /// Meilisearch's default `limit` and `hitsPerPage`.
 const DEFAULT_LIMIT: usize = 20;
@@ -105,6 +105,9 @@ enum ClientFilter {
 pub struct SearchPlan {
     body: ShardBody,
     pub(crate) merge: MergePlan,
+    /// The primary-key values the filter pins (see [`super::pinned`]): only their shards
+    /// need asking.
+    pinned: Option<std::collections::BTreeSet<String>>,
 }
 
 /// A node request body whose `filter` gets the client's filter ANDed with the shard clause of
@@ -182,9 +185,14 @@ pub fn plan_value(
         // Forward as sent; only the shard clause is added.
         None => passthrough_plan(ctx),
     };
+    let pinned = match (body.get("filter"), &ctx.primary_key) {
+        (Some(filter), Some(pk)) => super::pinned::pinned_keys(filter, pk),
+        _ => None,
+    };
     Ok(SearchPlan {
         body: ShardBody::new(body)?,
         merge,
+        pinned,
     })
 }
 
@@ -518,6 +526,12 @@ impl SearchPlan {
     /// The body for a node answering for `scope`.
     pub fn node_body(&self, scope: NodeScope<'_>) -> Vec<u8> {
         self.body.node_body(scope)
+    }
+
+    /// The shards a search of an index with `shards` shards must ask: those of the ids its
+    /// filter pins (at least one, which judges the request), else all of them.
+    pub fn shards_to_ask(&self, shards: u32) -> Vec<ShardId> {
+        super::pinned::shards_to_ask(self.pinned.as_ref(), shards)
     }
 }
 

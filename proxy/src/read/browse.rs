@@ -13,8 +13,10 @@ use miroir_conf::UnavailableShardPolicy;
 use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::routing::{GroupId, NodeScope, ShardId};
 use miroir_filters::search::browse::{self, SortedMerge};
+use miroir_filters::search::pinned;
 use serde_json::{json, Map, Value};
 
+use super::context::index_context;
 use super::relay_as_sent;
 use crate::cluster::Runtime;
 use crate::node_io::{self, ShardRequest};
@@ -146,6 +148,28 @@ async fn client_body(
     }
 }
 
+/// The shards of the ids a filter pins (see `search::pinned`), else every shard.
+async fn pinned_shards(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    (index_uid, client): (&str, &Map<String, Value>),
+    shards: u32,
+) -> Vec<ShardId> {
+    let keys = match client.get("filter") {
+        Some(filter) => match index_context(shared, rt, inc, index_uid).await {
+            Ok(ctx) => ctx
+                .primary_key
+                .as_deref()
+                .and_then(|pk| pinned::pinned_keys(filter, pk)),
+            // The nodes report what is wrong.
+            Err(_) => None,
+        },
+        None => None,
+    };
+    pinned::shards_to_ask(keys.as_ref(), shards)
+}
+
 /// `GET /indexes/{uid}/documents and POST /indexes/{uid}/documents/fetch`.
 pub async fn browse(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
     let client = match client_body(shared, rt, inc, index_uid).await {
@@ -158,7 +182,7 @@ pub async fn browse(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &s
         // `ids: []` matches nothing; one shard still validates the rest of the request.
         Some(by) if by.is_empty() => vec![ShardId(0)],
         Some(by) => by.keys().copied().collect(),
-        None => (0..shards_total).map(ShardId).collect(),
+        None => pinned_shards(shared, rt, inc, (index_uid, &client), shards_total).await,
     };
     let rules = browse::sort_rules(&client);
     let extra_fields = browse::extra_sort_fields(&client, &rules);

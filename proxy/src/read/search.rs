@@ -259,11 +259,12 @@ async fn scatter_merge(
         path: format!("/indexes/{index_uid}/search"),
         plan: &planned,
     };
-    let scope = (
-        shared.cluster.next_group(rt),
-        shared.cluster.shard_counts.of(index_uid),
-    );
-    let gathered = node_io::gather(&shared.cluster, rt, &req, inc.caller(), scope).await;
+    let index_shards = shared.cluster.shard_counts.of(index_uid);
+    let scope = (shared.cluster.next_group(rt), index_shards);
+    // A filter pinning primary keys asks only their shards.
+    let shards = planned.shards_to_ask(index_shards);
+    let gathered =
+        node_io::gather_shards(&shared.cluster, rt, &req, inc.caller(), scope, &shards).await;
 
     if let Some(refused) = gathered.answers.iter().find(|a| a.response.status >= 400) {
         return relay_node_error(&refused.response, string_filter());

@@ -372,6 +372,8 @@ pub struct Compared {
     pub nodes: Vec<miroir_testkit::TestNode>,
     pub reference: miroir_testkit::TestNode,
     pub miroir: MiroirProcess,
+    /// Miroir's Prometheus port.
+    pub metrics_port: u16,
 }
 
 /// [`Compared`] with nodes of `kind`, each index of `indexes` given `settings` and
@@ -417,6 +419,7 @@ pub async fn compared(
         nodes,
         reference,
         miroir,
+        metrics_port,
     }
 }
 
