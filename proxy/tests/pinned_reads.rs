@@ -154,3 +154,70 @@ async fn filters_pinning_primary_keys_answer_as_one_node_and_ask_only_their_shar
         println!("{kind:?}: 1000 pinned reads identical to one node; 200 single-id searches sent {asked} node requests");
     }
 }
+
+#[tokio::test]
+async fn explain_shows_the_shards_and_node_bodies_a_search_would_use() {
+    let c = compared(
+        miroir_testkit::NodeKind::Sim,
+        &["items"],
+        &settings(),
+        &documents(),
+    )
+    .await;
+    let base = c.miroir.url();
+    let explain = |body: Value, query: &'static str, key: &'static str| {
+        let base = base.clone();
+        async move {
+            let resp = common::client()
+                .post(format!("{base}/_miroir/indexes/items/explain{query}"))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .expect("explain");
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.expect("json"))
+        }
+    };
+    let (status, refused) = explain(json!({}), "", common::KEY).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (403, Some("miroir_invalid_admin_key")),
+        "a Meilisearch key does not open it: {refused}"
+    );
+
+    let (status, one) = explain(json!({"filter": "id = 42"}), "", common::ADMIN_KEY).await;
+    assert_eq!(status, 200, "{one}");
+    let shard = miroir_filters::routing::shard_for_key("42", 8).0;
+    assert_eq!(one["narrowed"], true, "{one}");
+    assert_eq!(one["pinnedIds"], json!(["42"]));
+    assert_eq!(one["shards"], json!([shard]));
+    let nodes = one["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{one}");
+    assert!(
+        nodes[0]["body"]["filter"].to_string().contains("id = 42"),
+        "the node body carries the client's filter: {one}"
+    );
+
+    let (_, wide) = explain(
+        json!({"filter": "title = x AND id = abc", "offset": 990, "limit": 20}),
+        "",
+        common::ADMIN_KEY,
+    )
+    .await;
+    assert_eq!(wide["narrowed"], false, "{wide}");
+    assert_eq!(wide["shards"].as_array().unwrap().len(), 8, "{wide}");
+    let warnings = wide["warnings"].to_string();
+    assert!(warnings.contains("`title` is not filterable"), "{wide}");
+    assert!(!warnings.contains("`id` is not"), "{wide}");
+    assert!(warnings.contains("maxTotalHits"), "{wide}");
+
+    let (_, run) = explain(
+        json!({"filter": "id = 42"}),
+        "?execute=true",
+        common::ADMIN_KEY,
+    )
+    .await;
+    assert_eq!(run["execution"]["status"], 200, "{run}");
+    assert_eq!(run["execution"]["answer"]["hits"][0]["id"], 42, "{run}");
+}

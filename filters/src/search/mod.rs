@@ -59,7 +59,7 @@ pub mod stats;
 
 mod federated;
 pub use federated::{merge_federated, FederatedQuery, Federation};
+pub mod filter_expr;
 pub mod hybrid;
 mod identity;
-pub mod pinned;
 pub use identity::Identity;

@@ -105,7 +105,7 @@ enum ClientFilter {
 pub struct SearchPlan {
     body: ShardBody,
     pub(crate) merge: MergePlan,
-    /// The primary-key values the filter pins (see [`super::pinned`]): only their shards
+    /// The primary-key values the filter pins (see [`super::filter_expr`]): only their shards
     /// need asking.
     pinned: Option<std::collections::BTreeSet<String>>,
 }
@@ -186,7 +186,7 @@ pub fn plan_value(
         None => passthrough_plan(ctx),
     };
     let pinned = match (body.get("filter"), &ctx.primary_key) {
-        (Some(filter), Some(pk)) => super::pinned::pinned_keys(filter, pk),
+        (Some(filter), Some(pk)) => super::filter_expr::pinned_keys(filter, pk),
         _ => None,
     };
     Ok(SearchPlan {
@@ -531,7 +531,12 @@ impl SearchPlan {
     /// The shards a search of an index with `shards` shards must ask: those of the ids its
     /// filter pins (at least one, which judges the request), else all of them.
     pub fn shards_to_ask(&self, shards: u32) -> Vec<ShardId> {
-        super::pinned::shards_to_ask(self.pinned.as_ref(), shards)
+        super::filter_expr::shards_to_ask(self.pinned.as_ref(), shards)
+    }
+
+    /// The primary-key values the filter pins, if it pins any.
+    pub fn pinned(&self) -> Option<&std::collections::BTreeSet<String>> {
+        self.pinned.as_ref()
     }
 }
 

@@ -85,56 +85,76 @@ struct Scatter<'a, R: ShardRequest> {
     over_budget: AtomicBool,
 }
 
-impl<R: ShardRequest> Scatter<'_, R> {
-    /// Replicas of `shard` that may be asked, in `group` first, then in the other groups.
-    fn candidates(
-        &self,
-        shard: ShardId,
-        group: GroupId,
-        exclude: &BTreeSet<NodeIdx>,
-    ) -> Vec<Vec<NodeIdx>> {
-        let p = self.rt.reads();
-        let groups =
-            std::iter::once(group).chain((0..p.groups()).map(GroupId).filter(|g| *g != group));
-        groups
-            .map(|g| {
-                p.replicas(g, shard)
-                    .iter()
-                    .copied()
-                    .filter(|n| !exclude.contains(n) && self.cluster.is_healthy(p.node(*n)))
-                    .collect()
-            })
-            .collect()
-    }
+/// Replicas of `shard` that may be asked, in `group` first, then in the other groups.
+fn candidates(
+    (cluster, rt): (&Cluster, &Runtime),
+    shard: ShardId,
+    group: GroupId,
+    exclude: &BTreeSet<NodeIdx>,
+) -> Vec<Vec<NodeIdx>> {
+    let p = rt.reads();
+    let groups = std::iter::once(group).chain((0..p.groups()).map(GroupId).filter(|g| *g != group));
+    groups
+        .map(|g| {
+            p.replicas(g, shard)
+                .iter()
+                .copied()
+                .filter(|n| !exclude.contains(n) && cluster.is_healthy(p.node(*n)))
+                .collect()
+        })
+        .collect()
+}
 
-    /// One replica per shard, grouped by node; shards without any usable replica apart.
-    fn cover(
-        &self,
-        shards: &[ShardId],
-        group: GroupId,
-        exclude: &BTreeSet<NodeIdx>,
-    ) -> (Vec<(NodeIdx, Vec<ShardId>)>, Vec<ShardId>) {
-        let mut by_node: Vec<(NodeIdx, Vec<ShardId>)> = Vec::new();
-        let mut missing = Vec::new();
-        for &shard in shards {
-            let choice = self.candidates(shard, group, exclude).iter().find_map(|c| {
+/// One replica per shard, grouped by node, as a read chooses them (healthy, `group` first,
+/// by latency); shards without any usable replica apart.
+pub fn cover(
+    (cluster, rt): (&Cluster, &Runtime),
+    shards: &[ShardId],
+    group: GroupId,
+    exclude: &BTreeSet<NodeIdx>,
+) -> (Vec<(NodeIdx, Vec<ShardId>)>, Vec<ShardId>) {
+    let mut by_node: Vec<(NodeIdx, Vec<ShardId>)> = Vec::new();
+    let mut missing = Vec::new();
+    for &shard in shards {
+        let choice = candidates((cluster, rt), shard, group, exclude)
+            .iter()
+            .find_map(|c| {
                 // Prefer a node already asked for another shard: fewer requests.
                 c.iter()
                     .copied()
                     .find(|n| by_node.iter().any(|(m, _)| m == n))
-                    .or_else(|| self.cluster.latencies.choose(self.rt, c))
+                    .or_else(|| cluster.latencies.choose(rt, c))
             });
-            match choice {
-                Some(n) => match by_node.iter_mut().find(|(m, _)| *m == n) {
-                    Some((_, list)) => list.push(shard),
-                    None => by_node.push((n, vec![shard])),
-                },
-                None => missing.push(shard),
-            }
+        match choice {
+            Some(n) => match by_node.iter_mut().find(|(m, _)| *m == n) {
+                Some((_, list)) => list.push(shard),
+                None => by_node.push((n, vec![shard])),
+            },
+            None => missing.push(shard),
         }
-        (by_node, missing)
     }
+    (by_node, missing)
+}
 
+/// What `node` is asked to answer for `shards` of an index with `index_shards` shards: with
+/// no shard clause when they are every shard of the index it holds (and it holds no other
+/// documents, see `Runtime::holds_exactly`).
+pub fn scope<'s>(
+    rt: &Runtime,
+    node: NodeIdx,
+    shards: &'s [ShardId],
+    index_shards: u32,
+) -> NodeScope<'s> {
+    let held = rt.reads().shards_of(node);
+    let whole = held.iter().filter(|s| s.0 < index_shards).count() == shards.len()
+        && shards.iter().all(|s| held.contains(s));
+    NodeScope {
+        shards,
+        whole_node: whole && rt.holds_exactly(node),
+    }
+}
+
+impl<R: ShardRequest> Scatter<'_, R> {
     async fn ask(&self, node: NodeIdx, shards: &[ShardId], probe: bool) -> Option<NodeResponse> {
         if self.over_budget.load(Ordering::Relaxed) {
             return None;
@@ -142,13 +162,7 @@ impl<R: ShardRequest> Scatter<'_, R> {
         // A node asked for every shard it holds answers with its whole index: no shard clause.
         // Not a node gaining or losing shards in a topology change: it may hold documents of
         // shards it does not serve.
-        let held = self.rt.reads().shards_of(node);
-        let whole = held.iter().filter(|s| s.0 < self.index_shards).count() == shards.len()
-            && shards.iter().all(|s| held.contains(s));
-        let scope = NodeScope {
-            shards,
-            whole_node: whole && self.rt.holds_exactly(node),
-        };
+        let scope = scope(self.rt, node, shards, self.index_shards);
         let body = [Bytes::from(self.req.body(scope))];
         let req = NodeRequest::json(self.req.method(), self.req.path(), None, &body)
             .on_behalf(self.caller);
@@ -281,7 +295,7 @@ impl<R: ShardRequest> Scatter<'_, R> {
         exclude: BTreeSet<NodeIdx>,
         hedges_left: u32,
     ) -> Gathered {
-        let (by_node, mut missing) = self.cover(shards, group, &exclude);
+        let (by_node, mut missing) = cover((self.cluster, self.rt), shards, group, &exclude);
         let fetches = by_node
             .into_iter()
             .map(|(n, s)| self.fetch(n, s, group, exclude.clone(), hedges_left));

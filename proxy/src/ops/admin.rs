@@ -10,13 +10,8 @@ use crate::auth;
 use crate::cluster::{topology, Cluster, Runtime};
 use crate::fleet;
 
-/// Returns the status and JSON body to send.
-pub async fn handle(
-    session: &Session,
-    cluster: &Cluster,
-    rt: &Runtime,
-    path: &str,
-) -> Result<(u16, Vec<u8>), MiroirError> {
+/// Checks the request's admin key (bearer or `X-Admin-Key`).
+pub fn authorize(session: &Session, rt: &Runtime) -> Result<(), MiroirError> {
     let Some(expected) = rt.config.admin.api_key.as_ref() else {
         return Err(MiroirError::new(
             Code::AdminDisabled,
@@ -39,6 +34,17 @@ pub async fn handle(
             "The admin key is missing or invalid.",
         ));
     }
+    Ok(())
+}
+
+/// Returns the status and JSON body to send.
+pub async fn handle(
+    session: &Session,
+    cluster: &Cluster,
+    rt: &Runtime,
+    path: &str,
+) -> Result<(u16, Vec<u8>), MiroirError> {
+    authorize(session, rt)?;
     let method = session.req_header().method.as_str();
     let json = |v: Value| Ok((200, v.to_string().into_bytes()));
     let path = path.trim_end_matches('/');

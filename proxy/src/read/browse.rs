@@ -13,7 +13,7 @@ use miroir_conf::UnavailableShardPolicy;
 use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::routing::{GroupId, NodeScope, ShardId};
 use miroir_filters::search::browse::{self, SortedMerge};
-use miroir_filters::search::pinned;
+use miroir_filters::search::filter_expr;
 use serde_json::{json, Map, Value};
 
 use super::context::index_context;
@@ -148,7 +148,7 @@ async fn client_body(
     }
 }
 
-/// The shards of the ids a filter pins (see `search::pinned`), else every shard.
+/// The shards of the ids a filter pins (see `search::filter_expr`), else every shard.
 async fn pinned_shards(
     shared: &Shared,
     rt: &Runtime,
@@ -161,13 +161,13 @@ async fn pinned_shards(
             Ok(ctx) => ctx
                 .primary_key
                 .as_deref()
-                .and_then(|pk| pinned::pinned_keys(filter, pk)),
+                .and_then(|pk| filter_expr::pinned_keys(filter, pk)),
             // The nodes report what is wrong.
             Err(_) => None,
         },
         None => None,
     };
-    pinned::shards_to_ask(keys.as_ref(), shards)
+    filter_expr::shards_to_ask(keys.as_ref(), shards)
 }
 
 /// `GET /indexes/{uid}/documents and POST /indexes/{uid}/documents/fetch`.

@@ -5,6 +5,7 @@
 pub mod browse;
 mod context;
 pub mod document;
+pub mod explain;
 pub mod facet_search;
 pub mod fields;
 pub mod multi_search;

@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use crate::upstream::{AnswerBudget, Caller, NodeRequest};
 
+#[derive(Clone)]
 pub struct Incoming {
     pub method: String,
     /// Path and query string.

@@ -129,13 +129,14 @@ async fn write_turn(shared: &Shared) -> (tokio::sync::RwLockReadGuard<'_, ()>, A
 /// batches; anything else of this class is not built yet.
 async fn miroir_route(
     shared: &Arc<Shared>,
-    session: &Session,
+    session: &mut Session,
     ctx: &RequestCtx,
     rt: &Runtime,
     spec: &'static RouteSpec,
     param: &str,
 ) -> Reply {
-    let path = session.req_header().uri.path();
+    let path = session.req_header().uri.path().to_owned();
+    let path = path.as_str();
     match spec.name {
         _ if spec.template == "/health" => health(shared, rt),
         _ if spec.template == "/" => {
@@ -144,6 +145,9 @@ async fn miroir_route(
         // Miroir registers no webhooks yet (creating one answers `miroir_not_implemented`),
         // so the list is truthfully empty; node webhooks would report node tasks instead.
         "webhooks.list" => Reply::raw(200, br#"{"results":[]}"#.to_vec()),
+        _ if spec.method.as_str() == "POST" && explained_index(path).is_some() => {
+            explain(shared, session, ctx, rt, path).await
+        }
         _ if path.starts_with("/_miroir") => {
             match admin::handle(session, &shared.cluster, rt, path).await {
                 Ok((status, body)) => Reply::raw(status, body),
@@ -248,6 +252,33 @@ fn incoming(session: &Session, ctx: &RequestCtx, rt: &Runtime, body: Bytes) -> I
         index_uid: ctx.index_uid.clone(),
         budget: AnswerBudget::new(rt.config.server.max_answer_bytes),
     }
+}
+
+/// The index of `/_miroir/indexes/{uid}/explain`.
+fn explained_index(path: &str) -> Option<&str> {
+    path.strip_prefix("/_miroir/indexes/")?
+        .strip_suffix("/explain")
+        .filter(|uid| !uid.is_empty() && !uid.contains('/'))
+}
+
+/// `POST /_miroir/indexes/{uid}/explain`, behind the admin key.
+async fn explain(
+    shared: &Shared,
+    session: &mut Session,
+    ctx: &RequestCtx,
+    rt: &Runtime,
+    path: &str,
+) -> Reply {
+    if let Err(e) = admin::authorize(session, rt) {
+        return e.into();
+    }
+    let index = explained_index(path).unwrap_or_default().to_owned();
+    let body = match body::read(session, rt.config.server.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return e.into(),
+    };
+    let inc = incoming(session, ctx, rt, body);
+    read::explain::explain(shared, rt, &inc, &index).await
 }
 
 /// `GET /health`: available while every shard of any index has a healthy replica in some

@@ -392,7 +392,7 @@ pub async fn compared(
     let (port, metrics_port) = (free_port(), free_port());
     let mut toml = format!(
         "shards = 8\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n[server]\nport = {port}\n\n\
-         [metrics]\nport = {metrics_port}\n\n"
+         [metrics]\nport = {metrics_port}\n\n[admin]\napi_key = \"{ADMIN_KEY}\"\n\n"
     );
     for (i, node) in nodes.iter().enumerate() {
         toml.push_str(&format!(

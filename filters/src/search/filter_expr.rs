@@ -1,6 +1,7 @@
-//! The primary-key values a filter pins: when every document a filter can match has one of
-//! a few known ids, only the shards of those ids need to be asked (the others would answer
-//! no hit, no facet value and no total).
+//! Reading a filter expression without running it: the attributes it names (for warnings),
+//! and the primary-key values it pins. When every document a filter can match has one of a
+//! few known ids, only the shards of those ids need to be asked (the others would answer no
+//! hit, no facet value and no total).
 //!
 //! Read strictly, as Meilisearch reads filters (keywords upper case, `AND` binding tighter than
 //! `OR`); anything this reader does not fully understand pins nothing, so the search fans out
@@ -47,6 +48,48 @@ pub fn pinned_keys(filter: &Value, pk: &str) -> Option<BTreeSet<String>> {
                 _ => None,
             }
         })),
+        _ => None,
+    }
+}
+
+/// The attributes a filter's conditions name, in order and without repeats; `None` when the
+/// filter cannot be read (the nodes report why).
+pub fn attributes(filter: &Value) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    collect_attributes(filter, &mut names)?;
+    Some(names)
+}
+
+fn collect_attributes(filter: &Value, names: &mut Vec<String>) -> Option<()> {
+    match filter {
+        Value::String(expr) => {
+            let tokens = tokenize(expr)?;
+            let mut at_condition = true;
+            let mut depth = 0usize;
+            for t in &tokens {
+                match t {
+                    Token::Open if at_condition => {}
+                    Token::Word(w) if at_condition && w == "NOT" => {}
+                    Token::Word(w) | Token::Quoted(w) if at_condition && depth == 0 => {
+                        // `_geoRadius(...)` and the like name no attribute of the index.
+                        if !w.starts_with("_geo") && !names.contains(w) {
+                            names.push(w.clone());
+                        }
+                        at_condition = false;
+                    }
+                    Token::OpenList | Token::Open => depth += 1,
+                    Token::CloseList | Token::Close if depth > 0 => depth -= 1,
+                    Token::Word(w) if depth == 0 && (w == "AND" || w == "OR") => {
+                        at_condition = true
+                    }
+                    _ => {}
+                }
+            }
+            Some(())
+        }
+        Value::Array(items) => items
+            .iter()
+            .try_for_each(|item| collect_attributes(item, names)),
         _ => None,
     }
 }
@@ -300,6 +343,25 @@ mod tests {
         );
         assert_eq!(keys(json!("id = 4_2")), set(&["4_2"]));
         assert_eq!(keys(json!("id IN []")), set(&[]));
+    }
+
+    #[test]
+    fn attributes_are_the_conditions_fields() {
+        assert_eq!(
+            attributes(&json!(
+                "(id = 1 OR NOT genre IN [a, b]) AND year 1990 TO 2000"
+            )),
+            Some(vec!["id".into(), "genre".into(), "year".into()])
+        );
+        assert_eq!(
+            attributes(&json!([
+                ["a = 1", "b EXISTS"],
+                "_geoRadius(1, 2, 3)",
+                "a > 2"
+            ])),
+            Some(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(attributes(&json!("a = \"unterminated")), None);
     }
 
     #[test]
