@@ -27,6 +27,8 @@ pub struct Shared {
     pub settings_checks: Arc<settings_drift::Checks>,
     /// Wakes the task registry's upkeep (the registry reached its limit).
     pub task_upkeep: tokio::sync::Notify,
+    /// Read-your-writes sessions: the pending writes of each.
+    pub sessions: crate::server::sessions::Sessions,
 }
 
 impl Shared {
@@ -56,6 +58,7 @@ impl Shared {
             index_repairs: Default::default(),
             settings_checks: Default::default(),
             task_upkeep: tokio::sync::Notify::new(),
+            sessions: Default::default(),
         }))
     }
 

@@ -9,6 +9,7 @@ mod dispatch;
 mod request_id;
 mod respond;
 pub mod service;
+pub mod sessions;
 
 use std::path::PathBuf;
 

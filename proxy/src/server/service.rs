@@ -15,7 +15,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use super::ctx::RequestCtx;
-use super::{dispatch, request_id, respond};
+use super::{dispatch, request_id, respond, sessions};
 use crate::auth;
 use crate::cluster::Runtime;
 use crate::request::payload_too_large;
@@ -74,8 +74,28 @@ impl ProxyHttp for MiroirProxy {
             Some(m) => {
                 let param = m.param_decoded().map(|p| p.into_owned());
                 ctx.index_uid = m.index_uid.map(str::to_owned);
+                let rw_session = sessions::of(session);
+                let writes = sessions::writes(m.spec);
+                // A read waits for the session's own writes (see `sessions`).
+                let fresh = match &rw_session {
+                    Some(id) if !writes => sessions::wait(&self.shared, &rt, id).await,
+                    _ => true,
+                };
                 let outcome =
                     dispatch::answer(&self.shared, session, ctx, &rt, m.spec, param).await;
+                let outcome = match &rw_session {
+                    Some(id) => outcome.map(|reply| {
+                        if writes {
+                            sessions::after_write(&self.shared, id, &reply);
+                        }
+                        if fresh {
+                            reply
+                        } else {
+                            sessions::stale(reply)
+                        }
+                    }),
+                    None => outcome,
+                };
                 dispatch::finish(session, ctx, outcome).await?;
                 Ok(true)
             }
