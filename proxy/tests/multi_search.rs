@@ -40,6 +40,7 @@ async fn pair() -> Pair {
     let reference = sim_nodes(1).await;
     let settings =
         json!({"filterableAttributes": ["genre", "year"], "sortableAttributes": ["year"]});
+    let mut through_miroir = Vec::new();
     for base in [cluster.miroir.url(), reference[0].url()] {
         for (index, docs) in [("movies", corpus(0..200)), ("series", corpus(200..320))] {
             let (s, r) = call(
@@ -58,7 +59,15 @@ async fn pair() -> Pair {
             )
             .await;
             assert_eq!(s, 202, "{r}");
+            if base == cluster.miroir.url() {
+                through_miroir.push(r["taskUid"].as_u64().expect("task uid"));
+            }
         }
+    }
+    // Miroir's tasks, not only the nodes' queues: a write a loaded node missed is replayed
+    // to it, and the task succeeds once it is.
+    for uid in through_miroir {
+        assert_eq!(wait_task(&cluster.miroir.url(), uid).await["status"], "succeeded");
     }
     for node in &cluster.nodes {
         wait_idle(&node.url()).await;
