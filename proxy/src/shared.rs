@@ -12,7 +12,7 @@ use crate::auth::{Access, KeyCache};
 use crate::cluster::topology::{self, Layout, Placements, Topology, TopologyFile};
 use crate::cluster::{Cluster, Runtime};
 use crate::repair::{index_repairs, settings_drift};
-use crate::request::{Incoming, Reply};
+use crate::request::{InFlight, Incoming, Reply};
 
 pub struct Shared {
     pub cluster: Arc<Cluster>,
@@ -26,6 +26,8 @@ pub struct Shared {
     pub settings_checks: Arc<settings_drift::Checks>,
     /// Wakes the task registry's upkeep (the registry reached its limit).
     pub task_upkeep: tokio::sync::Notify,
+    /// Writes under an `Idempotency-Key`, one at a time per key.
+    pub idempotency: InFlight,
 }
 
 impl Shared {
@@ -54,6 +56,7 @@ impl Shared {
             index_repairs: Default::default(),
             settings_checks: Default::default(),
             task_upkeep: tokio::sync::Notify::new(),
+            idempotency: InFlight::default(),
         }))
     }
 
