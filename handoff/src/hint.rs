@@ -1,16 +1,24 @@
 //! One missed write and its on-disk form.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-/// The request a node missed, replayed as is (with Miroir's own credential).
+/// The request a node missed, replayed as is (with Miroir's own credential): a document
+/// write or deletion, a settings update, an index creation, update, deletion or swap, a key
+/// creation, update or deletion. Everything a node misses goes into one log, so it is
+/// replayed in the order Miroir accepted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hint {
+    /// The index whose write order the request takes; empty for instance-wide requests
+    /// (keys, swaps).
     pub index_uid: String,
     pub method: String,
     /// Path and query string.
     pub path: String,
     pub content_type: Option<String>,
-    pub body: Vec<u8>,
+    /// Shared with the request that produced it: keeping a hint copies the body only into
+    /// the store.
+    pub body: Bytes,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -28,9 +36,9 @@ impl Hint {
         (self.body.len() + self.path.len() + self.index_uid.len() + 64) as u64
     }
 
-    /// `header length (u32 LE) | header JSON | body`: the body is stored verbatim, never
-    /// re-encoded.
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The stored form is `header length (u32 LE) | header JSON | body`: this is its first
+    /// two parts. The body follows verbatim, written by the store straight into its page.
+    pub(crate) fn encoded_header(&self) -> Vec<u8> {
         let header = Header {
             index_uid: &self.index_uid,
             method: &self.method,
@@ -39,10 +47,23 @@ impl Hint {
         };
         // Serializing plain strings cannot fail.
         let header = serde_json::to_vec(&header).unwrap_or_default();
-        let mut out = Vec::with_capacity(4 + header.len() + self.body.len());
+        let mut out = Vec::with_capacity(4 + header.len());
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
         out.extend_from_slice(&header);
-        out.extend_from_slice(&self.body);
+        out
+    }
+
+    /// Writes the stored form into `out`, which is `encoded_header().len() + body.len()` long.
+    pub(crate) fn encode_into(&self, header: &[u8], out: &mut [u8]) {
+        out[..header.len()].copy_from_slice(header);
+        out[header.len()..].copy_from_slice(&self.body);
+    }
+
+    #[cfg(test)]
+    fn encode(&self) -> Vec<u8> {
+        let header = self.encoded_header();
+        let mut out = vec![0; header.len() + self.body.len()];
+        self.encode_into(&header, &mut out);
         out
     }
 
@@ -54,7 +75,7 @@ impl Hint {
             method: header.method.to_owned(),
             path: header.path.to_owned(),
             content_type: header.content_type.map(str::to_owned),
-            body: bytes.get(4 + len..)?.to_vec(),
+            body: Bytes::copy_from_slice(bytes.get(4 + len..)?),
         })
     }
 }
@@ -70,11 +91,11 @@ mod tests {
             method: "POST".into(),
             path: "/indexes/movies/documents?primaryKey=id".into(),
             content_type: Some("application/x-ndjson".into()),
-            body: b"{\"id\":1}\n{\"id\":2}\n".to_vec(),
+            body: Bytes::from_static(b"{\"id\":1}\n{\"id\":2}\n"),
         };
         assert_eq!(Hint::decode(&hint.encode()), Some(hint.clone()));
         hint.content_type = None;
-        hint.body.clear();
+        hint.body = Bytes::new();
         assert_eq!(Hint::decode(&hint.encode()), Some(hint));
         assert_eq!(Hint::decode(b"\x05\x00"), None);
     }

@@ -151,9 +151,12 @@ impl HintStore {
                 .map_or(1, |v| v.value());
             meta.insert(NEXT_SEQ, seq + 1).map_err(backend)?;
             let mut hints = txn.open_table(HINTS).map_err(backend)?;
-            hints
-                .insert((node, seq), hint.encode().as_slice())
+            let header = hint.encoded_header();
+            let mut value = hints
+                .insert_reserve((node, seq), header.len() + hint.body.len())
                 .map_err(backend)?;
+            hint.encode_into(&header, value.as_mut());
+            drop(value);
             backlog.hints += 1;
             backlog.bytes += size;
             let mut table = txn.open_table(BACKLOG).map_err(backend)?;

@@ -14,7 +14,29 @@ fn hint(index: &str, body: &str) -> Hint {
         method: "POST".into(),
         path: format!("/indexes/{index}/documents"),
         content_type: Some("application/json".into()),
-        body: body.as_bytes().to_vec(),
+        body: bytes::Bytes::from(body.to_owned()),
+    }
+}
+
+/// Entry `n` of a writer: a document write, a settings update, an index deletion, creation or
+/// swap, or a key creation, update or deletion, each carrying `body` so its place is known.
+fn entry(index: &str, n: usize, body: &str) -> Hint {
+    let (scope, method, path) = match n % 8 {
+        0 => (index, "POST", format!("/indexes/{index}/documents")),
+        1 => (index, "PATCH", format!("/indexes/{index}/settings")),
+        2 => (index, "DELETE", format!("/indexes/{index}")),
+        3 => (index, "POST", "/indexes".to_owned()),
+        4 => ("", "POST", "/swap-indexes".to_owned()),
+        5 => ("", "POST", "/keys".to_owned()),
+        6 => ("", "PATCH", format!("/keys/{index}")),
+        _ => ("", "DELETE", format!("/keys/{index}")),
+    };
+    Hint {
+        index_uid: scope.into(),
+        method: method.into(),
+        path,
+        content_type: Some("application/json".into()),
+        body: bytes::Bytes::from(body.to_owned()),
     }
 }
 
@@ -82,8 +104,9 @@ fn a_full_queue_refuses_hints_and_a_resync_mark_is_durable() {
     assert_eq!(store.backlog("a").hints, 2);
 }
 
-/// Many writers and replayers side by side, across nodes and indexes: every count and byte
-/// total stays exact, each node's hints stay in append order, and a reopened store agrees.
+/// Many writers and replayers side by side, across nodes and indexes, with every kind of entry
+/// a node's log holds: every count and byte total stays exact, each node's entries stay in
+/// append order (whatever their kind), and a reopened store agrees.
 #[test]
 fn concurrent_appends_and_removals_keep_exact_counts_and_order() {
     use std::sync::Arc;
@@ -99,7 +122,7 @@ fn concurrent_appends_and_removals_keep_exact_counts_and_order() {
                 for node in nodes {
                     let body = format!("[{t},{n}]");
                     store
-                        .append(node, &hint(&format!("index-{t}"), &body), u64::MAX)
+                        .append(node, &entry(&format!("index-{t}"), n, &body), u64::MAX)
                         .unwrap();
                 }
             }
@@ -142,8 +165,13 @@ fn concurrent_appends_and_removals_keep_exact_counts_and_order() {
     for node in ["b", "c"] {
         let mut last = [-1i64; 4];
         while let Some((seq, h)) = store.first(node).unwrap() {
-            let body = String::from_utf8(h.body).unwrap();
+            let body = String::from_utf8(h.body.to_vec()).unwrap();
             let v: Vec<i64> = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                h,
+                entry(&format!("index-{}", v[0]), v[1] as usize, &body),
+                "node {node}: the entry comes back as it was kept"
+            );
             assert!(
                 v[1] > last[v[0] as usize],
                 "node {node}: {body} after {}",

@@ -47,6 +47,7 @@ fn record(uid: u64, count: u64) -> TaskRecord {
             // Unknown to the node: it answers 404 and the task stays processing.
             task_uid: Some(if unfinished { 1_000_000_000 + uid } else { uid }),
             error: None,
+            share: 0,
         }],
         custom_metadata: None,
         details: Some(json!({ "receivedDocuments": 100 })),

@@ -13,7 +13,7 @@ use crate::cluster::shard_counts::ShardCounts;
 use crate::cluster::topology::{self, Layout, Placements, Topology, TopologyFile};
 use crate::cluster::{Cluster, Runtime};
 use crate::repair::{index_repairs, settings_drift};
-use crate::request::{Incoming, Reply};
+use crate::request::{InFlight, Incoming, Reply};
 
 pub struct Shared {
     pub cluster: Arc<Cluster>,
@@ -29,6 +29,8 @@ pub struct Shared {
     pub task_upkeep: tokio::sync::Notify,
     /// Read-your-writes sessions: the pending writes of each.
     pub sessions: crate::server::sessions::Sessions,
+    /// Writes under an `Idempotency-Key`, one at a time per key.
+    pub idempotency: InFlight,
 }
 
 impl Shared {
@@ -59,6 +61,7 @@ impl Shared {
             settings_checks: Default::default(),
             task_upkeep: tokio::sync::Notify::new(),
             sessions: Default::default(),
+            idempotency: InFlight::default(),
         }))
     }
 

@@ -830,3 +830,310 @@ async fn a_write_lost_for_a_node_marks_it_for_resync() {
     );
     assert_eq!(search_total(&base).await, Ok((1000, None)));
 }
+
+/// Index settings every node must hold for the audits: totals counted past 1000.
+async fn index_on(node: &SimNode) -> (u16, Value) {
+    call(&node.url(), "GET", &format!("/indexes/{INDEX}"), None).await
+}
+
+/// The index is deleted and created again with new documents while a replica is down (and,
+/// with `restart`, Miroir is killed and started again before the replica is back): once back,
+/// the replica gets the deletion, the creation and the new documents in that order, from the
+/// one log, and holds exactly what the others hold.
+async fn deleted_and_recreated_while_a_replica_is_down(restart: bool) {
+    let mut c = rf2("").await;
+    let base = c.miroir.url();
+    let tasks = vec![write(&base, docs(0..300, 1)).await.expect("write")];
+    assert_eq!(unsucceeded(&base, &tasks).await, 0);
+    c.nodes[2].stop().await;
+    wait_state(&base, "n2", "failed", Duration::from_secs(10)).await;
+
+    let (status, t) = call(&base, "DELETE", &format!("/indexes/{INDEX}"), None).await;
+    assert_eq!(status, 202, "{t}");
+    let deletion = t["taskUid"].as_u64().expect("uid");
+    assert_eq!(unsucceeded(&base, &[deletion]).await, 0);
+    let (status, t) = call(
+        &base,
+        "POST",
+        "/indexes",
+        Some(json!({"uid": INDEX, "primaryKey": "id"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{t}");
+    let mut tasks = vec![t["taskUid"].as_u64().expect("uid")];
+    tasks.push(write(&base, docs(1000..1200, 2)).await.expect("write"));
+    assert_eq!(unsucceeded(&base, &tasks).await, 0);
+    let (_, pending) = node_status(&base, "n2").await;
+    assert!(
+        pending >= 3,
+        "deletion, creation and documents wait for n2: {pending}"
+    );
+
+    if restart {
+        c.miroir.crash_and_restart(miroir_bin()).await;
+        let (_, still) = node_status(&base, "n2").await;
+        assert_eq!(still, pending, "the log survived the crash");
+    }
+    c.nodes[2].restart().await.expect("restart");
+    wait_state(&base, "n2", "active", Duration::from_secs(60)).await;
+    let (_, t) = call(&base, "GET", &format!("/tasks/{deletion}"), None).await;
+    assert_eq!(t["miroir"]["pendingReplays"], json!([]), "{t}");
+
+    let expected: BTreeMap<u64, u64> = (1000..1200).map(|i| (i, 2)).collect();
+    assert_eq!(audit(&c, &expected).await, Audit::default());
+    for node in &c.nodes {
+        let (status, index) = index_on(node).await;
+        assert_eq!(status, 200, "{index}");
+        let held = node_docs(node).await;
+        assert!(
+            held.keys().all(|id| *id >= 1000),
+            "documents of the deleted index came back on {}: {held:?}",
+            node.url()
+        );
+        let (_, filterable) = call(
+            &node.url(),
+            "GET",
+            &format!("/indexes/{INDEX}/settings/filterable-attributes"),
+            None,
+        )
+        .await;
+        assert!(
+            filterable
+                .as_array()
+                .is_some_and(|f| f.contains(&json!("_miroir_shard"))),
+            "{filterable}"
+        );
+    }
+    assert_eq!(search_total(&base).await, Ok((200, None)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_index_deleted_and_recreated_while_a_replica_is_down_converges() {
+    deleted_and_recreated_while_a_replica_is_down(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_index_deleted_and_recreated_converges_across_a_miroir_restart() {
+    deleted_and_recreated_while_a_replica_is_down(true).await;
+}
+
+/// A search with `key` through Miroir: its status and error code.
+async fn search_with(base: &str, key: &str) -> (u16, Value) {
+    let resp = client()
+        .post(format!("{base}/indexes/{INDEX}/search"))
+        .bearer_auth(key)
+        .json(&json!({"q": "doc"}))
+        .send()
+        .await
+        .expect("search");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Keys created, updated and revoked while a replica is down reach it from its log before it
+/// serves again: afterwards the revoked key is refused through Miroir on every read rotation
+/// and by every node directly, and the other two are the same on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keys_changed_while_a_replica_is_down_reach_it_and_a_revoked_key_is_refused_everywhere() {
+    let c = rf2("").await;
+    let base = c.miroir.url();
+    let tasks = vec![write(&base, docs(0..200, 1)).await.expect("write")];
+    assert_eq!(unsucceeded(&base, &tasks).await, 0);
+    let new_key = |name: &str| json!({"name": name, "actions": ["search", "documents.get"], "indexes": [INDEX], "expiresAt": null});
+    let (status, revoked) = call(&base, "POST", "/keys", Some(new_key("revoked"))).await;
+    assert_eq!(status, 201, "{revoked}");
+    let revoked_key = revoked["key"].as_str().expect("key").to_owned();
+    assert_eq!(search_with(&base, &revoked_key).await.0, 200);
+    let (status, updated) = call(&base, "POST", "/keys", Some(new_key("before"))).await;
+    assert_eq!(status, 201, "{updated}");
+
+    c.nodes[1].stop().await;
+    wait_state(&base, "n1", "failed", Duration::from_secs(10)).await;
+    let uid = revoked["uid"].as_str().expect("uid");
+    let (status, body) = call(&base, "DELETE", &format!("/keys/{uid}"), None).await;
+    assert_eq!(
+        status, 204,
+        "the revocation is made, not refused for quorum: {body}"
+    );
+    let (status, body) = call(
+        &base,
+        "PATCH",
+        &format!("/keys/{}", updated["uid"].as_str().expect("uid")),
+        Some(json!({"name": "after"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, created) = call(&base, "POST", "/keys", Some(new_key("created"))).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(search_with(&base, &revoked_key).await.0, 403);
+
+    c.nodes[1].restart().await.expect("restart");
+    wait_state(&base, "n1", "active", Duration::from_secs(60)).await;
+    for _ in 0..30 {
+        let (status, body) = search_with(&base, &revoked_key).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("invalid_api_key")),
+            "{body}"
+        );
+    }
+    let created_key = created["key"].as_str().expect("key");
+    for _ in 0..10 {
+        assert_eq!(search_with(&base, created_key).await.0, 200);
+    }
+    for node in &c.nodes {
+        let (status, body) = search_with(&node.url(), &revoked_key).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("invalid_api_key")),
+            "{body}"
+        );
+        let (status, _) = call(&node.url(), "GET", &format!("/keys/{uid}"), None).await;
+        assert_eq!(status, 404, "the revoked key is gone from {}", node.url());
+        let (_, key) = call(
+            &node.url(),
+            "GET",
+            &format!("/keys/{}", updated["uid"].as_str().unwrap()),
+            None,
+        )
+        .await;
+        assert_eq!(key["name"], "after", "{key}");
+        let (status, key) = call(
+            &node.url(),
+            "GET",
+            &format!("/keys/{}", created["uid"].as_str().unwrap()),
+            None,
+        )
+        .await;
+        assert_eq!((status, &key["key"]), (200, &created["key"]), "{key}");
+    }
+}
+
+/// A write that touched one replica and then failed its quorum (the other replica answered
+/// 500 and its copy is too large for its hint queue) is not left on one replica: the error says
+/// it is rolled forward, and the replica that missed it is rebuilt from the others, so every
+/// replica ends with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_refused_for_quorum_after_touching_a_replica_is_rolled_forward() {
+    let c = cluster_with(
+        3,
+        "replication_factor = 2\n",
+        "[scatter]\nnode_timeout_ms = 1000\n\n[handoff]\nreplay_interval_ms = 50\nmax_bytes_per_node = 20000\n",
+    )
+    .await;
+    let base = c.miroir.url();
+    prepare(&base).await;
+    let tasks = vec![write(&base, docs(0..100, 1)).await.expect("write")];
+    assert_eq!(unsucceeded(&base, &tasks).await, 0);
+    c.nodes[1].faults().set_error_rate(ErrorRate {
+        rate: 1.0,
+        status: 500,
+        path_prefix: Some(format!("/indexes/{INDEX}/documents")),
+    });
+    // About 40 KB for n1: more than its whole hint queue may hold.
+    let (status, body) = call(
+        &base,
+        "POST",
+        &format!("/indexes/{INDEX}/documents"),
+        Some(docs(100..700, 1)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("miroir_no_quorum")),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap_or("");
+    assert!(message.contains("rolled forward"), "{message}");
+    c.nodes[1].faults().clear();
+    let rebuilt = eventually(Duration::from_secs(60), || async {
+        let node = n1(&base).await;
+        node["needsResync"] == false && node["status"] == "active"
+    })
+    .await;
+    assert!(rebuilt, "{}\n{}", n1(&base).await, c.miroir.log());
+    let expected: BTreeMap<u64, u64> = (0..700).map(|i| (i, 1)).collect();
+    let settled = eventually(Duration::from_secs(30), || async {
+        audit(&c, &expected).await == Audit::default()
+    })
+    .await;
+    assert!(settled, "{:?}", audit(&c, &expected).await);
+}
+
+/// Documents tasks of the index a node holds.
+async fn node_write_tasks(node: &SimNode) -> usize {
+    let (status, page) = call(
+        &node.url(),
+        "GET",
+        &format!("/tasks?indexUids={INDEX}&types=documentAdditionOrUpdate&limit=1000"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    page["results"].as_array().map_or(0, Vec::len)
+}
+
+/// Two requests sent at once with one `Idempotency-Key` are one write: the nodes receive it
+/// once and both clients get the same task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_with_one_idempotency_key_reach_the_nodes_once() {
+    let c = rf2("").await;
+    let base = c.miroir.url();
+    let mut before = Vec::new();
+    for node in &c.nodes {
+        before.push(node_write_tasks(node).await);
+    }
+    let send = || {
+        client()
+            .post(format!("{base}/indexes/{INDEX}/documents"))
+            .bearer_auth(KEY)
+            .header("Idempotency-Key", "import-42")
+            .json(&docs(0..500, 1))
+            .send()
+    };
+    let (a, b) = tokio::join!(send(), send());
+    let (a, b) = (a.expect("first"), b.expect("second"));
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (202, 202));
+    let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
+    assert_eq!(a["taskUid"], b["taskUid"], "{a} {b}");
+    assert_eq!(
+        unsucceeded(&base, &[a["taskUid"].as_u64().unwrap()]).await,
+        0
+    );
+    for (node, before) in c.nodes.iter().zip(before) {
+        assert_eq!(node_write_tasks(node).await, before + 1, "{}", node.url());
+    }
+    let expected: BTreeMap<u64, u64> = (0..500).map(|i| (i, 1)).collect();
+    assert_eq!(audit(&c, &expected).await, Audit::default());
+}
+
+/// With RF 2 and one replica down, a task's counts are the logical ones: the hinted replica has
+/// no node task, and the others' counts are not divided as if it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn task_counts_are_logical_with_a_replica_down() {
+    let c = rf2("").await;
+    let base = c.miroir.url();
+    c.nodes[1].stop().await;
+    wait_state(&base, "n1", "failed", Duration::from_secs(10)).await;
+    let uid = write(&base, docs(0..1000, 1)).await.expect("write");
+    assert_eq!(unsucceeded(&base, &[uid]).await, 0);
+    let (_, t) = call(&base, "GET", &format!("/tasks/{uid}"), None).await;
+    assert_eq!(t["details"]["receivedDocuments"], 1000, "{t}");
+    assert_eq!(t["details"]["indexedDocuments"], 1000, "{t}");
+    let (status, t) = call(
+        &base,
+        "POST",
+        &format!("/indexes/{INDEX}/documents/delete-batch"),
+        Some(json!((0..300).collect::<Vec<u64>>())),
+    )
+    .await;
+    assert_eq!(status, 202, "{t}");
+    let uid = t["taskUid"].as_u64().expect("uid");
+    assert_eq!(unsucceeded(&base, &[uid]).await, 0);
+    let (_, t) = call(&base, "GET", &format!("/tasks/{uid}"), None).await;
+    assert_eq!(t["details"]["deletedDocuments"], 300, "{t}");
+    c.nodes[1].restart().await.expect("restart");
+    wait_state(&base, "n1", "active", Duration::from_secs(60)).await;
+    let expected: BTreeMap<u64, u64> = (300..1000).map(|i| (i, 1)).collect();
+    assert_eq!(audit(&c, &expected).await, Audit::default());
+}

@@ -1,6 +1,7 @@
-//! The chaos suite's first scenario on real Meilisearch nodes (runs only with `MEILI_BIN`):
-//! RF 2 over 3 nodes, one node killed in the middle of a 10 000-document ingest and started
-//! again later on the same database. Afterwards every replica holds every document.
+//! Chaos scenarios on real Meilisearch nodes (run only with `MEILI_BIN`), RF 2 over 3 nodes:
+//! one node killed in the middle of a 10 000-document ingest and started again later on the
+//! same database; an index deleted and recreated while a node is down (with a Miroir restart
+//! in between); a key revoked while a node is down. Afterwards every replica holds the same.
 
 mod common;
 
@@ -69,9 +70,8 @@ async fn ids_on(node: &TestNode) -> BTreeMap<u64, u64> {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn real_node_killed_mid_ingest_loses_nothing() {
-    require_meili_bin!();
+/// Three real nodes and Miroir with RF 2 in front of them.
+async fn real_cluster() -> (Vec<TestNode>, MiroirProcess) {
     let mut nodes = Vec::new();
     for _ in 0..3 {
         nodes.push(start_node(NodeKind::Real, KEY).await);
@@ -90,6 +90,13 @@ async fn real_node_killed_mid_ingest_loses_nothing() {
         ));
     }
     let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
+    (nodes, miroir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_node_killed_mid_ingest_loses_nothing() {
+    require_meili_bin!();
+    let (nodes, miroir) = real_cluster().await;
     let base = miroir.url();
 
     let (mut tasks, mut errors) = (Vec::new(), 0);
@@ -164,4 +171,154 @@ async fn real_node_killed_mid_ingest_loses_nothing() {
         converge.as_millis()
     );
     assert_eq!((lost, stale, errors), (0, 0, 0));
+}
+
+/// Waits for each task through Miroir to succeed.
+async fn all_succeed(base: &str, tasks: &[u64]) {
+    for uid in tasks {
+        let done = eventually(Duration::from_secs(120), || async {
+            let (_, t) = call(base, "GET", &format!("/tasks/{uid}"), None).await;
+            t["status"] == "succeeded"
+        })
+        .await;
+        let (_, t) = call(base, "GET", &format!("/tasks/{uid}"), None).await;
+        assert!(done, "task {uid}: {t}");
+    }
+}
+
+async fn accepted(base: &str, method: &str, path: &str, body: Option<Value>) -> u64 {
+    let (status, t) = call(base, method, path, body).await;
+    assert_eq!(status, 202, "{method} {path}: {t}");
+    t["taskUid"].as_u64().expect("task uid")
+}
+
+fn versioned(ids: std::ops::Range<u64>, v: u64) -> Value {
+    ids.map(|i| json!({"id": i, "title": format!("doc {i}"), "v": v}))
+        .collect()
+}
+
+/// The index deleted and created again with new documents while a node is down, Miroir
+/// killed and restarted before the node is back: the node replays deletion, creation and
+/// documents in order from the log that survived, and every node holds the same documents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_index_deleted_and_recreated_while_a_node_is_down() {
+    require_meili_bin!();
+    let (nodes, mut miroir) = real_cluster().await;
+    let base = miroir.url();
+    let docs_path = format!("/indexes/{INDEX}/documents");
+    let first = accepted(&base, "POST", &docs_path, Some(versioned(0..500, 1))).await;
+    all_succeed(&base, &[first]).await;
+    nodes[2].stop().await;
+    wait_status(&base, "n2", "failed", Duration::from_secs(20)).await;
+    let mut tasks = vec![accepted(&base, "DELETE", &format!("/indexes/{INDEX}"), None).await];
+    tasks.push(
+        accepted(
+            &base,
+            "POST",
+            "/indexes",
+            Some(json!({"uid": INDEX, "primaryKey": "id"})),
+        )
+        .await,
+    );
+    tasks.push(accepted(&base, "POST", &docs_path, Some(versioned(1000..1300, 2))).await);
+    all_succeed(&base, &tasks).await;
+    let (_, pending) = status_of(&base, "n2").await;
+    assert!(pending >= 3, "{pending}");
+    miroir.crash_and_restart(miroir_bin()).await;
+    assert_eq!(status_of(&base, "n2").await.1, pending, "the log survived");
+    nodes[2].restart().await;
+    wait_status(&base, "n2", "active", Duration::from_secs(120)).await;
+
+    let topo = topology(&base).await;
+    let mut held = Vec::new();
+    for node in &nodes {
+        held.push(ids_on(node).await);
+    }
+    for (i, docs) in held.iter().enumerate() {
+        assert!(
+            docs.keys().all(|id| *id >= 1000),
+            "n{i} holds deleted documents"
+        );
+        assert!(docs.values().all(|v| *v == 2), "n{i} holds old versions");
+    }
+    for id in 1000..1300u64 {
+        let shard = shard_for_key(&id.to_string(), 8);
+        let replicas = topo["groups"][0]["shards"][shard.0.to_string()]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for r in replicas {
+            let r: usize = r.as_str().unwrap().trim_start_matches('n').parse().unwrap();
+            assert!(held[r].contains_key(&id), "n{r} lacks {id}");
+        }
+    }
+    let total: usize = held.iter().map(BTreeMap::len).sum();
+    assert_eq!(total, 600, "300 documents, 2 copies each, no stray");
+}
+
+async fn search_with(base: &str, key: &str) -> (u16, Value) {
+    let resp = client()
+        .post(format!("{base}/indexes/{INDEX}/search"))
+        .bearer_auth(key)
+        .json(&json!({"q": "doc"}))
+        .send()
+        .await
+        .expect("search");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// A key revoked while a node is down: the revocation is made (not refused for quorum), and
+/// once the node is back the key is refused through Miroir on every read rotation and by
+/// every node directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_key_revoked_while_a_node_is_down_is_refused_everywhere() {
+    require_meili_bin!();
+    let (nodes, miroir) = real_cluster().await;
+    let base = miroir.url();
+    let first = accepted(
+        &base,
+        "POST",
+        &format!("/indexes/{INDEX}/documents"),
+        Some(versioned(0..200, 1)),
+    )
+    .await;
+    all_succeed(&base, &[first]).await;
+    let (status, key) = call(
+        &base,
+        "POST",
+        "/keys",
+        Some(json!({"actions": ["search"], "indexes": [INDEX], "expiresAt": null})),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    let (uid, secret) = (
+        key["uid"].as_str().expect("uid").to_owned(),
+        key["key"].as_str().expect("key").to_owned(),
+    );
+    assert_eq!(search_with(&base, &secret).await.0, 200);
+    nodes[0].stop().await;
+    wait_status(&base, "n0", "failed", Duration::from_secs(20)).await;
+    let (status, body) = call(&base, "DELETE", &format!("/keys/{uid}"), None).await;
+    assert_eq!(status, 204, "{body}");
+    nodes[0].restart().await;
+    wait_status(&base, "n0", "active", Duration::from_secs(120)).await;
+    for _ in 0..30 {
+        let (status, body) = search_with(&base, &secret).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("invalid_api_key")),
+            "{body}"
+        );
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let (status, body) = search_with(&node.url(), &secret).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("invalid_api_key")),
+            "n{i}: {body}"
+        );
+        let (status, _) = call(&node.url(), "GET", &format!("/keys/{uid}"), None).await;
+        assert_eq!(status, 404, "n{i} still has the key");
+    }
 }

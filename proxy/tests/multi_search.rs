@@ -67,7 +67,10 @@ async fn pair() -> Pair {
     // Miroir's tasks, not only the nodes' queues: a write a loaded node missed is replayed
     // to it, and the task succeeds once it is.
     for uid in through_miroir {
-        assert_eq!(wait_task(&cluster.miroir.url(), uid).await["status"], "succeeded");
+        assert_eq!(
+            wait_task(&cluster.miroir.url(), uid).await["status"],
+            "succeeded"
+        );
     }
     for node in &cluster.nodes {
         wait_idle(&node.url()).await;

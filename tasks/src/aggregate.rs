@@ -164,12 +164,19 @@ fn merge_details(
     status: Status,
 ) -> Value {
     let mut details = node_details.unwrap_or_default();
+    let logical = |total: u64| match per_copy(record) {
+        Some((items, carried)) => {
+            ((u128::from(total) * u128::from(items) + u128::from(carried) / 2)
+                / u128::from(carried)) as u64
+        }
+        None => total / u64::from(copies.max(1)),
+    };
     for (key, total) in COPY_COUNTERS.iter().zip(counters) {
         if details.contains_key(*key) {
             // While parts are pending or after a failure, the counters are what a single
             // node shows then: null, and 0 once failed.
             let value = match status {
-                Status::Succeeded => json!(total / u64::from(copies.max(1))),
+                Status::Succeeded => json!(logical(*total)),
                 Status::Failed | Status::Canceled => json!(0),
                 _ => Value::Null,
             };
@@ -178,6 +185,10 @@ fn merge_details(
     }
     if let Some(Value::Object(mine)) = &record.details {
         for (k, v) in mine {
+            // Miroir's placeholder for a counter only the nodes know does not hide theirs.
+            if v.is_null() && COPY_COUNTERS.contains(&k.as_str()) && details.contains_key(k) {
+                continue;
+            }
             details.insert(k.clone(), v.clone());
         }
         // A split write knows how many documents it received; once every part succeeded they
@@ -193,6 +204,24 @@ fn merge_details(
     } else {
         Value::Object(details)
     }
+}
+
+/// For a write whose parts say what they carried: the logical items (documents received, ids
+/// provided) and the copies of them the counted parts carried. A replica that gets the write
+/// from its log later has no part, so its copies are in neither the counters nor `carried`.
+fn per_copy(record: &TaskRecord) -> Option<(u64, u64)> {
+    let mine = record.details.as_ref()?;
+    let items = ["receivedDocuments", "providedIds"]
+        .iter()
+        .find_map(|k| mine.get(*k).and_then(Value::as_u64))?;
+    // Parts that carried none (settings on a node the write gave no document) count nothing.
+    let carried: u64 = record
+        .node_tasks
+        .iter()
+        .filter(|t| t.task_uid.is_some())
+        .map(|t| t.share)
+        .sum();
+    (items > 0 && carried > 0).then_some((items, carried))
 }
 
 /// The node's error with the node named, so an operator knows where to look.
@@ -264,6 +293,7 @@ mod tests {
                     node: (*n).into(),
                     task_uid: Some(1),
                     error: None,
+                    share: 0,
                 })
                 .collect(),
             custom_metadata: None,
@@ -362,6 +392,24 @@ mod tests {
         ];
         // RF 2: 10 documents stored as 20 copies.
         assert_eq!(aggregate(&r, &views, 2)["details"]["indexedDocuments"], 10);
+    }
+
+    #[test]
+    fn counts_stay_logical_when_a_replica_gets_the_write_later() {
+        // RF 2, 10 ids: `c` is down and hinted (no part); `a` and `b` carried 6 and 8 of the
+        // 20 copies and deleted them all.
+        let mut r = record(&["a", "b"]);
+        r.details = Some(json!({"providedIds": 10, "deletedDocuments": null}));
+        r.node_tasks[0].share = 6;
+        r.node_tasks[1].share = 8;
+        let deleted = |n: u64| {
+            NodeView::Task(
+                json!({"status": "succeeded", "details": {"providedIds": n, "deletedDocuments": n}}),
+            )
+        };
+        let v = aggregate(&r, &[deleted(6), deleted(8)], 2);
+        assert_eq!(v["details"]["deletedDocuments"], 10, "{v}");
+        assert_eq!(v["details"]["providedIds"], 10, "{v}");
     }
 
     #[test]

@@ -17,6 +17,15 @@ pub struct NodeTask {
     /// The node's error, when it refused the request outright (Meilisearch error JSON).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<Value>,
+    /// How many of the write's documents or ids this part carried (0: not known, an
+    /// index-wide request). With a replica missing (hinted, it has no part), per-copy
+    /// counters are scaled by these rather than divided by RF × RG.
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub share: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A task as stored: everything needed to answer `GET /tasks/{uid}` after a restart.

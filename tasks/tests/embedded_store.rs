@@ -21,6 +21,7 @@ fn task(index: &str) -> NewTask {
             node: "a".into(),
             task_uid: Some(3),
             error: None,
+            share: 0,
         }],
         custom_metadata: None,
         details: None,

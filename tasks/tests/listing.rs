@@ -160,6 +160,7 @@ fn build(specs: &[Spec]) -> Vec<Gen> {
                     node: "n0".into(),
                     task_uid: Some(uid),
                     error: None,
+                    share: 0,
                 }],
                 custom_metadata: None,
                 details: None,

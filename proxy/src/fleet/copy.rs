@@ -182,7 +182,7 @@ pub async fn replay_log(calls: &Calls<'_>, target: &NodePeer) -> Result<usize, C
 }
 
 async fn send_hint(calls: &Calls<'_>, target: &NodePeer, hint: &Hint) -> Result<(), CallError> {
-    let body = [Bytes::from(hint.body.clone())];
+    let body = [hint.body.clone()];
     let req = NodeRequest {
         method: &hint.method,
         path: &hint.path,

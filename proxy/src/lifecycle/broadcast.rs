@@ -18,7 +18,7 @@ use crate::repair::{handoff, index_repairs, settings_drift};
 use crate::request::{Incoming, Reply};
 use crate::shared::Shared;
 use crate::tasks;
-use crate::upstream::{NodeResponse, NodeResult, UpstreamError};
+use crate::upstream::{NodeResponse, NodeResult};
 
 pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
     let body = [shard_field::rewrite_update(
@@ -26,18 +26,18 @@ pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
         &keys::with_key_uid(inc),
     )];
     let chunks: &[Bytes] = if body[0].is_empty() { &[] } else { &body };
-    let (results, hinted) = match (handoff::hinted_route(inc.route), &inc.index_uid) {
-        (true, Some(index)) => send_or_hint(shared, rt, inc, index, chunks).await,
-        _ => {
-            let results = node_io::every(
-                &shared.cluster,
-                rt,
-                inc.node_request(chunks),
-                rt.config.scatter.node_timeout,
-            )
-            .await;
-            (results, Vec::new())
-        }
+    let logged = handoff::logged_route(inc.route);
+    let (results, hinted) = if logged {
+        send_or_hint(shared, rt, inc, chunks).await
+    } else {
+        let results = node_io::every(
+            &shared.cluster,
+            rt,
+            inc.node_request(chunks),
+            rt.config.scatter.node_timeout,
+        )
+        .await;
+        (results, Vec::new())
     };
     if matches!(inc.route, "index.delete" | "swap_indexes") {
         // Writes of the index in a move log would land on the wrong index (or bring a deleted
@@ -49,78 +49,65 @@ pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
         }
     }
     let lost: Vec<usize> = (0..rt.nodes.len())
-        .filter(|i| {
-            handoff::hinted_route(inc.route)
-                && missed(&results[*i])
-                && !hinted.iter().any(|(h, _)| h == i)
-        })
+        .filter(|i| logged && missed(&results[*i]) && !hinted.iter().any(|(h, _)| h == i))
         .collect();
+    // Some node applied it: whatever the client is answered, the nodes that missed it get it
+    // from their log (rolled forward), never left to differ.
+    let applied = results.iter().any(applied);
     let reply = broadcast_outcome(shared, rt, inc, &body, results, &hinted).await;
-    if reply.status == 202 {
+    if applied {
         for i in lost {
-            handoff::lost(&shared.cluster, &rt.nodes[i].id);
+            handoff::lost(&shared.cluster, &rt.nodes[i].id).await;
         }
     } else {
-        // Not acknowledged: nothing of it is replayed later.
         let hints: Vec<_> = hinted
             .iter()
             .map(|(i, seq)| (rt.nodes[*i].id.clone(), *seq))
             .collect();
-        handoff::forget(&shared.cluster, &hints);
+        handoff::forget(&shared.cluster, &hints).await;
     }
     reply
 }
 
-/// Index writes a node may miss and get later as a hint: document deletions and edits, and
-/// settings. Index creation, deletion and swaps are not (see `index_lifecycle`).
+/// The node took the change: a task accepted, or a synchronous change made.
+fn applied(result: &NodeResult) -> bool {
+    result
+        .as_ref()
+        .is_ok_and(|resp| (200..300).contains(&resp.status))
+}
+
+/// Changes a node may miss and get later from its log, in the order Miroir accepted them
+/// (see `handoff::logged_route`).
 async fn send_or_hint(
     shared: &Shared,
     rt: &Runtime,
     inc: &Incoming,
-    index_uid: &str,
     chunks: &[Bytes],
 ) -> (Vec<NodeResult>, Vec<(usize, Seq)>) {
-    let order = shared.cluster.write_order(index_uid);
+    let scope = handoff::log_scope(inc.route, inc.index_uid.as_deref(), &inc.body);
+    let order = shared.cluster.write_order(&scope);
     let _turn = order.lock().await;
-    let timeout = rt.config.scatter.node_timeout;
     let req = inc.node_request(chunks);
-    let sends = rt.nodes.iter().map(|node| {
-        let req = &req;
-        async move {
-            if handoff::must_queue(&shared.cluster, &node.id) {
-                return Err(UpstreamError::Connect(
-                    "queued behind earlier writes".into(),
-                ));
-            }
-            let result = shared.cluster.client.send(node, req, timeout).await;
-            let answered = !missed(&result);
-            shared.cluster.observe(rt, &node.id, answered, false);
-            result
-        }
-    });
-    let results = futures::future::join_all(sends).await;
-    keep_for_copies(shared, rt, inc, index_uid, chunks).await;
-    let mut hinted = Vec::new();
-    for (i, result) in results.iter().enumerate() {
-        if !missed(result) {
-            continue;
-        }
-        let hint = as_hint(inc, index_uid, chunks);
-        if let Some(seq) = handoff::hint(&shared.cluster, &rt.nodes[i].id, &hint) {
-            hinted.push((i, seq));
-        }
+    let outcome =
+        handoff::send_every(&shared.cluster, rt, &req, || as_hint(inc, &scope, chunks)).await;
+    if inc.route == "index.delete" && outcome.0.iter().any(applied) {
+        // Before the index's next write can be split.
+        super::index_shards::deleted(shared, rt, &scope).await;
     }
-    (results, hinted)
+    if let Some(index_uid) = &inc.index_uid {
+        keep_for_copies(shared, rt, inc, index_uid, chunks).await;
+    }
+    outcome
 }
 
-/// The request as a node will receive it later: from its hint queue or its move log.
-fn as_hint(inc: &Incoming, index_uid: &str, chunks: &[Bytes]) -> Hint {
+/// The request as a node will receive it later: from its log or its move log.
+fn as_hint(inc: &Incoming, scope: &str, chunks: &[Bytes]) -> Hint {
     Hint {
-        index_uid: index_uid.to_owned(),
+        index_uid: scope.to_owned(),
         method: inc.method.clone(),
         path: inc.path.clone(),
         content_type: inc.content_type.clone(),
-        body: chunks.concat(),
+        body: chunks.first().cloned().unwrap_or_default(),
     }
 }
 
@@ -184,23 +171,32 @@ async fn broadcast_outcome(
         if inc.route == "indexes.create" {
             let created = serde_json::from_slice::<Value>(&inc.body).ok();
             if let Some(uid) = created.as_ref().and_then(|v| v["uid"].as_str()) {
-                if accepted == results.len() {
+                if accepted + hinted.len() == results.len() {
                     shard_field::after_creation(shared, rt, inc, uid).await;
                     facet_limit::ensure(shared, rt, inc, uid).await;
                 } else {
                     shared.cluster.indexes.set_shard_filterable(uid, false);
                 }
             }
-            index_repairs::after_creation(
+            let hinted_nodes: Vec<usize> = hinted.iter().map(|(i, _)| *i).collect();
+            let undone = index_repairs::after_creation(
                 &shared.cluster,
                 &shared.index_repairs,
                 rt,
                 inc,
                 &results,
+                &hinted_nodes,
             )
             .await;
+            if undone {
+                // Undone where it was made: the nodes that missed it must not make it later.
+                let hints: Vec<_> = hinted
+                    .iter()
+                    .map(|(i, seq)| (rt.nodes[*i].id.clone(), *seq))
+                    .collect();
+                handoff::forget(&shared.cluster, &hints).await;
+            }
         }
-        index_repairs::after_change(&shared.index_repairs, rt, inc, &body[0], &results);
         settings_drift::after_update(&shared.settings_checks, rt, inc, &results);
         return record_task(shared, rt, inc, &results, hinted).await;
     }
@@ -209,25 +205,24 @@ async fn broadcast_outcome(
             .is_ok_and(|resp| (200..300).contains(&resp.status))
     };
     let oks = results.iter().filter(ok).count();
-    if oks == results.len() {
-        // Every node applied it synchronously: they agree, answer as one of them.
-        return results.iter().find_map(|r| r.as_ref().ok()).map_or_else(
-            || {
-                Reply::error(&MiroirError::new(
-                    Code::NoNodeAvailable,
-                    "No Meilisearch node is configured.",
-                ))
-            },
-            Reply::relay,
-        );
+    let kept = |i: usize| hinted.iter().any(|(h, _)| *h == i);
+    if oks > 0 && (0..results.len()).all(|i| ok(&&results[i]) || kept(i)) {
+        // Applied on every node that answered (they agree: answer as one of them); the others
+        // get it from their log before they serve again.
+        return results
+            .iter()
+            .find(|r| ok(r))
+            .and_then(|r| r.as_ref().ok())
+            .map_or_else(|| Reply::error(&no_node()), Reply::relay);
     }
     if oks > 0 {
-        let missed: Vec<&str> = rt
+        let refused: Vec<&str> = rt
             .nodes
             .iter()
             .zip(&results)
-            .filter(|(_, r)| !ok(r))
-            .map(|(n, _)| n.id.as_str())
+            .enumerate()
+            .filter(|(i, (_, r))| !ok(r) && !kept(*i))
+            .map(|(_, (n, _))| n.id.as_str())
             .collect();
         log::warn!(
             target: "miroir::broadcast",
@@ -235,13 +230,27 @@ async fn broadcast_outcome(
             inc.request_id,
             inc.method,
             inc.path.split('?').next().unwrap_or(""),
-            missed.join(", ")
+            refused.join(", ")
         );
+        if inc.route == "keys.create" && keys::undo_creation(shared, rt, &body[0], &results).await {
+            let hints: Vec<_> = hinted
+                .iter()
+                .map(|(i, seq)| (rt.nodes[*i].id.clone(), *seq))
+                .collect();
+            handoff::forget(&shared.cluster, &hints).await;
+            return Reply::error(&MiroirError::new(
+                Code::NoQuorum,
+                format!(
+                    "The key was not created on {}; it was deleted again where it was created, so no node has it. Retry it.",
+                    refused.join(", ")
+                ),
+            ));
+        }
         return Reply::error(&MiroirError::new(
             Code::NoQuorum,
             format!(
-                "The change was applied on some nodes but not on {}; retry it.",
-                missed.join(", ")
+                "The change was applied on some nodes but refused by {}; the nodes that missed it get it when they are back.",
+                refused.join(", ")
             ),
         ));
     }
@@ -257,6 +266,10 @@ async fn broadcast_outcome(
         Code::NoNodeAvailable,
         "No Meilisearch node accepted the request.",
     ))
+}
+
+fn no_node() -> MiroirError {
+    MiroirError::new(Code::NoNodeAvailable, "No Meilisearch node is configured.")
 }
 
 /// Cached per-index knowledge a broadcast may have made stale.
@@ -296,11 +309,13 @@ async fn record_task(
                 node: node.id.to_string(),
                 task_uid: Some(uid),
                 error: None,
+                share: 0,
             },
             None => NodeTask {
                 node: node.id.to_string(),
                 task_uid: None,
                 error: Some(failure_json(r)),
+                share: 0,
             },
         })
         .collect();
@@ -327,10 +342,10 @@ async fn record_task(
             Reply::json(202, &tasks::summary(&record))
         }
         Ok(Created::Replayed(record)) => Reply::json(202, &tasks::summary(&record)),
-        Ok(Created::KeyReused { .. }) => Reply::error(&MiroirError::new(
+        Ok(Created::KeyReused { .. }) => Reply::error(&handoff::rolled_forward(MiroirError::new(
             Code::Internal,
-            "unexpected idempotency state",
-        )),
-        Err(e) => Reply::error(&e),
+            "unexpected idempotency state.",
+        ))),
+        Err(e) => Reply::error(&handoff::rolled_forward(e)),
     }
 }

@@ -1,7 +1,8 @@
 //! Each index's shard count kept in step with index creation, deletion and swaps (see
-//! `cluster::shard_counts`). A deletion or swap changes the counts only once the nodes accepted
-//! it, and holds the indexes' write order meanwhile: no write is split by a count that does not
-//! match where the nodes will put it.
+//! `cluster::shard_counts`). A deletion or swap changes the counts only once a node applied
+//! it, with the indexes' write order held from before it is sent: no write is split by a count
+//! that does not match where the nodes will put it. (A deletion is sent under its index's
+//! write order by `broadcast`, which calls [`deleted`] before releasing it.)
 
 use std::future::Future;
 
@@ -27,7 +28,7 @@ pub async fn around<F: Future<Output = Reply>>(
             }
             send.await
         }
-        "index.delete" | "swap_indexes" => {
+        "swap_indexes" => {
             let uids = touched(inc);
             let mut locks: Vec<_> = uids.iter().map(|u| shared.cluster.write_order(u)).collect();
             let mut held = Vec::with_capacity(locks.len());
@@ -80,14 +81,18 @@ async fn before_creation(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Resul
 async fn after_acceptance(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Result<(), String> {
     let counts = &shared.cluster.shard_counts;
     let shards = rt.new_index_shards();
-    match (inc.route, &inc.index_uid) {
-        ("index.delete", Some(uid)) => counts.reset(uid, shards).await,
-        _ => {
-            for (a, b, rename) in swaps(inc) {
-                counts.swap(&a, &b, rename, shards).await?;
-            }
-            Ok(())
-        }
+    for (a, b, rename) in swaps(inc) {
+        counts.swap(&a, &b, rename, shards).await?;
+    }
+    Ok(())
+}
+
+/// `index_uid`'s deletion reached a node: whatever index is created with its uid next gets
+/// the S new indexes get now. Called with the index's write order held.
+pub async fn deleted(shared: &Shared, rt: &Runtime, index_uid: &str) {
+    let counts = &shared.cluster.shard_counts;
+    if let Err(e) = counts.reset(index_uid, rt.new_index_shards()).await {
+        log::error!(target: "miroir::lifecycle", "index {index_uid} deleted, but its shard count was not reset: {e}");
     }
 }
 
@@ -110,15 +115,12 @@ fn swaps(inc: &Incoming) -> Vec<(String, String, bool)> {
         .collect()
 }
 
-/// The indexes a deletion or swap changes, sorted and without repeats.
+/// The indexes a swap changes, sorted and without repeats.
 fn touched(inc: &Incoming) -> Vec<String> {
-    let mut uids: Vec<String> = match &inc.index_uid {
-        Some(uid) => vec![uid.clone()],
-        None => swaps(inc)
-            .into_iter()
-            .flat_map(|(a, b, _)| [a, b])
-            .collect(),
-    };
+    let mut uids: Vec<String> = swaps(inc)
+        .into_iter()
+        .flat_map(|(a, b, _)| [a, b])
+        .collect();
     uids.sort();
     uids.dedup();
     uids

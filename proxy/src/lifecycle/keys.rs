@@ -14,25 +14,77 @@ use crate::cluster::Runtime;
 use crate::node_io;
 use crate::request::{Incoming, Reply};
 use crate::shared::Shared;
-use crate::upstream::NodeRequest;
+use crate::upstream::{NodeRequest, NodeResult};
 
 /// The config generation whose default keys were last made consistent (0 = never).
 static SYNCED_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// `POST /keys` without a `uid` would give each node its own random uid, hence a different
-/// key string per node; Miroir picks the uid so every node derives the same key.
+/// key string per node; Miroir picks the uid so every node derives the same key. Under an
+/// `Idempotency-Key` the uid follows from it and the body, so a retry of a request that
+/// reached some nodes names the same key instead of making another.
 pub fn with_key_uid(inc: &Incoming) -> Bytes {
     if inc.method != "POST" || inc.path_only() != "/keys" {
         return inc.body.clone();
     }
     match serde_json::from_slice::<Value>(&inc.body) {
         Ok(Value::Object(mut obj)) if !obj.contains_key("uid") => {
-            obj.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            let uid = match &inc.idempotency_key {
+                Some(key) => retry_uid(key, &inc.body),
+                None => uuid::Uuid::new_v4(),
+            };
+            obj.insert("uid".into(), json!(uid.to_string()));
             Bytes::from(Value::Object(obj).to_string())
         }
         // Anything else is the nodes' to judge (and reject) identically.
         _ => inc.body.clone(),
     }
+}
+
+/// The uid of a key created under `idempotency_key` with `body`: the same for a retry.
+fn retry_uid(idempotency_key: &str, body: &[u8]) -> uuid::Uuid {
+    let mut input = Vec::with_capacity(idempotency_key.len() + 1 + body.len());
+    input.extend_from_slice(idempotency_key.as_bytes());
+    input.push(0);
+    input.extend_from_slice(body);
+    let digest = xxhash_rust::xxh3::xxh3_128(&input).to_le_bytes();
+    uuid::Builder::from_random_bytes(digest).into_uuid()
+}
+
+/// A key creation some node refused: deletes the key again on the nodes that created it,
+/// so no node keeps an orphan. Whether every one of them deleted it.
+pub async fn undo_creation(
+    shared: &Shared,
+    rt: &Runtime,
+    body: &Bytes,
+    results: &[NodeResult],
+) -> bool {
+    let Some(uid) = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["uid"].as_str().map(str::to_owned))
+    else {
+        return false;
+    };
+    let path = format!("/keys/{uid}");
+    let req = NodeRequest {
+        method: "DELETE",
+        ..NodeRequest::get(&path, rt.node_key())
+    };
+    let timeout = rt.config.scatter.node_timeout;
+    let undo = rt.nodes.iter().zip(results).filter(|(_, r)| {
+        r.as_ref()
+            .is_ok_and(|resp| (200..300).contains(&resp.status))
+    });
+    let deletes = undo.map(|(node, _)| shared.cluster.client.send(node, &req, timeout));
+    let all = futures::future::join_all(deletes).await;
+    let undone = all.iter().all(|r| {
+        r.as_ref()
+            .is_ok_and(|resp| matches!(resp.status, 204 | 404))
+    });
+    if !undone {
+        log::warn!(target: "miroir::keys", "key {uid} could not be deleted again on every node that created it");
+    }
+    undone
 }
 
 /// The node whose keys are authoritative: the first node (in placement order) that answers,

@@ -21,7 +21,8 @@ pub async fn broadcast(
 }
 
 /// Sends a settings update of Miroir's own (`body`) to every node of `index_uid`, a settings
-/// task each, queued behind what the nodes already have; whether every node accepted it.
+/// task each, queued behind what the nodes already have (a node that misses it gets it from
+/// its log, in order); whether every node accepted it or keeps it in its log.
 async fn patch_every_node(
     shared: &crate::shared::Shared,
     rt: &crate::cluster::Runtime,
@@ -29,13 +30,23 @@ async fn patch_every_node(
     index_uid: &str,
     body: &serde_json::Value,
 ) -> bool {
-    let body = [bytes::Bytes::from(body.to_string())];
+    let body = bytes::Bytes::from(body.to_string());
+    let chunks = [body.clone()];
     let path = format!("/indexes/{index_uid}/settings");
-    let req = crate::upstream::NodeRequest::json("PATCH", &path, rt.node_key(), &body)
+    let req = crate::upstream::NodeRequest::json("PATCH", &path, rt.node_key(), &chunks)
         .for_request(&inc.request_id);
-    let timeout = rt.config.scatter.node_timeout;
-    crate::node_io::every(&shared.cluster, rt, req, timeout)
-        .await
-        .iter()
-        .all(|r| r.as_ref().is_ok_and(|resp| resp.status == 202))
+    let order = shared.cluster.write_order(index_uid);
+    let _turn = order.lock().await;
+    let hint = || miroir_handoff::Hint {
+        index_uid: index_uid.to_owned(),
+        method: "PATCH".into(),
+        path: path.clone(),
+        content_type: Some("application/json".into()),
+        body: body.clone(),
+    };
+    let (results, logged) =
+        crate::repair::handoff::send_every(&shared.cluster, rt, &req, hint).await;
+    results.iter().enumerate().all(|(i, r)| {
+        r.as_ref().is_ok_and(|resp| resp.status == 202) || logged.iter().any(|(l, _)| *l == i)
+    })
 }

@@ -107,13 +107,18 @@ pub async fn one(
 
 /// `req` to the nodes in configuration order until one gives an answer `accept` takes: the
 /// node's position and its answer. For reads that must come from the same node each time.
+/// Nodes that serve reads come first: one still catching up on what it missed (a key
+/// revoked while it was down) answers only when no other does.
 pub async fn in_order(
     cluster: &Cluster,
     rt: &Runtime,
     req: &NodeRequest<'_>,
     accept: impl Fn(&NodeResponse) -> bool,
 ) -> Option<(usize, NodeResponse)> {
-    for (i, node) in rt.nodes.iter().enumerate() {
+    let (serving, behind): (Vec<usize>, Vec<usize>) =
+        (0..rt.nodes.len()).partition(|&i| cluster.is_healthy(&rt.nodes[i].id));
+    for i in serving.into_iter().chain(behind) {
+        let node = &rt.nodes[i];
         if let Ok(resp) = cluster
             .client
             .send(node, req, rt.config.scatter.node_timeout)

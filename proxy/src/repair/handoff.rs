@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 
+use miroir_filters::error::MiroirError;
 use miroir_filters::routing::{GroupId, NodeId};
 use miroir_handoff::{Hint, HintError, Seq};
 use miroir_tasks::{NodeView, TaskRecord};
@@ -15,15 +16,44 @@ use serde_json::{json, Value};
 
 use crate::cluster::node_state::NodeState;
 use crate::cluster::{Cluster, Runtime};
+use crate::node_io::missed;
 use crate::telemetry::metrics;
+use crate::upstream::{NodeRequest, NodeResult, UpstreamError};
 
-/// Broadcast routes whose missed copies are kept as hints: an index's document deletions and
-/// edits, and its settings.
-pub fn hinted_route(route: &str) -> bool {
+/// Broadcast routes whose missed copies go into the node's log (the hint store) and are
+/// replayed in acceptance order with its document writes: document deletions and edits,
+/// settings, index creation, update, deletion and swap, and keys.
+pub fn logged_route(route: &str) -> bool {
     matches!(
         route,
-        "documents.clear" | "documents.delete_by_filter" | "documents.edit"
+        "documents.clear"
+            | "documents.delete_by_filter"
+            | "documents.edit"
+            | "indexes.create"
+            | "index.update"
+            | "index.delete"
+            | "swap_indexes"
+            | "keys.create"
+            | "key.update"
+            | "key.delete"
     ) || route.starts_with("settings.")
+}
+
+/// The write order a logged request takes: its index's (an index creation names it in its
+/// body), or the instance-wide one (keys, swaps).
+pub fn log_scope(route: &str, index_uid: Option<&str>, body: &[u8]) -> String {
+    if let Some(index) = index_uid {
+        return index.to_owned();
+    }
+    if route == "indexes.create" {
+        if let Some(uid) = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v["uid"].as_str().map(str::to_owned))
+        {
+            return uid;
+        }
+    }
+    String::new()
 }
 
 /// Whether a write for `node` goes to its hint queue rather than to the node: the node is
@@ -32,11 +62,17 @@ pub fn must_queue(cluster: &Cluster, node: &NodeId) -> bool {
     cluster.node_state(node) == NodeState::Failed || cluster.hints.backlog(node.as_str()).hints > 0
 }
 
-/// Keeps a write `node` missed. `None` when it could not be kept (queue full, store error):
-/// if the write is acknowledged anyway, [`lost`] records that the node needs a full resync.
-pub fn hint(cluster: &Cluster, node: &NodeId, hint: &Hint) -> Option<Seq> {
+/// Keeps a write `node` missed, off the async workers (the store waits for fsync). `None`
+/// when it could not be kept (queue full, store error): if the write is acknowledged anyway,
+/// [`lost`] records that the node needs a full resync.
+pub async fn hint(cluster: &Cluster, node: &NodeId, hint: Hint) -> Option<Seq> {
     let cap = cluster.runtime().config.handoff.max_bytes_per_node;
-    let outcome = cluster.hints.append(node.as_str(), hint, cap);
+    let store = cluster.hints.clone();
+    let index_uid = hint.index_uid.clone();
+    let key = node.as_str().to_owned();
+    let outcome = tokio::task::spawn_blocking(move || store.append(&key, &hint, cap))
+        .await
+        .unwrap_or_else(|e| Err(HintError::Backend(e.to_string())));
     let m = metrics::get();
     let seq = match outcome {
         Ok(seq) => {
@@ -47,8 +83,7 @@ pub fn hint(cluster: &Cluster, node: &NodeId, hint: &Hint) -> Option<Seq> {
             m.hints.with_label_values(&[node.as_str(), "full"]).inc();
             log::warn!(
                 target: "miroir::handoff",
-                "hint queue of node {node} is full ({cap} bytes, or the node awaits a resync): a write to `{}` cannot be kept for it",
-                hint.index_uid
+                "hint queue of node {node} is full ({cap} bytes, or the node awaits a resync): a write to `{index_uid}` cannot be kept for it"
             );
             None
         }
@@ -62,9 +97,42 @@ pub fn hint(cluster: &Cluster, node: &NodeId, hint: &Hint) -> Option<Seq> {
     seq
 }
 
+/// One request for every node of `rt`, handed over in order: sent to the nodes that can take
+/// it now, kept in the log of the others (down, behind on older writes, or missing it now).
+/// The caller holds the write order of the request's scope. The results in node order (a
+/// queued node's is a connection error it never saw), and the nodes whose log kept it.
+pub async fn send_every(
+    cluster: &Cluster,
+    rt: &Runtime,
+    req: &NodeRequest<'_>,
+    as_hint: impl Fn() -> Hint,
+) -> (Vec<NodeResult>, Vec<(usize, Seq)>) {
+    let timeout = rt.config.scatter.node_timeout;
+    let sends = rt.nodes.iter().map(|node| async move {
+        if must_queue(cluster, &node.id) {
+            return Err(UpstreamError::Connect(
+                "queued behind earlier writes".into(),
+            ));
+        }
+        let result = cluster.client.send(node, req, timeout).await;
+        cluster.observe(rt, &node.id, !missed(&result), false);
+        result
+    });
+    let results = futures::future::join_all(sends).await;
+    let mut hinted = Vec::new();
+    for (i, result) in results.iter().enumerate() {
+        if missed(result) {
+            if let Some(seq) = hint(cluster, &rt.nodes[i].id, as_hint()).await {
+                hinted.push((i, seq));
+            }
+        }
+    }
+    (results, hinted)
+}
+
 /// An acknowledged write missed `node` and no hint holds it: the node needs a full resync,
 /// and stays out of reads until it had one.
-pub fn lost(cluster: &Cluster, node: &NodeId) {
+pub async fn lost(cluster: &Cluster, node: &NodeId) {
     if cluster.hints.backlog(node.as_str()).needs_resync {
         return;
     }
@@ -72,21 +140,43 @@ pub fn lost(cluster: &Cluster, node: &NodeId) {
         target: "miroir::handoff",
         "node {node} missed an acknowledged write that could not be kept for it: it needs a full resync"
     );
-    if let Err(e) = cluster.hints.mark_resync(node.as_str()) {
+    let (store, key) = (cluster.hints.clone(), node.as_str().to_owned());
+    let marked = tokio::task::spawn_blocking(move || store.mark_resync(&key))
+        .await
+        .unwrap_or_else(|e| Err(HintError::Backend(e.to_string())));
+    if let Err(e) = marked {
         log::error!(target: "miroir::handoff", "could not record that node {node} needs a resync: {e}");
     }
     metrics::set_backlog(node.as_str(), cluster.hints.backlog(node.as_str()));
     cluster.fell_behind(node);
 }
 
-/// Drops hints of a write that was not acknowledged to the client (it failed as a whole).
-pub fn forget(cluster: &Cluster, hints: &[(NodeId, Seq)]) {
+/// The error of a write some node applied: it says that the write is not undone but rolled
+/// forward to every replica (the missed ones get it from their log).
+pub fn rolled_forward(mut error: MiroirError) -> MiroirError {
+    error.message.push_str(
+        " The write was applied on some nodes and is being rolled forward to every replica: it will take effect everywhere.",
+    );
+    error
+}
+
+/// Drops hints of a write that reached no node (refused or failed as a whole): nothing of it
+/// is to be rolled forward.
+pub async fn forget(cluster: &Cluster, hints: &[(NodeId, Seq)]) {
     for (node, seq) in hints {
-        if let Err(e) = cluster.hints.remove(node.as_str(), *seq) {
+        if let Err(e) = remove(cluster, node.as_str(), *seq).await {
             log::error!(target: "miroir::handoff", "could not drop hint {} of node {node}: {e}", seq.0);
         }
         metrics::set_backlog(node.as_str(), cluster.hints.backlog(node.as_str()));
     }
+}
+
+/// Drops one entry of a node's log (replayed, or abandoned), off the async workers.
+pub async fn remove(cluster: &Cluster, node: &str, seq: Seq) -> Result<bool, HintError> {
+    let (store, key) = (cluster.hints.clone(), node.to_owned());
+    tokio::task::spawn_blocking(move || store.remove(&key, seq))
+        .await
+        .unwrap_or_else(|e| Err(HintError::Backend(e.to_string())))
 }
 
 /// The nodes a task's write still waits for, as its `miroir.pendingReplays` extension shows.

@@ -1,7 +1,9 @@
-//! Index creation, deletion, update and swap across nodes without silent half-states: a
-//! creation some nodes refused is undone on the nodes that made it, and a deletion, update or
-//! swap a node missed (no answer) is replayed on it once it is back. Jobs live in memory and
-//! run in order per node; what they cannot repair is logged and counted as divergence.
+//! Index creations without silent half-states: a creation some nodes refused is undone on
+//! the nodes that made it, and one whose task fails on some nodes after every node accepted
+//! it is undone too. (What a node merely missed, a creation, update, deletion or swap, is in
+//! its log and replayed in order with its other writes: `handoff`, `replay`.) Jobs live in
+//! memory and run in order per node; what they cannot repair is logged and counted as
+//! divergence.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,15 +14,13 @@ use bytes::Bytes;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use serde_json::Value;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use crate::cluster::{Cluster, Runtime};
 use crate::node_io::{accepted_task_uid, missed, task_state, TaskState};
 use crate::request::Incoming;
 use crate::telemetry::metrics;
-use crate::upstream::{NodePeer, NodeRequest, NodeResult};
+use crate::upstream::{NodeRequest, NodeResult};
 
 /// A job older than this is dropped as divergence: the node has been away too long for a
 /// replay to be what the others still expect.
@@ -56,16 +56,13 @@ enum Job {
 #[derive(Debug, Clone)]
 struct NodeJob {
     node: String,
-    /// Metric label: `index_creation_rollback`, `index_deletion`, `index_update`, `index_swap`.
+    /// Metric label: `index_creation_rollback`.
     operation: &'static str,
     index: Option<String>,
     /// A node task to see finish first. With `then` set it is the operation to undo (a
     /// creation: only a successful one is undone); without, it is the repair itself.
     waiting_on: Option<u64>,
     then: Option<Replay>,
-    /// When the operation the job repairs was accepted (an index created on the node after
-    /// that is not the one a replayed deletion was meant for).
-    accepted_at: OffsetDateTime,
     since: Instant,
     /// Failed attempts in a row, and when to try again: a node answering server errors is
     /// not hammered.
@@ -120,26 +117,24 @@ impl Jobs {
     }
 }
 
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
-}
-
-/// After a creation broadcast. Some nodes did not create the index: the task fails with their
-/// error, and the nodes that did create it delete it again, waited for here (bounded) so the
-/// client sees the cluster as it was. Every node accepted: the creation is watched in the
-/// background in case some node's task fails.
+/// After a creation broadcast. Some nodes refused it: the task fails with their error, and
+/// the nodes that did create it delete it again, waited for here (bounded) so the client sees
+/// the cluster as it was; `true` then (the nodes whose log keeps the creation must not get it).
+/// Every node accepted it or keeps it in its log: the creation is watched in the background in
+/// case some node's task fails.
 pub async fn after_creation(
     cluster: &Cluster,
     jobs: &Jobs,
     rt: &Runtime,
     inc: &Incoming,
     results: &[NodeResult],
-) {
+    logged: &[usize],
+) -> bool {
     let Some(index) = serde_json::from_slice::<Value>(&inc.body)
         .ok()
         .and_then(|v| v["uid"].as_str().map(str::to_owned))
     else {
-        return;
+        return false;
     };
     let parts: Vec<(String, u64)> = rt
         .nodes
@@ -147,20 +142,21 @@ pub async fn after_creation(
         .zip(results)
         .filter_map(|(n, r)| accepted_task_uid(r).map(|uid| (n.id.to_string(), uid)))
         .collect();
-    if parts.len() == results.len() {
+    if parts.len() + logged.len() == results.len() {
         jobs.push([Job::WatchCreation {
             index,
             parts,
             since: Instant::now(),
         }]);
-        return;
+        return false;
     }
     let refused: Vec<&str> = rt
         .nodes
         .iter()
         .zip(results)
-        .filter(|(_, r)| accepted_task_uid(r).is_none())
-        .map(|(n, _)| n.id.as_str())
+        .enumerate()
+        .filter(|(i, (_, r))| accepted_task_uid(r).is_none() && !logged.contains(i))
+        .map(|(_, (n, _))| n.id.as_str())
         .collect();
     log::warn!(
         target: "miroir::lifecycle",
@@ -168,10 +164,9 @@ pub async fn after_creation(
         inc.request_id,
         refused.join(", ")
     );
-    let accepted_at = now();
     let mut pending: Vec<NodeJob> = parts
         .into_iter()
-        .map(|(node, uid)| rollback_job(node, &index, Some(uid), accepted_at))
+        .map(|(node, uid)| rollback_job(node, &index, Some(uid)))
         .collect();
     let deadline = Instant::now() + rt.config.scatter.node_timeout.min(SYNC_ROLLBACK_MAX);
     while !pending.is_empty() && Instant::now() < deadline {
@@ -193,14 +188,10 @@ pub async fn after_creation(
         );
         jobs.push(pending.into_iter().map(Job::Node));
     }
+    true
 }
 
-fn rollback_job(
-    node: String,
-    index: &str,
-    creation: Option<u64>,
-    accepted_at: OffsetDateTime,
-) -> NodeJob {
+fn rollback_job(node: String, index: &str, creation: Option<u64>) -> NodeJob {
     NodeJob {
         node,
         operation: "index_creation_rollback",
@@ -211,70 +202,9 @@ fn rollback_job(
             path: format!("/indexes/{index}"),
             body: Bytes::new(),
         }),
-        accepted_at,
         since: Instant::now(),
         attempts: 0,
         not_before: Instant::now(),
-    }
-}
-
-/// After a deletion, update or swap broadcast that some node missed (no answer, or a server
-/// error) while others accepted it: the missed node gets the same request once it is back.
-pub fn after_change(
-    jobs: &Jobs,
-    rt: &Runtime,
-    inc: &Incoming,
-    body: &Bytes,
-    results: &[NodeResult],
-) {
-    let operation = match inc.route {
-        "index.delete" => "index_deletion",
-        "index.update" => "index_update",
-        "swap_indexes" => "index_swap",
-        _ => return,
-    };
-    if !results.iter().any(|r| accepted_task_uid(r).is_some()) {
-        return;
-    }
-    let method = match inc.method.as_str() {
-        "DELETE" => "DELETE",
-        "PATCH" => "PATCH",
-        _ => "POST",
-    };
-    let accepted_at = now();
-    let replays: Vec<Job> = rt
-        .nodes
-        .iter()
-        .zip(results)
-        .filter(|(_, r)| missed(r))
-        .map(|(n, _)| {
-            log::warn!(
-                target: "miroir::lifecycle",
-                "request {}: node {} missed {} {}; replaying it when the node is back",
-                inc.request_id,
-                n.id,
-                inc.method,
-                inc.path.split('?').next().unwrap_or("")
-            );
-            Job::Node(NodeJob {
-                node: n.id.to_string(),
-                operation,
-                index: inc.index_uid.clone(),
-                waiting_on: None,
-                then: Some(Replay {
-                    method,
-                    path: inc.path.clone(),
-                    body: body.clone(),
-                }),
-                accepted_at,
-                since: Instant::now(),
-                attempts: 0,
-                not_before: Instant::now(),
-            })
-        })
-        .collect();
-    if !replays.is_empty() {
-        jobs.push(replays);
     }
 }
 
@@ -348,11 +278,6 @@ async fn step(cluster: &Cluster, rt: &Runtime, mut job: NodeJob) -> Option<NodeJ
     if !cluster.is_healthy(&target.id) {
         return Some(job);
     }
-    if job.operation == "index_deletion"
-        && !stale_index_still_there(cluster, rt, target, &job).await
-    {
-        return None;
-    }
     let body = [replay.body.clone()];
     let chunks: &[Bytes] = if replay.body.is_empty() { &[] } else { &body };
     let req = NodeRequest {
@@ -387,44 +312,6 @@ async fn step(cluster: &Cluster, rt: &Runtime, mut job: NodeJob) -> Option<NodeJ
             );
             None
         }
-    }
-}
-
-/// A replayed deletion is meant for the index the node held when the others deleted it, not
-/// for one created since (through Miroir, once the node was back).
-async fn stale_index_still_there(
-    cluster: &Cluster,
-    rt: &Runtime,
-    target: &NodePeer,
-    job: &NodeJob,
-) -> bool {
-    let Some(index) = &job.index else {
-        return true;
-    };
-    let path = format!("/indexes/{index}");
-    let req = NodeRequest::get(&path, rt.node_key());
-    match cluster
-        .client
-        .send(target, &req, rt.config.scatter.node_timeout)
-        .await
-    {
-        Ok(resp) if resp.status == 404 => {
-            repaired(job);
-            false
-        }
-        Ok(resp) if resp.status == 200 => {
-            let created = resp
-                .json()
-                .and_then(|v| v["createdAt"].as_str().map(str::to_owned))
-                .and_then(|s| OffsetDateTime::parse(&s, &Rfc3339).ok());
-            if created.is_some_and(|c| c > job.accepted_at) {
-                log::info!(target: "miroir::lifecycle", "node {}: index `{index}` was created again since its deletion; not deleting it", job.node);
-                return false;
-            }
-            true
-        }
-        // Unknown: the deletion is sent; the node's task says what happened.
-        _ => true,
     }
 }
 
@@ -475,14 +362,13 @@ async fn watch_creation(
     // Every node deletes it, except one that already held the index before: where the
     // creation failed otherwise, the settings task queued behind it (the shard field) may
     // have created the index, and the deletion queues behind that task.
-    let accepted_at = now();
     let rollbacks: Vec<Job> = parts
         .into_iter()
         .zip(states)
         .filter(|(_, s)| {
             !matches!(s, Some(TaskState::Failed(Some(code))) if code == "index_already_exists")
         })
-        .map(|((node, _), _)| Job::Node(rollback_job(node, &index, None, accepted_at)))
+        .map(|((node, _), _)| Job::Node(rollback_job(node, &index, None)))
         .collect();
     cluster.indexes.forget(&index);
     jobs.push(rollbacks);

@@ -1,5 +1,6 @@
-//! Replaying the hints of nodes that answer again, in order, each under its index's write-order
-//! lock, then waiting until the node has processed them before it serves reads again.
+//! Replaying the log of nodes that answer again (document writes, settings, index and key
+//! changes alike), strictly in acceptance order, each entry under its write-order lock, then
+//! waiting until the node has processed them before it serves reads again.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use serde_json::json;
 
+use super::handoff;
 use crate::cluster::node_state::NodeState;
 use crate::cluster::{Cluster, Runtime};
 use crate::node_io::wait_processed;
@@ -72,7 +74,7 @@ impl Replayer {
             }
             let order = cluster.write_order(&hint.index_uid);
             let _turn = order.lock().await;
-            let body = [Bytes::from(hint.body)];
+            let body = [hint.body.clone()];
             let req = NodeRequest {
                 method: &hint.method,
                 path: &hint.path,
@@ -91,7 +93,10 @@ impl Replayer {
                     if let Some(uid) = resp.json().and_then(|v| v["taskUid"].as_u64()) {
                         last_task = Some(uid);
                     }
-                    indexes.insert(hint.index_uid.clone());
+                    // Instance-wide entries (keys, swaps) name no index to check.
+                    if !hint.index_uid.is_empty() {
+                        indexes.insert(hint.index_uid.clone());
+                    }
                     replayed += 1;
                     metrics::get()
                         .hints
@@ -122,7 +127,7 @@ impl Replayer {
                     break false;
                 }
             }
-            if let Err(e) = cluster.hints.remove(id, seq) {
+            if let Err(e) = handoff::remove(cluster, id, seq).await {
                 log::error!(target: "miroir::handoff", "could not drop replayed hint {} of node {id}: {e}", seq.0);
                 break false;
             }

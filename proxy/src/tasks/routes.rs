@@ -233,11 +233,13 @@ pub async fn cancel_or_delete(
                     node,
                     task_uid: Some(uid),
                     error: None,
+                    share: 0,
                 },
                 None => miroir_tasks::NodeTask {
                     node,
                     task_uid: None,
                     error: Some(node_io::failure_json(&result)),
+                    share: 0,
                 },
             }
         })

@@ -45,6 +45,7 @@ pub async fn delete_batch(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
                 body: vec![body],
                 content_type: Some("application/json".into()),
                 move_log,
+                items: ids.len() as u64,
             });
         }
     }
@@ -57,6 +58,7 @@ pub async fn delete_batch(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
                 body: vec![inc.body.clone()],
                 content_type: inc.content_type.clone(),
                 move_log: false,
+                items: 0,
             });
         }
     }
@@ -103,6 +105,7 @@ pub async fn delete_one(
             body: Vec::new(),
             content_type: None,
             move_log: rt.write_sets(idx).logged.contains(&shard),
+            items: 1,
         })
         .collect();
     let shards = BTreeSet::from([shard]);

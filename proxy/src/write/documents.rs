@@ -68,6 +68,7 @@ async fn to_every_node(
             body: vec![body.clone()],
             content_type: Some("application/json".into()),
             move_log: false,
+            items: 0,
         })
         .collect();
     send_parts(
@@ -284,6 +285,12 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         Ok(access) => access,
         Err(refused) => return refused,
     };
+    // Concurrent requests with one key: the second waits for the first to be recorded and
+    // then answers with its task, so the nodes receive the write once.
+    let _turn = match &inc.idempotency_key {
+        Some(key) => Some(shared.idempotency.turn(key).await),
+        None => None,
+    };
     let idempotency = inc.idempotency_key.as_ref().map(|key| Idempotency {
         key: key.clone(),
         request_digest: request_digest(inc),
@@ -387,7 +394,8 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         };
         let sets = rt.write_sets(idx);
         for (shards, move_log) in [(&sets.direct, false), (&sets.logged, true)] {
-            if split.node_docs(shards) == 0 {
+            let items = split.node_docs(shards) as u64;
+            if items == 0 {
                 continue;
             }
             touched.extend(shards.iter().filter(|s| split.shard_docs(**s) > 0));
@@ -398,6 +406,7 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
                 body,
                 content_type: Some(format.content_type().to_owned()),
                 move_log,
+                items,
             });
         }
     }
@@ -421,6 +430,7 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
             body: vec![inc.body.clone()],
             content_type: inc.content_type.clone(),
             move_log: false,
+            items: 0,
         });
     }
     let mut sent = send_parts(

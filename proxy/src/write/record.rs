@@ -38,15 +38,26 @@ pub(super) async fn conclude(shared: &Shared, rt: &Runtime, write: Write<'_>, se
         .map(|(n, seq)| (rt.nodes[n.index()].id.clone(), *seq))
         .collect();
     let reply = judge_and_record(shared, rt, write, &sent).await;
-    if reply.status == 202 {
+    if reply.status == 202 || applied(&sent) {
+        // Acknowledged, or applied on some replica although refused (no quorum, a task-store
+        // error): rolled forward, every replica gets it (from its log, or by a resync where
+        // no hint could be kept), so none is left to differ.
         for n in &sent.lost {
-            handoff::lost(&shared.cluster, &rt.nodes[n.index()].id);
+            handoff::lost(&shared.cluster, &rt.nodes[n.index()].id).await;
         }
     } else {
-        // Not acknowledged: the client may not even be allowed to write; nothing is replayed.
-        handoff::forget(&shared.cluster, &hints);
+        // It reached no node (the client may not even be allowed to write): nothing is
+        // replayed.
+        handoff::forget(&shared.cluster, &hints).await;
     }
     reply
+}
+
+/// Some replica accepted a part.
+fn applied(sent: &Sent) -> bool {
+    sent.parts
+        .iter()
+        .any(|(_, r)| accepted_task_uid(r).is_some())
 }
 
 async fn judge_and_record(shared: &Shared, rt: &Runtime, write: Write<'_>, sent: &Sent) -> Reply {
@@ -75,13 +86,18 @@ async fn judge_and_record(shared: &Shared, rt: &Runtime, write: Write<'_>, sent:
     }
     let report = judge(rt, shards, sent);
     if !report.failed.is_empty() {
-        return Reply::error(&MiroirError::new(
+        let error = MiroirError::new(
             Code::NoQuorum,
             format!(
-                "The write did not reach its quorum for shards {}; it may have been applied on some of their replicas.",
+                "The write did not reach its quorum for shards {}.",
                 shard_list(&report.failed)
             ),
-        ));
+        );
+        return Reply::error(&if applied(sent) {
+            handoff::rolled_forward(error)
+        } else {
+            never_applied(error)
+        });
     }
     let degraded = degraded_header(&report);
     if let Some(d) = &degraded {
@@ -102,6 +118,7 @@ async fn judge_and_record(shared: &Shared, rt: &Runtime, write: Write<'_>, sent:
                 node: rt.nodes[n.index()].id.to_string(),
                 task_uid: Some(uid),
                 error: None,
+                share: sent.items(*n),
             })
         })
         .collect();
@@ -132,8 +149,11 @@ async fn judge_and_record(shared: &Shared, rt: &Runtime, write: Write<'_>, sent:
             Reply::json(202, &tasks::summary(&r))
         }
         Ok(Created::Replayed(r)) => Reply::json(202, &tasks::summary(&r)),
-        Ok(Created::KeyReused { original }) => return key_reused(original),
-        Err(e) => return Reply::error(&e),
+        // The nodes have it (some replica accepted it, checked above): it stays.
+        Ok(Created::KeyReused { original }) => {
+            return Reply::error(&handoff::rolled_forward(key_reused_error(original)))
+        }
+        Err(e) => return Reply::error(&handoff::rolled_forward(e)),
     };
     reply.degraded(degraded)
 }
@@ -144,11 +164,23 @@ fn judge(rt: &Runtime, shards: &BTreeSet<ShardId>, sent: &Sent) -> QuorumReport 
 }
 
 pub(super) fn key_reused(original: TaskUid) -> Reply {
-    Reply::error(&MiroirError::new(
+    Reply::error(&key_reused_error(original))
+}
+
+fn key_reused_error(original: TaskUid) -> MiroirError {
+    MiroirError::new(
         Code::IdempotencyKeyReused,
         format!(
             "This Idempotency-Key was used for task {} with a different request.",
             original.0
         ),
-    ))
+    )
+}
+
+/// The error of a write no node applied.
+fn never_applied(mut error: MiroirError) -> MiroirError {
+    error
+        .message
+        .push_str(" It was applied on no node: nothing of it takes effect.");
+    error
 }

@@ -22,6 +22,8 @@ pub(super) struct Part {
     pub content_type: Option<String>,
     /// For the node's move log (shards it is receiving a copy of), not for the node now.
     pub move_log: bool,
+    /// Documents or ids the part carries (0 for a request without any).
+    pub items: u64,
 }
 
 /// The outcome of handing the parts to their nodes.
@@ -34,6 +36,8 @@ pub(super) struct Sent {
     pub lost: Vec<NodeIdx>,
     /// Parts kept in their node's move log.
     pub logged: Vec<NodeIdx>,
+    /// Documents or ids each sent part carried, for logical task counts.
+    pub items: Vec<(NodeIdx, u64)>,
 }
 
 impl Sent {
@@ -44,6 +48,15 @@ impl Sent {
     }
 
     /// Kept for the node, durably: as a hint, or in its move log (a node being rebuilt).
+    /// Documents or ids the node's sent part carried.
+    pub(super) fn items(&self, node: NodeIdx) -> u64 {
+        self.items
+            .iter()
+            .filter(|(n, _)| *n == node)
+            .map(|(_, i)| i)
+            .sum()
+    }
+
     pub(super) fn hinted(&self, node: NodeIdx) -> bool {
         self.hinted.iter().any(|(n, _)| *n == node) || self.logged.contains(&node)
     }
@@ -71,9 +84,10 @@ pub(super) async fn send_parts(
         hinted: Vec::new(),
         lost: Vec::new(),
         logged: Vec::new(),
+        items: Vec::new(),
     };
     for part in queued {
-        keep_for_later(cluster, rt, index_uid, method, part, &mut sent);
+        keep_for_later(cluster, rt, index_uid, method, part, &mut sent).await;
     }
     for part in logged {
         let node = &rt.nodes[part.node.index()].id;
@@ -110,15 +124,16 @@ pub(super) async fn send_parts(
         let answered = !missed(&result);
         cluster.observe(rt, &rt.nodes[part.node.index()].id, answered, false);
         if !answered {
-            keep_for_later(cluster, rt, index_uid, method, part, &mut sent);
+            keep_for_later(cluster, rt, index_uid, method, part, &mut sent).await;
         }
         sent.parts.push((part.node, result));
+        sent.items.push((part.node, part.items));
     }
     sent
 }
 
 /// Keeps a part its node missed as a hint, replayed when the node is back.
-fn keep_for_later(
+async fn keep_for_later(
     cluster: &Cluster,
     rt: &Runtime,
     index_uid: &str,
@@ -127,7 +142,7 @@ fn keep_for_later(
     sent: &mut Sent,
 ) {
     let hint = as_hint(index_uid, method, part);
-    match handoff::hint(cluster, &rt.nodes[part.node.index()].id, &hint) {
+    match handoff::hint(cluster, &rt.nodes[part.node.index()].id, hint).await {
         Some(seq) => sent.hinted.push((part.node, seq)),
         None => sent.lost.push(part.node),
     }
@@ -139,6 +154,15 @@ fn as_hint(index_uid: &str, method: &str, part: &Part) -> Hint {
         method: method.to_owned(),
         path: part.path.clone(),
         content_type: part.content_type.clone(),
-        body: part.body.concat(),
+        body: joined(&part.body),
+    }
+}
+
+/// A part's body as one buffer: shared, not copied, when it is one chunk.
+fn joined(chunks: &[Bytes]) -> Bytes {
+    match chunks {
+        [] => Bytes::new(),
+        [one] => one.clone(),
+        many => Bytes::from(many.concat()),
     }
 }
