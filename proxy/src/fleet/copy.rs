@@ -72,7 +72,7 @@ impl Throttle {
     }
 
     /// Counts `bytes` sent and waits until the average rate is back under the limit.
-    async fn pace(&self, bytes: u64) {
+    pub(crate) async fn pace(&self, bytes: u64) {
         let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         let Some(limit) = self.limit else {
             return;
@@ -241,7 +241,7 @@ async fn ids(
     Ok(all)
 }
 
-fn id_string(v: &Value) -> Option<String> {
+pub(crate) fn id_string(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),

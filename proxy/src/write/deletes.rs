@@ -20,6 +20,8 @@ pub async fn delete_batch(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
         Err(e) => return Reply::error(&e),
     };
     let provided: usize = by_shard.values().map(Vec::len).sum();
+    let ids = by_shard.values().flatten().filter_map(id_string).collect();
+    shared.anti_entropy.deleted_ids(index_uid, ids).await;
     let p = rt.writes();
     let touched: BTreeSet<ShardId> = by_shard.keys().copied().collect();
     let mut parts = Vec::new();
@@ -84,6 +86,15 @@ pub async fn delete_batch(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
     .await
 }
 
+/// An id as the nodes compare it (a number as its decimal string).
+fn id_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// `DELETE /indexes/{uid}/documents/{id}`: every replica of the id's shard.
 pub async fn delete_one(
     shared: &Shared,
@@ -93,6 +104,10 @@ pub async fn delete_one(
     id: &str,
 ) -> Reply {
     let shard = shard_for_key(id, rt.shards());
+    shared
+        .anti_entropy
+        .deleted_ids(index_uid, vec![id.to_owned()])
+        .await;
     let p = rt.writes();
     let parts = p
         .write_targets(shard)
