@@ -420,7 +420,8 @@ async fn real_anti_entropy_repairs_bit_rot_and_keeps_deletions() {
     }
     let status = &topology(&base).await["antiEntropy"];
     println!("ANTI-ENTROPY real status {status}");
-    assert!(status["repaired"]["extra"].as_u64() >= Some(6), "{status}");
+    // Counted since the restart: the five deletions n1 kept.
+    assert!(status["repaired"]["extra"].as_u64() >= Some(5), "{status}");
 }
 
 /// Measurement, run by hand (`--ignored --nocapture`): one anti-entropy pass over
