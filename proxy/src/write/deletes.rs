@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use miroir_filters::routing::{shard_for_key, GroupId, ShardId};
-use miroir_filters::write;
+use miroir_filters::{transfer, write};
 use serde_json::{json, Value};
 
 use super::record::{conclude, Write};
@@ -20,7 +20,11 @@ pub async fn delete_batch(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
         Err(e) => return Reply::error(&e),
     };
     let provided: usize = by_shard.values().map(Vec::len).sum();
-    let ids = by_shard.values().flatten().filter_map(id_string).collect();
+    let ids = by_shard
+        .values()
+        .flatten()
+        .filter_map(transfer::document_id)
+        .collect();
     shared.anti_entropy.deleted_ids(index_uid, ids).await;
     let p = rt.writes();
     let touched: BTreeSet<ShardId> = by_shard.keys().copied().collect();
@@ -84,15 +88,6 @@ pub async fn delete_batch(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
         sent,
     )
     .await
-}
-
-/// An id as the nodes compare it (a number as its decimal string).
-fn id_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 /// `DELETE /indexes/{uid}/documents/{id}`: every replica of the id's shard.

@@ -27,7 +27,7 @@ use super::Journal;
 use crate::cluster::node_state::NodeState;
 use crate::cluster::{Cluster, Runtime};
 use crate::fleet::calls::{CallError, Calls};
-use crate::fleet::copy::{id_string, Throttle};
+use crate::fleet::copy::Throttle;
 use crate::fleet::prepare::{indexes, IndexInfo};
 use crate::upstream::NodePeer;
 
@@ -170,7 +170,7 @@ impl AntiEntropy {
             };
             let docs = page["results"].as_array().map_or(&[][..], Vec::as_slice);
             for doc in docs {
-                if let Some(id) = id_string(&doc[pk]) {
+                if let Some(id) = transfer::document_id(&doc[pk]) {
                     held.insert(id, Copy::of(doc));
                 }
             }
@@ -341,7 +341,7 @@ impl AntiEntropy {
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|d| id_string(&d[pk]))
+            .filter_map(|d| transfer::document_id(&d[pk]))
             .collect();
         if ids.is_empty() {
             return Ok(());
@@ -384,7 +384,7 @@ async fn fetch_ids(
         status::get().requested();
         if let Some(page) = calls.post_read(node, &path, &body).await? {
             for doc in page["results"].as_array().into_iter().flatten() {
-                if let Some(id) = id_string(&doc[pk]) {
+                if let Some(id) = transfer::document_id(&doc[pk]) {
                     held.insert(id, doc.clone());
                 }
             }
