@@ -43,6 +43,7 @@ pub struct Config {
     pub settings_sync: SettingsSync,
     pub handoff: Handoff,
     pub topology: Topology,
+    pub anti_entropy: AntiEntropy,
     pub(crate) placement: Placement,
 }
 
@@ -204,6 +205,20 @@ pub struct SettingsSync {
     pub enabled: bool,
     /// Time between two sweeps over every index.
     pub interval: Duration,
+}
+
+/// Anti-entropy: a background pass comparing every shard's replicas document by document and
+/// repairing what differs from the latest acknowledged write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AntiEntropy {
+    pub enabled: bool,
+    /// Time between the start of two passes over every index.
+    pub interval: Duration,
+    /// Documents read from the nodes per second, every replica counted.
+    pub max_documents_per_second: u64,
+    /// How long a deletion is remembered: a replica that missed it is repaired within this
+    /// time; past it, a copy it kept could come back.
+    pub deletion_retention: Duration,
 }
 
 /// Hinted handoff: the writes a replica missed, kept in Miroir's data directory until the

@@ -17,8 +17,9 @@ use std::path::Path;
 
 pub use address::{resolve_node, system_resolve, Resolve};
 pub use config::{
-    Admin, Config, Health, Log, LogFormat, LogLevel, Metrics, Node, NodeAddress, Scatter, Scheme,
-    Server, SettingsSync, TaskStore, Tls, Topology, UnavailableShardPolicy, Upstream, WriteQuorum,
+    Admin, AntiEntropy, Config, Health, Log, LogFormat, LogLevel, Metrics, Node, NodeAddress,
+    Scatter, Scheme, Server, SettingsSync, TaskStore, Tls, Topology, UnavailableShardPolicy,
+    Upstream, WriteQuorum,
 };
 pub use error::{ConfigError, Problem};
 pub use reload::restart_required;

@@ -44,6 +44,8 @@ pub(crate) struct RawConfig {
     pub handoff: RawHandoff,
     #[serde(default)]
     pub topology: RawTopology,
+    #[serde(default)]
+    pub anti_entropy: RawAntiEntropy,
 }
 
 #[derive(Debug, Deserialize)]
@@ -220,6 +222,26 @@ impl Default for RawSettingsSync {
         Self {
             enabled: true,
             interval_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawAntiEntropy {
+    pub enabled: bool,
+    pub interval_ms: u64,
+    pub max_documents_per_second: u64,
+    pub deletion_retention_hours: u64,
+}
+
+impl Default for RawAntiEntropy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_ms: 600_000,
+            max_documents_per_second: 2_000,
+            deletion_retention_hours: 240,
         }
     }
 }

@@ -11,13 +11,13 @@ use miroir_filters::routing::{GroupId, NodeId, Placement};
 
 use crate::address::{parse_node_url, Resolve};
 use crate::config::{
-    Admin, Config, Handoff, Health, Log, Metrics, Node, NodeAddress, Scatter, Server, SettingsSync,
-    TaskStore, Tls, Topology, Upstream,
+    Admin, AntiEntropy, Config, Handoff, Health, Log, Metrics, Node, NodeAddress, Scatter, Server,
+    SettingsSync, TaskStore, Tls, Topology, Upstream,
 };
 use crate::error::Problem;
 use crate::raw::{
-    RawBackend, RawConfig, RawHandoff, RawHealth, RawMetrics, RawNode, RawScatter, RawServer,
-    RawSettingsSync, RawTaskStore, RawTopology, RawUpstream,
+    RawAntiEntropy, RawBackend, RawConfig, RawHandoff, RawHealth, RawMetrics, RawNode, RawScatter,
+    RawServer, RawSettingsSync, RawTaskStore, RawTopology, RawUpstream,
 };
 use crate::secret::Secret;
 use crate::{ENV_ADMIN_API_KEY, ENV_MASTER_KEY, ENV_NODE_MASTER_KEY};
@@ -59,6 +59,7 @@ pub(crate) fn validate(raw: RawConfig, inputs: &Inputs<'_>) -> Result<Config, Ve
     let settings_sync = check.settings_sync(raw.settings_sync);
     let handoff = check.handoff(raw.handoff);
     let topology = check.topology(raw.topology);
+    let anti_entropy = check.anti_entropy(raw.anti_entropy);
     check.distinct_listeners(&server, metrics.as_ref());
 
     match (check.problems.is_empty(), server, nodes, placement) {
@@ -88,6 +89,7 @@ pub(crate) fn validate(raw: RawConfig, inputs: &Inputs<'_>) -> Result<Config, Ve
                 settings_sync,
                 handoff,
                 topology,
+                anti_entropy,
                 placement,
             })
         }
@@ -232,6 +234,32 @@ impl Checker<'_> {
             max_copy_bytes_per_sec: (raw.max_copy_bytes_per_sec > 0)
                 .then_some(raw.max_copy_bytes_per_sec),
             copy_page_size: raw.copy_page_size,
+        }
+    }
+
+    /// Checked even when disabled, so enabling it later cannot fail a reload. Deletions are
+    /// kept for at least two passes, or a replica that missed one could resurrect it.
+    fn anti_entropy(&mut self, raw: RawAntiEntropy) -> AntiEntropy {
+        let interval = self.duration("anti_entropy.interval_ms", raw.interval_ms);
+        if interval < Duration::from_millis(100) && !interval.is_zero() {
+            self.problem("anti_entropy.interval_ms", "must be at least 100");
+        }
+        self.positive(
+            "anti_entropy.max_documents_per_second",
+            raw.max_documents_per_second,
+        );
+        let retention = Duration::from_secs(raw.deletion_retention_hours.saturating_mul(3600));
+        if retention < interval.saturating_mul(2) {
+            self.problem(
+                "anti_entropy.deletion_retention_hours",
+                "must cover at least two intervals: a replica that missed a deletion is repaired only while it is remembered",
+            );
+        }
+        AntiEntropy {
+            enabled: raw.enabled,
+            interval,
+            max_documents_per_second: raw.max_documents_per_second,
+            deletion_retention: retention,
         }
     }
 

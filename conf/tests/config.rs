@@ -589,3 +589,30 @@ fn handoff_cap_and_interval_are_validated() {
     let error = err(&(THREE_NODES.to_owned() + "\n[handoff]\ncap = 1\n"));
     assert!(error.to_string().contains("cap"), "{error}");
 }
+
+#[test]
+fn anti_entropy_has_production_defaults_and_keeps_deletions_for_two_passes() {
+    let config = ok(THREE_NODES);
+    let ae = &config.anti_entropy;
+    assert!(ae.enabled);
+    assert_eq!(ae.interval, Duration::from_secs(600));
+    assert_eq!(ae.max_documents_per_second, 2000);
+    assert_eq!(ae.deletion_retention, Duration::from_secs(240 * 3600));
+    let config = ok(&(THREE_NODES.to_owned()
+        + "\n[anti_entropy]\nenabled = false\ninterval_ms = 500\nmax_documents_per_second = 10\ndeletion_retention_hours = 1\n"));
+    assert!(!config.anti_entropy.enabled);
+    assert_eq!(config.anti_entropy.interval, Duration::from_millis(500));
+    let error = err(&(THREE_NODES.to_owned()
+        + "\n[anti_entropy]\ninterval_ms = 7200000\ndeletion_retention_hours = 3\n"));
+    assert_problem(
+        &error,
+        "anti_entropy.deletion_retention_hours",
+        "two intervals",
+    );
+    let error = err(&(THREE_NODES.to_owned() + "\n[anti_entropy]\nmax_documents_per_second = 0\n"));
+    assert_problem(
+        &error,
+        "anti_entropy.max_documents_per_second",
+        "greater than 0",
+    );
+}

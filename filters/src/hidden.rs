@@ -1,6 +1,7 @@
 //! Miroir's hidden fields, and the pure rewrites that keep them on the nodes and away from
 //! clients: `_miroir_shard` (each document's shard, kept filterable on every node), the
-//! reserved `_miroir_` prefix, and the marker that ends the client's part of the nodes'
+//! reserved `_miroir_` prefix, `_miroir_version` (the write that last set each document, for
+//! anti-entropy to tell the latest copy and a missed deletion apart), and the marker that ends the client's part of the nodes'
 //! displayed attributes (see `search::display`).
 //!
 //! A shard's value is written with separator characters only (`-` for a binary 0, `.` for a
@@ -15,6 +16,9 @@ use crate::search::facet_limit;
 
 /// The field carrying a document's shard number on the nodes.
 pub const SHARD_FIELD: &str = "_miroir_shard";
+/// The field carrying the version of the write that last set a document (see
+/// [`version_value`]). Never filterable, sortable or displayed to clients.
+pub const VERSION_FIELD: &str = "_miroir_version";
 /// Top-level fields starting with this are Miroir's; clients may not send them.
 pub const RESERVED_PREFIX: &str = "_miroir_";
 /// Separates the client's displayed attributes from the fields only the merge needs. It names
@@ -29,6 +33,30 @@ pub fn shard_value(shard: ShardId) -> String {
         .rev()
         .map(|bit| if shard.0 >> bit & 1 == 1 { '.' } else { '-' })
         .collect()
+}
+
+/// The value of `_miroir_version` for `version`, written like a shard (`-` for 0, `.` for 1):
+/// no query word and no number in a query ever matches it, yet it reads back exactly.
+pub fn version_value(version: u64) -> String {
+    let bits = u64::BITS - version.leading_zeros();
+    (0..bits.max(1))
+        .rev()
+        .map(|bit| if version >> bit & 1 == 1 { '.' } else { '-' })
+        .collect()
+}
+
+/// The version a document's `_miroir_version` holds; `None` when it has none (written before
+/// versions, or behind Miroir's back) or not one Miroir wrote.
+pub fn parse_version(value: &Value) -> Option<u64> {
+    let s = value.as_str()?;
+    if s.is_empty() || s.len() > 64 {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |v, b| match b {
+        b'-' => Some(v << 1),
+        b'.' => Some(v << 1 | 1),
+        _ => None,
+    })
 }
 
 /// `_miroir_shard IN ["-", ".-"]`: the filter clause keeping a node to `shards`.
@@ -230,6 +258,19 @@ mod tests {
             shard_clause(&[ShardId(1), ShardId(4)]),
             r#"_miroir_shard IN [".", ".--"]"#
         );
+    }
+
+    #[test]
+    fn versions_read_back_exactly_and_hold_no_word() {
+        for v in [0, 1, 2, 5, 1 << 40, u64::MAX] {
+            let value = version_value(v);
+            assert!(value.chars().all(|c| c == '-' || c == '.'));
+            assert_eq!(parse_version(&json!(value)), Some(v));
+        }
+        assert_eq!(version_value(5), ".-.");
+        assert_eq!(parse_version(&json!(5)), None);
+        assert_eq!(parse_version(&json!("x")), None);
+        assert_eq!(parse_version(&json!("")), None);
     }
 
     #[test]

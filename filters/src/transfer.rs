@@ -15,6 +15,16 @@ pub fn writable_document(doc: &mut Value) {
     }
 }
 
+/// A document id as nodes compare and Miroir records it: a string as is, a number as its
+/// decimal text (`/documents/42` and `{"id": 42}` name the same document).
+pub fn document_id(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// The `POST /keys` body that recreates a listed key with the same uid (hence, under the same
 /// master key, the same key string).
 pub fn key_creation(key: &Value) -> Value {

@@ -12,7 +12,7 @@ use crate::auth::{Access, KeyCache};
 use crate::cluster::shard_counts::ShardCounts;
 use crate::cluster::topology::{self, Layout, Placements, Topology, TopologyFile};
 use crate::cluster::{Cluster, Runtime};
-use crate::repair::{index_repairs, settings_drift};
+use crate::repair::{anti_entropy, index_repairs, settings_drift};
 use crate::request::{InFlight, Incoming, Reply};
 
 pub struct Shared {
@@ -25,6 +25,8 @@ pub struct Shared {
     pub index_repairs: Arc<index_repairs::Jobs>,
     /// Indexes to compare across nodes once a settings update finished.
     pub settings_checks: Arc<settings_drift::Checks>,
+    /// Write versions and the record of deletions, for anti-entropy.
+    pub anti_entropy: Arc<anti_entropy::Journal>,
     /// Wakes the task registry's upkeep (the registry reached its limit).
     pub task_upkeep: tokio::sync::Notify,
     /// Read-your-writes sessions: the pending writes of each.
@@ -36,15 +38,18 @@ pub struct Shared {
 impl Shared {
     /// Opens the stores the configuration names (the task registry and the hint store).
     pub fn open(config: Config) -> Result<Arc<Self>, String> {
-        let (tasks, hints): (Arc<dyn TaskStore>, _) = match &config.task_store {
+        let (tasks, hints, journal): (Arc<dyn TaskStore>, _, _) = match &config.task_store {
             TaskStoreConfig::Embedded { path } => {
+                let deletions = path.join("deletions.redb");
+                let journal = anti_entropy::Journal::open(&deletions)
+                    .map_err(|e| format!("deletion record {}: {e}", deletions.display()))?;
                 let hints_file = path.join("hints.redb");
                 let hints = HintStore::open(&hints_file)
                     .map_err(|e| format!("hint store {}: {e}", hints_file.display()))?;
                 let file = path.join("tasks.redb");
                 let tasks = EmbeddedStore::open(&file)
                     .map_err(|e| format!("task store {}: {e}", file.display()))?;
-                (Arc::new(tasks), Arc::new(hints))
+                (Arc::new(tasks), Arc::new(hints), Arc::new(journal))
             }
             TaskStoreConfig::Redis { .. } => return Err(
                 "task_store.backend = \"redis\" is not available in this version; use \"embedded\""
@@ -59,6 +64,7 @@ impl Shared {
             keys: KeyCache::default(),
             index_repairs: Default::default(),
             settings_checks: Default::default(),
+            anti_entropy: journal,
             task_upkeep: tokio::sync::Notify::new(),
             sessions: Default::default(),
             idempotency: InFlight::default(),

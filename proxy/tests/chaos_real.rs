@@ -322,3 +322,396 @@ async fn real_key_revoked_while_a_node_is_down_is_refused_everywhere() {
         assert_eq!(status, 404, "n{i} still has the key");
     }
 }
+
+/// Real nodes behind a Miroir with anti-entropy every `interval_ms`.
+async fn anti_entropy_fleet(interval_ms: u64, extra: &str) -> (Vec<TestNode>, MiroirProcess, u16) {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(start_node(NodeKind::Real, KEY).await);
+    }
+    let (port, metrics_port) = (free_port(), free_port());
+    let mut toml = format!(
+        "shards = 8\nreplication_factor = 2\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n\
+         [server]\nport = {port}\n\n[metrics]\nport = {metrics_port}\n\n[admin]\napi_key = \"{ADMIN_KEY}\"\n\n\
+         [health]\ninterval_ms = 200\ntimeout_ms = 200\nunhealthy_threshold = 2\nhealthy_threshold = 2\n\n\
+         [scatter]\nnode_timeout_ms = 2000\n\n[handoff]\nreplay_interval_ms = 100\n\n\
+         [anti_entropy]\ninterval_ms = {interval_ms}\n{extra}\n\n"
+    );
+    for (i, node) in nodes.iter().enumerate() {
+        toml.push_str(&format!(
+            "[[nodes]]\nid = \"n{i}\"\naddress = \"{}\"\n\n",
+            node.url()
+        ));
+    }
+    let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
+    (nodes, miroir, metrics_port)
+}
+
+async fn wait_all(base: &str, tasks: &[u64]) {
+    for uid in tasks {
+        let done = eventually(Duration::from_secs(300), || async {
+            let (_, t) = call(base, "GET", &format!("/tasks/{uid}"), None).await;
+            t["status"] == "succeeded"
+        })
+        .await;
+        assert!(done, "task {uid} did not succeed");
+    }
+}
+
+/// Every document on `node`, whole: id -> document.
+async fn full_docs(node: &TestNode) -> BTreeMap<u64, Value> {
+    let mut all = BTreeMap::new();
+    let mut offset = 0;
+    loop {
+        let (status, page) = call(
+            &node.url(),
+            "GET",
+            &format!("/indexes/{INDEX}/documents?limit=10000&offset={offset}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        let docs = page["results"].as_array().cloned().unwrap_or_default();
+        offset += docs.len();
+        all.extend(
+            docs.into_iter()
+                .filter_map(|d| Some((d["id"].as_u64()?, d))),
+        );
+        if offset as u64 >= page["total"].as_u64().unwrap_or(0) {
+            return all;
+        }
+    }
+}
+
+async fn on_real_node(node: &TestNode, method: &str, path: &str, body: Option<Value>) {
+    let (status, task) = call(&node.url(), method, path, body).await;
+    assert_eq!(status, 202, "{task}");
+    let t = node.wait_task(task["taskUid"].as_u64().expect("uid")).await;
+    assert_eq!(t["status"], "succeeded", "{t}");
+}
+
+/// Every replica holds the same copy of every document, versions included, and nothing
+/// outside its shards; `Ok(documents)`.
+async fn identical(base: &str, nodes: &[TestNode]) -> Result<usize, String> {
+    let topo = topology(base).await;
+    let mut held = Vec::new();
+    for node in nodes {
+        held.push(full_docs(node).await);
+    }
+    let ids: std::collections::BTreeSet<u64> =
+        held.iter().flat_map(|h| h.keys().copied()).collect();
+    for id in &ids {
+        let shard = shard_for_key(&id.to_string(), 8);
+        let replicas: Vec<usize> = topo["groups"][0]["shards"][shard.0.to_string()]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|n| n.as_str()?.trim_start_matches('n').parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let copies: Vec<Option<&Value>> = replicas.iter().map(|&r| held[r].get(id)).collect();
+        if copies.iter().any(|c| c != &copies[0]) {
+            return Err(format!("document {id} differs: {copies:?}"));
+        }
+        if copies[0].is_some_and(|d| d["_miroir_version"].as_str().is_none()) {
+            return Err(format!("document {id} has no version"));
+        }
+        if (0..nodes.len()).any(|n| !replicas.contains(&n) && held[n].contains_key(id)) {
+            return Err(format!("document {id} is held outside its replicas"));
+        }
+    }
+    Ok(ids.len())
+}
+
+/// On real Meilisearch 1.50: bit rot on one node (a document changed, one deleted, one
+/// added behind Miroir's back) is repaired by anti-entropy; a deletion a replica missed while
+/// down, its hint lost, is not resurrected; and the version field reaches no client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_anti_entropy_repairs_bit_rot_and_keeps_deletions() {
+    require_meili_bin!();
+    let (nodes, mut miroir, _) = anti_entropy_fleet(500, "").await;
+    let base = miroir.url();
+    let docs: Vec<Value> = (0..500u64)
+        .map(|i| json!({"id": i, "title": format!("doc {i} word{}", i % 7), "v": 1}))
+        .collect();
+    let (status, t) = call(
+        &base,
+        "POST",
+        &format!("/indexes/{INDEX}/documents"),
+        Some(Value::Array(docs)),
+    )
+    .await;
+    assert_eq!(status, 202, "{t}");
+    wait_all(&base, &[t["taskUid"].as_u64().unwrap()]).await;
+    assert_eq!(identical(&base, &nodes).await, Ok(500));
+
+    // The version field: on the nodes, never in an answer, never matched by a query.
+    let some = full_docs(&nodes[0]).await.into_values().next().unwrap();
+    let value = some["_miroir_version"]
+        .as_str()
+        .expect("versioned")
+        .to_owned();
+    let number = value
+        .bytes()
+        .fold(0u64, |v, b| v << 1 | u64::from(b == b'.'))
+        .to_string();
+    // Only the number: a query of separators alone is an empty query, as on one node.
+    for q in [number.as_str(), &number[..6]] {
+        let (_, body) = call(
+            &base,
+            "POST",
+            &format!("/indexes/{INDEX}/search"),
+            Some(json!({"q": q})),
+        )
+        .await;
+        assert_eq!(body["estimatedTotalHits"], 0, "q={q}: {body}");
+    }
+    let (_, body) = call(
+        &base,
+        "POST",
+        &format!("/indexes/{INDEX}/search"),
+        Some(json!({"q": "doc",
+        "attributesToHighlight": ["*"], "showMatchesPosition": true, "limit": 50})),
+    )
+    .await;
+    assert!(
+        body["hits"].as_array().is_some_and(|h| !h.is_empty()),
+        "{body}"
+    );
+    for answer in [
+        body,
+        call(
+            &base,
+            "GET",
+            &format!("/indexes/{INDEX}/documents?limit=50"),
+            None,
+        )
+        .await
+        .1,
+        call(
+            &base,
+            "POST",
+            &format!("/indexes/{INDEX}/fields"),
+            Some(json!({})),
+        )
+        .await
+        .1,
+        call(&base, "GET", &format!("/indexes/{INDEX}/settings"), None)
+            .await
+            .1,
+        call(&base, "GET", &format!("/indexes/{INDEX}/stats"), None)
+            .await
+            .1,
+    ] {
+        assert!(!answer.to_string().contains("_miroir"), "{answer}");
+    }
+
+    // Bit rot on n0.
+    let held = full_docs(&nodes[0]).await;
+    let mut on_n0 = held.keys().copied();
+    let (changed, deleted) = (on_n0.next().unwrap(), on_n0.next().unwrap());
+    let mut rotten = held[&changed].clone();
+    rotten["title"] = json!("rotten");
+    rotten.as_object_mut().unwrap().remove("_miroir_version");
+    let path = format!("/indexes/{INDEX}/documents");
+    on_real_node(&nodes[0], "POST", &path, Some(json!([rotten]))).await;
+    on_real_node(&nodes[0], "DELETE", &format!("{path}/{deleted}"), None).await;
+    on_real_node(
+        &nodes[0],
+        "POST",
+        &path,
+        Some(json!([{"id": 99999, "title": "foreign", "v": 1}])),
+    )
+    .await;
+    assert!(identical(&base, &nodes).await.is_err());
+    let started = Instant::now();
+    let ok = eventually(Duration::from_secs(60), || async {
+        identical(&base, &nodes).await == Ok(500)
+    })
+    .await;
+    assert!(ok, "{:?}", identical(&base, &nodes).await);
+    println!(
+        "ANTI-ENTROPY real bit rot repaired in {} ms",
+        started.elapsed().as_millis()
+    );
+    for node in &nodes {
+        if let Some(doc) = full_docs(node).await.get(&changed) {
+            assert_eq!(doc["title"], held[&changed]["title"]);
+        }
+    }
+
+    // A deletion n1 missed while down, its hint lost.
+    let gone: Vec<u64> = full_docs(&nodes[1]).await.keys().copied().take(5).collect();
+    nodes[1].stop().await;
+    let (status, t) = call(
+        &base,
+        "POST",
+        &format!("{path}/delete-batch"),
+        Some(json!(gone)),
+    )
+    .await;
+    assert_eq!(status, 202, "{t}");
+    wait_all(&base, &[t["taskUid"].as_u64().unwrap()]).await;
+    assert!(status_of(&base, "n1").await.1 > 0, "hinted for n1");
+    miroir
+        .crash_and_restart_after(miroir_bin(), |data| {
+            std::fs::remove_file(data.join("tasks").join("hints.redb")).expect("remove hints");
+        })
+        .await;
+    nodes[1].restart().await;
+    wait_status(&base, "n1", "active", Duration::from_secs(60)).await;
+    let kept = full_docs(&nodes[1]).await;
+    assert!(
+        gone.iter().all(|id| kept.contains_key(id)),
+        "n1 kept its copies"
+    );
+    let ok = eventually(Duration::from_secs(60), || async {
+        identical(&base, &nodes).await == Ok(495)
+    })
+    .await;
+    assert!(ok, "{:?}", identical(&base, &nodes).await);
+    for node in &nodes {
+        let held = full_docs(node).await;
+        assert!(gone.iter().all(|id| !held.contains_key(id)));
+    }
+    let status = &topology(&base).await["antiEntropy"];
+    println!("ANTI-ENTROPY real status {status}");
+    // Counted since the restart: the five deletions n1 kept.
+    assert!(status["repaired"]["extra"].as_u64() >= Some(5), "{status}");
+}
+
+/// Measurement, run by hand (`--ignored --nocapture`): one anti-entropy pass over
+/// `AE_DOCS` documents (default 100 000) with RF 2 on 3 real nodes, unthrottled; prints its
+/// time, node requests and Miroir CPU seconds, per million documents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore]
+async fn measure_anti_entropy_pass() {
+    require_meili_bin!();
+    let n: u64 = std::env::var("AE_DOCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let (_nodes, miroir, _) =
+        anti_entropy_fleet(3000, "max_documents_per_second = 1000000000").await;
+    let base = miroir.url();
+    let mut tasks = Vec::new();
+    for batch in 0..n.div_ceil(10_000) {
+        let docs: Vec<Value> = (batch * 10_000..((batch + 1) * 10_000).min(n))
+            .map(|i| json!({"id": i, "title": format!("doc {i} word{}", i % 7), "genre": "g", "v": 1}))
+            .collect();
+        let (status, t) = call(
+            &base,
+            "POST",
+            &format!("/indexes/{INDEX}/documents"),
+            Some(Value::Array(docs)),
+        )
+        .await;
+        assert_eq!(status, 202, "{t}");
+        tasks.push(t["taskUid"].as_u64().unwrap());
+    }
+    wait_all(&base, &tasks).await;
+    let cpu = || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", miroir.pid())).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+    };
+    let passes = |t: &Value| t["antiEntropy"]["passes"].as_u64().unwrap_or(0);
+    let now = topology(&base).await;
+    let p0 = passes(&now);
+    assert!(
+        eventually(Duration::from_secs(600), || async {
+            passes(&topology(&base).await) > p0
+        })
+        .await
+    );
+    let (c0, t0) = (cpu(), topology(&base).await);
+    assert!(
+        eventually(Duration::from_secs(600), || async {
+            passes(&topology(&base).await) > p0 + 1
+        })
+        .await
+    );
+    let (c1, t1) = (cpu(), topology(&base).await);
+    let (a0, a1) = (&t0["antiEntropy"], &t1["antiEntropy"]);
+    let d = |k: &str| a1[k].as_u64().unwrap_or(0) - a0[k].as_u64().unwrap_or(0);
+    let per_million = 1_000_000.0 / n as f64;
+    println!(
+        "ANTI-ENTROPY pass docs={n} rf=2 took_ms={} documents_read={} node_requests={} miroir_cpu_s={:.2} (includes the idle interval) | per million documents: node_requests={:.0} miroir_cpu_s={:.1} pass_s_unthrottled={:.0}",
+        a1["lastPassDurationMs"], d("documentsRead"), d("nodeRequests"), c1 - c0,
+        d("nodeRequests") as f64 * per_million, (c1 - c0) * per_million,
+        a1["lastPassDurationMs"].as_u64().unwrap_or(0) as f64 / 1000.0 * per_million,
+    );
+}
+
+/// Measurement, run by hand (`--ignored --nocapture`): what the version stamp costs a real
+/// node. Two indexes on one node get the same `AE_DOCS` documents with Miroir's shard field,
+/// one also with `_miroir_version`; prints their indexing times and search throughput.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore]
+async fn measure_version_field_cost_on_a_node() {
+    require_meili_bin!();
+    let n: u64 = std::env::var("AE_DOCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let node = start_node(NodeKind::Real, KEY).await;
+    let url = node.url();
+    let version = miroir_filters::hidden::version_value(1_764_780_000_000_000);
+    for round in 0..2 {
+        for (index, stamped) in [("plain", false), ("stamped", true)] {
+            let mut indexing = 0.0;
+            for batch in 0..n.div_ceil(10_000) {
+                let docs: Vec<Value> = (batch * 10_000..((batch + 1) * 10_000).min(n))
+                    .map(|i| {
+                        let shard = miroir_filters::hidden::shard_value(shard_for_key(&i.to_string(), 8));
+                        let mut d = json!({"id": i, "title": format!("doc {i} word{} {}", i % 7, i % 1000),
+                            "genre": format!("g{}", i % 13), "v": round, "_miroir_shard": shard});
+                        if stamped {
+                            d["_miroir_version"] = json!(version);
+                        }
+                        d
+                    })
+                    .collect();
+                let (status, t) = call(
+                    &url,
+                    "POST",
+                    &format!("/indexes/{index}/documents?primaryKey=id"),
+                    Some(Value::Array(docs)),
+                )
+                .await;
+                assert_eq!(status, 202, "{t}");
+                let t = node.wait_task(t["taskUid"].as_u64().unwrap()).await;
+                let secs = |k: &str| {
+                    time::OffsetDateTime::parse(
+                        t[k].as_str().unwrap(),
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .unwrap()
+                    .unix_timestamp_nanos() as f64
+                        / 1e9
+                };
+                indexing += secs("finishedAt") - secs("startedAt");
+            }
+            let started = Instant::now();
+            let searches = 300;
+            for i in 0..searches {
+                let (status, _) = call(
+                    &url,
+                    "POST",
+                    &format!("/indexes/{index}/search"),
+                    Some(json!({"q": format!("word{} {}", i % 7, i % 1000)})),
+                )
+                .await;
+                assert_eq!(status, 200);
+            }
+            let qps = searches as f64 / started.elapsed().as_secs_f64();
+            println!("VERSION-COST round={round} index={index} docs={n} indexing_s={indexing:.2} search_qps={qps:.0}");
+        }
+    }
+}

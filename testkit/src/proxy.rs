@@ -122,8 +122,15 @@ impl MiroirProcess {
     /// Kills the process without a graceful shutdown (SIGKILL, as a crash would) and starts
     /// it again on the same config and data directory; its log continues in the same file.
     pub async fn crash_and_restart(&mut self, bin: &Path) {
+        self.crash_and_restart_after(bin, |_| {}).await
+    }
+
+    /// Like [`MiroirProcess::crash_and_restart`], running `meanwhile` on the data directory
+    /// while no process holds it (to lose a file, as a disk failure would).
+    pub async fn crash_and_restart_after(&mut self, bin: &Path, meanwhile: impl FnOnce(&Path)) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        meanwhile(&self.dir().join("data"));
         let log = fs::OpenOptions::new()
             .append(true)
             .open(&self.log_path)

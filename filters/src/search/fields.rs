@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::display;
-use crate::hidden::SHARD_FIELD;
+use crate::hidden::RESERVED_PREFIX;
 
 /// Meilisearch's default page size for this route.
 const DEFAULT_LIMIT: usize = 20;
@@ -70,7 +70,7 @@ pub fn merge(answers: &[Value], displayed: Option<&[String]>, req: &FieldsReques
             let Some(name) = field["name"].as_str() else {
                 continue;
             };
-            if name == SHARD_FIELD || fields.contains_key(name) {
+            if name.starts_with(RESERVED_PREFIX) || fields.contains_key(name) {
                 continue;
             }
             let mut field = field.clone();

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::hidden::SHARD_FIELD;
+use crate::hidden::RESERVED_PREFIX;
 
 /// Sums over a group, divided by `rf` and rounded (replicas that diverge give non-integers).
 fn per_copy(sum: f64, rf: u32) -> Value {
@@ -31,7 +31,7 @@ pub fn merge_index_stats(nodes: &[&Value], rf: u32) -> Value {
                 }
                 Value::Object(dist) if key == "fieldDistribution" => {
                     for (field, n) in dist {
-                        if field != SHARD_FIELD {
+                        if !field.starts_with(RESERVED_PREFIX) {
                             add(&mut fields, field, n.as_f64().unwrap_or(0.0));
                         }
                     }

@@ -55,6 +55,12 @@ impl fmt::Debug for SplitInput<'_> {
 /// before reading any document); otherwise the first document-level error, in document order,
 /// is returned. A conflicting `primaryKey` counts as the first document-level error.
 pub fn split(input: SplitInput<'_>) -> Result<Split, MiroirError> {
+    split_versioned(input, None)
+}
+
+/// Like [`split`], each document also stamped with `_miroir_version` = `version` (the write's
+/// place in the index's history, see `hidden::version_value`).
+pub fn split_versioned(input: SplitInput<'_>, version: Option<u64>) -> Result<Split, MiroirError> {
     let SplitInput {
         body,
         format,
@@ -75,7 +81,7 @@ pub fn split(input: SplitInput<'_>) -> Result<Split, MiroirError> {
         PayloadFormat::Ndjson => json::scan_ndjson(body, primary_key, shards)?,
         PayloadFormat::Csv { delimiter } => csv::scan_csv(body, delimiter, primary_key, shards)?,
     };
-    Ok(Split::assemble(body, format, scan, shards))
+    Ok(Split::assemble(body, format, scan, shards, version))
 }
 
 /// How many documents a batch holds, as a node counts them in `receivedDocuments`: the

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::format::PayloadFormat;
 use super::scan::Scan;
-use crate::hidden::{shard_value, SHARD_FIELD};
+use crate::hidden::{shard_value, version_value, SHARD_FIELD, VERSION_FIELD};
 use crate::routing::ShardId;
 
 /// A validated batch, its documents tagged with `_miroir_shard` and grouped by shard.
@@ -38,8 +38,17 @@ struct Part {
 impl Split {
     /// Copies every accepted document once, into its shard's buffer, tagged. Each buffer is
     /// sized before it is filled, so none is ever reallocated.
-    pub(crate) fn assemble(body: &[u8], format: PayloadFormat, scan: Scan, shards: u32) -> Self {
-        let tags: Vec<Vec<u8>> = (0..shards).map(|s| tag(format, s)).collect();
+    pub(crate) fn assemble(
+        body: &[u8],
+        format: PayloadFormat,
+        scan: Scan,
+        shards: u32,
+        version: Option<u64>,
+    ) -> Self {
+        let version = version.map(version_value);
+        let tags: Vec<Vec<u8>> = (0..shards)
+            .map(|s| tag(format, s, version.as_deref()))
+            .collect();
         let mut sizes = vec![0usize; tags.len()];
         let mut counts = vec![0usize; tags.len()];
         for doc in &scan.docs {
@@ -73,6 +82,10 @@ impl Split {
                 let mut line = body[header.line.clone()].to_vec();
                 line.push(delimiter);
                 push_csv_cell(&mut line, SHARD_FIELD, delimiter);
+                if version.is_some() {
+                    line.push(delimiter);
+                    push_csv_cell(&mut line, VERSION_FIELD, delimiter);
+                }
                 line.push(b'\n');
                 Bytes::from(line)
             }
@@ -171,15 +184,23 @@ impl fmt::Debug for Split {
 
 /// What closes a document of `shard`: for JSON `,"_miroir_shard":"<value>"}` (see
 /// `hidden::shard_value`), for NDJSON the same and a newline, for CSV the shard cell and a
-/// newline.
-fn tag(format: PayloadFormat, shard: u32) -> Vec<u8> {
+/// newline; with a `version`, its field or cell after the shard's.
+fn tag(format: PayloadFormat, shard: u32, version: Option<&str>) -> Vec<u8> {
     let value = shard_value(ShardId(shard));
+    let fields = match version {
+        Some(v) => format!(",\"{SHARD_FIELD}\":\"{value}\",\"{VERSION_FIELD}\":\"{v}\"}}"),
+        None => format!(",\"{SHARD_FIELD}\":\"{value}\"}}"),
+    };
     match format {
-        PayloadFormat::Json => format!(",\"{SHARD_FIELD}\":\"{value}\"}}").into_bytes(),
-        PayloadFormat::Ndjson => format!(",\"{SHARD_FIELD}\":\"{value}\"}}\n").into_bytes(),
+        PayloadFormat::Json => fields.into_bytes(),
+        PayloadFormat::Ndjson => (fields + "\n").into_bytes(),
         PayloadFormat::Csv { delimiter } => {
             let mut tag = vec![delimiter];
             push_csv_cell(&mut tag, &value, delimiter);
+            if let Some(v) = version {
+                tag.push(delimiter);
+                push_csv_cell(&mut tag, v, delimiter);
+            }
             tag.push(b'\n');
             tag
         }
@@ -223,7 +244,11 @@ mod tests {
 
     fn tagged(object: &str) -> String {
         let mut out = Vec::new();
-        push_tagged_object(&mut out, object.as_bytes(), &tag(PayloadFormat::Json, 7));
+        push_tagged_object(
+            &mut out,
+            object.as_bytes(),
+            &tag(PayloadFormat::Json, 7, None),
+        );
         String::from_utf8(out).unwrap()
     }
 
@@ -246,9 +271,20 @@ mod tests {
         out.clear();
         push_csv_cell(&mut out, "_miroir_shard:number", b':');
         assert_eq!(out, b"\"_miroir_shard:number\"");
-        assert_eq!(tag(PayloadFormat::Csv { delimiter: b';' }, 12), b";..--\n");
         assert_eq!(
-            tag(PayloadFormat::Csv { delimiter: b'.' }, 12),
+            tag(PayloadFormat::Csv { delimiter: b';' }, 12, None),
+            b";..--\n"
+        );
+        assert_eq!(
+            tag(PayloadFormat::Csv { delimiter: b';' }, 1, Some(".-")),
+            b";.;.-\n"
+        );
+        assert_eq!(
+            tag(PayloadFormat::Json, 1, Some(".-")),
+            br#","_miroir_shard":".","_miroir_version":".-"}"#
+        );
+        assert_eq!(
+            tag(PayloadFormat::Csv { delimiter: b'.' }, 12, None),
             b".\"..--\"\n"
         );
     }

@@ -272,6 +272,21 @@ async fn execute(client: &Client, action: Action) -> Result<(), String> {
     Ok(())
 }
 
+fn print_anti_entropy(a: &Value) {
+    if a.is_null() {
+        return;
+    }
+    let r = &a["repaired"];
+    let last = match a["lastPassDurationMs"].as_u64() {
+        Some(ms) => format!("last pass took {:.1} s", ms as f64 / 1000.0),
+        None => "no pass finished yet".to_owned(),
+    };
+    println!(
+        "anti-entropy: {} pass(es), {last}; {} documents read; repaired {} missing, {} extra, {} different; {} unresolved",
+        a["passes"], a["documentsRead"], r["missing"], r["extra"], r["different"], a["unresolved"]
+    );
+}
+
 fn print_status(t: &Value) {
     println!(
         "topology version {} · {} shard slots · replication factor {} · {} replica group(s)",
@@ -308,6 +323,7 @@ fn print_status(t: &Value) {
     if !t["staged"].is_null() {
         println!("the configuration asks for another topology: `miroir ctl plan` shows it");
     }
+    print_anti_entropy(&t["antiEntropy"]);
     match t["change"].as_object() {
         None => println!("no change in progress"),
         Some(c) => println!(

@@ -72,7 +72,7 @@ impl Throttle {
     }
 
     /// Counts `bytes` sent and waits until the average rate is back under the limit.
-    async fn pace(&self, bytes: u64) {
+    pub(crate) async fn pace(&self, bytes: u64) {
         let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         let Some(limit) = self.limit else {
             return;
@@ -232,21 +232,16 @@ async fn ids(
             break;
         };
         let docs = page["results"].as_array().map_or(&[][..], Vec::as_slice);
-        all.extend(docs.iter().filter_map(|d| id_string(&d[pk.as_str()])));
+        all.extend(
+            docs.iter()
+                .filter_map(|d| transfer::document_id(&d[pk.as_str()])),
+        );
         offset += docs.len();
         if docs.len() < ID_PAGE {
             break;
         }
     }
     Ok(all)
-}
-
-fn id_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 /// What differs between the two id sets.
@@ -301,7 +296,10 @@ pub async fn repair(
         }
     }
     let pk = index.primary_key.as_deref().unwrap_or("id");
-    let on_source: BTreeSet<String> = present.iter().filter_map(|d| id_string(&d[pk])).collect();
+    let on_source: BTreeSet<String> = present
+        .iter()
+        .filter_map(|d| transfer::document_id(&d[pk]))
+        .collect();
     let gone: Vec<&String> = ids
         .iter()
         .copied()

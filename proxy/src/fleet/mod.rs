@@ -6,9 +6,9 @@
 //! (`copy`), reads cut over shard by shard, and the old owners drop what they no longer own.
 //! Writes never stop; every step is recorded in `topology.json` and resumes after a restart.
 
-mod calls;
-mod copy;
-mod prepare;
+pub(crate) mod calls;
+pub(crate) mod copy;
+pub(crate) mod prepare;
 mod service;
 
 pub use service::ChangeService;

@@ -21,6 +21,7 @@ use crate::tasks;
 use crate::upstream::{NodeResponse, NodeResult};
 
 pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
+    record_deletion(shared, inc).await;
     let body = [shard_field::rewrite_update(
         inc.route,
         &keys::with_key_uid(inc),
@@ -67,6 +68,25 @@ pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
         handoff::forget(&shared.cluster, &hints).await;
     }
     reply
+}
+
+/// Deletions are remembered before any node gets them, so a replica that misses one is never
+/// taken for the one that is right (see `repair::anti_entropy`).
+async fn record_deletion(shared: &Shared, inc: &Incoming) {
+    let Some(index) = &inc.index_uid else { return };
+    let journal = &shared.anti_entropy;
+    match inc.route {
+        "documents.clear" | "index.delete" => journal.cleared(index).await,
+        "documents.delete_by_filter" => {
+            let filter = serde_json::from_slice::<Value>(&inc.body)
+                .ok()
+                .and_then(|b| b.get("filter").cloned());
+            if let Some(filter) = filter {
+                journal.deleted_by_filter(index, filter.to_string()).await;
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The node took the change: a task accepted, or a synchronous change made.

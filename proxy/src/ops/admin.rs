@@ -144,5 +144,6 @@ pub fn topology(cluster: &Cluster, rt: &Runtime) -> Value {
         "unavailableShards": unavailable,
         "nodes": nodes,
         "groups": groups,
+        "antiEntropy": crate::repair::anti_entropy::status::get().snapshot(),
     })
 }

@@ -3,10 +3,14 @@
 //! - `replay`: those writes sent again once the node answers, before it serves reads;
 //! - `index_repairs`: index creations undone, and deletions, updates and swaps replayed, on
 //!   the nodes that missed them;
-//! - `settings_drift`: each index's settings compared across nodes, the odd one patched.
+//! - `settings_drift`: each index's settings compared across nodes, the odd one patched;
+//! - `anti_entropy`: every shard's documents compared across its owners, the backstop that
+//!   repairs whatever the others missed (versions and a record of deletions tell which copy
+//!   is right).
 //!
 //! Request paths report here what a node missed; the background services do the repairing.
 
+pub mod anti_entropy;
 pub mod handoff;
 pub mod index_repairs;
 pub mod replay;

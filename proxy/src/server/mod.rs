@@ -152,6 +152,10 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
         SettingsSync::new(cluster.clone(), shared.settings_checks.clone()),
     ));
     server.add_service(background_service(
+        "anti-entropy",
+        crate::repair::anti_entropy::AntiEntropy::new(cluster.clone(), shared.anti_entropy.clone()),
+    ));
+    server.add_service(background_service(
         "task registry upkeep",
         crate::tasks::TaskUpkeep {
             shared: shared.clone(),

@@ -51,6 +51,13 @@ pub struct Metrics {
     /// Documents and bytes copied to new owners by shard moves.
     pub shard_copy_documents: IntCounter,
     pub shard_copy_bytes: IntCounter,
+    /// Anti-entropy: passes finished, documents read and requests sent to nodes, copies
+    /// repaired by kind (`missing`, `extra`, `different`), documents left unresolved.
+    pub anti_entropy_passes: IntCounter,
+    pub anti_entropy_documents: IntCounter,
+    pub anti_entropy_node_requests: IntCounter,
+    pub anti_entropy_repairs: IntCounterVec,
+    pub anti_entropy_unresolved: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -189,6 +196,32 @@ pub fn get() -> &'static Metrics {
                 "Bytes of documents copied to new owners by shard moves"
             )
             .expect("register miroir_shard_copy_bytes_total"),
+            anti_entropy_passes: register_int_counter!(
+                "miroir_anti_entropy_passes_total",
+                "Anti-entropy passes finished over every index and shard"
+            )
+            .expect("register miroir_anti_entropy_passes_total"),
+            anti_entropy_documents: register_int_counter!(
+                "miroir_anti_entropy_documents_read_total",
+                "Documents anti-entropy read from the nodes"
+            )
+            .expect("register miroir_anti_entropy_documents_read_total"),
+            anti_entropy_node_requests: register_int_counter!(
+                "miroir_anti_entropy_node_requests_total",
+                "Requests anti-entropy sent to the nodes"
+            )
+            .expect("register miroir_anti_entropy_node_requests_total"),
+            anti_entropy_repairs: register_int_counter_vec!(
+                "miroir_anti_entropy_repairs_total",
+                "Document copies anti-entropy repaired, by kind (missing, extra, different)",
+                &["kind"]
+            )
+            .expect("register miroir_anti_entropy_repairs_total"),
+            anti_entropy_unresolved: register_int_counter!(
+                "miroir_anti_entropy_unresolved_total",
+                "Documents whose copies differ with nothing to tell which is right"
+            )
+            .expect("register miroir_anti_entropy_unresolved_total"),
         }
     })
 }

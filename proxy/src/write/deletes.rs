@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use miroir_filters::routing::{shard_for_key, GroupId, ShardId};
-use miroir_filters::write;
+use miroir_filters::{transfer, write};
 use serde_json::{json, Value};
 
 use super::record::{conclude, Write};
@@ -21,6 +21,12 @@ pub async fn delete_batch(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
         Err(e) => return Reply::error(&e),
     };
     let provided: usize = by_shard.values().map(Vec::len).sum();
+    let ids = by_shard
+        .values()
+        .flatten()
+        .filter_map(transfer::document_id)
+        .collect();
+    shared.anti_entropy.deleted_ids(index_uid, ids).await;
     let p = rt.writes();
     let touched: BTreeSet<ShardId> = by_shard.keys().copied().collect();
     let mut parts = Vec::new();
@@ -96,6 +102,10 @@ pub async fn delete_one(
     id: &str,
 ) -> Reply {
     let shard = shard_for_key(id, shared.cluster.shard_counts.of(index_uid));
+    shared
+        .anti_entropy
+        .deleted_ids(index_uid, vec![id.to_owned()])
+        .await;
     let p = rt.writes();
     let parts = p
         .write_targets(shard)

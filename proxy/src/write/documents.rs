@@ -346,13 +346,17 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
     };
     let index_pk = index.primary_key;
     let param_pk = query::param(&inc.path, "primaryKey");
-    let split = match write::split(SplitInput {
-        body: &inc.body,
-        format,
-        index_primary_key: index_pk.as_deref(),
-        param_primary_key: param_pk.as_deref(),
-        shards,
-    }) {
+    let version = shared.anti_entropy.clock.next();
+    let split = match write::split_versioned(
+        SplitInput {
+            body: &inc.body,
+            format,
+            index_primary_key: index_pk.as_deref(),
+            param_primary_key: param_pk.as_deref(),
+            shards,
+        },
+        Some(version),
+    ) {
         Ok(s) => s,
         Err(e) if fails_at_indexing(e.code) => {
             let received = write::count_documents(&inc.body, format);

@@ -1,0 +1,66 @@
+//! Anti-entropy, the backstop behind hinted handoff: a background pass compares each shard's
+//! copies on its healthy owners, document by document, and repairs what is missing, extra or
+//! different from the latest acknowledged write.
+//!
+//! Meilisearch keeps no tombstones, so a document held by one replica only is either a missed
+//! insert or a missed deletion. Two records tell them apart: every document write stamps its
+//! documents with a version (`_miroir_version`, from [`Clock`]), and every deletion is
+//! remembered with its version in [`Deletions`] for longer than a pass takes.
+//!
+//! - `clock`: the versions writes and deletions are stamped with;
+//! - `deletions`: the durable record of deletions (by id, whole index, by filter);
+//! - `verdict`: what one document's copies should become (pure);
+//! - `pass`: the background service reading, confirming and repairing;
+//! - `status`: what the passes found and repaired, for `/_miroir/topology` and `miroir ctl`.
+
+mod clock;
+mod deletions;
+mod pass;
+pub mod status;
+mod verdict;
+
+use std::path::Path;
+
+pub use clock::Clock;
+pub use deletions::Deletions;
+pub use pass::AntiEntropy;
+
+/// What the write path records for anti-entropy: the versions it stamps, the deletions.
+pub struct Journal {
+    pub clock: Clock,
+    pub deletions: Deletions,
+}
+
+impl Journal {
+    pub fn open(path: &Path) -> Result<Self, String> {
+        Ok(Self {
+            clock: Clock::default(),
+            deletions: Deletions::open(path)?,
+        })
+    }
+
+    /// Remembers that `ids` of `index` were deleted; a failure is logged, not fatal: the
+    /// hints still carry the deletion to replicas that missed it.
+    pub async fn deleted_ids(&self, index: &str, ids: Vec<String>) {
+        let version = self.clock.next();
+        if let Err(e) = self.deletions.record_ids(index, ids, version).await {
+            log::warn!(target: "miroir::anti_entropy", "index `{index}`: deletion not recorded: {e}");
+        }
+    }
+
+    /// Remembers that every document of `index` was deleted (cleared, or the index deleted).
+    pub async fn cleared(&self, index: &str) {
+        let version = self.clock.next();
+        if let Err(e) = self.deletions.record_clear(index, version).await {
+            log::warn!(target: "miroir::anti_entropy", "index `{index}`: deletion not recorded: {e}");
+        }
+    }
+
+    /// Remembers a deletion by filter (the filter as the client sent it, JSON).
+    pub async fn deleted_by_filter(&self, index: &str, filter: String) {
+        let version = self.clock.next();
+        if let Err(e) = self.deletions.record_filter(index, filter, version).await {
+            log::warn!(target: "miroir::anti_entropy", "index `{index}`: deletion not recorded: {e}");
+        }
+    }
+}
