@@ -917,19 +917,6 @@ async fn an_index_deleted_and_recreated_converges_across_a_miroir_restart() {
     deleted_and_recreated_while_a_replica_is_down(true).await;
 }
 
-/// A search with `key` through Miroir: its status and error code.
-async fn search_with(base: &str, key: &str) -> (u16, Value) {
-    let resp = client()
-        .post(format!("{base}/indexes/{INDEX}/search"))
-        .bearer_auth(key)
-        .json(&json!({"q": "doc"}))
-        .send()
-        .await
-        .expect("search");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 /// Keys created, updated and revoked while a replica is down reach it from its log before it
 /// serves again: afterwards the revoked key is refused through Miroir on every read rotation
 /// and by every node directly, and the other two are the same on every node.
@@ -943,7 +930,7 @@ async fn keys_changed_while_a_replica_is_down_reach_it_and_a_revoked_key_is_refu
     let (status, revoked) = call(&base, "POST", "/keys", Some(new_key("revoked"))).await;
     assert_eq!(status, 201, "{revoked}");
     let revoked_key = revoked["key"].as_str().expect("key").to_owned();
-    assert_eq!(search_with(&base, &revoked_key).await.0, 200);
+    assert_eq!(search_as(&base, INDEX, &revoked_key).await.0, 200);
     let (status, updated) = call(&base, "POST", "/keys", Some(new_key("before"))).await;
     assert_eq!(status, 201, "{updated}");
 
@@ -965,12 +952,12 @@ async fn keys_changed_while_a_replica_is_down_reach_it_and_a_revoked_key_is_refu
     assert_eq!(status, 200, "{body}");
     let (status, created) = call(&base, "POST", "/keys", Some(new_key("created"))).await;
     assert_eq!(status, 201, "{created}");
-    assert_eq!(search_with(&base, &revoked_key).await.0, 403);
+    assert_eq!(search_as(&base, INDEX, &revoked_key).await.0, 403);
 
     c.nodes[1].restart().await.expect("restart");
     wait_state(&base, "n1", "active", Duration::from_secs(60)).await;
     for _ in 0..30 {
-        let (status, body) = search_with(&base, &revoked_key).await;
+        let (status, body) = search_as(&base, INDEX, &revoked_key).await;
         assert_eq!(
             (status, body["code"].as_str()),
             (403, Some("invalid_api_key")),
@@ -979,10 +966,10 @@ async fn keys_changed_while_a_replica_is_down_reach_it_and_a_revoked_key_is_refu
     }
     let created_key = created["key"].as_str().expect("key");
     for _ in 0..10 {
-        assert_eq!(search_with(&base, created_key).await.0, 200);
+        assert_eq!(search_as(&base, INDEX, created_key).await.0, 200);
     }
     for node in &c.nodes {
-        let (status, body) = search_with(&node.url(), &revoked_key).await;
+        let (status, body) = search_as(&node.url(), INDEX, &revoked_key).await;
         assert_eq!(
             (status, body["code"].as_str()),
             (403, Some("invalid_api_key")),

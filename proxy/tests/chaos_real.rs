@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{call, client, eventually, miroir_bin, ADMIN_KEY, KEY};
+use common::{call, client, eventually, miroir_bin, search_as, ADMIN_KEY, KEY};
 use miroir_filters::routing::shard_for_key;
 use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
 use miroir_testkit::{require_meili_bin, start_node, NodeKind, TestNode};
@@ -256,18 +256,6 @@ async fn real_index_deleted_and_recreated_while_a_node_is_down() {
     assert_eq!(total, 600, "300 documents, 2 copies each, no stray");
 }
 
-async fn search_with(base: &str, key: &str) -> (u16, Value) {
-    let resp = client()
-        .post(format!("{base}/indexes/{INDEX}/search"))
-        .bearer_auth(key)
-        .json(&json!({"q": "doc"}))
-        .send()
-        .await
-        .expect("search");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 /// A key revoked while a node is down: the revocation is made (not refused for quorum), and
 /// once the node is back the key is refused through Miroir on every read rotation and by
 /// every node directly.
@@ -296,7 +284,7 @@ async fn real_key_revoked_while_a_node_is_down_is_refused_everywhere() {
         key["uid"].as_str().expect("uid").to_owned(),
         key["key"].as_str().expect("key").to_owned(),
     );
-    assert_eq!(search_with(&base, &secret).await.0, 200);
+    assert_eq!(search_as(&base, INDEX, &secret).await.0, 200);
     nodes[0].stop().await;
     wait_status(&base, "n0", "failed", Duration::from_secs(20)).await;
     let (status, body) = call(&base, "DELETE", &format!("/keys/{uid}"), None).await;
@@ -304,7 +292,7 @@ async fn real_key_revoked_while_a_node_is_down_is_refused_everywhere() {
     nodes[0].restart().await;
     wait_status(&base, "n0", "active", Duration::from_secs(120)).await;
     for _ in 0..30 {
-        let (status, body) = search_with(&base, &secret).await;
+        let (status, body) = search_as(&base, INDEX, &secret).await;
         assert_eq!(
             (status, body["code"].as_str()),
             (403, Some("invalid_api_key")),
@@ -312,7 +300,7 @@ async fn real_key_revoked_while_a_node_is_down_is_refused_everywhere() {
         );
     }
     for (i, node) in nodes.iter().enumerate() {
-        let (status, body) = search_with(&node.url(), &secret).await;
+        let (status, body) = search_as(&node.url(), INDEX, &secret).await;
         assert_eq!(
             (status, body["code"].as_str()),
             (403, Some("invalid_api_key")),

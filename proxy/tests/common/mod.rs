@@ -433,3 +433,16 @@ pub fn kinds() -> Vec<miroir_testkit::NodeKind> {
     }
     kinds
 }
+
+/// A search of `index` for "doc" with `key` (through Miroir or on a node): status and body.
+pub async fn search_as(base: &str, index: &str, key: &str) -> (u16, serde_json::Value) {
+    let resp = client()
+        .post(format!("{base}/indexes/{index}/search"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"q": "doc"}))
+        .send()
+        .await
+        .expect("search");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
