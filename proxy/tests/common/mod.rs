@@ -382,6 +382,18 @@ pub async fn compared(
     settings: &serde_json::Value,
     documents: &[serde_json::Value],
 ) -> Compared {
+    compared_rf(kind, 1, indexes, settings, documents).await
+}
+
+/// [`compared`] with each shard on `rf` of the three nodes: a node is then asked for part of
+/// its shards, so its search filters on the shard field.
+pub async fn compared_rf(
+    kind: miroir_testkit::NodeKind,
+    rf: u32,
+    indexes: &[&str],
+    settings: &serde_json::Value,
+    documents: &[serde_json::Value],
+) -> Compared {
     let mut nodes = Vec::new();
     for _ in 0..4 {
         nodes.push(miroir_testkit::start_node(kind, KEY).await);
@@ -389,8 +401,8 @@ pub async fn compared(
     let reference = nodes.pop().expect("4 nodes");
     let (port, metrics_port) = (free_port(), free_port());
     let mut toml = format!(
-        "shards = 8\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n[server]\nport = {port}\n\n\
-         [metrics]\nport = {metrics_port}\n\n"
+        "shards = 8\nreplication_factor = {rf}\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n\
+         [server]\nport = {port}\n\n[metrics]\nport = {metrics_port}\n\n"
     );
     for (i, node) in nodes.iter().enumerate() {
         toml.push_str(&format!(

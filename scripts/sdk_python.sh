@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Runs the official Meilisearch Python SDK's own test suite against Miroir over 3 real
+# Meilisearch nodes, then against one real node, with the same master key, and prints both
+# pass counts. The SDK is not part of this repository: pass a checkout of
+# meilisearch-python (tag v0.43.0, the PyPI `meilisearch` 0.43.0 release) with a Python
+# environment that has pytest and the SDK's dependencies.
+#
+#   scripts/sdk_python.sh /path/to/meilisearch-python [/path/to/python]
+#
+# MEILI_BIN (default ../shared/meilisearch/meilisearch) and MIROIR_BIN (default
+# target/debug/miroir) name the binaries. Every process started here is stopped on exit.
+set -euo pipefail
+
+sdk=${1:?usage: $0 /path/to/meilisearch-python [python]}
+python=${2:-python3}
+root=$(cd "$(dirname "$0")/.." && pwd)
+meili=${MEILI_BIN:-$root/../shared/meilisearch/meilisearch}
+miroir=${MIROIR_BIN:-$root/target/debug/miroir}
+key=masterKey
+work=$(mktemp -d /tmp/miroir-sdk-python.XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+    "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_up() {
+    for _ in $(seq 1 200); do
+        curl -fs "$1/health" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "no answer from $1" >&2
+    return 1
+}
+
+start_node() {
+    local name=$1 port
+    port=$(free_port)
+    "$meili" --db-path "$work/$name/data" --dump-dir "$work/$name/dumps" \
+        --snapshot-dir "$work/$name/snapshots" --http-addr "127.0.0.1:$port" \
+        --master-key "$key" --no-analytics >"$work/$name.log" 2>&1 &
+    pids+=($!)
+    wait_up "http://127.0.0.1:$port"
+    echo "http://127.0.0.1:$port"
+}
+
+run_suite() {
+    local url=$1 label=$2
+    echo "== $label ($url)"
+    (cd "$sdk" && MEILISEARCH_URL=$url "$python" -m pytest -q -p no:cacheprovider -o addopts="" tests \
+        >"$work/$label.txt" 2>&1) || true
+    tail -n 1 "$work/$label.txt"
+    grep -E '^(FAILED|ERROR) ' "$work/$label.txt" | sed 's/ - .*//' | sort >"$work/$label.failed" || true
+}
+
+mkdir -p "$work"
+nodes=()
+for i in 0 1 2; do nodes+=("$(start_node "n$i")"); done
+port=$(free_port)
+{
+    echo "shards = 8"
+    echo "master_key = \"$key\""
+    echo "data_dir = \"$work/miroir\""
+    printf '\n[server]\nport = %s\n\n[metrics]\nenabled = false\n\n' "$port"
+    for i in 0 1 2; do
+        printf '[[nodes]]\nid = "n%s"\naddress = "%s"\n\n' "$i" "${nodes[$i]}"
+    done
+} >"$work/miroir.toml"
+"$miroir" --config "$work/miroir.toml" >"$work/miroir.log" 2>&1 &
+pids+=($!)
+wait_up "http://127.0.0.1:$port"
+run_suite "http://127.0.0.1:$port" miroir
+
+single=$(start_node single)
+run_suite "$single" single
+
+echo "== failing through Miroir, passing on one node"
+comm -23 "$work/miroir.failed" "$work/single.failed"
+cp "$work/miroir.txt" "$work/single.txt" /tmp/ 2>/dev/null || true
+echo "(full outputs: /tmp/miroir.txt, /tmp/single.txt)"
