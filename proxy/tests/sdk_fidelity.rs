@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{compared, compared_rf, kinds, wait_idle, Compared, KEY};
+use common::{compared, compared_rf, kinds, sorted_ids, wait_idle, Compared, KEY};
 use miroir_testkit::Client;
 use serde_json::{json, Value};
 
@@ -448,13 +448,7 @@ async fn tenant_tokens_signed_with_an_api_key_search_as_on_one_node() {
                     ("n", json!({"q": "", "limit": 50})),
                 ] {
                     let (s, answer) = tenant.post(&format!("/indexes/{index}/search"), body).await;
-                    let mut ids: Vec<String> = answer["hits"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|h| h["id"].to_string())
-                        .collect();
-                    ids.sort();
+                    let ids = sorted_ids(&answer);
                     answers.push(json!([
                         s,
                         answer["code"],

@@ -85,14 +85,23 @@ fn read(body: &[u8]) -> Option<(Vec<Query>, Option<FederationObject>)> {
     Some((queries, federation))
 }
 
-/// Meilisearch's answer to a request Miroir does not take apart: any node's validation error.
-async fn node_verdict(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
+/// The whole request, as the client sent it, to one node.
+async fn ask_node(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+) -> Result<crate::upstream::NodeResponse, MiroirError> {
     let body = [inc.body.clone()];
     let req = NodeRequest {
         content_type: Some("application/json"),
         ..inc.node_request(&body)
     };
-    match node_io::one(&shared.cluster, rt, &req).await {
+    node_io::one(&shared.cluster, rt, &req).await
+}
+
+/// Meilisearch's answer to a request Miroir does not take apart: any node's validation error.
+async fn node_verdict(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
+    match ask_node(shared, rt, inc).await {
         Ok(resp) if (400..500).contains(&resp.status) => Reply::relay(&resp),
         _ => Reply::error(&MiroirError::new(
             Code::BadRequest,
@@ -103,12 +112,7 @@ async fn node_verdict(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
 
 /// A node's answer to the whole request, as it gave it.
 async fn node_answer(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
-    let body = [inc.body.clone()];
-    let req = NodeRequest {
-        content_type: Some("application/json"),
-        ..inc.node_request(&body)
-    };
-    match node_io::one(&shared.cluster, rt, &req).await {
+    match ask_node(shared, rt, inc).await {
         Ok(resp) => Reply::relay(&resp),
         Err(e) => Reply::error(&e),
     }

@@ -432,6 +432,18 @@ pub async fn compared_rf(
     }
 }
 
+/// The `id` of every hit of a search answer, sorted.
+pub fn sorted_ids(answer: &serde_json::Value) -> Vec<String> {
+    let mut ids: Vec<String> = answer["hits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| h["id"].to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// Simulated nodes always; real ones too when a Meilisearch binary is available (else the
 /// real-node variant says it is skipped).
 pub fn kinds() -> Vec<miroir_testkit::NodeKind> {
