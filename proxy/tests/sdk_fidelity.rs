@@ -342,6 +342,7 @@ async fn get_search_parameters_answer_as_one_node() {
         "vector=0,1,1&hybridEmbedder=e",
         "q=red&vector=1,0,1&hybridEmbedder=e&hybridSemanticRatio=0.5&showRankingScore=true",
         "q=red&hybridEmbedder=e&hybridSemanticRatio=0",
+        "q=red&hybridEmbedder=e&hybridSemanticRatio=0.5",
         "vector=%5B0,1,1%5D&hybridEmbedder=e",
         "vector=0,1,1",
         "q=red&hybridSemanticRatio=0.5",

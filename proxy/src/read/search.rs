@@ -253,6 +253,23 @@ async fn hybrid(
     let (keyword, semantic) =
         futures::future::join(half(&split.keyword), half(&split.semantic)).await;
     if semantic.status != 200 {
+        // A query the embedder cannot embed (a `userProvided` embedder and no `vector`): one
+        // node answers the keyword results alone, with no semantic hit.
+        let unembeddable = serde_json::from_slice::<Value>(&semantic.bytes())
+            .is_ok_and(|e| e["code"] == "vector_embedding_error");
+        if unembeddable && keyword.status == 200 {
+            if let Ok(Value::Object(mut answer)) = serde_json::from_slice::<Value>(&keyword.bytes())
+            {
+                answer.insert("semanticHitCount".into(), 0.into());
+                return Reply::json(200, &Value::Object(answer)).degraded(
+                    keyword
+                        .headers
+                        .iter()
+                        .find(|(name, _)| *name == DEGRADED)
+                        .map(|(_, v)| v.clone()),
+                );
+            }
+        }
         return semantic;
     }
     if keyword.status != 200 {
