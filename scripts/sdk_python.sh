@@ -42,6 +42,8 @@ wait_up() {
     return 1
 }
 
+# Starts a node and sets `url` (not echoed: a command substitution would run it in a
+# subshell, and the exit trap would not know its pid).
 start_node() {
     local name=$1 port
     port=$(free_port)
@@ -49,8 +51,8 @@ start_node() {
         --snapshot-dir "$work/$name/snapshots" --http-addr "127.0.0.1:$port" \
         --master-key "$key" --no-analytics >"$work/$name.log" 2>&1 &
     pids+=($!)
-    wait_up "http://127.0.0.1:$port"
-    echo "http://127.0.0.1:$port"
+    url="http://127.0.0.1:$port"
+    wait_up "$url"
 }
 
 # A pytest plugin (not SDK code) that lengthens the SDK's task waits when asked.
@@ -81,7 +83,10 @@ run_suite() {
 
 mkdir -p "$work"
 nodes=()
-for i in 0 1 2; do nodes+=("$(start_node "n$i")"); done
+for i in 0 1 2; do
+    start_node "n$i"
+    nodes+=("$url")
+done
 port=$(free_port)
 {
     echo "shards = 8"
@@ -97,8 +102,8 @@ pids+=($!)
 wait_up "http://127.0.0.1:$port"
 run_suite "http://127.0.0.1:$port" miroir
 
-single=$(start_node single)
-run_suite "$single" single
+start_node single
+run_suite "$url" single
 
 echo "== failing through Miroir, passing on one node"
 comm -23 "$work/miroir.failed" "$work/single.failed"
