@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{kinds, miroir_bin, KEY};
+use common::{kinds, miroir_bin, sorted_ids, KEY};
 use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
 use miroir_testkit::{start_node, Client, NodeKind, TestNode};
 use serde_json::{json, Value};
@@ -46,14 +46,7 @@ async fn setup(kind: NodeKind, rf: u32) -> Setup {
 /// Meilisearch's exactness rule depends on whether the whole word exists in the index, which
 /// differs between a shard and the whole corpus (a bound of any sharding).
 fn ids(answer: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = answer["hits"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|h| h["id"].to_string())
-        .collect();
-    ids.sort();
-    ids
+    sorted_ids(answer)
 }
 
 /// The tutorial: documents into a new index, wait for the task, search at once. With RF 2 a

@@ -113,6 +113,16 @@ pub fn aggregate(record: &TaskRecord, views: &[NodeView], copies: u32) -> Value 
     let status = combine(&status_parts);
     let details = merge_details(record, node_details, &counters, copies, status);
     let finished = if status.is_terminal() { finished } else { None };
+    // A task that ended without any node processing it (every node refused its part) was
+    // still started and finished, as on a node: at its enqueue time.
+    if status.is_terminal() && started.is_none() {
+        started = finished.or_else(|| parse_time(&json!(record.enqueued_at)));
+    }
+    let finished = if status.is_terminal() {
+        finished.or(started)
+    } else {
+        None
+    };
     let duration = match (started, finished) {
         (Some(s), Some(f)) => Value::String(iso_duration(f - s)),
         _ => Value::Null,
@@ -421,6 +431,11 @@ mod tests {
         let v = aggregate(&r, &[NodeView::Unknown], 1);
         assert_eq!(v["status"], "failed");
         assert_eq!(v["error"]["code"], "index_not_found");
+        // Ended without a node processing it: started and finished when recorded, as a
+        // node's failed task has both.
+        assert_eq!(v["startedAt"], r.enqueued_at.as_str());
+        assert_eq!(v["finishedAt"], r.enqueued_at.as_str());
+        assert_eq!(v["duration"], "PT0S");
     }
 
     #[test]

@@ -39,6 +39,11 @@ pub struct Federation {
     pub page: Option<(usize, usize)>,
     /// `mergeFacets`: `Some(maxValuesPerFacet)`.
     pub merge_facets: Option<usize>,
+    /// `distinct`: at most one hit per value of this attribute over every query (each query
+    /// is asked with it too, so each index's count and facets are distinct already).
+    pub distinct: Option<String>,
+    /// `showPerformanceDetails`: the queries are asked for theirs and the slowest is shown.
+    pub performance_details: bool,
 }
 
 impl Federation {
@@ -79,6 +84,8 @@ pub fn merge_federated(queries: &[FederatedQuery], federation: &Federation) -> V
     let mut heads = vec![0usize; streams.len()];
     let (skip, take) = federation.window();
     let mut seen = HashSet::new();
+    let mut distinct_seen = HashSet::new();
+    let mut duplicates = 0u64;
     let mut kept = 0usize;
     let mut hits = Vec::new();
     while kept < skip + take {
@@ -99,6 +106,16 @@ pub fn merge_federated(queries: &[FederatedQuery], federation: &Federation) -> V
         let q = &queries[i];
         if !seen.insert((q.index_uid.as_str(), q.identity.key(hit))) {
             continue;
+        }
+        if let Some(value) = federation
+            .distinct
+            .as_deref()
+            .and_then(|field| distinct_value(hit, field))
+        {
+            if !distinct_seen.insert(value) {
+                duplicates += 1;
+                continue;
+            }
         }
         if kept >= skip {
             let mut hit = hit.clone();
@@ -135,7 +152,9 @@ pub fn merge_federated(queries: &[FederatedQuery], federation: &Federation) -> V
                 .or_else(|| q.answer["totalHits"].as_u64())
                 .unwrap_or(0)
         })
-        .sum();
+        .sum::<u64>()
+        // Hits of one distinct value from several queries were counted by each.
+        .saturating_sub(duplicates);
     let processing = queries
         .iter()
         .filter_map(|q| q.answer["processingTimeMs"].as_u64())
@@ -190,7 +209,30 @@ pub fn merge_federated(queries: &[FederatedQuery], federation: &Federation) -> V
     {
         out.insert("requestUid".into(), uid);
     }
+    if federation.performance_details {
+        // The queries run side by side: the slowest one's breakdown is the request's.
+        let slowest = queries
+            .iter()
+            .filter(|q| q.answer.get("performanceDetails").is_some())
+            .max_by_key(|q| q.answer["processingTimeMs"].as_u64().unwrap_or(0));
+        if let Some(q) = slowest {
+            out.insert(
+                "performanceDetails".into(),
+                q.answer["performanceDetails"].clone(),
+            );
+        }
+    }
     Value::Object(out)
+}
+
+/// A hit's value of the distinct attribute (a dotted path reaches into objects), as a key;
+/// `None` when it has none, and such hits are all kept, as on a node.
+fn distinct_value(hit: &Value, field: &str) -> Option<String> {
+    let mut at = hit;
+    for part in field.split('.') {
+        at = at.get(part)?;
+    }
+    (!at.is_null()).then(|| at.to_string())
 }
 
 #[derive(Default)]

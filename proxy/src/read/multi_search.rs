@@ -16,13 +16,25 @@ use crate::shared::Shared;
 use crate::upstream::NodeRequest;
 
 /// Query parameters Meilisearch refuses inside a federated query.
-const NOT_FEDERATED: [&str; 5] = ["offset", "limit", "page", "hitsPerPage", "facets"];
+const NOT_FEDERATED: [&str; 6] = [
+    "offset",
+    "limit",
+    "page",
+    "hitsPerPage",
+    "facets",
+    "showPerformanceDetails",
+];
 
 /// `POST /multi-search`.
 pub async fn multi_search(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
     let Some((queries, federation)) = read(&inc.body) else {
         return node_verdict(shared, rt, inc).await;
     };
+    if queries.is_empty() {
+        // Nothing to split: a node answers the whole request, its key check included (a
+        // request without a key is refused there, as on one node).
+        return node_answer(shared, rt, inc).await;
+    }
     match federation {
         None => plain(shared, rt, inc, queries).await,
         Some(f) => federated(shared, rt, inc, queries, &f).await,
@@ -73,19 +85,36 @@ fn read(body: &[u8]) -> Option<(Vec<Query>, Option<FederationObject>)> {
     Some((queries, federation))
 }
 
-/// Meilisearch's answer to a request Miroir does not take apart: any node's validation error.
-async fn node_verdict(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
+/// The whole request, as the client sent it, to one node.
+async fn ask_node(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+) -> Result<crate::upstream::NodeResponse, MiroirError> {
     let body = [inc.body.clone()];
     let req = NodeRequest {
         content_type: Some("application/json"),
         ..inc.node_request(&body)
     };
-    match node_io::one(&shared.cluster, rt, &req).await {
+    node_io::one(&shared.cluster, rt, &req).await
+}
+
+/// Meilisearch's answer to a request Miroir does not take apart: any node's validation error.
+async fn node_verdict(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
+    match ask_node(shared, rt, inc).await {
         Ok(resp) if (400..500).contains(&resp.status) => Reply::relay(&resp),
         _ => Reply::error(&MiroirError::new(
             Code::BadRequest,
             "The multi-search body is not one Miroir can split into its queries.",
         )),
+    }
+}
+
+/// A node's answer to the whole request, as it gave it.
+async fn node_answer(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
+    match ask_node(shared, rt, inc).await {
+        Ok(resp) => Reply::relay(&resp),
+        Err(e) => Reply::error(&e),
     }
 }
 
@@ -216,13 +245,15 @@ fn usize_param(f: &Map<String, Value>, key: &str) -> Result<Option<usize>, ()> {
 
 /// The `federation` object, or `None` when a node must judge it.
 fn read_federation(f: &Map<String, Value>) -> Option<(Federation, Map<String, Value>)> {
-    const KNOWN: [&str; 6] = [
+    const KNOWN: [&str; 8] = [
         "offset",
         "limit",
         "page",
         "hitsPerPage",
         "facetsByIndex",
         "mergeFacets",
+        "distinct",
+        "showPerformanceDetails",
     ];
     if f.keys().any(|k| !KNOWN.contains(&k.as_str())) {
         return None;
@@ -241,6 +272,16 @@ fn read_federation(f: &Map<String, Value>) -> Option<(Federation, Map<String, Va
         Some(Value::Object(m)) => Some(usize_param(m, "maxValuesPerFacet").ok()?.unwrap_or(100)),
         Some(_) => return None,
     };
+    let distinct = match f.get("distinct") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) => Some(d.clone()),
+        Some(_) => return None,
+    };
+    let performance_details = match f.get("showPerformanceDetails") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return None,
+    };
     let page = (page.is_some() || hpp.is_some()).then(|| (page.unwrap_or(1), hpp.unwrap_or(20)));
     Some((
         Federation {
@@ -248,6 +289,8 @@ fn read_federation(f: &Map<String, Value>) -> Option<(Federation, Map<String, Va
             limit: limit.unwrap_or(20),
             page,
             merge_facets,
+            distinct,
+            performance_details,
         },
         facets_by_index,
     ))
@@ -263,9 +306,12 @@ async fn federated(
     let Some((federation, facets_by_index)) = read_federation(f) else {
         return node_verdict(shared, rt, inc).await;
     };
-    if queries
-        .iter()
-        .any(|q| NOT_FEDERATED.iter().any(|k| q.body.contains_key(*k)))
+    let twice_distinct =
+        federation.distinct.is_some() && queries.iter().any(|q| q.body.contains_key("distinct"));
+    if twice_distinct
+        || queries
+            .iter()
+            .any(|q| NOT_FEDERATED.iter().any(|k| q.body.contains_key(*k)))
     {
         // Pagination or facets inside a federated query: Meilisearch's error, from a node.
         return node_verdict(shared, rt, inc).await;
@@ -292,6 +338,12 @@ async fn federated(
             body.insert("limit".into(), federation.depth().into());
         }
         body.insert("showRankingScore".into(), true.into());
+        if let Some(d) = &federation.distinct {
+            body.insert("distinct".into(), d.clone().into());
+        }
+        if federation.performance_details {
+            body.insert("showPerformanceDetails".into(), true.into());
+        }
         if let Some(facets) = facets_by_index.get(&q.index_uid).filter(|v| !v.is_null()) {
             body.insert("facets".into(), facets.clone());
         }

@@ -33,7 +33,11 @@ impl ShardRequest for SearchRequest<'_> {
     }
 }
 
-/// Meilisearch's GET search parameters as the equivalent POST body.
+/// Meilisearch's GET search parameters as the equivalent POST body: lists split on commas
+/// (not trimmed, as a node reads them), `vector` as numbers, `hybridEmbedder` and
+/// `hybridSemanticRatio` as the `hybrid` object, a `filter` written as a JSON array as that
+/// array. A value that does not convert stays a string; the search then fails and the client
+/// gets the node's own answer to the GET (see [`search`]).
 pub fn query_to_body(query: &str) -> Map<String, Value> {
     const LISTS: [&str; 7] = [
         "attributesToRetrieve",
@@ -59,31 +63,47 @@ pub fn query_to_body(query: &str) -> Map<String, Value> {
         "retrieveVectors",
         "showPerformanceDetails",
     ];
+    let number = |v: String| {
+        v.parse::<u64>()
+            .map(Value::from)
+            .or_else(|_| v.parse::<f64>().map(Value::from))
+            .unwrap_or(Value::String(v))
+    };
     let mut body = Map::new();
+    let mut hybrid = Map::new();
     for (k, v) in query::pairs(query) {
         let (k, v) = (k.as_ref(), v.into_owned());
         let value = if LISTS.contains(&k) {
-            Value::Array(
-                v.split(',')
-                    .map(|s| Value::String(s.trim().to_owned()))
-                    .collect(),
-            )
+            Value::Array(v.split(',').map(|s| Value::String(s.to_owned())).collect())
         } else if NUMBERS.contains(&k) {
-            // An unparsable number stays a string: the nodes answer Meilisearch's own error.
-            v.parse::<u64>()
-                .map(Value::from)
-                .or_else(|_| v.parse::<f64>().map(Value::from))
-                .unwrap_or(Value::String(v))
+            number(v)
         } else if BOOLS.contains(&k) {
             match v.as_str() {
                 "true" => Value::Bool(true),
                 "false" => Value::Bool(false),
                 _ => Value::String(v),
             }
+        } else if k == "vector" {
+            let floats: Option<Vec<Value>> = v
+                .split(',')
+                .map(|f| f.trim().parse::<f64>().ok().map(Value::from))
+                .collect();
+            floats.map_or(Value::String(v), Value::Array)
+        } else if k == "hybridEmbedder" {
+            hybrid.insert("embedder".into(), Value::String(v));
+            continue;
+        } else if k == "hybridSemanticRatio" {
+            hybrid.insert("semanticRatio".into(), number(v));
+            continue;
+        } else if k == "filter" && v.trim_start().starts_with('[') {
+            serde_json::from_str::<Value>(&v).unwrap_or(Value::String(v))
         } else {
             Value::String(v)
         };
         body.insert(k.to_owned(), value);
+    }
+    if !hybrid.is_empty() {
+        body.insert("hybrid".into(), Value::Object(hybrid));
     }
     body
 }
@@ -143,13 +163,35 @@ fn unwrap_echo(message: &str) -> Option<String> {
 }
 
 pub async fn search(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
-    let body = if inc.method == "GET" {
-        let query = inc.path.split_once('?').map_or("", |(_, q)| q);
-        SearchBody::Parsed(query_to_body(query))
-    } else {
-        SearchBody::Json(&inc.body)
-    };
-    search_body(shared, rt, inc, index_uid, body).await
+    if inc.method != "GET" {
+        return search_body(shared, rt, inc, index_uid, SearchBody::Json(&inc.body)).await;
+    }
+    let query = inc.path.split_once('?').map_or("", |(_, q)| q);
+    let body = query_to_body(query);
+    if !refused_as_written(&body) {
+        let reply = search_body(shared, rt, inc, index_uid, SearchBody::Parsed(body)).await;
+        if !(400..500).contains(&reply.status) {
+            return reply;
+        }
+    }
+    // A node names GET parameters in its errors (`Invalid value in parameter `limit``), which
+    // the POST body cannot reproduce: a refused GET search gets a node's own answer to it.
+    match node_io::one(&shared.cluster, rt, &inc.node_request(&[])).await {
+        Ok(resp) => relay_node_error(&resp, false),
+        Err(e) => Reply::error(&e),
+    }
+}
+
+/// Whether a node refuses these GET parameters whatever the index holds: a `vector` or
+/// `hybridSemanticRatio` that is not numbers, a ratio outside 0..=1, either without
+/// `hybridEmbedder`. The search is not run; the node's answer to the GET is the client's.
+fn refused_as_written(body: &Map<String, Value>) -> bool {
+    let hybrid = body.get("hybrid");
+    let ratio = hybrid.and_then(|h| h.get("semanticRatio"));
+    body.get("vector").is_some_and(Value::is_string)
+        || ratio.is_some_and(|r| r.as_f64().is_none_or(|r| !(0.0..=1.0).contains(&r)))
+        || hybrid.is_some_and(|h| h.get("embedder").is_none())
+        || (body.contains_key("vector") && hybrid.is_none())
 }
 
 /// A client's search parameters, as sent or already parsed.
@@ -211,6 +253,23 @@ async fn hybrid(
     let (keyword, semantic) =
         futures::future::join(half(&split.keyword), half(&split.semantic)).await;
     if semantic.status != 200 {
+        // A query the embedder cannot embed (a `userProvided` embedder and no `vector`): one
+        // node answers the keyword results alone, with no semantic hit.
+        let unembeddable = serde_json::from_slice::<Value>(&semantic.bytes())
+            .is_ok_and(|e| e["code"] == "vector_embedding_error");
+        if unembeddable && keyword.status == 200 {
+            if let Ok(Value::Object(mut answer)) = serde_json::from_slice::<Value>(&keyword.bytes())
+            {
+                answer.insert("semanticHitCount".into(), 0.into());
+                return Reply::json(200, &Value::Object(answer)).degraded(
+                    keyword
+                        .headers
+                        .iter()
+                        .find(|(name, _)| *name == DEGRADED)
+                        .map(|(_, v)| v.clone()),
+                );
+            }
+        }
         return semantic;
     }
     if keyword.status != 200 {

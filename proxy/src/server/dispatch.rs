@@ -155,7 +155,7 @@ async fn miroir_route(
             }
         }
         "tasks.list" | "task.get" | "tasks.cancel" | "tasks.delete" | "batches.list"
-        | "batch.get" => {
+        | "batch.get" | "task.documents" => {
             let inc = incoming(session, ctx, rt, Bytes::new());
             match spec.name {
                 "tasks.list" => tasks::list_tasks(shared, rt, &inc).await,
@@ -163,6 +163,7 @@ async fn miroir_route(
                 "tasks.cancel" => tasks::cancel_or_delete(shared, rt, &inc, false).await,
                 "tasks.delete" => tasks::cancel_or_delete(shared, rt, &inc, true).await,
                 "batches.list" => tasks::batches(shared, rt, &inc, None).await,
+                "task.documents" => tasks::task_documents(shared, rt, &inc, param).await,
                 _ => tasks::batches(shared, rt, &inc, Some(param)).await,
             }
         }

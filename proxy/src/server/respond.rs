@@ -35,10 +35,11 @@ pub async fn json_with(
     extra: &[(&'static str, String)],
 ) -> Result<()> {
     let mut header = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    header.insert_header("Content-Type", "application/json")?;
+    // After the default, so an answer that is not JSON names its own type.
     for (name, value) in extra {
         header.insert_header(*name, value.as_str())?;
     }
-    header.insert_header("Content-Type", "application/json")?;
     header.insert_header("Content-Length", body.len().to_string())?;
     header.insert_header(REQUEST_ID, request_id)?;
     session

@@ -8,7 +8,7 @@ use miroir_filters::error::{Code, MiroirError};
 use miroir_tasks::{Created, NewTask, Status, TaskQuery, TaskRecord, TaskUid};
 use serde_json::{json, Value};
 
-use super::filter::parse_filter;
+use super::filter::{parse_filter, FilterRoute};
 use super::registry::{blocking, create, summary};
 use super::view::{delete_when_finished, pending_views, view, view_of, views, TerminalName};
 use crate::cluster::Runtime;
@@ -55,7 +55,7 @@ pub async fn list_tasks(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply 
         Err(refused) => return refused,
     };
     let query = inc.path.split_once('?').map_or("", |(_, q)| q);
-    let filter = match parse_filter(query) {
+    let filter = match parse_filter(query, FilterRoute::List) {
         Ok(f) => f,
         Err(e) => return Reply::error(&e),
     };
@@ -138,7 +138,7 @@ pub async fn cancel_or_delete(
         Err(refused) => return refused,
     };
     let query = inc.path.split_once('?').map_or("", |(_, q)| q);
-    let filter = match parse_filter(query) {
+    let filter = match parse_filter(query, FilterRoute::CancelOrDelete) {
         Ok(f) if f.any_filter => f,
         Ok(_) => {
             let what = if delete { "delete" } else { "cancel" };
@@ -165,15 +165,17 @@ pub async fn cancel_or_delete(
         Ok(page) => page.results,
         Err(e) => return Reply::error(&e),
     };
+    // Only the tasks the key may see are touched; a node counts them all as matched.
     let matched: Vec<TaskRecord> = matched
         .into_iter()
-        .filter(|r| {
-            // Only the tasks the key may see are touched. Only unfinished tasks can be
-            // canceled; a deletion matches unfinished tasks too: Meilisearch deletes those
-            // that are finished once it processes the deletion.
-            access.task_visible(r.index_uid.as_deref(), &r.kind)
-                && (delete || !is_finished(view_of(r, &pending)))
-        })
+        .filter(|r| access.task_visible(r.index_uid.as_deref(), &r.kind))
+        .collect();
+    let matched_count = matched.len();
+    // Only unfinished tasks can be canceled; a deletion takes unfinished tasks too:
+    // Meilisearch deletes those that are finished once it processes the deletion.
+    let matched: Vec<TaskRecord> = matched
+        .into_iter()
+        .filter(|r| delete || !is_finished(view_of(r, &pending)))
         .collect();
 
     // Each node gets the uids of its own tasks behind the matched Miroir tasks.
@@ -261,7 +263,7 @@ pub async fn cancel_or_delete(
     } else {
         ("taskCancelation", "canceledTasks")
     };
-    let details = json!({ "matchedTasks": matched.len(), count_key: matched.len(), "originalFilter": filter.original });
+    let details = json!({ "matchedTasks": matched_count, count_key: matched.len(), "originalFilter": filter.original });
     let task = NewTask {
         index_uid: None,
         kind: kind.to_owned(),

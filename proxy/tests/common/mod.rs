@@ -384,6 +384,18 @@ pub async fn compared(
     settings: &serde_json::Value,
     documents: &[serde_json::Value],
 ) -> Compared {
+    compared_rf(kind, 1, indexes, settings, documents).await
+}
+
+/// [`compared`] with each shard on `rf` of the three nodes: a node is then asked for part of
+/// its shards, so its search filters on the shard field.
+pub async fn compared_rf(
+    kind: miroir_testkit::NodeKind,
+    rf: u32,
+    indexes: &[&str],
+    settings: &serde_json::Value,
+    documents: &[serde_json::Value],
+) -> Compared {
     let mut nodes = Vec::new();
     for _ in 0..4 {
         nodes.push(miroir_testkit::start_node(kind, KEY).await);
@@ -391,8 +403,22 @@ pub async fn compared(
     let reference = nodes.pop().expect("4 nodes");
     let (port, metrics_port) = (free_port(), free_port());
     let mut toml = format!(
-        "shards = 8\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n[server]\nport = {port}\n\n\
-         [metrics]\nport = {metrics_port}\n\n[admin]\napi_key = \"{ADMIN_KEY}\"\n\n"
+        "shards = 8
+replication_factor = {rf}
+master_key = \"{KEY}\"
+data_dir = \"{DATA_DIR}\"
+
+\
+         [server]
+port = {port}
+
+[metrics]
+port = {metrics_port}
+
+[admin]
+api_key = \"{ADMIN_KEY}\"
+
+"
     );
     for (i, node) in nodes.iter().enumerate() {
         toml.push_str(&format!(
@@ -421,6 +447,18 @@ pub async fn compared(
         miroir,
         metrics_port,
     }
+}
+
+/// The `id` of every hit of a search answer, sorted.
+pub fn sorted_ids(answer: &serde_json::Value) -> Vec<String> {
+    let mut ids: Vec<String> = answer["hits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| h["id"].to_string())
+        .collect();
+    ids.sort();
+    ids
 }
 
 /// Simulated nodes always; real ones too when a Meilisearch binary is available (else the

@@ -20,15 +20,13 @@ pub(crate) fn check_search_on(index: &IndexData, attrs: &[String]) -> Result<(),
     let searchable = index.searchable_fields();
     let wildcard =
         index.settings.searchable_attributes.is_none() || searchable.iter().any(|s| s == "*");
-    let known = if wildcard {
-        index.search_cache.field_paths(index.docs.values())
-    } else {
-        Vec::new()
-    };
+    // With every attribute searchable, Meilisearch 1.50 refuses none: an unknown one just
+    // matches nothing (checked on the real binary).
+    if wildcard {
+        return Ok(());
+    }
     for attr in attrs {
-        let ok = attr == "*"
-            || searchable.iter().any(|s| attribute_matches(s, attr))
-            || (wildcard && known.iter().any(|k| k == attr));
+        let ok = attr == "*" || searchable.iter().any(|s| attribute_matches(s, attr));
         if !ok {
             return Err(MeiliError::invalid(
                 "invalid_search_attributes_to_search_on",

@@ -77,8 +77,24 @@ pub fn parse_list_query(params: &[(String, String)]) -> Result<(TaskFilter, Page
             _ => rest.push((k.clone(), v.clone())),
         }
     }
-    let mut accepted = vec!["limit", "from", "reverse"];
-    accepted.extend_from_slice(FILTERS);
+    // Meilisearch names `batchUids` before `uids` on the listing routes.
+    let accepted = [
+        "limit",
+        "from",
+        "reverse",
+        "batchUids",
+        "uids",
+        "canceledBy",
+        "types",
+        "statuses",
+        "indexUids",
+        "afterEnqueuedAt",
+        "beforeEnqueuedAt",
+        "afterStartedAt",
+        "beforeStartedAt",
+        "afterFinishedAt",
+        "beforeFinishedAt",
+    ];
     Ok((parse_filter(&rest, &accepted)?, page))
 }
 
@@ -93,41 +109,42 @@ pub fn parse_filter(
             return Err(unknown_param(k, accepted));
         }
         f.any_given = true;
-        let star = v == "*";
+        // `*` anywhere in a list means no constraint; the other items are still checked.
+        let star = split(v).any(|x| x == "*");
         match k.as_str() {
-            "uids" => f.uids = (!star).then(|| u32_list(v, "invalid_task_uids", k)).transpose()?,
-            "batchUids" => f.batch_uids = (!star).then(|| u32_list(v, "invalid_batch_uids", k)).transpose()?,
-            "canceledBy" => f.canceled_by = (!star).then(|| u32_list(v, "invalid_task_canceled_by", k)).transpose()?,
+            "uids" => f.uids = keep(star, u32_list(v, "invalid_task_uids", k)?),
+            "batchUids" => f.batch_uids = keep(star, u32_list(v, "invalid_batch_uids", k)?),
+            "canceledBy" => f.canceled_by = keep(star, u32_list(v, "invalid_task_canceled_by", k)?),
             "types" => {
-                f.types = (!star).then(|| checked_list(v, "invalid_task_types", k, TYPES, "task type", "types")).transpose()?
+                f.types = keep(star, checked_list(v, "invalid_task_types", k, TYPES, "task type", "types")?)
             }
             "statuses" => {
-                f.statuses = (!star)
-                    .then(|| checked_list(v, "invalid_task_statuses", k, &Status::ALL, "task status", "statuses"))
-                    .transpose()?
+                f.statuses = keep(
+                    star,
+                    checked_list(v, "invalid_task_statuses", k, &Status::ALL, "task status", "statuses")?,
+                )
             }
             "indexUids" => {
-                f.index_uids = (!star)
-                    .then(|| {
-                        split(v)
-                            .map(|uid| {
-                                if is_valid_index_uid(uid) {
-                                    Ok(uid.to_owned())
-                                } else {
-                                    Err(MeiliError::invalid(
-                                        "invalid_index_uid",
-                                        format!("Invalid value in parameter `indexUids`: `{uid}` is not a valid index uid. Index uid can be an integer or a string containing only alphanumeric characters, hyphens (-) and underscores (_), and can not be more than 512 bytes."),
-                                    ))
-                                }
-                            })
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                    .transpose()?
+                f.index_uids = keep(
+                    star,
+                    items(v, k)
+                        .map(|(uid, name)| {
+                            if is_valid_index_uid(uid) {
+                                Ok(uid.to_owned())
+                            } else {
+                                Err(MeiliError::invalid(
+                                    "invalid_index_uid",
+                                    format!("Invalid value in parameter `{name}`: `{uid}` is not a valid index uid. Index uid can be an integer or a string containing only alphanumeric characters, hyphens (-) and underscores (_), and can not be more than 512 bytes."),
+                                ))
+                            }
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
             }
             date => {
                 let after = date.starts_with("after");
                 let code = format!("invalid_task_{}", snake(date));
-                let parsed = if star { None } else { Some(parse_date(v, after, &code, date)?) };
+                let parsed = if v == "*" { None } else { Some(parse_date(v, after, &code, date)?) };
                 match date {
                     "afterEnqueuedAt" => f.after_enqueued_at = parsed,
                     "beforeEnqueuedAt" => f.before_enqueued_at = parsed,
@@ -171,8 +188,30 @@ impl TaskFilter {
     }
 }
 
+/// A comma-separated list as Meilisearch reads it: empty items dropped, nothing trimmed.
 fn split(v: &str) -> impl Iterator<Item = &str> {
-    v.split(',').map(str::trim).filter(|s| !s.is_empty())
+    v.split(',').filter(|s| !s.is_empty())
+}
+
+/// The items other than `*`, each with the name an error gives it: `param[i]` when the list
+/// has several items.
+fn items<'a>(v: &'a str, param: &'a str) -> impl Iterator<Item = (&'a str, String)> + 'a {
+    let many = split(v).nth(1).is_some();
+    split(v)
+        .enumerate()
+        .filter(|(_, x)| *x != "*")
+        .map(move |(i, x)| {
+            let name = if many {
+                format!("{param}[{i}]")
+            } else {
+                param.to_owned()
+            };
+            (x, name)
+        })
+}
+
+fn keep<T>(star: bool, list: Vec<T>) -> Option<Vec<T>> {
+    (!star).then_some(list)
 }
 
 fn parse_u32(v: &str, code: &str, param: &str) -> Result<u32, MeiliError> {
@@ -187,7 +226,9 @@ fn parse_u32(v: &str, code: &str, param: &str) -> Result<u32, MeiliError> {
 }
 
 fn u32_list(v: &str, code: &str, param: &str) -> Result<Vec<u32>, MeiliError> {
-    split(v).map(|x| parse_u32(x, code, param)).collect()
+    items(v, param)
+        .map(|(x, name)| parse_u32(x, code, &name))
+        .collect()
 }
 
 fn checked_list(
@@ -198,15 +239,15 @@ fn checked_list(
     what: &str,
     plural: &str,
 ) -> Result<Vec<String>, MeiliError> {
-    split(v)
-        .map(|x| {
+    items(v, param)
+        .map(|(x, name)| {
             if allowed.contains(&x) {
                 Ok(x.to_owned())
             } else {
                 Err(MeiliError::invalid(
                     code,
                     format!(
-                        "Invalid value in parameter `{param}`: `{x}` is not a valid {what}. Available {plural} are {}.",
+                        "Invalid value in parameter `{name}`: `{x}` is not a valid {what}. Available {plural} are {}.",
                         allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
                     ),
                 ))
@@ -267,6 +308,22 @@ mod tests {
         );
         assert_eq!(code(&[("indexUids", "a b")]), "invalid_index_uid");
         assert_eq!(code(&[("what", "1")]), "bad_request");
+    }
+
+    #[test]
+    fn list_items_are_named_by_position_and_not_trimmed() {
+        let message = |p: &[(&str, &str)]| parse_list_query(&q(p)).unwrap_err().message;
+        assert!(message(&[("types", "documentAdditionOrUpdate,foo")])
+            .starts_with("Invalid value in parameter `types[1]`: `foo`"));
+        assert!(message(&[("types", "foo,")]).starts_with("Invalid value in parameter `types`:"));
+        assert!(message(&[("uids", "1, 2")])
+            .starts_with("Invalid value in parameter `uids[1]`: could not parse ` 2`"));
+        assert!(message(&[("statuses", "*,nope")])
+            .starts_with("Invalid value in parameter `statuses[1]`"));
+        let (f, _) = parse_list_query(&q(&[("types", "*,indexCreation")])).unwrap();
+        assert!(f.types.is_none());
+        let (f, _) = parse_list_query(&q(&[("types", "")])).unwrap();
+        assert_eq!(f.types, Some(vec![]));
     }
 
     #[test]

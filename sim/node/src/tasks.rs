@@ -54,6 +54,8 @@ pub const TYPES: &[&str] = &[
     "upgradeDatabase",
     "indexCompaction",
     "networkTopologyChange",
+    "dsrUpdate",
+    "dsrClear",
 ];
 
 /// What processing a task does. Payloads are dropped once the task has run.
@@ -220,6 +222,13 @@ impl Task {
                 "status": { self.status.as_str(): 1 },
                 "types": { self.kind: 1 },
                 "indexUids": index_uids,
+                // A node times each step of the batch; the simulator has one step.
+                "progressTrace": match (self.started_at, self.finished_at) {
+                    (Some(s), Some(f)) => json!({
+                        "processing tasks": format!("{:.2?}", std::time::Duration::try_from(f - s).unwrap_or_default()),
+                    }),
+                    _ => json!({}),
+                },
             },
             "duration": duration,
             "startedAt": self.started_at.map(rfc3339),

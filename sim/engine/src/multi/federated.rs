@@ -25,6 +25,7 @@ pub(super) struct Federation {
     /// `Some(maxValuesPerFacet)` when `mergeFacets` is present.
     pub merge_facets: Option<Option<usize>>,
     distinct: Option<String>,
+    show_performance_details: bool,
 }
 
 fn parse_federation(value: &Value) -> Result<Federation, MeiliError> {
@@ -105,13 +106,33 @@ fn parse_federation(value: &Value) -> Result<Federation, MeiliError> {
         facets_by_index,
         merge_facets,
         distinct: r.string("distinct", "invalid_search_distinct")?,
+        show_performance_details: r.bool(
+            "showPerformanceDetails",
+            "invalid_search_show_performance_details",
+        )?,
     })
 }
 
 /// Rejects options a federated query may not carry.
-fn check_federated_query(i: usize, item: &QueryItem) -> Result<(), MeiliError> {
+fn check_federated_query(
+    i: usize,
+    item: &QueryItem,
+    federation_distinct: bool,
+) -> Result<(), MeiliError> {
     let obj = item.raw.as_object();
     let has = |k: &str| obj.is_some_and(|o| o.get(k).is_some_and(|v| !v.is_null()));
+    if has("showPerformanceDetails") {
+        return Err(inside(i, MeiliError::invalid(
+            "invalid_multi_search_query_show_performance_details",
+            "Using `.showPerformanceDetails` is not allowed in federated queries.\n - Hint: remove `showPerformanceDetails` from the query or remove `federation` from the request",
+        )));
+    }
+    if federation_distinct && has("distinct") {
+        return Err(inside(i, MeiliError::invalid(
+            "invalid_multi_search_distinct",
+            "Using `distinct` options is not allowed in federated queries when it also appears in `.federation.distinct`.\n - Hint: remove `distinct` from the query or remove `federation` from the request\n  - Note: `distinct` at the query level is discouraged in federated search.",
+        )));
+    }
     for field in ["offset", "limit", "page", "hitsPerPage"] {
         if has(field) {
             return Err(inside(i, MeiliError::invalid(
@@ -151,9 +172,13 @@ pub(super) fn run<'a>(
     // Rank every query, grouped by index in order of first appearance.
     let mut by_index: Vec<(String, &'a IndexData, Vec<VecDeque<FedHit<'a>>>)> = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        check_federated_query(i, item)?;
+        check_federated_query(i, item, fed.distinct.is_some())?;
         let idx =
             index(&item.index_uid).ok_or_else(|| inside(i, index_not_found(&item.index_uid)))?;
+        // `federation.distinct` is each query's distinct attribute, judged per index.
+        if let Some(attr) = &fed.distinct {
+            crate::validate::check_distinct(idx, attr).map_err(|e| inside(i, e))?;
+        }
         let extra = extra_filter(&item.index_uid);
         let ranked = search::rank(idx, &item.params, extra.as_ref()).map_err(|e| inside(i, e))?;
         let stream: VecDeque<FedHit<'a>> = ranked
@@ -173,11 +198,22 @@ pub(super) fn run<'a>(
     let mut total = 0;
     let mut index_streams = Vec::new();
     let mut candidates_by_index: BTreeMap<String, Vec<&'a Document>> = BTreeMap::new();
+    // `federation.distinct` counts one hit per value over every index, as a node does.
+    let mut counted = fed.distinct.as_deref().map(Distinct::new);
     for (uid, idx, streams) in by_index {
         let mut merged = kmerge(streams);
         let mut seen = HashSet::new();
         merged.retain(|h| seen.insert(h.hit.id));
-        total += merged.len();
+        // Each index's best hit per value, before the window is cut: the window then holds
+        // as many distinct hits as it can.
+        if let Some(attr) = &fed.distinct {
+            let mut distinct = Distinct::new(attr);
+            merged.retain(|h| distinct.keep(h.hit.doc));
+        }
+        total += match &mut counted {
+            Some(d) => merged.iter().filter(|h| d.keep(h.hit.doc)).count(),
+            None => merged.len(),
+        };
         let mut docs: Vec<(u32, &'a Document)> =
             merged.iter().map(|h| (h.hit.id, h.hit.doc)).collect();
         docs.sort_by_key(|(id, _)| *id);
@@ -192,9 +228,7 @@ pub(super) fn run<'a>(
     let mut merged = kmerge(index_streams);
     if let Some(attr) = &fed.distinct {
         let mut distinct = Distinct::new(attr);
-        let before = merged.len();
         merged.retain(|h| distinct.keep(h.hit.doc));
-        total = total.saturating_sub(before - merged.len());
     }
 
     let hits: Vec<Value> = merged
@@ -239,5 +273,13 @@ pub(super) fn run<'a>(
     }
     super::facets::federated_facets(&fed, index, &candidates_by_index, &first_query, &mut out)?;
     out.insert("requestUid".into(), json!(uuid::Uuid::now_v7().to_string()));
+    if fed.show_performance_details {
+        // Meilisearch lists its internal steps; the simulator has one.
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        out.insert(
+            "performanceDetails".into(),
+            json!({ "search": format!("{ms:.2}ms") }),
+        );
+    }
     Ok(Value::Object(out))
 }

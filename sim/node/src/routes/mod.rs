@@ -92,6 +92,7 @@ pub fn router(shared: AppState) -> Router {
         .route("/tasks", get(tasks::list).delete(tasks::delete))
         .route("/tasks/cancel", post(tasks::cancel))
         .route("/tasks/{uid}", get(tasks::get_one))
+        .route("/tasks/{uid}/documents", get(tasks::documents))
         .route("/batches", get(tasks::list_batches))
         .route("/batches/{uid}", get(tasks::get_batch));
     let router = settings::routes(router);

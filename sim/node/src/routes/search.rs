@@ -107,9 +107,9 @@ fn params_to_body(
                 format!("Invalid value in parameter `{key}`: could not parse `{raw}` as {what}"),
             )
         };
+        // Items are not trimmed: `a, b` names the attribute ` b`, as on a node.
         let list = || {
             raw.split(',')
-                .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(|s| json!(s))
                 .collect::<Vec<_>>()
@@ -118,19 +118,34 @@ fn params_to_body(
             Kind::Str => json!(raw),
             Kind::List => json!(list()),
             Kind::Uint => json!(raw.parse::<u64>().map_err(|_| bad("a positive integer"))?),
+            Kind::Float if key == "hybridSemanticRatio" => json!(raw
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .ok_or_else(|| MeiliError::invalid(
+                    "invalid_search_semantic_ratio",
+                    format!("Invalid value in parameter `{key}`: the value of `semanticRatio` is invalid, expected a float between `0.0` and `1.0`."),
+                ))?),
             Kind::Float => json!(raw.parse::<f64>().map_err(|_| bad("a number"))?),
             Kind::Bool => json!(raw
                 .parse::<bool>()
                 .map_err(|_| bad("a boolean, expected either `true` or `false`"))?),
             Kind::Floats => json!(raw
                 .split(',')
-                .map(|x| x
-                    .trim()
-                    .parse::<f64>()
-                    .map_err(|_| bad("a list of numbers")))
+                .map(|x| x.trim().parse::<f64>().map_err(|_| {
+                    MeiliError::invalid(
+                        &code,
+                        format!("Invalid value in parameter `{key}`: invalid float literal"),
+                    )
+                }))
                 .collect::<Result<Vec<_>, _>>()?),
         };
         match key.as_str() {
+            // A filter written as a JSON array is that array.
+            "filter" if raw.trim_start().starts_with('[') => {
+                let parsed = serde_json::from_str::<Value>(raw).unwrap_or_else(|_| json!(raw));
+                body.insert(key.clone(), parsed);
+            }
             "hybridEmbedder" => {
                 body.entry("hybrid").or_insert_with(|| json!({}))["embedder"] = value;
             }
@@ -140,6 +155,24 @@ fn params_to_body(
             _ => {
                 body.insert(key.clone(), value);
             }
+        }
+    }
+    // A node reads `vector` and the ratio only with an embedder named.
+    let embedder = body
+        .get("hybrid")
+        .is_some_and(|h| h.get("embedder").is_some());
+    if !embedder && code_prefix == "invalid_search_" {
+        if body.get("hybrid").is_some() {
+            return Err(MeiliError::invalid(
+                "invalid_search_hybrid_query",
+                "`hybridEmbedder` is mandatory when `hybridSemanticRatio` is present",
+            ));
+        }
+        if body.contains_key("vector") {
+            return Err(MeiliError::invalid(
+                "missing_search_hybrid",
+                "`hybridEmbedder` is mandatory when `vector` is present",
+            ));
         }
     }
     Ok(Value::Object(body))

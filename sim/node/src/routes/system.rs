@@ -219,7 +219,6 @@ pub fn unimplemented_routes(router: Router<AppState>) -> Router<AppState> {
         ("/chats/{*rest}", "/chats"),
         ("/logs/{*rest}", "/logs"),
         ("/metrics", "/metrics"),
-        ("/tasks/{uid}/documents", "/tasks/{uid}/documents"),
         ("/tasks/compact", "/tasks/compact"),
         (
             "/indexes/{uid}/documents/edit",

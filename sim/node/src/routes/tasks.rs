@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use meili_sim_engine::MeiliError;
 use serde_json::{json, Value};
 
@@ -10,7 +10,7 @@ use super::{auth, AppState, Params};
 use crate::auth::Access;
 use crate::error::{batch_not_found, task_not_found, ApiResult};
 use crate::task_query::{parse_filter, parse_list_query, Page};
-use crate::tasks::{details, Op, Task};
+use crate::tasks::{details, Op, Status, Task};
 
 const FILTER_NAMES: &[&str] = &[
     "uids",
@@ -124,6 +124,54 @@ pub async fn get_one(
         .filter(|t| visible(&access, t))
         .ok_or_else(|| task_not_found(&raw))?;
     super::ok(task.view())
+}
+
+/// `GET /tasks/{uid}/documents`: with the `getTaskDocumentsRoute` feature, a document
+/// addition's documents while it waits, written one after another as `application/x-ndjson`.
+pub async fn documents(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> ApiResult<Response> {
+    let access = auth(&s, &headers, "tasks.get", None)?;
+    let db = s.db();
+    if db.features.get("getTaskDocumentsRoute") != Some(&Value::Bool(true)) {
+        return Err(MeiliError::invalid(
+            "feature_not_enabled",
+            "Getting the documents of an enqueued task requires enabling the `get task documents route` experimental feature. See https://github.com/orgs/meilisearch/discussions/808",
+        )
+        .into());
+    }
+    let uid = parse_uid(&raw, "invalid_task_uids", "Task")?;
+    let task = db
+        .tasks
+        .get(&uid)
+        .filter(|t| visible(&access, t))
+        .ok_or_else(|| task_not_found(&raw))?;
+    let waiting = matches!(task.status, Status::Enqueued | Status::Processing);
+    let docs = match &task.op {
+        Some(Op::AddDocuments { docs, .. }) if waiting => docs,
+        _ => {
+            return Err(MeiliError {
+                status: 404,
+                ..MeiliError::invalid(
+                    "task_file_not_found",
+                    format!("Task `{uid}` does not contain any documents. Only `documentAdditionOrUpdate` tasks with the statuses `enqueued` or `processing` contain documents"),
+                )
+            }
+            .into())
+        }
+    };
+    let body: String = docs
+        .iter()
+        .map(|d| Value::Object(d.clone()).to_string())
+        .collect();
+    Ok((
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        body,
+    )
+        .into_response())
 }
 
 /// `POST /tasks/cancel` and `DELETE /tasks` share their filters and their missing-filter error.
