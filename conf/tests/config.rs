@@ -589,3 +589,14 @@ fn handoff_cap_and_interval_are_validated() {
     let error = err(&(THREE_NODES.to_owned() + "\n[handoff]\ncap = 1\n"));
     assert!(error.to_string().contains("cap"), "{error}");
 }
+
+#[test]
+fn node_master_key_without_master_key_is_refused() {
+    // An open Miroir acting on secured nodes with their master key: anyone could read every
+    // task and change every index through it.
+    let error = err(&format!("node_master_key = \"nodes\"\n{THREE_NODES}"));
+    assert_problem(&error, "node_master_key", "master_key");
+    assert!(!error.to_string().contains("\"nodes\""), "{error}");
+    let env = |name: &str| (name == "MIROIR_NODE_MASTER_KEY").then(|| "nodes".to_owned());
+    assert!(parse(THREE_NODES, SOURCE, &env).is_err());
+}
