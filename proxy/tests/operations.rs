@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{call, cluster, miroir_bin, wait_task, ADMIN_KEY, KEY};
+use common::{admin_get, call, cluster, metrics_text, miroir_bin, wait_task, ADMIN_KEY, KEY};
 use meili_sim::Latency;
 use miroir_testkit::proxy::{free_port, TempDir};
 use serde_json::{json, Value};
@@ -150,6 +150,36 @@ async fn check_config_and_startup_agree_on_every_example_and_on_refused_files() 
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
 
+/// Index `movies` with `n` documents `{id, title: "film {id}"}`; the uid of the last task,
+/// finished.
+async fn movies(base: &str, n: u64) -> u64 {
+    let (s, t) = call(
+        base,
+        "POST",
+        "/indexes",
+        Some(json!({"uid": "movies", "primaryKey": "id"})),
+    )
+    .await;
+    assert_eq!(s, 202, "{t}");
+    let mut uid = t["taskUid"].as_u64().expect("task uid");
+    if n > 0 {
+        let docs: Vec<Value> = (0..n)
+            .map(|i| json!({"id": i, "title": format!("film {i}")}))
+            .collect();
+        let (s, t) = call(
+            base,
+            "POST",
+            "/indexes/movies/documents",
+            Some(Value::Array(docs)),
+        )
+        .await;
+        assert_eq!(s, 202, "{t}");
+        uid = t["taskUid"].as_u64().expect("task uid");
+    }
+    wait_task(base, uid).await;
+    uid
+}
+
 /// Every node answers searches and document writes of `movies` after 1.5 s.
 fn slow_movies(c: &common::Cluster) {
     for node in &c.nodes {
@@ -180,15 +210,7 @@ async fn requests_past_the_deadline_get_a_timeout_error_and_writes_still_complet
         metrics_port,
     };
     let base = c.miroir.url();
-    let (s, t) = call(
-        &base,
-        "POST",
-        "/indexes",
-        Some(json!({"uid": "movies", "primaryKey": "id"})),
-    )
-    .await;
-    assert_eq!(s, 202, "{t}");
-    wait_task(&base, t["taskUid"].as_u64().unwrap()).await;
+    movies(&base, 0).await;
     slow_movies(&c);
 
     // A search every node answers late.
@@ -342,7 +364,7 @@ async fn client_loop(
         sent.fetch_add(1, Ordering::Relaxed);
         match req.bearer_auth(KEY).send().await {
             Ok(resp) if resp.status().is_success() => {
-                let write = n % 4 == 0;
+                let write = n.is_multiple_of(4);
                 match resp.bytes().await {
                     Ok(_) if write => {
                         acked.fetch_add(1, Ordering::Relaxed);
@@ -365,27 +387,7 @@ async fn client_loop(
 async fn binary_upgrade_through_the_units_reload_fails_no_request_under_load() {
     let mut c = cluster(3, "").await;
     let base = c.miroir.url();
-    let (s, t) = call(
-        &base,
-        "POST",
-        "/indexes",
-        Some(json!({"uid": "movies", "primaryKey": "id"})),
-    )
-    .await;
-    assert_eq!(s, 202, "{t}");
-    let seed: Vec<Value> = (0..100)
-        .map(|i| json!({"id": i, "title": format!("film {i}")}))
-        .collect();
-    let (s, t) = call(
-        &base,
-        "POST",
-        "/indexes/movies/documents",
-        Some(Value::Array(seed)),
-    )
-    .await;
-    assert_eq!(s, 202, "{t}");
-    let before = t["taskUid"].as_u64().expect("task uid");
-    wait_task(&base, before).await;
+    let before = movies(&base, 100).await;
 
     let (stop, acked, sent) = (
         Arc::new(AtomicBool::new(false)),
@@ -489,15 +491,7 @@ async fn binary_upgrade_through_the_units_reload_fails_no_request_under_load() {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let topology = reqwest::Client::new()
-        .get(format!("{base}/_miroir/topology"))
-        .header("X-Admin-Key", ADMIN_KEY)
-        .send()
-        .await
-        .expect("topology")
-        .json::<Value>()
-        .await
-        .expect("topology JSON");
+    let topology = admin_get(&base, "/_miroir/topology").await;
     drop(upgraded);
     assert!(
         failed.is_empty(),
@@ -573,15 +567,7 @@ fn rendered_nodes(dom: &str) -> Vec<(String, String, u64)> {
 }
 
 async fn node_state(base: &str, node: &str) -> String {
-    let topology: Value = reqwest::Client::new()
-        .get(format!("{base}/_miroir/topology"))
-        .header("X-Admin-Key", ADMIN_KEY)
-        .send()
-        .await
-        .expect("topology")
-        .json()
-        .await
-        .expect("topology JSON");
+    let topology = admin_get(base, "/_miroir/topology").await;
     topology["nodes"]
         .as_array()
         .into_iter()
@@ -599,26 +585,7 @@ async fn admin_page_in_headless_chromium_shows_the_nodes_and_a_node_stopping() {
     };
     let c = cluster(3, "").await;
     let base = c.miroir.url();
-    let (s, t) = call(
-        &base,
-        "POST",
-        "/indexes",
-        Some(json!({"uid": "movies", "primaryKey": "id"})),
-    )
-    .await;
-    assert_eq!(s, 202, "{t}");
-    let docs: Vec<Value> = (0..120)
-        .map(|i| json!({"id": i, "title": format!("film {i}")}))
-        .collect();
-    let (s, t) = call(
-        &base,
-        "POST",
-        "/indexes/movies/documents",
-        Some(Value::Array(docs)),
-    )
-    .await;
-    assert_eq!(s, 202, "{t}");
-    wait_task(&base, t["taskUid"].as_u64().unwrap()).await;
+    movies(&base, 120).await;
 
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("admin-ui");
     std::fs::create_dir_all(&out).expect("output directory");
@@ -782,15 +749,7 @@ async fn dashboard_queries_only_metrics_miroir_exports() {
     // writes and catching up, a rejected reload.
     let c = cluster(3, "").await;
     let base = c.miroir.url();
-    let (s, t) = call(
-        &base,
-        "POST",
-        "/indexes",
-        Some(json!({"uid": "movies", "primaryKey": "id"})),
-    )
-    .await;
-    assert_eq!(s, 202, "{t}");
-    wait_task(&base, t["taskUid"].as_u64().unwrap()).await;
+    movies(&base, 0).await;
     call(
         &base,
         "POST",
@@ -812,15 +771,9 @@ async fn dashboard_queries_only_metrics_miroir_exports() {
     }
     c.nodes[2].restart().await.expect("restart");
     c.miroir.write_config("this is not a configuration");
-    let metrics_url = format!("http://127.0.0.1:{}/metrics", c.metrics_port);
     let mut exported = Vec::new();
     for _ in 0..400 {
-        let text = reqwest::get(&metrics_url)
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let text = metrics_text(c.metrics_port).await;
         exported = text
             .lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())

@@ -373,10 +373,10 @@ impl KeyCache {
                     .await?;
                 let now = OffsetDateTime::now_utc();
                 return match token.verify(&key, now) {
-                    Ok(rules) if index.is_none_or(|i| rules.covers(i)) => {
+                    Some(rules) if index.is_none_or(|i| rules.covers(i)) => {
                         judge(&rights, action, index, now)
                     }
-                    Ok(_) | Err(()) => Err(invalid_key()),
+                    _ => Err(invalid_key()),
                 };
             }
         }

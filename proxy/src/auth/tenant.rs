@@ -72,8 +72,9 @@ impl<'a> Token<'a> {
             .unwrap_or("")
     }
 
-    /// Checks the signature with the key string and the expiry; the indexes it may search.
-    pub fn verify(&self, key: &str, now: OffsetDateTime) -> Result<Rules, ()> {
+    /// Checks the signature with the key string and the expiry; the indexes it may search,
+    /// `None` when it is forged, expired or malformed.
+    pub fn verify(&self, key: &str, now: OffsetDateTime) -> Option<Rules> {
         let expected = match self.alg.as_deref() {
             Some("HS256") => sign::<Hmac<Sha256>>(key, self.signed),
             Some("HS384") => sign::<Hmac<Sha384>>(key, self.signed),
@@ -81,22 +82,22 @@ impl<'a> Token<'a> {
             _ => None,
         };
         if !expected.is_some_and(|e| constant_time_eq(&e, self.signature)) {
-            return Err(());
+            return None;
         }
         if let Some(exp) = self.claims.get("exp").and_then(Value::as_i64) {
             if now.unix_timestamp() > exp {
-                return Err(());
+                return None;
             }
         }
         match self.claims.get("searchRules") {
-            Some(Value::Array(list)) => Ok(Rules(
+            Some(Value::Array(list)) => Some(Rules(
                 list.iter()
                     .filter_map(Value::as_str)
                     .map(str::to_owned)
                     .collect(),
             )),
-            Some(Value::Object(map)) => Ok(Rules(map.keys().cloned().collect())),
-            _ => Err(()),
+            Some(Value::Object(map)) => Some(Rules(map.keys().cloned().collect())),
+            _ => None,
         }
     }
 }
@@ -123,9 +124,9 @@ mod tests {
         assert_eq!(t.key_uid(), "u1");
         let rules = t.verify("k", now).expect("valid");
         assert!(rules.covers("movies_fr") && !rules.covers("books"));
-        assert!(t.verify("other key", now).is_err());
+        assert!(t.verify("other key", now).is_none());
         let expired = token("k", r#"{"apiKeyUid":"u1","searchRules":["*"],"exp":1}"#);
-        assert!(Token::parse(&expired).unwrap().verify("k", now).is_err());
+        assert!(Token::parse(&expired).unwrap().verify("k", now).is_none());
         assert!(Token::parse("not-a-jwt").is_none());
         assert!(Token::parse("a.b.c").is_none());
     }
