@@ -126,8 +126,7 @@ impl Drop for Busy {
 pub struct ExitWhenDrained;
 
 /// Idle this long before exiting: a connection accepted just before the listeners closed is
-/// counted only once its request is read, which on a loaded machine can take a while (at
-/// 200 ms, one request in about 3 000 failed in the upgrade test at a load average of 17).
+/// counted only once its request is read, which on a loaded machine can take a while.
 const QUIET: Duration = Duration::from_secs(1);
 
 #[async_trait]
