@@ -68,7 +68,9 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
 
     let server_conf = ServerConf {
         threads,
-        daemon: options.daemon,
+        // Detached above already: Pingora forking again would leave the pid file naming a
+        // process that exits.
+        daemon: false,
         pid_file: data_dir.join("miroir.pid").to_string_lossy().into_owned(),
         upgrade_sock: data_dir
             .join("miroir_upgrade.sock")
