@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Miroir needs on a Debian machine, when it is missing:
-# cmake (Pingora's zlib-ng build) and redis-server (the Redis task-store tests).
+# cmake (Pingora's zlib-ng build), redis-server (the Redis task-store tests), chromium (the
+# admin page's test in a headless browser) and systemd (`systemd-analyze verify` of the unit).
 # Idempotent; safe to source or run.
 set -euo pipefail
 
@@ -8,6 +9,8 @@ missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2

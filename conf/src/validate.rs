@@ -34,9 +34,17 @@ pub(crate) fn validate(raw: RawConfig, inputs: &Inputs<'_>) -> Result<Config, Ve
         inputs,
     };
     let master_key = check.secret("master_key", raw.master_key, ENV_MASTER_KEY);
-    let node_master_key = check
-        .secret("node_master_key", raw.node_master_key, ENV_NODE_MASTER_KEY)
-        .or_else(|| master_key.clone());
+    let own_node_key = check.secret("node_master_key", raw.node_master_key, ENV_NODE_MASTER_KEY);
+    if own_node_key.is_some() && master_key.is_none() {
+        // Miroir would be open to anyone while acting on secured nodes with their master key
+        // (reading every task, creating indexes): no client key could limit that.
+        check.problem(
+            "node_master_key",
+            "is set but master_key is not: Miroir would be open to every client while acting \
+             on the nodes with their master key; set master_key (or MIROIR_MASTER_KEY) too",
+        );
+    }
+    let node_master_key = own_node_key.or_else(|| master_key.clone());
     let admin_key = check.secret("admin.api_key", raw.admin.api_key, ENV_ADMIN_API_KEY);
 
     check.positive("shards", raw.shards);

@@ -616,3 +616,14 @@ fn anti_entropy_has_production_defaults_and_keeps_deletions_for_two_passes() {
         "greater than 0",
     );
 }
+
+#[test]
+fn node_master_key_without_master_key_is_refused() {
+    // An open Miroir acting on secured nodes with their master key: anyone could read every
+    // task and change every index through it.
+    let error = err(&format!("node_master_key = \"nodes\"\n{THREE_NODES}"));
+    assert_problem(&error, "node_master_key", "master_key");
+    assert!(!error.to_string().contains("\"nodes\""), "{error}");
+    let env = |name: &str| (name == "MIROIR_NODE_MASTER_KEY").then(|| "nodes".to_owned());
+    assert!(parse(THREE_NODES, SOURCE, &env).is_err());
+}

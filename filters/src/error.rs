@@ -60,6 +60,8 @@ pub enum Code {
     NoNodeAvailable,
     /// A node did not answer in time or broke the connection.
     NodeUnreachable,
+    /// The request did not complete within `server.request_timeout_ms`.
+    RequestTimeout,
     /// The admin API was called without the admin key.
     InvalidAdminKey,
     /// The admin API is disabled because no admin key is configured.
@@ -133,6 +135,7 @@ impl Code {
             Code::UnsupportedRoute => ("miroir_unsupported_route", InvalidRequest, 501),
             Code::NoNodeAvailable => ("miroir_no_node_available", System, 503),
             Code::NodeUnreachable => ("miroir_node_unreachable", System, 502),
+            Code::RequestTimeout => ("miroir_request_timeout", System, 504),
             Code::InvalidAdminKey => ("miroir_invalid_admin_key", Auth, 403),
             Code::AdminDisabled => ("miroir_admin_disabled", Auth, 403),
             Code::ShardUnavailable => ("miroir_shard_unavailable", System, 503),

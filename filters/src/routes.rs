@@ -335,3 +335,80 @@ pub static ROUTES: &[RouteSpec] = &[
 
     route(Post, "/render-template", PassOne, "render_template"),
 ];
+
+/// The key action a route requires, as Meilisearch names it, for the routes Miroir reads,
+/// splits or answers itself: it judges the client's key for this action before it reads or
+/// validates anything, as a node does. `None` where Miroir leaves the judgment to the nodes
+/// (passed-through routes, and those whose action depends on more than the route).
+pub fn required_action(spec: &RouteSpec) -> Option<&'static str> {
+    let name = spec.name;
+    Some(match name {
+        "search.get" | "search.post" | "facet_search" | "similar.get" | "similar.post"
+        | "multi_search" => "search",
+        "documents.list" | "documents.fetch" | "document.get" => "documents.get",
+        "documents.replace" | "documents.update" => "documents.add",
+        "documents.clear"
+        | "documents.delete_batch"
+        | "documents.delete_by_filter"
+        | "document.delete" => "documents.delete",
+        "index.stats" | "stats" => "stats.get",
+        "indexes.create" => "indexes.create",
+        "index.update" => "indexes.update",
+        "index.delete" => "indexes.delete",
+        "swap_indexes" => "indexes.swap",
+        "keys.list" | "key.get" => "keys.get",
+        "keys.create" => "keys.create",
+        "key.update" => "keys.update",
+        "key.delete" => "keys.delete",
+        "dumps.create" => "dumps.create",
+        "snapshots.create" => "snapshots.create",
+        "tasks.list" | "task.get" | "batches.list" | "batch.get" => "tasks.get",
+        "tasks.cancel" => "tasks.cancel",
+        "tasks.delete" => "tasks.delete",
+        "experimental_features.update" => "experimental.update",
+        _ if name.starts_with("settings.") && name.ends_with(".get") => "settings.get",
+        _ if name.starts_with("settings.") => "settings.update",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod action_tests {
+    use super::*;
+
+    #[test]
+    fn every_route_miroir_handles_by_itself_names_its_action() {
+        for spec in ROUTES {
+            let judged_by_nodes = spec.class == RouteClass::PassOne
+                && !spec.name.starts_with("settings.")
+                && !spec.name.starts_with("key");
+            let own = spec.class == RouteClass::Unsupported
+                || spec.template.starts_with("/_miroir")
+                || matches!(
+                    spec.name,
+                    "root"
+                        | "health"
+                        | "metrics"
+                        | "index.fields"
+                        | "index.compact"
+                        | "documents.edit"
+                        | "tasks.compact"
+                        | "task.documents"
+                )
+                || spec.name.starts_with("webhook")
+                || spec.name.starts_with("dynamic_search_rule");
+            assert_eq!(
+                required_action(spec).is_some(),
+                !judged_by_nodes && !own,
+                "{}",
+                spec.name
+            );
+        }
+        let search = classify("POST", "/indexes/a/search").unwrap().spec;
+        assert_eq!(required_action(search), Some("search"));
+        let setting = classify("PUT", "/indexes/a/settings/stop-words")
+            .unwrap()
+            .spec;
+        assert_eq!(required_action(setting), Some("settings.update"));
+    }
+}

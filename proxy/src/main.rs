@@ -16,33 +16,28 @@ fn main() {
         Command::Help => print!("{}", cli::USAGE),
         Command::Ctl { target, action } => std::process::exit(miroir::ctl::run(target, action)),
         Command::Version => println!("miroir {}", env!("CARGO_PKG_VERSION")),
-        Command::CheckConfig { path } => {
-            let result = miroir_conf::load(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|c| miroir::server::tls_settings_check(&c).map(|_| c));
-            match result {
-                Ok(config) => {
-                    println!(
-                        "{}: OK ({} nodes, {} shards, replication factor {}, {} replica groups)",
-                        path.display(),
-                        config.nodes.len(),
-                        config.shards,
-                        config.replication_factor,
-                        config.replica_groups
-                    );
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    std::process::exit(1);
-                }
+        Command::CheckConfig { path } => match miroir::server::load_config(&path) {
+            Ok(config) => {
+                println!(
+                    "{}: OK ({} nodes, {} shards, replication factor {}, {} replica groups)",
+                    path.display(),
+                    config.nodes.len(),
+                    config.shards,
+                    config.replication_factor,
+                    config.replica_groups
+                );
             }
-        }
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        },
         Command::Run {
             config: path,
             upgrade,
             daemon,
         } => {
-            let config = match miroir_conf::load(&path) {
+            let config = match miroir::server::load_config(&path) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{e}");

@@ -60,8 +60,15 @@ async fn send(
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    if let Some(b) = body {
-        req = req.json(b);
+    match body {
+        // A string stands for raw bytes: a malformed body.
+        Some(Value::String(raw)) => {
+            req = req
+                .header("content-type", "application/json")
+                .body(raw.clone());
+        }
+        Some(b) => req = req.json(b),
+        None => {}
     }
     let resp = req.send().await.expect("send");
     let status = resp.status().as_u16();
@@ -306,6 +313,49 @@ fn write_routes() -> Vec<Route> {
     ]
 }
 
+/// Malformed or invalid bodies and queries: a node judges the key before reading them, so a
+/// client without the right gets 401/403 and learns nothing about the index or the body.
+/// A string body is sent as raw bytes.
+fn malformed_routes() -> Vec<Route> {
+    let r = |method, path, body: Value| Route {
+        method,
+        path,
+        body: Some(body),
+    };
+    let raw = |text: &str| Value::String(text.to_owned());
+    vec![
+        r(
+            "POST",
+            "/indexes/A/documents",
+            raw(r#"[{"id": 1, "title": "#),
+        ),
+        r("POST", "/indexes/Z/documents", raw(r#"{"not json"#)),
+        r(
+            "POST",
+            "/indexes/A/documents/delete-batch",
+            json!({"not": "a list"}),
+        ),
+        r(
+            "PATCH",
+            "/indexes/A/settings",
+            json!({"filterableAttributes": 5}),
+        ),
+        r("POST", "/indexes/A/search", json!({"limit": "ten"})),
+        r("POST", "/indexes/Z/search", raw(r#"{"q": "#)),
+        r("POST", "/indexes/A/facet-search", json!({"facetName": 5})),
+        r("POST", "/indexes/A/documents/fetch", json!({"limit": "x"})),
+        r("POST", "/multi-search", json!({"queries": 3})),
+        r("POST", "/indexes", raw(r#"{"uid": "#)),
+        r("POST", "/keys", json!({"actions": 5})),
+        r("POST", "/swap-indexes", json!([{"indexes": "A"}])),
+        Route {
+            method: "GET",
+            path: "/tasks?limit=ten",
+            body: None,
+        },
+    ]
+}
+
 fn task_routes() -> Vec<Route> {
     let r = |method, path| Route {
         method,
@@ -501,9 +551,43 @@ async fn run_matrix(kind: NodeKind) {
     let (mut seen, mut compared) = (Seen::new(), 0);
     let mut diffs = Vec::new();
     let all = &CREDENTIALS[..];
-    for routes in [routes_before_writes(), write_routes()] {
-        diffs.extend(compare(&pair, &creds, &routes, all, &mut seen, &mut compared).await);
-    }
+    diffs.extend(
+        compare(
+            &pair,
+            &creds,
+            &routes_before_writes(),
+            all,
+            &mut seen,
+            &mut compared,
+        )
+        .await,
+    );
+    // Malformed requests with every credential that may not make them: the refusal must come
+    // first. (With a valid key, what Miroir says of an invalid body is the write and read
+    // paths' fidelity, tested with them.)
+    let refused = ["none", "wrong", "expired", "tenant_expired"];
+    diffs.extend(
+        compare(
+            &pair,
+            &creds,
+            &malformed_routes(),
+            &refused,
+            &mut seen,
+            &mut compared,
+        )
+        .await,
+    );
+    diffs.extend(
+        compare(
+            &pair,
+            &creds,
+            &write_routes(),
+            all,
+            &mut seen,
+            &mut compared,
+        )
+        .await,
+    );
     for base in &bases {
         wait_idle(base).await;
     }
@@ -629,6 +713,24 @@ fn expectations(seen: &Seen) {
         (0, true),
         "{left}"
     );
+    // Malformed requests with a bad credential: the credential is judged first.
+    for route in malformed_routes() {
+        let what = |who: &str| format!("{} {} as {who}", route.method, route.path);
+        assert_eq!(
+            code(&what("none")),
+            refused(401, "missing_authorization_header"),
+            "{}",
+            what("none")
+        );
+        for who in ["wrong", "expired"] {
+            assert_eq!(
+                code(&what(who)),
+                refused(403, "invalid_api_key"),
+                "{}",
+                what(who)
+            );
+        }
+    }
     let (s, stats) = get("GET /stats as key_a");
     assert_eq!(*s, 200, "{stats}");
     let indexes: Vec<&String> = stats["indexes"]

@@ -154,6 +154,11 @@ impl MiroirProcess {
         self.child.id()
     }
 
+    /// Whether the process has exited (it is then reaped).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -3,6 +3,7 @@
 
 pub mod credentials;
 pub mod rights;
+pub mod tenant;
 
 pub use credentials::{bearer, constant_time_eq, node_credential};
 pub use rights::{Access, KeyCache};

@@ -1,11 +1,12 @@
-//! What a client's credential may do on the routes Miroir answers itself (tasks, batches):
-//! its actions, indexes and expiry, checked the way a Meilisearch node checks them. Keys are
-//! read from a node with Miroir's own node key (`GET /keys`, never `GET /keys/{key}`: nodes
-//! log request paths) and kept a few seconds under a keyed hash of each key string, so a
-//! credential is never stored, logged, sent in a path or put in an error.
+//! What a client's credential may do on the routes Miroir reads, splits or answers itself:
+//! its actions, indexes and expiry, checked the way a Meilisearch node checks them, before
+//! anything else of the request is read ([`KeyCache::admit`]). Keys are read from a node with
+//! Miroir's own node key (`GET /keys`, never `GET /keys/{key}`: nodes log request paths) and
+//! kept a few seconds under a keyed hash of each key string; the key strings stay in memory
+//! only to check tenant tokens' signatures, and are never logged, sent in a path or put in an
+//! error.
 //!
-//! Routes passed to nodes are judged by the nodes; only the routes with no node to ask use
-//! this.
+//! Routes passed to nodes are judged by the nodes.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -18,6 +19,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::credentials::constant_time_eq;
+use super::tenant;
 use crate::cluster::{Cluster, Runtime};
 use crate::node_io;
 use crate::request::{Incoming, Reply};
@@ -37,8 +39,24 @@ const MISSING_HEADER: &str =
     "The Authorization header is missing. It must use the bearer authorization method.";
 const INVALID_KEY: &str = "The provided API key is invalid.";
 
-/// The read actions `*.get` grants, among those Miroir checks itself.
-const READ_ACTIONS: [&str; 2] = ["tasks.get", "stats.get"];
+/// The actions `*.get` grants (Meilisearch leaves `keys.get` out, against escalation).
+const READ_ACTIONS: [&str; 15] = [
+    "search",
+    "documents.get",
+    "export",
+    "indexes.get",
+    "tasks.get",
+    "settings.get",
+    "stats.get",
+    "metrics.get",
+    "version",
+    "experimental.get",
+    "network.get",
+    "chats.get",
+    "chatsSettings.get",
+    "webhooks.get",
+    "dynamicSearchRules.get",
+];
 
 /// Task types that concern exactly one index (Meilisearch's `Kind::related_to_one_index`):
 /// the only ones a key restricted to some indexes can see.
@@ -164,11 +182,20 @@ pub struct KeyCache {
 #[derive(Clone)]
 struct Snapshot {
     read_at: Instant,
-    keys: Arc<HashMap<u64, Arc<Rights>>>,
+    keys: Arc<Keys>,
 }
 
-enum Lookup {
-    Found(Arc<Rights>),
+/// The nodes' keys as last read.
+#[derive(Default)]
+struct Keys {
+    /// By a keyed hash of the key string.
+    by_slot: HashMap<u64, Arc<Rights>>,
+    /// By uid, with the key string: a tenant token names its key by uid and is signed with it.
+    by_uid: HashMap<String, (Arc<Rights>, Arc<str>)>,
+}
+
+enum Lookup<T> {
+    Found(T),
     /// Not among keys read so recently that reading them again would not help.
     Unknown,
     /// Read the keys again.
@@ -180,14 +207,14 @@ impl KeyCache {
         self.hasher.hash_one(credential)
     }
 
-    fn lookup(&self, slot: u64) -> Lookup {
+    fn lookup<T>(&self, find: &impl Fn(&Keys) -> Option<T>) -> Lookup<T> {
         let snapshot = match self.snapshot.lock() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
         match snapshot {
-            Some(s) if s.read_at.elapsed() < TTL => match s.keys.get(&slot) {
-                Some(r) => Lookup::Found(r.clone()),
+            Some(s) if s.read_at.elapsed() < TTL => match find(&s.keys) {
+                Some(r) => Lookup::Found(r),
                 None if s.read_at.elapsed() < MIN_REFRESH => Lookup::Unknown,
                 None => Lookup::Stale,
             },
@@ -195,7 +222,15 @@ impl KeyCache {
         }
     }
 
-    fn store(&self, keys: HashMap<u64, Arc<Rights>>) {
+    /// Forgets the keys read: a key was just created, changed or deleted through Miroir.
+    pub fn forget(&self) {
+        match self.snapshot.lock() {
+            Ok(mut guard) => *guard = None,
+            Err(poisoned) => *poisoned.into_inner() = None,
+        }
+    }
+
+    fn store(&self, keys: Keys) {
         let snapshot = Snapshot {
             read_at: Instant::now(),
             keys: Arc::new(keys),
@@ -211,14 +246,31 @@ fn invalid_key() -> Reply {
     Reply::error(&MiroirError::new(Code::InvalidApiKey, INVALID_KEY))
 }
 
+fn missing_header() -> Reply {
+    Reply::error(&MiroirError::new(
+        Code::MissingAuthorizationHeader,
+        MISSING_HEADER,
+    ))
+}
+
+/// A key's rights for `action` on `index`.
+fn judge(
+    rights: &Rights,
+    action: &str,
+    index: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), Reply> {
+    let index_ok = index.is_none_or(|i| rights.indexes.iter().any(|p| pattern_matches(p, i)));
+    if rights.expired(now) || !rights.grants(action) || !index_ok {
+        return Err(invalid_key());
+    }
+    Ok(())
+}
+
 impl KeyCache {
     /// Every key of the nodes, read page by page from one node with Miroir's own key.
-    async fn read_keys(
-        &self,
-        cluster: &Cluster,
-        rt: &Runtime,
-    ) -> Result<HashMap<u64, Arc<Rights>>, Reply> {
-        let mut keys = HashMap::new();
+    async fn read_keys(&self, cluster: &Cluster, rt: &Runtime) -> Result<Keys, Reply> {
+        let mut keys = Keys::default();
         let mut offset = 0;
         loop {
             let path = format!("/keys?offset={offset}&limit={PAGE}");
@@ -238,7 +290,11 @@ impl KeyCache {
                 if let (Some(key), Some(rights)) =
                     (view["key"].as_str(), Rights::from_key_view(view))
                 {
-                    keys.insert(self.slot(key), Arc::new(rights));
+                    let rights = Arc::new(rights);
+                    keys.by_slot.insert(self.slot(key), rights.clone());
+                    if let Some(uid) = view["uid"].as_str() {
+                        keys.by_uid.insert(uid.to_owned(), (rights, Arc::from(key)));
+                    }
                 }
             }
             offset += results.len();
@@ -249,8 +305,33 @@ impl KeyCache {
         }
     }
 
-    /// The rights of the key `credential`, from the cache or the nodes; `Err` = the answer
-    /// to give (an unknown key, or no node to ask).
+    /// What `find` finds among the nodes' keys, from the cache or read again; `Err` = the
+    /// answer to give (an unknown key, or no node to ask).
+    async fn find<T>(
+        &self,
+        cluster: &Cluster,
+        rt: &Runtime,
+        find: impl Fn(&Keys) -> Option<T>,
+    ) -> Result<T, Reply> {
+        match self.lookup(&find) {
+            Lookup::Found(r) => return Ok(r),
+            Lookup::Unknown => return Err(invalid_key()),
+            Lookup::Stale => {}
+        }
+        let _reading = self.refresh.lock().await;
+        // Someone else may have read the keys meanwhile.
+        match self.lookup(&find) {
+            Lookup::Found(r) => return Ok(r),
+            Lookup::Unknown => return Err(invalid_key()),
+            Lookup::Stale => {}
+        }
+        let keys = self.read_keys(cluster, rt).await?;
+        let found = find(&keys);
+        self.store(keys);
+        found.ok_or_else(invalid_key)
+    }
+
+    /// The rights of the key `credential`.
     async fn rights(
         &self,
         cluster: &Cluster,
@@ -258,22 +339,49 @@ impl KeyCache {
         credential: &str,
     ) -> Result<Arc<Rights>, Reply> {
         let slot = self.slot(credential);
-        match self.lookup(slot) {
-            Lookup::Found(r) => return Ok(r),
-            Lookup::Unknown => return Err(invalid_key()),
-            Lookup::Stale => {}
+        self.find(cluster, rt, |k| k.by_slot.get(&slot).cloned())
+            .await
+    }
+
+    /// Judges the credential a client presents (`None`: no `Authorization` header) for
+    /// `action`, on `index` when the route names one, before anything else of the request is
+    /// read or any node contacted: a client without the right learns nothing from Miroir
+    /// that a node would not tell it. `Err` is the answer a node would give.
+    pub async fn admit(
+        &self,
+        cluster: &Cluster,
+        rt: &Runtime,
+        presented: Option<&str>,
+        action: &str,
+        index: Option<&str>,
+    ) -> Result<(), Reply> {
+        let Some(master) = rt.config.master_key.as_ref() else {
+            return Ok(());
+        };
+        let Some(credential) = presented else {
+            return Err(missing_header());
+        };
+        if master.matches(credential.as_bytes()) {
+            return Ok(());
         }
-        let _reading = self.refresh.lock().await;
-        // Someone else may have read the keys meanwhile.
-        match self.lookup(slot) {
-            Lookup::Found(r) => return Ok(r),
-            Lookup::Unknown => return Err(invalid_key()),
-            Lookup::Stale => {}
+        // Meilisearch takes tenant tokens on search routes only; elsewhere a token is an
+        // unknown key.
+        if action == "search" {
+            if let Some(token) = tenant::Token::parse(credential) {
+                let (rights, key) = self
+                    .find(cluster, rt, |k| k.by_uid.get(token.key_uid()).cloned())
+                    .await?;
+                let now = OffsetDateTime::now_utc();
+                return match token.verify(&key, now) {
+                    Some(rules) if index.is_none_or(|i| rules.covers(i)) => {
+                        judge(&rights, action, index, now)
+                    }
+                    _ => Err(invalid_key()),
+                };
+            }
         }
-        let keys = self.read_keys(cluster, rt).await?;
-        let found = keys.get(&slot).cloned();
-        self.store(keys);
-        found.ok_or_else(invalid_key)
+        let rights = self.rights(cluster, rt, credential).await?;
+        judge(&rights, action, index, OffsetDateTime::now_utc())
     }
 
     /// Checks that the request's credential allows `action` (a Meilisearch action name such
@@ -290,10 +398,7 @@ impl KeyCache {
             return Ok(Access::All);
         }
         let Some(credential) = inc.auth.as_deref() else {
-            return Err(Reply::error(&MiroirError::new(
-                Code::MissingAuthorizationHeader,
-                MISSING_HEADER,
-            )));
+            return Err(missing_header());
         };
         // Miroir's master key was translated to the nodes' one on the way in.
         if rt

@@ -1,16 +1,46 @@
-//! The admin API under `/_miroir/`, gated by its own key (bearer or `X-Admin-Key`); a
-//! Meilisearch key never opens it.
+//! The admin API under `/_miroir/`, gated by its own key (bearer, `X-Admin-Key`, or HTTP
+//! Basic credentials for the admin page); a Meilisearch key never opens it.
 
 use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::routing::{GroupId, ShardId};
 use pingora_proxy::Session;
 use serde_json::{json, Value};
 
+use base64::Engine;
+
+use super::ui;
 use crate::auth;
 use crate::cluster::{topology, Cluster, Runtime};
 use crate::fleet;
+use crate::request::Reply;
+use crate::shared::Shared;
 
-/// Checks the request's admin key (bearer or `X-Admin-Key`).
+/// The admin key a request presents: `X-Admin-Key`, a bearer token, or the password of HTTP
+/// Basic credentials (what a browser sends for the admin page).
+fn presented_key(session: &Session) -> Option<String> {
+    if let Some(key) = session
+        .get_header("X-Admin-Key")
+        .and_then(|v| v.to_str().ok())
+    {
+        return Some(key.to_owned());
+    }
+    let header = session
+        .get_header(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    if let Some(token) = auth::bearer(header) {
+        return Some(token.to_owned());
+    }
+    let value = std::str::from_utf8(header?).ok()?;
+    let encoded = value.strip_prefix("Basic ")?.trim();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let pair = String::from_utf8(decoded).ok()?;
+    pair.split_once(':')
+        .map(|(_, password)| password.to_owned())
+}
+
+/// Checks the request's admin key.
 pub fn authorize(session: &Session, rt: &Runtime) -> Result<(), MiroirError> {
     let Some(expected) = rt.config.admin.api_key.as_ref() else {
         return Err(MiroirError::new(
@@ -18,17 +48,8 @@ pub fn authorize(session: &Session, rt: &Runtime) -> Result<(), MiroirError> {
             "The admin API is disabled: set `admin.api_key` (or MIROIR_ADMIN_API_KEY) to enable it.",
         ));
     };
-    let presented = session
-        .get_header("X-Admin-Key")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            auth::bearer(
-                session
-                    .get_header(http::header::AUTHORIZATION)
-                    .map(|v| v.as_bytes()),
-            )
-        });
-    if !presented.is_some_and(|p| auth::constant_time_eq(p, expected.expose())) {
+    let presented = presented_key(session);
+    if !presented.is_some_and(|p| auth::constant_time_eq(&p, expected.expose())) {
         return Err(MiroirError::new(
             Code::InvalidAdminKey,
             "The admin key is missing or invalid.",
@@ -37,34 +58,41 @@ pub fn authorize(session: &Session, rt: &Runtime) -> Result<(), MiroirError> {
     Ok(())
 }
 
-/// Returns the status and JSON body to send.
+/// The answer to an admin request.
 pub async fn handle(
     session: &Session,
-    cluster: &Cluster,
+    shared: &Shared,
     rt: &Runtime,
     path: &str,
-) -> Result<(u16, Vec<u8>), MiroirError> {
-    authorize(session, rt)?;
+) -> Result<Reply, MiroirError> {
+    let cluster = &shared.cluster;
     let method = session.req_header().method.as_str();
-    let json = |v: Value| Ok((200, v.to_string().into_bytes()));
     let path = path.trim_end_matches('/');
+    let page = method == "GET" && path == "/_miroir/ui";
+    if let Err(refused) = authorize(session, rt) {
+        if page && refused.code == Code::InvalidAdminKey {
+            // A browser asks for the key (any user name, the admin key as password).
+            return Ok(Reply::error(&refused).with_status(401).with_header(
+                "WWW-Authenticate",
+                "Basic realm=\"Miroir admin\"".to_owned(),
+            ));
+        }
+        return Err(refused);
+    }
+    let json = |v: Value| Ok(Reply::raw(200, v.to_string().into_bytes()));
+    let accepted = |v: Value| Reply::raw(202, v.to_string().into_bytes());
     match (method, path) {
         ("GET", "/_miroir/topology") => json(topology(cluster, rt)),
+        ("GET", "/_miroir/ui") => Ok(ui::page(shared, rt, &topology(cluster, rt)).await),
         ("POST", "/_miroir/topology/plan") => json(fleet::plan(cluster, rt).await?),
-        ("POST", "/_miroir/topology/apply") => fleet::apply(cluster, rt)
-            .await
-            .map(|v| (202, v.to_string().into_bytes())),
+        ("POST", "/_miroir/topology/apply") => fleet::apply(cluster, rt).await.map(accepted),
         ("POST", p) if p.starts_with("/_miroir/nodes/") && p.ends_with("/resync") => {
             let node = &p["/_miroir/nodes/".len()..p.len() - "/resync".len()];
-            fleet::resync(cluster, rt, node)
-                .await
-                .map(|v| (202, v.to_string().into_bytes()))
+            fleet::resync(cluster, rt, node).await.map(accepted)
         }
         ("POST", p) if p.starts_with("/_miroir/nodes/") && p.ends_with("/drain") => {
             let node = &p["/_miroir/nodes/".len()..p.len() - "/drain".len()];
-            fleet::drain(cluster, rt, node)
-                .await
-                .map(|v| (202, v.to_string().into_bytes()))
+            fleet::drain(cluster, rt, node).await.map(accepted)
         }
         _ => Err(MiroirError::new(
             Code::NotImplemented,

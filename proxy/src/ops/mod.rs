@@ -1,4 +1,6 @@
-//! Running Miroir: the admin API under `/_miroir/` and configuration hot reload.
+//! Running Miroir: the admin API under `/_miroir/`, its page (`ui`) and configuration hot
+//! reload.
 
 pub mod admin;
 pub mod reload;
+pub mod ui;

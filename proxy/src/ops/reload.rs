@@ -33,12 +33,12 @@ pub enum Outcome {
 impl Reloader {
     pub fn reload(&self) -> Outcome {
         let m = metrics::get();
-        let config = match miroir_conf::load(&self.path) {
+        let config = match crate::server::load_config(&self.path) {
             Ok(c) => c,
             Err(e) => {
                 m.config_reloads.with_label_values(&["rejected"]).inc();
                 log::error!(target: "miroir::reload", "rejected {}; the running configuration stays:\n{e}", self.path.display());
-                return Outcome::Rejected(e.to_string());
+                return Outcome::Rejected(e);
             }
         };
         let old = self.cluster.runtime();

@@ -68,6 +68,11 @@ impl Reply {
         Self::raw(resp.status, resp.body.to_vec())
     }
 
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
     pub fn with_header(mut self, name: &'static str, value: String) -> Self {
         self.headers.push((name, value));
         self

@@ -7,6 +7,16 @@ use pingora_proxy::Session;
 
 use crate::request::payload_too_large;
 
+/// `payload_too_large` when the declared `Content-Length` is over `limit`: the body is then
+/// never read, so the connection must not be reused.
+pub fn declared_too_large(session: &Session, limit: u64) -> Option<MiroirError> {
+    let declared = session
+        .get_header(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())?;
+    (declared > limit).then(|| payload_too_large(limit))
+}
+
 pub async fn read(session: &mut Session, limit: u64) -> Result<Bytes, MiroirError> {
     let expects_continue = session
         .get_header(http::header::EXPECT)

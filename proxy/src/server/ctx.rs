@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use miroir_filters::routes::{RouteClass, RouteSpec};
 
+use super::handover::Busy;
 use crate::cluster::Runtime;
 
 pub struct RequestCtx {
@@ -19,6 +20,8 @@ pub struct RequestCtx {
     /// Body bytes relayed so far (a chunked body has no declared length to check up front).
     pub body_bytes: u64,
     pub status: u16,
+    /// The process does not exit while the request runs (see `handover`).
+    _busy: Busy,
 }
 
 impl RequestCtx {
@@ -32,6 +35,7 @@ impl RequestCtx {
             tried: Vec::new(),
             body_bytes: 0,
             status: 0,
+            _busy: Busy::start(),
         }
     }
 

@@ -2,16 +2,18 @@
 //! route table (`miroir_filters::routes`) says which class a route is; this is the one place
 //! that maps a route to its handler.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::hidden;
-use miroir_filters::routes::{RouteClass, RouteSpec};
+use miroir_filters::routes::{self, RouteClass, RouteSpec};
 use pingora_core::Result;
 use pingora_proxy::Session;
 
 use super::ctx::{class_label, RequestCtx};
+use super::handover::Busy;
 use super::{body, respond};
 use crate::auth;
 use crate::cluster::Runtime;
@@ -34,19 +36,91 @@ pub fn answered_by_miroir(spec: &RouteSpec) -> bool {
         || matches!(spec.name, "keys.list" | "key.get")
 }
 
-/// The route's answer, from the path that owns it; `Err` = an error to answer instead.
+/// The route's answer, from the path that owns it, within the request's deadline
+/// (`server.request_timeout_ms`, from when the request arrived); `Err` = an error to answer
+/// instead. The admin API has no deadline: an operator's plan or apply is not a client call.
 pub async fn answer(
     shared: &Arc<Shared>,
     session: &mut Session,
     ctx: &RequestCtx,
-    rt: &Runtime,
+    rt: &Arc<Runtime>,
     spec: &'static RouteSpec,
     param: Option<String>,
 ) -> std::result::Result<Reply, MiroirError> {
+    if spec.template.starts_with("/_miroir") {
+        return route_answer(shared, session, ctx, rt, spec, param).await;
+    }
+    let deadline = ctx.started + rt.config.server.request_timeout;
+    let work = route_answer(shared, session, ctx, rt, spec, param);
+    match tokio::time::timeout_at(deadline.into(), work).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(timed_out(rt)),
+    }
+}
+
+/// The Meilisearch-shaped answer to a request past its deadline.
+pub fn timed_out(rt: &Runtime) -> MiroirError {
+    MiroirError::new(
+        Code::RequestTimeout,
+        format!(
+            "The request did not complete within {} ms (`server.request_timeout_ms`). A write \
+             may still be applied: retrying a document write is safe.",
+            rt.config.server.request_timeout.as_millis()
+        ),
+    )
+}
+
+/// Runs a path that changes state as a task of its own: past the deadline the client is
+/// answered and the change still runs to its end (parts sent, hints kept, the task recorded),
+/// never stopped halfway. Reads are simply dropped at the deadline.
+async fn to_completion(work: impl Future<Output = Reply> + Send + 'static) -> Reply {
+    let busy = Busy::start();
+    let work = async move {
+        let _busy = busy;
+        work.await
+    };
+    match tokio::spawn(work).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            log::error!(target: "miroir::proxy", "a write failed: {e}");
+            MiroirError::new(Code::Internal, "Miroir failed to serve this request.").into()
+        }
+    }
+}
+
+async fn route_answer(
+    shared: &Arc<Shared>,
+    session: &mut Session,
+    ctx: &RequestCtx,
+    rt: &Arc<Runtime>,
+    spec: &'static RouteSpec,
+    param: Option<String>,
+) -> std::result::Result<Reply, MiroirError> {
+    // The client's key first, as a node judges it: nothing is read, validated or asked of a
+    // node for a client that may not make this request.
+    if let Some(action) = routes::required_action(spec) {
+        let presented = auth::bearer(
+            session
+                .get_header(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+        );
+        let index = ctx.index_uid.as_deref();
+        if let Err(refused) = (shared.keys)
+            .admit(&shared.cluster, rt, presented, action, index)
+            .await
+        {
+            return Ok(refused);
+        }
+    }
+    if let Some(err) = body::declared_too_large(session, rt.config.server.max_body_bytes) {
+        // The body is never read: the connection cannot be reused.
+        session.set_keepalive(None);
+        return Err(err);
+    }
     let index = ctx.index_uid.clone().unwrap_or_default();
     let param = param.unwrap_or_default();
     match spec.class {
-        RouteClass::Miroir => Ok(miroir_route(shared, session, ctx, rt, spec, &param).await),
+        RouteClass::Miroir => Ok(miroir_route(shared, session, ctx, rt, spec, param).await),
         RouteClass::PassOne => {
             let inc = incoming(session, ctx, rt, Bytes::new());
             Ok(match spec.name {
@@ -78,32 +152,46 @@ pub async fn answer(
                 _ => read::stats::global_stats(shared, rt, &inc).await,
             })
         }
-        RouteClass::ShardRouted => Ok(match spec.name {
-            "document.get" => {
-                let inc = incoming(session, ctx, rt, Bytes::new());
-                read::document::get_one(shared, rt, &inc, (&index, &param)).await
-            }
-            "document.delete" => {
-                let inc = incoming(session, ctx, rt, Bytes::new());
-                let (_gate, rt) = write_turn(shared).await;
-                write::delete_one(shared, &rt, &inc, &index, &param).await
-            }
-            _ => {
-                let body = body::read(session, rt.config.server.max_body_bytes).await?;
-                let inc = incoming(session, ctx, rt, body);
-                let (_gate, rt) = write_turn(shared).await;
-                let rt = &rt;
+        RouteClass::ShardRouted if spec.name == "document.get" => {
+            let inc = incoming(session, ctx, rt, Bytes::new());
+            Ok(read::document::get_one(shared, rt, &inc, (&index, &param)).await)
+        }
+        RouteClass::ShardRouted => {
+            let body = if spec.name == "document.delete" {
+                Bytes::new()
+            } else {
+                body::read(session, rt.config.server.max_body_bytes).await?
+            };
+            let inc = incoming(session, ctx, rt, body);
+            let shared = shared.clone();
+            Ok(to_completion(async move {
+                let (_gate, rt) = write_turn(&shared).await;
                 match spec.name {
-                    "documents.delete_batch" => write::delete_batch(shared, rt, &inc, &index).await,
-                    _ => write::documents(shared, rt, &inc, &index).await,
+                    "document.delete" => {
+                        write::delete_one(&shared, &rt, &inc, &index, &param).await
+                    }
+                    "documents.delete_batch" => {
+                        write::delete_batch(&shared, &rt, &inc, &index).await
+                    }
+                    _ => write::documents(&shared, &rt, &inc, &index).await,
                 }
-            }
-        }),
+            })
+            .await)
+        }
         RouteClass::Broadcast => {
             let body = body::read(session, rt.config.server.max_body_bytes).await?;
             let inc = incoming(session, ctx, rt, body);
-            let (_gate, rt) = write_turn(shared).await;
-            Ok(lifecycle::broadcast(shared, &rt, &inc).await)
+            let shared = shared.clone();
+            Ok(to_completion(async move {
+                let (_gate, rt) = write_turn(&shared).await;
+                let reply = lifecycle::broadcast(&shared, &rt, &inc).await;
+                if spec.name.starts_with("key") {
+                    // The key changed on the nodes: judge the next request by its new rights.
+                    shared.keys.forget();
+                }
+                reply
+            })
+            .await)
         }
         RouteClass::Unsupported => Err(MiroirError::new(
             Code::UnsupportedRoute,
@@ -131,9 +219,9 @@ async fn miroir_route(
     shared: &Arc<Shared>,
     session: &mut Session,
     ctx: &RequestCtx,
-    rt: &Runtime,
+    rt: &Arc<Runtime>,
     spec: &'static RouteSpec,
-    param: &str,
+    param: String,
 ) -> Reply {
     let path = session.req_header().uri.path().to_owned();
     let path = path.as_str();
@@ -148,23 +236,27 @@ async fn miroir_route(
         _ if spec.method.as_str() == "POST" && explained_index(path).is_some() => {
             explain(shared, session, ctx, rt, path).await
         }
-        _ if path.starts_with("/_miroir") => {
-            match admin::handle(session, &shared.cluster, rt, path).await {
-                Ok((status, body)) => Reply::raw(status, body),
-                Err(e) => e.into(),
-            }
-        }
+        _ if path.starts_with("/_miroir") => match admin::handle(session, shared, rt, path).await {
+            Ok(reply) => reply,
+            Err(e) => e.into(),
+        },
         "tasks.list" | "task.get" | "tasks.cancel" | "tasks.delete" | "batches.list"
         | "batch.get" | "task.documents" => {
             let inc = incoming(session, ctx, rt, Bytes::new());
             match spec.name {
                 "tasks.list" => tasks::list_tasks(shared, rt, &inc).await,
-                "task.get" => tasks::get_task(shared, rt, &inc, param).await,
-                "tasks.cancel" => tasks::cancel_or_delete(shared, rt, &inc, false).await,
-                "tasks.delete" => tasks::cancel_or_delete(shared, rt, &inc, true).await,
+                "task.get" => tasks::get_task(shared, rt, &inc, &param).await,
+                "tasks.cancel" | "tasks.delete" => {
+                    let (shared, rt) = (shared.clone(), rt.clone());
+                    let delete = spec.name == "tasks.delete";
+                    to_completion(async move {
+                        tasks::cancel_or_delete(&shared, &rt, &inc, delete).await
+                    })
+                    .await
+                }
                 "batches.list" => tasks::batches(shared, rt, &inc, None).await,
-                "task.documents" => tasks::task_documents(shared, rt, &inc, param).await,
-                _ => tasks::batches(shared, rt, &inc, Some(param)).await,
+                "task.documents" => tasks::task_documents(shared, rt, &inc, &param).await,
+                _ => tasks::batches(shared, rt, &inc, Some(&param)).await,
             }
         }
         _ => MiroirError::new(

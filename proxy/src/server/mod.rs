@@ -5,15 +5,17 @@
 
 mod body;
 mod ctx;
+mod daemon;
 mod dispatch;
+pub mod handover;
 mod request_id;
 mod respond;
 pub mod service;
 pub mod sessions;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use miroir_conf::Config;
+use miroir_conf::{Config, TaskStore as TaskStoreConfig};
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
@@ -47,37 +49,57 @@ fn worker_threads(config: &Config) -> usize {
 
 /// Runs the proxy until the process is told to stop. Never returns.
 pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) -> ! {
+    let data_dir = config.data_dir.clone();
+    if let Err(e) = std::fs::create_dir_all(&data_dir) {
+        eprintln!("cannot create data_dir {}: {e}", data_dir.display());
+        std::process::exit(1);
+    }
+    // First, while the process has a single thread.
+    if options.daemon {
+        if let Err(e) = daemon::detach(&data_dir.join("miroir.pid")) {
+            eprintln!("cannot run as a daemon: {e}");
+            std::process::exit(1);
+        }
+    }
     logging::init(
         log_format(&config),
         logging::level_from_str(config.log.level.as_str()),
     );
     let threads = worker_threads(&config);
-    let data_dir = config.data_dir.clone();
-    if let Err(e) = std::fs::create_dir_all(&data_dir) {
-        log::error!(target: "miroir::server", "cannot create data_dir {}: {e}", data_dir.display());
-        std::process::exit(1);
-    }
 
     let server_conf = ServerConf {
         threads,
-        daemon: options.daemon,
+        // Detached above already: Pingora forking again would leave the pid file naming a
+        // process that exits.
+        daemon: false,
         pid_file: data_dir.join("miroir.pid").to_string_lossy().into_owned(),
         upgrade_sock: data_dir
             .join("miroir_upgrade.sock")
             .to_string_lossy()
             .into_owned(),
         upstream_keepalive_pool_size: config.upstream.pool_size,
-        grace_period_seconds: Some(5),
+        // Requests still running when the listeners close get their full deadline.
+        grace_period_seconds: Some(config.server.request_timeout.as_secs() + 1),
         graceful_shutdown_timeout_seconds: Some(10),
         ..ServerConf::default()
     };
     let opt = Opt {
         upgrade: options.upgrade,
-        daemon: options.daemon,
+        // Detached above already.
+        daemon: false,
         ..Opt::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
+    // With --upgrade: the listening sockets of the running process, once it gets SIGQUIT.
     server.bootstrap();
+    // Then its data directory, once it has finished its last request.
+    let _owner = match handover::take(&data_dir, options.upgrade) {
+        Ok(owner) => owner,
+        Err(e) => {
+            log::error!(target: "miroir::server", "{e}");
+            std::process::exit(1);
+        }
+    };
 
     let listen = config.server.listen.to_string();
     let tls = config.server.tls.clone();
@@ -124,6 +146,10 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
     }
 
     let cluster = &shared.cluster;
+    server.add_service(background_service(
+        "exit once drained",
+        handover::ExitWhenDrained,
+    ));
     server.add_service(background_service(
         "health checks",
         HealthChecker {
@@ -177,14 +203,35 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
     server.run_forever()
 }
 
-pub fn tls_settings_check(config: &Config) -> Result<(), String> {
+/// Reads and validates a configuration file as this build runs it: the schema and values
+/// (`miroir_conf`), then what this binary must be able to do with them (load the TLS
+/// certificate, open the task store it names). `check-config`, startup and reloads all use
+/// this one function, so a file that passes one passes them all.
+pub fn load_config(path: &Path) -> Result<Config, String> {
+    let config = miroir_conf::load(path).map_err(|e| e.to_string())?;
+    let mut problems = Vec::new();
     if let Some(tls) = &config.server.tls {
-        TlsSettings::intermediate(
+        if let Err(e) = TlsSettings::intermediate(
             &tls.cert_path.to_string_lossy(),
             &tls.key_path.to_string_lossy(),
-        )
-        .map(|_| ())
-        .map_err(|e| format!("server.tls: cannot load the certificate or key: {e}"))?;
+        ) {
+            problems.push(format!(
+                "server.tls: cannot load the certificate or key: {e}"
+            ));
+        }
     }
-    Ok(())
+    if let TaskStoreConfig::Redis { .. } = config.task_store {
+        problems.push(
+            "task_store.backend: \"redis\" is not available in this version; use \"embedded\""
+                .to_owned(),
+        );
+    }
+    if problems.is_empty() {
+        return Ok(config);
+    }
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{}: {p}", path.display()))
+        .collect();
+    Err(lines.join("\n"))
 }

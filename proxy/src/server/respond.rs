@@ -18,6 +18,13 @@ pub const REQUEST_ID: &str = "X-Request-Id";
 /// answers. A piece this large is a chunk of its own, not copied.
 const CHUNK: usize = 128 * 1024;
 
+/// Past an upgrade or stop signal, the answer closes its connection (see `handover`).
+pub fn close_when_leaving(session: &mut Session) {
+    if super::handover::leaving() {
+        session.set_keepalive(None);
+    }
+}
+
 pub async fn json(
     session: &mut Session,
     status: u16,
@@ -34,6 +41,7 @@ pub async fn json_with(
     request_id: &str,
     extra: &[(&'static str, String)],
 ) -> Result<()> {
+    close_when_leaving(session);
     let mut header = ResponseHeader::build(status, Some(4 + extra.len()))?;
     header.insert_header("Content-Type", "application/json")?;
     // After the default, so an answer that is not JSON names its own type.
@@ -60,6 +68,7 @@ pub async fn parts_with(
     request_id: &str,
     extra: &[(&'static str, String)],
 ) -> Result<()> {
+    close_when_leaving(session);
     let len: usize = parts.iter().map(Bytes::len).sum();
     if len < STREAM_FROM || session.req_header().version != http::Version::HTTP_11 {
         return json_with(session, status, parts.concat(), request_id, extra).await;

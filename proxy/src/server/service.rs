@@ -15,26 +15,21 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use super::ctx::RequestCtx;
-use super::{dispatch, request_id, respond, sessions};
+use super::{body, dispatch, request_id, respond, sessions};
 use crate::auth;
-use crate::cluster::Runtime;
 use crate::request::payload_too_large;
 use crate::shared::Shared;
 use crate::telemetry::metrics;
 
-pub struct MiroirProxy {
-    pub shared: Arc<Shared>,
+fn unreachable_node() -> MiroirError {
+    MiroirError::new(
+        Code::NodeUnreachable,
+        "The Meilisearch node serving this request did not answer.",
+    )
 }
 
-impl MiroirProxy {
-    fn reject_oversized(&self, session: &Session, rt: &Runtime) -> Option<MiroirError> {
-        let limit = rt.config.server.max_body_bytes;
-        let declared = session
-            .get_header(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())?;
-        (declared > limit).then(|| payload_too_large(limit))
-    }
+pub struct MiroirProxy {
+    pub shared: Arc<Shared>,
 }
 
 #[async_trait]
@@ -56,22 +51,11 @@ impl ProxyHttp for MiroirProxy {
         let rt = self.shared.cluster.runtime();
         ctx.runtime = Some(rt.clone());
 
-        if let Some(err) = self.reject_oversized(session, &rt) {
-            ctx.status = err.status();
-            // The body was never read: do not reuse the connection.
-            session.set_keepalive(None);
-            respond::error(session, &err, &ctx.request_id).await?;
-            return Ok(true);
-        }
-
         let req = session.req_header();
         let matched = routes::classify(req.method.as_str(), req.uri.path());
         ctx.route = matched.as_ref().map(|m| m.spec);
         match matched {
-            // Unknown routes go to a node, which answers Meilisearch's own 404.
-            None => Ok(false),
-            Some(m) if !dispatch::answered_by_miroir(m.spec) => Ok(false),
-            Some(m) => {
+            Some(m) if dispatch::answered_by_miroir(m.spec) => {
                 let param = m.param_decoded().map(|p| p.into_owned());
                 ctx.index_uid = m.index_uid.map(str::to_owned);
                 let rw_session = sessions::of(session);
@@ -99,6 +83,17 @@ impl ProxyHttp for MiroirProxy {
                 dispatch::finish(session, ctx, outcome).await?;
                 Ok(true)
             }
+            // Passed to a node (unknown routes too: it answers Meilisearch's own 404), which
+            // judges the key; Miroir only bounds the body.
+            _ => match body::declared_too_large(session, rt.config.server.max_body_bytes) {
+                Some(err) => {
+                    ctx.status = err.status();
+                    session.set_keepalive(None);
+                    respond::error(session, &err, &ctx.request_id).await?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            },
         }
     }
 
@@ -115,7 +110,14 @@ impl ProxyHttp for MiroirProxy {
             return Error::e_explain(ErrorType::ConnectNoRoute, "no node left to try");
         };
         ctx.tried.push(idx);
-        Ok(Box::new(rt.nodes[idx].peer.clone()))
+        let mut peer = Box::new(rt.nodes[idx].peer.clone());
+        // The node's answer must come within what is left of the request's deadline.
+        let left = (ctx.started + rt.config.server.request_timeout)
+            .saturating_duration_since(Instant::now());
+        let opts = &mut peer.options;
+        opts.read_timeout = Some(opts.read_timeout.map_or(left, |t| t.min(left)));
+        opts.write_timeout = Some(opts.write_timeout.map_or(left, |t| t.min(left)));
+        Ok(peer)
     }
 
     fn fail_to_connect(
@@ -183,12 +185,13 @@ impl ProxyHttp for MiroirProxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.status = upstream.status.as_u16();
         upstream.insert_header(respond::REQUEST_ID, ctx.request_id.as_str())?;
+        respond::close_when_leaving(session);
         Ok(())
     }
 
@@ -198,19 +201,23 @@ impl ProxyHttp for MiroirProxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        let past_deadline = ctx
+            .runtime
+            .clone()
+            .filter(|rt| ctx.started.elapsed() >= rt.config.server.request_timeout);
         let err = match (e.etype(), e.esource()) {
             (ErrorType::HTTPStatus(413), _) => payload_too_large(
                 ctx.runtime
                     .as_ref()
                     .map_or(0, |rt| rt.config.server.max_body_bytes),
             ),
+            (_, ErrorSource::Upstream) if past_deadline.is_some() => {
+                past_deadline.map_or_else(unreachable_node, |rt| dispatch::timed_out(&rt))
+            }
             (ErrorType::ConnectNoRoute, _) => {
                 MiroirError::new(Code::NoNodeAvailable, "No Meilisearch node is available.")
             }
-            (_, ErrorSource::Upstream) => MiroirError::new(
-                Code::NodeUnreachable,
-                "The Meilisearch node serving this request did not answer.",
-            ),
+            (_, ErrorSource::Upstream) => unreachable_node(),
             (
                 ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
                 ErrorSource::Downstream,
