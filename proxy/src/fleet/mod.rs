@@ -49,6 +49,16 @@ fn without(layout: &Layout, node: &str) -> Result<Layout, MiroirError> {
     Ok(to)
 }
 
+/// The indexes that have a shard `shard` (each index has its own S).
+fn with_shard<'i>(
+    cluster: &'i Cluster,
+    indexes: &'i [prepare::IndexInfo],
+    shard: u32,
+) -> impl Iterator<Item = &'i prepare::IndexInfo> + 'i {
+    let counts = &cluster.shard_counts;
+    indexes.iter().filter(move |i| shard < counts.of(&i.uid))
+}
+
 fn invalid(e: String) -> MiroirError {
     MiroirError::new(Code::InvalidTopologyChange, e)
 }
@@ -68,8 +78,7 @@ async fn describe(cluster: &Cluster, rt: &Runtime, to: Layout) -> Result<Value, 
                     continue;
                 }
                 let mut total = 0;
-                let counts = &cluster.shard_counts;
-                for index in indexes.iter().filter(|i| m.shard < counts.of(&i.uid)) {
+                for index in with_shard(cluster, &indexes, m.shard) {
                     // Any holder of the shard counts it (they all hold it whole).
                     let holder = m.kept.first().or(m.from.first()).and_then(|id| rt.node(id));
                     if let Some(node) = holder {

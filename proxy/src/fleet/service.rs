@@ -353,7 +353,7 @@ impl ChangeService {
                 .set_step(format!("verifying shard {} on {target_id}", m.shard));
             let from = self.source(&rt, m)?;
             let mut repaired = 0;
-            for index in self.with_shard(&indexes, m.shard) {
+            for index in super::with_shard(&self.cluster, &indexes, m.shard) {
                 repaired +=
                     copy::reconcile(&calls, index, ShardId(m.shard), (from, target)).await?;
             }
@@ -401,21 +401,11 @@ impl ChangeService {
             .change
             .restart(target.id.as_str(), m.group, m.shard);
         let from = self.source(calls.rt, m)?;
-        for index in self.with_shard(indexes, m.shard) {
+        for index in super::with_shard(&self.cluster, indexes, m.shard) {
             let shard = ShardId(m.shard);
             copy::copy_shard(calls, index, shard, (from, target), (&progress, throttle)).await?;
         }
         Ok(())
-    }
-
-    /// The indexes with a shard `shard` (each index has its own S).
-    fn with_shard<'i>(
-        &'i self,
-        indexes: &'i [prepare::IndexInfo],
-        shard: u32,
-    ) -> impl Iterator<Item = &'i prepare::IndexInfo> + 'i {
-        let counts = &self.cluster.shard_counts;
-        indexes.iter().filter(move |i| shard < counts.of(&i.uid))
     }
 
     fn current(&self) -> Result<Change, StepError> {

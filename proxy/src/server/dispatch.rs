@@ -223,8 +223,14 @@ async fn miroir_route(
     spec: &'static RouteSpec,
     param: String,
 ) -> Reply {
-    let path = session.req_header().uri.path().to_owned();
-    let path = path.as_str();
+    // Resolved before the path is borrowed: an explanation reads the body.
+    let explained = (spec.method.as_str() == "POST")
+        .then(|| explained_index(session.req_header().uri.path()).map(str::to_owned))
+        .flatten();
+    if let Some(index) = explained {
+        return explain(shared, session, ctx, rt, &index).await;
+    }
+    let path = session.req_header().uri.path();
     match spec.name {
         _ if spec.template == "/health" => health(shared, rt),
         _ if spec.template == "/" => {
@@ -233,9 +239,6 @@ async fn miroir_route(
         // Miroir registers no webhooks yet (creating one answers `miroir_not_implemented`),
         // so the list is truthfully empty; node webhooks would report node tasks instead.
         "webhooks.list" => Reply::raw(200, br#"{"results":[]}"#.to_vec()),
-        _ if spec.method.as_str() == "POST" && explained_index(path).is_some() => {
-            explain(shared, session, ctx, rt, path).await
-        }
         _ if path.starts_with("/_miroir") => match admin::handle(session, shared, rt, path).await {
             Ok(reply) => reply,
             Err(e) => e.into(),
@@ -360,18 +363,17 @@ async fn explain(
     session: &mut Session,
     ctx: &RequestCtx,
     rt: &Runtime,
-    path: &str,
+    index: &str,
 ) -> Reply {
     if let Err(e) = admin::authorize(session, rt) {
         return e.into();
     }
-    let index = explained_index(path).unwrap_or_default().to_owned();
     let body = match body::read(session, rt.config.server.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return e.into(),
     };
     let inc = incoming(session, ctx, rt, body);
-    read::explain::explain(shared, rt, &inc, &index).await
+    read::explain::explain(shared, rt, &inc, index).await
 }
 
 /// `GET /health`: available while every shard of any index has a healthy replica in some
