@@ -36,7 +36,8 @@ pub struct Page {
     pub reverse: bool,
 }
 
-const FILTERS: &[&str] = &[
+/// The filter parameters of the task routes, in Meilisearch's order for cancel and delete.
+pub const FILTERS: &[&str] = &[
     "uids",
     "batchUids",
     "canceledBy",

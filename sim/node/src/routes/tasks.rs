@@ -9,23 +9,8 @@ use serde_json::{json, Value};
 use super::{auth, AppState, Params};
 use crate::auth::Access;
 use crate::error::{batch_not_found, task_not_found, ApiResult};
-use crate::task_query::{parse_filter, parse_list_query, Page};
+use crate::task_query::{parse_filter, parse_list_query, Page, FILTERS};
 use crate::tasks::{details, Op, Status, Task};
-
-const FILTER_NAMES: &[&str] = &[
-    "uids",
-    "batchUids",
-    "canceledBy",
-    "types",
-    "statuses",
-    "indexUids",
-    "afterEnqueuedAt",
-    "beforeEnqueuedAt",
-    "afterStartedAt",
-    "beforeStartedAt",
-    "afterFinishedAt",
-    "beforeFinishedAt",
-];
 
 /// Task types that concern exactly one index (Meilisearch's `Kind::related_to_one_index`).
 const ONE_INDEX_KINDS: &[&str] = &[
@@ -176,7 +161,7 @@ pub async fn documents(
 
 /// `POST /tasks/cancel` and `DELETE /tasks` share their filters and their missing-filter error.
 fn matched(s: &AppState, access: &Access, params: &Params, verb: &str) -> ApiResult<Vec<u32>> {
-    let filter = parse_filter(&params.0, FILTER_NAMES)?;
+    let filter = parse_filter(&params.0, FILTERS)?;
     if !filter.any_given {
         return Err(MeiliError::invalid(
             "missing_task_filters",
