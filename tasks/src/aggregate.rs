@@ -70,19 +70,19 @@ pub fn aggregate(record: &TaskRecord, views: &[NodeView], copies: u32) -> Value 
 
     for (part, view) in record.node_tasks.iter().zip(views) {
         if let Some(refused) = &part.error {
-            status_parts.push(Status::Failed);
+            status_parts.push(Some(Status::Failed));
             error.get_or_insert_with(|| with_node(refused, &part.node));
             continue;
         }
         let NodeView::Task(task) = view else {
-            status_parts.push(Status::Processing);
+            status_parts.push(None);
             continue;
         };
         let status = task["status"]
             .as_str()
             .and_then(Status::parse)
             .unwrap_or(Status::Enqueued);
-        status_parts.push(status);
+        status_parts.push(Some(status));
         if status == Status::Failed && error.is_none() {
             error = task
                 .get("error")
@@ -108,7 +108,7 @@ pub fn aggregate(record: &TaskRecord, views: &[NodeView], copies: u32) -> Value 
         let at = parse_time(&json!(record.enqueued_at));
         started = at;
         finished = at;
-        status_parts.push(Status::Succeeded);
+        status_parts.push(Some(Status::Succeeded));
     }
     let status = combine(&status_parts);
     let details = merge_details(record, node_details, &counters, copies, status);
@@ -147,20 +147,24 @@ pub fn aggregate(record: &TaskRecord, views: &[NodeView], copies: u32) -> Value 
     view
 }
 
-/// One status for the whole task: any failure fails it, then any cancelation; it succeeded
-/// only when every part did; it is processing as soon as any part started.
-pub fn combine(parts: &[Status]) -> Status {
-    if parts.is_empty() {
+/// One status for the whole task from its parts' (`None`: a node that could not be asked).
+/// A part a node still applies keeps the task running even when another part failed, so a
+/// client that saw it end reads every node's result. Then any failure fails it and any
+/// cancelation cancels it (a node that cannot be asked does not hold that back); it
+/// succeeded only when every part did.
+pub fn combine(parts: &[Option<Status>]) -> Status {
+    if parts.is_empty() || parts.iter().all(|s| *s == Some(Status::Enqueued)) {
         return Status::Enqueued;
     }
-    if parts.contains(&Status::Failed) {
+    let running = parts.iter().any(|s| s.is_some_and(|s| !s.is_terminal()));
+    if running {
+        Status::Processing
+    } else if parts.contains(&Some(Status::Failed)) {
         Status::Failed
-    } else if parts.contains(&Status::Canceled) {
+    } else if parts.contains(&Some(Status::Canceled)) {
         Status::Canceled
-    } else if parts.iter().all(|s| *s == Status::Succeeded) {
+    } else if parts.iter().all(|s| *s == Some(Status::Succeeded)) {
         Status::Succeeded
-    } else if parts.iter().all(|s| *s == Status::Enqueued) {
-        Status::Enqueued
     } else {
         Status::Processing
     }
@@ -367,6 +371,30 @@ mod tests {
         assert_eq!(v["error"]["code"], "invalid_document_id");
         assert_eq!(v["error"]["message"], "bad (node `b`)");
         assert_eq!(v["details"]["indexedDocuments"], 0);
+    }
+
+    #[test]
+    fn a_failed_part_waits_for_parts_a_node_still_applies() {
+        let r = record(&["a", "b", "c"]);
+        let failed = NodeView::Task(json!({"status": "failed", "error": {"code": "internal"}}));
+        let running = aggregate(
+            &r,
+            &[
+                node_task("processing", 0, "", ""),
+                node_task("succeeded", 5, "", ""),
+                failed.clone(),
+            ],
+            1,
+        );
+        assert_eq!(running["status"], "processing", "{running}");
+        assert_eq!(running["error"], Value::Null);
+        // A node that cannot be asked does not hold a failure back.
+        let ended = aggregate(
+            &r,
+            &[NodeView::Unknown, node_task("succeeded", 5, "", ""), failed],
+            1,
+        );
+        assert_eq!(ended["status"], "failed", "{ended}");
     }
 
     #[test]
