@@ -44,6 +44,7 @@ pub struct Config {
     pub handoff: Handoff,
     pub topology: Topology,
     pub anti_entropy: AntiEntropy,
+    pub webhooks: Webhooks,
     pub(crate) placement: Placement,
 }
 
@@ -205,6 +206,15 @@ pub struct SettingsSync {
     pub enabled: bool,
     /// Time between two sweeps over every index.
     pub interval: Duration,
+}
+
+/// Webhooks registered through `/webhooks`: where Miroir may call them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Webhooks {
+    /// Internal networks (loopback, private, link-local…) a webhook may still reach. Like
+    /// Meilisearch (`--experimental-allowed-ip-networks`), Miroir refuses internal
+    /// addresses unless listed here.
+    pub allowed_ip_networks: Vec<ipnet::IpNet>,
 }
 
 /// Anti-entropy: a background pass comparing every shard's replicas document by document and

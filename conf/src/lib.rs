@@ -19,7 +19,7 @@ pub use address::{resolve_node, system_resolve, Resolve};
 pub use config::{
     Admin, AntiEntropy, Config, Health, Log, LogFormat, LogLevel, Metrics, Node, NodeAddress,
     Scatter, Scheme, Server, SettingsSync, TaskStore, Tls, Topology, UnavailableShardPolicy,
-    Upstream, WriteQuorum,
+    Upstream, Webhooks, WriteQuorum,
 };
 pub use error::{ConfigError, Problem};
 pub use reload::restart_required;

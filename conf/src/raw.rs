@@ -46,6 +46,8 @@ pub(crate) struct RawConfig {
     pub topology: RawTopology,
     #[serde(default)]
     pub anti_entropy: RawAntiEntropy,
+    #[serde(default)]
+    pub webhooks: RawWebhooks,
 }
 
 #[derive(Debug, Deserialize)]
@@ -224,6 +226,12 @@ impl Default for RawSettingsSync {
             interval_ms: 30_000,
         }
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawWebhooks {
+    pub allowed_ip_networks: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

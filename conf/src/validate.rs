@@ -12,12 +12,12 @@ use miroir_filters::routing::{GroupId, NodeId, Placement};
 use crate::address::{parse_node_url, Resolve};
 use crate::config::{
     Admin, AntiEntropy, Config, Handoff, Health, Log, Metrics, Node, NodeAddress, Scatter, Server,
-    SettingsSync, TaskStore, Tls, Topology, Upstream,
+    SettingsSync, TaskStore, Tls, Topology, Upstream, Webhooks,
 };
 use crate::error::Problem;
 use crate::raw::{
     RawAntiEntropy, RawBackend, RawConfig, RawHandoff, RawHealth, RawMetrics, RawNode, RawScatter,
-    RawServer, RawSettingsSync, RawTaskStore, RawTopology, RawUpstream,
+    RawServer, RawSettingsSync, RawTaskStore, RawTopology, RawUpstream, RawWebhooks,
 };
 use crate::secret::Secret;
 use crate::{ENV_ADMIN_API_KEY, ENV_MASTER_KEY, ENV_NODE_MASTER_KEY};
@@ -68,6 +68,7 @@ pub(crate) fn validate(raw: RawConfig, inputs: &Inputs<'_>) -> Result<Config, Ve
     let handoff = check.handoff(raw.handoff);
     let topology = check.topology(raw.topology);
     let anti_entropy = check.anti_entropy(raw.anti_entropy);
+    let webhooks = check.webhooks(raw.webhooks);
     check.distinct_listeners(&server, metrics.as_ref());
 
     match (check.problems.is_empty(), server, nodes, placement) {
@@ -98,6 +99,7 @@ pub(crate) fn validate(raw: RawConfig, inputs: &Inputs<'_>) -> Result<Config, Ve
                 handoff,
                 topology,
                 anti_entropy,
+                webhooks,
                 placement,
             })
         }
@@ -242,6 +244,26 @@ impl Checker<'_> {
             max_copy_bytes_per_sec: (raw.max_copy_bytes_per_sec > 0)
                 .then_some(raw.max_copy_bytes_per_sec),
             copy_page_size: raw.copy_page_size,
+        }
+    }
+
+    fn webhooks(&mut self, raw: RawWebhooks) -> Webhooks {
+        let mut allowed = Vec::with_capacity(raw.allowed_ip_networks.len());
+        for network in &raw.allowed_ip_networks {
+            // A bare address is a network of one.
+            let parsed = network
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| network.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            match parsed {
+                Ok(net) => allowed.push(net),
+                Err(_) => self.problem(
+                    "webhooks.allowed_ip_networks",
+                    format!("`{network}` is not an IP network (for example \"10.0.0.0/8\" or \"127.0.0.1\")"),
+                ),
+            }
+        }
+        Webhooks {
+            allowed_ip_networks: allowed,
         }
     }
 

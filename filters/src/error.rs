@@ -99,6 +99,15 @@ pub enum Code {
     InvalidTaskBeforeStartedAt,
     InvalidTaskAfterFinishedAt,
     InvalidTaskBeforeFinishedAt,
+    // Meilisearch's webhook codes, for the webhooks Miroir keeps and calls itself.
+    InvalidWebhookUrl,
+    InvalidWebhookHeaders,
+    InvalidWebhookUuid,
+    InvalidWebhooks,
+    WebhookNotFound,
+    ImmutableWebhook,
+    ImmutableWebhookUuid,
+    ImmutableWebhookIsEditable,
     Internal,
 }
 
@@ -179,6 +188,16 @@ impl Code {
             }
             Code::InvalidTaskBeforeFinishedAt => {
                 ("invalid_task_before_finished_at", InvalidRequest, 400)
+            }
+            Code::InvalidWebhookUrl => ("invalid_webhook_url", InvalidRequest, 400),
+            Code::InvalidWebhookHeaders => ("invalid_webhook_headers", InvalidRequest, 400),
+            Code::InvalidWebhookUuid => ("invalid_webhook_uuid", InvalidRequest, 400),
+            Code::InvalidWebhooks => ("invalid_webhooks", InvalidRequest, 400),
+            Code::WebhookNotFound => ("webhook_not_found", InvalidRequest, 404),
+            Code::ImmutableWebhook => ("immutable_webhook", InvalidRequest, 400),
+            Code::ImmutableWebhookUuid => ("immutable_webhook_uuid", InvalidRequest, 400),
+            Code::ImmutableWebhookIsEditable => {
+                ("immutable_webhook_is_editable", InvalidRequest, 400)
             }
             Code::Internal => ("internal", Internal, 500),
         }

@@ -366,6 +366,10 @@ pub fn required_action(spec: &RouteSpec) -> Option<&'static str> {
         "tasks.cancel" => "tasks.cancel",
         "tasks.delete" => "tasks.delete",
         "experimental_features.update" => "experimental.update",
+        "webhooks.list" | "webhook.get" => "webhooks.get",
+        "webhooks.create" => "webhooks.create",
+        "webhook.update" => "webhooks.update",
+        "webhook.delete" => "webhooks.delete",
         _ if name.starts_with("settings.") && name.ends_with(".get") => "settings.get",
         _ if name.starts_with("settings.") => "settings.update",
         _ => return None,
@@ -395,7 +399,6 @@ mod action_tests {
                         | "tasks.compact"
                         | "task.documents"
                 )
-                || spec.name.starts_with("webhook")
                 || spec.name.starts_with("dynamic_search_rule");
             assert_eq!(
                 required_action(spec).is_some(),

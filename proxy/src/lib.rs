@@ -14,6 +14,7 @@
 //! | `write`, `read`, `lifecycle`, `tasks` | the request paths |
 //! | `shared` | what every path reaches: the cluster, the task registry, key rights, repair queues |
 //! | `repair` | hinted handoff and replay, index repairs, settings drift |
+//! | `webhooks` | the webhooks registered through `/webhooks`, called once per Miroir task |
 //! | `auth` | credentials, and what a key allows on the routes Miroir answers |
 //! | `node_io` | calls to nodes: any, every, one after another, one replica per shard |
 //! | `cluster` | the config snapshot, placement, node states, latencies, health checks |
@@ -37,4 +38,5 @@ pub mod shared;
 pub mod tasks;
 pub mod telemetry;
 pub mod upstream;
+pub mod webhooks;
 pub mod write;

@@ -14,6 +14,7 @@ use crate::cluster::topology::{self, Layout, Placements, Topology, TopologyFile}
 use crate::cluster::{Cluster, Runtime};
 use crate::repair::{anti_entropy, index_repairs, settings_drift};
 use crate::request::{InFlight, Incoming, Reply};
+use crate::webhooks::Webhooks;
 
 pub struct Shared {
     pub cluster: Arc<Cluster>,
@@ -33,6 +34,8 @@ pub struct Shared {
     pub sessions: crate::server::sessions::Sessions,
     /// Writes under an `Idempotency-Key`, one at a time per key.
     pub idempotency: InFlight,
+    /// Webhooks, called as Miroir tasks finish.
+    pub webhooks: Arc<Webhooks>,
 }
 
 impl Shared {
@@ -57,6 +60,7 @@ impl Shared {
             ),
         };
         let (topology, placements, shard_counts) = open_topology(&config)?;
+        let webhooks = Arc::new(Webhooks::open(&config.data_dir)?);
         let cluster = Cluster::new(config, topology, placements, (hints, shard_counts));
         Ok(Arc::new(Self {
             cluster: Arc::new(cluster),
@@ -68,6 +72,7 @@ impl Shared {
             task_upkeep: tokio::sync::Notify::new(),
             sessions: Default::default(),
             idempotency: InFlight::default(),
+            webhooks,
         }))
     }
 

@@ -68,18 +68,12 @@ async fn every_pass_one_route_reaches_a_node_and_answers_like_it() {
 #[tokio::test]
 async fn routes_not_served_yet_answer_a_meilisearch_shaped_error_naming_the_route() {
     let c = cluster(2, "").await;
-    let (status, body) = call(
-        &c.miroir.url(),
-        "POST",
-        "/webhooks",
-        Some(json!({"url": "x"})),
-    )
-    .await;
+    let (status, body) = call(&c.miroir.url(), "GET", "/metrics", None).await;
     assert_eq!(status, 501);
     assert_eq!(body["code"], "miroir_not_implemented");
     assert_eq!(body["type"], "invalid_request");
     assert!(
-        body["message"].as_str().unwrap().contains("/webhooks"),
+        body["message"].as_str().unwrap().contains("/metrics"),
         "{body}"
     );
     assert!(body["link"].as_str().unwrap().starts_with("https://"));

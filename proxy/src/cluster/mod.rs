@@ -5,7 +5,7 @@
 //! it never imports a request path.
 
 pub mod change_progress;
-mod durable;
+pub(crate) mod durable;
 pub mod health_checks;
 pub mod indexes;
 pub mod latency;

@@ -24,6 +24,7 @@ use crate::request::{Incoming, Reply};
 use crate::shared::Shared;
 use crate::tasks;
 use crate::upstream::AnswerBudget;
+use crate::webhooks;
 use crate::write;
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -236,9 +237,10 @@ async fn miroir_route(
         _ if spec.template == "/" => {
             Reply::raw(200, br#"{"status":"Meilisearch is running"}"#.to_vec())
         }
-        // Miroir registers no webhooks yet (creating one answers `miroir_not_implemented`),
-        // so the list is truthfully empty; node webhooks would report node tasks instead.
-        "webhooks.list" => Reply::raw(200, br#"{"results":[]}"#.to_vec()),
+        "webhooks.list" | "webhook.get" | "webhooks.create" | "webhook.update"
+        | "webhook.delete" => webhook_route(shared, session, rt, spec, &param)
+            .await
+            .unwrap_or_else(Reply::from),
         _ if path.starts_with("/_miroir") => match admin::handle(session, shared, rt, path).await {
             Ok(reply) => reply,
             Err(e) => e.into(),
@@ -272,6 +274,33 @@ async fn miroir_route(
             ),
         )
         .into(),
+    }
+}
+
+/// `/webhooks`: Miroir keeps the webhooks and calls them itself, once per Miroir task.
+async fn webhook_route(
+    shared: &Shared,
+    session: &mut Session,
+    rt: &Runtime,
+    spec: &'static RouteSpec,
+    param: &str,
+) -> std::result::Result<Reply, MiroirError> {
+    let registry = &shared.webhooks.registry;
+    match spec.name {
+        "webhooks.list" => Ok(webhooks::list(registry).await),
+        "webhook.get" => webhooks::get(registry, param),
+        "webhook.delete" => webhooks::delete(registry, param).await,
+        _ => {
+            let body = body::read(session, rt.config.server.max_body_bytes).await?;
+            let content_type = session
+                .get_header(http::header::CONTENT_TYPE)
+                .map(|v| v.as_bytes());
+            if spec.name == "webhooks.create" {
+                webhooks::create(registry, content_type, &body).await
+            } else {
+                webhooks::update(registry, param, content_type, &body).await
+            }
+        }
     }
 }
 

@@ -182,6 +182,10 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
         crate::repair::anti_entropy::AntiEntropy::new(cluster.clone(), shared.anti_entropy.clone()),
     ));
     server.add_service(background_service(
+        "webhook calls",
+        crate::webhooks::Delivery::new(cluster.clone(), shared.webhooks.clone()),
+    ));
+    server.add_service(background_service(
         "task registry upkeep",
         crate::tasks::TaskUpkeep {
             shared: shared.clone(),

@@ -108,8 +108,10 @@ pub async fn create_failed(
     if let (Some(meta), Some(obj)) = (&record.custom_metadata, view.as_object_mut()) {
         obj.insert("customMetadata".into(), json!(meta));
     }
-    record.terminal = Some(view);
+    record.terminal = Some(view.clone());
     let stored = record.clone();
     blocking(&shared.tasks, move |s| s.update(&stored)).await?;
+    // Settled at birth: the upkeep never sees it finish, so the webhooks hear of it here.
+    shared.webhooks.finished(vec![view]);
     Ok(Created::New(record))
 }

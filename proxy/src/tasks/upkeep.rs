@@ -18,6 +18,9 @@ use crate::shared::Shared;
 
 /// How often unfinished tasks are asked about.
 const INTERVAL: Duration = Duration::from_secs(1);
+/// How often while webhooks are registered: a webhook hears of a task this soon after it
+/// finished, even when no client asks about it.
+const WEBHOOK_INTERVAL: Duration = Duration::from_millis(200);
 /// How many unfinished tasks one round asks about.
 const ROUND: usize = 256;
 
@@ -100,8 +103,13 @@ impl BackgroundService for TaskUpkeep {
         loop {
             cursor = self.settle_round(cursor).await;
             self.prune(&mut stuck).await;
+            let pause = if self.shared.webhooks.any() {
+                WEBHOOK_INTERVAL
+            } else {
+                INTERVAL
+            };
             tokio::select! {
-                _ = tokio::time::sleep(INTERVAL) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = self.shared.task_upkeep.notified() => {}
                 _ = shutdown.changed() => return,
             }

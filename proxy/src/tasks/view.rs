@@ -100,13 +100,32 @@ pub(crate) async fn views(
     Ok(finished)
 }
 
-/// Caches final views. An optimisation: a failure only means asking the nodes again later.
-async fn cache(shared: &Shared, done: Vec<(TaskUid, Value)>) {
+/// Caches final views, and hands the tasks this call settled to the webhooks (each task is
+/// settled once). A failure only means asking the nodes again later.
+async fn cache(shared: &Shared, mut done: Vec<(TaskUid, Value)>) {
     if done.is_empty() {
         return;
     }
-    if let Err(e) = blocking(&shared.tasks, move |s| s.settle(done)).await {
-        log::warn!(target: "miroir::tasks", "could not cache finished tasks: {e}");
+    // Copies for the webhooks only when there are any.
+    let announced = shared.webhooks.any().then(|| {
+        done.sort_by_key(|(uid, _)| *uid);
+        done.clone()
+    });
+    match blocking(&shared.tasks, move |s| s.settle(done)).await {
+        Ok(settled) => {
+            if let Some(views) = announced {
+                let views = views
+                    .into_iter()
+                    .filter(|(uid, _)| settled.contains(uid))
+                    .map(|(_, mut view)| {
+                        hidden::strip_task_details(&mut view);
+                        view
+                    })
+                    .collect();
+                shared.webhooks.finished(views);
+            }
+        }
+        Err(e) => log::warn!(target: "miroir::tasks", "could not cache finished tasks: {e}"),
     }
 }
 

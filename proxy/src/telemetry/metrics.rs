@@ -58,6 +58,9 @@ pub struct Metrics {
     pub anti_entropy_node_requests: IntCounter,
     pub anti_entropy_repairs: IntCounterVec,
     pub anti_entropy_unresolved: IntCounter,
+    /// Webhook calls by outcome (`delivered`, `failed`, `refused`: an internal address not
+    /// allowed, `dropped`: the queue of finished tasks was full).
+    pub webhook_calls: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -222,6 +225,12 @@ pub fn get() -> &'static Metrics {
                 "Documents whose copies differ with nothing to tell which is right"
             )
             .expect("register miroir_anti_entropy_unresolved_total"),
+            webhook_calls: register_int_counter_vec!(
+                "miroir_webhook_calls_total",
+                "Webhook calls by outcome (delivered, failed, refused, dropped)",
+                &["outcome"]
+            )
+            .expect("register miroir_webhook_calls_total"),
         }
     })
 }

@@ -191,10 +191,11 @@ impl TaskStore for EmbeddedStore {
         Ok(true)
     }
 
-    fn settle(&self, views: Vec<(TaskUid, Value)>) -> Result<(), StoreError> {
+    fn settle(&self, views: Vec<(TaskUid, Value)>) -> Result<Vec<TaskUid>, StoreError> {
         if views.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let mut settled = Vec::with_capacity(views.len());
         let txn = self.db.begin_write().map_err(backend)?;
         {
             let mut tasks = txn.open_table(TASKS).map_err(backend)?;
@@ -213,10 +214,12 @@ impl TaskStore for EmbeddedStore {
                     .insert(uid.0, encode(&record)?.as_slice())
                     .map_err(backend)?;
                 ix.reindex(&record)?;
+                settled.push(uid);
             }
             ix.flush()?;
         }
-        txn.commit().map_err(backend)
+        txn.commit().map_err(backend)?;
+        Ok(settled)
     }
 
     fn unsettled(&self, q: &TaskQuery, max: usize) -> Result<Vec<TaskRecord>, StoreError> {

@@ -114,8 +114,9 @@ pub trait TaskStore: Send + Sync {
         change: &mut dyn FnMut(&mut TaskRecord),
     ) -> Result<bool, StoreError>;
     /// Caches the final views of finished tasks, in one transaction; tasks deleted meanwhile
-    /// or already settled are left alone.
-    fn settle(&self, views: Vec<(TaskUid, Value)>) -> Result<(), StoreError>;
+    /// or already settled are left alone. Returns the uids this call settled: each task is
+    /// settled once, so whatever follows a task's end (its webhook call) happens once.
+    fn settle(&self, views: Vec<(TaskUid, Value)>) -> Result<Vec<TaskUid>, StoreError>;
     /// The tasks whose final view is not cached yet and that pass the query's record filters
     /// (uids, types, indexes), oldest first from `query.from` (whatever `reverse` says), at
     /// most `max`.
