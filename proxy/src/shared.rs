@@ -9,6 +9,7 @@ use miroir_handoff::HintStore;
 use miroir_tasks::{EmbeddedStore, TaskStore};
 
 use crate::auth::{Access, KeyCache};
+use crate::cluster::aliases::Aliases;
 use crate::cluster::shard_counts::ShardCounts;
 use crate::cluster::topology::{self, Layout, Placements, Topology, TopologyFile};
 use crate::cluster::{Cluster, Runtime};
@@ -17,6 +18,8 @@ use crate::request::{InFlight, Incoming, Reply};
 
 pub struct Shared {
     pub cluster: Arc<Cluster>,
+    /// Index aliases, resolved once per request (see `server::aliases`).
+    pub aliases: Aliases,
     /// Miroir's task registry.
     pub tasks: Arc<dyn TaskStore>,
     /// Clients' keys resolved to their rights, for the routes Miroir answers itself.
@@ -57,9 +60,11 @@ impl Shared {
             ),
         };
         let (topology, placements, shard_counts) = open_topology(&config)?;
+        let aliases = Aliases::open(&config.data_dir)?;
         let cluster = Cluster::new(config, topology, placements, (hints, shard_counts));
         Ok(Arc::new(Self {
             cluster: Arc::new(cluster),
+            aliases,
             tasks,
             keys: KeyCache::default(),
             index_repairs: Default::default(),

@@ -14,11 +14,12 @@ use pingora_proxy::Session;
 
 use super::ctx::{class_label, RequestCtx};
 use super::handover::Busy;
-use super::{body, respond};
+use super::{aliases, body, respond};
 use crate::auth;
+use crate::cluster::aliases::Resolved;
 use crate::cluster::Runtime;
 use crate::lifecycle;
-use crate::ops::admin;
+use crate::ops::{self, admin};
 use crate::read;
 use crate::request::{Incoming, Reply};
 use crate::shared::Shared;
@@ -104,13 +105,22 @@ async fn route_answer(
                 .get_header(http::header::AUTHORIZATION)
                 .map(|v| v.as_bytes()),
         );
-        let index = ctx.index_uid.as_deref();
-        if let Err(refused) = (shared.keys)
-            .admit(&shared.cluster, rt, presented, action, index)
-            .await
-        {
-            return Ok(refused);
+        // An alias of several indexes: the key must allow each of them.
+        let indexes: Vec<Option<&str>> = match &ctx.alias_targets {
+            Some(targets) => targets.iter().map(|t| Some(t.as_str())).collect(),
+            None => vec![ctx.index_uid.as_deref()],
+        };
+        for index in indexes {
+            if let Err(refused) = (shared.keys)
+                .admit(&shared.cluster, rt, presented, action, index)
+                .await
+            {
+                return Ok(refused);
+            }
         }
+    }
+    if let Some(refused) = &ctx.alias_refused {
+        return Err(refused.clone());
     }
     if let Some(err) = body::declared_too_large(session, rt.config.server.max_body_bytes) {
         // The body is never read: the connection cannot be reused.
@@ -135,11 +145,15 @@ async fn route_answer(
                 body::read(session, rt.config.server.max_body_bytes).await?
             };
             let inc = incoming(session, ctx, rt, body);
+            let aliases = ctx.aliases.clone().unwrap_or_default();
             Ok(match spec.name {
-                "search.get" | "search.post" => {
-                    read::search::search(shared, rt, &inc, &index).await
+                "search.get" | "search.post" => match &ctx.alias_targets {
+                    Some(targets) => read::alias_search::search(shared, rt, &inc, targets).await,
+                    None => read::search::search(shared, rt, &inc, &index).await,
+                },
+                "multi_search" => {
+                    read::multi_search::multi_search(shared, rt, &inc, &aliases).await
                 }
-                "multi_search" => read::multi_search::multi_search(shared, rt, &inc).await,
                 "facet_search" => read::facet_search::facet_search(shared, rt, &inc, &index).await,
                 "documents.list" | "documents.fetch" => {
                     read::browse::browse(shared, rt, &inc, &index).await
@@ -180,6 +194,12 @@ async fn route_answer(
         }
         RouteClass::Broadcast => {
             let body = body::read(session, rt.config.server.max_body_bytes).await?;
+            if let Some(table) = &ctx.aliases {
+                let named = aliases::check_body(table, spec.name, ctx.index_uid.as_deref(), &body);
+                if let Some(refused) = named {
+                    return Err(refused);
+                }
+            }
             let inc = incoming(session, ctx, rt, body);
             let shared = shared.clone();
             Ok(to_completion(async move {
@@ -228,6 +248,19 @@ async fn miroir_route(
         .then(|| explained_index(session.req_header().uri.path()).map(str::to_owned))
         .flatten();
     if let Some(index) = explained {
+        // The index the alias names now, as a search would resolve it.
+        let table = ctx.aliases.clone().unwrap_or_default();
+        let index = match table.resolve(&index) {
+            Resolved::Index => index,
+            Resolved::One(target) => target.to_owned(),
+            Resolved::Many(_) => {
+                return MiroirError::new(
+                    Code::MultiAliasUnsupportedRoute,
+                    format!("`{index}` is an alias of several indexes: explain one of them."),
+                )
+                .into()
+            }
+        };
         return explain(shared, session, ctx, rt, &index).await;
     }
     let path = session.req_header().uri.path();
@@ -239,6 +272,10 @@ async fn miroir_route(
         // Miroir registers no webhooks yet (creating one answers `miroir_not_implemented`),
         // so the list is truthfully empty; node webhooks would report node tasks instead.
         "webhooks.list" => Reply::raw(200, br#"{"results":[]}"#.to_vec()),
+        _ if path.starts_with("/_miroir/aliases") => match alias_admin(shared, session, rt).await {
+            Ok(reply) => reply,
+            Err(e) => e.into(),
+        },
         _ if path.starts_with("/_miroir") => match admin::handle(session, shared, rt, path).await {
             Ok(reply) => reply,
             Err(e) => e.into(),
@@ -374,6 +411,30 @@ async fn explain(
     };
     let inc = incoming(session, ctx, rt, body);
     read::explain::explain(shared, rt, &inc, index).await
+}
+
+/// The alias admin API (`ops::aliases`), behind the admin key.
+async fn alias_admin(
+    shared: &Shared,
+    session: &mut Session,
+    rt: &Runtime,
+) -> std::result::Result<Reply, MiroirError> {
+    admin::authorize(session, rt)?;
+    let method = session.req_header().method.as_str().to_owned();
+    let body = if matches!(method.as_str(), "POST" | "PUT") {
+        body::read(session, rt.config.server.max_body_bytes).await?
+    } else {
+        Bytes::new()
+    };
+    // Who repointed: the operator's own name when `miroir ctl` (or a script) gives one.
+    let by = session
+        .get_header("X-Miroir-Actor")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| session.client_addr().map(|a| a.to_string()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let path = session.req_header().uri.path().to_owned();
+    ops::aliases::handle(shared, rt, &method, &path, &body, &by).await
 }
 
 /// `GET /health`: available while every shard of any index has a healthy replica in some

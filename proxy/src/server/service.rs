@@ -15,7 +15,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use super::ctx::RequestCtx;
-use super::{body, dispatch, request_id, respond, sessions};
+use super::{aliases, body, dispatch, request_id, respond, sessions};
 use crate::auth;
 use crate::request::payload_too_large;
 use crate::shared::Shared;
@@ -30,6 +30,36 @@ fn unreachable_node() -> MiroirError {
 
 pub struct MiroirProxy {
     pub shared: Arc<Shared>,
+}
+
+impl MiroirProxy {
+    /// Resolves the request's alias once (see `aliases`): the request's path is rewritten to
+    /// name the index, and what the paths need kept in `ctx`; the route's index uid returned.
+    fn resolve_alias(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        spec: &'static routes::RouteSpec,
+        index_uid: Option<String>,
+    ) -> Option<String> {
+        let table = self.shared.aliases.load();
+        let req = session.req_header();
+        let path = req
+            .uri
+            .path_and_query()
+            .map_or_else(|| req.uri.path(), |p| p.as_str());
+        let resolved = aliases::resolve(&table, spec, index_uid.as_deref(), path);
+        ctx.aliases = Some(table);
+        let Some(resolved) = resolved else {
+            return index_uid;
+        };
+        if let Some(uri) = resolved.path.and_then(|p| p.parse::<http::Uri>().ok()) {
+            session.req_header_mut().set_uri(uri);
+        }
+        ctx.alias_targets = resolved.targets;
+        ctx.alias_refused = resolved.refused;
+        resolved.index_uid.or(index_uid)
+    }
 }
 
 #[async_trait]
@@ -52,21 +82,29 @@ impl ProxyHttp for MiroirProxy {
         ctx.runtime = Some(rt.clone());
 
         let req = session.req_header();
-        let matched = routes::classify(req.method.as_str(), req.uri.path());
-        ctx.route = matched.as_ref().map(|m| m.spec);
+        let matched = routes::classify(req.method.as_str(), req.uri.path()).map(|m| {
+            let param = m.param_decoded().map(|p| p.into_owned());
+            (m.spec, param, m.index_uid.map(str::to_owned))
+        });
+        ctx.route = matched.as_ref().map(|m| m.0);
+        let matched = matched.map(|(spec, param, index_uid)| {
+            // The one place an alias becomes an index, before anything reads the path.
+            let index_uid = self.resolve_alias(session, ctx, spec, index_uid);
+            (spec, param, index_uid)
+        });
         match matched {
-            Some(m) if dispatch::answered_by_miroir(m.spec) => {
-                let param = m.param_decoded().map(|p| p.into_owned());
-                ctx.index_uid = m.index_uid.map(str::to_owned);
+            Some((spec, param, index_uid))
+                if dispatch::answered_by_miroir(spec) || ctx.alias_refused.is_some() =>
+            {
+                ctx.index_uid = index_uid;
                 let rw_session = sessions::of(session);
-                let writes = sessions::writes(m.spec);
+                let writes = sessions::writes(spec);
                 // A read waits for the session's own writes (see `sessions`).
                 let fresh = match &rw_session {
                     Some(id) if !writes => sessions::wait(&self.shared, &rt, id).await,
                     _ => true,
                 };
-                let outcome =
-                    dispatch::answer(&self.shared, session, ctx, &rt, m.spec, param).await;
+                let outcome = dispatch::answer(&self.shared, session, ctx, &rt, spec, param).await;
                 let outcome = match &rw_session {
                     Some(id) => outcome.map(|reply| {
                         if writes {
