@@ -605,6 +605,8 @@ async fn every_index_route_answers_through_an_alias_as_on_its_index() {
         assert_eq!(s, 200, "{plan}");
         plans.push(plan);
     }
+    assert_eq!(plans[0]["alias"], "products");
+    plans[0].as_object_mut().unwrap().remove("alias");
     assert_eq!(plans[0], plans[1]);
 }
 
@@ -774,13 +776,19 @@ async fn an_alias_of_several_indexes_merges_searches_and_refuses_everything_else
         assert_eq!(sw, json!(["id"]));
     }
     // The key is still checked first.
-    let resp = client()
-        .post(format!("{base}/indexes/catalog/documents"))
-        .json(&json!([{"id": 1}]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 401);
+    for (method, path) in [
+        ("POST", "/indexes/catalog/documents"),
+        ("GET", "/indexes/catalog"),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = client()
+            .request(method, format!("{base}{path}"))
+            .json(&json!([{"id": 1}]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "{path}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1064,4 +1072,52 @@ async fn real_nodes_serve_search_documents_settings_and_task_waits_through_an_al
         json!([]),
         "the new index does not hold v1's document"
     );
+}
+
+/// `miroir ctl alias ...` drives the same API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_alias_commands_drive_the_admin_api() {
+    let f = fleet(NodeKind::Sim, 2).await;
+    let base = f.url();
+    let ctl = |args: &str| {
+        let out = std::process::Command::new(common::miroir_bin())
+            .args(["ctl", "--url", &base, "--admin-key", ADMIN_KEY, "alias"])
+            .args(args.split(' '))
+            .output()
+            .expect("run miroir ctl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    assert_eq!(
+        ctl("create products products_v1"),
+        (true, "created products -> products_v1\n".into())
+    );
+    assert_eq!(
+        ctl("create catalog products_v1,products_v2"),
+        (true, "created catalog -> products_v1,products_v2\n".into())
+    );
+    assert_eq!(ctl("repoint products products_v2").0, true);
+    let (ok, shown) = ctl("get products");
+    assert!(ok, "{shown}");
+    assert!(
+        shown.starts_with("products -> products_v2\n")
+            && shown.contains("products_v1 -> products_v2"),
+        "{shown}"
+    );
+    assert_eq!(
+        ctl("list"),
+        (
+            true,
+            "catalog -> products_v1,products_v2\nproducts -> products_v2\n".into()
+        )
+    );
+    let (ok, refused) = ctl("create x nope");
+    assert!(!ok && refused.contains("miroir_invalid_alias"), "{refused}");
+    assert_eq!(
+        ctl("delete catalog"),
+        (true, "deleted alias catalog\n".into())
+    );
+    let (_, a) = admin(&base, "GET", "/_miroir/aliases/products", None).await;
+    assert_eq!(a["target"], "products_v2");
 }

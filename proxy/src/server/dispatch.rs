@@ -11,6 +11,7 @@ use miroir_filters::hidden;
 use miroir_filters::routes::{self, RouteClass, RouteSpec};
 use pingora_core::Result;
 use pingora_proxy::Session;
+use serde_json::Value;
 
 use super::ctx::{class_label, RequestCtx};
 use super::handover::Busy;
@@ -99,7 +100,10 @@ async fn route_answer(
 ) -> std::result::Result<Reply, MiroirError> {
     // The client's key first, as a node judges it: nothing is read, validated or asked of a
     // node for a client that may not make this request.
-    if let Some(action) = routes::required_action(spec) {
+    // A refused alias request on a route a node would judge: judged here as the node would.
+    let action =
+        routes::required_action(spec).or_else(|| ctx.alias_refused.as_ref().map(|_| "indexes.get"));
+    if let Some(action) = action {
         let presented = auth::bearer(
             session
                 .get_header(http::header::AUTHORIZATION)
@@ -250,8 +254,8 @@ async fn miroir_route(
     if let Some(index) = explained {
         // The index the alias names now, as a search would resolve it.
         let table = ctx.aliases.clone().unwrap_or_default();
-        let index = match table.resolve(&index) {
-            Resolved::Index => index,
+        let target = match table.resolve(&index) {
+            Resolved::Index => return explain(shared, session, ctx, rt, &index).await,
             Resolved::One(target) => target.to_owned(),
             Resolved::Many(_) => {
                 return MiroirError::new(
@@ -261,7 +265,15 @@ async fn miroir_route(
                 .into()
             }
         };
-        return explain(shared, session, ctx, rt, &index).await;
+        let mut reply = explain(shared, session, ctx, rt, &target).await;
+        // The plan names the alias it resolved.
+        if let Ok(Value::Object(mut plan)) = serde_json::from_slice::<Value>(&reply.body) {
+            if reply.status == 200 {
+                plan.insert("alias".into(), Value::String(index));
+                reply.body = Value::Object(plan).to_string().into_bytes();
+            }
+        }
+        return reply;
     }
     let path = session.req_header().uri.path();
     match spec.name {
