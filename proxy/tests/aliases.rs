@@ -592,6 +592,20 @@ async fn every_index_route_answers_through_an_alias_as_on_its_index() {
     let (s, batches) = call(&base, "GET", "/batches?indexUids=products", None).await;
     assert_eq!(s, 200, "{batches}");
 
+    // A key is judged on the index the alias names, as the nodes judge it.
+    for (indexes, want) in [(json!(["products_*"]), 200), (json!(["products"]), 403)] {
+        let (s, key) = call(
+            &base,
+            "POST",
+            "/keys",
+            Some(json!({"actions": ["search"], "indexes": indexes, "expiresAt": null})),
+        )
+        .await;
+        assert_eq!(s, 201, "{key}");
+        let (s, r) = common::search_as(&base, "products", key["key"].as_str().unwrap()).await;
+        assert_eq!(s, want, "key for {indexes}: {r}");
+    }
+
     // Explain resolves the alias too: the plan of the index's own search.
     let mut plans = Vec::new();
     for index in ["products", "products_v1"] {
