@@ -1135,3 +1135,54 @@ async fn ctl_alias_commands_drive_the_admin_api() {
     let (_, a) = admin(&base, "GET", "/_miroir/aliases/products", None).await;
     assert_eq!(a["target"], "products_v2");
 }
+
+/// An alias never points to an index whose deletion is accepted but not yet applied, and never
+/// takes the name of an index being created (nodes that take 400 ms per task).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliases_wait_for_no_queued_index_creation_or_deletion() {
+    let c = common::slow_cluster(2, Duration::from_millis(400), "").await;
+    let base = c.miroir.url();
+    let (s, r) = call(
+        &base,
+        "POST",
+        "/indexes",
+        Some(json!({"uid": "old", "primaryKey": "id"})),
+    )
+    .await;
+    assert_eq!(s, 202, "{r}");
+    assert_eq!(
+        wait_task(&base, r["taskUid"].as_u64().unwrap()).await["status"],
+        "succeeded"
+    );
+
+    let (s, deletion) = call(&base, "DELETE", "/indexes/old", None).await;
+    assert_eq!(s, 202, "{deletion}");
+    let (s, r) = admin(
+        &base,
+        "POST",
+        "/_miroir/aliases",
+        Some(json!({"name": "a", "target": "old"})),
+    )
+    .await;
+    assert_error(s, &r, 400, "miroir_invalid_alias");
+    assert!(
+        r["message"].as_str().unwrap().contains("being deleted"),
+        "{r}"
+    );
+
+    let (s, creation) = call(&base, "POST", "/indexes", Some(json!({"uid": "fresh"}))).await;
+    assert_eq!(s, 202, "{creation}");
+    let (_, r) = admin(
+        &base,
+        "POST",
+        "/_miroir/aliases",
+        Some(json!({"name": "fresh", "target": "old"})),
+    )
+    .await;
+    assert_eq!(r["code"], "miroir_invalid_alias", "{r}");
+    for task in [deletion, creation] {
+        wait_task(&base, task["taskUid"].as_u64().unwrap()).await;
+    }
+    let (_, list) = admin(&base, "GET", "/_miroir/aliases", None).await;
+    assert_eq!(list["results"], json!([]));
+}

@@ -97,7 +97,7 @@ async fn create(shared: &Shared, rt: &Runtime, body: &[u8]) -> Result<Reply, Mir
             ),
         ));
     }
-    if index_exists(shared, rt, &name).await? {
+    if index_exists(shared, rt, &name).await? || queued(shared, rt, &name, "indexCreation").await? {
         return Err(invalid(format!(
             "`{name}` is an index: an alias cannot take an index's uid."
         )));
@@ -218,6 +218,11 @@ async fn check_targets(
                 "Index `{t}` does not exist: an alias points to existing indexes."
             )));
         }
+        if queued(shared, rt, t, "indexDeletion").await? {
+            return Err(invalid(format!(
+                "Index `{t}` is being deleted: an alias points to existing indexes."
+            )));
+        }
     }
     Ok(())
 }
@@ -239,6 +244,17 @@ async fn index_exists(shared: &Shared, rt: &Runtime, uid: &str) -> Result<bool, 
             format!("A node answered {s} when asked whether index `{uid}` exists."),
         )),
     }
+}
+
+/// Whether the nodes still have a task of `kind` queued for index `uid`: accepted, not yet
+/// applied (index changes are sent to every node under the alias turn, so one node knows).
+async fn queued(shared: &Shared, rt: &Runtime, uid: &str, kind: &str) -> Result<bool, MiroirError> {
+    let path = format!("/tasks?indexUids={uid}&types={kind}&statuses=enqueued,processing&limit=1");
+    let resp = node_io::any(&shared.cluster, rt, &path, rt.node_key()).await?;
+    Ok(resp.status == 200
+        && resp
+            .json()
+            .is_some_and(|v| v["results"].as_array().is_some_and(|a| !a.is_empty())))
 }
 
 fn invalid(message: impl Into<String>) -> MiroirError {

@@ -48,26 +48,16 @@ pub fn resolve(
     }
     let name = index?;
     match table.resolve(name) {
-        Resolved::Index => (spec.name == "index.delete")
-            .then(|| has_aliases(table, name))
-            .flatten()
-            .map(|refused| AliasUse {
-                refused: Some(refused),
-                ..AliasUse::default()
-            }),
+        Resolved::Index => None,
         Resolved::One(target) => {
             let rest = path_and_query
                 .strip_prefix("/indexes/")
                 .and_then(|p| p.strip_prefix(name))
                 .unwrap_or("");
-            let refused = (spec.name == "index.delete")
-                .then(|| has_aliases(table, target))
-                .flatten();
             Some(AliasUse {
                 path: Some(format!("/indexes/{target}{rest}")),
                 index_uid: Some(target.to_owned()),
-                targets: None,
-                refused,
+                ..AliasUse::default()
             })
         }
         Resolved::Many(targets) => {
@@ -108,8 +98,16 @@ pub fn resolve(
     }
 }
 
+/// Whether `route` creates, deletes, renames or swaps indexes (see [`check_index_change`]).
+pub fn changes_indexes(route: &str) -> bool {
+    matches!(
+        route,
+        "indexes.create" | "index.delete" | "index.update" | "swap_indexes"
+    )
+}
+
 /// The refusal to delete (or rename) index `uid` while aliases point to it.
-pub fn has_aliases(table: &AliasTable, uid: &str) -> Option<MiroirError> {
+fn has_aliases(table: &AliasTable, uid: &str) -> Option<MiroirError> {
     let names = table.pointing_to(uid);
     (!names.is_empty()).then(|| {
         MiroirError::new(
@@ -149,17 +147,20 @@ fn task_filter(table: &AliasTable, path_and_query: &str) -> Option<String> {
     changed.then(|| query::with_param(path_and_query, "indexUids", &items.join(",")))
 }
 
-/// A change of indexes whose body names an alias as an index (create, swap, rename), or
-/// renames an index an alias points to: the error to answer. `index` is the route's index,
-/// resolved.
-pub fn check_body(
+/// A change of indexes that deletes or renames an index an alias points to, or names an
+/// alias as an index (create, swap, rename): the error to answer. `index` is the route's
+/// index, resolved.
+pub fn check_index_change(
     table: &AliasTable,
     route: &str,
     index: Option<&str>,
     body: &[u8],
 ) -> Option<MiroirError> {
-    if table.is_empty() || !matches!(route, "indexes.create" | "index.update" | "swap_indexes") {
+    if table.is_empty() {
         return None;
+    }
+    if route == "index.delete" {
+        return index.and_then(|i| has_aliases(table, i));
     }
     let body: Value = serde_json::from_slice(body).ok()?;
     let is_alias = |uid: &str| table.get(uid).is_some();

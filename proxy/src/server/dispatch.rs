@@ -198,15 +198,25 @@ async fn route_answer(
         }
         RouteClass::Broadcast => {
             let body = body::read(session, rt.config.server.max_body_bytes).await?;
-            if let Some(table) = &ctx.aliases {
-                let named = aliases::check_body(table, spec.name, ctx.index_uid.as_deref(), &body);
-                if let Some(refused) = named {
-                    return Err(refused);
-                }
-            }
             let inc = incoming(session, ctx, rt, body);
             let shared = shared.clone();
             Ok(to_completion(async move {
+                // Index creations, deletions, renames and swaps are judged against the aliases
+                // as they are now and sent to the nodes before an alias can change: an alias is
+                // never created over an index being created, nor left pointing to one deleted.
+                let _alias_turn = match aliases::changes_indexes(spec.name) {
+                    true => Some(shared.aliases.change().await),
+                    false => None,
+                };
+                if _alias_turn.is_some() {
+                    let table = shared.aliases.load();
+                    let (route, index) = (spec.name, inc.index_uid.as_deref());
+                    if let Some(refused) =
+                        aliases::check_index_change(&table, route, index, &inc.body)
+                    {
+                        return refused.into();
+                    }
+                }
                 let (_gate, rt) = write_turn(&shared).await;
                 let reply = lifecycle::broadcast(&shared, &rt, &inc).await;
                 if spec.name.starts_with("key") {
