@@ -715,6 +715,35 @@ async fn an_alias_of_several_indexes_merges_searches_and_refuses_everything_else
     .await;
     assert_eq!(multi["results"][0]["indexUid"], "catalog");
     assert_eq!(multi["results"][0]["hits"], single["hits"]);
+    // In a federated multi-search: one query per index, shown under each index's uid, with
+    // the facets `facetsByIndex` asks of the alias.
+    let (s, fed) = call(
+        &base,
+        "POST",
+        "/multi-search",
+        Some(
+            json!({"federation": {"limit": 100, "facetsByIndex": {"catalog": ["version"]}},
+                    "queries": [{"indexUid": "catalog", "q": ""}]}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{fed}");
+    assert_eq!(
+        fed["estimatedTotalHits"],
+        (V1_DOCS + V2_DOCS) as u64,
+        "{fed}"
+    );
+    let shown: std::collections::BTreeSet<&str> = fed["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["_federation"]["indexUid"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, ["products_v1", "products_v2"].into());
+    assert_eq!(
+        fed["facetsByIndex"]["products_v2"]["distribution"]["version"],
+        json!({"2": V2_DOCS})
+    );
 
     // Writes, settings changes and deletions: refused, nothing changed.
     let writes: Vec<(&str, &str, Option<Value>)> = vec![
@@ -853,8 +882,31 @@ async fn aliased_indexes_are_not_deleted_and_swaps_keep_aliases_on_uids() {
     assert!(versions(&found).iter().all(|v| *v == 2), "{found}");
     assert_eq!(found["estimatedTotalHits"], V2_DOCS as u64);
 
+    // An index deleted behind Miroir's back leaves the alias dangling: the nodes' answer.
+    create_alias(&base, json!({"name": "gone", "target": "products_v2"})).await;
+    for node in &f.nodes {
+        let (s, r) = call(&node.url(), "DELETE", "/indexes/products_v2", None).await;
+        assert_eq!(s, 202, "{r}");
+        node.wait_task(r["taskUid"].as_u64().unwrap()).await;
+    }
+    let (s, r) = call(&base, "POST", "/indexes/gone/search", Some(json!({}))).await;
+    assert_error(s, &r, 404, "index_not_found");
+    assert!(
+        r["message"].as_str().unwrap().contains("products_v2"),
+        "{r}"
+    );
+
     // Repointed away, the old index can go.
-    repoint(&base, "products", "products_v2").await;
+    let (s, r) = call(
+        &base,
+        "POST",
+        "/indexes",
+        Some(json!({"uid": "products_v3"})),
+    )
+    .await;
+    assert_eq!(s, 202, "{r}");
+    wait_task(&base, r["taskUid"].as_u64().unwrap()).await;
+    repoint(&base, "products", "products_v3").await;
     let (s, r) = call(&base, "DELETE", "/indexes/products_v1", None).await;
     assert_eq!(s, 202, "{r}");
     assert_eq!(
