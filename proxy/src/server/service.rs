@@ -33,33 +33,48 @@ pub struct MiroirProxy {
 }
 
 impl MiroirProxy {
-    /// Resolves the request's alias once (see `aliases`): the request's path is rewritten to
-    /// name the index, and what the paths need kept in `ctx`; the route's index uid returned.
-    fn resolve_alias(
+    /// Classifies the request and resolves its alias, once: the one place an alias becomes an
+    /// index (see `aliases`). The path is rewritten to name the index before anything reads
+    /// it; what the paths need is kept in `ctx`. Returns the route, and for a route Miroir
+    /// answers itself its decoded parameter and index uid (nothing is copied for the others).
+    fn route(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-        spec: &'static routes::RouteSpec,
-        index_uid: Option<String>,
-    ) -> Option<String> {
+    ) -> Option<(&'static routes::RouteSpec, Option<Answered>)> {
         let table = self.shared.aliases.load();
         let req = session.req_header();
+        let m = routes::classify(req.method.as_str(), req.uri.path())?;
         let path = req
             .uri
             .path_and_query()
             .map_or_else(|| req.uri.path(), |p| p.as_str());
-        let resolved = aliases::resolve(&table, spec, index_uid.as_deref(), path);
+        let resolved = aliases::resolve(&table, m.spec, m.index_uid, path).unwrap_or_default();
         ctx.aliases = Some(table);
-        let Some(resolved) = resolved else {
-            return index_uid;
-        };
+        ctx.route = Some(m.spec);
+        let answered =
+            (dispatch::answered_by_miroir(m.spec) || resolved.refused.is_some()).then(|| {
+                Answered {
+                    param: m.param_decoded().map(|p| p.into_owned()),
+                    index_uid: resolved
+                        .index_uid
+                        .or_else(|| m.index_uid.map(str::to_owned)),
+                }
+            });
+        let spec = m.spec;
         if let Some(uri) = resolved.path.and_then(|p| p.parse::<http::Uri>().ok()) {
             session.req_header_mut().set_uri(uri);
         }
         ctx.alias_targets = resolved.targets;
         ctx.alias_refused = resolved.refused;
-        resolved.index_uid.or(index_uid)
+        Some((spec, answered))
     }
+}
+
+/// What a route Miroir answers itself takes from its path.
+struct Answered {
+    param: Option<String>,
+    index_uid: Option<String>,
 }
 
 #[async_trait]
@@ -81,21 +96,8 @@ impl ProxyHttp for MiroirProxy {
         let rt = self.shared.cluster.runtime();
         ctx.runtime = Some(rt.clone());
 
-        let req = session.req_header();
-        let matched = routes::classify(req.method.as_str(), req.uri.path()).map(|m| {
-            let param = m.param_decoded().map(|p| p.into_owned());
-            (m.spec, param, m.index_uid.map(str::to_owned))
-        });
-        ctx.route = matched.as_ref().map(|m| m.0);
-        let matched = matched.map(|(spec, param, index_uid)| {
-            // The one place an alias becomes an index, before anything reads the path.
-            let index_uid = self.resolve_alias(session, ctx, spec, index_uid);
-            (spec, param, index_uid)
-        });
-        match matched {
-            Some((spec, param, index_uid))
-                if dispatch::answered_by_miroir(spec) || ctx.alias_refused.is_some() =>
-            {
+        match self.route(session, ctx) {
+            Some((spec, Some(Answered { param, index_uid }))) => {
                 ctx.index_uid = index_uid;
                 let rw_session = sessions::of(session);
                 let writes = sessions::writes(spec);
