@@ -91,6 +91,16 @@ async fn fleet(kind: NodeKind, n: usize) -> Fleet {
     fleet
 }
 
+/// [`fleet`] with `products` -> `products_v1` and the aliases of `more` (request bodies).
+async fn aliased(kind: NodeKind, n: usize, more: &[Value]) -> Fleet {
+    let f = fleet(kind, n).await;
+    let first = json!({"name": "products", "target": "products_v1"});
+    for body in std::iter::once(&first).chain(more) {
+        create_alias(&f.url(), body.clone()).await;
+    }
+    f
+}
+
 /// An admin API request: (status, JSON answer).
 async fn admin(base: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
@@ -170,14 +180,13 @@ fn assert_error(status: u16, body: &Value, want_status: u16, code: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_creates_lists_reads_repoints_and_deletes_aliases() {
-    let f = fleet(NodeKind::Sim, 3).await;
-    let base = f.url();
-    create_alias(&base, json!({"name": "products", "target": "products_v1"})).await;
-    create_alias(
-        &base,
-        json!({"name": "catalog", "targets": ["products_v1", "products_v2"]}),
+    let f = aliased(
+        NodeKind::Sim,
+        3,
+        &[json!({"name": "catalog", "targets": ["products_v1", "products_v2"]})],
     )
     .await;
+    let base = f.url();
     let (s, list) = admin(&base, "GET", "/_miroir/aliases", None).await;
     assert_eq!(s, 200);
     let names: Vec<&str> = list["results"]
@@ -237,14 +246,13 @@ async fn admin_api_creates_lists_reads_repoints_and_deletes_aliases() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_alias_requests_get_meilisearch_errors_and_change_nothing() {
-    let f = fleet(NodeKind::Sim, 2).await;
-    let base = f.url();
-    create_alias(&base, json!({"name": "products", "target": "products_v1"})).await;
-    create_alias(
-        &base,
-        json!({"name": "many", "targets": ["products_v1", "products_v2"]}),
+    let f = aliased(
+        NodeKind::Sim,
+        2,
+        &[json!({"name": "many", "targets": ["products_v1", "products_v2"]})],
     )
     .await;
+    let base = f.url();
     let (_, before) = admin(&base, "GET", "/_miroir/aliases", None).await;
 
     // The admin key, before anything else.
@@ -430,9 +438,8 @@ async fn bad_alias_requests_get_meilisearch_errors_and_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_index_route_answers_through_an_alias_as_on_its_index() {
-    let f = fleet(NodeKind::Sim, 3).await;
+    let f = aliased(NodeKind::Sim, 3, &[]).await;
     let base = f.url();
-    create_alias(&base, json!({"name": "products", "target": "products_v1"})).await;
 
     // Reads: the same answer as the index's own.
     let r = same_through_alias(
@@ -846,9 +853,8 @@ async fn an_alias_of_several_indexes_merges_searches_and_refuses_everything_else
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aliased_indexes_are_not_deleted_and_swaps_keep_aliases_on_uids() {
-    let f = fleet(NodeKind::Sim, 2).await;
+    let f = aliased(NodeKind::Sim, 2, &[]).await;
     let base = f.url();
-    create_alias(&base, json!({"name": "products", "target": "products_v1"})).await;
 
     for path in ["/indexes/products_v1", "/indexes/products"] {
         let (s, r) = call(&base, "DELETE", path, None).await;
@@ -930,9 +936,8 @@ async fn aliased_indexes_are_not_deleted_and_swaps_keep_aliases_on_uids() {
 /// after a repoint answered sees the new index.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn repointing_under_concurrent_searches_never_fails_or_mixes() {
-    let f = fleet(NodeKind::Sim, 3).await;
+    let f = aliased(NodeKind::Sim, 3, &[]).await;
     let base = f.url();
-    create_alias(&base, json!({"name": "products", "target": "products_v1"})).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (errors, mixed, seen_v1, seen_v2) = (
         Arc::new(AtomicUsize::new(0)),
@@ -1037,14 +1042,13 @@ async fn repointing_under_concurrent_searches_never_fails_or_mixes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aliases_and_their_history_survive_a_restart() {
-    let mut f = fleet(NodeKind::Sim, 2).await;
-    let base = f.url();
-    create_alias(&base, json!({"name": "products", "target": "products_v1"})).await;
-    create_alias(
-        &base,
-        json!({"name": "catalog", "targets": ["products_v1", "products_v2"]}),
+    let mut f = aliased(
+        NodeKind::Sim,
+        2,
+        &[json!({"name": "catalog", "targets": ["products_v1", "products_v2"]})],
     )
     .await;
+    let base = f.url();
     repoint(&base, "products", "products_v2").await;
     let (_, before) = admin(&base, "GET", "/_miroir/aliases", None).await;
     f.miroir.crash_and_restart(common::miroir_bin()).await;
@@ -1074,10 +1078,9 @@ async fn aliases_and_their_history_survive_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_nodes_serve_search_documents_settings_and_task_waits_through_an_alias() {
     let _bin = require_meili_bin!();
-    let f = fleet(NodeKind::Real, 2).await;
+    let f = aliased(NodeKind::Real, 2, &[]).await;
     let base = f.url();
     assert_eq!(f.nodes.len(), 2);
-    create_alias(&base, json!({"name": "products", "target": "products_v1"})).await;
 
     let (s, r) = call(
         &base,
