@@ -79,6 +79,17 @@ pub enum Code {
     InvalidTopologyChange,
     /// `apply` with nothing staged.
     NoTopologyChange,
+    /// An alias request Miroir refuses (a bad name or body, a name that is an index, a target
+    /// that does not exist or is an alias).
+    InvalidAlias,
+    AliasNotFound,
+    AliasAlreadyExists,
+    /// A write, a settings change or a deletion through an alias of several indexes.
+    MultiAliasNotWritable,
+    /// A read other than a search through an alias of several indexes.
+    MultiAliasUnsupportedRoute,
+    /// Deleting or renaming an index an alias points to.
+    IndexHasAliases,
     // Meilisearch's task-route codes, for the task registry Miroir answers from.
     TaskNotFound,
     BatchNotFound,
@@ -158,6 +169,14 @@ impl Code {
             }
             Code::InvalidTopologyChange => ("miroir_invalid_topology_change", InvalidRequest, 400),
             Code::NoTopologyChange => ("miroir_no_topology_change", InvalidRequest, 400),
+            Code::InvalidAlias => ("miroir_invalid_alias", InvalidRequest, 400),
+            Code::AliasNotFound => ("miroir_alias_not_found", InvalidRequest, 404),
+            Code::AliasAlreadyExists => ("miroir_alias_already_exists", InvalidRequest, 409),
+            Code::MultiAliasNotWritable => ("miroir_multi_alias_not_writable", InvalidRequest, 409),
+            Code::MultiAliasUnsupportedRoute => {
+                ("miroir_multi_alias_unsupported_route", InvalidRequest, 400)
+            }
+            Code::IndexHasAliases => ("miroir_index_has_aliases", InvalidRequest, 409),
             Code::TaskNotFound => ("task_not_found", InvalidRequest, 404),
             Code::BatchNotFound => ("batch_not_found", InvalidRequest, 404),
             Code::MissingTaskFilters => ("missing_task_filters", InvalidRequest, 400),

@@ -9,6 +9,7 @@ use miroir_handoff::HintStore;
 use miroir_tasks::{EmbeddedStore, TaskStore};
 
 use crate::auth::{Access, KeyCache};
+use crate::cluster::aliases::Aliases;
 use crate::cluster::shard_counts::ShardCounts;
 use crate::cluster::topology::{self, Layout, Placements, Topology, TopologyFile};
 use crate::cluster::{Cluster, Runtime};
@@ -18,6 +19,8 @@ use crate::webhooks::Webhooks;
 
 pub struct Shared {
     pub cluster: Arc<Cluster>,
+    /// Index aliases, resolved once per request (see `server::aliases`).
+    pub aliases: Aliases,
     /// Miroir's task registry.
     pub tasks: Arc<dyn TaskStore>,
     /// Clients' keys resolved to their rights, for the routes Miroir answers itself.
@@ -61,9 +64,11 @@ impl Shared {
         };
         let (topology, placements, shard_counts) = open_topology(&config)?;
         let webhooks = Arc::new(Webhooks::open(&config.data_dir)?);
+        let aliases = Aliases::open(&config.data_dir)?;
         let cluster = Cluster::new(config, topology, placements, (hints, shard_counts));
         Ok(Arc::new(Self {
             cluster: Arc::new(cluster),
+            aliases,
             tasks,
             keys: KeyCache::default(),
             index_repairs: Default::default(),

@@ -4,6 +4,7 @@
 //! write order every replica follows. This folder holds state and the rules that change it;
 //! it never imports a request path.
 
+pub mod aliases;
 pub mod change_progress;
 pub(crate) mod durable;
 pub mod health_checks;

@@ -3,6 +3,7 @@
 //! `--admin-key`, `--master-key`, from the environment (`MIROIR_URL`, `MIROIR_ADMIN_API_KEY`,
 //! `MIROIR_MASTER_KEY`), or from the configuration file (`--config`).
 
+mod alias;
 mod import;
 
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ pub enum Action {
     Drain(String),
     Resync(String),
     Watch,
+    /// List, show, create, repoint or delete index aliases.
+    Alias(alias::Command),
     /// Copy a Meilisearch node's indexes, documents and keys into the fleet.
     Import {
         from: String,
@@ -49,6 +52,8 @@ miroir ctl [--config FILE | --url URL] [--admin-key KEY] [--master-key KEY] <com
     drain NODE    move every shard off NODE, then remove it from the file
     resync NODE   rebuild NODE shard by shard from the other copies
     watch         follow the change in progress, a progress bar per shard move
+    alias list | get NAME | create NAME INDEX[,INDEX...] | repoint NAME INDEX[,INDEX...] | delete NAME
+                  index aliases (several indexes: searches merged, writes refused)
     import --from URL [--key KEY] [--state FILE]
                   copy a Meilisearch node's indexes, settings, documents and keys into the
                   fleet; resumable (progress kept in FILE), counts verified at the end
@@ -92,6 +97,7 @@ pub fn parse(args: &[&str]) -> Result<(Target, Action), String> {
                 let from = from.ok_or("import needs --from URL")?;
                 action = Some(Action::Import { from, key, state });
             }
+            "alias" => action = Some(Action::Alias(alias::parse(&mut it)?)),
             "status" => action = Some(Action::Status),
             "plan" => action = Some(Action::Plan),
             "apply" => action = Some(Action::Apply),
@@ -262,6 +268,7 @@ async fn execute(client: &Client, action: Action) -> Result<(), String> {
             println!("rebuilding {node}; follow it with `miroir ctl watch`");
         }
         Action::Watch => watch(client).await?,
+        Action::Alias(command) => alias::run(&client.admin, command).await?,
         Action::Import { from, key, state } => {
             let source = Endpoint::new(&from, key)?;
             let miroir = Endpoint::new(&client.url, client.master_key.clone())?;

@@ -2,5 +2,6 @@
 //! reload.
 
 pub mod admin;
+pub mod aliases;
 pub mod reload;
 pub mod ui;

@@ -2,6 +2,7 @@
 //! answers as one node holding every document would answer (`miroir_filters::search`).
 //! `context` holds the index settings a merge depends on.
 
+pub mod alias_search;
 pub mod browse;
 mod context;
 pub mod document;

@@ -7,8 +7,10 @@ use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::search::{merge_federated, FederatedQuery, Federation, Identity};
 use serde_json::{Map, Value};
 
+use super::alias_search;
 use super::context::index_context;
 use super::search::{search_body, SearchBody};
+use crate::cluster::aliases::{AliasTable, Resolved};
 use crate::cluster::Runtime;
 use crate::node_io;
 use crate::request::{Incoming, Reply, DEGRADED};
@@ -25,11 +27,20 @@ const NOT_FEDERATED: [&str; 6] = [
     "showPerformanceDetails",
 ];
 
-/// `POST /multi-search`.
-pub async fn multi_search(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
-    let Some((queries, federation)) = read(&inc.body) else {
+/// `POST /multi-search`; each query's `indexUid` may be an alias (resolved with `aliases`,
+/// the table the request loaded): its results keep the name the query used.
+pub async fn multi_search(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    aliases: &AliasTable,
+) -> Reply {
+    let Some((mut queries, federation)) = read(&inc.body) else {
         return node_verdict(shared, rt, inc).await;
     };
+    for q in &mut queries {
+        q.resolve(aliases);
+    }
     if queries.is_empty() {
         // Nothing to split: a node answers the whole request, its key check included (a
         // request without a key is refused there, as on one node).
@@ -45,9 +56,24 @@ type FederationObject = Map<String, Value>;
 
 /// One query: its index and its search parameters.
 struct Query {
+    /// The index searched (the alias's, for an alias of one index).
     index_uid: String,
+    /// The name the query used, which its results show.
+    shown: String,
+    /// An alias of several indexes: those indexes.
+    many: Option<Vec<String>>,
     body: Map<String, Value>,
     federation_options: Option<Value>,
+}
+
+impl Query {
+    fn resolve(&mut self, aliases: &AliasTable) {
+        match aliases.resolve(&self.shown) {
+            Resolved::Index => {}
+            Resolved::One(target) => self.index_uid = target.to_owned(),
+            Resolved::Many(targets) => self.many = Some(targets.to_vec()),
+        }
+    }
 }
 
 /// The queries and the `federation` object, or `None` when the shape is not one Miroir
@@ -77,7 +103,9 @@ fn read(body: &[u8]) -> Option<(Vec<Query>, Option<FederationObject>)> {
         };
         let federation_options = body.remove("federationOptions").filter(|v| !v.is_null());
         queries.push(Query {
+            shown: index_uid.clone(),
             index_uid,
+            many: None,
             body,
             federation_options,
         });
@@ -124,11 +152,14 @@ async fn run_all(
     shared: &Shared,
     rt: &Runtime,
     inc: &Incoming,
-    queries: Vec<(String, Map<String, Value>)>,
+    queries: Vec<Query>,
 ) -> Result<Vec<(String, Reply)>, Reply> {
-    let runs = queries.into_iter().map(|(uid, body)| async move {
-        let reply = search_body(shared, rt, inc, &uid, SearchBody::Parsed(body)).await;
-        (uid, reply)
+    let runs = queries.into_iter().map(|q| async move {
+        let reply = match &q.many {
+            None => search_body(shared, rt, inc, &q.index_uid, SearchBody::Parsed(q.body)).await,
+            Some(targets) => alias_search::merged(shared, rt, inc, targets, q.body).await,
+        };
+        (q.shown, reply)
     });
     let replies = futures::future::join_all(runs).await;
     if let Some((i, (_, failed))) = replies
@@ -192,7 +223,6 @@ async fn plain(shared: &Shared, rt: &Runtime, inc: &Incoming, queries: Vec<Query
         // `federationOptions` without `federation`: Meilisearch's own error, from a node.
         return node_verdict(shared, rt, inc).await;
     }
-    let queries = queries.into_iter().map(|q| (q.index_uid, q.body)).collect();
     let replies = match run_all(shared, rt, inc, queries).await {
         Ok(r) => r,
         Err(e) => return e,
@@ -230,6 +260,36 @@ async fn plain(shared: &Shared, rt: &Runtime, inc: &Incoming, queries: Vec<Query
     out.extend_from_slice(b"]}");
     parts.push(bytes::Bytes::from(out));
     Reply::parts(200, parts).degraded(degraded)
+}
+
+/// A federated query on an alias of several indexes becomes one query per index, each shown
+/// under its index's uid (their hits are told apart by index); the others stay as they are.
+fn expand(queries: Vec<Query>, facets_by_index: &mut Map<String, Value>) -> Vec<Query> {
+    let mut out = Vec::with_capacity(queries.len());
+    for q in queries {
+        match q.many {
+            None => out.push(q),
+            Some(targets) => {
+                // `facetsByIndex` may name the alias: each of its indexes gets those facets.
+                let facets = facets_by_index.get(&q.shown).cloned();
+                for t in targets {
+                    if let Some(f) = &facets {
+                        facets_by_index
+                            .entry(t.clone())
+                            .or_insert_with(|| f.clone());
+                    }
+                    out.push(Query {
+                        index_uid: t.clone(),
+                        shown: t,
+                        many: None,
+                        body: q.body.clone(),
+                        federation_options: q.federation_options.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 fn usize_param(f: &Map<String, Value>, key: &str) -> Result<Option<usize>, ()> {
@@ -318,7 +378,8 @@ async fn federated(
     }
     let mut meta = Vec::with_capacity(queries.len());
     let mut node_queries = Vec::with_capacity(queries.len());
-    for q in queries {
+    let mut facets_by_index = facets_by_index;
+    for q in expand(queries, &mut facets_by_index) {
         let weight = match q.federation_options.as_ref().map(|o| &o["weight"]) {
             None | Some(Value::Null) => 1.0,
             Some(w) => match w.as_f64() {
@@ -344,7 +405,10 @@ async fn federated(
         if federation.performance_details {
             body.insert("showPerformanceDetails".into(), true.into());
         }
-        if let Some(facets) = facets_by_index.get(&q.index_uid).filter(|v| !v.is_null()) {
+        let facets = facets_by_index
+            .get(&q.shown)
+            .or_else(|| facets_by_index.get(&q.index_uid));
+        if let Some(facets) = facets.filter(|v| !v.is_null()) {
             body.insert("facets".into(), facets.clone());
         }
         // Hits of one index are told apart by primary key. An index Miroir cannot read fails
@@ -354,8 +418,8 @@ async fn federated(
             Err(_) => None,
         };
         let identity = Identity::retrieve(&mut body, primary_key.as_deref());
-        meta.push((q.index_uid.clone(), weight, show_score, identity));
-        node_queries.push((q.index_uid, body));
+        meta.push((q.shown.clone(), weight, show_score, identity));
+        node_queries.push(Query { body, ..q });
     }
     let replies = match run_all(shared, rt, inc, node_queries).await {
         Ok(r) => r,

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use miroir_filters::error::MiroirError;
 use miroir_filters::routes::{RouteClass, RouteSpec};
 
 use super::handover::Busy;
+use crate::cluster::aliases::AliasTable;
 use crate::cluster::Runtime;
 
 pub struct RequestCtx {
@@ -15,6 +17,12 @@ pub struct RequestCtx {
     pub runtime: Option<Arc<Runtime>>,
     pub route: Option<&'static RouteSpec>,
     pub index_uid: Option<String>,
+    /// The alias table the request resolved its names with, once (see `aliases`).
+    pub aliases: Option<Arc<AliasTable>>,
+    /// A search on an alias of several indexes: those indexes.
+    pub alias_targets: Option<Arc<[String]>>,
+    /// What the request's alias forbids, answered once its key is checked.
+    pub alias_refused: Option<MiroirError>,
     /// Nodes tried for a pass-through request, by runtime index; the last is the current one.
     pub tried: Vec<usize>,
     /// Body bytes relayed so far (a chunked body has no declared length to check up front).
@@ -32,6 +40,9 @@ impl RequestCtx {
             runtime: None,
             route: None,
             index_uid: None,
+            aliases: None,
+            alias_targets: None,
+            alias_refused: None,
             tried: Vec::new(),
             body_bytes: 0,
             status: 0,

@@ -11,14 +11,16 @@ use miroir_filters::hidden;
 use miroir_filters::routes::{self, RouteClass, RouteSpec};
 use pingora_core::Result;
 use pingora_proxy::Session;
+use serde_json::Value;
 
 use super::ctx::{class_label, RequestCtx};
 use super::handover::Busy;
-use super::{body, respond};
+use super::{aliases, body, respond};
 use crate::auth;
+use crate::cluster::aliases::Resolved;
 use crate::cluster::Runtime;
 use crate::lifecycle;
-use crate::ops::admin;
+use crate::ops::{self, admin};
 use crate::read;
 use crate::request::{Incoming, Reply};
 use crate::shared::Shared;
@@ -99,19 +101,31 @@ async fn route_answer(
 ) -> std::result::Result<Reply, MiroirError> {
     // The client's key first, as a node judges it: nothing is read, validated or asked of a
     // node for a client that may not make this request.
-    if let Some(action) = routes::required_action(spec) {
+    // A refused alias request on a route a node would judge: judged here as the node would.
+    let action =
+        routes::required_action(spec).or_else(|| ctx.alias_refused.as_ref().map(|_| "indexes.get"));
+    if let Some(action) = action {
         let presented = auth::bearer(
             session
                 .get_header(http::header::AUTHORIZATION)
                 .map(|v| v.as_bytes()),
         );
-        let index = ctx.index_uid.as_deref();
-        if let Err(refused) = (shared.keys)
-            .admit(&shared.cluster, rt, presented, action, index)
-            .await
-        {
-            return Ok(refused);
+        // An alias of several indexes: the key must allow each of them.
+        let indexes: Vec<Option<&str>> = match &ctx.alias_targets {
+            Some(targets) => targets.iter().map(|t| Some(t.as_str())).collect(),
+            None => vec![ctx.index_uid.as_deref()],
+        };
+        for index in indexes {
+            if let Err(refused) = (shared.keys)
+                .admit(&shared.cluster, rt, presented, action, index)
+                .await
+            {
+                return Ok(refused);
+            }
         }
+    }
+    if let Some(refused) = &ctx.alias_refused {
+        return Err(refused.clone());
     }
     if let Some(err) = body::declared_too_large(session, rt.config.server.max_body_bytes) {
         // The body is never read: the connection cannot be reused.
@@ -136,11 +150,15 @@ async fn route_answer(
                 body::read(session, rt.config.server.max_body_bytes).await?
             };
             let inc = incoming(session, ctx, rt, body);
+            let aliases = ctx.aliases.clone().unwrap_or_default();
             Ok(match spec.name {
-                "search.get" | "search.post" => {
-                    read::search::search(shared, rt, &inc, &index).await
+                "search.get" | "search.post" => match &ctx.alias_targets {
+                    Some(targets) => read::alias_search::search(shared, rt, &inc, targets).await,
+                    None => read::search::search(shared, rt, &inc, &index).await,
+                },
+                "multi_search" => {
+                    read::multi_search::multi_search(shared, rt, &inc, &aliases).await
                 }
-                "multi_search" => read::multi_search::multi_search(shared, rt, &inc).await,
                 "facet_search" => read::facet_search::facet_search(shared, rt, &inc, &index).await,
                 "documents.list" | "documents.fetch" => {
                     read::browse::browse(shared, rt, &inc, &index).await
@@ -184,6 +202,22 @@ async fn route_answer(
             let inc = incoming(session, ctx, rt, body);
             let shared = shared.clone();
             Ok(to_completion(async move {
+                // Index creations, deletions, renames and swaps are judged against the aliases
+                // as they are now and sent to the nodes before an alias can change: an alias is
+                // never created over an index being created, nor left pointing to one deleted.
+                let _alias_turn = match aliases::changes_indexes(spec.name) {
+                    true => Some(shared.aliases.change().await),
+                    false => None,
+                };
+                if _alias_turn.is_some() {
+                    let table = shared.aliases.load();
+                    let (route, index) = (spec.name, inc.index_uid.as_deref());
+                    if let Some(refused) =
+                        aliases::check_index_change(&table, route, index, &inc.body)
+                    {
+                        return refused.into();
+                    }
+                }
                 let (_gate, rt) = write_turn(&shared).await;
                 let reply = lifecycle::broadcast(&shared, &rt, &inc).await;
                 if spec.name.starts_with("key") {
@@ -229,7 +263,28 @@ async fn miroir_route(
         .then(|| explained_index(session.req_header().uri.path()).map(str::to_owned))
         .flatten();
     if let Some(index) = explained {
-        return explain(shared, session, ctx, rt, &index).await;
+        // The index the alias names now, as a search would resolve it.
+        let table = ctx.aliases.clone().unwrap_or_default();
+        let target = match table.resolve(&index) {
+            Resolved::Index => return explain(shared, session, ctx, rt, &index).await,
+            Resolved::One(target) => target.to_owned(),
+            Resolved::Many(_) => {
+                return MiroirError::new(
+                    Code::MultiAliasUnsupportedRoute,
+                    format!("`{index}` is an alias of several indexes: explain one of them."),
+                )
+                .into()
+            }
+        };
+        let mut reply = explain(shared, session, ctx, rt, &target).await;
+        // The plan names the alias it resolved.
+        if let Ok(Value::Object(mut plan)) = serde_json::from_slice::<Value>(&reply.body) {
+            if reply.status == 200 {
+                plan.insert("alias".into(), Value::String(index));
+                reply.body = Value::Object(plan).to_string().into_bytes();
+            }
+        }
+        return reply;
     }
     let path = session.req_header().uri.path();
     match spec.name {
@@ -241,6 +296,10 @@ async fn miroir_route(
         | "webhook.delete" => webhook_route(shared, session, rt, spec, &param)
             .await
             .unwrap_or_else(Reply::from),
+        _ if path.starts_with("/_miroir/aliases") => match alias_admin(shared, session, rt).await {
+            Ok(reply) => reply,
+            Err(e) => e.into(),
+        },
         _ if path.starts_with("/_miroir") => match admin::handle(session, shared, rt, path).await {
             Ok(reply) => reply,
             Err(e) => e.into(),
@@ -403,6 +462,30 @@ async fn explain(
     };
     let inc = incoming(session, ctx, rt, body);
     read::explain::explain(shared, rt, &inc, index).await
+}
+
+/// The alias admin API (`ops::aliases`), behind the admin key.
+async fn alias_admin(
+    shared: &Shared,
+    session: &mut Session,
+    rt: &Runtime,
+) -> std::result::Result<Reply, MiroirError> {
+    admin::authorize(session, rt)?;
+    let method = session.req_header().method.as_str().to_owned();
+    let body = if matches!(method.as_str(), "POST" | "PUT") {
+        body::read(session, rt.config.server.max_body_bytes).await?
+    } else {
+        Bytes::new()
+    };
+    // Who repointed: the operator's own name when `miroir ctl` (or a script) gives one.
+    let by = session
+        .get_header("X-Miroir-Actor")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| session.client_addr().map(|a| a.to_string()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let path = session.req_header().uri.path().to_owned();
+    ops::aliases::handle(shared, rt, &method, &path, &body, &by).await
 }
 
 /// `GET /health`: available while every shard of any index has a healthy replica in some

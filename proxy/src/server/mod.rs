@@ -3,6 +3,7 @@
 //! background services (health checks, hint replay, index repairs, settings drift, config
 //! reload).
 
+mod aliases;
 mod body;
 mod ctx;
 mod daemon;

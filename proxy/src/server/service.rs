@@ -15,7 +15,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use super::ctx::RequestCtx;
-use super::{body, dispatch, request_id, respond, sessions};
+use super::{aliases, body, dispatch, request_id, respond, sessions};
 use crate::auth;
 use crate::request::payload_too_large;
 use crate::shared::Shared;
@@ -30,6 +30,51 @@ fn unreachable_node() -> MiroirError {
 
 pub struct MiroirProxy {
     pub shared: Arc<Shared>,
+}
+
+impl MiroirProxy {
+    /// Classifies the request and resolves its alias, once: the one place an alias becomes an
+    /// index (see `aliases`). The path is rewritten to name the index before anything reads
+    /// it; what the paths need is kept in `ctx`. Returns the route, and for a route Miroir
+    /// answers itself its decoded parameter and index uid (nothing is copied for the others).
+    fn route(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Option<(&'static routes::RouteSpec, Option<Answered>)> {
+        let table = self.shared.aliases.load();
+        let req = session.req_header();
+        let m = routes::classify(req.method.as_str(), req.uri.path())?;
+        let path = req
+            .uri
+            .path_and_query()
+            .map_or_else(|| req.uri.path(), |p| p.as_str());
+        let resolved = aliases::resolve(&table, m.spec, m.index_uid, path).unwrap_or_default();
+        ctx.aliases = Some(table);
+        ctx.route = Some(m.spec);
+        let answered =
+            (dispatch::answered_by_miroir(m.spec) || resolved.refused.is_some()).then(|| {
+                Answered {
+                    param: m.param_decoded().map(|p| p.into_owned()),
+                    index_uid: resolved
+                        .index_uid
+                        .or_else(|| m.index_uid.map(str::to_owned)),
+                }
+            });
+        let spec = m.spec;
+        if let Some(uri) = resolved.path.and_then(|p| p.parse::<http::Uri>().ok()) {
+            session.req_header_mut().set_uri(uri);
+        }
+        ctx.alias_targets = resolved.targets;
+        ctx.alias_refused = resolved.refused;
+        Some((spec, answered))
+    }
+}
+
+/// What a route Miroir answers itself takes from its path.
+struct Answered {
+    param: Option<String>,
+    index_uid: Option<String>,
 }
 
 #[async_trait]
@@ -51,22 +96,17 @@ impl ProxyHttp for MiroirProxy {
         let rt = self.shared.cluster.runtime();
         ctx.runtime = Some(rt.clone());
 
-        let req = session.req_header();
-        let matched = routes::classify(req.method.as_str(), req.uri.path());
-        ctx.route = matched.as_ref().map(|m| m.spec);
-        match matched {
-            Some(m) if dispatch::answered_by_miroir(m.spec) => {
-                let param = m.param_decoded().map(|p| p.into_owned());
-                ctx.index_uid = m.index_uid.map(str::to_owned);
+        match self.route(session, ctx) {
+            Some((spec, Some(Answered { param, index_uid }))) => {
+                ctx.index_uid = index_uid;
                 let rw_session = sessions::of(session);
-                let writes = sessions::writes(m.spec);
+                let writes = sessions::writes(spec);
                 // A read waits for the session's own writes (see `sessions`).
                 let fresh = match &rw_session {
                     Some(id) if !writes => sessions::wait(&self.shared, &rt, id).await,
                     _ => true,
                 };
-                let outcome =
-                    dispatch::answer(&self.shared, session, ctx, &rt, m.spec, param).await;
+                let outcome = dispatch::answer(&self.shared, session, ctx, &rt, spec, param).await;
                 let outcome = match &rw_session {
                     Some(id) => outcome.map(|reply| {
                         if writes {
