@@ -19,6 +19,9 @@ pub struct Hint {
     /// Shared with the request that produced it: keeping a hint copies the body only into
     /// the store.
     pub body: Bytes,
+    /// The node may have applied it already: its answer was lost after the whole request
+    /// went out. The replay looks for its task on the node before sending it.
+    pub maybe_applied: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -28,6 +31,8 @@ struct Header<'a> {
     path: &'a str,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     content_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    maybe_applied: bool,
 }
 
 impl Hint {
@@ -44,6 +49,7 @@ impl Hint {
             method: &self.method,
             path: &self.path,
             content_type: self.content_type.as_deref(),
+            maybe_applied: self.maybe_applied,
         };
         // Serializing plain strings cannot fail.
         let header = serde_json::to_vec(&header).unwrap_or_default();
@@ -75,6 +81,7 @@ impl Hint {
             method: header.method.to_owned(),
             path: header.path.to_owned(),
             content_type: header.content_type.map(str::to_owned),
+            maybe_applied: header.maybe_applied,
             body: Bytes::copy_from_slice(bytes.get(4 + len..)?),
         })
     }
@@ -92,10 +99,12 @@ mod tests {
             path: "/indexes/movies/documents?primaryKey=id".into(),
             content_type: Some("application/x-ndjson".into()),
             body: Bytes::from_static(b"{\"id\":1}\n{\"id\":2}\n"),
+            maybe_applied: false,
         };
         assert_eq!(Hint::decode(&hint.encode()), Some(hint.clone()));
         hint.content_type = None;
         hint.body = Bytes::new();
+        hint.maybe_applied = true;
         assert_eq!(Hint::decode(&hint.encode()), Some(hint));
         assert_eq!(Hint::decode(b"\x05\x00"), None);
     }

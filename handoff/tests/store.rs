@@ -15,6 +15,7 @@ fn hint(index: &str, body: &str) -> Hint {
         path: format!("/indexes/{index}/documents"),
         content_type: Some("application/json".into()),
         body: bytes::Bytes::from(body.to_owned()),
+        maybe_applied: false,
     }
 }
 
@@ -37,6 +38,7 @@ fn entry(index: &str, n: usize, body: &str) -> Hint {
         path,
         content_type: Some("application/json".into()),
         body: bytes::Bytes::from(body.to_owned()),
+        maybe_applied: false,
     }
 }
 

@@ -43,6 +43,7 @@ async fn patch_every_node(
         path: path.clone(),
         content_type: Some("application/json".into()),
         body: body.clone(),
+        maybe_applied: false,
     };
     let (results, logged) =
         crate::repair::handoff::send_every(&shared.cluster, rt, &req, hint).await;

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::handoff;
 use crate::cluster::node_state::NodeState;
 use crate::cluster::{Cluster, Runtime};
-use crate::node_io::wait_processed;
+use crate::node_io::{once, wait_processed};
 use crate::telemetry::metrics;
 use crate::upstream::{NodePeer, NodeRequest};
 
@@ -84,10 +84,7 @@ impl Replayer {
                 request_id: None,
                 budget: None,
             };
-            let outcome = cluster
-                .client
-                .send(node, &req, rt.config.scatter.node_timeout)
-                .await;
+            let outcome = once::send(cluster, rt, node, &req, hint.maybe_applied).await;
             match outcome {
                 Ok(resp) if (200..300).contains(&resp.status) => {
                     if let Some(uid) = resp.json().and_then(|v| v["taskUid"].as_u64()) {
