@@ -144,39 +144,38 @@ enum Found {
     Unknown,
 }
 
-async fn find(cluster: &Cluster, rt: &Runtime, node: &NodePeer, trace: &Trace) -> Found {
-    let (path, matches): (String, Box<dyn Fn(&Value) -> bool + Send + Sync>) = match trace {
-        Trace::Marker { index, marker } => {
-            let marker = marker.clone();
-            (
-                format!("/tasks?indexUids={}&limit=50", query::encode(index)),
-                Box::new(move |t: &Value| t["customMetadata"] == marker.as_str()),
-            )
-        }
-        Trace::After {
-            index,
-            kind,
-            newest,
-        } => {
-            let newest = *newest;
-            (
+impl Trace {
+    /// The node's tasks to look among.
+    fn query(&self) -> String {
+        match self {
+            Trace::Marker { index, .. } => {
+                format!("/tasks?indexUids={}&limit=50", query::encode(index))
+            }
+            Trace::After { index, kind, .. } => {
                 format!(
                     "/tasks?indexUids={}&types={kind}&limit=50",
                     query::encode(index)
-                ),
-                Box::new(move |t: &Value| {
-                    t["uid"]
-                        .as_u64()
-                        .is_some_and(|uid| newest.is_none_or(|n| uid > n))
-                }),
-            )
+                )
+            }
         }
-    };
-    let Some(tasks) = tasks_on(cluster, rt, node, &path).await else {
+    }
+
+    fn matches(&self, task: &Value) -> bool {
+        match self {
+            Trace::Marker { marker, .. } => task["customMetadata"] == marker.as_str(),
+            Trace::After { newest, .. } => task["uid"]
+                .as_u64()
+                .is_some_and(|uid| newest.is_none_or(|n| uid > n)),
+        }
+    }
+}
+
+async fn find(cluster: &Cluster, rt: &Runtime, node: &NodePeer, trace: &Trace) -> Found {
+    let Some(tasks) = tasks_on(cluster, rt, node, &trace.query()).await else {
         return Found::Unknown;
     };
     // Newest first: the last match is the first task after the send.
-    match tasks.into_iter().filter(|t| matches(t)).last() {
+    match tasks.into_iter().rev().find(|t| trace.matches(t)) {
         Some(task) => Found::Task(task),
         None => Found::Absent,
     }
