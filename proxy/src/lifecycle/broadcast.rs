@@ -136,7 +136,7 @@ fn as_hint(inc: &Incoming, (scope, path): (&str, &str), chunks: &[Bytes]) -> Hin
         method: inc.method.clone(),
         path: path.to_owned(),
         content_type: inc.content_type.clone(),
-        body: chunks.first().cloned().unwrap_or_default(),
+        body: chunks.to_vec(),
         maybe_applied: false,
     }
 }

@@ -74,13 +74,12 @@ impl Replayer {
             }
             let order = cluster.write_order(&hint.index_uid);
             let _turn = order.lock().await;
-            let body = [hint.body.clone()];
             let req = NodeRequest {
                 method: &hint.method,
                 path: &hint.path,
                 auth: rt.node_key(),
                 content_type: hint.content_type.as_deref(),
-                body: if body[0].is_empty() { &[] } else { &body },
+                body: &hint.body,
                 request_id: None,
                 budget: None,
             };

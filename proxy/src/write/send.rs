@@ -166,16 +166,8 @@ fn as_hint(index_uid: &str, method: &str, part: &Part, maybe_applied: bool) -> H
         method: method.to_owned(),
         path: part.path.clone(),
         content_type: part.content_type.clone(),
-        body: joined(&part.body),
+        // The request's chunks, shared: the store copies them once, into its page.
+        body: part.body.clone(),
         maybe_applied,
-    }
-}
-
-/// A part's body as one buffer: shared, not copied, when it is one chunk.
-fn joined(chunks: &[Bytes]) -> Bytes {
-    match chunks {
-        [] => Bytes::new(),
-        [one] => one.clone(),
-        many => Bytes::from(many.concat()),
     }
 }
