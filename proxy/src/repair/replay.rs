@@ -73,7 +73,7 @@ impl Replayer {
                 continue;
             }
             let order = cluster.write_order(&hint.index_uid);
-            let _turn = order.lock().await;
+            let turn = order.lock().await;
             let req = NodeRequest {
                 method: &hint.method,
                 path: &hint.path,
@@ -123,6 +123,9 @@ impl Replayer {
                     break false;
                 }
             }
+            // The entry still counts in the node's backlog until it is removed, so a new write
+            // of the index queues behind it: the index's writers need not wait for this commit.
+            drop(turn);
             if let Err(e) = handoff::remove(cluster, id, seq).await {
                 log::error!(target: "miroir::handoff", "could not drop replayed hint {} of node {id}: {e}", seq.0);
                 break false;
