@@ -1049,15 +1049,9 @@ async fn a_write_refused_for_quorum_after_touching_a_replica_is_rolled_forward()
 
 /// Documents tasks of the index a node holds.
 async fn node_write_tasks(node: &SimNode) -> usize {
-    let (status, page) = call(
-        &node.url(),
-        "GET",
-        &format!("/tasks?indexUids={INDEX}&types=documentAdditionOrUpdate&limit=1000"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{page}");
-    page["results"].as_array().map_or(0, Vec::len)
+    node_tasks_of(&node.url(), INDEX, "documentAdditionOrUpdate")
+        .await
+        .len()
 }
 
 /// Two requests sent at once with one `Idempotency-Key` are one write: the nodes receive it
@@ -1462,19 +1456,6 @@ fn cut_next(node: &SimNode, method: &str, prefix: &str, apply: bool) {
     });
 }
 
-/// Tasks of `kind` on `index` a node holds.
-async fn node_tasks_of(node: &SimNode, index: &str, kind: &str) -> Vec<Value> {
-    let (status, page) = call(
-        &node.url(),
-        "GET",
-        &format!("/tasks?indexUids={index}&types={kind}&limit=1000"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{page}");
-    page["results"].as_array().cloned().unwrap_or_default()
-}
-
 /// A document write whose connection to one replica is cut after the body went out, applied
 /// there or not: the node ends with exactly one task of it (found and adopted, or sent once
 /// more), every replica identical, and the Miroir task's counts and the client's own
@@ -1551,7 +1532,7 @@ async fn an_index_creation_cut_after_its_body_succeeds_once() {
         for node in &c.nodes {
             let (status, index) = call(&node.url(), "GET", "/indexes/fresh", None).await;
             assert_eq!(status, 200, "{index}");
-            let creations = node_tasks_of(node, "fresh", "indexCreation").await;
+            let creations = node_tasks_of(&node.url(), "fresh", "indexCreation").await;
             assert_eq!(creations.len(), 1, "apply={apply}: {creations:?}");
             assert_eq!(creations[0]["status"], "succeeded", "{creations:?}");
         }

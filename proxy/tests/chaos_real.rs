@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{call, client, eventually, miroir_bin, search_as, ADMIN_KEY, KEY};
+use common::{call, client, eventually, miroir_bin, node_tasks_of, search_as, ADMIN_KEY, KEY};
 use miroir_filters::routing::shard_for_key;
 use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
 use miroir_testkit::relay::{CutMode, Relay};
@@ -740,19 +740,6 @@ async fn succeeded(base: &str, method: &str, path: &str, body: Value) -> Value {
     t
 }
 
-/// Tasks of `kind` on `index` a node holds.
-async fn node_tasks_of(node: &TestNode, index: &str, kind: &str) -> Vec<Value> {
-    let (status, page) = call(
-        &node.url(),
-        "GET",
-        &format!("/tasks?indexUids={index}&types={kind}&limit=1000"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{page}");
-    page["results"].as_array().cloned().unwrap_or_default()
-}
-
 /// `id -> n` of every document a node holds.
 async fn counters_on(node: &TestNode) -> BTreeMap<u64, u64> {
     let (status, page) = call(
@@ -816,7 +803,12 @@ async fn real_requests_cut_after_their_body_are_applied_once() {
             node.url()
         );
         held += counters.len();
-        assert_eq!(node_tasks_of(node, INDEX, "documentEdition").await.len(), 2);
+        assert_eq!(
+            node_tasks_of(&node.url(), INDEX, "documentEdition")
+                .await
+                .len(),
+            2
+        );
     }
     assert_eq!(held, 600, "every document on two replicas");
 
@@ -825,7 +817,7 @@ async fn real_requests_cut_after_their_body_are_applied_once() {
         let mut before = Vec::new();
         for node in &nodes {
             before.push(
-                node_tasks_of(node, INDEX, "documentAdditionOrUpdate")
+                node_tasks_of(&node.url(), INDEX, "documentAdditionOrUpdate")
                     .await
                     .len(),
             );
@@ -840,7 +832,7 @@ async fn real_requests_cut_after_their_body_are_applied_once() {
         assert_eq!(t["details"]["indexedDocuments"], 400, "{t}");
         assert_eq!(t["customMetadata"], format!("batch-{relay}"), "{t}");
         for (node, before) in nodes.iter().zip(before) {
-            let after = node_tasks_of(node, INDEX, "documentAdditionOrUpdate").await;
+            let after = node_tasks_of(&node.url(), INDEX, "documentAdditionOrUpdate").await;
             assert_eq!(after.len(), before + 1, "{mode:?} {}", node.url());
         }
     }
@@ -875,7 +867,7 @@ async fn real_requests_cut_after_their_body_are_applied_once() {
         for node in &nodes {
             let (status, index) = call(&node.url(), "GET", &format!("/indexes/{uid}"), None).await;
             assert_eq!(status, 200, "{mode:?} {}: {index}", node.url());
-            let creations = node_tasks_of(node, uid, "indexCreation").await;
+            let creations = node_tasks_of(&node.url(), uid, "indexCreation").await;
             assert_eq!(creations.len(), 1, "{mode:?} {}: {creations:?}", node.url());
         }
     }
