@@ -1505,6 +1505,31 @@ async fn a_document_write_cut_after_its_body_is_applied_once_per_replica() {
             "apply={apply}"
         );
         assert_eq!(replicas_identical(&c).await, Ok(400), "apply={apply}");
+        // A broadcast document write keeps the client's `customMetadata` too, while the nodes
+        // hold Miroir's marker.
+        let (status, task) = call(
+            &base,
+            "DELETE",
+            &format!("/indexes/{INDEX}/documents?customMetadata=wipe"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 202, "{task}");
+        let t = wait_task(&base, task["taskUid"].as_u64().expect("uid")).await;
+        assert_eq!(
+            (&t["status"], &t["customMetadata"]),
+            (&json!("succeeded"), &json!("wipe"))
+        );
+        for node in &c.nodes {
+            let clears = node_tasks_of(&node.url(), INDEX, "documentDeletion").await;
+            let meta = clears.first().map(|t| t["customMetadata"].clone());
+            assert!(
+                meta.as_ref()
+                    .and_then(Value::as_str)
+                    .is_some_and(|m| m.starts_with("miroir:")),
+                "{clears:?}"
+            );
+        }
     }
 }
 
