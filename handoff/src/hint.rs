@@ -16,9 +16,12 @@ pub struct Hint {
     /// Path and query string.
     pub path: String,
     pub content_type: Option<String>,
-    /// Shared with the request that produced it: keeping a hint copies the body only into
-    /// the store.
-    pub body: Bytes,
+    /// The body as the request's chunks, shared with the request that produced it: keeping
+    /// a hint copies the body once, into the store's page. Read back, it is one chunk.
+    pub body: Vec<Bytes>,
+    /// The node may have applied it already: its answer was lost after the whole request
+    /// went out. The replay looks for its task on the node before sending it.
+    pub maybe_applied: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -28,12 +31,19 @@ struct Header<'a> {
     path: &'a str,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     content_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    maybe_applied: bool,
 }
 
 impl Hint {
     /// Bytes the hint occupies against its node's cap.
     pub fn size(&self) -> u64 {
-        (self.body.len() + self.path.len() + self.index_uid.len() + 64) as u64
+        (self.body_len() + self.path.len() + self.index_uid.len() + 64) as u64
+    }
+
+    /// Bytes of the body.
+    pub fn body_len(&self) -> usize {
+        self.body.iter().map(Bytes::len).sum()
     }
 
     /// The stored form is `header length (u32 LE) | header JSON | body`: this is its first
@@ -44,6 +54,7 @@ impl Hint {
             method: &self.method,
             path: &self.path,
             content_type: self.content_type.as_deref(),
+            maybe_applied: self.maybe_applied,
         };
         // Serializing plain strings cannot fail.
         let header = serde_json::to_vec(&header).unwrap_or_default();
@@ -53,16 +64,20 @@ impl Hint {
         out
     }
 
-    /// Writes the stored form into `out`, which is `encoded_header().len() + body.len()` long.
+    /// Writes the stored form into `out`, which is `encoded_header().len() + body_len()` long.
     pub(crate) fn encode_into(&self, header: &[u8], out: &mut [u8]) {
         out[..header.len()].copy_from_slice(header);
-        out[header.len()..].copy_from_slice(&self.body);
+        let mut at = header.len();
+        for chunk in &self.body {
+            out[at..at + chunk.len()].copy_from_slice(chunk);
+            at += chunk.len();
+        }
     }
 
     #[cfg(test)]
     fn encode(&self) -> Vec<u8> {
         let header = self.encoded_header();
-        let mut out = vec![0; header.len() + self.body.len()];
+        let mut out = vec![0; header.len() + self.body_len()];
         self.encode_into(&header, &mut out);
         out
     }
@@ -70,12 +85,18 @@ impl Hint {
     pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
         let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
         let header: Header<'_> = serde_json::from_slice(bytes.get(4..4 + len)?).ok()?;
+        let body = bytes.get(4 + len..)?;
         Some(Self {
             index_uid: header.index_uid.to_owned(),
             method: header.method.to_owned(),
             path: header.path.to_owned(),
             content_type: header.content_type.map(str::to_owned),
-            body: Bytes::copy_from_slice(bytes.get(4 + len..)?),
+            maybe_applied: header.maybe_applied,
+            body: if body.is_empty() {
+                Vec::new()
+            } else {
+                vec![Bytes::copy_from_slice(body)]
+            },
         })
     }
 }
@@ -91,11 +112,24 @@ mod tests {
             method: "POST".into(),
             path: "/indexes/movies/documents?primaryKey=id".into(),
             content_type: Some("application/x-ndjson".into()),
-            body: Bytes::from_static(b"{\"id\":1}\n{\"id\":2}\n"),
+            body: vec![Bytes::from_static(b"{\"id\":1}\n{\"id\":2}\n")],
+            maybe_applied: false,
         };
         assert_eq!(Hint::decode(&hint.encode()), Some(hint.clone()));
+        // Chunks are stored as one body.
+        let chunked = Hint {
+            body: vec![
+                Bytes::from_static(b"[{\"id\":1}"),
+                Bytes::from_static(b",{\"id\":2}]"),
+            ],
+            ..hint.clone()
+        };
+        let read = Hint::decode(&chunked.encode()).unwrap();
+        assert_eq!(read.body, [Bytes::from_static(b"[{\"id\":1},{\"id\":2}]")]);
+        assert_eq!(read.size(), chunked.size());
         hint.content_type = None;
-        hint.body = Bytes::new();
+        hint.body = Vec::new();
+        hint.maybe_applied = true;
         assert_eq!(Hint::decode(&hint.encode()), Some(hint));
         assert_eq!(Hint::decode(b"\x05\x00"), None);
     }

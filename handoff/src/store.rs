@@ -153,7 +153,7 @@ impl HintStore {
             let mut hints = txn.open_table(HINTS).map_err(backend)?;
             let header = hint.encoded_header();
             let mut value = hints
-                .insert_reserve((node, seq), header.len() + hint.body.len())
+                .insert_reserve((node, seq), header.len() + hint.body_len())
                 .map_err(backend)?;
             hint.encode_into(&header, value.as_mut());
             drop(value);

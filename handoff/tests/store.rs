@@ -14,7 +14,8 @@ fn hint(index: &str, body: &str) -> Hint {
         method: "POST".into(),
         path: format!("/indexes/{index}/documents"),
         content_type: Some("application/json".into()),
-        body: bytes::Bytes::from(body.to_owned()),
+        body: vec![bytes::Bytes::from(body.to_owned())],
+        maybe_applied: false,
     }
 }
 
@@ -36,7 +37,8 @@ fn entry(index: &str, n: usize, body: &str) -> Hint {
         method: method.into(),
         path,
         content_type: Some("application/json".into()),
-        body: bytes::Bytes::from(body.to_owned()),
+        body: vec![bytes::Bytes::from(body.to_owned())],
+        maybe_applied: false,
     }
 }
 
@@ -165,7 +167,7 @@ fn concurrent_appends_and_removals_keep_exact_counts_and_order() {
     for node in ["b", "c"] {
         let mut last = [-1i64; 4];
         while let Some((seq, h)) = store.first(node).unwrap() {
-            let body = String::from_utf8(h.body.to_vec()).unwrap();
+            let body = String::from_utf8(h.body.concat()).unwrap();
             let v: Vec<i64> = serde_json::from_str(&body).unwrap();
             assert_eq!(
                 h,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use meili_sim::{ErrorRate, SimNode};
+use meili_sim::{Cut, ErrorRate, SimNode};
 use miroir_filters::routing::shard_for_key;
 use serde_json::{json, Value};
 
@@ -1049,15 +1049,9 @@ async fn a_write_refused_for_quorum_after_touching_a_replica_is_rolled_forward()
 
 /// Documents tasks of the index a node holds.
 async fn node_write_tasks(node: &SimNode) -> usize {
-    let (status, page) = call(
-        &node.url(),
-        "GET",
-        &format!("/tasks?indexUids={INDEX}&types=documentAdditionOrUpdate&limit=1000"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{page}");
-    page["results"].as_array().map_or(0, Vec::len)
+    node_tasks_of(&node.url(), INDEX, "documentAdditionOrUpdate")
+        .await
+        .len()
 }
 
 /// Two requests sent at once with one `Idempotency-Key` are one write: the nodes receive it
@@ -1446,5 +1440,126 @@ async fn assert_hidden(base: &str, number: &str) {
         let (status, body) = call(base, "POST", &search, Some(json!({"q": q}))).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["estimatedTotalHits"], 0, "q={q}: {body}");
+    }
+}
+
+// ---- Connections cut after the request went out ------------------------------------------
+
+/// Node `node` takes the next `method` request under `prefix` whole, handles it (`apply`) or
+/// not, and closes the connection without answering.
+fn cut_next(node: &SimNode, method: &str, prefix: &str, apply: bool) {
+    node.faults().set_cut(Cut {
+        method: Some(method.into()),
+        path_prefix: prefix.into(),
+        apply,
+        times: 1,
+    });
+}
+
+/// A document write whose connection to one replica is cut after the body went out, applied
+/// there or not: the node ends with exactly one task of it (found and adopted, or sent once
+/// more), every replica identical, and the Miroir task's counts and the client's own
+/// `customMetadata` right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_document_write_cut_after_its_body_is_applied_once_per_replica() {
+    for apply in [true, false] {
+        let c = rf2("").await;
+        let base = c.miroir.url();
+        let mut before = Vec::new();
+        for node in &c.nodes {
+            before.push(node_write_tasks(node).await);
+        }
+        cut_next(
+            &c.nodes[0],
+            "POST",
+            &format!("/indexes/{INDEX}/documents"),
+            apply,
+        );
+        let (status, task) = call(
+            &base,
+            "POST",
+            &format!("/indexes/{INDEX}/documents?customMetadata=import%201"),
+            Some(docs(0..400, 1)),
+        )
+        .await;
+        assert_eq!(status, 202, "apply={apply}: {task}");
+        assert_eq!(c.nodes[0].faults().to_json()["cut"], Value::Null, "not cut");
+        let uid = task["taskUid"].as_u64().expect("uid");
+        assert_eq!(unsucceeded(&base, &[uid]).await, 0);
+        let (_, t) = call(&base, "GET", &format!("/tasks/{uid}"), None).await;
+        assert_eq!(t["details"]["receivedDocuments"], 400, "{t}");
+        assert_eq!(t["details"]["indexedDocuments"], 400, "{t}");
+        assert_eq!(t["customMetadata"], "import 1", "{t}");
+        for (node, before) in c.nodes.iter().zip(&before) {
+            assert_eq!(
+                node_write_tasks(node).await,
+                before + 1,
+                "apply={apply}: {}",
+                node.url()
+            );
+        }
+        let expected: BTreeMap<u64, u64> = (0..400).map(|i| (i, 1)).collect();
+        assert_eq!(
+            audit(&c, &expected).await,
+            Audit::default(),
+            "apply={apply}"
+        );
+        assert_eq!(replicas_identical(&c).await, Ok(400), "apply={apply}");
+        // A broadcast document write keeps the client's `customMetadata` too, while the nodes
+        // hold Miroir's marker.
+        let (status, task) = call(
+            &base,
+            "DELETE",
+            &format!("/indexes/{INDEX}/documents?customMetadata=wipe"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 202, "{task}");
+        let t = wait_task(&base, task["taskUid"].as_u64().expect("uid")).await;
+        assert_eq!(
+            (&t["status"], &t["customMetadata"]),
+            (&json!("succeeded"), &json!("wipe"))
+        );
+        for node in &c.nodes {
+            let clears = node_tasks_of(&node.url(), INDEX, "documentDeletion").await;
+            let meta = clears.first().map(|t| t["customMetadata"].clone());
+            assert!(
+                meta.as_ref()
+                    .and_then(Value::as_str)
+                    .is_some_and(|m| m.starts_with("miroir:")),
+                "{clears:?}"
+            );
+        }
+    }
+}
+
+/// `POST /indexes` whose connection to one node is cut after the body went out: the client
+/// gets the creation's success (not `index_already_exists` from a second copy), and every
+/// node holds the index with exactly one creation task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_index_creation_cut_after_its_body_succeeds_once() {
+    for apply in [true, false] {
+        let c = cluster_with(3, "replication_factor = 2\n", &rf2_toml_extra("")).await;
+        let base = c.miroir.url();
+        cut_next(&c.nodes[1], "POST", "/indexes", apply);
+        let (status, task) = call(
+            &base,
+            "POST",
+            "/indexes",
+            Some(json!({"uid": "fresh", "primaryKey": "id"})),
+        )
+        .await;
+        assert_eq!(status, 202, "apply={apply}: {task}");
+        assert_eq!(c.nodes[1].faults().to_json()["cut"], Value::Null, "not cut");
+        let t = wait_task(&base, task["taskUid"].as_u64().expect("uid")).await;
+        assert_eq!(t["status"], "succeeded", "apply={apply}: {t}");
+        assert_eq!(t["type"], "indexCreation", "{t}");
+        for node in &c.nodes {
+            let (status, index) = call(&node.url(), "GET", "/indexes/fresh", None).await;
+            assert_eq!(status, 200, "{index}");
+            let creations = node_tasks_of(&node.url(), "fresh", "indexCreation").await;
+            assert_eq!(creations.len(), 1, "apply={apply}: {creations:?}");
+            assert_eq!(creations[0]["status"], "succeeded", "{creations:?}");
+        }
     }
 }

@@ -8,9 +8,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{call, client, eventually, miroir_bin, search_as, ADMIN_KEY, KEY};
+use common::{call, client, eventually, miroir_bin, node_tasks_of, search_as, ADMIN_KEY, KEY};
 use miroir_filters::routing::shard_for_key;
 use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
+use miroir_testkit::relay::{CutMode, Relay};
 use miroir_testkit::{require_meili_bin, start_node, NodeKind, TestNode};
 use serde_json::{json, Value};
 
@@ -76,6 +77,13 @@ async fn real_cluster() -> (Vec<TestNode>, MiroirProcess) {
     for _ in 0..3 {
         nodes.push(start_node(NodeKind::Real, KEY).await);
     }
+    let urls: Vec<String> = nodes.iter().map(TestNode::url).collect();
+    let miroir = miroir_over(&urls).await;
+    (nodes, miroir)
+}
+
+/// Miroir with RF 2 in front of the nodes at `urls`.
+async fn miroir_over(urls: &[String]) -> MiroirProcess {
     let (port, metrics_port) = (free_port(), free_port());
     let mut toml = format!(
         "shards = 8\nreplication_factor = 2\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n\
@@ -83,14 +91,12 @@ async fn real_cluster() -> (Vec<TestNode>, MiroirProcess) {
          [health]\ninterval_ms = 200\ntimeout_ms = 200\nunhealthy_threshold = 2\nhealthy_threshold = 2\n\n\
          [scatter]\nnode_timeout_ms = 2000\n\n[handoff]\nreplay_interval_ms = 100\n\n"
     );
-    for (i, node) in nodes.iter().enumerate() {
+    for (i, url) in urls.iter().enumerate() {
         toml.push_str(&format!(
-            "[[nodes]]\nid = \"n{i}\"\naddress = \"{}\"\n\n",
-            node.url()
+            "[[nodes]]\nid = \"n{i}\"\naddress = \"{url}\"\n\n"
         ));
     }
-    let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
-    (nodes, miroir)
+    MiroirProcess::start(miroir_bin(), &toml, port).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -700,6 +706,169 @@ async fn measure_version_field_cost_on_a_node() {
             }
             let qps = searches as f64 / started.elapsed().as_secs_f64();
             println!("VERSION-COST round={round} index={index} docs={n} indexing_s={indexing:.2} search_qps={qps:.0}");
+        }
+    }
+}
+
+// ---- Connections cut after the request went out ------------------------------------------
+
+/// Three real nodes, each behind a relay that can cut a connection after a whole request went
+/// through, and Miroir (RF 2) in front of the relays.
+async fn relayed_cluster() -> (Vec<TestNode>, Vec<Relay>, MiroirProcess) {
+    let mut nodes = Vec::new();
+    let mut relays = Vec::new();
+    for _ in 0..3 {
+        let node = start_node(NodeKind::Real, KEY).await;
+        let addr = node
+            .url()
+            .trim_start_matches("http://")
+            .parse()
+            .expect("addr");
+        relays.push(Relay::start(addr).await.expect("relay"));
+        nodes.push(node);
+    }
+    let urls: Vec<String> = relays.iter().map(Relay::url).collect();
+    let miroir = miroir_over(&urls).await;
+    (nodes, relays, miroir)
+}
+
+/// A write through Miroir that must be accepted; waits for its task to succeed.
+async fn succeeded(base: &str, method: &str, path: &str, body: Value) -> Value {
+    let uid = accepted(base, method, path, Some(body)).await;
+    let t = common::wait_task(base, uid).await;
+    assert_eq!(t["status"], "succeeded", "{method} {path}: {t}");
+    t
+}
+
+/// `id -> n` of every document a node holds.
+async fn counters_on(node: &TestNode) -> BTreeMap<u64, u64> {
+    let (status, page) = call(
+        &node.url(),
+        "GET",
+        &format!("/indexes/{INDEX}/documents?limit=20000&fields=id,n"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    page["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| Some((d["id"].as_u64()?, d["n"].as_u64()?)))
+        .collect()
+}
+
+/// On real nodes, behind relays that drop the connection after forwarding a whole request:
+/// an edit by function that increments a counter runs exactly once on every replica (the
+/// node's answer lost after it applied the edit, then the edit never reaching the node); a
+/// document write so cut leaves exactly one node task per replica and the Miroir task's
+/// counts right; `POST /indexes` so cut answers success and creates the index once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_requests_cut_after_their_body_are_applied_once() {
+    require_meili_bin!();
+    let (nodes, relays, miroir) = relayed_cluster().await;
+    let base = miroir.url();
+    let (status, features) = call(
+        &base,
+        "PATCH",
+        "/experimental-features",
+        Some(json!({"editDocumentsByFunction": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{features}");
+    let docs: Vec<Value> = (0..300).map(|i| json!({"id": i, "n": 0})).collect();
+    let docs_path = format!("/indexes/{INDEX}/documents");
+    succeeded(&base, "POST", &docs_path, json!(docs)).await;
+
+    // Edits by function: applied then cut, then cut before reaching the node.
+    let edit_path = format!("/indexes/{INDEX}/documents/edit");
+    for (relay, mode) in [(0, CutMode::AfterAnswer), (1, CutMode::Swallow)] {
+        let cuts = relays[relay].cuts();
+        relays[relay].cut_next("POST", &edit_path, mode);
+        succeeded(
+            &base,
+            "POST",
+            &edit_path,
+            json!({"function": "doc.n = doc.n + 1"}),
+        )
+        .await;
+        assert_eq!(relays[relay].cuts(), cuts + 1, "{mode:?}: not cut");
+    }
+    let mut held = 0;
+    for node in &nodes {
+        let counters = counters_on(node).await;
+        assert!(
+            counters.values().all(|&n| n == 2),
+            "{}: {counters:?}",
+            node.url()
+        );
+        held += counters.len();
+        assert_eq!(
+            node_tasks_of(&node.url(), INDEX, "documentEdition")
+                .await
+                .len(),
+            2
+        );
+    }
+    assert_eq!(held, 600, "every document on two replicas");
+
+    // A document write, applied then cut, and cut before reaching the node.
+    for (relay, mode) in [(2, CutMode::AfterAnswer), (0, CutMode::Swallow)] {
+        let mut before = Vec::new();
+        for node in &nodes {
+            before.push(
+                node_tasks_of(&node.url(), INDEX, "documentAdditionOrUpdate")
+                    .await
+                    .len(),
+            );
+        }
+        let cuts = relays[relay].cuts();
+        relays[relay].cut_next("POST", &docs_path, mode);
+        let more: Vec<Value> = (300..700).map(|i| json!({"id": i, "n": 5})).collect();
+        let path = format!("{docs_path}?customMetadata=batch-{relay}");
+        let t = succeeded(&base, "POST", &path, json!(more)).await;
+        assert_eq!(relays[relay].cuts(), cuts + 1, "{mode:?}: not cut");
+        assert_eq!(t["details"]["receivedDocuments"], 400, "{t}");
+        assert_eq!(t["details"]["indexedDocuments"], 400, "{t}");
+        assert_eq!(t["customMetadata"], format!("batch-{relay}"), "{t}");
+        for (node, before) in nodes.iter().zip(before) {
+            let after = node_tasks_of(&node.url(), INDEX, "documentAdditionOrUpdate").await;
+            assert_eq!(after.len(), before + 1, "{mode:?} {}", node.url());
+        }
+    }
+    let mut copies: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for node in &nodes {
+        for (id, n) in counters_on(node).await {
+            copies.entry(id).or_default().push(n);
+        }
+    }
+    assert_eq!(copies.len(), 700);
+    for (id, ns) in &copies {
+        let want = if *id < 300 { 2 } else { 5 };
+        assert_eq!(ns, &vec![want, want], "document {id}");
+    }
+
+    // An index creation, applied then cut, and cut before reaching the node.
+    for (relay, mode, uid) in [
+        (1, CutMode::AfterAnswer, "fresh"),
+        (2, CutMode::Swallow, "other"),
+    ] {
+        let cuts = relays[relay].cuts();
+        relays[relay].cut_next("POST", "/indexes", mode);
+        let t = succeeded(
+            &base,
+            "POST",
+            "/indexes",
+            json!({"uid": uid, "primaryKey": "id"}),
+        )
+        .await;
+        assert_eq!(t["type"], "indexCreation", "{t}");
+        assert_eq!(relays[relay].cuts(), cuts + 1, "{mode:?}: not cut");
+        for node in &nodes {
+            let (status, index) = call(&node.url(), "GET", &format!("/indexes/{uid}"), None).await;
+            assert_eq!(status, 200, "{mode:?} {}: {index}", node.url());
+            let creations = node_tasks_of(&node.url(), uid, "indexCreation").await;
+            assert_eq!(creations.len(), 1, "{mode:?} {}: {creations:?}", node.url());
         }
     }
 }

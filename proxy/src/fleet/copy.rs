@@ -182,13 +182,12 @@ pub async fn replay_log(calls: &Calls<'_>, target: &NodePeer) -> Result<usize, C
 }
 
 async fn send_hint(calls: &Calls<'_>, target: &NodePeer, hint: &Hint) -> Result<(), CallError> {
-    let body = [hint.body.clone()];
     let req = NodeRequest {
         method: &hint.method,
         path: &hint.path,
         auth: calls.rt.node_key(),
         content_type: hint.content_type.as_deref(),
-        body: &body,
+        body: &hint.body,
         request_id: None,
         budget: None,
     };

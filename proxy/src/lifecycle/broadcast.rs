@@ -4,21 +4,24 @@
 //! node missed is handed to `repair` (hints for settings and document deletions, replays and
 //! rollbacks for index operations).
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::hidden;
+use miroir_filters::query;
 use miroir_handoff::{Hint, Seq};
 use miroir_tasks::{Created, NewTask, NodeTask, Replay};
 use serde_json::Value;
 
 use super::{facet_limit, keys, shard_field};
 use crate::cluster::{move_log, Runtime};
-use crate::node_io::{self, accepted_task_uid, failure_json, missed};
+use crate::node_io::{self, accepted_task_uid, failure_json, missed, once};
 use crate::repair::{handoff, index_repairs, settings_drift};
 use crate::request::{Incoming, Reply};
 use crate::shared::Shared;
 use crate::tasks;
-use crate::upstream::{NodeResponse, NodeResult};
+use crate::upstream::{NodeRequest, NodeResponse, NodeResult};
 
 pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
     record_deletion(shared, inc).await;
@@ -107,9 +110,15 @@ async fn send_or_hint(
     let scope = handoff::log_scope(inc.route, inc.index_uid.as_deref(), &inc.body);
     let order = shared.cluster.write_order(&scope);
     let _turn = order.lock().await;
-    let req = inc.node_request(chunks);
-    let outcome =
-        handoff::send_every(&shared.cluster, rt, &req, || as_hint(inc, &scope, chunks)).await;
+    let path = once::tagged(&inc.method, &inc.path);
+    let req = NodeRequest {
+        path: &path,
+        ..inc.node_request(chunks)
+    };
+    let outcome = handoff::send_every(&shared.cluster, rt, &req, || {
+        as_hint(inc, (&scope, &path), chunks)
+    })
+    .await;
     if inc.route == "index.delete" && outcome.0.iter().any(applied) {
         // Before the index's next write can be split.
         super::index_shards::deleted(shared, rt, &scope).await;
@@ -121,13 +130,14 @@ async fn send_or_hint(
 }
 
 /// The request as a node will receive it later: from its log or its move log.
-fn as_hint(inc: &Incoming, scope: &str, chunks: &[Bytes]) -> Hint {
+fn as_hint(inc: &Incoming, (scope, path): (&str, &str), chunks: &[Bytes]) -> Hint {
     Hint {
         index_uid: scope.to_owned(),
         method: inc.method.clone(),
-        path: inc.path.clone(),
+        path: path.to_owned(),
         content_type: inc.content_type.clone(),
-        body: chunks.first().cloned().unwrap_or_default(),
+        body: chunks.to_vec(),
+        maybe_applied: false,
     }
 }
 
@@ -147,7 +157,8 @@ async fn keep_for_copies(
         }
         match inc.route {
             "documents.clear" | "documents.delete_by_filter" => {
-                move_log::append(&shared.cluster, &node.id, as_hint(inc, index_uid, chunks)).await;
+                let hint = as_hint(inc, (index_uid, &inc.path), chunks);
+                move_log::append(&shared.cluster, &node.id, hint).await;
             }
             "documents.edit" => {
                 shared.cluster.broken_move_logs.insert(node.id.clone(), ());
@@ -344,7 +355,8 @@ async fn record_task(
         kind: first["type"].as_str().unwrap_or("unknown").to_owned(),
         enqueued_at: inc.received_at.clone(),
         node_tasks,
-        custom_metadata: first["customMetadata"].as_str().map(str::to_owned),
+        // The client's own: the nodes hold Miroir's marker (`node_io::once`).
+        custom_metadata: query::param(&inc.path, "customMetadata").map(Cow::into_owned),
         details: None,
     };
     match tasks::create(shared, task, None).await {

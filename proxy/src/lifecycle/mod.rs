@@ -42,7 +42,8 @@ async fn patch_every_node(
         method: "PATCH".into(),
         path: path.clone(),
         content_type: Some("application/json".into()),
-        body: body.clone(),
+        body: vec![body.clone()],
+        maybe_applied: false,
     };
     let (results, logged) =
         crate::repair::handoff::send_every(&shared.cluster, rt, &req, hint).await;

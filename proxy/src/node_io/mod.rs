@@ -6,6 +6,7 @@
 
 pub mod fanout;
 pub mod node_tasks;
+pub mod once;
 pub mod scatter;
 pub mod verdict;
 

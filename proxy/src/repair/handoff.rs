@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::cluster::node_state::NodeState;
 use crate::cluster::{Cluster, Runtime};
-use crate::node_io::missed;
+use crate::node_io::{missed, once};
 use crate::telemetry::metrics;
 use crate::upstream::{NodeRequest, NodeResult, UpstreamError};
 
@@ -107,14 +107,13 @@ pub async fn send_every(
     req: &NodeRequest<'_>,
     as_hint: impl Fn() -> Hint,
 ) -> (Vec<NodeResult>, Vec<(usize, Seq)>) {
-    let timeout = rt.config.scatter.node_timeout;
     let sends = rt.nodes.iter().map(|node| async move {
         if must_queue(cluster, &node.id) {
             return Err(UpstreamError::Connect(
                 "queued behind earlier writes".into(),
             ));
         }
-        let result = cluster.client.send(node, req, timeout).await;
+        let result = once::send(cluster, rt, node, req, false).await;
         cluster.observe(rt, &node.id, !missed(&result), false);
         result
     });
@@ -122,7 +121,9 @@ pub async fn send_every(
     let mut hinted = Vec::new();
     for (i, result) in results.iter().enumerate() {
         if missed(result) {
-            if let Some(seq) = hint(cluster, &rt.nodes[i].id, as_hint()).await {
+            let mut entry = as_hint();
+            entry.maybe_applied = once::uncertain(result);
+            if let Some(seq) = hint(cluster, &rt.nodes[i].id, entry).await {
                 hinted.push((i, seq));
             }
         }

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::handoff;
 use crate::cluster::node_state::NodeState;
 use crate::cluster::{Cluster, Runtime};
-use crate::node_io::wait_processed;
+use crate::node_io::{once, wait_processed};
 use crate::telemetry::metrics;
 use crate::upstream::{NodePeer, NodeRequest};
 
@@ -73,21 +73,17 @@ impl Replayer {
                 continue;
             }
             let order = cluster.write_order(&hint.index_uid);
-            let _turn = order.lock().await;
-            let body = [hint.body.clone()];
+            let turn = order.lock().await;
             let req = NodeRequest {
                 method: &hint.method,
                 path: &hint.path,
                 auth: rt.node_key(),
                 content_type: hint.content_type.as_deref(),
-                body: if body[0].is_empty() { &[] } else { &body },
+                body: &hint.body,
                 request_id: None,
                 budget: None,
             };
-            let outcome = cluster
-                .client
-                .send(node, &req, rt.config.scatter.node_timeout)
-                .await;
+            let outcome = once::send(cluster, rt, node, &req, hint.maybe_applied).await;
             match outcome {
                 Ok(resp) if (200..300).contains(&resp.status) => {
                     if let Some(uid) = resp.json().and_then(|v| v["taskUid"].as_u64()) {
@@ -127,6 +123,9 @@ impl Replayer {
                     break false;
                 }
             }
+            // The entry still counts in the node's backlog until it is removed, so a new write
+            // of the index queues behind it: the index's writers need not wait for this commit.
+            drop(turn);
             if let Err(e) = handoff::remove(cluster, id, seq).await {
                 log::error!(target: "miroir::handoff", "could not drop replayed hint {} of node {id}: {e}", seq.0);
                 break false;

@@ -18,6 +18,9 @@ pub enum UpstreamError {
     Connect(String),
     Timeout,
     Protocol(String),
+    /// The whole request went out but the connection closed before an answer: the node may
+    /// have applied it. Never resent blindly (see `node_io::once`).
+    Unanswered(String),
     /// The answer would overdraw the client request's answer budget: the request's fault,
     /// not the node's.
     AnswerTooLarge,
@@ -29,6 +32,9 @@ impl std::fmt::Display for UpstreamError {
             UpstreamError::Connect(e) => write!(f, "connect failed: {e}"),
             UpstreamError::Timeout => write!(f, "timed out"),
             UpstreamError::Protocol(e) => write!(f, "bad response: {e}"),
+            UpstreamError::Unanswered(e) => {
+                write!(f, "connection closed after the request was sent: {e}")
+            }
             UpstreamError::AnswerTooLarge => write!(f, "answer over the request's budget"),
         }
     }
@@ -77,7 +83,9 @@ impl NodeClient {
 
     /// A connection taken from the pool may have been closed by the node while idle; it then
     /// fails before any answer, where a new connection would have worked: try again, each
-    /// time on another connection.
+    /// time on another connection. Once the whole request went out, only a read is tried
+    /// again: the node may have applied a write whose answer was lost, and a second copy
+    /// would run twice (an edit by function) or fail (an index creation).
     async fn exchange(
         &self,
         node: &NodePeer,
@@ -88,6 +96,9 @@ impl NodeClient {
         loop {
             match self.exchange_once(node, req).await {
                 Ok(resp) => return Ok(resp),
+                Err(f) if f.sent && !f.answered && !req.repeatable() => {
+                    return Err(UpstreamError::Unanswered(f.error.to_string()))
+                }
                 Err(f) if f.reused && !f.answered && retries < STALE_RETRIES => retries += 1,
                 Err(f) => return Err(f.error),
             }
@@ -107,41 +118,43 @@ impl NodeClient {
                 .map_err(|e| Failure {
                     error: UpstreamError::Connect(e.to_string()),
                     reused: false,
+                    sent: false,
                     answered: false,
                 })?;
-        let fail = |answered: bool| {
+        let fail = |sent: bool, answered: bool| {
             move |e: Box<pingora_core::Error>| Failure {
                 error: UpstreamError::Protocol(e.to_string()),
                 reused,
+                sent,
                 answered,
             }
         };
-        let mut head =
-            RequestHeader::build(req.method, req.path.as_bytes(), None).map_err(fail(false))?;
+        let mut head = RequestHeader::build(req.method, req.path.as_bytes(), None)
+            .map_err(fail(false, false))?;
         head.insert_header("Host", node.host_header.as_str())
-            .map_err(fail(false))?;
+            .map_err(fail(false, false))?;
         if let Some(auth) = req.auth {
             head.insert_header("Authorization", format!("Bearer {auth}"))
-                .map_err(fail(false))?;
+                .map_err(fail(false, false))?;
         }
         if let Some(ct) = req.content_type {
             head.insert_header("Content-Type", ct)
-                .map_err(fail(false))?;
+                .map_err(fail(false, false))?;
         }
         if let Some(id) = req.request_id {
             head.insert_header("X-Request-Id", id)
-                .map_err(fail(false))?;
+                .map_err(fail(false, false))?;
         }
         // Pingora frames a client body only by an explicit length.
         let body_len: usize = req.body.iter().map(Bytes::len).sum();
         if body_len > 0 || matches!(req.method, "POST" | "PUT" | "PATCH") {
             head.insert_header("Content-Length", body_len.to_string())
-                .map_err(fail(false))?;
+                .map_err(fail(false, false))?;
         }
         session
             .write_request_header(Box::new(head))
             .await
-            .map_err(fail(false))?;
+            .map_err(fail(false, false))?;
         // A node may answer before reading the body (Meilisearch refuses a bad key at once and
         // closes the connection): a failed body write still leaves an answer to read.
         let mut body_error = None;
@@ -156,8 +169,10 @@ impl NodeClient {
                 body_error = Some(e);
             }
         }
+        // Until every byte of the request was written, the node cannot have acted on it.
+        let sent = body_error.is_none();
         if let Err(e) = session.read_response_header().await {
-            return Err(fail(false)(body_error.unwrap_or(e)));
+            return Err(fail(sent, false)(body_error.unwrap_or(e)));
         }
         let status = session
             .response_header()
@@ -165,16 +180,22 @@ impl NodeClient {
             .ok_or_else(|| Failure {
                 error: UpstreamError::Protocol("no response header".into()),
                 reused,
+                sent,
                 answered: false,
             })?;
         // An answer read in one chunk is kept as it came; only a second chunk starts a copy.
         let mut body = AnswerBody::default();
-        while let Some(chunk) = session.read_response_body().await.map_err(fail(true))? {
+        while let Some(chunk) = session
+            .read_response_body()
+            .await
+            .map_err(fail(sent, true))?
+        {
             if req.budget.is_some_and(|b| !b.take(chunk.len() as u64)) {
                 // Read no further; the connection is left unfinished, so it is not reused.
                 return Err(Failure {
                     error: UpstreamError::AnswerTooLarge,
                     reused,
+                    sent,
                     answered: true,
                 });
             }
@@ -233,6 +254,8 @@ struct Failure {
     error: UpstreamError,
     /// The connection came from the pool.
     reused: bool,
+    /// Every byte of the request was written: the node may have acted on it.
+    sent: bool,
     /// The node had started answering.
     answered: bool,
 }
@@ -294,6 +317,29 @@ impl<'a> NodeRequest<'a> {
             request_id: Some(caller.request_id),
             budget: Some(caller.budget),
             ..self
+        }
+    }
+}
+
+/// `POST` routes on which Meilisearch only reads.
+const READ_POSTS: [&str; 6] = [
+    "/search",
+    "/multi-search",
+    "/facet-search",
+    "/similar",
+    "/documents/fetch",
+    "/fields",
+];
+
+impl NodeRequest<'_> {
+    /// Sending the request twice does what sending it once does: a read. Every other request
+    /// may enqueue a task, so it is not sent again once it may have reached the node.
+    pub fn repeatable(&self) -> bool {
+        let path = self.path.split('?').next().unwrap_or("");
+        match self.method {
+            "GET" | "HEAD" => true,
+            "POST" => READ_POSTS.iter().any(|r| path.ends_with(r)),
+            _ => false,
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The client's answer to a write: a refusal every node shares, a quorum failure, or one
 //! Miroir task over the node tasks (with the replicas still to get it as pending replays).
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use miroir_filters::error::{Code, MiroirError};
+use miroir_filters::query;
 use miroir_filters::routing::{NodeId, ShardId};
 use miroir_handoff::Seq;
 use miroir_tasks::{Created, Idempotency, NewTask, NodeTask, Replay, TaskUid};
@@ -130,7 +132,8 @@ async fn judge_and_record(shared: &Shared, rt: &Runtime, write: Write<'_>, sent:
             .to_owned(),
         enqueued_at: received_at.to_owned(),
         node_tasks,
-        custom_metadata: first["customMetadata"].as_str().map(str::to_owned),
+        // The client's own: the nodes hold Miroir's marker (`node_io::once`).
+        custom_metadata: query::param(&inc.path, "customMetadata").map(Cow::into_owned),
         details: Some(details),
     };
     let reply = match tasks::create(shared, task, idempotency).await {

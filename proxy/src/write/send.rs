@@ -1,6 +1,7 @@
 //! Handing each node its part of a write, in the index's write order: sent, or kept as a
 //! hint when the node is down, behind on older writes, or misses it now (no answer, 5xx).
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
@@ -9,7 +10,7 @@ use miroir_handoff::{Hint, Seq};
 
 use super::quorum::judge_with;
 use crate::cluster::{move_log, Cluster, Runtime};
-use crate::node_io::{accepted_task_uid, missed};
+use crate::node_io::{accepted_task_uid, missed, once};
 use crate::repair::handoff;
 use crate::request::Incoming;
 use crate::upstream::{NodeRequest, NodeResult};
@@ -70,11 +71,15 @@ pub(super) async fn send_parts(
     (inc, auth): (&Incoming, Option<&str>),
     (index_uid, shards): (&str, &BTreeSet<ShardId>),
     method: &str,
-    parts: Vec<Part>,
+    mut parts: Vec<Part>,
 ) -> Sent {
+    for part in &mut parts {
+        if let Cow::Owned(path) = once::tagged(method, &part.path) {
+            part.path = path;
+        }
+    }
     let order = cluster.write_order(index_uid);
     let _turn = order.lock().await;
-    let timeout = rt.config.scatter.node_timeout;
     let (logged, parts): (Vec<&Part>, Vec<&Part>) = parts.iter().partition(|part| part.move_log);
     let (queued, direct): (Vec<&Part>, Vec<&Part>) = parts
         .into_iter()
@@ -87,11 +92,11 @@ pub(super) async fn send_parts(
         items: Vec::new(),
     };
     for part in queued {
-        keep_for_later(cluster, rt, index_uid, method, part, &mut sent).await;
+        keep_for_later(cluster, rt, (index_uid, method), (part, false), &mut sent).await;
     }
     for part in logged {
         let node = &rt.nodes[part.node.index()].id;
-        if move_log::append(cluster, node, as_hint(index_uid, method, part))
+        if move_log::append(cluster, node, as_hint(index_uid, method, part, false))
             .await
             .is_some()
         {
@@ -118,13 +123,21 @@ pub(super) async fn send_parts(
             budget: None,
         };
         let node = &rt.nodes[part.node.index()];
-        async move { (*part, cluster.client.send(node, &req, timeout).await) }
+        async move { (*part, once::send(cluster, rt, node, &req, false).await) }
     });
     for (part, result) in futures::future::join_all(sends).await {
         let answered = !missed(&result);
         cluster.observe(rt, &rt.nodes[part.node.index()].id, answered, false);
         if !answered {
-            keep_for_later(cluster, rt, index_uid, method, part, &mut sent).await;
+            let maybe_applied = once::uncertain(&result);
+            keep_for_later(
+                cluster,
+                rt,
+                (index_uid, method),
+                (part, maybe_applied),
+                &mut sent,
+            )
+            .await;
         }
         sent.parts.push((part.node, result));
         sent.items.push((part.node, part.items));
@@ -136,33 +149,25 @@ pub(super) async fn send_parts(
 async fn keep_for_later(
     cluster: &Cluster,
     rt: &Runtime,
-    index_uid: &str,
-    method: &str,
-    part: &Part,
+    (index_uid, method): (&str, &str),
+    (part, maybe_applied): (&Part, bool),
     sent: &mut Sent,
 ) {
-    let hint = as_hint(index_uid, method, part);
+    let hint = as_hint(index_uid, method, part, maybe_applied);
     match handoff::hint(cluster, &rt.nodes[part.node.index()].id, hint).await {
         Some(seq) => sent.hinted.push((part.node, seq)),
         None => sent.lost.push(part.node),
     }
 }
 
-fn as_hint(index_uid: &str, method: &str, part: &Part) -> Hint {
+fn as_hint(index_uid: &str, method: &str, part: &Part, maybe_applied: bool) -> Hint {
     Hint {
         index_uid: index_uid.to_owned(),
         method: method.to_owned(),
         path: part.path.clone(),
         content_type: part.content_type.clone(),
-        body: joined(&part.body),
-    }
-}
-
-/// A part's body as one buffer: shared, not copied, when it is one chunk.
-fn joined(chunks: &[Bytes]) -> Bytes {
-    match chunks {
-        [] => Bytes::new(),
-        [one] => one.clone(),
-        many => Bytes::from(many.concat()),
+        // The request's chunks, shared: the store copies them once, into its page.
+        body: part.body.clone(),
+        maybe_applied,
     }
 }

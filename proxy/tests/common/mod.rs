@@ -56,6 +56,19 @@ pub fn config_for(port: u16, metrics_port: u16, urls: &[String], extra: &str) ->
     toml
 }
 
+/// Tasks of `kind` on `index` the node at `url` holds (read on the node, behind Miroir).
+pub async fn node_tasks_of(url: &str, index: &str, kind: &str) -> Vec<serde_json::Value> {
+    let (status, page) = call(
+        url,
+        "GET",
+        &format!("/tasks?indexUids={index}&types={kind}&limit=1000"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    page["results"].as_array().cloned().unwrap_or_default()
+}
+
 /// Polls Miroir's task until it is terminal, like an SDK's `waitForTask`.
 pub async fn wait_task(base: &str, uid: u64) -> serde_json::Value {
     for _ in 0..1000 {

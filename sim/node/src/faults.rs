@@ -26,6 +26,21 @@ pub struct ErrorRate {
     pub path_prefix: Option<String>,
 }
 
+/// Requests taken whole and then left unanswered: the connection is closed where the answer
+/// would be, as when a node dies or a middlebox drops the connection after the request went
+/// out. The client cannot tell whether the request was applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cut {
+    /// Only requests with this method (all when `None`)…
+    pub method: Option<String>,
+    /// …whose path starts with this prefix.
+    pub path_prefix: String,
+    /// Whether the request is handled (its task enqueued) before the connection is closed.
+    pub apply: bool,
+    /// How many requests are cut before the fault clears itself.
+    pub times: u32,
+}
+
 /// The error the next processed task fails with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskFailure {
@@ -39,6 +54,7 @@ struct State {
     errors: Option<ErrorRate>,
     /// `Some(prefix)`: requests under the prefix (`""` = all) are accepted and never answered.
     hang: Option<String>,
+    cut: Option<Cut>,
     fail_next_task: Option<TaskFailure>,
     rng: SplitMix64,
 }
@@ -95,6 +111,28 @@ impl Faults {
         self.with(|s| s.hang = Some(path_prefix.unwrap_or_default()));
     }
 
+    pub fn set_cut(&self, cut: Cut) {
+        self.with(|s| s.cut = (cut.times > 0).then_some(cut));
+    }
+
+    /// `Some(apply)` when this request is to be cut (see [`Cut`]); counts it.
+    pub(crate) fn take_cut(&self, method: &str, path: &str) -> Option<bool> {
+        self.with(|s| {
+            let cut = s.cut.as_mut()?;
+            let hit = cut.method.as_deref().is_none_or(|m| m == method)
+                && path.starts_with(&cut.path_prefix);
+            if !hit {
+                return None;
+            }
+            let apply = cut.apply;
+            cut.times -= 1;
+            if cut.times == 0 {
+                s.cut = None;
+            }
+            Some(apply)
+        })
+    }
+
     pub fn fail_next_task(&self, code: impl Into<String>, message: impl Into<String>) {
         let failure = TaskFailure {
             code: code.into(),
@@ -109,6 +147,7 @@ impl Faults {
             s.latency = None;
             s.errors = None;
             s.hang = None;
+            s.cut = None;
             s.fail_next_task = None;
         });
     }
@@ -159,6 +198,10 @@ impl Faults {
                     "rate": e.rate, "status": e.status, "pathPrefix": e.path_prefix,
                 })),
                 "hang": s.hang.as_ref().map(|p| json!({ "pathPrefix": p })),
+                "cut": s.cut.as_ref().map(|c| json!({
+                    "method": c.method, "pathPrefix": c.path_prefix, "apply": c.apply,
+                    "times": c.times,
+                })),
                 "failNextTask": s.fail_next_task.as_ref().map(|f| json!({
                     "code": f.code, "message": f.message,
                 })),
@@ -206,6 +249,15 @@ impl Faults {
                 "hang" => match value {
                     Value::Null | Value::Bool(false) => self.with(|s| s.hang = None),
                     v => self.set_hang(prefix_field(v)),
+                },
+                "cut" => match value {
+                    Value::Null => self.with(|s| s.cut = None),
+                    v => self.set_cut(Cut {
+                        method: v.get("method").and_then(Value::as_str).map(str::to_owned),
+                        path_prefix: prefix_field(v).unwrap_or_default(),
+                        apply: v.get("apply").and_then(Value::as_bool).unwrap_or(true),
+                        times: v.get("times").and_then(Value::as_u64).unwrap_or(1) as u32,
+                    }),
                 },
                 "failNextTask" => match value {
                     Value::Null => self.with(|s| s.fail_next_task = None),
@@ -320,5 +372,18 @@ mod tests {
         assert!(!f.plan("/tasks/1").hang);
         assert!(f.take_task_failure().is_none());
         assert!(f.apply_json(&json!({"nope": 1})).is_err());
+    }
+
+    #[test]
+    fn a_cut_hits_its_method_and_prefix_the_set_number_of_times() {
+        let f = Faults::new(1);
+        f.apply_json(&json!({"cut": {"method": "POST", "pathPrefix": "/indexes/m", "times": 2}}))
+            .unwrap();
+        assert_eq!(f.take_cut("GET", "/indexes/m/documents"), None);
+        assert_eq!(f.take_cut("POST", "/keys"), None);
+        assert_eq!(f.take_cut("POST", "/indexes/m/documents"), Some(true));
+        assert_eq!(f.to_json()["cut"]["times"], 1);
+        assert_eq!(f.take_cut("POST", "/indexes/m/documents/edit"), Some(true));
+        assert_eq!(f.take_cut("POST", "/indexes/m/documents"), None);
     }
 }

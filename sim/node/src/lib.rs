@@ -24,6 +24,6 @@ mod tasks;
 mod worker;
 
 pub use auth::sign_tenant_token;
-pub use faults::{ErrorRate, Faults, Latency, TaskFailure};
+pub use faults::{Cut, ErrorRate, Faults, Latency, TaskFailure};
 pub use keys::derive_key;
 pub use node::{SimConfig, SimNode};

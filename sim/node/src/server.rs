@@ -17,6 +17,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use meili_sim_engine::{ErrorType, MeiliError};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::{AbortHandle, JoinHandle};
 use tower::ServiceExt;
 
@@ -71,12 +72,18 @@ impl Serving {
                 let id = conns.next.fetch_add(1, Ordering::Relaxed);
                 let (shared, app, registry) = (shared.clone(), app.clone(), conns.clone());
                 let task = spawner.spawn(async move {
+                    let cut = Arc::new(Notify::new());
+                    let on_cut = cut.clone();
                     let service = hyper::service::service_fn(move |req| {
-                        handle(shared.clone(), app.clone(), req)
+                        handle(shared.clone(), app.clone(), req, on_cut.clone())
                     });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let serve =
+                        http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    // A cut request drops the connection (and its socket) without an answer.
+                    tokio::select! {
+                        _ = serve => {}
+                        _ = cut.notified() => {}
+                    }
                     registry.lock().remove(&id);
                 });
                 // A connection that already finished must not linger in the registry.
@@ -114,10 +121,21 @@ async fn handle(
     shared: Arc<Shared>,
     app: Router,
     req: Request<Incoming>,
+    cut: Arc<Notify>,
 ) -> Result<Response<Body>, Infallible> {
     let req = normalize_path(req);
     let path = req.uri().path().to_owned();
     if !path.starts_with("/_sim/") {
+        if let Some(apply) = shared.faults.take_cut(req.method().as_str(), &path) {
+            // The whole request is taken (and handled, or not) before the connection goes.
+            if apply {
+                let _ = app.oneshot(req.map(Body::new)).await;
+            } else {
+                let _ = axum::body::to_bytes(Body::new(req.into_body()), BODY_LIMIT).await;
+            }
+            cut.notify_one();
+            return std::future::pending().await;
+        }
         let plan = shared.faults.plan(&path);
         if plan.hang {
             std::future::pending::<()>().await;

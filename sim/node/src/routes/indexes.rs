@@ -11,7 +11,7 @@ use meili_sim_engine::MeiliError;
 use serde_json::{json, Map, Value};
 
 use super::system::{index_stats, SizeParams};
-use super::{accepted, auth, custom_metadata, json_body, offset_limit, ok, page, AppState, Params};
+use super::{accepted, auth, json_body, offset_limit, ok, page, AppState, Params};
 use crate::error::{invalid_api_key, invalid_index_uid, invalid_type, unknown_field, ApiResult};
 use crate::ids::is_valid_index_uid;
 use crate::tasks::{details, Op};
@@ -67,7 +67,7 @@ fn primary_key_field(obj: &Map<String, Value>) -> Result<Option<String>, MeiliEr
 pub async fn create(
     State(s): State<AppState>,
     headers: HeaderMap,
-    params: Params,
+    _params: Params,
     body: Bytes,
 ) -> ApiResult<Response> {
     let access = auth(&s, &headers, "indexes.create", None)?;
@@ -92,19 +92,14 @@ pub async fn create(
     }
     let primary_key = primary_key_field(obj)?;
     let details = details(&[("primaryKey", json!(primary_key))]);
-    accepted(s.enqueue(
-        Some(&uid),
-        Op::CreateIndex { primary_key },
-        details,
-        custom_metadata(&params),
-    ))
+    accepted(s.enqueue(Some(&uid), Op::CreateIndex { primary_key }, details, None))
 }
 
 pub async fn update(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(uid): Path<String>,
-    params: Params,
+    _params: Params,
     body: Bytes,
 ) -> ApiResult<Response> {
     auth(&s, &headers, "indexes.update", Some(&uid))?;
@@ -137,24 +132,19 @@ pub async fn update(
         primary_key,
         new_uid,
     };
-    accepted(s.enqueue(Some(&uid), op, details(&pairs), custom_metadata(&params)))
+    accepted(s.enqueue(Some(&uid), op, details(&pairs), None))
 }
 
 pub async fn delete(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(uid): Path<String>,
-    params: Params,
+    _params: Params,
 ) -> ApiResult<Response> {
     auth(&s, &headers, "indexes.delete", Some(&uid))?;
     check_uid(&uid)?;
     let details = details(&[("deletedDocuments", Value::Null)]);
-    accepted(s.enqueue(
-        Some(&uid),
-        Op::DeleteIndex,
-        details,
-        custom_metadata(&params),
-    ))
+    accepted(s.enqueue(Some(&uid), Op::DeleteIndex, details, None))
 }
 
 /// `POST /indexes/{uid}/compact`: a task; a missing index fails it, as on Meilisearch.
@@ -162,16 +152,11 @@ pub async fn compact(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(uid): Path<String>,
-    params: Params,
+    _params: Params,
 ) -> ApiResult<Response> {
     auth(&s, &headers, "indexes.compact", Some(&uid))?;
     check_uid(&uid)?;
-    accepted(s.enqueue(
-        Some(&uid),
-        Op::Compact,
-        details(&[]),
-        custom_metadata(&params),
-    ))
+    accepted(s.enqueue(Some(&uid), Op::Compact, details(&[]), None))
 }
 
 pub async fn stats(
@@ -195,7 +180,7 @@ pub async fn stats(
 pub async fn swap(
     State(s): State<AppState>,
     headers: HeaderMap,
-    params: Params,
+    _params: Params,
     body: Bytes,
 ) -> ApiResult<Response> {
     let access = auth(&s, &headers, "indexes.swap", None)?;
@@ -277,5 +262,5 @@ pub async fn swap(
         pairs.push((first.clone(), second.clone(), rename));
     }
     let details = details(&[("swaps", json!(swaps))]);
-    accepted(s.enqueue(None, Op::Swap(pairs), details, custom_metadata(&params)))
+    accepted(s.enqueue(None, Op::Swap(pairs), details, None))
 }

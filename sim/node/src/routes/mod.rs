@@ -224,7 +224,8 @@ pub fn page<T>(items: Vec<T>, offset: usize, limit: usize, f: impl Fn(&T) -> Val
     serde_json::json!({ "results": results, "offset": offset, "limit": limit, "total": total })
 }
 
-/// `customMetadata` from the query string, echoed on the task.
+/// `customMetadata` from the query string, echoed on the task. Meilisearch 1.50 keeps it on
+/// document tasks only: index, settings, swap and compaction routes accept it and drop it.
 pub fn custom_metadata(params: &Params) -> Option<String> {
     params.get("customMetadata").map(str::to_owned)
 }

@@ -11,7 +11,7 @@ use meili_sim_engine::MeiliError;
 use serde_json::{Map, Value};
 
 use super::indexes::check_uid;
-use super::{accepted, auth, custom_metadata, json_body, ok, AppState, Params};
+use super::{accepted, auth, json_body, ok, AppState, Params};
 use crate::auth::Access;
 use crate::error::{feature_not_enabled, ApiResult};
 use crate::settings::{self as model, Verb, SUB_ROUTES};
@@ -58,7 +58,6 @@ fn enqueue(
     access: &Access,
     uid: &str,
     patch: Map<String, Value>,
-    params: &Params,
 ) -> ApiResult<Response> {
     let details = Some(patch.clone());
     accepted(s.enqueue(
@@ -68,7 +67,7 @@ fn enqueue(
             allow_index_creation: access.allow_index_creation,
         },
         details,
-        custom_metadata(params),
+        None,
     ))
 }
 
@@ -92,7 +91,7 @@ async fn patch_all(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(uid): Path<String>,
-    params: Params,
+    _params: Params,
     body: Bytes,
 ) -> ApiResult<Response> {
     let access = auth(&s, &headers, "settings.update", Some(&uid))?;
@@ -106,14 +105,14 @@ async fn patch_all(
             }
         }
     }
-    enqueue(&s, &access, &uid, patch, &params)
+    enqueue(&s, &access, &uid, patch)
 }
 
 async fn reset_all(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(uid): Path<String>,
-    params: Params,
+    _params: Params,
 ) -> ApiResult<Response> {
     let access = auth(&s, &headers, "settings.update", Some(&uid))?;
     check_uid(&uid)?;
@@ -125,7 +124,7 @@ async fn reset_all(
             .map(|k| (k.clone(), Value::Null))
             .collect()
     };
-    enqueue(&s, &access, &uid, patch, &params)
+    enqueue(&s, &access, &uid, patch)
 }
 
 async fn get_one(
@@ -146,7 +145,7 @@ async fn update_one(
     s: State<AppState>,
     headers: HeaderMap,
     Path(uid): Path<String>,
-    params: Params,
+    _params: Params,
     body: Bytes,
     key: &'static str,
 ) -> ApiResult<Response> {
@@ -160,20 +159,14 @@ async fn update_one(
             &format!("setting `{key}` in the index settings"),
         )?;
     }
-    enqueue(
-        &s,
-        &access,
-        &uid,
-        Map::from_iter([(key.to_owned(), value)]),
-        &params,
-    )
+    enqueue(&s, &access, &uid, Map::from_iter([(key.to_owned(), value)]))
 }
 
 async fn reset_one(
     s: State<AppState>,
     headers: HeaderMap,
     Path(uid): Path<String>,
-    params: Params,
+    _params: Params,
     key: &'static str,
 ) -> ApiResult<Response> {
     let access = auth(&s, &headers, "settings.update", Some(&uid))?;
@@ -183,6 +176,5 @@ async fn reset_one(
         &access,
         &uid,
         Map::from_iter([(key.to_owned(), Value::Null)]),
-        &params,
     )
 }
