@@ -569,6 +569,63 @@ async fn real_anti_entropy_repairs_bit_rot_and_keeps_deletions() {
     assert!(status["repaired"]["extra"].as_u64() >= Some(5), "{status}");
 }
 
+/// On real Meilisearch 1.50: a key deleted directly on one node, behind Miroir's back, is
+/// created there again by anti-entropy (the other two nodes hold it) with its uid, so the
+/// node derives the same key string, and then the key works through Miroir and on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_anti_entropy_restores_a_key_deleted_on_one_node() {
+    require_meili_bin!();
+    let (nodes, miroir, _) = anti_entropy_fleet(300, "").await;
+    let base = miroir.url();
+    let first = accepted(
+        &base,
+        "POST",
+        &format!("/indexes/{INDEX}/documents"),
+        Some(versioned(0..200, 1)),
+    )
+    .await;
+    all_succeed(&base, &[first]).await;
+    let (status, key) = call(
+        &base,
+        "POST",
+        "/keys",
+        Some(json!({"name": "app", "actions": ["search"], "indexes": [INDEX], "expiresAt": null})),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    let (uid, secret) = (
+        key["uid"].as_str().expect("uid").to_owned(),
+        key["key"].as_str().expect("key").to_owned(),
+    );
+    let (status, _) = call(&nodes[1].url(), "DELETE", &format!("/keys/{uid}"), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(search_as(&nodes[1].url(), INDEX, &secret).await.0, 403);
+
+    let started = Instant::now();
+    let restored = eventually(Duration::from_secs(60), || async {
+        let (status, k) = call(&nodes[1].url(), "GET", &format!("/keys/{uid}"), None).await;
+        status == 200 && k["key"] == key["key"]
+    })
+    .await;
+    assert!(restored, "the key was not restored on n1");
+    println!("ANTI-ENTROPY real key restored in {:?}", started.elapsed());
+    for _ in 0..30 {
+        let (status, body) = search_as(&base, INDEX, &secret).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["estimatedTotalHits"], 200, "{body}");
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let (status, body) = search_as(&node.url(), INDEX, &secret).await;
+        assert_eq!(status, 200, "n{i}: {body}");
+        let (_, k) = call(&node.url(), "GET", &format!("/keys/{uid}"), None).await;
+        for field in ["name", "actions", "indexes", "expiresAt"] {
+            assert_eq!(k[field], key[field], "n{i}: {k}");
+        }
+    }
+    let keys = &topology(&base).await["antiEntropy"]["keys"];
+    assert!(keys["missing"].as_u64() >= Some(1), "{keys}");
+}
+
 /// Measurement, run by hand (`--ignored --nocapture`): one anti-entropy pass over
 /// `AE_DOCS` documents (default 100 000) with RF 2 on 3 real nodes, unthrottled; prints its
 /// time, node requests and Miroir CPU seconds, per million documents.
