@@ -227,7 +227,13 @@ impl AntiEntropy {
         }
         let mut held: Vec<HashMap<String, Value>> = Vec::with_capacity(owners.len());
         for node in owners {
-            held.push(fetch_ids(calls, node, &index.uid, pk, &ids, None).await?);
+            match fetch_ids(calls, node, &index.uid, pk, &ids, None).await? {
+                Some(found) => held.push(found),
+                // The index is gone from an owner (deleted behind Miroir's back since the
+                // pass listed it): documents written now would create it without its
+                // settings. The index-set comparison of the next pass recreates it first.
+                None => return Ok(()),
+            }
         }
         let evidence = self
             .journal
@@ -333,7 +339,7 @@ impl AntiEntropy {
             };
             let ids = [id.to_owned()];
             match fetch_ids(calls, holder, &index.uid, pk, &ids, Some(&filter)).await {
-                Ok(found) if !found.is_empty() => return Ok(true),
+                Ok(Some(found)) if !found.is_empty() => return Ok(true),
                 // A filter the index no longer accepts proves nothing either way.
                 Ok(_) | Err(CallError::Refused { .. }) => {}
                 Err(e) => return Err(e),
@@ -388,7 +394,8 @@ impl AntiEntropy {
     }
 }
 
-/// The documents among `ids` that `node` holds (matching `filter` when given), with vectors.
+/// The documents among `ids` that `node` holds (matching `filter` when given), with vectors;
+/// `None` when the node has no such index.
 async fn fetch_ids(
     calls: &Calls<'_>,
     node: &NodePeer,
@@ -396,7 +403,7 @@ async fn fetch_ids(
     pk: &str,
     ids: &[String],
     filter: Option<&Value>,
-) -> Result<HashMap<String, Value>, CallError> {
+) -> Result<Option<HashMap<String, Value>>, CallError> {
     let path = format!("/indexes/{index}/documents/fetch");
     let mut held = HashMap::new();
     for chunk in ids.chunks(PAGE) {
@@ -405,16 +412,17 @@ async fn fetch_ids(
             body["filter"] = f.clone();
         }
         status::get().requested();
-        if let Some(page) = calls.post_read(node, &path, &body).await? {
-            for doc in page["results"].as_array().into_iter().flatten() {
-                if let Some(id) = transfer::document_id(&doc[pk]) {
-                    held.insert(id, doc.clone());
-                }
+        let Some(page) = calls.post_read(node, &path, &body).await? else {
+            return Ok(None);
+        };
+        for doc in page["results"].as_array().into_iter().flatten() {
+            if let Some(id) = transfer::document_id(&doc[pk]) {
+                held.insert(id, doc.clone());
             }
         }
     }
     status::get().read(held.len() as u64);
-    Ok(held)
+    Ok(Some(held))
 }
 
 #[async_trait]
