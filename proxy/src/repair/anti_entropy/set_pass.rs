@@ -27,6 +27,8 @@ use crate::upstream::NodePeer;
 /// How long a pass waits for a recreated index to be ready before reading its documents;
 /// past it, the next pass refills it.
 const CREATION_WAIT: Duration = Duration::from_secs(30);
+/// Keys per page read from a node.
+const KEY_PAGE: usize = 1000;
 
 /// Each node's keys, uid → the key as compared.
 async fn read_keys(
@@ -35,15 +37,26 @@ async fn read_keys(
 ) -> Result<Vec<BTreeMap<String, Value>>, CallError> {
     let mut all = Vec::with_capacity(nodes.len());
     for node in nodes {
-        status::get().requested();
-        let page = calls.get(node, "/keys?limit=10000").await?;
-        let held = page
-            .as_ref()
-            .and_then(|p| p["results"].as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|k| Some((k["uid"].as_str()?.to_owned(), key_view(k))))
-            .collect();
+        let mut held = BTreeMap::new();
+        let mut offset = 0;
+        loop {
+            status::get().requested();
+            let path = format!("/keys?limit={KEY_PAGE}&offset={offset}");
+            let page = calls.get(node, &path).await?;
+            let results = page
+                .as_ref()
+                .and_then(|p| p["results"].as_array())
+                .map_or(&[][..], Vec::as_slice);
+            held.extend(
+                results
+                    .iter()
+                    .filter_map(|k| Some((k["uid"].as_str()?.to_owned(), key_view(k)))),
+            );
+            offset += results.len();
+            if results.len() < KEY_PAGE {
+                break;
+            }
+        }
         all.push(held);
     }
     Ok(all)
