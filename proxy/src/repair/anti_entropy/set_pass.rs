@@ -248,11 +248,9 @@ pub async fn indexes(
     }
     for (node, task) in created {
         status::get().requested();
-        match tokio::time::timeout(CREATION_WAIT, calls.wait_task(node, task)).await {
-            Ok(Err(e)) => {
-                log::warn!(target: "miroir::anti_entropy", "an index repaired on node {} is not ready: {e}", node.id)
-            }
-            Ok(Ok(())) | Err(_) => {}
+        // Past the wait, the next pass refills it.
+        if let Ok(Err(e)) = tokio::time::timeout(CREATION_WAIT, calls.wait_task(node, task)).await {
+            log::warn!(target: "miroir::anti_entropy", "an index repaired on node {} is not ready: {e}", node.id);
         }
     }
     Ok(())
