@@ -1131,6 +1131,21 @@ fn anti_entropy_extra() -> String {
     rf2_toml_extra("") + "\n[anti_entropy]\ninterval_ms = 300\n"
 }
 
+/// Three nodes, RF 2, anti-entropy every 300 ms; the index with `settings` and documents
+/// `0..n`, every task succeeded.
+async fn anti_entropy_cluster(settings: Value, n: u64) -> Cluster {
+    let c = cluster_with(3, "replication_factor = 2\n", &anti_entropy_extra()).await;
+    let base = c.miroir.url();
+    prepare(&base).await;
+    let path = format!("/indexes/{INDEX}/settings");
+    let (status, t) = call(&base, "PATCH", &path, Some(settings)).await;
+    assert_eq!(status, 202, "{t}");
+    let task = write(&base, docs(0..n, 1)).await.expect("write");
+    let tasks = [t["taskUid"].as_u64().expect("uid"), task];
+    assert_eq!(unsucceeded(&base, &tasks).await, 0);
+    c
+}
+
 /// Every document `node` holds, whole (hidden fields included): id -> document.
 async fn node_full_docs(node: &SimNode) -> BTreeMap<u64, Value> {
     let (status, page) = call(
@@ -1335,22 +1350,8 @@ async fn anti_entropy_does_not_resurrect_a_deletion_whose_hint_was_lost() {
 /// a query matches it (`POST /fields`, which the simulator lacks, is checked on real nodes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_version_field_never_reaches_a_client() {
-    let c = cluster_with(3, "replication_factor = 2\n", &anti_entropy_extra()).await;
+    let c = anti_entropy_cluster(json!({"filterableAttributes": ["v"]}), 50).await;
     let base = c.miroir.url();
-    prepare(&base).await;
-    let (status, t) = call(
-        &base,
-        "PATCH",
-        &format!("/indexes/{INDEX}/settings"),
-        Some(json!({"filterableAttributes": ["v"]})),
-    )
-    .await;
-    assert_eq!(status, 202, "{t}");
-    let task = write(&base, docs(0..50, 1)).await.expect("write");
-    assert_eq!(
-        unsucceeded(&base, &[t["taskUid"].as_u64().unwrap(), task]).await,
-        0
-    );
     let doc = node_full_docs(&c.nodes[0])
         .await
         .into_values()
@@ -1454,6 +1455,20 @@ fn set_sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Anti-entropy repaired at least one copy of each of `kinds` in `set`, as
+/// `/_miroir/topology` (what `miroir ctl status` prints) and the metrics show.
+async fn assert_set_repaired(c: &Cluster, set: &str, kinds: &[&str]) {
+    let counts = &admin(&c.miroir.url(), "/_miroir/topology").await["antiEntropy"][set];
+    let metrics = metrics_text(c.metrics_port).await;
+    for kind in kinds {
+        assert!(counts[*kind].as_u64() >= Some(1), "{set} {kind}: {counts}");
+        let labels = [&format!(r#"set="{set}""#), &format!(r#"kind="{kind}""#)];
+        let labels = labels.map(String::as_str);
+        let repairs = set_sample(&metrics, "miroir_anti_entropy_set_repairs_total", &labels);
+        assert!(repairs >= Some(1.0), "{set} {kind}: {metrics}");
+    }
+}
+
 async fn key_on(node: &SimNode, uid: &str) -> (u16, Value) {
     call(&node.url(), "GET", &format!("/keys/{uid}"), None).await
 }
@@ -1534,19 +1549,7 @@ async fn anti_entropy_repairs_keys_changed_on_one_node_behind_miroirs_back() {
             node.url()
         );
     }
-    let keys = &admin(&base, "/_miroir/topology").await["antiEntropy"]["keys"];
-    assert!(keys["missing"].as_u64() >= Some(1), "{keys}");
-    assert!(keys["different"].as_u64() >= Some(1), "{keys}");
-    assert!(keys["extra"].as_u64() >= Some(1), "{keys}");
-    let metrics = metrics_text(c.metrics_port).await;
-    let repairs = "miroir_anti_entropy_set_repairs_total";
-    for kind in ["missing", "different", "extra"] {
-        let labels = [r#"set="keys""#, &format!(r#"kind="{kind}""#)];
-        assert!(
-            set_sample(&metrics, repairs, &labels) >= Some(1.0),
-            "{kind}: {metrics}"
-        );
-    }
+    assert_set_repaired(&c, "keys", &["missing", "different", "extra"]).await;
 }
 
 /// An index deleted on one node behind Miroir's back (three nodes, RF 2): anti-entropy creates
@@ -1554,22 +1557,9 @@ async fn anti_entropy_repairs_keys_changed_on_one_node_behind_miroirs_back() {
 /// refills it from the other owners of its shards: every replica ends identical.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn anti_entropy_recreates_and_refills_an_index_deleted_on_one_node() {
-    let c = cluster_with(3, "replication_factor = 2\n", &anti_entropy_extra()).await;
+    let settings = json!({"filterableAttributes": ["v"], "searchableAttributes": ["title"]});
+    let c = anti_entropy_cluster(settings, 300).await;
     let base = c.miroir.url();
-    prepare(&base).await;
-    let (status, t) = call(
-        &base,
-        "PATCH",
-        &format!("/indexes/{INDEX}/settings"),
-        Some(json!({"filterableAttributes": ["v"], "searchableAttributes": ["title"]})),
-    )
-    .await;
-    assert_eq!(status, 202, "{t}");
-    let task = write(&base, docs(0..300, 1)).await.expect("write");
-    assert_eq!(
-        unsucceeded(&base, &[t["taskUid"].as_u64().unwrap(), task]).await,
-        0
-    );
     let settings_path = format!("/indexes/{INDEX}/settings");
     let (_, settings) = call(&c.nodes[0].url(), "GET", &settings_path, None).await;
     let n1 = &c.nodes[1];
@@ -1596,14 +1586,7 @@ async fn anti_entropy_recreates_and_refills_an_index_deleted_on_one_node() {
     let expected: BTreeMap<u64, u64> = (0..300).map(|i| (i, 1)).collect();
     assert_eq!(audit(&c, &expected).await, Audit::default());
     assert_eq!(search_total(&base).await, Ok((300, None)));
-    let indexes = &admin(&base, "/_miroir/topology").await["antiEntropy"]["indexes"];
-    assert!(indexes["missing"].as_u64() >= Some(1), "{indexes}");
-    let metrics = metrics_text(c.metrics_port).await;
-    let labels = [r#"set="indexes""#, r#"kind="missing""#];
-    assert!(
-        set_sample(&metrics, "miroir_anti_entropy_set_repairs_total", &labels) >= Some(1.0),
-        "{metrics}"
-    );
+    assert_set_repaired(&c, "indexes", &["missing"]).await;
 }
 
 /// With two nodes a key deleted on one and an index created on the other behind Miroir's back

@@ -256,6 +256,22 @@ async fn real_index_deleted_and_recreated_while_a_node_is_down() {
     assert_eq!(total, 600, "300 documents, 2 copies each, no stray");
 }
 
+/// 200 documents written through Miroir, and a key that may search them, as created.
+async fn documents_and_search_key(base: &str) -> Value {
+    let first = accepted(
+        base,
+        "POST",
+        &format!("/indexes/{INDEX}/documents"),
+        Some(versioned(0..200, 1)),
+    )
+    .await;
+    all_succeed(base, &[first]).await;
+    let body = json!({"name": "app", "actions": ["search"], "indexes": [INDEX], "expiresAt": null});
+    let (status, key) = call(base, "POST", "/keys", Some(body)).await;
+    assert_eq!(status, 201, "{key}");
+    key
+}
+
 /// A key revoked while a node is down: the revocation is made (not refused for quorum), and
 /// once the node is back the key is refused through Miroir on every read rotation and by
 /// every node directly.
@@ -264,22 +280,7 @@ async fn real_key_revoked_while_a_node_is_down_is_refused_everywhere() {
     require_meili_bin!();
     let (nodes, miroir) = real_cluster().await;
     let base = miroir.url();
-    let first = accepted(
-        &base,
-        "POST",
-        &format!("/indexes/{INDEX}/documents"),
-        Some(versioned(0..200, 1)),
-    )
-    .await;
-    all_succeed(&base, &[first]).await;
-    let (status, key) = call(
-        &base,
-        "POST",
-        "/keys",
-        Some(json!({"actions": ["search"], "indexes": [INDEX], "expiresAt": null})),
-    )
-    .await;
-    assert_eq!(status, 201, "{key}");
+    let key = documents_and_search_key(&base).await;
     let (uid, secret) = (
         key["uid"].as_str().expect("uid").to_owned(),
         key["key"].as_str().expect("key").to_owned(),
@@ -567,22 +568,7 @@ async fn real_anti_entropy_restores_a_key_deleted_on_one_node() {
     require_meili_bin!();
     let (nodes, miroir, _) = anti_entropy_fleet(300, "").await;
     let base = miroir.url();
-    let first = accepted(
-        &base,
-        "POST",
-        &format!("/indexes/{INDEX}/documents"),
-        Some(versioned(0..200, 1)),
-    )
-    .await;
-    all_succeed(&base, &[first]).await;
-    let (status, key) = call(
-        &base,
-        "POST",
-        "/keys",
-        Some(json!({"name": "app", "actions": ["search"], "indexes": [INDEX], "expiresAt": null})),
-    )
-    .await;
-    assert_eq!(status, 201, "{key}");
+    let key = documents_and_search_key(&base).await;
     let (uid, secret) = (
         key["uid"].as_str().expect("uid").to_owned(),
         key["key"].as_str().expect("key").to_owned(),
