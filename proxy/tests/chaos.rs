@@ -1550,6 +1550,15 @@ async fn anti_entropy_repairs_keys_changed_on_one_node_behind_miroirs_back() {
         );
     }
     assert_set_repaired(&c, "keys", &["missing", "different", "extra"]).await;
+    let status = ctl(&base, &["status"]).await;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("anti-entropy of keys: repaired"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        !line.contains(" 0 missing") && !line.contains(" 0 extra"),
+        "{line}"
+    );
 }
 
 /// An index deleted on one node behind Miroir's back (three nodes, RF 2): anti-entropy creates

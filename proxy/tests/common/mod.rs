@@ -520,3 +520,22 @@ pub async fn version_matches_no_query(base: &str, search: &str, number: &str, va
         "{body}"
     );
 }
+
+/// Runs `miroir ctl --url BASE --admin-key ADMIN_KEY ARGS` as an operator would, off the
+/// test's runtime; its output (it must succeed).
+pub async fn ctl(base: &str, args: &[&str]) -> String {
+    let mut cmd = std::process::Command::new(miroir_bin());
+    cmd.args(["ctl", "--url", base, "--admin-key", ADMIN_KEY])
+        .args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run miroir ctl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "miroir ctl {args:?}: {text}");
+    text
+}
