@@ -7,7 +7,8 @@
 //! A shard's value is written with separator characters only (`-` for a binary 0, `.` for a
 //! 1): the tokenizer finds no word in it, so under the default `searchableAttributes: ["*"]`
 //! no query matches it (a number would match `q=1`) and it takes no part in ranking, while a
-//! filter still tells every value apart.
+//! filter still tells every value apart. A version is written with separators too, four bits
+//! per character (see [`version_value`]).
 
 use serde_json::{json, Value};
 
@@ -35,27 +36,43 @@ pub fn shard_value(shard: ShardId) -> String {
         .collect()
 }
 
-/// The value of `_miroir_version` for `version`, written like a shard (`-` for 0, `.` for 1):
-/// no query word and no number in a query ever matches it, yet it reads back exactly.
+/// The sixteen digits of a version, 0 to 15: characters Meilisearch 1.50 tokenizes as
+/// separators, none of them `-` or `.` (so the older binary form stays readable), `"`, `\`
+/// (escaped in JSON) or those clients most often declare `nonSeparatorTokens` (`@`, `#`, `&`,
+/// `+`, `_`, `'`).
+const VERSION_DIGITS: &[u8; 16] = b" !%()*,/:;?[]`{}";
+
+/// The value of `_miroir_version` for `version`: its hexadecimal digits written with
+/// [`VERSION_DIGITS`] (13 characters for a time in microseconds). No query word and no number
+/// in a query ever matches it, yet it reads back exactly. Each character costs a node
+/// indexing time (a separator token per character), hence four bits per character rather
+/// than the shard's one.
 pub fn version_value(version: u64) -> String {
-    let bits = u64::BITS - version.leading_zeros();
-    (0..bits.max(1))
+    let digits = (u64::BITS - version.leading_zeros()).div_ceil(4).max(1);
+    (0..digits)
         .rev()
-        .map(|bit| if version >> bit & 1 == 1 { '.' } else { '-' })
+        .map(|d| char::from(VERSION_DIGITS[(version >> (4 * d) & 15) as usize]))
         .collect()
 }
 
 /// The version a document's `_miroir_version` holds; `None` when it has none (written before
-/// versions, or behind Miroir's back) or not one Miroir wrote.
+/// versions, or behind Miroir's back) or not one Miroir wrote. Reads both forms: the current
+/// one and the binary one (`-` for 0, `.` for 1) documents stamped before it still carry
+/// until their next write; their alphabets are disjoint.
 pub fn parse_version(value: &Value) -> Option<u64> {
-    let s = value.as_str()?;
-    if s.is_empty() || s.len() > 64 {
+    let s = value.as_str()?.as_bytes();
+    if s.is_empty() {
         return None;
     }
-    s.bytes().try_fold(0u64, |v, b| match b {
-        b'-' => Some(v << 1),
-        b'.' => Some(v << 1 | 1),
-        _ => None,
+    if s.iter().all(|b| matches!(b, b'-' | b'.')) {
+        return (s.len() <= 64).then(|| s.iter().fold(0, |v, b| v << 1 | u64::from(*b == b'.')));
+    }
+    if s.len() > 16 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |v, b| {
+        let digit = VERSION_DIGITS.iter().position(|d| d == b)?;
+        Some(v << 4 | digit as u64)
     })
 }
 
@@ -262,15 +279,45 @@ mod tests {
 
     #[test]
     fn versions_read_back_exactly_and_hold_no_word() {
-        for v in [0, 1, 2, 5, 1 << 40, u64::MAX] {
+        for v in [0, 1, 2, 5, 15, 16, 1 << 40, 1_764_780_000_000_000, u64::MAX] {
             let value = version_value(v);
-            assert!(value.chars().all(|c| c == '-' || c == '.'));
+            assert!(
+                value.bytes().all(|c| VERSION_DIGITS.contains(&c)),
+                "{value}"
+            );
+            assert!(!value.contains(['-', '.']), "{value}");
             assert_eq!(parse_version(&json!(value)), Some(v));
         }
-        assert_eq!(version_value(5), ".-.");
+        assert_eq!(version_value(0), " ");
+        assert_eq!(version_value(0x5f), "*}");
+        assert_eq!(version_value(1_764_780_000_000_000).len(), 13);
         assert_eq!(parse_version(&json!(5)), None);
         assert_eq!(parse_version(&json!("x")), None);
         assert_eq!(parse_version(&json!("")), None);
+        assert_eq!(
+            parse_version(&json!("  -")),
+            None,
+            "the two forms never mix"
+        );
+        assert_eq!(parse_version(&json!(" ".repeat(17))), None);
+    }
+
+    #[test]
+    fn versions_stamped_in_the_binary_form_still_read() {
+        assert_eq!(parse_version(&json!(".-.")), Some(5));
+        assert_eq!(parse_version(&json!("-")), Some(0));
+        let old: String = (0..64)
+            .rev()
+            .map(|b| {
+                if 1_764_780_000_000_000u64 >> b & 1 == 1 {
+                    '.'
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        assert_eq!(parse_version(&json!(old)), Some(1_764_780_000_000_000));
+        assert_eq!(parse_version(&json!(".".repeat(65))), None);
     }
 
     #[test]

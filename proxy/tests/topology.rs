@@ -606,25 +606,6 @@ async fn add_a_node(nodes: &[TestNode], kind: NodeKind) {
     println!("{kind:?}: 3 -> 4 under load: {searches} searches and {writes} write batches checked, 0 errors");
 }
 
-/// Runs `miroir ctl --url BASE --admin-key ADMIN_KEY ARGS` as an operator would, off the
-/// test's runtime; its output (it must succeed).
-async fn ctl(base: &str, args: &[&str]) -> String {
-    let mut cmd = std::process::Command::new(miroir_bin());
-    cmd.args(["ctl", "--url", base, "--admin-key", ADMIN_KEY])
-        .args(args);
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .expect("join")
-        .expect("run miroir ctl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "miroir ctl {args:?}: {text}");
-    text
-}
-
 /// Waits for the change to finish under the load started before it, stops the load, and
 /// checks that no client saw an error and that the load ran. Returns the topology at the end
 /// and the version of every live document.

@@ -292,6 +292,13 @@ fn print_anti_entropy(a: &Value) {
         "anti-entropy: {} pass(es), {last}; {} documents read; repaired {} missing, {} extra, {} different; {} unresolved",
         a["passes"], a["documentsRead"], r["missing"], r["extra"], r["different"], a["unresolved"]
     );
+    for set in ["keys", "indexes"] {
+        let s = &a[set];
+        println!(
+            "anti-entropy of {set}: repaired {} missing, {} extra, {} different; {} unresolved",
+            s["missing"], s["extra"], s["different"], s["unresolved"]
+        );
+    }
 }
 
 fn print_status(t: &Value) {

@@ -58,26 +58,8 @@ pub async fn copy_indexes(
         .collect();
     let mut last = None;
     for index in &wanted {
-        if !held.contains(&index.uid) {
-            let mut creation = Map::new();
-            creation.insert("uid".into(), json!(index.uid));
-            if let Some(pk) = &index.primary_key {
-                creation.insert("primaryKey".into(), json!(pk));
-            }
-            let body = Bytes::from(Value::Object(creation).to_string());
-            last = calls
-                .enqueue(target, ("POST", "/indexes"), body, &[])
-                .await?
-                .or(last);
-        }
-        // Settings every time: a restarted step may have created the index without them.
-        let path = format!("/indexes/{}/settings", index.uid);
-        let Some(settings) = calls.get(source, &path).await? else {
-            continue; // deleted on the source meanwhile
-        };
-        let body = Bytes::from(settings.to_string());
-        last = calls
-            .enqueue(target, ("PATCH", &path), body, &[])
+        let create = !held.contains(&index.uid);
+        last = copy_index(calls, source, target, index, create)
             .await?
             .or(last);
     }
@@ -85,6 +67,39 @@ pub async fn copy_indexes(
         calls.wait_task(target, uid).await?;
     }
     Ok(wanted.len())
+}
+
+/// Gives `target` the index `index` of `source` (created first when `create`) with the same
+/// settings; the uid of the last task enqueued.
+pub async fn copy_index(
+    calls: &Calls<'_>,
+    source: &NodePeer,
+    target: &NodePeer,
+    index: &IndexInfo,
+    create: bool,
+) -> Result<Option<u64>, CallError> {
+    let mut last = None;
+    if create {
+        let mut creation = Map::new();
+        creation.insert("uid".into(), json!(index.uid));
+        if let Some(pk) = &index.primary_key {
+            creation.insert("primaryKey".into(), json!(pk));
+        }
+        let body = Bytes::from(Value::Object(creation).to_string());
+        last = calls
+            .enqueue(target, ("POST", "/indexes"), body, &[])
+            .await?;
+    }
+    // Settings every time: a restarted step may have created the index without them.
+    let path = format!("/indexes/{}/settings", index.uid);
+    let Some(settings) = calls.get(source, &path).await? else {
+        return Ok(last); // deleted on the source meanwhile
+    };
+    let body = Bytes::from(settings.to_string());
+    Ok(calls
+        .enqueue(target, ("PATCH", &path), body, &[])
+        .await?
+        .or(last))
 }
 
 /// Makes `target`'s keys those of `source`: the same uids (so the same key strings), and

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 
 use miroir_filters::hidden;
 
+use super::majority::{no_majority, strict_majority};
 use crate::cluster::{Cluster, Runtime};
 use crate::node_io::{task_state, TaskState};
 use crate::request::Incoming;
@@ -121,19 +122,9 @@ pub fn plan(answers: &[(String, Value)]) -> Plan {
         return Plan::Consistent;
     }
     let normal: Vec<Value> = answers.iter().map(|(_, v)| normalized(v)).collect();
-    let mut counts: Vec<(&Value, usize)> = Vec::new();
-    for v in &normal {
-        match counts.iter_mut().find(|(seen, _)| *seen == v) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((v, 1)),
-        }
-    }
-    let Some((target, _)) = counts.iter().find(|(_, n)| n * 2 > answers.len()) else {
-        let sizes: Vec<String> = counts.iter().map(|(_, n)| n.to_string()).collect();
-        return Plan::Unresolved(format!(
-            "the nodes disagree in groups of {} with no majority",
-            sizes.join(", ")
-        ));
+    let target = match strict_majority(&normal) {
+        Ok(target) => target,
+        Err(sizes) => return Plan::Unresolved(no_majority(&sizes)),
     };
     let empty = Map::new();
     let target = target.as_object().unwrap_or(&empty);
@@ -168,18 +159,18 @@ pub fn plan(answers: &[(String, Value)]) -> Plan {
 /// What the nodes are still changing: indexes with queued changes, or everything (a swap, or
 /// a queue too long to read).
 #[derive(Default)]
-struct InFlux {
+pub(crate) struct InFlux {
     everything: bool,
     indexes: HashSet<String>,
 }
 
 impl InFlux {
-    fn contains(&self, index: &str) -> bool {
+    pub(crate) fn contains(&self, index: &str) -> bool {
         self.everything || self.indexes.contains(index)
     }
 }
 
-async fn in_flux(cluster: &Cluster, rt: &Runtime, index: Option<&str>) -> InFlux {
+pub(crate) async fn in_flux(cluster: &Cluster, rt: &Runtime, index: Option<&str>) -> InFlux {
     let mut path = format!("/tasks?statuses=enqueued,processing&types={CHANGING_TYPES}&limit=1000");
     if let Some(index) = index {
         path.push_str(&format!("&indexUids={index}"));

@@ -61,6 +61,10 @@ pub struct Metrics {
     /// Webhook calls by outcome (`delivered`, `failed`, `refused`: an internal address not
     /// allowed, `dropped`: the queue of finished tasks was full).
     pub webhook_calls: IntCounterVec,
+    /// Anti-entropy of key sets and index sets: copies repaired by set (`keys`, `indexes`)
+    /// and kind (`missing`, `extra`, `different`), and differences left as they are.
+    pub anti_entropy_set_repairs: IntCounterVec,
+    pub anti_entropy_set_unresolved: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -231,6 +235,18 @@ pub fn get() -> &'static Metrics {
                 &["outcome"]
             )
             .expect("register miroir_webhook_calls_total"),
+            anti_entropy_set_repairs: register_int_counter_vec!(
+                "miroir_anti_entropy_set_repairs_total",
+                "Keys and indexes anti-entropy repaired on a node, by set (keys, indexes) and kind (missing, extra, different)",
+                &["set", "kind"]
+            )
+            .expect("register miroir_anti_entropy_set_repairs_total"),
+            anti_entropy_set_unresolved: register_int_counter_vec!(
+                "miroir_anti_entropy_set_unresolved_total",
+                "Keys and indexes that differ across nodes with nothing to tell which copy is right (no majority), by set",
+                &["set"]
+            )
+            .expect("register miroir_anti_entropy_set_unresolved_total"),
         }
     })
 }

@@ -497,3 +497,58 @@ pub async fn search_as(base: &str, index: &str, key: &str) -> (u16, serde_json::
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(serde_json::Value::Null))
 }
+
+/// No query made of the version's number (decimal or hexadecimal) matches it, whatever the
+/// matching strategy; a query of its characters is an empty query, and adds nothing to words.
+pub async fn version_matches_no_query(base: &str, search: &str, number: &str, value: &str) {
+    let hex = format!("{:x}", number.parse::<u64>().expect("number"));
+    for strategy in ["last", "all", "frequency"] {
+        for q in [number, &number[..6], &hex, &hex[..5]] {
+            let body = serde_json::json!({"q": q, "matchingStrategy": strategy});
+            let (status, body) = call(base, "POST", search, Some(body)).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["estimatedTotalHits"], 0, "q={q} {strategy}: {body}");
+        }
+    }
+    let total = |q: String| async move {
+        let (status, body) = call(base, "POST", search, Some(serde_json::json!({"q": q}))).await;
+        assert_eq!(status, 200, "{body}");
+        body["estimatedTotalHits"].clone()
+    };
+    assert_eq!(total(value.to_owned()).await, total(String::new()).await);
+    assert_eq!(
+        total(format!("doc {value}")).await,
+        total("doc".into()).await
+    );
+    let (status, body) = call(
+        base,
+        "POST",
+        search,
+        Some(serde_json::json!({"q": number, "attributesToSearchOn": ["title"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["estimatedTotalHits"]),
+        (200, &serde_json::json!(0)),
+        "{body}"
+    );
+}
+
+/// Runs `miroir ctl --url BASE --admin-key ADMIN_KEY ARGS` as an operator would, off the
+/// test's runtime; its output (it must succeed).
+pub async fn ctl(base: &str, args: &[&str]) -> String {
+    let mut cmd = std::process::Command::new(miroir_bin());
+    cmd.args(["ctl", "--url", base, "--admin-key", ADMIN_KEY])
+        .args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run miroir ctl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "miroir ctl {args:?}: {text}");
+    text
+}

@@ -1,6 +1,7 @@
-//! Anti-entropy, the backstop behind hinted handoff: a background pass compares each shard's
-//! copies on its healthy owners, document by document, and repairs what is missing, extra or
-//! different from the latest acknowledged write.
+//! Anti-entropy, the backstop behind hinted handoff: a background pass compares the nodes'
+//! index sets and key sets, then each shard's copies on its healthy owners, document by
+//! document, and repairs what is missing, extra or different from the latest acknowledged
+//! write (from the majority, for keys and indexes).
 //!
 //! Meilisearch keeps no tombstones, so a document held by one replica only is either a missed
 //! insert or a missed deletion. Two records tell them apart: every document write stamps its
@@ -10,12 +11,16 @@
 //! - `clock`: the versions writes and deletions are stamped with;
 //! - `deletions`: the durable record of deletions (by id, whole index, by filter);
 //! - `verdict`: what one document's copies should become (pure);
+//! - `sets`: what one key's or one index's copies across nodes should become (pure);
 //! - `pass`: the background service reading, confirming and repairing;
+//! - `set_pass`: the key sets and index sets compared and repaired at the start of a pass;
 //! - `status`: what the passes found and repaired, for `/_miroir/topology` and `miroir ctl`.
 
 mod clock;
 mod deletions;
 mod pass;
+mod set_pass;
+mod sets;
 pub mod status;
 mod verdict;
 

@@ -1,7 +1,7 @@
 //! The anti-entropy service: each `anti_entropy.interval`, one pass over every index and
 //! shard, reading at most `max_documents_per_second` documents from the nodes.
 //!
-//! A pass reads a shard's documents on every healthy owner with writes flowing and notes the
+//! A pass first compares the nodes' index sets and key sets (`set_pass`), then reads a shard's documents on every healthy owner with writes flowing and notes the
 //! ids whose copies differ. A write in flight can make copies differ for a moment, so those
 //! ids are read again with the index's writes held (its write-order lock) once every owner
 //! processed what it was sent: only what still differs is repaired, and the repair is handed
@@ -21,6 +21,7 @@ use pingora_core::services::background::BackgroundService;
 use serde_json::{json, Value};
 
 use super::clock::now_micros;
+use super::set_pass;
 use super::status::{self, Repair};
 use super::verdict::{judge, Copy, Verdict};
 use super::Journal;
@@ -70,12 +71,32 @@ impl AntiEntropy {
         let pace = Throttle::new(Some(rt.config.anti_entropy.max_documents_per_second));
         let eligible: Vec<&NodePeer> = rt.nodes.iter().filter(|n| self.caught_up(n)).collect();
         let mut all: BTreeMap<String, IndexInfo> = BTreeMap::new();
+        let mut lists = Vec::with_capacity(eligible.len());
         for node in &eligible {
             status.requested();
             if let Ok(list) = indexes(&calls, node).await {
+                lists.push(
+                    list.iter()
+                        .map(|i| (i.uid.clone(), i.primary_key.clone()))
+                        .collect(),
+                );
                 for index in list {
                     all.entry(index.uid.clone()).or_insert(index);
                 }
+            }
+        }
+        // Index sets and key sets first: an index recreated on a node is refilled below.
+        if eligible.len() >= 2 {
+            let fresh = |n: &NodePeer| self.caught_up(n);
+            if lists.len() == eligible.len() {
+                if let Err(e) =
+                    set_pass::indexes(&self.cluster, &calls, &eligible, &lists, fresh).await
+                {
+                    log::info!(target: "miroir::anti_entropy", "index sets: comparison interrupted: {e}");
+                }
+            }
+            if let Err(e) = set_pass::keys(&self.cluster, &calls, &eligible, fresh).await {
+                log::info!(target: "miroir::anti_entropy", "key sets: comparison interrupted: {e}");
             }
         }
         for index in all.values() {
@@ -206,7 +227,13 @@ impl AntiEntropy {
         }
         let mut held: Vec<HashMap<String, Value>> = Vec::with_capacity(owners.len());
         for node in owners {
-            held.push(fetch_ids(calls, node, &index.uid, pk, &ids, None).await?);
+            match fetch_ids(calls, node, &index.uid, pk, &ids, None).await? {
+                Some(found) => held.push(found),
+                // The index is gone from an owner (deleted behind Miroir's back since the
+                // pass listed it): documents written now would create it without its
+                // settings. The index-set comparison of the next pass recreates it first.
+                None => return Ok(()),
+            }
         }
         let evidence = self
             .journal
@@ -312,7 +339,7 @@ impl AntiEntropy {
             };
             let ids = [id.to_owned()];
             match fetch_ids(calls, holder, &index.uid, pk, &ids, Some(&filter)).await {
-                Ok(found) if !found.is_empty() => return Ok(true),
+                Ok(Some(found)) if !found.is_empty() => return Ok(true),
                 // A filter the index no longer accepts proves nothing either way.
                 Ok(_) | Err(CallError::Refused { .. }) => {}
                 Err(e) => return Err(e),
@@ -367,7 +394,8 @@ impl AntiEntropy {
     }
 }
 
-/// The documents among `ids` that `node` holds (matching `filter` when given), with vectors.
+/// The documents among `ids` that `node` holds (matching `filter` when given), with vectors;
+/// `None` when the node has no such index.
 async fn fetch_ids(
     calls: &Calls<'_>,
     node: &NodePeer,
@@ -375,7 +403,7 @@ async fn fetch_ids(
     pk: &str,
     ids: &[String],
     filter: Option<&Value>,
-) -> Result<HashMap<String, Value>, CallError> {
+) -> Result<Option<HashMap<String, Value>>, CallError> {
     let path = format!("/indexes/{index}/documents/fetch");
     let mut held = HashMap::new();
     for chunk in ids.chunks(PAGE) {
@@ -384,16 +412,17 @@ async fn fetch_ids(
             body["filter"] = f.clone();
         }
         status::get().requested();
-        if let Some(page) = calls.post_read(node, &path, &body).await? {
-            for doc in page["results"].as_array().into_iter().flatten() {
-                if let Some(id) = transfer::document_id(&doc[pk]) {
-                    held.insert(id, doc.clone());
-                }
+        let Some(page) = calls.post_read(node, &path, &body).await? else {
+            return Ok(None);
+        };
+        for doc in page["results"].as_array().into_iter().flatten() {
+            if let Some(id) = transfer::document_id(&doc[pk]) {
+                held.insert(id, doc.clone());
             }
         }
     }
     status::get().read(held.len() as u64);
-    Ok(held)
+    Ok(Some(held))
 }
 
 #[async_trait]

@@ -19,6 +19,45 @@ pub struct Status {
     extra: AtomicU64,
     different: AtomicU64,
     unresolved: AtomicU64,
+    keys: SetCounts,
+    indexes: SetCounts,
+}
+
+/// Repairs of one set (keys or indexes) by kind, and differences left unresolved.
+#[derive(Default)]
+struct SetCounts {
+    missing: AtomicU64,
+    extra: AtomicU64,
+    different: AtomicU64,
+    unresolved: AtomicU64,
+}
+
+impl SetCounts {
+    fn snapshot(&self) -> Value {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        json!({
+            "missing": n(&self.missing),
+            "extra": n(&self.extra),
+            "different": n(&self.different),
+            "unresolved": n(&self.unresolved),
+        })
+    }
+}
+
+/// The sets compared besides documents.
+#[derive(Clone, Copy, Debug)]
+pub enum Set {
+    Keys,
+    Indexes,
+}
+
+impl Set {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Keys => "keys",
+            Self::Indexes => "indexes",
+        }
+    }
 }
 
 static STATUS: std::sync::OnceLock<Status> = std::sync::OnceLock::new();
@@ -88,6 +127,37 @@ impl Status {
         metrics::get().anti_entropy_unresolved.inc();
     }
 
+    fn set(&self, set: Set) -> &SetCounts {
+        match set {
+            Set::Keys => &self.keys,
+            Set::Indexes => &self.indexes,
+        }
+    }
+
+    /// One key or index repaired on one node.
+    pub fn set_repaired(&self, set: Set, kind: Repair) {
+        let counts = self.set(set);
+        let counter = match kind {
+            Repair::Missing => &counts.missing,
+            Repair::Extra => &counts.extra,
+            Repair::Different => &counts.different,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        metrics::get()
+            .anti_entropy_set_repairs
+            .with_label_values(&[set.as_str(), kind.as_str()])
+            .inc();
+    }
+
+    /// One key or index left differing: nothing tells which copy is right.
+    pub fn set_unresolved(&self, set: Set) {
+        self.set(set).unresolved.fetch_add(1, Ordering::Relaxed);
+        metrics::get()
+            .anti_entropy_set_unresolved
+            .with_label_values(&[set.as_str()])
+            .inc();
+    }
+
     pub fn snapshot(&self) -> Value {
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let ms = |a: &AtomicU64| Some(n(a)).filter(|v| *v > 0);
@@ -104,6 +174,8 @@ impl Status {
                 "different": n(&self.different),
             },
             "unresolved": n(&self.unresolved),
+            "keys": self.keys.snapshot(),
+            "indexes": self.indexes.snapshot(),
         })
     }
 }
