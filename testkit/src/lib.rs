@@ -5,6 +5,7 @@ pub mod client;
 mod node;
 pub mod proxy;
 mod real;
+pub mod redis;
 pub mod tempdir;
 
 pub use client::{wait_task, wait_task_timeout, Client};
