@@ -79,6 +79,8 @@ pub enum Code {
     InvalidTopologyChange,
     /// `apply` with nothing staged.
     NoTopologyChange,
+    /// The shared task store (Redis) cannot be reached: a write would have no durable task.
+    TaskStoreUnavailable,
     // Meilisearch's task-route codes, for the task registry Miroir answers from.
     TaskNotFound,
     BatchNotFound,
@@ -149,6 +151,7 @@ impl Code {
             }
             Code::InvalidTopologyChange => ("miroir_invalid_topology_change", InvalidRequest, 400),
             Code::NoTopologyChange => ("miroir_no_topology_change", InvalidRequest, 400),
+            Code::TaskStoreUnavailable => ("miroir_task_store_unavailable", System, 503),
             Code::TaskNotFound => ("task_not_found", InvalidRequest, 404),
             Code::BatchNotFound => ("batch_not_found", InvalidRequest, 404),
             Code::MissingTaskFilters => ("missing_task_filters", InvalidRequest, 400),

@@ -51,6 +51,7 @@ pub struct RedisServer {
     bin: PathBuf,
     pub port: u16,
     persistence: Persistence,
+    password: Option<String>,
     dir: TempDir,
     child: Option<Child>,
 }
@@ -59,11 +60,17 @@ impl RedisServer {
     /// Starts a server; `None` when there is no `redis-server` binary. Panics when one is
     /// there but does not start.
     pub fn start(persistence: Persistence) -> Option<Self> {
+        Self::start_with(persistence, None)
+    }
+
+    /// Like [`RedisServer::start`], requiring `password` (`requirepass`) when there is one.
+    pub fn start_with(persistence: Persistence, password: Option<&str>) -> Option<Self> {
         let bin = redis_server_bin()?;
         let mut server = Self {
             bin,
             port: crate::proxy::free_port(),
             persistence,
+            password: password.map(str::to_owned),
             dir: TempDir::new("miroir-redis").expect("temp dir"),
             child: None,
         };
@@ -71,8 +78,12 @@ impl RedisServer {
         Some(server)
     }
 
+    /// The URL a client uses, with the password when there is one.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}/0", self.port),
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+        }
     }
 
     fn spawn(&mut self) {
@@ -90,6 +101,9 @@ impl RedisServer {
             .arg(self.dir.path())
             .arg("--save")
             .arg("");
+        if let Some(p) = &self.password {
+            cmd.arg("--requirepass").arg(p);
+        }
         match self.persistence {
             Persistence::None => cmd.args(["--appendonly", "no"]),
             Persistence::AofAlways => cmd.args(["--appendonly", "yes", "--appendfsync", "always"]),
@@ -121,8 +135,10 @@ impl RedisServer {
         let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
         let mut buf = [0u8; 64];
         s.write_all(b"PING\r\n").is_ok()
-            && s.read(&mut buf)
-                .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+            && s.read(&mut buf).is_ok_and(|n| {
+                // Up, and asking for the password.
+                buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH")
+            })
     }
 
     /// Kills the server at once (SIGKILL): what it had not persisted is lost.

@@ -80,10 +80,11 @@ impl RedisStore {
         Ok(store)
     }
 
-    fn connect(&self) -> Result<Connection, StoreError> {
+    /// A connection: one kept from earlier calls (`true`), or a new one.
+    fn connect(&self) -> Result<(Connection, bool), StoreError> {
         let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         if let Some(con) = pooled {
-            return Ok(con);
+            return Ok((con, true));
         }
         let con = self
             .client
@@ -91,32 +92,48 @@ impl RedisStore {
             .map_err(redis_error)?;
         con.set_read_timeout(Some(TIMEOUT)).map_err(redis_error)?;
         con.set_write_timeout(Some(TIMEOUT)).map_err(redis_error)?;
-        Ok(con)
+        Ok((con, false))
     }
 
-    /// Runs `f` on a connection; one that failed is dropped (a new one is opened next time,
-    /// so the store works again once Redis is back).
+    /// Runs `f` on a connection. A connection that failed is dropped, and with it every kept
+    /// one (Redis went away: they are all broken), so the store works again as soon as Redis
+    /// is back. When a kept connection fails and `again()` says `f` changed nothing yet, `f`
+    /// runs once more on a new connection: the first call after Redis restarted succeeds.
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+        again: impl Fn() -> bool,
+        mut f: impl FnMut(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut con = self.connect()?;
-        let out = f(&mut con);
-        if out.is_ok() {
-            if let Ok(mut idle) = self.idle.lock() {
-                if idle.len() < IDLE {
-                    idle.push(con);
+        let (mut con, pooled) = self.connect()?;
+        let out = match f(&mut con) {
+            Err(StoreError::Unavailable(e)) => {
+                if let Ok(mut idle) = self.idle.lock() {
+                    idle.clear();
                 }
+                if !(pooled && again()) {
+                    return Err(StoreError::Unavailable(e));
+                }
+                con = self.connect()?.0;
+                f(&mut con)?
+            }
+            other => other?,
+        };
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < IDLE {
+                idle.push(con);
             }
         }
-        out
+        Ok(out)
     }
 
     fn read<T>(
         &self,
-        f: impl FnOnce(Reader<RedisRows<'_>>) -> Result<T, StoreError>,
+        f: impl Fn(Reader<RedisRows<'_>>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.with(|con| f(Reader::open(RedisRows::new(con, &self.keys, false))?))
+        self.with(
+            || true,
+            |con| f(Reader::open(RedisRows::new(con, &self.keys, false))?),
+        )
     }
 
     /// Runs `op` as one transaction (see the module's documentation); `op` may run several
@@ -129,28 +146,37 @@ impl RedisStore {
             .writer
             .lock()
             .map_err(|_| StoreError::Backend("a task store writer panicked".into()))?;
-        self.with(|con| {
-            for _ in 0..ATTEMPTS {
-                let mut rows = RedisRows::new(con, &self.keys, true);
-                let out = op(&mut rows)?;
-                if !rows.has_writes() {
-                    if rows.watches() {
-                        ::redis::cmd("UNWATCH")
-                            .exec(rows.connection())
-                            .map_err(redis_error)?;
+        // Set once `EXEC` is sent: from then on the transaction may have committed, and is
+        // not run again on another connection.
+        let committing = std::cell::Cell::new(false);
+        self.with(
+            || !committing.get(),
+            |con| {
+                for _ in 0..ATTEMPTS {
+                    let mut rows = RedisRows::new(con, &self.keys, true);
+                    let out = op(&mut rows)?;
+                    if !rows.has_writes() {
+                        if rows.watches() {
+                            ::redis::cmd("UNWATCH")
+                                .exec(rows.connection())
+                                .map_err(redis_error)?;
+                        }
+                        return Ok(out);
                     }
-                    return Ok(out);
+                    let writes = std::mem::replace(&mut rows.writes, ::redis::pipe());
+                    committing.set(true);
+                    let done: ::redis::Value =
+                        writes.query(rows.connection()).map_err(redis_error)?;
+                    if !matches!(done, ::redis::Value::Nil) {
+                        return Ok(out);
+                    }
+                    committing.set(false);
                 }
-                let writes = std::mem::replace(&mut rows.writes, ::redis::pipe());
-                let done: ::redis::Value = writes.query(rows.connection()).map_err(redis_error)?;
-                if !matches!(done, ::redis::Value::Nil) {
-                    return Ok(out);
-                }
-            }
-            Err(StoreError::Backend(
-                "task store: too many concurrent writers".into(),
-            ))
-        })
+                Err(StoreError::Backend(
+                    "task store: too many concurrent writers".into(),
+                ))
+            },
+        )
     }
 
     /// Stores `records` as they are (their uids kept) and moves the uid sequence past them
@@ -167,36 +193,39 @@ impl RedisStore {
     #[doc(hidden)]
     pub fn audit(&self) -> Result<(), String> {
         let run = || -> Result<(), StoreError> {
-            self.with(|con| {
-                let all: Vec<(u64, Vec<u8>)> = ::redis::cmd("HGETALL")
-                    .arg(&self.keys.records)
-                    .query(con)
-                    .map_err(redis_error)?;
-                let mut records = Vec::with_capacity(all.len());
-                for (uid, bytes) in all {
-                    records.push(super::tables::decode(uid, &bytes)?);
-                }
-                records.sort_by_key(|r| r.uid);
-                let cancelers: Vec<String> = ::redis::cmd("KEYS")
-                    .arg(self.keys.cancelers())
-                    .query(con)
-                    .map_err(redis_error)?;
-                let rows = RedisRows::new(con, &self.keys, false);
-                let cells = rows.cells()?;
-                let mut listed = 0;
-                for c in &cells {
-                    listed += rows.cell_uids(c.id, 0, u64::MAX, false)?.count() as u64;
-                }
-                let mut canceled = 0;
-                for key in &cancelers {
-                    let n: u64 = ::redis::cmd("ZCARD")
-                        .arg(key)
-                        .query(&mut **rows.connection_ref())
+            self.with(
+                || true,
+                |con| {
+                    let all: Vec<(u64, Vec<u8>)> = ::redis::cmd("HGETALL")
+                        .arg(&self.keys.records)
+                        .query(con)
                         .map_err(redis_error)?;
-                    canceled += n;
-                }
-                audit::audit(&rows, &records, (listed, canceled))
-            })
+                    let mut records = Vec::with_capacity(all.len());
+                    for (uid, bytes) in all {
+                        records.push(super::tables::decode(uid, &bytes)?);
+                    }
+                    records.sort_by_key(|r| r.uid);
+                    let cancelers: Vec<String> = ::redis::cmd("KEYS")
+                        .arg(self.keys.cancelers())
+                        .query(con)
+                        .map_err(redis_error)?;
+                    let rows = RedisRows::new(con, &self.keys, false);
+                    let cells = rows.cells()?;
+                    let mut listed = 0;
+                    for c in &cells {
+                        listed += rows.cell_uids(c.id, 0, u64::MAX, false)?.count() as u64;
+                    }
+                    let mut canceled = 0;
+                    for key in &cancelers {
+                        let n: u64 = ::redis::cmd("ZCARD")
+                            .arg(key)
+                            .query(&mut **rows.connection_ref())
+                            .map_err(redis_error)?;
+                        canceled += n;
+                    }
+                    audit::audit(&rows, &records, (listed, canceled))
+                },
+            )
         };
         run().map_err(|e| format!("audit: {e}"))
     }
@@ -226,66 +255,78 @@ impl TaskStore for RedisStore {
 
     fn claim(&self, idem: &Idempotency, hold: Duration) -> Result<Claim, StoreError> {
         let claim = self.keys.claim(&idem.key);
-        self.with(|con| {
-            let seen = |con: &mut Connection| -> Result<Option<Claim>, StoreError> {
-                let value: Option<String> = ::redis::cmd("HGET")
-                    .arg(&self.keys.idempotency)
-                    .arg(&idem.key)
+        self.with(
+            || true,
+            |con| {
+                let seen = |con: &mut Connection| -> Result<Option<Claim>, StoreError> {
+                    let value: Option<String> = ::redis::cmd("HGET")
+                        .arg(&self.keys.idempotency)
+                        .arg(&idem.key)
+                        .query(con)
+                        .map_err(redis_error)?;
+                    Ok(value
+                        .as_deref()
+                        .and_then(parse_idempotency)
+                        .map(|(digest, uid)| Claim::Seen(digest, uid)))
+                };
+                if let Some(seen) = seen(con)? {
+                    return Ok(seen);
+                }
+                // The holder before, if any (then nothing is set): this store itself when an
+                // earlier try took the key and lost its answer.
+                let holder: Option<String> = ::redis::cmd("SET")
+                    .arg(&claim)
+                    .arg(&self.token)
+                    .arg("NX")
+                    .arg("GET")
+                    .arg("PX")
+                    .arg(hold.as_millis().max(1) as u64)
                     .query(con)
                     .map_err(redis_error)?;
-                Ok(value
-                    .as_deref()
-                    .and_then(parse_idempotency)
-                    .map(|(digest, uid)| Claim::Seen(digest, uid)))
-            };
-            if let Some(seen) = seen(con)? {
-                return Ok(seen);
-            }
-            let taken: Option<String> = ::redis::cmd("SET")
-                .arg(&claim)
-                .arg(&self.token)
-                .arg("NX")
-                .arg("PX")
-                .arg(hold.as_millis().max(1) as u64)
-                .query(con)
-                .map_err(redis_error)?;
-            if taken.is_none() {
-                return Ok(Claim::Busy);
-            }
-            // Its holder may have recorded the task and let go between the two reads.
-            if let Some(seen) = seen(con)? {
+                if holder.is_some_and(|h| h != self.token) {
+                    return Ok(Claim::Busy);
+                }
+                // Its holder may have recorded the task and let go between the two reads.
+                if let Some(seen) = seen(con)? {
+                    let _: i64 = self
+                        .release
+                        .key(&claim)
+                        .arg(&self.token)
+                        .invoke(con)
+                        .map_err(redis_error)?;
+                    return Ok(seen);
+                }
+                Ok(Claim::Claimed)
+            },
+        )
+    }
+
+    fn release(&self, key: &str) -> Result<(), StoreError> {
+        let claim = self.keys.claim(key);
+        self.with(
+            || true,
+            |con| {
                 let _: i64 = self
                     .release
                     .key(&claim)
                     .arg(&self.token)
                     .invoke(con)
                     .map_err(redis_error)?;
-                return Ok(seen);
-            }
-            Ok(Claim::Claimed)
-        })
-    }
-
-    fn release(&self, key: &str) -> Result<(), StoreError> {
-        let claim = self.keys.claim(key);
-        self.with(|con| {
-            let _: i64 = self
-                .release
-                .key(&claim)
-                .arg(&self.token)
-                .invoke(con)
-                .map_err(redis_error)?;
-            Ok(())
-        })
+                Ok(())
+            },
+        )
     }
 
     fn ready(&self) -> Result<(), StoreError> {
-        self.with(|con| {
-            ::redis::cmd("PING")
-                .query::<String>(con)
-                .map_err(redis_error)?;
-            Ok(())
-        })
+        self.with(
+            || true,
+            |con| {
+                ::redis::cmd("PING")
+                    .query::<String>(con)
+                    .map_err(redis_error)?;
+                Ok(())
+            },
+        )
     }
 
     fn get(&self, uid: TaskUid) -> Result<Option<TaskRecord>, StoreError> {
@@ -293,14 +334,17 @@ impl TaskStore for RedisStore {
     }
 
     fn idempotency(&self, key: &str) -> Result<Option<(String, TaskUid)>, StoreError> {
-        self.with(|con| {
-            let value: Option<String> = ::redis::cmd("HGET")
-                .arg(&self.keys.idempotency)
-                .arg(key)
-                .query(con)
-                .map_err(redis_error)?;
-            Ok(value.as_deref().and_then(parse_idempotency))
-        })
+        self.with(
+            || true,
+            |con| {
+                let value: Option<String> = ::redis::cmd("HGET")
+                    .arg(&self.keys.idempotency)
+                    .arg(key)
+                    .query(con)
+                    .map_err(redis_error)?;
+                Ok(value.as_deref().and_then(parse_idempotency))
+            },
+        )
     }
 
     fn update(&self, record: &TaskRecord) -> Result<(), StoreError> {
