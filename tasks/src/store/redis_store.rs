@@ -66,8 +66,11 @@ impl RedisStore {
     /// Like [`RedisStore::open`], with every key under `prefix` (tests share one Redis).
     #[doc(hidden)]
     pub fn open_with_prefix(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let client = Client::open(url)
-            .map_err(|_| StoreError::Backend("task_store.url is not a valid Redis URL".into()))?;
+        let client = Client::open(url).map_err(|_| {
+            StoreError::Backend(
+                "not a Redis URL this build can use (redis://host:port/db; no TLS)".into(),
+            )
+        })?;
         let store = Self {
             client,
             keys: Keys::new(prefix),
