@@ -369,7 +369,7 @@ async fn add_documents(
                 rt,
                 inc,
                 index_uid,
-                (index.exists, &access),
+                (index.exists, access),
                 e,
                 received,
                 idempotency,
