@@ -55,23 +55,8 @@ async fn pair(redis_url: &str, task_delay: Duration) -> Pair {
     Pair { nodes, a, b }
 }
 
-/// Polls the task on each base in turn until it is terminal, like an SDK whose requests a
-/// load balancer spreads; every poll must answer 200 with the same uid.
 async fn wait_alternating(bases: &[String; 2], uid: u64) -> Value {
-    for i in 0..2000 {
-        let base = &bases[i % 2];
-        let (status, task) = call(base, "GET", &format!("/tasks/{uid}"), None).await;
-        assert_eq!(status, 200, "{base}: {task}");
-        assert_eq!(task["uid"], uid, "{task}");
-        if matches!(
-            task["status"].as_str(),
-            Some("succeeded" | "failed" | "canceled")
-        ) {
-            return task;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("task {uid} never finished");
+    common::wait_task_rotating(bases, uid).await
 }
 
 async fn add(base: &str, ids: std::ops::Range<u64>) -> (u16, Value) {
@@ -91,15 +76,7 @@ async fn add(base: &str, ids: std::ops::Range<u64>) -> (u16, Value) {
 async fn node_writes(nodes: &[SimNode]) -> Vec<usize> {
     let mut out = Vec::new();
     for node in nodes {
-        let (status, page) = call(
-            &node.url(),
-            "GET",
-            &format!("/tasks?indexUids={INDEX}&types=documentAdditionOrUpdate&limit=1000"),
-            None,
-        )
-        .await;
-        assert_eq!(status, 200, "{page}");
-        out.push(page["results"].as_array().map_or(0, Vec::len));
+        out.push(common::node_write_tasks(node, INDEX).await);
     }
     out
 }

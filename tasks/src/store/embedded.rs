@@ -154,11 +154,6 @@ impl TaskStore for EmbeddedStore {
         Ok(value.and_then(|v| parse_idempotency(v.value())))
     }
 
-    fn update(&self, record: &TaskRecord) -> Result<(), StoreError> {
-        let mut replace = |r: &mut TaskRecord| *r = record.clone();
-        self.modify(record.uid, &mut replace).map(|_| ())
-    }
-
     fn modify(
         &self,
         uid: TaskUid,

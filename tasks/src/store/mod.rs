@@ -138,7 +138,10 @@ pub trait TaskStore: Send + Sync {
     /// What an idempotency key was first used for: the request digest and its task.
     fn idempotency(&self, key: &str) -> Result<Option<(String, TaskUid)>, StoreError>;
     /// Replaces a stored record (same uid); a record deleted meanwhile stays deleted.
-    fn update(&self, record: &TaskRecord) -> Result<(), StoreError>;
+    fn update(&self, record: &TaskRecord) -> Result<(), StoreError> {
+        let mut replace = |r: &mut TaskRecord| *r = record.clone();
+        self.modify(record.uid, &mut replace).map(|_| ())
+    }
     /// Changes a stored record in one transaction; `false` when it does not exist.
     fn modify(
         &self,

@@ -350,11 +350,6 @@ impl TaskStore for RedisStore {
         )
     }
 
-    fn update(&self, record: &TaskRecord) -> Result<(), StoreError> {
-        let mut replace = |r: &mut TaskRecord| *r = record.clone();
-        self.modify(record.uid, &mut replace).map(|_| ())
-    }
-
     fn modify(
         &self,
         uid: TaskUid,
