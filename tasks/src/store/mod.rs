@@ -1,8 +1,9 @@
-//! The task store: a trait the proxy codes against, and the embedded backend (a crash-safe
-//! redb file under Miroir's data directory, one process). A Redis backend for several Miroir
-//! processes implements the same trait.
+//! The task store: a trait the proxy codes against, and two backends: the embedded one (a
+//! crash-safe redb file under Miroir's data directory, one process) and Redis (one registry
+//! shared by several Miroir processes). Both run the same logic (`ops`, `indexer`, `listing`,
+//! `prune`) over their own rows (`rows`: redb tables, Redis keys).
 //!
-//! Besides the records, the embedded store keeps indexes in the same transactions (see
+//! Besides the records, the store keeps indexes in the same transactions (see
 //! `index`): each task's cell and dates, the tasks of each cell in uid order, tasks by their
 //! canceler, per-cell counts and per-block summaries. A cell is an (index, type, final
 //! status) triple; a task whose final view is not cached yet sits in its index and type's
