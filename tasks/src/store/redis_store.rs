@@ -182,6 +182,17 @@ impl RedisStore {
         )
     }
 
+    /// Deletes the claim key `claim` if this store still holds it.
+    fn let_go(&self, con: &mut Connection, claim: &str) -> Result<(), StoreError> {
+        let _: i64 = self
+            .release
+            .key(claim)
+            .arg(&self.token)
+            .invoke(con)
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
     /// Stores `records` as they are (their uids kept) and moves the uid sequence past them
     /// (tests and benchmarks).
     pub fn import(&self, records: impl IntoIterator<Item = TaskRecord>) -> Result<(), StoreError> {
@@ -291,12 +302,7 @@ impl TaskStore for RedisStore {
                 }
                 // Its holder may have recorded the task and let go between the two reads.
                 if let Some(seen) = seen(con)? {
-                    let _: i64 = self
-                        .release
-                        .key(&claim)
-                        .arg(&self.token)
-                        .invoke(con)
-                        .map_err(redis_error)?;
+                    self.let_go(con, &claim)?;
                     return Ok(seen);
                 }
                 Ok(Claim::Claimed)
@@ -306,18 +312,7 @@ impl TaskStore for RedisStore {
 
     fn release(&self, key: &str) -> Result<(), StoreError> {
         let claim = self.keys.claim(key);
-        self.with(
-            || true,
-            |con| {
-                let _: i64 = self
-                    .release
-                    .key(&claim)
-                    .arg(&self.token)
-                    .invoke(con)
-                    .map_err(redis_error)?;
-                Ok(())
-            },
-        )
+        self.with(|| true, |con| self.let_go(con, &claim))
     }
 
     fn ready(&self) -> Result<(), StoreError> {
