@@ -90,6 +90,8 @@ pub enum Code {
     MultiAliasUnsupportedRoute,
     /// Deleting or renaming an index an alias points to.
     IndexHasAliases,
+    /// The shared task store (Redis) cannot be reached: a write would have no durable task.
+    TaskStoreUnavailable,
     // Meilisearch's task-route codes, for the task registry Miroir answers from.
     TaskNotFound,
     BatchNotFound,
@@ -177,6 +179,7 @@ impl Code {
                 ("miroir_multi_alias_unsupported_route", InvalidRequest, 400)
             }
             Code::IndexHasAliases => ("miroir_index_has_aliases", InvalidRequest, 409),
+            Code::TaskStoreUnavailable => ("miroir_task_store_unavailable", System, 503),
             Code::TaskNotFound => ("task_not_found", InvalidRequest, 404),
             Code::BatchNotFound => ("batch_not_found", InvalidRequest, 404),
             Code::MissingTaskFilters => ("missing_task_filters", InvalidRequest, 400),

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use miroir_conf::{Config, TaskStore as TaskStoreConfig};
+use miroir_conf::{Config, Secret, TaskStore as TaskStoreConfig};
 use miroir_handoff::HintStore;
-use miroir_tasks::{EmbeddedStore, TaskStore};
+use miroir_tasks::{EmbeddedStore, RedisStore, TaskStore};
 
 use crate::auth::{Access, KeyCache};
 use crate::cluster::aliases::Aliases;
@@ -44,24 +44,29 @@ pub struct Shared {
 impl Shared {
     /// Opens the stores the configuration names (the task registry and the hint store).
     pub fn open(config: Config) -> Result<Arc<Self>, String> {
-        let (tasks, hints, journal): (Arc<dyn TaskStore>, _, _) = match &config.task_store {
+        let (tasks, local): (Arc<dyn TaskStore>, _) = match &config.task_store {
             TaskStoreConfig::Embedded { path } => {
-                let deletions = path.join("deletions.redb");
-                let journal = anti_entropy::Journal::open(&deletions)
-                    .map_err(|e| format!("deletion record {}: {e}", deletions.display()))?;
-                let hints_file = path.join("hints.redb");
-                let hints = HintStore::open(&hints_file)
-                    .map_err(|e| format!("hint store {}: {e}", hints_file.display()))?;
                 let file = path.join("tasks.redb");
                 let tasks = EmbeddedStore::open(&file)
                     .map_err(|e| format!("task store {}: {e}", file.display()))?;
-                (Arc::new(tasks), Arc::new(hints), Arc::new(journal))
+                (Arc::new(tasks), path.clone())
             }
-            TaskStoreConfig::Redis { .. } => return Err(
-                "task_store.backend = \"redis\" is not available in this version; use \"embedded\""
-                    .into(),
-            ),
+            // The registry is shared; hints and the deletion record stay this process's own
+            // (in its data directory) until they are shared too.
+            TaskStoreConfig::Redis { url } => {
+                (Arc::new(open_redis(url)?), config.data_dir.join("tasks"))
+            }
         };
+        let deletions = local.join("deletions.redb");
+        let journal = Arc::new(
+            anti_entropy::Journal::open(&deletions)
+                .map_err(|e| format!("deletion record {}: {e}", deletions.display()))?,
+        );
+        let hints_file = local.join("hints.redb");
+        let hints = Arc::new(
+            HintStore::open(&hints_file)
+                .map_err(|e| format!("hint store {}: {e}", hints_file.display()))?,
+        );
         let (topology, placements, shard_counts) = open_topology(&config)?;
         let webhooks = Arc::new(Webhooks::open(&config.data_dir)?);
         let aliases = Aliases::open(&config.data_dir)?;
@@ -104,6 +109,12 @@ impl Shared {
             .authorize_on(&self.cluster, rt, inc, action, index_uid)
             .await
     }
+}
+
+/// The shared task registry at `url`, reached now: startup and `check-config` fail when it
+/// cannot be (the URL, which may hold a password, is never part of the message).
+pub fn open_redis(url: &Secret) -> Result<RedisStore, String> {
+    RedisStore::open(url.expose()).map_err(|e| format!("task_store.url: cannot use Redis: {e}"))
 }
 
 /// The applied topology from the data directory; on a first start, the file's, saved as

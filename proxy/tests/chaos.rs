@@ -1047,13 +1047,6 @@ async fn a_write_refused_for_quorum_after_touching_a_replica_is_rolled_forward()
     assert!(settled, "{:?}", audit(&c, &expected).await);
 }
 
-/// Documents tasks of the index a node holds.
-async fn node_write_tasks(node: &SimNode) -> usize {
-    node_tasks_of(&node.url(), INDEX, "documentAdditionOrUpdate")
-        .await
-        .len()
-}
-
 /// Two requests sent at once with one `Idempotency-Key` are one write: the nodes receive it
 /// once and both clients get the same task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1062,7 +1055,7 @@ async fn concurrent_requests_with_one_idempotency_key_reach_the_nodes_once() {
     let base = c.miroir.url();
     let mut before = Vec::new();
     for node in &c.nodes {
-        before.push(node_write_tasks(node).await);
+        before.push(common::node_write_tasks(node, INDEX).await);
     }
     let send = || {
         client()
@@ -1082,7 +1075,12 @@ async fn concurrent_requests_with_one_idempotency_key_reach_the_nodes_once() {
         0
     );
     for (node, before) in c.nodes.iter().zip(before) {
-        assert_eq!(node_write_tasks(node).await, before + 1, "{}", node.url());
+        assert_eq!(
+            common::node_write_tasks(node, INDEX).await,
+            before + 1,
+            "{}",
+            node.url()
+        );
     }
     let expected: BTreeMap<u64, u64> = (0..500).map(|i| (i, 1)).collect();
     assert_eq!(audit(&c, &expected).await, Audit::default());
@@ -1487,7 +1485,7 @@ async fn a_document_write_cut_after_its_body_is_applied_once_per_replica() {
         let base = c.miroir.url();
         let mut before = Vec::new();
         for node in &c.nodes {
-            before.push(node_write_tasks(node).await);
+            before.push(node_write_tasks(node, INDEX).await);
         }
         cut_next(
             &c.nodes[0],
@@ -1512,7 +1510,7 @@ async fn a_document_write_cut_after_its_body_is_applied_once_per_replica() {
         assert_eq!(t["customMetadata"], "import 1", "{t}");
         for (node, before) in c.nodes.iter().zip(&before) {
             assert_eq!(
-                node_write_tasks(node).await,
+                node_write_tasks(node, INDEX).await,
                 before + 1,
                 "apply={apply}: {}",
                 node.url()

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use common::{admin_get, call, cluster, metrics_text, miroir_bin, wait_task, ADMIN_KEY, KEY};
 use meili_sim::Latency;
 use miroir_testkit::proxy::{free_port, TempDir};
+use miroir_testkit::redis::Persistence;
 use serde_json::{json, Value};
 
 fn repo_root() -> PathBuf {
@@ -75,9 +76,18 @@ async fn starts(file: &Path, port: u16) -> (bool, String) {
     )
 }
 
-/// The file's own settings, with free ports and a data directory of the test's.
-fn runnable(text: &str, dir: &Path) -> (String, u16) {
+/// The file's own settings, with free ports, a data directory of the test's, and a Redis
+/// task store pointed at the test's `redis` when given.
+fn runnable(text: &str, dir: &Path, redis: Option<&str>) -> (String, u16) {
     let mut doc: toml::Table = text.parse().expect("example is TOML");
+    if let (Some(store), Some(redis)) = (
+        doc.get_mut("task_store").and_then(|v| v.as_table_mut()),
+        redis,
+    ) {
+        if store.get("backend").and_then(|b| b.as_str()) == Some("redis") {
+            store.insert("url".into(), redis.into());
+        }
+    }
     let port = free_port();
     doc.insert(
         "data_dir".into(),
@@ -112,12 +122,25 @@ async fn check_config_and_startup_agree_on_every_example_and_on_refused_files() 
         .collect();
     files.sort();
     assert!(files.len() >= 3, "{files:?}");
+    // Examples naming Redis run against a real one, with a password (kept out of logs).
+    let Some(redis) =
+        miroir_testkit::redis::RedisServer::start_with(Persistence::None, Some("pw-9c1e"))
+    else {
+        eprintln!("skipped: no redis-server on PATH (scripts/setup.sh installs it)");
+        return;
+    };
     let nodes = "[[nodes]]\nid = \"n0\"\naddress = \"http://127.0.0.1:9\"\n";
+    let wrong_password = redis.url().replace("pw-9c1e", "not-it");
     let refused = [
-        // Redis is parsed but this version cannot open it.
+        // Redis that cannot be reached (port 1: nothing listens), and one refusing the
+        // password: both refused by check-config and startup alike.
         (
-            "redis task store",
-            format!("shards = 4\n[task_store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n{nodes}"),
+            "unreachable redis",
+            format!("shards = 4\n[task_store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:1\"\n{nodes}"),
+        ),
+        (
+            "redis with a wrong password",
+            format!("shards = 4\n[task_store]\nbackend = \"redis\"\nurl = \"{wrong_password}\"\n{nodes}"),
         ),
         // Open to clients while holding the secured nodes' master key.
         (
@@ -133,18 +156,28 @@ async fn check_config_and_startup_agree_on_every_example_and_on_refused_files() 
         .chain(refused.iter().map(|(n, t)| (*n, t.clone(), false)));
     for (name, text, valid) in cases {
         let dir = TempDir::new("miroir-config-check").expect("temp dir");
-        let (text, port) = runnable(&text, dir.path());
+        // The examples get the test's Redis; the refused files keep theirs.
+        let url = redis.url();
+        let (text, port) = runnable(&text, dir.path(), valid.then_some(url.as_str()));
         let file = dir.path().join("miroir.toml");
         std::fs::write(&file, &text).expect("write config");
         let (checked, check_text) = check_config_passes(&file);
         let (started, log) = starts(&file, port).await;
         outcomes.push(format!("{name}: check-config {checked}, startup {started}"));
+        assert!(
+            !log.contains("pw-9c1e") && !log.contains("not-it"),
+            "{name}: a Redis password in the log: {log}"
+        );
         if checked != started {
             disagreements.push(format!(
                 "{name}: check-config {checked}, startup {started}\n  check-config: {check_text}\n  startup log: {log}"
             ));
         }
         assert_eq!(checked, valid, "{name}: {check_text}");
+        assert!(
+            !check_text.contains("pw-9c1e") && !check_text.contains("not-it"),
+            "{name}: a Redis password in check-config's output: {check_text}"
+        );
     }
     eprintln!("{}", outcomes.join("\n"));
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));

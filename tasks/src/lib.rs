@@ -14,5 +14,6 @@ pub use aggregate::{aggregate, NodeView, Status};
 pub use query::{nanos, parse_date, settled_view, view_date, DateRange, TaskQuery};
 pub use record::{Idempotency, NewTask, NodeTask, Replay, TaskRecord, TaskUid};
 pub use store::{
-    Created, EmbeddedStore, Page, Pruned, StoreError, TaskStore, MAX_TASKS, PRUNE_BATCH,
+    Claim, Created, EmbeddedStore, Page, Pruned, RedisStore, StoreError, TaskStore, MAX_TASKS,
+    PRUNE_BATCH,
 };

@@ -1,13 +1,18 @@
 //! Listings from the store's indexes against a naive reference that judges every task with
 //! `TaskQuery::matches`: same page, same total, over generated registries, queries and
-//! changes (settling, deleting), with block boundaries crossed at both levels.
+//! changes (settling, deleting), with block boundaries crossed at both levels; on every
+//! backend.
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use common::{Backends, Store};
 use miroir_tasks::{
     DateRange, EmbeddedStore, NodeTask, Status, TaskQuery, TaskRecord, TaskStore, TaskUid,
 };
 use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::{json, Value};
 
 struct Dir(std::path::PathBuf);
@@ -294,7 +299,7 @@ fn reference(tasks: &[Gen], q: &TaskQuery) -> (u64, Vec<u64>) {
 
 /// What the proxy hands the store: the unsettled tasks whose current view passes (all of
 /// them, whatever the page's start).
-fn pending(store: &EmbeddedStore, tasks: &BTreeMap<u64, Gen>, q: &TaskQuery) -> BTreeSet<u64> {
+fn pending(store: &Store, tasks: &BTreeMap<u64, Gen>, q: &TaskQuery) -> BTreeSet<u64> {
     let every = TaskQuery {
         from: None,
         ..q.clone()
@@ -308,7 +313,7 @@ fn pending(store: &EmbeddedStore, tasks: &BTreeMap<u64, Gen>, q: &TaskQuery) -> 
         .collect()
 }
 
-fn check(store: &EmbeddedStore, tasks: &BTreeMap<u64, Gen>, q: &TaskQuery) {
+fn check(store: &Store, tasks: &BTreeMap<u64, Gen>, q: &TaskQuery) {
     let all: Vec<Gen> = tasks.values().cloned().collect();
     let (total, page) = reference(&all, q);
     let got = store.list(q, &pending(store, tasks, q)).expect("list");
@@ -316,52 +321,83 @@ fn check(store: &EmbeddedStore, tasks: &BTreeMap<u64, Gen>, q: &TaskQuery) {
     assert_eq!((got.total, &uids), (total, &page), "query {q:?}");
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+#[test]
+fn pages_and_totals_equal_the_naive_reference() {
+    let backends = Backends::new();
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 48,
+        ..ProptestConfig::default()
+    });
+    let cases = (
+        prop::collection::vec(spec(), 0..400),
+        prop::collection::vec(qspec(), 12),
+        prop::collection::vec(any::<prop::sample::Index>(), 0..40),
+        prop::collection::vec(any::<prop::sample::Index>(), 0..40),
+    );
+    runner
+        .run(&cases, |(specs, queries, settle, delete)| {
+            for (backend, store) in backends.stores("prop") {
+                eprintln!("{backend}");
+                one_case(&store, &specs, &queries, &settle, &delete);
+            }
+            Ok(())
+        })
+        .expect("listings equal the reference");
+}
 
-    #[test]
-    fn pages_and_totals_equal_the_naive_reference(
-        specs in prop::collection::vec(spec(), 0..400),
-        queries in prop::collection::vec(qspec(), 12),
-        settle in prop::collection::vec(any::<prop::sample::Index>(), 0..40),
-        delete in prop::collection::vec(any::<prop::sample::Index>(), 0..40),
-    ) {
-        let dir = Dir::new("prop");
-        let store = dir.store();
-        let generated = build(&specs);
-        store.import(generated.iter().map(|g| g.record.clone())).expect("import");
-        let mut tasks: BTreeMap<u64, Gen> =
-            generated.into_iter().map(|g| (g.record.uid.0, g)).collect();
-        store.audit().expect("indexes after import");
-        for q in &queries {
-            check(&store, &tasks, &query(q, &tasks.values().cloned().collect::<Vec<_>>()));
-        }
-        // Finished tasks get their view cached; some tasks are deleted.
-        if !tasks.is_empty() {
-            let uids: Vec<u64> = tasks.keys().copied().collect();
-            let mut views = Vec::new();
-            for i in &settle {
-                let t = &tasks[&uids[i.index(uids.len())]];
-                let status = t.view["status"].as_str().unwrap_or_default();
-                if t.record.terminal.is_none() && matches!(status, "succeeded" | "failed" | "canceled") {
-                    views.push((t.record.uid, t.view.clone()));
-                }
-            }
-            for (uid, view) in &views {
-                tasks.get_mut(&uid.0).expect("task").record.terminal = Some(view.clone());
-            }
-            store.settle(views).expect("settle");
-            let doomed: Vec<TaskUid> =
-                delete.iter().map(|i| TaskUid(uids[i.index(uids.len())])).collect();
-            store.delete(&doomed).expect("delete");
-            for uid in &doomed {
-                tasks.remove(&uid.0);
+fn one_case(
+    store: &Store,
+    specs: &[Spec],
+    queries: &[QSpec],
+    settle: &[prop::sample::Index],
+    delete: &[prop::sample::Index],
+) {
+    let generated = build(specs);
+    store
+        .import(generated.iter().map(|g| g.record.clone()))
+        .expect("import");
+    let mut tasks: BTreeMap<u64, Gen> =
+        generated.into_iter().map(|g| (g.record.uid.0, g)).collect();
+    store.audit().expect("indexes after import");
+    for q in queries {
+        check(
+            store,
+            &tasks,
+            &query(q, &tasks.values().cloned().collect::<Vec<_>>()),
+        );
+    }
+    // Finished tasks get their view cached; some tasks are deleted.
+    if !tasks.is_empty() {
+        let uids: Vec<u64> = tasks.keys().copied().collect();
+        let mut views = Vec::new();
+        for i in settle {
+            let t = &tasks[&uids[i.index(uids.len())]];
+            let status = t.view["status"].as_str().unwrap_or_default();
+            if t.record.terminal.is_none() && matches!(status, "succeeded" | "failed" | "canceled")
+            {
+                views.push((t.record.uid, t.view.clone()));
             }
         }
-        store.audit().expect("indexes after settling and deleting");
-        for q in &queries {
-            check(&store, &tasks, &query(q, &tasks.values().cloned().collect::<Vec<_>>()));
+        for (uid, view) in &views {
+            tasks.get_mut(&uid.0).expect("task").record.terminal = Some(view.clone());
         }
+        store.settle(views).expect("settle");
+        let doomed: Vec<TaskUid> = delete
+            .iter()
+            .map(|i| TaskUid(uids[i.index(uids.len())]))
+            .collect();
+        store.delete(&doomed).expect("delete");
+        for uid in &doomed {
+            tasks.remove(&uid.0);
+        }
+    }
+    store.audit().expect("indexes after settling and deleting");
+    for q in queries {
+        check(
+            store,
+            &tasks,
+            &query(q, &tasks.values().cloned().collect::<Vec<_>>()),
+        );
     }
 }
 
@@ -389,8 +425,14 @@ fn task(uid: u64, index: &str, status: Option<&str>) -> TaskRecord {
 
 #[test]
 fn a_cached_view_moves_a_task_between_statuses_and_an_update_keeps_the_indexes() {
-    let dir = Dir::new("moves");
-    let store = dir.store();
+    let backends = Backends::new();
+    for (backend, store) in backends.stores("moves") {
+        eprintln!("{backend}");
+        moves(&store);
+    }
+}
+
+fn moves(store: &Store) {
     store
         .import([task(0, "a", None), task(1, "a", Some("failed"))])
         .expect("import");

@@ -1,18 +1,15 @@
 //! The registry's automatic cleanup, as Meilisearch 1.50's task queue does it: at the limit,
 //! the oldest finished tasks go (at most a batch, and only two or more), and a finished
-//! `taskDeletion` task says so.
+//! `taskDeletion` task says so; on every backend.
+
+mod common;
 
 use std::collections::BTreeSet;
 
-use miroir_tasks::{EmbeddedStore, Pruned, Status, TaskQuery, TaskRecord, TaskStore, TaskUid};
+use common::{Backends, Store};
+use miroir_tasks::{Pruned, Status, TaskQuery, TaskRecord, TaskUid};
 use serde_json::json;
 use time::macros::datetime;
-
-fn store(name: &str) -> (EmbeddedStore, std::path::PathBuf) {
-    let d = std::env::temp_dir().join(format!("miroir-prune-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    (EmbeddedStore::open(&d.join("t.redb")).expect("open"), d)
-}
 
 /// Task `uid`, enqueued `uid` seconds after midnight; finished (its view cached) or not.
 fn task(uid: u64, finished: bool) -> TaskRecord {
@@ -34,7 +31,7 @@ fn task(uid: u64, finished: bool) -> TaskRecord {
     }
 }
 
-fn uids(store: &EmbeddedStore) -> Vec<u64> {
+fn uids(store: &Store) -> Vec<u64> {
     let all = TaskQuery {
         reverse: true,
         ..TaskQuery::default()
@@ -45,7 +42,14 @@ fn uids(store: &EmbeddedStore) -> Vec<u64> {
 
 #[test]
 fn at_the_limit_the_oldest_finished_tasks_go_and_a_deletion_task_says_so() {
-    let (store, dir) = store("limit");
+    let backends = Backends::new();
+    for (backend, store) in backends.stores("limit") {
+        eprintln!("{backend}");
+        at_the_limit(&store);
+    }
+}
+
+fn at_the_limit(store: &Store) {
     // Unfinished tasks among finished ones: 0, 3 and 6 are still running.
     store
         .import((0..13).map(|uid| task(uid, uid % 3 != 0)))
@@ -70,7 +74,7 @@ fn at_the_limit_the_oldest_finished_tasks_go_and_a_deletion_task_says_so() {
     assert_eq!(view["status"], "succeeded");
     assert_eq!(view["enqueuedAt"], "2026-01-02T00:00:00Z");
     // 1, 2, 4 and 5 are gone; the unfinished 0 and 3 stay.
-    assert_eq!(uids(&store), [0, 3, 6, 7, 8, 9, 10, 11, 12, 13]);
+    assert_eq!(uids(store), [0, 3, 6, 7, 8, 9, 10, 11, 12, 13]);
     assert_eq!(store.count().expect("count"), 10);
     let succeeded = TaskQuery {
         statuses: Some([Status::Succeeded].into()),
@@ -85,12 +89,18 @@ fn at_the_limit_the_oldest_finished_tasks_go_and_a_deletion_task_says_so() {
         1
     );
     store.audit().expect("indexes");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn fewer_than_two_finished_tasks_are_not_worth_a_deletion() {
-    let (store, dir) = store("few");
+    let backends = Backends::new();
+    for (backend, store) in backends.stores("few") {
+        eprintln!("{backend}");
+        few(&store);
+    }
+}
+
+fn few(store: &Store) {
     store
         .import([task(0, false), task(1, true), task(2, false)])
         .expect("import");
@@ -99,7 +109,7 @@ fn fewer_than_two_finished_tasks_are_not_worth_a_deletion() {
         store.prune(2, 100, now).expect("prune"),
         Pruned::NothingFinished
     );
-    assert_eq!(uids(&store), [0, 1, 2]);
+    assert_eq!(uids(store), [0, 1, 2]);
     store.import([task(3, true)]).expect("import");
     let Pruned::Deleted(deletion) = store.prune(2, 100, now).expect("prune") else {
         panic!("nothing pruned");
@@ -108,12 +118,11 @@ fn fewer_than_two_finished_tasks_are_not_worth_a_deletion() {
         deletion.details.as_ref().expect("details")["deletedTasks"],
         2
     );
-    assert_eq!(uids(&store), [0, 2, 4]);
+    assert_eq!(uids(store), [0, 2, 4]);
     // The deletion itself is finished: with two unfinished tasks and it, one finished task.
     assert_eq!(
         store.prune(2, 100, now).expect("prune"),
         Pruned::NothingFinished
     );
     store.audit().expect("indexes");
-    let _ = std::fs::remove_dir_all(dir);
 }

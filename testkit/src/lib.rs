@@ -5,6 +5,7 @@ pub mod client;
 mod node;
 pub mod proxy;
 mod real;
+pub mod redis;
 pub mod relay;
 pub mod tempdir;
 

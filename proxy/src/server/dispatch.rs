@@ -182,6 +182,7 @@ async fn route_answer(
                 body::read(session, rt.config.server.max_body_bytes).await?
             };
             let inc = incoming(session, ctx, rt, body);
+            tasks::registry::ready(shared).await?;
             let shared = shared.clone();
             Ok(to_completion(async move {
                 let (_gate, rt) = write_turn(&shared).await;
@@ -200,6 +201,10 @@ async fn route_answer(
         RouteClass::Broadcast => {
             let body = body::read(session, rt.config.server.max_body_bytes).await?;
             let inc = incoming(session, ctx, rt, body);
+            if !spec.name.starts_with("key") {
+                // Key changes answer with the key, not a task: they need no registry.
+                tasks::registry::ready(shared).await?;
+            }
             let shared = shared.clone();
             Ok(to_completion(async move {
                 // Index creations, deletions, renames and swaps are judged against the aliases
@@ -311,6 +316,9 @@ async fn miroir_route(
                 "tasks.list" => tasks::list_tasks(shared, rt, &inc).await,
                 "task.get" => tasks::get_task(shared, rt, &inc, &param).await,
                 "tasks.cancel" | "tasks.delete" => {
+                    if let Err(e) = tasks::registry::ready(shared).await {
+                        return e.into();
+                    }
                     let (shared, rt) = (shared.clone(), rt.clone());
                     let delete = spec.name == "tasks.delete";
                     to_completion(async move {

@@ -225,11 +225,10 @@ pub fn load_config(path: &Path) -> Result<Config, String> {
             ));
         }
     }
-    if let TaskStoreConfig::Redis { .. } = config.task_store {
-        problems.push(
-            "task_store.backend: \"redis\" is not available in this version; use \"embedded\""
-                .to_owned(),
-        );
+    if let TaskStoreConfig::Redis { url } = &config.task_store {
+        if let Err(e) = crate::shared::open_redis(url) {
+            problems.push(e);
+        }
     }
     if problems.is_empty() {
         return Ok(config);

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use miroir_filters::error::{Code, MiroirError};
-use miroir_tasks::{Created, Idempotency, NewTask, Replay, TaskRecord, TaskStore, TaskUid};
+use miroir_tasks::{
+    Created, Idempotency, NewTask, Replay, StoreError, TaskRecord, TaskStore, TaskUid,
+};
 use serde_json::{json, Value};
 
 use crate::shared::Shared;
@@ -20,16 +22,34 @@ fn store_error(e: impl std::fmt::Display) -> MiroirError {
     MiroirError::new(Code::Internal, "Miroir's task store failed; see its log.")
 }
 
-/// Runs a blocking store call off the async workers (a commit waits for fsync).
+fn unavailable(e: &str) -> MiroirError {
+    log::warn!(target: "miroir::tasks", "task store: {e}");
+    MiroirError::new(
+        Code::TaskStoreUnavailable,
+        "Miroir's task store (Redis) cannot be reached, so no task can be recorded: the \
+         request was not applied. Searches and other reads still work; retry the write later.",
+    )
+}
+
+/// Runs a blocking store call off the async workers (a commit waits for fsync, a Redis
+/// round trip for the network).
 pub(crate) async fn blocking<T: Send + 'static>(
     store: &Arc<dyn TaskStore>,
-    f: impl FnOnce(&dyn TaskStore) -> Result<T, miroir_tasks::StoreError> + Send + 'static,
+    f: impl FnOnce(&dyn TaskStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, MiroirError> {
     let store = store.clone();
-    tokio::task::spawn_blocking(move || f(store.as_ref()))
-        .await
-        .map_err(store_error)?
-        .map_err(store_error)
+    match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(StoreError::Unavailable(e))) => Err(unavailable(&e)),
+        Ok(Err(e)) => Err(store_error(e)),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
+/// Refuses a write before any node gets it when no task could be recorded for it now (the
+/// shared store is down): nothing is acknowledged without its durable task.
+pub async fn ready(shared: &Shared) -> Result<(), MiroirError> {
+    blocking(&shared.tasks, |s| s.ready()).await
 }
 
 /// Records a task; at the registry's limit, wakes the cleanup (`upkeep`).

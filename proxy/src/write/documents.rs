@@ -14,6 +14,7 @@ use miroir_filters::write::{self, PayloadFormat, SplitInput};
 use miroir_tasks::{Created, Idempotency, NewTask};
 use serde_json::json;
 
+use super::idempotency;
 use super::record::{conclude, key_reused, Write};
 use super::send::{send_parts, Part, Sent};
 use crate::auth::Access;
@@ -296,24 +297,27 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
         request_digest: request_digest(inc),
     });
     if let Some(idem) = &idempotency {
-        let (key, digest) = (idem.key.clone(), idem.request_digest.clone());
-        // The key's first request, and its task when this is the same request again.
-        let seen = tasks::registry::blocking(&shared.tasks, move |s| {
-            Ok(match s.idempotency(&key)? {
-                Some((first, uid)) if first == digest => Some((uid, s.get(uid)?)),
-                Some((_, uid)) => Some((uid, None)),
-                None => None,
-            })
-        })
-        .await;
-        match seen {
-            Ok(Some((_, Some(record)))) => return Reply::json(202, &tasks::summary(&record)),
-            Ok(Some((uid, None))) => return key_reused(uid),
-            Ok(None) => {}
-            Err(e) => return Reply::error(&e),
+        if let idempotency::Turn::Answer(reply) = idempotency::take(shared, rt, idem).await {
+            return reply;
         }
     }
+    let key = idempotency.as_ref().map(|i| i.key.clone());
+    let reply = add_documents(shared, rt, inc, index_uid, &access, idempotency).await;
+    if let (Some(key), false) = (key, reply.status == 202) {
+        idempotency::release(shared, &key).await;
+    }
+    reply
+}
 
+/// The documents of `documents`, once its idempotency key (if any) is this request's.
+async fn add_documents(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+    access: &Access,
+    idempotency: Option<Idempotency>,
+) -> Reply {
     let csv_delimiter = match query::param(&inc.path, "csvDelimiter") {
         Some(d) => match write::csv_delimiter(&d) {
             Ok(d) => Some(d),
@@ -365,7 +369,7 @@ pub async fn documents(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid:
                 rt,
                 inc,
                 index_uid,
-                (index.exists, &access),
+                (index.exists, access),
                 e,
                 received,
                 idempotency,

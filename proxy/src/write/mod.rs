@@ -4,6 +4,7 @@
 
 mod deletes;
 mod documents;
+mod idempotency;
 mod quorum;
 mod record;
 mod send;

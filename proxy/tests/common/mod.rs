@@ -71,9 +71,17 @@ pub async fn node_tasks_of(url: &str, index: &str, kind: &str) -> Vec<serde_json
 
 /// Polls Miroir's task until it is terminal, like an SDK's `waitForTask`.
 pub async fn wait_task(base: &str, uid: u64) -> serde_json::Value {
-    for _ in 0..1000 {
+    wait_task_rotating(&[base.to_owned()], uid).await
+}
+
+/// Like [`wait_task`], each poll on the next of `bases` in turn (a load balancer spreading
+/// an SDK's polls over several Miroirs); each must answer 200 with the task.
+pub async fn wait_task_rotating(bases: &[String], uid: u64) -> serde_json::Value {
+    for i in 0..1000 {
+        let base = &bases[i % bases.len()];
         let (status, task) = call(base, "GET", &format!("/tasks/{uid}"), None).await;
-        assert_eq!(status, 200, "{task}");
+        assert_eq!(status, 200, "{base}: {task}");
+        assert_eq!(task["uid"], uid, "{task}");
         if matches!(
             task["status"].as_str(),
             Some("succeeded" | "failed" | "canceled")
@@ -170,6 +178,19 @@ pub async fn call(
         status,
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
     )
+}
+
+/// How many document-write tasks of `index` a node holds.
+pub async fn node_write_tasks(node: &SimNode, index: &str) -> usize {
+    let (status, page) = call(
+        &node.url(),
+        "GET",
+        &format!("/tasks?indexUids={index}&types=documentAdditionOrUpdate&limit=1000"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    page["results"].as_array().map_or(0, Vec::len)
 }
 
 /// Creates index `uid` on a node directly and waits until it exists.

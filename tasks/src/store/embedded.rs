@@ -7,13 +7,15 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::indexer::{rebuild_indexes, Indexer};
+use super::indexer::Indexer;
+use super::ops::{self, parse_idempotency};
 use super::reader::Reader;
+use super::rows::Rows;
 use super::tables::{
-    allocate_uid, decode, encode, IDEMPOTENCY, INDEX_VERSION, INDEX_VERSION_NOW, META, NEXT_UID,
-    TASKS,
+    decode, ReadRows, WriteRows, BLOCKS, BY_CANCELER, BY_CELL, CELLS, CELL_INFO, FACTS,
+    IDEMPOTENCY, INDEX_VERSION, INDEX_VERSION_NOW, META, TASKS,
 };
-use super::{audit, backend, prune, Created, Page, Pruned, StoreError, TaskStore};
+use super::{audit, backend, prune, Claim, Created, Page, Pruned, StoreError, TaskStore};
 use crate::query::TaskQuery;
 use crate::record::{Idempotency, NewTask, TaskRecord, TaskUid};
 
@@ -33,10 +35,12 @@ impl EmbeddedStore {
         {
             txn.open_table(TASKS).map_err(backend)?;
             txn.open_table(IDEMPOTENCY).map_err(backend)?;
-            let mut meta = txn.open_table(META).map_err(backend)?;
+            let meta = txn.open_table(META).map_err(backend)?;
             let version = meta.get(INDEX_VERSION).map_err(backend)?.map(|v| v.value());
+            drop(meta);
             if version != Some(INDEX_VERSION_NOW) {
                 rebuild_indexes(&txn)?;
+                let mut meta = txn.open_table(META).map_err(backend)?;
                 meta.insert(INDEX_VERSION, INDEX_VERSION_NOW)
                     .map_err(backend)?;
             }
@@ -45,34 +49,32 @@ impl EmbeddedStore {
         Ok(Self { db })
     }
 
+    /// Runs `op` in one write transaction, committed when it succeeds.
+    fn write<T>(
+        &self,
+        op: impl FnOnce(&mut WriteRows<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let out = {
+            let mut rows = WriteRows::open(&txn)?;
+            op(&mut rows)?
+        };
+        txn.commit().map_err(backend)?;
+        Ok(out)
+    }
+
+    fn read(&self) -> Result<Reader<ReadRows>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        Reader::open(ReadRows::open(&txn)?)
+    }
+
     /// Stores `records` as they are (their uids kept), many per commit, and moves the uid
     /// sequence past them: fills a registry for benchmarks and tests without one commit per
     /// task. A record with the uid of a stored one replaces it.
     pub fn import(&self, records: impl IntoIterator<Item = TaskRecord>) -> Result<(), StoreError> {
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
-            let txn = self.db.begin_write().map_err(backend)?;
-            {
-                let mut tasks = txn.open_table(TASKS).map_err(backend)?;
-                let mut meta = txn.open_table(META).map_err(backend)?;
-                let mut ix = Indexer::open(&txn)?;
-                let mut next = meta
-                    .get(NEXT_UID)
-                    .map_err(backend)?
-                    .map_or(0, |v| v.value());
-                for record in records.by_ref().take(50_000) {
-                    let uid = record.uid.0;
-                    tasks
-                        .insert(uid, encode(&record)?.as_slice())
-                        .map_err(backend)?;
-                    ix.remove(uid)?;
-                    ix.add(&record)?;
-                    next = next.max(uid + 1);
-                }
-                ix.flush()?;
-                meta.insert(NEXT_UID, next).map_err(backend)?;
-            }
-            txn.commit().map_err(backend)?;
+            self.write(|rows| ops::import(rows, records.by_ref().take(50_000)))?;
         }
         Ok(())
     }
@@ -82,8 +84,37 @@ impl EmbeddedStore {
     #[doc(hidden)]
     pub fn audit(&self) -> Result<(), String> {
         let txn = self.db.begin_read().map_err(|e| e.to_string())?;
-        audit::audit(&txn).map_err(|e| format!("audit: {e}"))
+        let rows = ReadRows::open(&txn).map_err(|e| e.to_string())?;
+        let mut records = Vec::new();
+        for entry in rows.tasks.iter().map_err(|e| e.to_string())? {
+            let (k, v) = entry.map_err(|e| e.to_string())?;
+            records.push(decode(k.value(), v.value()).map_err(|e| e.to_string())?);
+        }
+        let listed = rows.by_cell.len().map_err(|e| e.to_string())?;
+        let canceled = rows.by_canceler.len().map_err(|e| e.to_string())?;
+        audit::audit(&rows, &records, (listed, canceled)).map_err(|e| format!("audit: {e}"))
     }
+}
+
+/// Drops the index tables and writes them again from the records.
+fn rebuild_indexes(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.delete_table(FACTS).map_err(backend)?;
+    txn.delete_table(BY_CELL).map_err(backend)?;
+    txn.delete_table(BY_CANCELER).map_err(backend)?;
+    txn.delete_table(CELLS).map_err(backend)?;
+    txn.delete_table(CELL_INFO).map_err(backend)?;
+    txn.delete_table(BLOCKS).map_err(backend)?;
+    let mut rows = WriteRows::open(txn)?;
+    let mut records = Vec::new();
+    for entry in rows.t.tasks.iter().map_err(backend)? {
+        let (k, v) = entry.map_err(backend)?;
+        records.push(decode(k.value(), v.value())?);
+    }
+    let mut ix = Indexer::new(&mut rows);
+    for record in &records {
+        ix.add(record)?;
+    }
+    ix.flush()
 }
 
 impl TaskStore for EmbeddedStore {
@@ -92,74 +123,35 @@ impl TaskStore for EmbeddedStore {
         task: NewTask,
         idempotency: Option<&Idempotency>,
     ) -> Result<Created, StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
-        let created = {
-            let mut tasks = txn.open_table(TASKS).map_err(backend)?;
-            let mut meta = txn.open_table(META).map_err(backend)?;
-            let mut keys = txn.open_table(IDEMPOTENCY).map_err(backend)?;
-            let seen = match idempotency {
-                Some(idem) => keys
-                    .get(idem.key.as_str())
-                    .map_err(backend)?
-                    .map(|v| v.value().to_owned()),
-                None => None,
-            };
-            if let (Some(seen), Some(idem)) = (seen, idempotency) {
-                let (digest, uid) = seen.split_once('\0').unwrap_or(("", "0"));
-                let uid: u64 = uid.parse().unwrap_or(0);
-                if digest != idem.request_digest {
-                    return Ok(Created::KeyReused {
-                        original: TaskUid(uid),
-                    });
-                }
-                let bytes = tasks.get(uid).map_err(backend)?;
-                return match bytes {
-                    Some(b) => Ok(Created::Replayed(decode(uid, b.value())?)),
-                    // The original task was deleted since: the key refers to nothing now.
-                    None => Ok(Created::KeyReused {
-                        original: TaskUid(uid),
-                    }),
-                };
-            }
-            let uid = allocate_uid(&mut meta)?;
-            let record = task.with_uid(uid);
-            tasks
-                .insert(uid.0, encode(&record)?.as_slice())
-                .map_err(backend)?;
-            let mut ix = Indexer::open(&txn)?;
-            ix.add(&record)?;
-            ix.flush()?;
-            if let Some(idem) = idempotency {
-                let value = format!("{}\0{}", idem.request_digest, uid.0);
-                keys.insert(idem.key.as_str(), value.as_str())
-                    .map_err(backend)?;
-            }
-            Created::New(record)
-        };
-        txn.commit().map_err(backend)?;
-        Ok(created)
+        self.write(|rows| ops::create(rows, task, idempotency))
+    }
+
+    fn claim(&self, idem: &Idempotency, _hold: std::time::Duration) -> Result<Claim, StoreError> {
+        // One process: its own turn per key (the proxy's) already keeps requests apart.
+        Ok(match self.idempotency(&idem.key)? {
+            Some((digest, uid)) => Claim::Seen(digest, uid),
+            None => Claim::Claimed,
+        })
+    }
+
+    fn release(&self, _key: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 
     fn get(&self, uid: TaskUid) -> Result<Option<TaskRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
-        let tasks = txn.open_table(TASKS).map_err(backend)?;
-        let value = tasks.get(uid.0).map_err(backend)?;
-        value.map(|v| decode(uid.0, v.value())).transpose()
+        ReadRows::open(&txn)?.record(uid.0)
     }
 
     fn idempotency(&self, key: &str) -> Result<Option<(String, TaskUid)>, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
         let keys = txn.open_table(IDEMPOTENCY).map_err(backend)?;
         let value = keys.get(key).map_err(backend)?;
-        Ok(value.and_then(|v| {
-            let (digest, uid) = v.value().split_once('\0')?;
-            Some((digest.to_owned(), TaskUid(uid.parse().ok()?)))
-        }))
-    }
-
-    fn update(&self, record: &TaskRecord) -> Result<(), StoreError> {
-        let mut replace = |r: &mut TaskRecord| *r = record.clone();
-        self.modify(record.uid, &mut replace).map(|_| ())
+        Ok(value.and_then(|v| parse_idempotency(v.value())))
     }
 
     fn modify(
@@ -167,87 +159,26 @@ impl TaskStore for EmbeddedStore {
         uid: TaskUid,
         change: &mut dyn FnMut(&mut TaskRecord),
     ) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
-        {
-            let mut tasks = txn.open_table(TASKS).map_err(backend)?;
-            let stored = tasks
-                .get(uid.0)
-                .map_err(backend)?
-                .map(|v| decode(uid.0, v.value()))
-                .transpose()?;
-            let Some(mut record) = stored else {
-                return Ok(false);
-            };
-            change(&mut record);
-            record.uid = uid;
-            tasks
-                .insert(uid.0, encode(&record)?.as_slice())
-                .map_err(backend)?;
-            let mut ix = Indexer::open(&txn)?;
-            ix.reindex(&record)?;
-            ix.flush()?;
-        }
-        txn.commit().map_err(backend)?;
-        Ok(true)
+        self.write(|rows| ops::modify(rows, uid, change))
     }
 
     fn settle(&self, views: Vec<(TaskUid, Value)>) -> Result<Vec<TaskUid>, StoreError> {
         if views.is_empty() {
             return Ok(Vec::new());
         }
-        let mut settled = Vec::with_capacity(views.len());
-        let txn = self.db.begin_write().map_err(backend)?;
-        {
-            let mut tasks = txn.open_table(TASKS).map_err(backend)?;
-            let mut ix = Indexer::open(&txn)?;
-            for (uid, view) in views {
-                let stored = tasks
-                    .get(uid.0)
-                    .map_err(backend)?
-                    .map(|v| decode(uid.0, v.value()))
-                    .transpose()?;
-                let Some(mut record) = stored.filter(|r| r.terminal.is_none()) else {
-                    continue;
-                };
-                record.terminal = Some(view);
-                tasks
-                    .insert(uid.0, encode(&record)?.as_slice())
-                    .map_err(backend)?;
-                ix.reindex(&record)?;
-                settled.push(uid);
-            }
-            ix.flush()?;
-        }
-        txn.commit().map_err(backend)?;
-        Ok(settled)
+        self.write(|rows| ops::settle(rows, &views))
     }
 
     fn unsettled(&self, q: &TaskQuery, max: usize) -> Result<Vec<TaskRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        Reader::open(&txn)?.unsettled(q, max)
+        self.read()?.unsettled(q, max)
     }
 
     fn list(&self, q: &TaskQuery, pending: &BTreeSet<u64>) -> Result<Page, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        Reader::open(&txn)?.page(q, pending)
+        self.read()?.page(q, pending)
     }
 
     fn delete(&self, uids: &[TaskUid]) -> Result<usize, StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
-        let mut removed = 0;
-        {
-            let mut tasks = txn.open_table(TASKS).map_err(backend)?;
-            let mut ix = Indexer::open(&txn)?;
-            for uid in uids {
-                if tasks.remove(uid.0).map_err(backend)?.is_some() {
-                    removed += 1;
-                }
-                ix.remove(uid.0)?;
-            }
-            ix.flush()?;
-        }
-        txn.commit().map_err(backend)?;
-        Ok(removed)
+        self.write(|rows| ops::delete(rows, uids))
     }
 
     fn count(&self) -> Result<u64, StoreError> {
@@ -258,7 +189,10 @@ impl TaskStore for EmbeddedStore {
 
     fn prune(&self, limit: u64, batch: usize, now: OffsetDateTime) -> Result<Pruned, StoreError> {
         let txn = self.db.begin_write().map_err(backend)?;
-        let pruned = prune::prune(&txn, limit, batch, now)?;
+        let pruned = {
+            let mut rows = WriteRows::open(&txn)?;
+            prune::prune(&mut rows, limit, batch, now)?
+        };
         if matches!(pruned, Pruned::Deleted(_)) {
             txn.commit().map_err(backend)?;
         }

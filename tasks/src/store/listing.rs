@@ -6,12 +6,13 @@ use std::collections::{BTreeSet, HashSet};
 use super::reader::{
     in_order, merge_cells, record_filters_pass, wanted_cells, Reader, MERGE_CELLS,
 };
-use super::{backend, Page, StoreError};
+use super::rows::Rows;
+use super::{Page, StoreError};
 use crate::index::{dates_match, Facts, UNSETTLED};
 use crate::query::TaskQuery;
 use crate::record::TaskRecord;
 
-impl Reader {
+impl<R: Rows> Reader<R> {
     /// See [`super::TaskStore::unsettled`].
     pub(super) fn unsettled(
         &self,
@@ -47,7 +48,7 @@ impl Reader {
                     reverse: true,
                     ..TaskQuery::default()
                 };
-                merge_cells(&self.by_cell, &cells, &oldest_first, max, &self.reads)?
+                merge_cells(&self.rows, &cells, &oldest_first, max, &self.reads)?
             }
         };
         let mut records = Vec::with_capacity(uids.len());
@@ -103,13 +104,9 @@ impl Reader {
             // The tasks each named cancelation canceled.
             let mut found = Vec::new();
             for &by in cancelers {
-                for entry in self
-                    .by_canceler
-                    .range((by, 0)..=(by, u64::MAX))
-                    .map_err(backend)?
-                {
+                for entry in self.rows.canceled_by(by)? {
                     self.reads.add(1);
-                    let uid = entry.map_err(backend)?.0.value().1;
+                    let uid = entry?;
                     if self.facts(uid)?.is_some_and(|f| test(&f)) {
                         found.push(uid);
                     }
@@ -135,7 +132,7 @@ impl Reader {
             let page = if wanted_ids.len() == self.cells.len() && !q.needs_views() {
                 self.walk_all(q, need)?
             } else if wanted_ids.len() <= MERGE_CELLS {
-                merge_cells(&self.by_cell, &wanted_ids, q, need, &self.reads)?
+                merge_cells(&self.rows, &wanted_ids, q, need, &self.reads)?
             } else {
                 self.walk_blocks(q, &wanted, &test, need)?
             };

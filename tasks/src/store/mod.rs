@@ -1,8 +1,9 @@
-//! The task store: a trait the proxy codes against, and the embedded backend (a crash-safe
-//! redb file under Miroir's data directory, one process). A Redis backend for several Miroir
-//! processes implements the same trait.
+//! The task store: a trait the proxy codes against, and two backends: the embedded one (a
+//! crash-safe redb file under Miroir's data directory, one process) and Redis (one registry
+//! shared by several Miroir processes). Both run the same logic (`ops`, `indexer`, `listing`,
+//! `prune`) over their own rows (`rows`: redb tables, Redis keys).
 //!
-//! Besides the records, the embedded store keeps indexes in the same transactions (see
+//! Besides the records, the store keeps indexes in the same transactions (see
 //! `index`): each task's cell and dates, the tasks of each cell in uid order, tasks by their
 //! canceler, per-cell counts and per-block summaries. A cell is an (index, type, final
 //! status) triple; a task whose final view is not cached yet sits in its index and type's
@@ -26,8 +27,12 @@ mod audit;
 mod embedded;
 mod indexer;
 mod listing;
+mod ops;
 mod prune;
 mod reader;
+mod redis_rows;
+mod redis_store;
+mod rows;
 mod tables;
 
 use std::collections::BTreeSet;
@@ -39,6 +44,7 @@ use crate::query::TaskQuery;
 use crate::record::{Idempotency, NewTask, TaskRecord, TaskUid};
 
 pub use embedded::EmbeddedStore;
+pub use redis_store::RedisStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -46,6 +52,10 @@ pub enum StoreError {
     Backend(String),
     #[error("task store holds a corrupt record for task {0}: {1}")]
     Corrupt(u64, String),
+    /// The store cannot be reached (Redis down, refused, timed out): nothing was changed,
+    /// and it may work again without a restart.
+    #[error("task store unreachable: {0}")]
+    Unavailable(String),
 }
 
 fn backend<E: std::fmt::Display>(e: E) -> StoreError {
@@ -62,6 +72,19 @@ pub enum Created {
     KeyReused {
         original: TaskUid,
     },
+}
+
+/// Whether this process may send a write under an idempotency key (see
+/// [`TaskStore::claim`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// Nobody used the key yet: this process holds it until its task is recorded or it
+    /// releases it.
+    Claimed,
+    /// The key was used: the request digest and its task.
+    Seen(String, TaskUid),
+    /// Another process holds the key and has not recorded its task yet: ask again.
+    Busy,
 }
 
 /// One page of a listing.
@@ -102,11 +125,24 @@ pub trait TaskStore: Send + Sync {
         task: NewTask,
         idempotency: Option<&Idempotency>,
     ) -> Result<Created, StoreError>;
+    /// Takes an idempotency key before its request reaches a node, so that of several
+    /// Miroir processes receiving the same key only one sends it: `Claimed` holds the key
+    /// for `hold` at most (a holder that dies frees it then), until `create` records its
+    /// task under it or `release` gives it back.
+    fn claim(&self, idem: &Idempotency, hold: std::time::Duration) -> Result<Claim, StoreError>;
+    /// Gives back a claimed key whose request recorded no task.
+    fn release(&self, key: &str) -> Result<(), StoreError>;
+    /// Whether the store can record a task now: a write is refused before any node gets
+    /// it when it cannot.
+    fn ready(&self) -> Result<(), StoreError>;
     fn get(&self, uid: TaskUid) -> Result<Option<TaskRecord>, StoreError>;
     /// What an idempotency key was first used for: the request digest and its task.
     fn idempotency(&self, key: &str) -> Result<Option<(String, TaskUid)>, StoreError>;
     /// Replaces a stored record (same uid); a record deleted meanwhile stays deleted.
-    fn update(&self, record: &TaskRecord) -> Result<(), StoreError>;
+    fn update(&self, record: &TaskRecord) -> Result<(), StoreError> {
+        let mut replace = |r: &mut TaskRecord| *r = record.clone();
+        self.modify(record.uid, &mut replace).map(|_| ())
+    }
     /// Changes a stored record in one transaction; `false` when it does not exist.
     fn modify(
         &self,

@@ -5,34 +5,31 @@
 //! `?beforeEnqueuedAt=<newest deleted task's enqueuedAt + 1 ns>&statuses=succeeded,failed,canceled`.
 //! Miroir does the same in one transaction and records the deletion already finished.
 
-use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::indexer::Indexer;
-use super::reader::{merge_cells, read_cells};
-use super::tables::{allocate_uid, decode, encode, META, TASKS};
+use super::reader::merge_cells;
+use super::rows::RowsMut;
 use super::{backend, Pruned, StoreError};
 use crate::aggregate::aggregate;
 use crate::index::UNSETTLED;
 use crate::query::TaskQuery;
 use crate::record::{NewTask, TaskRecord, TaskUid};
 
-/// See [`super::TaskStore::prune`]. The caller commits `txn` when something was deleted.
+/// See [`super::TaskStore::prune`]. The caller commits when something was deleted.
 pub(super) fn prune(
-    txn: &WriteTransaction,
+    rows: &mut impl RowsMut,
     limit: u64,
     batch: usize,
     now: OffsetDateTime,
 ) -> Result<Pruned, StoreError> {
-    let mut tasks = txn.open_table(TASKS).map_err(backend)?;
-    if tasks.len().map_err(backend)? < limit {
+    if rows.task_count()? < limit {
         return Ok(Pruned::NotFull);
     }
-    let mut meta = txn.open_table(META).map_err(backend)?;
-    let mut ix = Indexer::open(txn)?;
-    let settled: Vec<u32> = read_cells(&ix.cell_info)?
+    let settled: Vec<u32> = rows
+        .cells()?
         .into_iter()
         .filter(|c| c.status != UNSETTLED)
         .map(|c| c.id)
@@ -41,36 +38,27 @@ pub(super) fn prune(
         reverse: true,
         ..TaskQuery::default()
     };
-    let doomed = merge_cells(
-        &ix.by_cell,
-        &settled,
-        &oldest_first,
-        batch,
-        &Default::default(),
-    )?;
+    let doomed = merge_cells(&*rows, &settled, &oldest_first, batch, &Default::default())?;
     // Meilisearch needs two: deleting only its own earlier deletion could loop.
     let Some(&newest) = doomed.last().filter(|_| doomed.len() >= 2) else {
         return Ok(Pruned::NothingFinished);
     };
-    let newest_enqueued = tasks
-        .get(newest)
-        .map_err(backend)?
-        .map(|v| decode(newest, v.value()))
-        .transpose()?
+    let newest_enqueued = rows
+        .record(newest)?
         .and_then(|r| OffsetDateTime::parse(&r.enqueued_at, &Rfc3339).ok())
         .unwrap_or(now);
     // As Meilisearch words it: one nanosecond after the newest deleted task.
     let before = (newest_enqueued + time::Duration::nanoseconds(1))
         .format(&Rfc3339)
         .map_err(backend)?;
+    let uid = rows.allocate_uid()?;
+    let record = deletion(uid, &doomed, &before, now)?;
+    let mut ix = Indexer::new(rows);
     for &uid in &doomed {
-        tasks.remove(uid).map_err(backend)?;
+        ix.rows.remove_record(uid)?;
         ix.remove(uid)?;
     }
-    let record = deletion(allocate_uid(&mut meta)?, &doomed, &before, now)?;
-    tasks
-        .insert(record.uid.0, encode(&record)?.as_slice())
-        .map_err(backend)?;
+    ix.rows.put_record(&record)?;
     ix.add(&record)?;
     ix.flush()?;
     Ok(Pruned::Deleted(Box::new(record)))

@@ -5,11 +5,9 @@
 use std::cell::Cell as Counter;
 use std::collections::{BinaryHeap, HashMap};
 
-use redb::ReadableTable;
-
-use super::tables::{decode, BLOCKS, BY_CANCELER, BY_CELL, CELL_INFO, FACTS, TASKS};
-use super::{backend, StoreError};
-use crate::index::{code_status, Facts, FactsRow, Summary, Verdict, LEVELS};
+use super::rows::{Cell, Rows, Uids};
+use super::StoreError;
+use crate::index::{code_status, Facts, Summary, Verdict, LEVELS};
 use crate::query::TaskQuery;
 use crate::record::TaskRecord;
 
@@ -29,34 +27,6 @@ impl Reads {
     pub(super) fn get(&self) -> u64 {
         self.0.get()
     }
-}
-
-/// One cell as a listing sees it.
-#[derive(Debug, Clone)]
-pub(super) struct Cell {
-    pub(super) id: u32,
-    pub(super) index: String,
-    pub(super) kind: String,
-    pub(super) status: u8,
-    pub(super) count: u64,
-}
-
-pub(super) fn read_cells(
-    info: &impl ReadableTable<u32, (&'static str, &'static str, u8, u64)>,
-) -> Result<Vec<Cell>, StoreError> {
-    let mut cells = Vec::new();
-    for entry in info.iter().map_err(backend)? {
-        let (k, v) = entry.map_err(backend)?;
-        let (index, kind, status, count) = v.value();
-        cells.push(Cell {
-            id: k.value(),
-            index: index.to_owned(),
-            kind: kind.to_owned(),
-            status,
-            count,
-        });
-    }
-    Ok(cells)
 }
 
 /// Whether a cell's tasks pass the query's record filters (types, indexes).
@@ -101,25 +71,19 @@ pub(super) fn in_order(q: &TaskQuery, uids: &mut [u64]) {
 
 /// The first `need` uids of several cells' uid lists, merged in the listing's order.
 pub(super) fn merge_cells(
-    by_cell: &impl ReadableTable<(u32, u64), ()>,
+    rows: &impl Rows,
     cells: &[u32],
     q: &TaskQuery,
     need: usize,
     reads: &Reads,
 ) -> Result<Vec<u64>, StoreError> {
-    type Uids<'a> = Box<dyn Iterator<Item = Result<u64, StoreError>> + 'a>;
     let (lo, hi) = bounds(q);
     let mut lists: Vec<Uids<'_>> = Vec::with_capacity(cells.len());
     for &c in cells {
-        let range = by_cell.range((c, lo)..=(c, hi)).map_err(backend)?.map(|e| {
-            reads.add(1);
-            e.map(|(k, _)| k.value().1).map_err(backend)
-        });
-        lists.push(if q.reverse {
-            Box::new(range)
-        } else {
-            Box::new(range.rev())
-        });
+        let list = rows
+            .cell_uids(c, lo, hi, !q.reverse)?
+            .inspect(|_| reads.add(1));
+        lists.push(Box::new(list));
     }
     // The heap's greatest key is the next uid in the listing's order.
     let key = |uid: u64| if q.reverse { u64::MAX - uid } else { uid };
@@ -140,13 +104,9 @@ pub(super) fn merge_cells(
     Ok(out)
 }
 
-/// The read side of a listing, over one read transaction.
-pub(super) struct Reader {
-    pub(super) tasks: redb::ReadOnlyTable<u64, &'static [u8]>,
-    pub(super) facts: redb::ReadOnlyTable<u64, FactsRow>,
-    pub(super) by_cell: redb::ReadOnlyTable<(u32, u64), ()>,
-    pub(super) by_canceler: redb::ReadOnlyTable<(u64, u64), ()>,
-    pub(super) blocks: redb::ReadOnlyTable<(u8, u64), &'static [u8]>,
+/// The read side of a listing, over one backend's rows.
+pub(super) struct Reader<R: Rows> {
+    pub(super) rows: R,
     pub(super) cells: Vec<Cell>,
     /// Cell id -> position in `cells`.
     cell_at: HashMap<u32, usize>,
@@ -154,31 +114,22 @@ pub(super) struct Reader {
     pub(super) reads: Reads,
 }
 
-impl Reader {
-    pub(super) fn open(txn: &redb::ReadTransaction) -> Result<Self, StoreError> {
-        let cell_info = txn.open_table(CELL_INFO).map_err(backend)?;
-        let cells = read_cells(&cell_info)?;
+impl<R: Rows> Reader<R> {
+    pub(super) fn open(rows: R) -> Result<Self, StoreError> {
+        let cells = rows.cells()?;
         let reads = Reads::default();
         reads.add(cells.len() as u64);
         Ok(Self {
             reads,
             cell_at: cells.iter().enumerate().map(|(i, c)| (c.id, i)).collect(),
-            tasks: txn.open_table(TASKS).map_err(backend)?,
-            facts: txn.open_table(FACTS).map_err(backend)?,
-            by_cell: txn.open_table(BY_CELL).map_err(backend)?,
-            by_canceler: txn.open_table(BY_CANCELER).map_err(backend)?,
-            blocks: txn.open_table(BLOCKS).map_err(backend)?,
+            rows,
             cells,
         })
     }
 
     pub(super) fn facts(&self, uid: u64) -> Result<Option<Facts>, StoreError> {
         self.reads.add(1);
-        Ok(self
-            .facts
-            .get(uid)
-            .map_err(backend)?
-            .map(|v| Facts::from_row(v.value())))
+        self.rows.facts(uid)
     }
 
     pub(super) fn cell(&self, id: u32) -> Option<&Cell> {
@@ -187,23 +138,20 @@ impl Reader {
 
     pub(super) fn record(&self, uid: u64) -> Result<Option<TaskRecord>, StoreError> {
         self.reads.add(1);
-        let value = self.tasks.get(uid).map_err(backend)?;
-        value.map(|v| decode(uid, v.value())).transpose()
+        self.rows.record(uid)
     }
 
     /// The first `need` uids of every task, in the listing's order.
     pub(super) fn walk_all(&self, q: &TaskQuery, need: usize) -> Result<Vec<u64>, StoreError> {
         let (lo, hi) = bounds(q);
-        let range = self.facts.range(lo..=hi).map_err(backend)?;
-        let keys = |e: Result<(redb::AccessGuard<u64>, _), redb::StorageError>| {
-            self.reads.add(1);
-            e.map(|(k, _)| k.value()).map_err(backend)
-        };
-        if q.reverse {
-            range.map(keys).take(need).collect()
-        } else {
-            range.rev().map(keys).take(need).collect()
-        }
+        self.rows
+            .facts_range(lo, hi, !q.reverse)?
+            .take(need)
+            .map(|e| {
+                self.reads.add(1);
+                e.map(|(uid, _)| uid)
+            })
+            .collect()
     }
 
     /// The blocks of `level` inside `[lo, hi]` (block numbers), in the listing's order.
@@ -214,16 +162,8 @@ impl Reader {
         lo: u64,
         hi: u64,
     ) -> Result<Vec<(u64, Summary)>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self
-            .blocks
-            .range((level, lo)..=(level, hi))
-            .map_err(backend)?
-        {
-            self.reads.add(1);
-            let (k, v) = entry.map_err(backend)?;
-            out.push((k.value().1, Summary::decode(v.value()).unwrap_or_default()));
-        }
+        let mut out = self.rows.blocks(level, lo, hi)?;
+        self.reads.add(out.len() as u64);
         if !q.reverse {
             out.reverse();
         }
@@ -246,26 +186,14 @@ impl Reader {
         if from > to {
             return Ok(());
         }
-        let range = self.facts.range(from..=to).map_err(backend)?;
-        let mut visit = |e: Result<(redb::AccessGuard<u64>, redb::AccessGuard<FactsRow>), _>| {
+        for entry in self.rows.facts_range(from, to, !q.reverse)? {
             self.reads.add(1);
-            let (k, v) = e.map_err(backend)?;
-            if test(&Facts::from_row(v.value())) {
-                out.push(k.value());
+            let (uid, facts) = entry?;
+            if test(&facts) {
+                out.push(uid);
             }
-            Ok::<bool, StoreError>(out.len() >= need)
-        };
-        if q.reverse {
-            for e in range {
-                if visit(e)? {
-                    break;
-                }
-            }
-        } else {
-            for e in range.rev() {
-                if visit(e)? {
-                    break;
-                }
+            if out.len() >= need {
+                break;
             }
         }
         Ok(())
