@@ -54,6 +54,7 @@ fn record(uid: u64, count: u64) -> TaskRecord {
         terminal: None,
         replays: Vec::new(),
         awaiting: Vec::new(),
+        canceled_by: None,
     };
     if !unfinished {
         let status = if uid.is_multiple_of(97) {

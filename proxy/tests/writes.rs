@@ -861,3 +861,43 @@ async fn deleting_an_unfinished_task_removes_it_once_it_finished() {
     .await;
     assert!(gone, "the finished addition was deleted");
 }
+
+#[tokio::test]
+async fn a_canceled_task_names_the_miroir_cancelation_that_canceled_it() {
+    // Nodes slow enough that the second write is still queued when it is canceled.
+    let c = slow_cluster(2, Duration::from_millis(400), "").await;
+    let base = c.miroir.url();
+    let mut uids = Vec::new();
+    for i in 0..2 {
+        let (status, task) = call(
+            &base,
+            "POST",
+            "/indexes/books/documents",
+            Some(json!([{"id": i, "title": "t"}])),
+        )
+        .await;
+        assert_eq!(status, 202, "{task}");
+        uids.push(task["taskUid"].as_u64().unwrap());
+    }
+    let (status, cancel) = call(
+        &base,
+        "POST",
+        &format!("/tasks/cancel?uids={}", uids[1]),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{cancel}");
+    let by = cancel["taskUid"].as_u64().unwrap();
+    assert_eq!(wait_task(&base, by).await["details"]["canceledTasks"], 1);
+    let canceled = wait_task(&base, uids[1]).await;
+    assert_eq!(canceled["status"], "canceled", "{canceled}");
+    assert_eq!(canceled["canceledBy"], by, "{canceled}");
+    let (_, listed) = call(&base, "GET", &format!("/tasks?canceledBy={by}"), None).await;
+    let listed: Vec<u64> = listed["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["uid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(listed, vec![uids[1]]);
+}

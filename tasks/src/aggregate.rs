@@ -133,7 +133,11 @@ pub fn aggregate(record: &TaskRecord, views: &[NodeView], copies: u32) -> Value 
         "indexUid": record.index_uid,
         "status": status.as_str(),
         "type": record.kind,
-        "canceledBy": canceled_by.unwrap_or(Value::Null),
+        // The Miroir cancelation when it is known; a node names its own task.
+        "canceledBy": match (status, record.canceled_by) {
+            (Status::Canceled, Some(by)) => json!(by.0),
+            _ => canceled_by.unwrap_or(Value::Null),
+        },
         "details": details,
         "error": if status == Status::Failed { error.unwrap_or(Value::Null) } else { Value::Null },
         "duration": duration,
@@ -315,6 +319,7 @@ mod tests {
             terminal: None,
             replays: Vec::new(),
             awaiting: Vec::new(),
+            canceled_by: None,
         }
     }
 

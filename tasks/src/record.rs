@@ -55,6 +55,9 @@ pub struct TaskRecord {
     /// deletion is not finished before.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub awaiting: Vec<TaskUid>,
+    /// The Miroir cancelation that canceled this task (the nodes name their own).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub canceled_by: Option<TaskUid>,
 }
 
 /// A write kept for a replica that missed it (hinted handoff).
@@ -89,6 +92,7 @@ impl NewTask {
             terminal: None,
             replays: Vec::new(),
             awaiting: Vec::new(),
+            canceled_by: None,
         }
     }
 }

@@ -177,6 +177,7 @@ fn build(specs: &[Spec]) -> Vec<Gen> {
                 } else {
                     Vec::new()
                 },
+                canceled_by: None,
             };
             let view = if record.awaiting.is_empty() {
                 view
@@ -420,6 +421,7 @@ fn task(uid: u64, index: &str, status: Option<&str>) -> TaskRecord {
         terminal: view,
         replays: Vec::new(),
         awaiting: Vec::new(),
+        canceled_by: None,
     }
 }
 

@@ -38,6 +38,7 @@ fn task(uid: u64, count: u64) -> TaskRecord {
         }),
         replays: Vec::new(),
         awaiting: Vec::new(),
+        canceled_by: None,
     }
 }
 

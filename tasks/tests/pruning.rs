@@ -28,6 +28,7 @@ fn task(uid: u64, finished: bool) -> TaskRecord {
         }),
         replays: Vec::new(),
         awaiting: Vec::new(),
+        canceled_by: None,
     }
 }
 

@@ -274,6 +274,21 @@ pub async fn cancel_or_delete(
     };
     match create(shared, task, None).await {
         Ok(Created::New(mut record)) => {
+            if !delete && !matched.is_empty() {
+                // Each canceled task names this cancelation, not the nodes' own.
+                let by = record.uid;
+                let uids: Vec<TaskUid> = matched.iter().map(|r| r.uid).collect();
+                let marked = blocking(&shared.tasks, move |s| {
+                    for uid in uids {
+                        s.modify(uid, &mut |r| r.canceled_by = Some(by))?;
+                    }
+                    Ok(())
+                })
+                .await;
+                if let Err(e) = marked {
+                    return Reply::error(&e);
+                }
+            }
             if !awaiting.is_empty() {
                 record.awaiting = awaiting.clone();
                 let stored = record.clone();

@@ -31,6 +31,12 @@ fn is_terminal(view: &Value) -> bool {
     view["status"].as_str().is_some_and(Status::parse_terminal)
 }
 
+/// Whether a view is final and worth caching: a task the nodes canceled is final once its
+/// Miroir cancelation is recorded on it (until then it names a node's own task).
+fn is_final(record: &TaskRecord, view: &Value) -> bool {
+    is_terminal(view) && (record.canceled_by.is_some() || view["status"] != "canceled")
+}
+
 /// The nodes that did not answer during one request: their parts count as unknown for the
 /// rest of it instead of waiting for each.
 #[derive(Default)]
@@ -87,7 +93,7 @@ pub(crate) async fn views(
     let mut done = Vec::new();
     for (record, view) in records.iter().zip(aggregated) {
         let view = view?;
-        if record.terminal.is_none() && is_terminal(&view) {
+        if record.terminal.is_none() && is_final(record, &view) {
             done.push((record.uid, view.clone()));
         }
         out.push(view);
@@ -154,7 +160,7 @@ pub(crate) async fn aggregated_view(
     auth: Option<&str>,
 ) -> Result<Value, MiroirError> {
     let view = poll(shared, rt, record, auth, &Polls::default()).await?;
-    if record.terminal.is_none() && is_terminal(&view) {
+    if record.terminal.is_none() && is_final(record, &view) {
         cache(shared, vec![(record.uid, view.clone())]).await;
     }
     Ok(view)
