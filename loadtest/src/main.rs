@@ -10,9 +10,12 @@
 //! `tasks`: `GET /tasks` latency with 1 000 to 1 000 000 tasks in Miroir's registry.
 //! `move`: a fleet grows from 3 to 4 nodes under search load: documents copied against the
 //! minimum, copy throughput, search latency before, during and after.
+//! `anti-entropy`: one clean anti-entropy pass's cost per million documents, and the time to
+//! repair a node damaged behind Miroir's back.
 //! `corpus` and `latency`: a generated corpus and query set, and one-at-a-time search latency
 //! against several targets in turn (real nodes; see `bench/real_nodes.sh`).
 
+mod anti_entropy;
 mod http;
 mod moves;
 mod real;
@@ -177,6 +180,9 @@ USAGE:
   miroir-loadtest search --miroir-bin PATH [--documents 20000] [--connections 16] [--seconds 5] [--rounds 3]
   miroir-loadtest move --miroir-bin PATH [--documents 50000] [--connections 2] [--meili-bin PATH]
     (real Meilisearch nodes with --meili-bin or MEILI_BIN, simulated ones otherwise)
+  miroir-loadtest anti-entropy --miroir-bin PATH [--documents 200000] [--interval-ms 2000]
+      [--rate 1000000] [--meili-bin PATH]
+    (one clean pass's cost per million documents, and the time to repair a damaged node)
   miroir-loadtest tasks --miroir-bin PATH [--counts 1000,100000,1000000] [--seconds 3]
     (GET /tasks latency against the size of Miroir's task registry, filled directly)";
 
@@ -198,6 +204,7 @@ fn main() {
             "search" => rt.block_on(search(args)),
             "tasks" => rt.block_on(tasks::tasks(args)),
             "move" => rt.block_on(moves::moves(args)),
+            "anti-entropy" => rt.block_on(anti_entropy::anti_entropy(args)),
             "corpus" => real::corpus(args),
             "latency" => rt.block_on(real::latency(args)),
             other => Err(format!("unknown command `{other}`\n{USAGE}")),
