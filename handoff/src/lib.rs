@@ -10,4 +10,4 @@ mod hint;
 mod store;
 
 pub use hint::Hint;
-pub use store::{HintError, HintStore, NodeBacklog, Seq};
+pub use store::{HintError, HintStore, NodeBacklog, Seq, Ticket};

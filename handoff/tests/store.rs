@@ -198,3 +198,62 @@ fn concurrent_appends_and_removals_keep_exact_counts_and_order() {
     );
     assert_eq!(reopened.backlog("b"), NodeBacklog::default());
 }
+
+/// Queued hints count in their node's backlog before they are on disk (a later write queues
+/// behind them), keep the order they were queued in, are committed together when queued
+/// together, and a store dropped with hints still queued commits them first.
+#[test]
+fn queued_hints_count_at_once_keep_their_order_and_are_committed_before_close() {
+    let file = path("queued");
+    let store = HintStore::open(&file).unwrap();
+    let tickets: Vec<_> = (0..300)
+        .map(|n| {
+            let node = if n % 3 == 0 { "b" } else { "a" };
+            let t = store
+                .enqueue(node, hint("m", &format!("[{n}]")), u64::MAX)
+                .unwrap();
+            (node, t)
+        })
+        .collect();
+    // Counted as soon as queued, committed or not.
+    assert_eq!(store.backlog("a").hints, 200);
+    assert_eq!(store.backlog("b").hints, 100);
+    let seqs: Vec<_> = tickets.into_iter().map(|(_, t)| t.wait().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "sequence follows queue order");
+    let mut seen = Vec::new();
+    while let Some((seq, h)) = store.first("a").unwrap() {
+        seen.push(String::from_utf8(h.body.concat()).unwrap());
+        store.remove("a", seq).unwrap();
+    }
+    let expected: Vec<String> = (0..300).filter(|n| n % 3 != 0).map(|n| format!("[{n}]")).collect();
+    assert_eq!(seen, expected);
+    assert_eq!(store.backlog("a"), NodeBacklog::default());
+
+    // Queued and never waited for: dropping the store commits them before the file closes.
+    for n in 0..50 {
+        drop(store.enqueue("c", hint("m", &format!("[{n}]")), u64::MAX).unwrap());
+    }
+    drop(store);
+    let reopened = HintStore::open(&file).unwrap();
+    assert_eq!(reopened.backlog("c").hints, 50);
+    assert_eq!(reopened.backlog("b").hints, 100);
+    let (_, first) = reopened.first("c").unwrap().unwrap();
+    assert_eq!(first.body.concat(), b"[0]");
+}
+
+/// A queue's cap counts the hints still on their way to disk.
+#[test]
+fn the_cap_counts_queued_hints() {
+    let file = path("queued-cap");
+    let store = HintStore::open(&file).unwrap();
+    let one = hint("m", "[1]").size();
+    let first = store.enqueue("a", hint("m", "[1]"), 2 * one).unwrap();
+    let second = store.enqueue("a", hint("m", "[2]"), 2 * one).unwrap();
+    assert!(matches!(
+        store.enqueue("a", hint("m", "[3]"), 2 * one),
+        Err(HintError::Full { .. })
+    ));
+    first.wait().unwrap();
+    second.wait().unwrap();
+    assert_eq!(store.backlog("a").hints, 2);
+}

@@ -79,84 +79,109 @@ pub(super) async fn send_parts(
         }
     }
     let order = cluster.write_order(index_uid);
-    let _turn = order.lock().await;
+    let turn = order.lock().await;
     let (logged, parts): (Vec<&Part>, Vec<&Part>) = parts.iter().partition(|part| part.move_log);
     let (queued, direct): (Vec<&Part>, Vec<&Part>) = parts
         .into_iter()
         .partition(|part| handoff::must_queue(cluster, &rt.nodes[part.node.index()].id));
     let mut sent = Sent {
         parts: Vec::with_capacity(direct.len()),
-        hinted: Vec::new(),
-        lost: Vec::new(),
-        logged: Vec::new(),
-        items: Vec::new(),
+        ..Sent::default()
     };
+    // Kept parts take their place in their node's log under the write order; their commit
+    // is waited for once the order is released (see `Keeping`).
+    let mut keeping = Keeping::default();
     for part in queued {
-        keep_for_later(cluster, rt, (index_uid, method), (part, false), &mut sent).await;
+        keeping.hint(cluster, rt, (index_uid, method), (part, false));
     }
     for part in logged {
         let node = &rt.nodes[part.node.index()].id;
-        if move_log::append(cluster, node, as_hint(index_uid, method, part, false))
-            .await
-            .is_some()
-        {
-            sent.logged.push(part.node);
-        }
+        let entry = move_log::keep(cluster, node, as_hint(index_uid, method, part, false));
+        keeping.logged.push((part.node, entry));
     }
     // A write that cannot reach its quorum even if every reachable node accepts it (replicas
     // down and their hint queues full) is refused before any node is touched.
     let reachable: Vec<NodeIdx> = direct.iter().map(|p| p.node).collect();
-    if !judge_with(rt, shards, |n| reachable.contains(&n), |n| sent.hinted(n))
-        .failed
-        .is_empty()
-    {
-        return sent;
-    }
-    let sends = direct.iter().map(|part| {
-        let req = NodeRequest {
-            method,
-            path: &part.path,
-            auth,
-            content_type: part.content_type.as_deref(),
-            body: &part.body,
-            request_id: Some(&inc.request_id),
-            budget: None,
-        };
-        let node = &rt.nodes[part.node.index()];
-        async move { (*part, once::send(cluster, rt, node, &req, false).await) }
-    });
-    for (part, result) in futures::future::join_all(sends).await {
-        let answered = !missed(&result);
-        cluster.observe(rt, &rt.nodes[part.node.index()].id, answered, false);
-        if !answered {
-            let maybe_applied = once::uncertain(&result);
-            keep_for_later(
-                cluster,
-                rt,
-                (index_uid, method),
-                (part, maybe_applied),
-                &mut sent,
-            )
-            .await;
+    let refused = !judge_with(
+        rt,
+        shards,
+        |n| reachable.contains(&n),
+        |n| keeping.taken(n),
+    )
+    .failed
+    .is_empty();
+    if !refused {
+        let sends = direct.iter().map(|part| {
+            let req = NodeRequest {
+                method,
+                path: &part.path,
+                auth,
+                content_type: part.content_type.as_deref(),
+                body: &part.body,
+                request_id: Some(&inc.request_id),
+                budget: None,
+            };
+            let node = &rt.nodes[part.node.index()];
+            async move { (*part, once::send(cluster, rt, node, &req, false).await) }
+        });
+        for (part, result) in futures::future::join_all(sends).await {
+            let answered = !missed(&result);
+            cluster.observe(rt, &rt.nodes[part.node.index()].id, answered, false);
+            if !answered {
+                let maybe_applied = once::uncertain(&result);
+                keeping.hint(cluster, rt, (index_uid, method), (part, maybe_applied));
+            }
+            sent.parts.push((part.node, result));
+            sent.items.push((part.node, part.items));
         }
-        sent.parts.push((part.node, result));
-        sent.items.push((part.node, part.items));
     }
+    // Later writes of the index may go on: a node with a hint on its way queues them behind it.
+    drop(turn);
+    keeping.durable(cluster, &mut sent).await;
     sent
 }
 
-/// Keeps a part its node missed as a hint, replayed when the node is back.
-async fn keep_for_later(
-    cluster: &Cluster,
-    rt: &Runtime,
-    (index_uid, method): (&str, &str),
-    (part, maybe_applied): (&Part, bool),
-    sent: &mut Sent,
-) {
-    let hint = as_hint(index_uid, method, part, maybe_applied);
-    match handoff::hint(cluster, &rt.nodes[part.node.index()].id, hint).await {
-        Some(seq) => sent.hinted.push((part.node, seq)),
-        None => sent.lost.push(part.node),
+/// The parts of one write kept for their nodes, on their way to disk.
+#[derive(Default)]
+struct Keeping {
+    hinted: Vec<(NodeIdx, handoff::Kept)>,
+    logged: Vec<(NodeIdx, move_log::Logged)>,
+}
+
+impl Keeping {
+    /// Keeps a part its node missed as a hint, replayed when the node is back.
+    fn hint(
+        &mut self,
+        cluster: &Cluster,
+        rt: &Runtime,
+        (index_uid, method): (&str, &str),
+        (part, maybe_applied): (&Part, bool),
+    ) {
+        let hint = as_hint(index_uid, method, part, maybe_applied);
+        let kept = handoff::keep(cluster, &rt.nodes[part.node.index()].id, hint);
+        self.hinted.push((part.node, kept));
+    }
+
+    /// Whether the store took a part for `node`, as a hint or in its move log (counted toward
+    /// the quorum in its place).
+    fn taken(&self, node: NodeIdx) -> bool {
+        self.hinted.iter().any(|(n, k)| *n == node && k.taken())
+            || self.logged.iter().any(|(n, l)| *n == node && l.taken())
+    }
+
+    /// Waits for every kept part's commit and records where each ended.
+    async fn durable(self, cluster: &Cluster, sent: &mut Sent) {
+        for (node, kept) in self.hinted {
+            match kept.durable(cluster).await {
+                Some(seq) => sent.hinted.push((node, seq)),
+                None => sent.lost.push(node),
+            }
+        }
+        for (node, entry) in self.logged {
+            if entry.durable(cluster).await.is_some() {
+                sent.logged.push(node);
+            }
+        }
     }
 }
 
