@@ -41,7 +41,10 @@ fn main() {
                 })
             })
             .collect();
-        let mut waits: Vec<Duration> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+        let mut waits: Vec<Duration> = workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect();
         let elapsed = started.elapsed();
         waits.sort_unstable();
         let p = |q: f64| waits[((waits.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;

@@ -218,20 +218,33 @@ fn queued_hints_count_at_once_keep_their_order_and_are_committed_before_close() 
     // Counted as soon as queued, committed or not.
     assert_eq!(store.backlog("a").hints, 200);
     assert_eq!(store.backlog("b").hints, 100);
-    let seqs: Vec<_> = tickets.into_iter().map(|(_, t)| t.wait().unwrap()).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "sequence follows queue order");
+    let seqs: Vec<_> = tickets
+        .into_iter()
+        .map(|(_, t)| t.wait().unwrap())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "sequence follows queue order"
+    );
     let mut seen = Vec::new();
     while let Some((seq, h)) = store.first("a").unwrap() {
         seen.push(String::from_utf8(h.body.concat()).unwrap());
         store.remove("a", seq).unwrap();
     }
-    let expected: Vec<String> = (0..300).filter(|n| n % 3 != 0).map(|n| format!("[{n}]")).collect();
+    let expected: Vec<String> = (0..300)
+        .filter(|n| n % 3 != 0)
+        .map(|n| format!("[{n}]"))
+        .collect();
     assert_eq!(seen, expected);
     assert_eq!(store.backlog("a"), NodeBacklog::default());
 
     // Queued and never waited for: dropping the store commits them before the file closes.
     for n in 0..50 {
-        drop(store.enqueue("c", hint("m", &format!("[{n}]")), u64::MAX).unwrap());
+        drop(
+            store
+                .enqueue("c", hint("m", &format!("[{n}]")), u64::MAX)
+                .unwrap(),
+        );
     }
     drop(store);
     let reopened = HintStore::open(&file).unwrap();

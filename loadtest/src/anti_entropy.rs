@@ -80,7 +80,12 @@ fn cpu_seconds(pid: u32) -> f64 {
     // Fields after the command name (which may hold spaces): utime and stime are 12th and 13th.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -136,7 +141,8 @@ pub async fn anti_entropy(args: Args) -> Result<(), String> {
     let cpu0 = cpu_seconds(miroir.pid());
     let after = next_pass(&addr, long).await?;
     let cpu = cpu_seconds(miroir.pid()) - cpu0;
-    let delta = |field: &str| after[field].as_u64().unwrap_or(0) - before[field].as_u64().unwrap_or(0);
+    let delta =
+        |field: &str| after[field].as_u64().unwrap_or(0) - before[field].as_u64().unwrap_or(0);
     let (read, requests) = (delta("documentsRead"), delta("nodeRequests"));
     let duration_ms = after["lastPassDurationMs"].as_u64().unwrap_or(0);
     let per_million = 1e6 / total as f64;
@@ -181,8 +187,12 @@ pub async fn anti_entropy(args: Args) -> Result<(), String> {
     .await?;
     let injected = damaged.elapsed();
     let whole = loop {
-        let restored = node_document(&n0, changed_id).await?.is_some_and(|d| d == *changed);
-        let back = node_document(&n0, deleted_id).await?.is_some_and(|d| d == *deleted);
+        let restored = node_document(&n0, changed_id)
+            .await?
+            .is_some_and(|d| d == *changed);
+        let back = node_document(&n0, deleted_id)
+            .await?
+            .is_some_and(|d| d == *deleted);
         let gone = node_document(&n0, foreign).await?.is_none();
         if restored && back && gone {
             break damaged.elapsed();

@@ -102,14 +102,9 @@ pub(super) async fn send_parts(
     // A write that cannot reach its quorum even if every reachable node accepts it (replicas
     // down and their hint queues full) is refused before any node is touched.
     let reachable: Vec<NodeIdx> = direct.iter().map(|p| p.node).collect();
-    let refused = !judge_with(
-        rt,
-        shards,
-        |n| reachable.contains(&n),
-        |n| keeping.taken(n),
-    )
-    .failed
-    .is_empty();
+    let refused = !judge_with(rt, shards, |n| reachable.contains(&n), |n| keeping.taken(n))
+        .failed
+        .is_empty();
     if !refused {
         let sends = direct.iter().map(|part| {
             let req = NodeRequest {
