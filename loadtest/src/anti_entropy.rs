@@ -9,10 +9,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
-use miroir_testkit::{start_node, NodeKind, TestNode};
+use miroir_testkit::TestNode;
 use serde_json::{json, Value};
 
 use crate::http::{Conn, Request};
+use crate::moves::start_nodes;
 use crate::{ingest_into, Args, KEY};
 
 const ADMIN: &str = "loadtest-admin-key";
@@ -115,17 +116,7 @@ pub async fn anti_entropy(args: Args) -> Result<(), String> {
     let total: usize = args.num("documents", 200_000)?;
     let interval_ms: u64 = args.num("interval-ms", 2_000)?;
     let rate: u64 = args.num("rate", 1_000_000)?;
-    if let Some(meili) = args.get("meili-bin") {
-        std::env::set_var("MEILI_BIN", meili);
-    }
-    let kind = match miroir_testkit::meili_bin() {
-        Some(_) => NodeKind::Real,
-        None => NodeKind::Sim,
-    };
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(start_node(kind, KEY).await);
-    }
+    let (kind, nodes) = start_nodes(&args, 3).await;
     let port = free_port();
     let miroir = MiroirProcess::start(&bin, &config(port, &nodes, interval_ms, rate), port).await;
     let addr = format!("127.0.0.1:{port}");

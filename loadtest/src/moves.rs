@@ -58,10 +58,9 @@ async fn metric(port: u16, name: &str) -> Result<f64, String> {
         .unwrap_or(0.0))
 }
 
-pub async fn moves(args: Args) -> Result<(), String> {
-    let bin = PathBuf::from(args.get("miroir-bin").ok_or("--miroir-bin is required")?);
-    let total: usize = args.num("documents", 50_000)?;
-    let connections: usize = args.num("connections", 2)?;
+/// `n` nodes of one kind: real Meilisearch when `--meili-bin` or `MEILI_BIN` names one (or
+/// the shared binary is there), simulated otherwise.
+pub async fn start_nodes(args: &Args, n: usize) -> (NodeKind, Vec<TestNode>) {
     if let Some(meili) = args.get("meili-bin") {
         std::env::set_var("MEILI_BIN", meili);
     }
@@ -70,9 +69,17 @@ pub async fn moves(args: Args) -> Result<(), String> {
         None => NodeKind::Sim,
     };
     let mut nodes = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..n {
         nodes.push(start_node(kind, KEY).await);
     }
+    (kind, nodes)
+}
+
+pub async fn moves(args: Args) -> Result<(), String> {
+    let bin = PathBuf::from(args.get("miroir-bin").ok_or("--miroir-bin is required")?);
+    let total: usize = args.num("documents", 50_000)?;
+    let connections: usize = args.num("connections", 2)?;
+    let (kind, nodes) = start_nodes(&args, 4).await;
     let (port, metrics) = (free_port(), free_port());
     let three: Vec<&TestNode> = nodes[..3].iter().collect();
     let all: Vec<&TestNode> = nodes.iter().collect();
