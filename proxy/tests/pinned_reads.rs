@@ -220,4 +220,26 @@ async fn explain_shows_the_shards_and_node_bodies_a_search_would_use() {
     .await;
     assert_eq!(run["execution"]["status"], 200, "{run}");
     assert_eq!(run["execution"]["answer"]["hits"][0]["id"], 42, "{run}");
+    assert!(!warnings.contains("drift"), "the nodes agree: {wide}");
+
+    // One node's settings changed behind Miroir's back: the explanation names the node and
+    // the setting (the settings sync repairs it at its next sweep, 30 s by default).
+    let n1 = c.nodes[1].client();
+    let (status, task) = n1
+        .patch(
+            "/indexes/items/settings",
+            json!({"rankingRules": ["sort", "words"]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{task}");
+    c.nodes[1]
+        .wait_task(task["taskUid"].as_u64().expect("task uid"))
+        .await;
+    let (_, drifted) = explain(json!({"q": "doc"}), "", common::ADMIN_KEY).await;
+    let warnings = drifted["warnings"].to_string();
+    assert!(
+        warnings.contains("settings drift: node n1 differs from the others on rankingRules"),
+        "{drifted}"
+    );
+    assert!(!warnings.contains("_miroir"), "{drifted}");
 }

@@ -12,8 +12,10 @@ use serde_json::{json, Value};
 use super::context::index_context;
 use crate::cluster::Runtime;
 use crate::node_io::{self, scatter};
+use crate::repair::settings_drift as drift;
 use crate::request::{Incoming, Reply};
 use crate::shared::Shared;
+use crate::upstream::NodeRequest;
 
 /// Past this many hits asked of each node, a search is flagged as deep.
 const DEEP: usize = 1_000;
@@ -83,7 +85,7 @@ pub async fn explain(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &
 }
 
 /// What may surprise the client: filters on attributes that are not filterable, a window
-/// past `maxTotalHits`, a deep page.
+/// past `maxTotalHits`, a deep page, settings that differ between nodes.
 async fn warnings(
     shared: &Shared,
     rt: &Runtime,
@@ -127,7 +129,52 @@ async fn warnings(
             merge.depth
         ));
     }
+    out.extend(settings_drift(shared, rt, index_uid).await);
     out
+}
+
+/// The index's settings as each answering node holds them, compared as the settings sync
+/// compares them: a node that differs ranks, filters or shows hits its own way until the sync
+/// repairs it (or, with no majority, until an operator does). Names settings, never values.
+async fn settings_drift(shared: &Shared, rt: &Runtime, index_uid: &str) -> Vec<String> {
+    let path = format!("/indexes/{index_uid}/settings");
+    let reads = rt.nodes.iter().map(|n| {
+        let req = NodeRequest::get(&path, rt.node_key());
+        async move {
+            let resp = shared
+                .cluster
+                .client
+                .send(n, &req, rt.config.scatter.node_timeout)
+                .await;
+            let settings = resp.ok().filter(|r| r.status == 200).and_then(|r| r.json());
+            settings.map(|s| (n.id.to_string(), s))
+        }
+    });
+    let answers: Vec<(String, Value)> = futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    match drift::plan(&answers) {
+        drift::Plan::Consistent => Vec::new(),
+        drift::Plan::Repair(patches) => patches
+            .iter()
+            .map(|(node, patch)| {
+                let names: Vec<&str> = patch
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|k| !k.starts_with("_miroir"))
+                    .collect();
+                format!(
+                    "settings drift: node {node} differs from the others on {}; searches it answers may rank or filter differently until the settings sync repairs it",
+                    names.join(", ")
+                )
+            })
+            .collect(),
+        drift::Plan::Unresolved(why) => vec![format!(
+            "settings drift the settings sync cannot repair: {why}; searches may differ by the replica asked"
+        )],
+    }
 }
 
 /// Whether `name` is filterable under `filterableAttributes` (names, `*` patterns, or 1.50's
