@@ -74,21 +74,19 @@ async fn fleet(kind: NodeKind) -> (Vec<TestNode>, MiroirProcess) {
 /// Runs `miroir ctl import` as an operator would, off the test's runtime (which serves the
 /// simulated nodes meanwhile).
 async fn import(miroir: &MiroirProcess, from: &str, state: &std::path::Path) -> (bool, String) {
+    import_with(miroir, &["--from", from, "--key", KEY], state).await
+}
+
+async fn import_with(
+    miroir: &MiroirProcess,
+    source: &[&str],
+    state: &std::path::Path,
+) -> (bool, String) {
     let mut cmd = Command::new(miroir_bin());
-    cmd.args([
-        "ctl",
-        "--url",
-        &miroir.url(),
-        "--master-key",
-        KEY,
-        "import",
-        "--from",
-        from,
-        "--key",
-        KEY,
-        "--state",
-    ])
-    .arg(state);
+    cmd.args(["ctl", "--url", &miroir.url(), "--master-key", KEY, "import"])
+        .args(source)
+        .arg("--state")
+        .arg(state);
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .expect("join")
@@ -200,4 +198,123 @@ async fn import_copies_one_nodes_indexes_documents_and_keys_and_resumes() {
         assert!(ok, "{kind:?}: {out}");
         assert!(out.contains("movies: already imported"), "{out}");
     }
+}
+
+/// A dump written by a real Meilisearch 1.50 node (`POST /dumps`) imported into a fleet of
+/// three: resumed after its first 1 000 documents, then every index with its primary key,
+/// settings and documents, and the node's own key with its key string; each fleet node holds
+/// only its share.
+#[tokio::test]
+async fn import_reads_a_dump_a_real_node_wrote_and_resumes() {
+    if !kinds().contains(&NodeKind::Real) {
+        eprintln!("SKIP import_reads_a_dump_a_real_node_wrote_and_resumes: no Meilisearch binary (set MEILI_BIN)");
+        return;
+    }
+    let (src, front_key) = source(NodeKind::Real).await;
+    let s = src.client();
+    let (status, t) = s.post("/dumps", json!({})).await;
+    assert_eq!(status, 202, "{t}");
+    assert_eq!(
+        s.wait_task(t["taskUid"].as_u64().unwrap()).await["status"],
+        "succeeded"
+    );
+    let dumps = src.dumps_dir().await.expect("a real node's dump directory");
+    let file = std::fs::read_dir(&dumps)
+        .expect("dump directory")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "dump"))
+        .expect("a .dump file");
+
+    let (nodes, miroir) = fleet(NodeKind::Real).await;
+    let m = Client::new(&miroir.url(), Some(KEY));
+    let state = miroir.dir().join("dump-import-state.json");
+    // Interrupted after the dump's first 1 000 `movies` documents, in the dump's own order.
+    let unpacked = miroir.dir().join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let tar = Command::new("tar")
+        .arg("xzf")
+        .arg(&file)
+        .arg("-C")
+        .arg(&unpacked)
+        .status()
+        .expect("tar");
+    assert!(tar.success());
+    let lines = std::fs::read_to_string(unpacked.join("indexes/movies/documents.jsonl")).unwrap();
+    let first: Vec<Value> = lines
+        .lines()
+        .take(1000)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (status, t) = m
+        .post("/indexes/movies/documents?primaryKey=id", json!(first))
+        .await;
+    assert_eq!(status, 202, "{t}");
+    assert_eq!(
+        m.wait_task(t["taskUid"].as_u64().unwrap()).await["status"],
+        "succeeded"
+    );
+    std::fs::write(
+        &state,
+        json!({"indexes": {"movies": {"copied": 1000, "settingsDone": false, "done": false}}, "keysDone": false}).to_string(),
+    )
+    .unwrap();
+    let path = file.to_string_lossy().into_owned();
+    let (ok, out) = import_with(&miroir, &["--dump", &path], &state).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("import complete"), "{out}");
+    assert!(
+        out.contains("keys: 1 copied"),
+        "only the node's own key: {out}"
+    );
+
+    // 1 batch before the interruption, 2 after it: nothing sent twice.
+    let (_, tasks) = m
+        .get("/tasks?types=documentAdditionOrUpdate&indexUids=movies")
+        .await;
+    assert_eq!(tasks["total"], 3, "{tasks}");
+    for index in ["movies", "books"] {
+        let path = format!("/indexes/{index}/documents/fetch");
+        let (_, a) = s.post(&path, json!({"limit": 0})).await;
+        let (_, b) = m.post(&path, json!({"limit": 0})).await;
+        assert_eq!(a["total"], b["total"], "{index}");
+        let (_, a) = s.get(&format!("/indexes/{index}")).await;
+        let (_, b) = m.get(&format!("/indexes/{index}")).await;
+        assert_eq!(a["primaryKey"], b["primaryKey"], "{index}");
+    }
+    let (_, settings) = m.get("/indexes/movies/settings").await;
+    let (_, original) = s.get("/indexes/movies/settings").await;
+    assert_eq!(settings, original, "every setting, as the node had it");
+    for query in [
+        json!({"q": "movie 12"}),
+        json!({"filter": "genre = comedy AND year > 2000", "sort": ["year:desc"], "limit": 30}),
+    ] {
+        let (_, a) = s.post("/indexes/movies/search", query.clone()).await;
+        let (_, b) = m.post("/indexes/movies/search", query.clone()).await;
+        // Totals only: the order of equal scores follows each node's internal ids, and the
+        // last word's exactness each node's own dictionary (see the README's search limits).
+        assert_eq!(a["estimatedTotalHits"], b["estimatedTotalHits"], "{query}");
+    }
+    // The node's key works through Miroir with the same key string.
+    let front = Client::new(&miroir.url(), Some(&front_key));
+    let (status, answer) = front
+        .post("/indexes/movies/search", json!({"q": "movie", "limit": 3}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    // Each node holds its share (RF 1: the shares add up to the whole).
+    let mut held = 0;
+    for node in &nodes {
+        let (_, page) = node
+            .client()
+            .post("/indexes/movies/documents/fetch", json!({"limit": 0}))
+            .await;
+        let n = page["total"].as_u64().unwrap_or(0);
+        assert!(n > 0 && n < DOCS, "a node holds {n} of {DOCS}");
+        held += n;
+    }
+    assert_eq!(held, DOCS);
+
+    // A second run finds everything done.
+    let (ok, out) = import_with(&miroir, &["--dump", &path], &state).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("movies: already imported"), "{out}");
 }

@@ -83,6 +83,14 @@ impl TestNode {
         }
     }
 
+    /// Where a real node writes its dumps; `None` for a simulated one (it writes none).
+    pub async fn dumps_dir(&self) -> Option<std::path::PathBuf> {
+        match &self.inner {
+            Inner::Sim(_) => None,
+            Inner::Real(node) => Some(node.lock().await.dumps_dir()),
+        }
+    }
+
     /// Fault controls; simulated nodes only.
     pub fn faults(&self) -> Option<&Faults> {
         match &self.inner {

@@ -54,6 +54,11 @@ impl RealNode {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Where the node writes its dumps (`POST /dumps`).
+    pub fn dumps_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("dumps")
+    }
+
     async fn spawn(&mut self) -> std::io::Result<()> {
         let dir = self.dir.path();
         let log = std::fs::OpenOptions::new()

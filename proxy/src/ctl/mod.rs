@@ -28,10 +28,18 @@ pub enum Action {
     Alias(alias::Command),
     /// Copy a Meilisearch node's indexes, documents and keys into the fleet.
     Import {
-        from: String,
-        key: Option<String>,
+        from: ImportFrom,
         state: Option<PathBuf>,
     },
+}
+
+/// What an import reads.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ImportFrom {
+    /// A live node and its key.
+    Node { url: String, key: Option<String> },
+    /// A dump file a node wrote.
+    Dump(PathBuf),
 }
 
 /// Where Miroir is and how to authenticate.
@@ -57,6 +65,8 @@ miroir ctl [--config FILE | --url URL] [--admin-key KEY] [--master-key KEY] <com
     import --from URL [--key KEY] [--state FILE]
                   copy a Meilisearch node's indexes, settings, documents and keys into the
                   fleet; resumable (progress kept in FILE), counts verified at the end
+    import --dump FILE [--state FILE]
+                  the same from a dump a Meilisearch 1.x node wrote (POST /dumps)
 
 The URL defaults to MIROIR_URL, else the configuration's listener, else http://127.0.0.1:7700;
 the admin key to MIROIR_ADMIN_API_KEY, else the configuration's admin.api_key; the master key
@@ -85,17 +95,23 @@ pub fn parse(args: &[&str]) -> Result<(Target, Action), String> {
                 ))
             }
             "import" => {
-                let (mut from, mut key, mut state) = (None, None, None);
+                let (mut from, mut key, mut state, mut dump) = (None, None, None, None);
                 while let Some(arg) = it.next() {
                     match arg {
                         "--from" => from = Some(it.next().ok_or("--from needs a URL")?.to_owned()),
+                        "--dump" => dump = Some(it.next().ok_or("--dump needs a file")?.into()),
                         "--key" => key = Some(it.next().ok_or("--key needs a value")?.to_owned()),
                         "--state" => state = Some(it.next().ok_or("--state needs a file")?.into()),
                         other => return Err(format!("import: unknown argument `{other}`")),
                     }
                 }
-                let from = from.ok_or("import needs --from URL")?;
-                action = Some(Action::Import { from, key, state });
+                let from = match (from, dump) {
+                    (Some(url), None) => ImportFrom::Node { url, key },
+                    (None, Some(path)) if key.is_none() => ImportFrom::Dump(path),
+                    (None, Some(_)) => return Err("import --dump takes no --key".into()),
+                    _ => return Err("import needs --from URL or --dump FILE".into()),
+                };
+                action = Some(Action::Import { from, state });
             }
             "alias" => action = Some(Action::Alias(alias::parse(&mut it)?)),
             "status" => action = Some(Action::Status),
@@ -269,10 +285,22 @@ async fn execute(client: &Client, action: Action) -> Result<(), String> {
         }
         Action::Watch => watch(client).await?,
         Action::Alias(command) => alias::run(&client.admin, command).await?,
-        Action::Import { from, key, state } => {
-            let source = Endpoint::new(&from, key)?;
+        Action::Import { from, state } => {
+            let (source, name) = match from {
+                ImportFrom::Node { url, key } => (
+                    import::Source::Node(Box::new(Endpoint::new(&url, key)?)),
+                    url,
+                ),
+                ImportFrom::Dump(path) => {
+                    let name = path.display().to_string();
+                    let dump = tokio::task::spawn_blocking(move || import::Dump::open(&path))
+                        .await
+                        .map_err(|e| e.to_string())??;
+                    (import::Source::Dump(dump), name)
+                }
+            };
             let miroir = Endpoint::new(&client.url, client.master_key.clone())?;
-            let state = state.unwrap_or_else(|| import::default_state_file(&from));
+            let state = state.unwrap_or_else(|| import::default_state_file(&name));
             import::run(&source, &miroir, &state).await?;
         }
     }

@@ -1,9 +1,12 @@
-//! `miroir ctl import --from URL --key KEY`: copies one Meilisearch node's indexes (primary
-//! key, settings, documents) and keys into the fleet through Miroir's own API, so documents
-//! are sharded and replicated as any write is. Progress is recorded in a state file after
-//! each batch the fleet acknowledged: an interrupted import resumes where it stopped
-//! (re-sending a batch is harmless, documents are replaced whole). At the end each index's
-//! document count is compared with the source's.
+//! `miroir ctl import --from URL --key KEY` or `--dump FILE`: copies one Meilisearch node's
+//! indexes (primary key, settings, documents) and keys, read live from the node or from a
+//! dump it wrote, into the fleet through Miroir's own API, so documents are sharded and
+//! replicated as any write is (no node receives more than its share). Progress is recorded
+//! in a state file after each batch the fleet acknowledged: an interrupted import resumes
+//! where it stopped (re-sending a batch is harmless, documents are replaced whole). At the
+//! end each index's document count is compared with the source's.
+
+mod dump;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +18,123 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::Endpoint;
+pub use dump::Dump;
+
+/// Where an import reads: a live node, or a dump file.
+pub enum Source {
+    Node(Box<Endpoint>),
+    Dump(Dump),
+}
+
+/// A source's documents of one index, batch by batch.
+enum Batches<'a> {
+    Node {
+        source: &'a Endpoint,
+        uid: String,
+        offset: u64,
+        done: bool,
+    },
+    Dump(tokio::sync::mpsc::Receiver<Result<Vec<Value>, String>>),
+}
+
+impl Batches<'_> {
+    async fn next(&mut self) -> Result<Option<Vec<Value>>, String> {
+        match self {
+            Batches::Node {
+                source,
+                uid,
+                offset,
+                done,
+            } => {
+                if *done {
+                    return Ok(None);
+                }
+                let body = json!({ "limit": BATCH, "offset": *offset, "retrieveVectors": true });
+                let page = source
+                    .call(
+                        "POST",
+                        &format!("/indexes/{uid}/documents/fetch"),
+                        Some(&body),
+                    )
+                    .await?;
+                let docs = page["results"].as_array().cloned().unwrap_or_default();
+                *offset += docs.len() as u64;
+                *done = docs.len() < BATCH;
+                Ok(Some(docs).filter(|d| !d.is_empty()))
+            }
+            Batches::Dump(rx) => rx.recv().await.transpose(),
+        }
+    }
+}
+
+impl Source {
+    pub fn name(&self) -> String {
+        match self {
+            Source::Node(node) => node.name().to_owned(),
+            Source::Dump(dump) => dump.name(),
+        }
+    }
+
+    async fn indexes(&self) -> Result<Vec<(String, Option<String>)>, String> {
+        match self {
+            Source::Node(node) => list_indexes(node).await,
+            Source::Dump(dump) => Ok(dump
+                .indexes
+                .iter()
+                .map(|i| (i.uid.clone(), i.primary_key.clone()))
+                .collect()),
+        }
+    }
+
+    async fn settings(&self, uid: &str) -> Result<Value, String> {
+        match self {
+            Source::Node(node) => {
+                node.call("GET", &format!("/indexes/{uid}/settings"), None)
+                    .await
+            }
+            Source::Dump(dump) => Ok(dump
+                .indexes
+                .iter()
+                .find(|i| i.uid == uid)
+                .map(|i| i.settings.clone())
+                .unwrap_or_default()),
+        }
+    }
+
+    async fn count(&self, uid: &str) -> Result<u64, String> {
+        match self {
+            Source::Node(node) => count(node, uid).await,
+            Source::Dump(dump) => Ok(dump
+                .indexes
+                .iter()
+                .find(|i| i.uid == uid)
+                .map_or(0, |i| i.documents)),
+        }
+    }
+
+    /// The keys as `GET /keys` lists them.
+    async fn keys(&self) -> Result<Vec<Value>, String> {
+        match self {
+            Source::Node(node) => {
+                let keys = node.call("GET", "/keys?limit=10000", None).await?;
+                Ok(keys["results"].as_array().cloned().unwrap_or_default())
+            }
+            Source::Dump(dump) => Ok(dump.keys.clone()),
+        }
+    }
+
+    fn documents(&self, uid: &str, from: u64) -> Batches<'_> {
+        match self {
+            Source::Node(source) => Batches::Node {
+                source,
+                uid: uid.to_owned(),
+                offset: from,
+                done: false,
+            },
+            Source::Dump(dump) => Batches::Dump(dump.documents(uid, from, BATCH)),
+        }
+    }
+}
 
 /// Documents per batch read from the source and written through Miroir.
 const BATCH: usize = 1000;
@@ -53,7 +173,7 @@ impl State {
     }
 }
 
-/// The state file's default name: one per source.
+/// The state file's default name: one per source (a URL or a dump's path).
 pub fn default_state_file(from: &str) -> PathBuf {
     let name: String = from
         .trim_start_matches("http://")
@@ -64,9 +184,9 @@ pub fn default_state_file(from: &str) -> PathBuf {
     PathBuf::from(format!("miroir-import-{name}.json"))
 }
 
-pub async fn run(source: &Endpoint, miroir: &Endpoint, state_path: &Path) -> Result<(), String> {
+pub async fn run(source: &Source, miroir: &Endpoint, state_path: &Path) -> Result<(), String> {
     let mut state = State::load(state_path);
-    let indexes = list_indexes(source).await?;
+    let indexes = source.indexes().await?;
     println!(
         "importing {} index(es) from {} (progress in {})",
         indexes.len(),
@@ -100,7 +220,7 @@ pub async fn run(source: &Endpoint, miroir: &Endpoint, state_path: &Path) -> Res
     // Counts at the end, every index.
     let mut mismatches = Vec::new();
     for (uid, _) in &indexes {
-        let (a, b) = (count(source, uid).await?, count(miroir, uid).await?);
+        let (a, b) = (source.count(uid).await?, count(miroir, uid).await?);
         println!("{uid}: {b} document(s) in the fleet, {a} on the source");
         if a != b {
             mismatches.push(format!("{uid}: {b} in the fleet, {a} on the source"));
@@ -173,7 +293,7 @@ async fn wait_task(miroir: &Endpoint, answer: &Value) -> Result<(), String> {
 }
 
 async fn import_index(
-    source: &Endpoint,
+    source: &Source,
     miroir: &Endpoint,
     (uid, primary_key): (&str, Option<&str>),
     progress: &mut IndexState,
@@ -195,9 +315,7 @@ async fn import_index(
             },
             Err(e) => return Err(format!("{uid}: creating the index: {e}")),
         }
-        let settings = source
-            .call("GET", &format!("/indexes/{uid}/settings"), None)
-            .await?;
+        let settings = source.settings(uid).await?;
         let answer = miroir
             .call(
                 "PATCH",
@@ -210,7 +328,7 @@ async fn import_index(
         progress.settings_done = true;
         record(progress)?;
     }
-    let total = count(source, uid).await?;
+    let total = source.count(uid).await?;
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
@@ -226,28 +344,15 @@ async fn import_index(
     };
     let mut pending: std::collections::VecDeque<(Value, u64)> = Default::default();
     let mut offset = progress.copied;
-    loop {
-        let body = json!({ "limit": BATCH, "offset": offset, "retrieveVectors": true });
-        let page = source
-            .call(
-                "POST",
-                &format!("/indexes/{uid}/documents/fetch"),
-                Some(&body),
-            )
-            .await?;
-        let docs: Vec<Value> = page["results"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+    let mut batches = source.documents(uid, offset);
+    while let Some(docs) = batches.next().await? {
+        let docs: Vec<Value> = docs
             .into_iter()
             .map(|mut d| {
                 transfer::writable_document(&mut d);
                 d
             })
             .collect();
-        if docs.is_empty() {
-            break;
-        }
         let n = docs.len() as u64;
         let answer = miroir
             .call("POST", &write, Some(&Value::Array(docs)))
@@ -263,9 +368,6 @@ async fn import_index(
                 bar.set_position(upto);
             }
         }
-        if n < BATCH as u64 {
-            break;
-        }
     }
     while let Some((answer, upto)) = pending.pop_front() {
         wait_task(miroir, &answer).await?;
@@ -280,10 +382,9 @@ async fn import_index(
 
 /// Every key of the source but its default ones, with the same uid: with the same master key
 /// on the fleet's nodes, the same key strings work.
-async fn import_keys(source: &Endpoint, miroir: &Endpoint) -> Result<usize, String> {
-    let keys = source.call("GET", "/keys?limit=10000", None).await?;
+async fn import_keys(source: &Source, miroir: &Endpoint) -> Result<usize, String> {
     let mut copied = 0;
-    for key in keys["results"].as_array().into_iter().flatten() {
+    for key in &source.keys().await? {
         if key["name"]
             .as_str()
             .is_some_and(|n| n.starts_with("Default "))
