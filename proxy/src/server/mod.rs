@@ -8,6 +8,7 @@ mod body;
 mod ctx;
 mod daemon;
 mod dispatch;
+mod draining;
 pub mod handover;
 mod request_id;
 mod respond;
@@ -15,12 +16,14 @@ pub mod service;
 pub mod sessions;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use miroir_conf::{Config, TaskStore as TaskStoreConfig};
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
+use pingora_core::services::listening::Service;
 
 use crate::fleet::ChangeService;
 
@@ -113,13 +116,13 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
         }
     };
 
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
+    let app = pingora_proxy::http_proxy(
         &server.configuration,
         MiroirProxy {
             shared: shared.clone(),
         },
-        "miroir",
     );
+    let mut proxy = Service::new("miroir".to_owned(), draining::Draining(Arc::new(app)));
     proxy.threads = Some(threads);
     proxy.add_tcp(&listen);
     if let Some(tls) = tls {
