@@ -370,6 +370,22 @@ pub fn required_action(spec: &RouteSpec) -> Option<&'static str> {
         "webhooks.create" => "webhooks.create",
         "webhook.update" => "webhooks.update",
         "webhook.delete" => "webhooks.delete",
+        // Checked against Meilisearch 1.50: a key with only this action passes its check.
+        "index.fields" => "fields.post",
+        "index.compact" => "indexes.compact",
+        "tasks.compact" => "tasks.compact",
+        "task.documents" => "tasks.get",
+        "metrics" | "logs.stream" | "logs.stream_cancel" | "logs.stderr" => "metrics.get",
+        "export" => "export",
+        "network.get" => "network.get",
+        "network.update" | "network.control" => "network.update",
+        "chats.list" | "chat.get" => "chats.get",
+        "chat.delete" => "chats.delete",
+        "chat.settings.get" => "chatsSettings.get",
+        "chat.settings.update" | "chat.settings.reset" => "chatsSettings.update",
+        "chat.completions" => "chatCompletions",
+        "dynamic_search_rule.upsert" => "dynamicSearchRules.update",
+        "dynamic_search_rules.clear" | "dynamic_search_rule.delete" => "dynamicSearchRules.delete",
         _ if name.starts_with("settings.") && name.ends_with(".get") => "settings.get",
         _ if name.starts_with("settings.") => "settings.update",
         _ => return None,
@@ -386,20 +402,10 @@ mod action_tests {
             let judged_by_nodes = spec.class == RouteClass::PassOne
                 && !spec.name.starts_with("settings.")
                 && !spec.name.starts_with("key");
-            let own = spec.class == RouteClass::Unsupported
-                || spec.template.starts_with("/_miroir")
-                || matches!(
-                    spec.name,
-                    "root"
-                        | "health"
-                        | "metrics"
-                        | "index.fields"
-                        | "index.compact"
-                        | "documents.edit"
-                        | "tasks.compact"
-                        | "task.documents"
-                )
-                || spec.name.starts_with("dynamic_search_rule");
+            // Judged by the nodes: a broadcast edit (its action is not one a key can name
+            // alone), and Miroir's own routes (no key, or the admin key).
+            let own = spec.template.starts_with("/_miroir")
+                || matches!(spec.name, "root" | "health" | "documents.edit");
             assert_eq!(
                 required_action(spec).is_some(),
                 !judged_by_nodes && !own,
@@ -413,5 +419,7 @@ mod action_tests {
             .unwrap()
             .spec;
         assert_eq!(required_action(setting), Some("settings.update"));
+        let chats = classify("GET", "/chats").unwrap().spec;
+        assert_eq!(required_action(chats), Some("chats.get"));
     }
 }

@@ -756,6 +756,113 @@ async fn credentials_get_the_same_answers_as_on_one_real_node() {
     run_matrix(NodeKind::Real).await;
 }
 
+/// Routes Miroir answers itself or refuses (compactions, fields, task documents, metrics,
+/// logs, export, network, chats, dynamic search rules): without a key, with a key that is not
+/// one and with a key lacking the route's action, they are refused exactly as one real
+/// Meilisearch 1.50 node refuses them; with a key holding the action they get past the check.
+#[tokio::test]
+async fn routes_miroir_answers_or_refuses_judge_the_key_first_as_a_real_node() {
+    let _ = require_meili_bin!();
+    let pair = pair(NodeKind::Real).await;
+    let (miroir, node) = (pair.miroir.url(), pair.reference.url());
+    for base in [&miroir, &node] {
+        let (s, t) = call(
+            base,
+            "POST",
+            "/indexes",
+            Some(json!({"uid": "A", "primaryKey": "id"})),
+        )
+        .await;
+        assert_eq!(s, 202, "{t}");
+    }
+    let routes: [(&str, &str, Option<Value>, &str); 16] = [
+        ("POST", "/indexes/A/fields", Some(json!({})), "fields.post"),
+        ("POST", "/indexes/A/compact", None, "indexes.compact"),
+        ("POST", "/tasks/compact", None, "tasks.compact"),
+        ("GET", "/tasks/0/documents", None, "tasks.get"),
+        ("GET", "/metrics", None, "metrics.get"),
+        ("POST", "/logs/stream", Some(json!({})), "metrics.get"),
+        (
+            "POST",
+            "/export",
+            Some(json!({"url": "http://127.0.0.1:1"})),
+            "export",
+        ),
+        ("GET", "/network", None, "network.get"),
+        ("PATCH", "/network", Some(json!({})), "network.update"),
+        ("GET", "/chats", None, "chats.get"),
+        ("DELETE", "/chats/w", None, "chats.delete"),
+        ("GET", "/chats/w/settings", None, "chatsSettings.get"),
+        (
+            "PATCH",
+            "/chats/w/settings",
+            Some(json!({})),
+            "chatsSettings.update",
+        ),
+        (
+            "POST",
+            "/chats/w/chat/completions",
+            Some(json!({})),
+            "chatCompletions",
+        ),
+        (
+            "PATCH",
+            "/dynamic-search-rules/r",
+            Some(json!({})),
+            "dynamicSearchRules.update",
+        ),
+        (
+            "DELETE",
+            "/dynamic-search-rules",
+            None,
+            "dynamicSearchRules.delete",
+        ),
+    ];
+    // A key through Miroir (on every node) and on the reference, with one uid: the same key
+    // string on both.
+    let key = |n: usize, action: &str| {
+        let body = json!({
+            "uid": format!("00000000-0000-4000-8000-{n:012x}"),
+            "actions": [action],
+            "indexes": ["*"],
+            "expiresAt": null,
+        });
+        let (miroir, node) = (miroir.clone(), node.clone());
+        async move {
+            let (s, a) = call(&miroir, "POST", "/keys", Some(body.clone())).await;
+            assert_eq!(s, 201, "{a}");
+            let (s, b) = call(&node, "POST", "/keys", Some(body)).await;
+            assert_eq!(s, 201, "{b}");
+            assert_eq!(a["key"], b["key"]);
+            a["key"].as_str().expect("key").to_owned()
+        }
+    };
+    let search_only = key(0, "search").await;
+    for (method, path, body, _) in &routes {
+        for token in [None, Some("not-a-key"), Some(search_only.as_str())] {
+            let (sm, am) = send(&miroir, method, path, token, body.as_ref()).await;
+            let (sn, an) = send(&node, method, path, token, body.as_ref()).await;
+            assert!(
+                matches!(sn, 401 | 403),
+                "{method} {path} {token:?}: the node {sn} {an}"
+            );
+            assert_eq!(
+                (sm, &am["code"]),
+                (sn, &an["code"]),
+                "{method} {path} with {token:?}: Miroir {am}, the node {an}"
+            );
+        }
+    }
+    for (i, (method, path, body, action)) in routes.iter().enumerate() {
+        let allowed = key(i + 1, action).await;
+        let (sm, am) = send(&miroir, method, path, Some(&allowed), body.as_ref()).await;
+        assert!(
+            !matches!(sm, 401 | 403),
+            "{method} {path} with a `{action}` key: {sm} {am}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn version_is_the_nodes_version() {
     let pair = pair(NodeKind::Sim).await;
