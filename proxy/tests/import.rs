@@ -99,6 +99,24 @@ async fn import_with(
     (out.status.success(), text)
 }
 
+/// An import of `movies` that stopped after its first 1 000 documents: they are in the fleet
+/// and the state file says so.
+async fn interrupted_after(m: &Client, first: Value, state: &std::path::Path) {
+    let (status, t) = m
+        .post("/indexes/movies/documents?primaryKey=id", first)
+        .await;
+    assert_eq!(status, 202, "{t}");
+    assert_eq!(
+        m.wait_task(t["taskUid"].as_u64().unwrap()).await["status"],
+        "succeeded"
+    );
+    std::fs::write(
+        state,
+        json!({"indexes": {"movies": {"copied": 1000, "settingsDone": false, "done": false}}, "keysDone": false}).to_string(),
+    )
+    .unwrap();
+}
+
 fn ids(answer: &Value) -> Vec<String> {
     answer["hits"]
         .as_array()
@@ -123,22 +141,7 @@ async fn import_copies_one_nodes_indexes_documents_and_keys_and_resumes() {
         let (_, first) = s
             .post("/indexes/movies/documents/fetch", json!({"limit": 1000}))
             .await;
-        let (status, t) = m
-            .post(
-                "/indexes/movies/documents?primaryKey=id",
-                first["results"].clone(),
-            )
-            .await;
-        assert_eq!(status, 202, "{t}");
-        assert_eq!(
-            m.wait_task(t["taskUid"].as_u64().unwrap()).await["status"],
-            "succeeded"
-        );
-        std::fs::write(
-            &state,
-            json!({"indexes": {"movies": {"copied": 1000, "settingsDone": false, "done": false}}, "keysDone": false}).to_string(),
-        )
-        .unwrap();
+        interrupted_after(&m, first["results"].clone(), &state).await;
         let (ok, out) = import(&miroir, &src.url(), &state).await;
         assert!(ok, "{kind:?}: {out}");
         assert!(out.contains("import complete"), "{out}");
@@ -245,19 +248,7 @@ async fn import_reads_a_dump_a_real_node_wrote_and_resumes() {
         .take(1000)
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let (status, t) = m
-        .post("/indexes/movies/documents?primaryKey=id", json!(first))
-        .await;
-    assert_eq!(status, 202, "{t}");
-    assert_eq!(
-        m.wait_task(t["taskUid"].as_u64().unwrap()).await["status"],
-        "succeeded"
-    );
-    std::fs::write(
-        &state,
-        json!({"indexes": {"movies": {"copied": 1000, "settingsDone": false, "done": false}}, "keysDone": false}).to_string(),
-    )
-    .unwrap();
+    interrupted_after(&m, json!(first), &state).await;
     let path = file.to_string_lossy().into_owned();
     let (ok, out) = import_with(&miroir, &["--dump", &path], &state).await;
     assert!(ok, "{out}");
