@@ -766,27 +766,35 @@ fn systemd_unit_passes_systemd_analyze_verify() {
         eprintln!("skipped: no systemd-analyze (scripts/setup.sh installs Debian's `systemd`)");
         return;
     };
-    // The unit as installed, with the binary where this build put it.
-    let unit = std::fs::read_to_string(repo_root().join("systemd/miroir.service")).expect("unit");
+    // The units as installed, with the binary where this build put it: the single service,
+    // and an instance of the template for several Miroirs on one host.
     let dir = TempDir::new("miroir-unit").expect("temp dir");
-    let file = dir.path().join("miroir.service");
-    std::fs::write(
-        &file,
-        unit.replace("/usr/local/bin/miroir", &miroir_bin().to_string_lossy()),
-    )
-    .expect("write unit");
-    let out = Command::new(tool)
-        .arg("verify")
-        .arg(&file)
-        .output()
-        .expect("run systemd-analyze");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // Warnings (an unknown key, a bad value) do not change the exit status: none may name the unit.
-    let warnings: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains("miroir.service"))
-        .collect();
-    assert!(out.status.success() && warnings.is_empty(), "{stderr}");
+    for (source, installed) in [
+        ("miroir.service", "miroir.service"),
+        ("miroir@.service", "miroir@a.service"),
+    ] {
+        let unit = std::fs::read_to_string(repo_root().join("systemd").join(source)).expect("unit");
+        let file = dir.path().join(installed);
+        std::fs::write(
+            &file,
+            unit.replace("/usr/local/bin/miroir", &miroir_bin().to_string_lossy()),
+        )
+        .expect("write unit");
+        let out = Command::new(tool)
+            .arg("verify")
+            .arg(&file)
+            .output()
+            .expect("run systemd-analyze");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Warnings (an unknown key, a bad value) do not change the exit status: none may name
+        // the unit.
+        let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains(installed)).collect();
+        assert!(
+            out.status.success() && warnings.is_empty(),
+            "{installed}: {stderr}"
+        );
+    }
+    let unit = std::fs::read_to_string(repo_root().join("systemd/miroir.service")).expect("unit");
     assert!(unit.contains(
         "ExecReload=/usr/local/bin/miroir --config /etc/miroir/miroir.toml --upgrade --daemon"
     ));
