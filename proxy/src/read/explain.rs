@@ -15,7 +15,6 @@ use crate::node_io::{self, scatter};
 use crate::repair::settings_drift as drift;
 use crate::request::{Incoming, Reply};
 use crate::shared::Shared;
-use crate::upstream::NodeRequest;
 
 /// Past this many hits asked of each node, a search is flagged as deep.
 const DEEP: usize = 1_000;
@@ -133,38 +132,17 @@ async fn warnings(
     out
 }
 
-/// The index's settings as each answering node holds them, compared as the settings sync
+/// The index's settings as each healthy node holds them, compared as the settings sync
 /// compares them: a node that differs ranks, filters or shows hits its own way until the sync
 /// repairs it (or, with no majority, until an operator does). Names settings, never values.
 async fn settings_drift(shared: &Shared, rt: &Runtime, index_uid: &str) -> Vec<String> {
-    let path = format!("/indexes/{index_uid}/settings");
-    let reads = rt.nodes.iter().map(|n| {
-        let req = NodeRequest::get(&path, rt.node_key());
-        async move {
-            let resp = shared
-                .cluster
-                .client
-                .send(n, &req, rt.config.scatter.node_timeout)
-                .await;
-            let settings = resp.ok().filter(|r| r.status == 200).and_then(|r| r.json());
-            settings.map(|s| (n.id.to_string(), s))
-        }
-    });
-    let answers: Vec<(String, Value)> = futures::future::join_all(reads)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let answers = drift::read_settings(&shared.cluster, rt, index_uid).await;
     match drift::plan(&answers) {
         drift::Plan::Consistent => Vec::new(),
         drift::Plan::Repair(patches) => patches
             .iter()
             .map(|(node, patch)| {
-                let names: Vec<&str> = patch
-                    .keys()
-                    .map(String::as_str)
-                    .filter(|k| !k.starts_with("_miroir"))
-                    .collect();
+                let names: Vec<&str> = patch.keys().map(String::as_str).collect();
                 format!(
                     "settings drift: node {node} differs from the others on {}; searches it answers may rank or filter differently until the settings sync repairs it",
                     names.join(", ")

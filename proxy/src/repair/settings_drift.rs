@@ -232,6 +232,32 @@ async fn send_json(
     Some((resp.status, resp.json().unwrap_or(Value::Null)))
 }
 
+/// The index's settings as each healthy node answers them, for [`plan`]. A node that is down
+/// or still replaying writes it missed (settings among them) is judged once it caught up, not
+/// against its own pending replays.
+pub(crate) async fn read_settings(
+    cluster: &Cluster,
+    rt: &Runtime,
+    index: &str,
+) -> Vec<(String, Value)> {
+    let path = format!("/indexes/{index}/settings");
+    let reads = rt
+        .nodes
+        .iter()
+        .filter(|n| cluster.is_healthy(&n.id))
+        .map(|n| {
+            let path = path.as_str();
+            async move { (n, send_json(cluster, rt, n, "GET", path, None).await) }
+        });
+    let mut answers = Vec::new();
+    for (n, read) in futures::future::join_all(reads).await {
+        if let Some((200, settings)) = read {
+            answers.push((n.id.to_string(), settings));
+        }
+    }
+    answers
+}
+
 /// The drift detector, a Pingora background service.
 pub struct SettingsSync {
     cluster: Arc<Cluster>,
@@ -264,23 +290,7 @@ impl SettingsSync {
     /// Compares one index's settings across the nodes that hold it and repairs the odd node.
     async fn check_index(&self, rt: &Runtime, index: &str) {
         let cluster = &self.cluster;
-        let path = format!("/indexes/{index}/settings");
-        // A node that is down or still replaying writes it missed (settings among them) is
-        // judged once it caught up, not repaired against its own pending replays.
-        let reads = rt
-            .nodes
-            .iter()
-            .filter(|n| cluster.is_healthy(&n.id))
-            .map(|n| {
-                let path = path.as_str();
-                async move { (n, send_json(cluster, rt, n, "GET", path, None).await) }
-            });
-        let mut answers = Vec::new();
-        for (n, read) in futures::future::join_all(reads).await {
-            if let Some((200, settings)) = read {
-                answers.push((n.id.to_string(), settings));
-            }
-        }
+        let answers = read_settings(cluster, rt, index).await;
         match plan(&answers) {
             Plan::Consistent => self.set_unresolved(index, false),
             Plan::Unresolved(why) => {
@@ -292,6 +302,7 @@ impl SettingsSync {
                 if in_flux(cluster, rt, Some(index)).await.contains(index) {
                     return;
                 }
+                let path = format!("/indexes/{index}/settings");
                 let mut all_ok = true;
                 for (node_id, patch) in patches {
                     let Some(target) = rt.node(&node_id) else {
