@@ -5,8 +5,9 @@
 //! under a key no node id can take (node ids have no `#`).
 
 use miroir_filters::routing::NodeId;
-use miroir_handoff::{Hint, HintError, Seq, Ticket};
+use miroir_handoff::{Hint, Seq};
 
+use super::kept::Kept;
 use super::Cluster;
 use crate::telemetry::metrics;
 
@@ -19,51 +20,28 @@ pub fn key(node: &str) -> String {
 /// that cannot be kept breaks the copy's guarantee: the node's moves start over (see
 /// `Cluster::broken_move_logs`).
 pub async fn append(cluster: &Cluster, node: &NodeId, hint: Hint) -> Option<Seq> {
-    keep(cluster, node, hint).durable(cluster).await
+    durable(cluster, keep(cluster, node, hint)).await
 }
 
-/// A write handed to `node`'s move log, in its place in the log's order, on its way to disk.
-pub struct Logged {
-    node: NodeId,
-    index_uid: String,
-    ticket: Result<Ticket, HintError>,
+/// Hands a write to `node`'s move log without waiting for the disk.
+pub fn keep(cluster: &Cluster, node: &NodeId, hint: Hint) -> Kept {
+    Kept::enqueue(cluster, node, &key(node.as_str()), hint, u64::MAX)
 }
 
-/// Hands a write to `node`'s move log without waiting for the disk (see `handoff::keep`).
-pub fn keep(cluster: &Cluster, node: &NodeId, hint: Hint) -> Logged {
-    let index_uid = hint.index_uid.clone();
-    let ticket = cluster.hints.enqueue(&key(node.as_str()), hint, u64::MAX);
-    Logged {
-        node: node.clone(),
-        index_uid,
-        ticket,
-    }
-}
-
-impl Logged {
-    /// Whether the store took it (it may still fail to commit).
-    pub fn taken(&self) -> bool {
-        self.ticket.is_ok()
-    }
-
-    /// The entry's place once durable; `None` (and the node's moves start over) when it could
-    /// not be kept.
-    pub async fn durable(self, cluster: &Cluster) -> Option<Seq> {
-        let outcome = match self.ticket {
-            Ok(ticket) => ticket.durable().await,
-            Err(e) => Err(e),
-        };
-        let (node, key) = (&self.node, key(self.node.as_str()));
-        match outcome {
-            Ok(seq) => {
-                metrics::set_backlog(&key, cluster.hints.backlog(&key));
-                Some(seq)
-            }
-            Err(e) => {
-                log::error!(target: "miroir::fleet", "could not keep a write to `{}` for node {node}'s shard copy; its copy starts over: {e}", self.index_uid);
-                cluster.broken_move_logs.insert(node.clone(), ());
-                None
-            }
+/// The entry's place once durable; `None` (and the node's moves start over) when it could not
+/// be kept.
+pub async fn durable(cluster: &Cluster, kept: Kept) -> Option<Seq> {
+    let (node, index_uid) = (kept.node.clone(), kept.index_uid.clone());
+    let key = key(node.as_str());
+    match kept.durable().await {
+        Ok(seq) => {
+            metrics::set_backlog(&key, cluster.hints.backlog(&key));
+            Some(seq)
+        }
+        Err(e) => {
+            log::error!(target: "miroir::fleet", "could not keep a write to `{index_uid}` for node {node}'s shard copy; its copy starts over: {e}");
+            cluster.broken_move_logs.insert(node, ());
+            None
         }
     }
 }

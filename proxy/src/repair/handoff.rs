@@ -10,10 +10,11 @@ use std::borrow::Cow;
 
 use miroir_filters::error::MiroirError;
 use miroir_filters::routing::{GroupId, NodeId};
-use miroir_handoff::{Hint, HintError, Seq, Ticket};
+use miroir_handoff::{Hint, HintError, Seq};
 use miroir_tasks::{NodeView, TaskRecord};
 use serde_json::{json, Value};
 
+use crate::cluster::kept::Kept;
 use crate::cluster::node_state::NodeState;
 use crate::cluster::{Cluster, Runtime};
 use crate::node_io::{missed, once};
@@ -66,72 +67,42 @@ pub fn must_queue(cluster: &Cluster, node: &NodeId) -> bool {
 /// kept (queue full, store error): if the write is acknowledged anyway, [`lost`] records that
 /// the node needs a full resync.
 pub async fn hint(cluster: &Cluster, node: &NodeId, hint: Hint) -> Option<Seq> {
-    keep(cluster, node, hint).durable(cluster).await
+    durable(cluster, keep(cluster, node, hint)).await
 }
 
-/// A write kept for a node: it already counts in the node's backlog and holds its place in
-/// the node's order; [`Kept::durable`] waits for the store's commit (fsync, on the store's own
-/// thread, shared with the hints queued meanwhile). The caller may release its write order
-/// before waiting: a later write queues behind this one whether or not it is on disk yet.
-pub struct Kept {
-    node: NodeId,
-    index_uid: String,
-    ticket: Result<Ticket, HintError>,
-}
-
-/// Hands a write `node` missed to the hint store without waiting for the disk.
+/// Hands a write `node` missed to its hint queue without waiting for the disk.
 pub fn keep(cluster: &Cluster, node: &NodeId, hint: Hint) -> Kept {
     let cap = cluster.runtime().config.handoff.max_bytes_per_node;
-    let index_uid = hint.index_uid.clone();
-    let ticket = cluster.hints.enqueue(node.as_str(), hint, cap);
+    let kept = Kept::enqueue(cluster, node, node.as_str(), hint, cap);
     // Out of reads from now: it lacks a write, kept or not.
     cluster.fell_behind(node);
-    Kept {
-        node: node.clone(),
-        index_uid,
-        ticket,
-    }
+    kept
 }
 
-impl Kept {
-    /// Whether the store took it (it may still fail to commit).
-    pub fn taken(&self) -> bool {
-        self.ticket.is_ok()
-    }
-
-    /// The hint's place once durable; `None` when it could not be kept.
-    pub async fn durable(self, cluster: &Cluster) -> Option<Seq> {
-        let Kept {
-            node,
-            index_uid,
-            ticket,
-        } = self;
-        let outcome = match ticket {
-            Ok(ticket) => ticket.durable().await,
-            Err(e) => Err(e),
-        };
-        let m = metrics::get();
-        let seq = match outcome {
-            Ok(seq) => {
-                m.hints.with_label_values(&[node.as_str(), "stored"]).inc();
-                Some(seq)
-            }
-            Err(HintError::Full { cap, .. }) => {
-                m.hints.with_label_values(&[node.as_str(), "full"]).inc();
-                log::warn!(
-                    target: "miroir::handoff",
-                    "hint queue of node {node} is full ({cap} bytes, or the node awaits a resync): a write to `{index_uid}` cannot be kept for it"
-                );
-                None
-            }
-            Err(e) => {
-                log::error!(target: "miroir::handoff", "could not keep a write for node {node}: {e}");
-                None
-            }
-        };
-        metrics::set_backlog(node.as_str(), cluster.hints.backlog(node.as_str()));
-        seq
-    }
+/// The hint's place once durable; `None` when it could not be kept.
+pub async fn durable(cluster: &Cluster, kept: Kept) -> Option<Seq> {
+    let (node, index_uid) = (kept.node.clone(), kept.index_uid.clone());
+    let m = metrics::get();
+    let seq = match kept.durable().await {
+        Ok(seq) => {
+            m.hints.with_label_values(&[node.as_str(), "stored"]).inc();
+            Some(seq)
+        }
+        Err(HintError::Full { cap, .. }) => {
+            m.hints.with_label_values(&[node.as_str(), "full"]).inc();
+            log::warn!(
+                target: "miroir::handoff",
+                "hint queue of node {node} is full ({cap} bytes, or the node awaits a resync): a write to `{index_uid}` cannot be kept for it"
+            );
+            None
+        }
+        Err(e) => {
+            log::error!(target: "miroir::handoff", "could not keep a write for node {node}: {e}");
+            None
+        }
+    };
+    metrics::set_backlog(node.as_str(), cluster.hints.backlog(node.as_str()));
+    seq
 }
 
 /// One request for every node of `rt`, handed over in order: sent to the nodes that can take

@@ -9,6 +9,7 @@ use miroir_filters::routing::{NodeIdx, ShardId};
 use miroir_handoff::{Hint, Seq};
 
 use super::quorum::judge_with;
+use crate::cluster::kept::Kept;
 use crate::cluster::{move_log, Cluster, Runtime};
 use crate::node_io::{accepted_task_uid, missed, once};
 use crate::repair::handoff;
@@ -139,8 +140,8 @@ pub(super) async fn send_parts(
 /// The parts of one write kept for their nodes, on their way to disk.
 #[derive(Default)]
 struct Keeping {
-    hinted: Vec<(NodeIdx, handoff::Kept)>,
-    logged: Vec<(NodeIdx, move_log::Logged)>,
+    hinted: Vec<(NodeIdx, Kept)>,
+    logged: Vec<(NodeIdx, Kept)>,
 }
 
 impl Keeping {
@@ -160,20 +161,19 @@ impl Keeping {
     /// Whether the store took a part for `node`, as a hint or in its move log (counted toward
     /// the quorum in its place).
     fn taken(&self, node: NodeIdx) -> bool {
-        self.hinted.iter().any(|(n, k)| *n == node && k.taken())
-            || self.logged.iter().any(|(n, l)| *n == node && l.taken())
+        (self.hinted.iter().chain(&self.logged)).any(|(n, k)| *n == node && k.taken())
     }
 
     /// Waits for every kept part's commit and records where each ended.
     async fn durable(self, cluster: &Cluster, sent: &mut Sent) {
         for (node, kept) in self.hinted {
-            match kept.durable(cluster).await {
+            match handoff::durable(cluster, kept).await {
                 Some(seq) => sent.hinted.push((node, seq)),
                 None => sent.lost.push(node),
             }
         }
         for (node, entry) in self.logged {
-            if entry.durable(cluster).await.is_some() {
+            if move_log::durable(cluster, entry).await.is_some() {
                 sent.logged.push(node);
             }
         }
