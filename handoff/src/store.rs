@@ -192,7 +192,8 @@ impl HintStore {
     /// Every node with hints waiting or a resync needed.
     pub fn backlogs(&self) -> Vec<(String, NodeBacklog)> {
         let counts = self.inner.counts();
-        let mut all: Vec<_> = counts
+        // Through a set: each node once, in order.
+        counts
             .durable
             .keys()
             .chain(counts.pending.keys())
@@ -200,9 +201,7 @@ impl HintStore {
             .into_iter()
             .map(|n| (n.clone(), counts.backlog(n)))
             .filter(|(_, b)| b.hints > 0 || b.needs_resync)
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+            .collect()
     }
 
     /// Queues `hint` behind `node`'s other hints. It counts in the node's backlog at once and

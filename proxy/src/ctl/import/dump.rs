@@ -73,6 +73,10 @@ impl Dump {
         self.path.display().to_string()
     }
 
+    pub fn index(&self, uid: &str) -> Option<&DumpIndex> {
+        self.indexes.iter().find(|i| i.uid == uid)
+    }
+
     /// Reads the dump's summary. Blocking: call it off the async workers.
     pub fn open(path: &Path) -> Result<Self, String> {
         let mut version = None;

@@ -50,13 +50,7 @@ impl Batches<'_> {
                     return Ok(None);
                 }
                 let body = json!({ "limit": BATCH, "offset": *offset, "retrieveVectors": true });
-                let page = source
-                    .call(
-                        "POST",
-                        &format!("/indexes/{uid}/documents/fetch"),
-                        Some(&body),
-                    )
-                    .await?;
+                let page = fetch(source, uid, &body).await?;
                 let docs = page["results"].as_array().cloned().unwrap_or_default();
                 *offset += docs.len() as u64;
                 *done = docs.len() < BATCH;
@@ -93,9 +87,7 @@ impl Source {
                     .await
             }
             Source::Dump(dump) => Ok(dump
-                .indexes
-                .iter()
-                .find(|i| i.uid == uid)
+                .index(uid)
                 .map(|i| i.settings.clone())
                 .unwrap_or_default()),
         }
@@ -104,11 +96,7 @@ impl Source {
     async fn count(&self, uid: &str) -> Result<u64, String> {
         match self {
             Source::Node(node) => count(node, uid).await,
-            Source::Dump(dump) => Ok(dump
-                .indexes
-                .iter()
-                .find(|i| i.uid == uid)
-                .map_or(0, |i| i.documents)),
+            Source::Dump(dump) => Ok(dump.index(uid).map_or(0, |i| i.documents)),
         }
     }
 
@@ -263,15 +251,14 @@ async fn list_indexes(source: &Endpoint) -> Result<Vec<(String, Option<String>)>
     }
 }
 
+/// `POST /indexes/{uid}/documents/fetch` with `body`.
+async fn fetch(endpoint: &Endpoint, uid: &str, body: &Value) -> Result<Value, String> {
+    let path = format!("/indexes/{uid}/documents/fetch");
+    endpoint.call("POST", &path, Some(body)).await
+}
+
 async fn count(endpoint: &Endpoint, uid: &str) -> Result<u64, String> {
-    let body = json!({ "limit": 0 });
-    let answer = endpoint
-        .call(
-            "POST",
-            &format!("/indexes/{uid}/documents/fetch"),
-            Some(&body),
-        )
-        .await?;
+    let answer = fetch(endpoint, uid, &json!({ "limit": 0 })).await?;
     Ok(answer["total"].as_u64().unwrap_or(0))
 }
 
