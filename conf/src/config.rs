@@ -251,6 +251,9 @@ pub struct Topology {
     pub max_copy_bytes_per_sec: Option<u64>,
     /// Documents per page copied.
     pub copy_page_size: u32,
+    /// How long a resharded index's old layout is kept (and kept up to date) for a
+    /// rollback before it is deleted.
+    pub reshard_keep: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

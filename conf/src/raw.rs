@@ -276,6 +276,7 @@ pub(crate) struct RawTopology {
     pub max_concurrent_moves_per_node: u32,
     pub max_copy_bytes_per_sec: u64,
     pub copy_page_size: u32,
+    pub reshard_keep_secs: u64,
 }
 
 impl Default for RawTopology {
@@ -284,6 +285,7 @@ impl Default for RawTopology {
             max_concurrent_moves_per_node: 2,
             max_copy_bytes_per_sec: 0,
             copy_page_size: 1000,
+            reshard_keep_secs: 86_400,
         }
     }
 }

@@ -244,6 +244,7 @@ impl Checker<'_> {
             max_copy_bytes_per_sec: (raw.max_copy_bytes_per_sec > 0)
                 .then_some(raw.max_copy_bytes_per_sec),
             copy_page_size: raw.copy_page_size,
+            reshard_keep: Duration::from_secs(raw.reshard_keep_secs),
         }
     }
 

@@ -92,6 +92,12 @@ pub enum Code {
     IndexHasAliases,
     /// The shared task store (Redis) cannot be reached: a write would have no durable task.
     TaskStoreUnavailable,
+    /// A reshard Miroir refuses (a bad shard count, an index that does not exist).
+    InvalidReshard,
+    /// A reshard of the index is already running, or a step it is not ready for.
+    ReshardInProgress,
+    /// No reshard of the index is running.
+    ReshardNotFound,
     // Meilisearch's task-route codes, for the task registry Miroir answers from.
     TaskNotFound,
     BatchNotFound,
@@ -180,6 +186,9 @@ impl Code {
             }
             Code::IndexHasAliases => ("miroir_index_has_aliases", InvalidRequest, 409),
             Code::TaskStoreUnavailable => ("miroir_task_store_unavailable", System, 503),
+            Code::InvalidReshard => ("miroir_invalid_reshard", InvalidRequest, 400),
+            Code::ReshardInProgress => ("miroir_reshard_in_progress", InvalidRequest, 409),
+            Code::ReshardNotFound => ("miroir_reshard_not_found", InvalidRequest, 404),
             Code::TaskNotFound => ("task_not_found", InvalidRequest, 404),
             Code::BatchNotFound => ("batch_not_found", InvalidRequest, 404),
             Code::MissingTaskFilters => ("missing_task_filters", InvalidRequest, 400),

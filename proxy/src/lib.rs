@@ -33,6 +33,7 @@ pub mod ops;
 pub mod read;
 pub mod repair;
 pub mod request;
+pub mod reshard;
 pub mod server;
 pub mod shared;
 pub mod tasks;

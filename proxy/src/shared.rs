@@ -10,6 +10,7 @@ use miroir_tasks::{EmbeddedStore, RedisStore, TaskStore};
 
 use crate::auth::{Access, KeyCache};
 use crate::cluster::aliases::Aliases;
+use crate::cluster::reshards::Reshards;
 use crate::cluster::shard_counts::ShardCounts;
 use crate::cluster::topology::{self, Layout, Placements, Topology, TopologyFile};
 use crate::cluster::{Cluster, Runtime};
@@ -70,7 +71,13 @@ impl Shared {
         let (topology, placements, shard_counts) = open_topology(&config)?;
         let webhooks = Arc::new(Webhooks::open(&config.data_dir)?);
         let aliases = Aliases::open(&config.data_dir)?;
-        let cluster = Cluster::new(config, topology, placements, (hints, shard_counts));
+        let reshards = Reshards::open(&config.data_dir)?;
+        let cluster = Cluster::new(
+            config,
+            topology,
+            placements,
+            (hints, shard_counts, reshards),
+        );
         Ok(Arc::new(Self {
             cluster: Arc::new(cluster),
             aliases,

@@ -78,6 +78,9 @@ pub struct TaskQuery {
     pub limit: usize,
     /// Oldest first (uids ascending) instead of newest first.
     pub reverse: bool,
+    /// Tasks of indexes whose uid starts with this are left out (Miroir's own indexes,
+    /// which a client never sees).
+    pub hidden_indexes: Option<&'static str>,
 }
 
 impl Default for TaskQuery {
@@ -94,6 +97,7 @@ impl Default for TaskQuery {
             from: None,
             limit: usize::MAX,
             reverse: false,
+            hidden_indexes: None,
         }
     }
 }
@@ -117,6 +121,11 @@ impl TaskQuery {
                 .index_uids
                 .as_ref()
                 .is_none_or(|i| r.index_uid.as_ref().is_some_and(|u| i.contains(u)))
+            && self.hidden_indexes.is_none_or(|prefix| {
+                !r.index_uid
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with(prefix))
+            })
     }
 
     /// The filters that need the task's current view (status, cancelation, dates).

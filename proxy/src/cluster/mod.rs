@@ -13,6 +13,7 @@ pub mod kept;
 pub mod latency;
 pub mod move_log;
 pub mod node_state;
+pub mod reshards;
 mod runtime;
 pub mod shard_counts;
 pub mod topology;
@@ -68,6 +69,11 @@ pub struct Cluster {
     pub write_gate: tokio::sync::RwLock<()>,
     /// How the topology change in progress is going.
     pub change: change_progress::ChangeProgress,
+    /// Indexes whose shard count is being changed, and the mirror of their writes.
+    pub reshards: reshards::Reshards,
+    /// Held shared by every read Miroir answers; held alone for the instant a reshard swaps
+    /// an index's two layouts on the nodes, so no read mixes them.
+    pub read_gate: tokio::sync::RwLock<()>,
 }
 
 fn thresholds(rt: &Runtime) -> Thresholds {
@@ -82,7 +88,7 @@ impl Cluster {
         config: Config,
         topology: Topology,
         placements: Placements,
-        (hints, shard_counts): (Arc<HintStore>, ShardCounts),
+        (hints, shard_counts, reshards): (Arc<HintStore>, ShardCounts, reshards::Reshards),
     ) -> Self {
         let client = NodeClient::new(config.upstream.pool_size);
         let placements = Arc::new(placements);
@@ -103,6 +109,8 @@ impl Cluster {
             broken_move_logs: DashMap::new(),
             write_gate: tokio::sync::RwLock::new(()),
             change: Default::default(),
+            reshards,
+            read_gate: tokio::sync::RwLock::new(()),
         };
         cluster.sync_health_table();
         cluster

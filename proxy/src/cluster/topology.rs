@@ -55,11 +55,16 @@ pub fn report_staged(config: &Config, topology: &Topology) {
 /// change in progress planned its moves over the old width). `shards` is the S of indexes
 /// created from now on; an existing index keeps its own (see `shard_counts`).
 pub fn widened(config: &Config, topology: &Topology) -> Option<Topology> {
-    if topology.change.is_some() || config.shards <= topology.layout.shards {
+    widened_to(config.shards, topology)
+}
+
+/// The topology with its placement at least `width` shards wide (see [`widened`]).
+pub fn widened_to(width: u32, topology: &Topology) -> Option<Topology> {
+    if topology.change.is_some() || width <= topology.layout.shards {
         return None;
     }
     let mut next = topology.clone();
-    next.layout.shards = config.shards;
+    next.layout.shards = width;
     Some(next)
 }
 

@@ -5,6 +5,7 @@
 
 mod alias;
 mod import;
+mod reshard;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,6 +27,8 @@ pub enum Action {
     Watch,
     /// List, show, create, repoint or delete index aliases.
     Alias(alias::Command),
+    /// Change an index's shard count online, follow, roll back or finish it.
+    Reshard(reshard::Command),
     /// Copy a Meilisearch node's indexes, documents and keys into the fleet.
     Import {
         from: ImportFrom,
@@ -62,6 +65,9 @@ miroir ctl [--config FILE | --url URL] [--admin-key KEY] [--master-key KEY] <com
     watch         follow the change in progress, a progress bar per shard move
     alias list | get NAME | create NAME INDEX[,INDEX...] | repoint NAME INDEX[,INDEX...] | delete NAME
                   index aliases (several indexes: searches merged, writes refused)
+    reshard INDEX --shards N [--wait] | reshard status | reshard rollback INDEX | reshard finish INDEX
+                  change an index's shard count online; the old layout is kept up to date
+                  for a rollback for topology.reshard_keep_secs, then dropped (or at finish)
     import --from URL [--key KEY] [--state FILE]
                   copy a Meilisearch node's indexes, settings, documents and keys into the
                   fleet; resumable (progress kept in FILE), counts verified at the end
@@ -114,6 +120,7 @@ pub fn parse(args: &[&str]) -> Result<(Target, Action), String> {
                 action = Some(Action::Import { from, state });
             }
             "alias" => action = Some(Action::Alias(alias::parse(&mut it)?)),
+            "reshard" => action = Some(Action::Reshard(reshard::parse(&mut it)?)),
             "status" => action = Some(Action::Status),
             "plan" => action = Some(Action::Plan),
             "apply" => action = Some(Action::Apply),
@@ -285,6 +292,7 @@ async fn execute(client: &Client, action: Action) -> Result<(), String> {
         }
         Action::Watch => watch(client).await?,
         Action::Alias(command) => alias::run(&client.admin, command).await?,
+        Action::Reshard(command) => reshard::run(&client.admin, command).await?,
         Action::Import { from, state } => {
             let (source, name) = match from {
                 ImportFrom::Node { url, key } => (

@@ -146,9 +146,15 @@ pub async fn plan(cluster: &Cluster, rt: &Runtime) -> Result<Value, MiroirError>
 /// Widens the placement to the configuration's `shards` when it is wider and no change is in
 /// progress (see `topology::widened`): indexes created from then on get that S.
 pub async fn widen(cluster: &Cluster) -> Result<(), String> {
+    widen_to(cluster, cluster.runtime().config.shards).await
+}
+
+/// Widens the placement to `width` shards when it is narrower and no change is in progress
+/// (an index resharded to more shards than any other needs the slots).
+pub async fn widen_to(cluster: &Cluster, width: u32) -> Result<(), String> {
     let rt = cluster.runtime();
     let _mutating = cluster.change.mutate.lock().await;
-    let Some(next) = topology::widened(&rt.config, &cluster.topology()) else {
+    let Some(next) = topology::widened_to(width, &cluster.topology()) else {
         return Ok(());
     };
     let width = next.layout.shards;
@@ -194,6 +200,13 @@ async fn start(
     let _gate = cluster.write_gate.write().await;
     let _mutating = cluster.change.mutate.lock().await;
     let current = cluster.topology();
+    if !cluster.reshards.is_empty() {
+        return Err(MiroirError::new(
+            Code::TopologyChangeInProgress,
+            "An index is being resharded; change the fleet once it is flipped and finished \
+             (`miroir ctl reshard status`).",
+        ));
+    }
     if current.change.is_some() {
         return Err(MiroirError::new(
             Code::TopologyChangeInProgress,

@@ -15,7 +15,7 @@ use miroir_tasks::{Created, NewTask, NodeTask, Replay};
 use serde_json::Value;
 
 use super::{facet_limit, keys, shard_field};
-use crate::cluster::{move_log, Runtime};
+use crate::cluster::{move_log, reshards, Runtime};
 use crate::node_io::{self, accepted_task_uid, failure_json, missed, once};
 use crate::repair::{handoff, index_repairs, settings_drift};
 use crate::request::{Incoming, Reply};
@@ -125,8 +125,29 @@ async fn send_or_hint(
     }
     if let Some(index_uid) = &inc.index_uid {
         keep_for_copies(shared, rt, inc, index_uid, chunks).await;
+        if outcome.0.iter().any(applied) || !outcome.1.is_empty() {
+            mirror_for_reshard(shared, inc, index_uid).await;
+        }
+    } else if inc.route == "swap_indexes" {
+        reshards::swapped(&shared.cluster, &inc.body);
     }
     outcome
+}
+
+/// An index being resharded keeps the change for its other layout, in its write order (the
+/// client's body: the replay rewrites it as this broadcast did).
+async fn mirror_for_reshard(shared: &Shared, inc: &Incoming, index_uid: &str) {
+    let write = reshards::Write {
+        route: inc.route,
+        index: index_uid,
+        method: &inc.method,
+        path: &inc.path,
+        content_type: inc.content_type.as_deref(),
+        body: std::slice::from_ref(&inc.body),
+    };
+    if let Some(kept) = reshards::mirror(&shared.cluster, &write) {
+        reshards::durable(&shared.cluster, index_uid, kept).await;
+    }
 }
 
 /// The request as a node will receive it later: from its log or its move log.

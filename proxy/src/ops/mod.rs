@@ -4,4 +4,5 @@
 pub mod admin;
 pub mod aliases;
 pub mod reload;
+pub mod reshards;
 pub mod ui;

@@ -9,6 +9,7 @@ pub mod document;
 pub mod explain;
 pub mod facet_search;
 pub mod fields;
+pub mod indexes;
 pub mod multi_search;
 pub mod search;
 pub mod settings;

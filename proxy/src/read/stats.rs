@@ -10,7 +10,7 @@ use miroir_filters::routing::{GroupId, NodeScope, ShardId};
 use miroir_filters::search::stats as merge;
 use serde_json::{json, Value};
 
-use crate::cluster::Runtime;
+use crate::cluster::{reshards, Runtime};
 use crate::node_io::{self, ShardRequest};
 use crate::request::{Incoming, Reply, DEGRADED};
 use crate::shared::Shared;
@@ -222,6 +222,10 @@ pub async fn global_stats(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Repl
     };
     let refs: Vec<&Value> = answers.iter().collect();
     let mut stats = merge::merge_global_stats(&refs, rt.reads().replication_factor());
+    if let Some(indexes) = stats["indexes"].as_object_mut() {
+        // A reshard's shadow index is Miroir's own.
+        indexes.retain(|uid, _| !reshards::is_internal(uid));
+    }
     let uids: Vec<String> = stats["indexes"]
         .as_object()
         .map(|m| m.keys().cloned().collect())

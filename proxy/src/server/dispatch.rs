@@ -36,7 +36,7 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub fn answered_by_miroir(spec: &RouteSpec) -> bool {
     spec.class != RouteClass::PassOne
         || read::settings::hides(spec.name)
-        || matches!(spec.name, "keys.list" | "key.get")
+        || matches!(spec.name, "keys.list" | "key.get" | "indexes.list")
 }
 
 /// The route's answer, from the path that owns it, within the request's deadline
@@ -134,12 +134,23 @@ async fn route_answer(
     }
     let index = ctx.index_uid.clone().unwrap_or_default();
     let param = param.unwrap_or_default();
+    // A read sees an index's layout whole: a reshard swaps them only between reads.
+    let _read = match spec.class {
+        RouteClass::FanOutMerge | RouteClass::PassOne => {
+            Some(shared.cluster.read_gate.read().await)
+        }
+        RouteClass::ShardRouted if spec.name == "document.get" => {
+            Some(shared.cluster.read_gate.read().await)
+        }
+        _ => None,
+    };
     match spec.class {
         RouteClass::Miroir => Ok(miroir_route(shared, session, ctx, rt, spec, param).await),
         RouteClass::PassOne => {
             let inc = incoming(session, ctx, rt, Bytes::new());
             Ok(match spec.name {
                 "keys.list" | "key.get" => lifecycle::keys::read(shared, rt, &inc).await,
+                "indexes.list" => read::indexes::list(shared, rt, &inc).await,
                 _ => read::settings::read_settings(shared, rt, &inc).await,
             })
         }
@@ -305,6 +316,12 @@ async fn miroir_route(
             Ok(reply) => reply,
             Err(e) => e.into(),
         },
+        _ if path.starts_with("/_miroir/reshards") => {
+            match reshard_admin(shared, session, rt).await {
+                Ok(reply) => reply,
+                Err(e) => e.into(),
+            }
+        }
         _ if path.starts_with("/_miroir") => match admin::handle(session, shared, rt, path).await {
             Ok(reply) => reply,
             Err(e) => e.into(),
@@ -494,6 +511,22 @@ async fn alias_admin(
         .unwrap_or_else(|| "unknown".to_owned());
     let path = session.req_header().uri.path().to_owned();
     ops::aliases::handle(shared, rt, &method, &path, &body, &by).await
+}
+
+async fn reshard_admin(
+    shared: &Shared,
+    session: &mut Session,
+    rt: &Runtime,
+) -> std::result::Result<Reply, MiroirError> {
+    admin::authorize(session, rt)?;
+    let method = session.req_header().method.as_str().to_owned();
+    let body = if method == "POST" {
+        body::read(session, rt.config.server.max_body_bytes).await?
+    } else {
+        Bytes::new()
+    };
+    let path = session.req_header().uri.path().to_owned();
+    ops::reshards::handle(shared, &method, &path, &body).await
 }
 
 /// `GET /health`: available while every shard of any index has a healthy replica in some

@@ -178,6 +178,10 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
         ChangeService::new(cluster.clone()),
     ));
     server.add_service(background_service(
+        "reshards",
+        crate::reshard::ReshardService::new(shared.clone()),
+    ));
+    server.add_service(background_service(
         "settings drift detector",
         SettingsSync::new(cluster.clone(), shared.settings_checks.clone()),
     ));

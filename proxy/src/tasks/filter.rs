@@ -138,6 +138,8 @@ pub(crate) fn parse_filter(query: &str, route: FilterRoute) -> Result<TaskFilter
     let mut f = TaskFilter {
         query: TaskQuery {
             limit: 20,
+            // A reshard's shadow index and its tasks are Miroir's own.
+            hidden_indexes: Some(crate::cluster::reshards::INTERNAL_PREFIX),
             ..TaskQuery::default()
         },
         original: String::new(),

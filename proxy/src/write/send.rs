@@ -10,7 +10,7 @@ use miroir_handoff::{Hint, Seq};
 
 use super::quorum::judge_with;
 use crate::cluster::kept::Kept;
-use crate::cluster::{move_log, Cluster, Runtime};
+use crate::cluster::{move_log, reshards, Cluster, Runtime};
 use crate::node_io::{accepted_task_uid, missed, once};
 use crate::repair::handoff;
 use crate::request::Incoming;
@@ -131,9 +131,28 @@ pub(super) async fn send_parts(
             sent.items.push((part.node, part.items));
         }
     }
+    // An index being resharded keeps the write for its other layout, in the same order.
+    let mirrored = (!refused)
+        .then(|| {
+            reshards::mirror(
+                cluster,
+                &reshards::Write {
+                    route: inc.route,
+                    index: index_uid,
+                    method,
+                    path: &inc.path,
+                    content_type: inc.content_type.as_deref(),
+                    body: std::slice::from_ref(&inc.body),
+                },
+            )
+        })
+        .flatten();
     // Later writes of the index may go on: a node with a hint on its way queues them behind it.
     drop(turn);
     keeping.durable(cluster, &mut sent).await;
+    if let Some(kept) = mirrored {
+        reshards::durable(cluster, index_uid, kept).await;
+    }
     sent
 }
 

@@ -35,6 +35,8 @@ pub(super) fn record_filters_pass(q: &TaskQuery, c: &Cell) -> bool {
         && q.index_uids
             .as_ref()
             .is_none_or(|i| !c.index.is_empty() && i.contains(&c.index))
+        && q.hidden_indexes
+            .is_none_or(|prefix| !c.index.starts_with(prefix))
 }
 
 /// The cells whose tasks can match from what the indexes know: their record filters pass,
