@@ -272,6 +272,7 @@ fn query(q: &QSpec, tasks: &[Gen]) -> TaskQuery {
         from: q.from.map(uid_at),
         limit: q.limit,
         reverse: q.reverse,
+        hidden_indexes: None,
     }
 }
 

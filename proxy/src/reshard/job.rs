@@ -310,6 +310,11 @@ async fn flip(
             format!("waiting for node {} to be up before the swap", down.id),
         ));
     }
+    // Most of the backlog drained with writes flowing: what is left under the gate is short.
+    copy::replay(shared, &r.index, false, progress).await?;
+    let rt = cluster.runtime();
+    copy::wait_idle(shared, &rt, &r.index).await?;
+    copy::wait_idle(shared, &rt, &r.shadow).await?;
     let _writes = cluster.write_gate.write().await;
     let rt = cluster.runtime();
     copy::replay(shared, &r.index, true, progress).await?;
