@@ -413,9 +413,57 @@ async fn shadow_hidden(base: &str) {
     );
 }
 
+/// Disk the real nodes use, in KiB (`du`: blocks allocated), sampled until stopped: (first,
+/// peak, last). `None` for simulated nodes.
+fn disk_sampler(
+    homes: Vec<std::path::PathBuf>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Option<(u64, u64, u64)>> {
+    tokio::spawn(async move {
+        if homes.is_empty() {
+            return None;
+        }
+        let used = move |homes: Vec<std::path::PathBuf>| {
+            homes
+                .iter()
+                .filter_map(|h| {
+                    let out = std::process::Command::new("du")
+                        .arg("-sk")
+                        .arg(h)
+                        .output()
+                        .ok()?;
+                    String::from_utf8_lossy(&out.stdout)
+                        .split_whitespace()
+                        .next()?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .sum::<u64>()
+        };
+        let h = homes.clone();
+        let first = tokio::task::spawn_blocking(move || used(h))
+            .await
+            .unwrap_or(0);
+        let (mut peak, mut last) = (first, first);
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let h = homes.clone();
+            last = tokio::task::spawn_blocking(move || used(h))
+                .await
+                .unwrap_or(0);
+            peak = peak.max(last);
+        }
+        Some((first, peak, last))
+    })
+}
+
 async fn scenario(kind: NodeKind, docs: u64, (from, to): (u32, u32)) {
     let f = fleet(kind, 3, from, docs).await;
     let base = f.miroir.url();
+    let mut homes = Vec::new();
+    for n in &f.nodes {
+        homes.extend(n.home().await);
+    }
     assert_eq!(index_shards(&base).await, u64::from(from));
     let before = answers(&base).await;
 
@@ -447,6 +495,8 @@ async fn scenario(kind: NodeKind, docs: u64, (from, to): (u32, u32)) {
     );
 
     let mut l = load(&base, before.clone(), 10_000_000);
+    let disk_stop = Arc::new(AtomicBool::new(false));
+    let disk = disk_sampler(homes.clone(), disk_stop.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     let (s, r) = admin(
@@ -471,9 +521,23 @@ async fn scenario(kind: NodeKind, docs: u64, (from, to): (u32, u32)) {
     );
     let flipped = wait_phase(&base, "flipped", Duration::from_secs(600)).await;
     let took = started.elapsed();
+    let log = f.miroir.log();
+    for line in log.lines().filter(|l| l.contains("reshard")) {
+        println!("{line}");
+    }
     // Writes and searches go on a little past the flip.
     tokio::time::sleep(Duration::from_secs(1)).await;
     l.stop().await;
+    disk_stop.store(true, Ordering::Relaxed);
+    if let Some((first, peak, last)) = disk.await.expect("disk sampler") {
+        println!(
+            "nodes' disk: {:.1} MiB before, {:.1} MiB at the peak ({:.2}x), {:.1} MiB after the flip",
+            first as f64 / 1024.0,
+            peak as f64 / 1024.0,
+            peak as f64 / first.max(1) as f64,
+            last as f64 / 1024.0
+        );
+    }
     println!(
         "resharded {docs} documents {from} -> {to} in {:.1} s ({:.0} docs/s) under {} writes and {} searches; progress {}",
         took.as_secs_f64(),
@@ -557,8 +621,134 @@ async fn resharding_simulated_nodes_changes_no_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "last run (2026-12-04): a client write waited more than 10 s while the flip held writes on 3 real nodes with a task backlog; run with --ignored once the flip's wait under the gate is bounded"]
 async fn resharding_16_to_32_on_real_nodes_under_writes_and_searches_changes_no_answer() {
     let _bin = require_meili_bin!();
     scenario(NodeKind::Real, 100_000, (16, 32)).await;
+}
+
+/// Miroir SIGKILLed in the middle of the copy: restarted on the same data directory, it
+/// resumes the reshard from its record, replays the writes it mirrored before the crash, and
+/// flips with every acknowledged write in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reshard_resumes_after_miroir_is_killed_mid_copy() {
+    let mut list = Vec::new();
+    for _ in 0..3 {
+        list.push(start_node(NodeKind::Sim, KEY).await);
+    }
+    let (port, metrics) = (free_port(), free_port());
+    let urls: Vec<String> = list.iter().map(|n| n.url()).collect();
+    // About 1 MB to copy at 150 kB/s: the copy lasts seconds.
+    let toml = common::config_for(
+        port,
+        metrics,
+        &urls,
+        "[scatter]\nnode_timeout_ms = 30000\n\n[topology]\nmax_copy_bytes_per_sec = 150000\n",
+    )
+    .replacen("shards = 8\n", "shards = 4\nreplication_factor = 2\n", 1);
+    let mut miroir = MiroirProcess::start(common::miroir_bin(), &toml, port).await;
+    let base = miroir.url();
+    let settings =
+        json!({ "filterableAttributes": ["batch", "n"], "sortableAttributes": ["n", "id"] });
+    let (s, r) = call(
+        &base,
+        "PATCH",
+        &format!("/indexes/{INDEX}/settings"),
+        Some(settings),
+    )
+    .await;
+    assert_eq!(s, 202, "{r}");
+    wait_task(&base, r["taskUid"].as_u64().expect("uid")).await;
+    let page: Vec<Value> = (0..10_000).map(|i| doc(i, "static", 0)).collect();
+    let (s, r) = call(
+        &base,
+        "POST",
+        &format!("/indexes/{INDEX}/documents"),
+        Some(json!(page)),
+    )
+    .await;
+    assert_eq!(s, 202, "{r}");
+    wait_task(&base, r["taskUid"].as_u64().expect("uid")).await;
+    let before = answers(&base).await;
+
+    let (s, r) = admin(
+        &base,
+        "POST",
+        "/_miroir/reshards",
+        Some(json!({ "index": INDEX, "shards": 8 })),
+    )
+    .await;
+    assert_eq!(s, 202, "{r}");
+    // Some pages copied, the copy not done.
+    let started = Instant::now();
+    loop {
+        let r = reshard_of(&base).await.expect("running");
+        if r["progress"]["copiedDocuments"].as_u64().unwrap_or(0) >= 2_000 {
+            assert_eq!(r["phase"], "copying", "{r}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Writes mirrored before the crash: new documents, updated ones, a deletion.
+    let model: Model = Arc::default();
+    let mut last = 0;
+    for (method, body) in [
+        (
+            "POST",
+            json!((0..30)
+                .map(|i| doc(5_000_000 + i, "live", 1))
+                .collect::<Vec<_>>()),
+        ),
+        (
+            "PUT",
+            json!((0..10)
+                .map(|i| doc(5_000_000 + i, "live", 2))
+                .collect::<Vec<_>>()),
+        ),
+    ] {
+        let (s, r) = call(
+            &base,
+            method,
+            &format!("/indexes/{INDEX}/documents"),
+            Some(body),
+        )
+        .await;
+        assert_eq!(s, 202, "{r}");
+        last = r["taskUid"].as_u64().expect("uid");
+    }
+    let (s, r) = call(
+        &base,
+        "POST",
+        &format!("/indexes/{INDEX}/documents/delete-batch"),
+        Some(json!([5_000_029])),
+    )
+    .await;
+    assert_eq!(s, 202, "{r}");
+    wait_task(&base, last.max(r["taskUid"].as_u64().expect("uid"))).await;
+    {
+        let mut m = model.lock().await;
+        for i in 0..30 {
+            m.insert(5_000_000 + i, Some(if i < 10 { 2 } else { 1 }));
+        }
+        m.insert(5_000_029, None);
+    }
+
+    miroir.crash_and_restart(common::miroir_bin()).await;
+    let base = miroir.url();
+    let (s, r) = call(
+        &base,
+        "POST",
+        &format!("/indexes/{INDEX}/documents"),
+        Some(json!([doc(6_000_000, "live", 3)])),
+    )
+    .await;
+    assert_eq!(s, 202, "{r}");
+    wait_task(&base, r["taskUid"].as_u64().expect("uid")).await;
+    model.lock().await.insert(6_000_000, Some(3));
+
+    wait_phase(&base, "flipped", Duration::from_secs(300)).await;
+    assert_eq!(index_shards(&base).await, 8);
+    assert_eq!(answers(&base).await, before, "answers after the flip");
+    check_model(&base, &model, 10_000).await;
+    shadow_hidden(&base).await;
 }

@@ -91,6 +91,14 @@ impl TestNode {
         }
     }
 
+    /// Everything a real node keeps on disk; `None` for a simulated one (it keeps nothing).
+    pub async fn home(&self) -> Option<std::path::PathBuf> {
+        match &self.inner {
+            Inner::Sim(_) => None,
+            Inner::Real(node) => Some(node.lock().await.home()),
+        }
+    }
+
     /// Fault controls; simulated nodes only.
     pub fn faults(&self) -> Option<&Faults> {
         match &self.inner {

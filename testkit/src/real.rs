@@ -54,6 +54,11 @@ impl RealNode {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Everything the node keeps on disk (database, dumps, snapshots).
+    pub fn home(&self) -> std::path::PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
     /// Where the node writes its dumps (`POST /dumps`).
     pub fn dumps_dir(&self) -> std::path::PathBuf {
         self.dir.path().join("dumps")

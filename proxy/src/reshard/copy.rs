@@ -354,17 +354,17 @@ async fn fetch_ids(
     Ok(out)
 }
 
-/// Makes the shadow's documents with `ids` what they are in the index. The caller holds the
-/// write gate alone and both layouts have processed everything. Returns how many differed.
-pub async fn repair(
+/// Of `ids`, those whose presence or content still differs between the index and its shadow
+/// (read through Miroir as a client reads them), with the index's documents among them.
+pub async fn still_different(
     shared: &Shared,
     rt: &Runtime,
     r: &reshards::Reshard,
     primary_key: &str,
     ids: &[String],
-) -> Result<usize, MiroirError> {
+) -> Result<(Vec<String>, Vec<Value>), MiroirError> {
     if ids.is_empty() {
-        return Ok(0);
+        return Ok((Vec::new(), Vec::new()));
     }
     let (ours, theirs) = (
         fetch_ids(shared, rt, &r.index, ids).await?,
@@ -375,23 +375,39 @@ pub async fn repair(
             .filter_map(|d| Some((transfer::document_id(&d[primary_key])?, content_hash(d))))
             .collect()
     };
-    let (a, b) = (by_id(&ours), by_id(&theirs));
-    let differ = differences(&a, &b);
-    if differ.is_empty() {
-        return Ok(0);
-    }
-    let present: Vec<Value> = ours
+    let differ = differences(&by_id(&ours), &by_id(&theirs));
+    let ours = ours
         .into_iter()
         .filter(|d| {
             transfer::document_id(&d[primary_key])
                 .is_some_and(|id| differ.binary_search(&id).is_ok())
         })
-        .map(portable)
         .collect();
-    let gone: Vec<&String> = differ.iter().filter(|id| !a.contains_key(*id)).collect();
-    if !present.is_empty() {
+    Ok((differ, ours))
+}
+
+/// Makes the shadow's documents with `ids` what they are in the index. The caller holds the
+/// write gate alone and both layouts have processed everything. Returns how many differed.
+pub async fn repair(
+    shared: &Shared,
+    rt: &Runtime,
+    r: &reshards::Reshard,
+    primary_key: &str,
+    ids: &[String],
+) -> Result<usize, MiroirError> {
+    let (differ, ours) = still_different(shared, rt, r, primary_key, ids).await?;
+    if differ.is_empty() {
+        return Ok(0);
+    }
+    let present: std::collections::HashSet<String> = ours
+        .iter()
+        .filter_map(|d| transfer::document_id(&d[primary_key]))
+        .collect();
+    let gone: Vec<&String> = differ.iter().filter(|id| !present.contains(*id)).collect();
+    if !ours.is_empty() {
         let path = format!("/indexes/{}/documents?primaryKey={primary_key}", r.shadow);
-        let body = Bytes::from(Value::Array(present).to_string());
+        let docs = Value::Array(ours.into_iter().map(portable).collect());
+        let body = Bytes::from(docs.to_string());
         let reply =
             internal::request(shared, rt, ("POST", &path), Some("application/json"), body).await?;
         expect_accepted(&reply)?;

@@ -21,6 +21,12 @@ use crate::tasks;
 const TICK: Duration = Duration::from_millis(250);
 /// Comparisons with writes flowing before the flip settles what still differs.
 const COMPARISONS: usize = 2;
+/// Looks again at what differed, with writes flowing, before the flip.
+const RECHECKS: usize = 3;
+/// Rounds of draining the nodes' backlog with writes flowing before they are held.
+const DRAINS: usize = 8;
+/// A drain this short means the backlog is small.
+const QUICK_DRAIN: Duration = Duration::from_millis(300);
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -269,6 +275,20 @@ async fn verify_and_flip(
             break;
         }
     }
+    // Most differences are writes that were in flight while the layouts were read: looked at
+    // again once both processed them, they are gone, and the flip holds writes only for what
+    // is left.
+    for _ in 0..RECHECKS {
+        if suspects.is_empty() {
+            break;
+        }
+        copy::replay(shared, &r.index, false, progress).await?;
+        copy::wait_idle(shared, &rt, &r.index).await?;
+        copy::wait_idle(shared, &rt, &r.shadow).await?;
+        suspects = copy::still_different(shared, &rt, r, &pk, &suspects)
+            .await?
+            .0;
+    }
     flip(shared, r, progress, &suspects).await
 }
 
@@ -310,12 +330,20 @@ async fn flip(
             format!("waiting for node {} to be up before the swap", down.id),
         ));
     }
-    // Most of the backlog drained with writes flowing: what is left under the gate is short.
-    copy::replay(shared, &r.index, false, progress).await?;
-    let rt = cluster.runtime();
-    copy::wait_idle(shared, &rt, &r.index).await?;
-    copy::wait_idle(shared, &rt, &r.shadow).await?;
+    // The nodes' backlog drained with writes flowing, until what arrives meanwhile is
+    // processed quickly: writes are then held only for that.
+    for _ in 0..DRAINS {
+        let waited = std::time::Instant::now();
+        copy::replay(shared, &r.index, false, progress).await?;
+        let rt = cluster.runtime();
+        copy::wait_idle(shared, &rt, &r.index).await?;
+        copy::wait_idle(shared, &rt, &r.shadow).await?;
+        if waited.elapsed() < QUICK_DRAIN {
+            break;
+        }
+    }
     let _writes = cluster.write_gate.write().await;
+    let held = std::time::Instant::now();
     let rt = cluster.runtime();
     copy::replay(shared, &r.index, true, progress).await?;
     copy::wait_idle(shared, &rt, &r.index).await?;
@@ -325,7 +353,9 @@ async fn flip(
         let fixed = copy::repair(shared, &rt, r, &pk, suspects).await?;
         progress.repaired.fetch_add(fixed as u64, Ordering::Relaxed);
     }
+    log::info!(target: "miroir::reshard", "`{}`: writes held {} ms before the swap ({} differences settled)", r.index, held.elapsed().as_millis(), suspects.len());
     let _reads = cluster.read_gate.write().await;
+    let swapping = std::time::Instant::now();
     let body = json!([{ "indexes": [r.index, r.shadow] }]);
     let reply = internal::request(
         shared,
@@ -350,6 +380,7 @@ async fn flip(
     for node in rt.nodes.iter() {
         calls.wait_idle(node).await.map_err(copy::failed)?;
     }
+    log::info!(target: "miroir::reshard", "`{}` and its shadow swapped; writes held {} ms, reads {} ms", r.index, held.elapsed().as_millis(), swapping.elapsed().as_millis());
     // Every index's cached settings may have changed places.
     cluster.indexes.forget_all();
     forget_task(shared, &reply).await;
