@@ -670,20 +670,35 @@ async fn a_reshard_resumes_after_miroir_is_killed_mid_copy() {
     wait_task(&base, r["taskUid"].as_u64().expect("uid")).await;
     let before = answers(&base).await;
 
-    let (s, r) = admin(
-        &base,
-        "POST",
-        "/_miroir/reshards",
-        Some(json!({ "index": INDEX, "shards": 8 })),
-    )
-    .await;
-    assert_eq!(s, 202, "{r}");
+    // Through `miroir ctl`, as an operator starts and follows it.
+    let ctl = |args: &str| {
+        let out = std::process::Command::new(common::miroir_bin())
+            .args(["ctl", "--url", &base, "--admin-key", ADMIN_KEY, "reshard"])
+            .args(args.split(' '))
+            .output()
+            .expect("run miroir ctl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, text) = ctl("books --shards 0");
+    assert!(!ok && text.contains("`shards` must be"), "{text}");
+    let (ok, text) = ctl("books --shards 8");
+    assert!(
+        ok && text.starts_with("books  4 -> 8 shards  copying"),
+        "{text}"
+    );
     // Some pages copied, the copy not done.
     let started = Instant::now();
     loop {
         let r = reshard_of(&base).await.expect("running");
         if r["progress"]["copiedDocuments"].as_u64().unwrap_or(0) >= 2_000 {
             assert_eq!(r["phase"], "copying", "{r}");
+            let (ok, text) = ctl("status");
+            assert!(
+                ok && text.contains("books  4 -> 8 shards  copying  copied "),
+                "{text}"
+            );
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(60), "{r}");
