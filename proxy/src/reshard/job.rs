@@ -115,12 +115,10 @@ async fn step(shared: &Shared, r: &Reshard, progress: &Progress) -> Result<bool,
         }
         Phase::RollingBack if r.flipped_at.is_some() => {
             flip(shared, r, progress, &[]).await?;
-            let why = Some("rolled back by an operator");
-            drop_shadow(shared, r, ("rolledBack", why)).await?;
             Ok(true)
         }
         Phase::RollingBack => {
-            let why = Some("stopped by an operator before the flip");
+            let why = Some("rolled back by an operator");
             drop_shadow(shared, r, ("rolledBack", why)).await?;
             Ok(true)
         }
@@ -354,12 +352,51 @@ async fn flip(
         progress.repaired.fetch_add(fixed as u64, Ordering::Relaxed);
     }
     log::info!(target: "miroir::reshard", "`{}`: writes held {} ms before the swap ({} differences settled)", r.index, held.elapsed().as_millis(), suspects.len());
+    // The shard counts change as the swap is accepted, durably: counts already swapped mean a
+    // Miroir stopped between the swap and its record, and only the record is left to write.
+    let target = if r.phase == Phase::Verifying {
+        r.to
+    } else {
+        r.from
+    };
+    if cluster.shard_counts.of(&r.index) != target {
+        swap(shared, &rt, r, held).await?;
+    }
+    let (keep, at) = (
+        rt.config.topology.reshard_keep.as_millis() as u64,
+        tasks::now_rfc3339(),
+    );
+    let forward = r.phase == Phase::Verifying;
+    cluster
+        .reshards
+        .update(&r.index, |r| {
+            if forward {
+                r.phase = Phase::Flipped;
+                r.flipped_at = Some(at);
+                r.keep_until_ms = Some(now_ms() + keep);
+            } else {
+                // Back on the old layout: what is left is dropping the shadow.
+                r.flipped_at = None;
+            }
+        })
+        .await
+        .map_err(internal_error)
+}
+
+/// The swap itself, with reads held until every node processed it.
+async fn swap(
+    shared: &Shared,
+    rt: &Runtime,
+    r: &Reshard,
+    held: std::time::Instant,
+) -> Result<(), MiroirError> {
+    let cluster = &shared.cluster;
     let _reads = cluster.read_gate.write().await;
     let swapping = std::time::Instant::now();
     let body = json!([{ "indexes": [r.index, r.shadow] }]);
     let reply = internal::request(
         shared,
-        &rt,
+        rt,
         ("POST", "/swap-indexes"),
         Some("application/json"),
         Bytes::from(body.to_string()),
@@ -376,7 +413,7 @@ async fn flip(
             ),
         ));
     }
-    let calls = Calls { cluster, rt: &rt };
+    let calls = Calls { cluster, rt };
     for node in rt.nodes.iter() {
         calls.wait_idle(node).await.map_err(copy::failed)?;
     }
@@ -384,19 +421,6 @@ async fn flip(
     // Every index's cached settings may have changed places.
     cluster.indexes.forget_all();
     forget_task(shared, &reply).await;
-    if r.phase == Phase::Verifying {
-        let keep = rt.config.topology.reshard_keep.as_millis() as u64;
-        let at = tasks::now_rfc3339();
-        cluster
-            .reshards
-            .update(&r.index, |r| {
-                r.phase = Phase::Flipped;
-                r.flipped_at = Some(at);
-                r.keep_until_ms = Some(now_ms() + keep);
-            })
-            .await
-            .map_err(internal_error)?;
-    }
     Ok(())
 }
 

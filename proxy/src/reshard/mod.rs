@@ -116,6 +116,12 @@ pub async fn start(shared: &Shared, body: &Value) -> Result<Value, MiroirError> 
     {
         // Alone at the gate: every write came before the mirror began, or is mirrored.
         let _gate = cluster.write_gate.write().await;
+        if cluster.reshards.get(&index).is_some() {
+            return Err(MiroirError::new(
+                Code::ReshardInProgress,
+                format!("`{index}` is already being resharded (`miroir ctl reshard status`)."),
+            ));
+        }
         cluster
             .shard_counts
             .reset(&shadow, to)
