@@ -206,17 +206,24 @@ pub async fn replay(
     }
 }
 
-/// Waits until every node processed what it was sent for `index`.
-pub async fn wait_idle(shared: &Shared, rt: &Runtime, index: &str) -> Result<(), MiroirError> {
+/// Waits until every node processed what it was sent for `indexes`, all nodes and indexes at
+/// once (the wait is the slowest node's, not their sum: the flip holds writes meanwhile).
+pub async fn wait_idle(shared: &Shared, rt: &Runtime, indexes: &[&str]) -> Result<(), MiroirError> {
     let calls = Calls {
         cluster: &shared.cluster,
         rt,
     };
-    for node in rt.nodes.iter() {
-        if shared.cluster.is_healthy(&node.id) {
-            calls.wait_index_idle(node, index).await.map_err(failed)?;
-        }
-    }
+    let calls = &calls;
+    let waits = rt
+        .nodes
+        .iter()
+        .filter(|n| shared.cluster.is_healthy(&n.id))
+        .flat_map(|node| {
+            indexes
+                .iter()
+                .map(move |index| async move { calls.wait_index_idle(node, index).await })
+        });
+    futures::future::try_join_all(waits).await.map_err(failed)?;
     Ok(())
 }
 
@@ -419,7 +426,7 @@ pub async fn repair(
             internal::request(shared, rt, ("POST", &path), Some("application/json"), body).await?;
         expect_accepted(&reply)?;
     }
-    wait_idle(shared, rt, &r.shadow).await?;
+    wait_idle(shared, rt, &[&r.shadow]).await?;
     Ok(differ.len())
 }
 

@@ -92,7 +92,7 @@ async fn step(shared: &Shared, r: &Reshard, progress: &Progress) -> Result<bool,
             let rt = shared.cluster.runtime();
             let pk = prepare_shadow(shared, &rt, r).await?;
             copy::backfill(shared, &rt, r, &pk, progress).await?;
-            copy::wait_idle(shared, &rt, &r.shadow).await?;
+            copy::wait_idle(shared, &rt, &[&r.shadow]).await?;
             set_phase(shared, &r.index, Phase::Verifying).await?;
             Ok(true)
         }
@@ -181,7 +181,7 @@ async fn prepare_shadow(shared: &Shared, rt: &Runtime, r: &Reshard) -> Result<St
         .map_err(|e| MiroirError::new(Code::Internal, e.to_string()))?;
     let path = format!("/indexes/{}/settings", r.shadow);
     gated(shared, ("PATCH", &path), patchable(settings)).await?;
-    copy::wait_idle(shared, rt, &r.shadow).await?;
+    copy::wait_idle(shared, rt, &[&r.shadow]).await?;
     Ok(pk)
 }
 
@@ -263,8 +263,7 @@ async fn verify_and_flip(
     let mut suspects = Vec::new();
     for _ in 0..COMPARISONS {
         copy::replay(shared, &r.index, false, progress).await?;
-        copy::wait_idle(shared, &rt, &r.index).await?;
-        copy::wait_idle(shared, &rt, &r.shadow).await?;
+        copy::wait_idle(shared, &rt, &[&r.index, &r.shadow]).await?;
         progress.verified.store(0, Ordering::Relaxed);
         let a = copy::digest(shared, &rt, (&r.index, r.from), &pk, progress).await?;
         let b = copy::digest(shared, &rt, (&r.shadow, r.to), &pk, progress).await?;
@@ -281,8 +280,7 @@ async fn verify_and_flip(
             break;
         }
         copy::replay(shared, &r.index, false, progress).await?;
-        copy::wait_idle(shared, &rt, &r.index).await?;
-        copy::wait_idle(shared, &rt, &r.shadow).await?;
+        copy::wait_idle(shared, &rt, &[&r.index, &r.shadow]).await?;
         suspects = copy::still_different(shared, &rt, r, &pk, &suspects)
             .await?
             .0;
@@ -334,8 +332,7 @@ async fn flip(
         let waited = std::time::Instant::now();
         copy::replay(shared, &r.index, false, progress).await?;
         let rt = cluster.runtime();
-        copy::wait_idle(shared, &rt, &r.index).await?;
-        copy::wait_idle(shared, &rt, &r.shadow).await?;
+        copy::wait_idle(shared, &rt, &[&r.index, &r.shadow]).await?;
         if waited.elapsed() < QUICK_DRAIN {
             break;
         }
@@ -344,8 +341,7 @@ async fn flip(
     let held = std::time::Instant::now();
     let rt = cluster.runtime();
     copy::replay(shared, &r.index, true, progress).await?;
-    copy::wait_idle(shared, &rt, &r.index).await?;
-    copy::wait_idle(shared, &rt, &r.shadow).await?;
+    copy::wait_idle(shared, &rt, &[&r.index, &r.shadow]).await?;
     if r.phase == Phase::Verifying {
         let pk = primary_key(shared, &rt, &r.index).await?;
         let fixed = copy::repair(shared, &rt, r, &pk, suspects).await?;
@@ -414,9 +410,10 @@ async fn swap(
         ));
     }
     let calls = Calls { cluster, rt };
-    for node in rt.nodes.iter() {
-        calls.wait_idle(node).await.map_err(copy::failed)?;
-    }
+    let swapped = rt.nodes.iter().map(|node| calls.wait_idle(node));
+    futures::future::try_join_all(swapped)
+        .await
+        .map_err(copy::failed)?;
     log::info!(target: "miroir::reshard", "`{}` and its shadow swapped; writes held {} ms, reads {} ms", r.index, held.elapsed().as_millis(), swapping.elapsed().as_millis());
     // Every index's cached settings may have changed places.
     cluster.indexes.forget_all();
