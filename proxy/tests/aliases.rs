@@ -1166,26 +1166,16 @@ async fn real_nodes_serve_search_documents_settings_and_task_waits_through_an_al
 async fn ctl_alias_commands_drive_the_admin_api() {
     let f = fleet(NodeKind::Sim, 2).await;
     let base = f.url();
-    let ctl = |args: &str| {
-        let out = std::process::Command::new(common::miroir_bin())
-            .args(["ctl", "--url", &base, "--admin-key", ADMIN_KEY, "alias"])
-            .args(args.split(' '))
-            .output()
-            .expect("run miroir ctl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), text)
-    };
     assert_eq!(
-        ctl("create products products_v1"),
+        alias_ctl(&base, "create products products_v1").await,
         (true, "created products -> products_v1\n".into())
     );
     assert_eq!(
-        ctl("create catalog products_v1,products_v2"),
+        alias_ctl(&base, "create catalog products_v1,products_v2").await,
         (true, "created catalog -> products_v1,products_v2\n".into())
     );
-    assert!(ctl("repoint products products_v2").0);
-    let (ok, shown) = ctl("get products");
+    assert!(alias_ctl(&base, "repoint products products_v2").await.0);
+    let (ok, shown) = alias_ctl(&base, "get products").await;
     assert!(ok, "{shown}");
     assert!(
         shown.starts_with("products -> products_v2\n")
@@ -1193,16 +1183,16 @@ async fn ctl_alias_commands_drive_the_admin_api() {
         "{shown}"
     );
     assert_eq!(
-        ctl("list"),
+        alias_ctl(&base, "list").await,
         (
             true,
             "catalog -> products_v1,products_v2\nproducts -> products_v2\n".into()
         )
     );
-    let (ok, refused) = ctl("create x nope");
+    let (ok, refused) = alias_ctl(&base, "create x nope").await;
     assert!(!ok && refused.contains("miroir_invalid_alias"), "{refused}");
     assert_eq!(
-        ctl("delete catalog"),
+        alias_ctl(&base, "delete catalog").await,
         (true, "deleted alias catalog\n".into())
     );
     let (_, a) = admin(&base, "GET", "/_miroir/aliases/products", None).await;
@@ -1258,4 +1248,10 @@ async fn aliases_wait_for_no_queued_index_creation_or_deletion() {
     }
     let (_, list) = admin(&base, "GET", "/_miroir/aliases", None).await;
     assert_eq!(list["results"], json!([]));
+}
+
+/// `miroir ctl alias ARGS` (space-separated).
+async fn alias_ctl(base: &str, args: &str) -> (bool, String) {
+    let args: Vec<&str> = std::iter::once("alias").chain(args.split(' ')).collect();
+    common::ctl_outcome(base, &args).await
 }

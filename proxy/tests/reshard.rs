@@ -52,26 +52,31 @@ struct Fleet {
     miroir: MiroirProcess,
 }
 
-async fn fleet(kind: NodeKind, nodes: usize, shards: u32, docs: u64) -> Fleet {
+async fn fleet(kind: NodeKind, shards: u32, docs: u64, extra: &str) -> Fleet {
     let mut list = Vec::new();
-    for _ in 0..nodes {
+    for _ in 0..3 {
         list.push(start_node(kind, KEY).await);
     }
     let (port, metrics) = (free_port(), free_port());
     let urls: Vec<String> = list.iter().map(|n| n.url()).collect();
     // Simulated nodes scan every document of a search (debug build): give them time.
-    let toml = common::config_for(port, metrics, &urls, "[scatter]\nnode_timeout_ms = 30000\n")
-        .replacen(
-            "shards = 8\n",
-            &format!("shards = {shards}\nreplication_factor = 2\n"),
-            1,
-        )
-        // Nodes busy indexing a large batch answer health checks late, not never.
-        .replacen(
-            "interval_ms = 100\ntimeout_ms = 100\n",
-            "interval_ms = 1000\ntimeout_ms = 1000\n",
-            1,
-        );
+    let toml = common::config_for(
+        port,
+        metrics,
+        &urls,
+        &format!("[scatter]\nnode_timeout_ms = 30000\n\n{extra}"),
+    )
+    .replacen(
+        "shards = 8\n",
+        &format!("shards = {shards}\nreplication_factor = 2\n"),
+        1,
+    )
+    // Nodes busy indexing a large batch answer health checks late, not never.
+    .replacen(
+        "interval_ms = 100\ntimeout_ms = 100\n",
+        "interval_ms = 1000\ntimeout_ms = 1000\n",
+        1,
+    );
     let miroir = MiroirProcess::start(common::miroir_bin(), &toml, port).await;
     let base = miroir.url();
     let settings = json!({
@@ -314,6 +319,11 @@ impl Load {
     }
 }
 
+async fn start_reshard(base: &str, shards: u32) -> (u16, Value) {
+    let body = json!({ "index": INDEX, "shards": shards });
+    admin(base, "POST", "/_miroir/reshards", Some(body)).await
+}
+
 async fn reshard_of(base: &str) -> Option<Value> {
     let (s, all) = admin(base, "GET", "/_miroir/reshards", None).await;
     assert_eq!(s, 200, "{all}");
@@ -392,6 +402,15 @@ async fn check_model(base: &str, model: &Model, static_docs: u64) {
     assert_eq!(r["total"].as_u64(), Some(static_docs + live), "{r}");
 }
 
+/// Writes one live document, waits for it and records it in `model`.
+async fn write_live(base: &str, model: &Model, (id, rev): (u64, u64)) {
+    let path = format!("/indexes/{INDEX}/documents");
+    let (s, r) = call(base, "POST", &path, Some(json!([doc(id, "live", rev)]))).await;
+    assert_eq!(s, 202, "{r}");
+    wait_task(base, r["taskUid"].as_u64().expect("uid")).await;
+    model.lock().await.insert(id, Some(rev));
+}
+
 /// Miroir's own index is never shown: not in the index list, the stats or the tasks.
 async fn shadow_hidden(base: &str) {
     let (_, list) = call(base, "GET", "/indexes?limit=100", None).await;
@@ -458,7 +477,7 @@ fn disk_sampler(
 }
 
 async fn scenario(kind: NodeKind, docs: u64, (from, to): (u32, u32)) {
-    let f = fleet(kind, 3, from, docs).await;
+    let f = fleet(kind, from, docs, "").await;
     let base = f.miroir.url();
     let mut homes = Vec::new();
     for n in &f.nodes {
@@ -505,21 +524,9 @@ async fn scenario(kind: NodeKind, docs: u64, (from, to): (u32, u32)) {
     let disk = disk_sampler(homes.clone(), disk_stop.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
-    let (s, r) = admin(
-        &base,
-        "POST",
-        "/_miroir/reshards",
-        Some(json!({ "index": INDEX, "shards": to })),
-    )
-    .await;
+    let (s, r) = start_reshard(&base, to).await;
     assert_eq!(s, 202, "{r}");
-    let (s, r) = admin(
-        &base,
-        "POST",
-        "/_miroir/reshards",
-        Some(json!({ "index": INDEX, "shards": to })),
-    )
-    .await;
+    let (s, r) = start_reshard(&base, to).await;
     assert_eq!(
         (s, r["code"].as_str()),
         (409, Some("miroir_reshard_in_progress")),
@@ -570,16 +577,7 @@ async fn scenario(kind: NodeKind, docs: u64, (from, to): (u32, u32)) {
     shadow_hidden(&base).await;
 
     // A write after the flip, then a rollback: the old S again, with that write.
-    let (s, r) = call(
-        &base,
-        "POST",
-        &format!("/indexes/{INDEX}/documents"),
-        Some(json!([doc(99_000_000, "live", 7)])),
-    )
-    .await;
-    assert_eq!(s, 202, "{r}");
-    wait_task(&base, r["taskUid"].as_u64().expect("uid")).await;
-    l.model.lock().await.insert(99_000_000, Some(7));
+    write_live(&base, &l.model, (99_000_000, 7)).await;
     let (s, r) = admin(&base, "POST", "/_miroir/reshards/books/rollback", None).await;
     assert_eq!(s, 202, "{r}");
     wait_phase(&base, "ended", Duration::from_secs(120)).await;
@@ -590,13 +588,7 @@ async fn scenario(kind: NodeKind, docs: u64, (from, to): (u32, u32)) {
     assert_eq!(all["history"][0]["outcome"], "rolledBack", "{all}");
 
     // Again, then `finish`: the old layout leaves every node.
-    let (s, r) = admin(
-        &base,
-        "POST",
-        "/_miroir/reshards",
-        Some(json!({ "index": INDEX, "shards": to })),
-    )
-    .await;
+    let (s, r) = start_reshard(&base, to).await;
     assert_eq!(s, 202, "{r}");
     wait_phase(&base, "flipped", Duration::from_secs(600)).await;
     let (s, r) = admin(&base, "POST", "/_miroir/reshards/books/finish", None).await;
@@ -637,59 +629,16 @@ async fn resharding_16_to_32_on_real_nodes_under_writes_and_searches_changes_no_
 /// flips with every acknowledged write in place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reshard_resumes_after_miroir_is_killed_mid_copy() {
-    let mut list = Vec::new();
-    for _ in 0..3 {
-        list.push(start_node(NodeKind::Sim, KEY).await);
-    }
-    let (port, metrics) = (free_port(), free_port());
-    let urls: Vec<String> = list.iter().map(|n| n.url()).collect();
     // About 1 MB to copy at 150 kB/s: the copy lasts seconds.
-    let toml = common::config_for(
-        port,
-        metrics,
-        &urls,
-        "[scatter]\nnode_timeout_ms = 30000\n\n[topology]\nmax_copy_bytes_per_sec = 150000\n",
-    )
-    .replacen("shards = 8\n", "shards = 4\nreplication_factor = 2\n", 1);
-    let mut miroir = MiroirProcess::start(common::miroir_bin(), &toml, port).await;
-    let base = miroir.url();
-    let settings =
-        json!({ "filterableAttributes": ["batch", "n"], "sortableAttributes": ["n", "id"] });
-    let (s, r) = call(
-        &base,
-        "PATCH",
-        &format!("/indexes/{INDEX}/settings"),
-        Some(settings),
-    )
-    .await;
-    assert_eq!(s, 202, "{r}");
-    wait_task(&base, r["taskUid"].as_u64().expect("uid")).await;
-    let page: Vec<Value> = (0..10_000).map(|i| doc(i, "static", 0)).collect();
-    let (s, r) = call(
-        &base,
-        "POST",
-        &format!("/indexes/{INDEX}/documents"),
-        Some(json!(page)),
-    )
-    .await;
-    assert_eq!(s, 202, "{r}");
-    wait_task(&base, r["taskUid"].as_u64().expect("uid")).await;
+    let topology = "[topology]\nmax_copy_bytes_per_sec = 150000\n";
+    let mut f = fleet(NodeKind::Sim, 4, 10_000, topology).await;
+    let base = f.miroir.url();
     let before = answers(&base).await;
 
     // Through `miroir ctl`, as an operator starts and follows it.
-    let ctl = |args: &str| {
-        let out = std::process::Command::new(common::miroir_bin())
-            .args(["ctl", "--url", &base, "--admin-key", ADMIN_KEY, "reshard"])
-            .args(args.split(' '))
-            .output()
-            .expect("run miroir ctl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), text)
-    };
-    let (ok, text) = ctl("books --shards 0");
+    let (ok, text) = reshard_ctl(&base, "books --shards 0").await;
     assert!(!ok && text.contains("`shards` must be"), "{text}");
-    let (ok, text) = ctl("books --shards 8");
+    let (ok, text) = reshard_ctl(&base, "books --shards 8").await;
     assert!(
         ok && text.starts_with("books  4 -> 8 shards  copying"),
         "{text}"
@@ -700,7 +649,7 @@ async fn a_reshard_resumes_after_miroir_is_killed_mid_copy() {
         let r = reshard_of(&base).await.expect("running");
         if r["progress"]["copiedDocuments"].as_u64().unwrap_or(0) >= 2_000 {
             assert_eq!(r["phase"], "copying", "{r}");
-            let (ok, text) = ctl("status");
+            let (ok, text) = reshard_ctl(&base, "status").await;
             assert!(
                 ok && text.contains("books  4 -> 8 shards  copying  copied "),
                 "{text}"
@@ -754,22 +703,19 @@ async fn a_reshard_resumes_after_miroir_is_killed_mid_copy() {
         m.insert(5_000_029, None);
     }
 
-    miroir.crash_and_restart(common::miroir_bin()).await;
-    let base = miroir.url();
-    let (s, r) = call(
-        &base,
-        "POST",
-        &format!("/indexes/{INDEX}/documents"),
-        Some(json!([doc(6_000_000, "live", 3)])),
-    )
-    .await;
-    assert_eq!(s, 202, "{r}");
-    wait_task(&base, r["taskUid"].as_u64().expect("uid")).await;
-    model.lock().await.insert(6_000_000, Some(3));
+    f.miroir.crash_and_restart(common::miroir_bin()).await;
+    let base = f.miroir.url();
+    write_live(&base, &model, (6_000_000, 3)).await;
 
     wait_phase(&base, "flipped", Duration::from_secs(300)).await;
     assert_eq!(index_shards(&base).await, 8);
     assert_eq!(answers(&base).await, before, "answers after the flip");
     check_model(&base, &model, 10_000).await;
     shadow_hidden(&base).await;
+}
+
+/// `miroir ctl reshard ARGS` (space-separated).
+async fn reshard_ctl(base: &str, args: &str) -> (bool, String) {
+    let args: Vec<&str> = std::iter::once("reshard").chain(args.split(' ')).collect();
+    common::ctl_outcome(base, &args).await
 }

@@ -36,8 +36,13 @@ pub fn failed(e: CallError) -> MiroirError {
     MiroirError::new(Code::Internal, e.to_string())
 }
 
-/// A replica of `shard` that is up and has no write waiting for it: it holds the whole shard.
-pub fn source<'r>(shared: &Shared, rt: &'r Runtime, shard: ShardId) -> Option<&'r NodePeer> {
+/// A replica of `shard` of `index` that is up and has no write waiting for it: it holds the
+/// whole shard.
+pub fn source<'r>(
+    shared: &Shared,
+    rt: &'r Runtime,
+    (index, shard): (&str, ShardId),
+) -> Result<&'r NodePeer, MiroirError> {
     let p = rt.reads();
     let cluster = &shared.cluster;
     (0..p.groups())
@@ -47,6 +52,31 @@ pub fn source<'r>(shared: &Shared, rt: &'r Runtime, shard: ShardId) -> Option<&'
         })
         .filter_map(|idx| rt.node(p.node(*idx).as_str()))
         .find(|n| cluster.is_healthy(&n.id) && !handoff::must_queue(cluster, &n.id))
+        .ok_or_else(|| {
+            MiroirError::new(
+                Code::NoNodeAvailable,
+                format!("no replica of shard {} of `{index}` is up to date", shard.0),
+            )
+        })
+}
+
+/// One page of `shard` of `index` on `node`, as `documents/fetch` answers it; `None` when the
+/// index is gone.
+async fn fetch_page(
+    calls: &Calls<'_>,
+    node: &NodePeer,
+    (index, shard): (&str, ShardId),
+    (offset, limit): (usize, usize),
+    vectors: bool,
+) -> Result<Option<Value>, MiroirError> {
+    let body = json!({
+        "filter": hidden::shard_clause(&[shard]),
+        "limit": limit,
+        "offset": offset,
+        "retrieveVectors": vectors,
+    });
+    let path = format!("/indexes/{index}/documents/fetch");
+    calls.post_read(node, &path, &body).await.map_err(failed)
 }
 
 /// A document as fetched, ready to be written to the other layout: without the hidden fields
@@ -73,21 +103,12 @@ pub async fn backfill(
     };
     let page_size = rt.config.topology.copy_page_size as usize;
     let throttle = Throttle::new(rt.config.topology.max_copy_bytes_per_sec);
-    let fetch = format!("/indexes/{}/documents/fetch", r.index);
     let write = format!("/indexes/{}/documents?primaryKey={primary_key}", r.shadow);
     progress.copied.store(0, Ordering::Relaxed);
     progress.expected.store(0, Ordering::Relaxed);
     for shard in 0..r.from {
         let shard = ShardId(shard);
-        let Some(node) = source(shared, rt, shard) else {
-            return Err(MiroirError::new(
-                Code::NoNodeAvailable,
-                format!(
-                    "no replica of shard {} of `{}` is up to date",
-                    shard.0, r.index
-                ),
-            ));
-        };
+        let node = source(shared, rt, (&r.index, shard))?;
         // Every write enqueued before the mirror began is in what the replica serves.
         calls
             .wait_index_idle(node, &r.index)
@@ -95,13 +116,9 @@ pub async fn backfill(
             .map_err(failed)?;
         let mut offset = 0;
         loop {
-            let body = json!({
-                "filter": hidden::shard_clause(&[shard]),
-                "limit": page_size,
-                "offset": offset,
-                "retrieveVectors": true,
-            });
-            let Some(mut page) = calls.post_read(node, &fetch, &body).await.map_err(failed)? else {
+            let at = (offset, page_size);
+            let Some(mut page) = fetch_page(&calls, node, (&r.index, shard), at, true).await?
+            else {
                 return Err(MiroirError::new(
                     Code::InvalidReshard,
                     format!("`{}` is gone", r.index),
@@ -145,17 +162,7 @@ async fn write_shadow(
     let rt = shared.cluster.runtime();
     let reply =
         internal::request(shared, &rt, (method, path), Some("application/json"), body).await?;
-    if reply.status == 202 {
-        return Ok(());
-    }
-    Err(MiroirError::new(
-        Code::Internal,
-        format!(
-            "writing to the shadow index answered {}: {}",
-            reply.status,
-            String::from_utf8_lossy(&reply.bytes())
-        ),
-    ))
+    internal::accepted(&reply, "writing to the shadow index")
 }
 
 /// Sends the mirror log of `index` to its shadow in order, removing each write once Miroir
@@ -273,24 +280,14 @@ pub async fn digest(
         rt,
     };
     let page_size = rt.config.topology.copy_page_size as usize;
-    let fetch = format!("/indexes/{index}/documents/fetch");
     let mut all = HashMap::new();
     for shard in 0..shards {
         let shard = ShardId(shard);
-        let Some(node) = source(shared, rt, shard) else {
-            return Err(MiroirError::new(
-                Code::NoNodeAvailable,
-                format!("no replica of shard {} of `{index}` is up to date", shard.0),
-            ));
-        };
+        let node = source(shared, rt, (index, shard))?;
         let mut offset = 0;
         loop {
-            let body = json!({
-                "filter": hidden::shard_clause(&[shard]),
-                "limit": page_size,
-                "offset": offset,
-            });
-            let Some(page) = calls.post_read(node, &fetch, &body).await.map_err(failed)? else {
+            let at = (offset, page_size);
+            let Some(page) = fetch_page(&calls, node, (index, shard), at, false).await? else {
                 break;
             };
             let docs = page["results"].as_array().map_or(&[][..], Vec::as_slice);
@@ -417,31 +414,17 @@ pub async fn repair(
         let body = Bytes::from(docs.to_string());
         let reply =
             internal::request(shared, rt, ("POST", &path), Some("application/json"), body).await?;
-        expect_accepted(&reply)?;
+        internal::accepted(&reply, "repairing the shadow index")?;
     }
     if !gone.is_empty() {
         let path = format!("/indexes/{}/documents/delete-batch", r.shadow);
         let body = Bytes::from(json!(gone).to_string());
         let reply =
             internal::request(shared, rt, ("POST", &path), Some("application/json"), body).await?;
-        expect_accepted(&reply)?;
+        internal::accepted(&reply, "repairing the shadow index")?;
     }
     wait_idle(shared, rt, &[&r.shadow]).await?;
     Ok(differ.len())
-}
-
-fn expect_accepted(reply: &crate::request::Reply) -> Result<(), MiroirError> {
-    if reply.status == 202 {
-        return Ok(());
-    }
-    Err(MiroirError::new(
-        Code::Internal,
-        format!(
-            "repairing the shadow index answered {}: {}",
-            reply.status,
-            String::from_utf8_lossy(&reply.bytes())
-        ),
-    ))
 }
 
 #[cfg(test)]

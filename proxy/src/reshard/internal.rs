@@ -77,3 +77,18 @@ pub async fn request(
 pub fn settled(reply: &Reply) -> bool {
     (200..300).contains(&reply.status) || (400..500).contains(&reply.status)
 }
+
+/// `Ok` when Miroir took the write (202); otherwise the answer, as an error naming `what`.
+pub fn accepted(reply: &Reply, what: &str) -> Result<(), MiroirError> {
+    if reply.status == 202 {
+        return Ok(());
+    }
+    Err(MiroirError::new(
+        Code::Internal,
+        format!(
+            "{what} answered {}: {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.bytes())
+        ),
+    ))
+}

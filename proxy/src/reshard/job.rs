@@ -10,7 +10,7 @@ use bytes::Bytes;
 use miroir_filters::error::{Code, MiroirError};
 use serde_json::{json, Value};
 
-use super::{copy, internal};
+use super::{copy, internal, set_phase};
 use crate::cluster::reshards::{self, Phase, Progress, Reshard, Signal};
 use crate::cluster::Runtime;
 use crate::fleet::calls::Calls;
@@ -125,15 +125,6 @@ async fn step(shared: &Shared, r: &Reshard, progress: &Progress) -> Result<bool,
     }
 }
 
-async fn set_phase(shared: &Shared, index: &str, phase: Phase) -> Result<(), MiroirError> {
-    shared
-        .cluster
-        .reshards
-        .update(index, |r| r.phase = phase)
-        .await
-        .map_err(internal_error)
-}
-
 /// The index's primary key, and the shadow created with it and the index's settings (as a
 /// client reads them; Miroir adds its own as for any index).
 async fn prepare_shadow(shared: &Shared, rt: &Runtime, r: &Reshard) -> Result<String, MiroirError> {
@@ -210,17 +201,7 @@ async fn gated(
         Bytes::from(body.to_string()),
     )
     .await?;
-    if reply.status == 202 {
-        return Ok(());
-    }
-    Err(MiroirError::new(
-        Code::Internal,
-        format!(
-            "{method} {path} answered {}: {}",
-            reply.status,
-            String::from_utf8_lossy(&reply.bytes())
-        ),
-    ))
+    internal::accepted(&reply, &format!("{method} {path}"))
 }
 
 /// The copy starts over: with writes held, the mirror log is emptied and the shadow's
@@ -398,17 +379,7 @@ async fn swap(
         Bytes::from(body.to_string()),
     )
     .await?;
-    if reply.status != 202 {
-        return Err(MiroirError::new(
-            Code::Internal,
-            format!(
-                "swapping `{}` with its shadow answered {}: {}",
-                r.index,
-                reply.status,
-                String::from_utf8_lossy(&reply.bytes())
-            ),
-        ));
-    }
+    internal::accepted(&reply, &format!("swapping `{}` with its shadow", r.index))?;
     let calls = Calls { cluster, rt };
     let swapped = rt.nodes.iter().map(|node| calls.wait_idle(node));
     futures::future::try_join_all(swapped)

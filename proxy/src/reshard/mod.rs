@@ -206,7 +206,11 @@ pub async fn finish(shared: &Shared, index: &str) -> Result<Value, MiroirError> 
     Ok(view(shared, &running(shared, index)?))
 }
 
-async fn set_phase(shared: &Shared, index: &str, phase: Phase) -> Result<(), MiroirError> {
+pub(crate) async fn set_phase(
+    shared: &Shared,
+    index: &str,
+    phase: Phase,
+) -> Result<(), MiroirError> {
     shared
         .cluster
         .reshards

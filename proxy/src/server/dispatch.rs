@@ -495,13 +495,7 @@ async fn alias_admin(
     session: &mut Session,
     rt: &Runtime,
 ) -> std::result::Result<Reply, MiroirError> {
-    admin::authorize(session, rt)?;
-    let method = session.req_header().method.as_str().to_owned();
-    let body = if matches!(method.as_str(), "POST" | "PUT") {
-        body::read(session, rt.config.server.max_body_bytes).await?
-    } else {
-        Bytes::new()
-    };
+    let (method, body) = admin_request(session, rt).await?;
     // Who repointed: the operator's own name when `miroir ctl` (or a script) gives one.
     let by = session
         .get_header("X-Miroir-Actor")
@@ -518,15 +512,24 @@ async fn reshard_admin(
     session: &mut Session,
     rt: &Runtime,
 ) -> std::result::Result<Reply, MiroirError> {
+    let (method, body) = admin_request(session, rt).await?;
+    let path = session.req_header().uri.path().to_owned();
+    ops::reshards::handle(shared, &method, &path, &body).await
+}
+
+/// An admin request's method and body, once its admin key is checked.
+async fn admin_request(
+    session: &mut Session,
+    rt: &Runtime,
+) -> std::result::Result<(String, Bytes), MiroirError> {
     admin::authorize(session, rt)?;
     let method = session.req_header().method.as_str().to_owned();
-    let body = if method == "POST" {
+    let body = if matches!(method.as_str(), "POST" | "PUT") {
         body::read(session, rt.config.server.max_body_bytes).await?
     } else {
         Bytes::new()
     };
-    let path = session.req_header().uri.path().to_owned();
-    ops::reshards::handle(shared, &method, &path, &body).await
+    Ok((method, body))
 }
 
 /// `GET /health`: available while every shard of any index has a healthy replica in some

@@ -556,8 +556,8 @@ pub async fn version_matches_no_query(base: &str, search: &str, number: &str, va
 }
 
 /// Runs `miroir ctl --url BASE --admin-key ADMIN_KEY ARGS` as an operator would, off the
-/// test's runtime; its output (it must succeed).
-pub async fn ctl(base: &str, args: &[&str]) -> String {
+/// test's runtime: whether it succeeded, and what it printed (stdout, then stderr).
+pub async fn ctl_outcome(base: &str, args: &[&str]) -> (bool, String) {
     let mut cmd = std::process::Command::new(miroir_bin());
     cmd.args(["ctl", "--url", base, "--admin-key", ADMIN_KEY])
         .args(args);
@@ -570,6 +570,12 @@ pub async fn ctl(base: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "miroir ctl {args:?}: {text}");
+    (out.status.success(), text)
+}
+
+/// [`ctl_outcome`] for a command that must succeed: its output.
+pub async fn ctl(base: &str, args: &[&str]) -> String {
+    let (ok, text) = ctl_outcome(base, args).await;
+    assert!(ok, "miroir ctl {args:?}: {text}");
     text
 }
