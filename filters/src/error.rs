@@ -104,6 +104,8 @@ pub enum Code {
     MissingTaskFilters,
     InvalidTaskUids,
     InvalidIndexUid,
+    /// An index uid Miroir keeps for itself (`_miroir_...`), named by a client.
+    IndexNotFound,
     FeatureNotEnabled,
     TaskFileNotFound,
     InvalidBatchUids,
@@ -194,6 +196,7 @@ impl Code {
             Code::MissingTaskFilters => ("missing_task_filters", InvalidRequest, 400),
             Code::InvalidTaskUids => ("invalid_task_uids", InvalidRequest, 400),
             Code::InvalidIndexUid => ("invalid_index_uid", InvalidRequest, 400),
+            Code::IndexNotFound => ("index_not_found", InvalidRequest, 404),
             Code::FeatureNotEnabled => ("feature_not_enabled", InvalidRequest, 400),
             Code::TaskFileNotFound => ("task_file_not_found", InvalidRequest, 404),
             Code::InvalidBatchUids => ("invalid_batch_uids", InvalidRequest, 400),

@@ -430,6 +430,32 @@ async fn shadow_hidden(base: &str) {
         !text.contains("_miroir_reshard"),
         "a task names the shadow: {text}"
     );
+    // Nor reachable by name: it does not exist for a client, and its prefix is reserved.
+    for (method, path) in [
+        ("GET", format!("/indexes/{SHADOW}")),
+        ("POST", format!("/indexes/{SHADOW}/search")),
+        ("GET", format!("/indexes/{SHADOW}/documents")),
+    ] {
+        let body = (method == "POST").then(|| json!({ "q": "" }));
+        let (s, r) = call(base, method, &path, body).await;
+        assert_eq!(
+            (s, r["code"].as_str()),
+            (404, Some("index_not_found")),
+            "{path}: {r}"
+        );
+    }
+    let (s, r) = call(
+        base,
+        "POST",
+        "/indexes",
+        Some(json!({ "uid": "_miroir_mine" })),
+    )
+    .await;
+    assert_eq!(
+        (s, r["code"].as_str()),
+        (400, Some("invalid_index_uid")),
+        "{r}"
+    );
 }
 
 /// Disk the real nodes use, in KiB (`du`: blocks allocated), sampled until stopped: (first,

@@ -13,6 +13,7 @@ use miroir_filters::routes::{RouteClass, RouteSpec};
 use serde_json::Value;
 
 use crate::cluster::aliases::{AliasTable, Resolved};
+use crate::cluster::reshards;
 
 /// What the alias table makes of one request.
 #[derive(Default)]
@@ -37,6 +38,16 @@ pub fn resolve(
     index: Option<&str>,
     path_and_query: &str,
 ) -> Option<AliasUse> {
+    if let Some(uid) = index.filter(|i| reshards::is_internal(i)) {
+        // Miroir's own indexes (a reshard's shadow) do not exist for a client.
+        return Some(AliasUse {
+            refused: Some(MiroirError::new(
+                Code::IndexNotFound,
+                format!("Index `{uid}` not found."),
+            )),
+            ..AliasUse::default()
+        });
+    }
     if table.is_empty() {
         return None;
     }
@@ -106,6 +117,31 @@ pub fn changes_indexes(route: &str) -> bool {
     )
 }
 
+/// An index creation, rename or swap naming one of Miroir's own index uids (`_miroir_...`).
+fn internal_uid(route: &str, body: &[u8]) -> Option<MiroirError> {
+    if !matches!(route, "indexes.create" | "index.update" | "swap_indexes") {
+        return None;
+    }
+    let body: Value = serde_json::from_slice(body).ok()?;
+    let named: Vec<&str> = match &body {
+        Value::Array(swaps) => swaps
+            .iter()
+            .flat_map(|s| s["indexes"].as_array().into_iter().flatten())
+            .filter_map(Value::as_str)
+            .collect(),
+        other => other["uid"].as_str().into_iter().collect(),
+    };
+    let uid = named.into_iter().find(|u| reshards::is_internal(u))?;
+    Some(MiroirError::new(
+        Code::InvalidIndexUid,
+        format!(
+            "`{uid}` is not a valid index uid: uids starting with `{}` are reserved for Miroir's \
+             own indexes.",
+            reshards::INTERNAL_PREFIX
+        ),
+    ))
+}
+
 /// The refusal to delete (or rename) index `uid` while aliases point to it.
 fn has_aliases(table: &AliasTable, uid: &str) -> Option<MiroirError> {
     let names = table.pointing_to(uid);
@@ -156,6 +192,9 @@ pub fn check_index_change(
     index: Option<&str>,
     body: &[u8],
 ) -> Option<MiroirError> {
+    if let Some(refused) = internal_uid(route, body) {
+        return Some(refused);
+    }
     if table.is_empty() {
         return None;
     }
