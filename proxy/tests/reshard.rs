@@ -402,6 +402,22 @@ async fn check_model(base: &str, model: &Model, static_docs: u64) {
     assert_eq!(r["total"].as_u64(), Some(static_docs + live), "{r}");
 }
 
+/// The shadow is deleted on every node once its deletion task ran.
+async fn shadow_gone(nodes: &[TestNode]) {
+    for node in nodes {
+        let mut gone = false;
+        for _ in 0..100 {
+            let (s, _) = call(&node.url(), "GET", &format!("/indexes/{SHADOW}"), None).await;
+            if s == 404 {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(gone, "the shadow is still on {}", node.url());
+    }
+}
+
 /// Writes one live document, waits for it and records it in `model`.
 async fn write_live(base: &str, model: &Model, (id, rev): (u64, u64)) {
     let path = format!("/indexes/{INDEX}/documents");
@@ -623,19 +639,7 @@ async fn scenario(kind: NodeKind, docs: u64, (from, to): (u32, u32)) {
     assert_eq!(index_shards(&base).await, u64::from(to));
     assert_eq!(answers(&base).await, before, "answers after finishing");
     check_model(&base, &l.model, docs).await;
-    for node in &f.nodes {
-        // Deleted on every node once its deletion task ran.
-        let mut gone = false;
-        for _ in 0..100 {
-            let (s, _) = call(&node.url(), "GET", &format!("/indexes/{SHADOW}"), None).await;
-            if s == 404 {
-                gone = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(gone, "the old layout is still on {}", node.url());
-    }
+    shadow_gone(&f.nodes).await;
     shadow_hidden(&base).await;
 }
 
@@ -744,4 +748,34 @@ async fn a_reshard_resumes_after_miroir_is_killed_mid_copy() {
 async fn reshard_ctl(base: &str, args: &str) -> (bool, String) {
     let args: Vec<&str> = std::iter::once("reshard").chain(args.split(' ')).collect();
     common::ctl_outcome(base, &args).await
+}
+
+/// The index deleted by a client in the middle of its reshard: the reshard is abandoned and
+/// its shadow leaves every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_the_index_abandons_its_reshard() {
+    let topology = "[topology]\nmax_copy_bytes_per_sec = 150000\n";
+    let f = fleet(NodeKind::Sim, 4, 10_000, topology).await;
+    let base = f.miroir.url();
+    let (s, r) = start_reshard(&base, 8).await;
+    assert_eq!(s, 202, "{r}");
+    let started = Instant::now();
+    while reshard_of(&base).await.expect("running")["progress"]["copiedDocuments"]
+        .as_u64()
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (s, r) = call(&base, "DELETE", &format!("/indexes/{INDEX}"), None).await;
+    assert_eq!(s, 202, "{r}");
+    let t = wait_task(&base, r["taskUid"].as_u64().expect("uid")).await;
+    assert_eq!(t["status"], "succeeded", "{t}");
+    wait_phase(&base, "ended", Duration::from_secs(60)).await;
+    let (_, all) = admin(&base, "GET", "/_miroir/reshards", None).await;
+    assert_eq!(all["history"][0]["outcome"], "canceled", "{all}");
+    shadow_gone(&f.nodes).await;
+    let (_, list) = call(&base, "GET", "/indexes", None).await;
+    assert_eq!(list["total"], 0, "{list}");
 }
