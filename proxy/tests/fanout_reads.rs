@@ -83,9 +83,12 @@ async fn setup(kind: NodeKind, rf: u32) -> Setup {
     // Settings first, processed everywhere: a document write racing a settings task that is
     // still enqueued can make Miroir re-add `_miroir_shard` over the client's filterable list
     // (see `shard_field::ensure`).
+    // Miroir's own task first: a part a busy node missed is replayed from its hint queue,
+    // which the node's task list does not show yet.
     for base in [&proxy, &single] {
         let (s, r) = call(base, "PATCH", "/indexes/movies/settings", Some(settings())).await;
         assert_eq!(s, 202, "{r}");
+        wait_task(base, r["taskUid"].as_u64().expect("task uid")).await;
     }
     for node in &nodes {
         wait_idle(&node.url()).await;
@@ -99,6 +102,7 @@ async fn setup(kind: NodeKind, rf: u32) -> Setup {
         )
         .await;
         assert_eq!(s, 202, "{r}");
+        wait_task(base, r["taskUid"].as_u64().expect("task uid")).await;
     }
     for node in &nodes {
         wait_idle(&node.url()).await;
