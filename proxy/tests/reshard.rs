@@ -80,7 +80,7 @@ async fn fleet(kind: NodeKind, shards: u32, docs: u64, extra: &str) -> Fleet {
     let miroir = MiroirProcess::start(common::miroir_bin(), &toml, port).await;
     let base = miroir.url();
     let settings = json!({
-        "filterableAttributes": ["batch", "n"],
+        "filterableAttributes": ["batch", "n", "rev"],
         "sortableAttributes": ["n", "id"],
     });
     let (s, r) = call(
@@ -778,4 +778,56 @@ async fn deleting_the_index_abandons_its_reshard() {
     shadow_gone(&f.nodes).await;
     let (_, list) = call(&base, "GET", "/indexes", None).await;
     assert_eq!(list["total"], 0, "{list}");
+}
+
+/// An edit by function in the middle of the copy, on real Meilisearch (the simulator has no
+/// function engine): replayed over a copy that may already hold it, it would apply twice, so
+/// the copy starts over and every document is edited exactly once after the flip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_edit_by_function_during_the_copy_applies_once() {
+    let _bin = require_meili_bin!();
+    let topology = "[topology]\nmax_copy_bytes_per_sec = 300000\n";
+    let f = fleet(NodeKind::Real, 4, 10_000, topology).await;
+    let base = f.miroir.url();
+    let (s, r) = call(
+        &base,
+        "PATCH",
+        "/experimental-features",
+        Some(json!({ "editDocumentsByFunction": true })),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    let (s, r) = start_reshard(&base, 8).await;
+    assert_eq!(s, 202, "{r}");
+    let started = Instant::now();
+    while reshard_of(&base).await.expect("running")["progress"]["copiedDocuments"]
+        .as_u64()
+        .unwrap_or(0)
+        < 1_000
+    {
+        assert!(started.elapsed() < Duration::from_secs(120));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let edit = json!({ "function": "doc.rev = doc.rev + 1", "filter": "n < 500" });
+    let path = format!("/indexes/{INDEX}/documents/edit");
+    let (s, r) = call(&base, "POST", &path, Some(edit)).await;
+    assert_eq!(s, 202, "{r}");
+    let t = wait_task(&base, r["taskUid"].as_u64().expect("uid")).await;
+    assert_eq!(t["status"], "succeeded", "{t}");
+    let flipped = wait_phase(&base, "flipped", Duration::from_secs(300)).await;
+    assert_eq!(index_shards(&base).await, 8);
+    // Copied again from the start after the edit, once.
+    assert_eq!(flipped["progress"]["copyRestarts"], 1, "{flipped}");
+    for (filter, rev, count) in [("n < 500", 1, 5_000), ("n >= 500", 0, 5_000)] {
+        let body = json!({ "filter": format!("{filter} AND rev = {rev}"), "limit": 0 });
+        let (s, r) = call(
+            &base,
+            "POST",
+            &format!("/indexes/{INDEX}/documents/fetch"),
+            Some(body),
+        )
+        .await;
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(r["total"], count, "{filter}: {r}");
+    }
 }

@@ -116,6 +116,8 @@ pub struct Progress {
     pub replayed: AtomicU64,
     pub verified: AtomicU64,
     pub repaired: AtomicU64,
+    /// Copies started over (an edit by function, a mirrored write lost).
+    pub restarts: AtomicU64,
     pub last_error: std::sync::Mutex<Option<String>>,
 }
 
@@ -128,6 +130,7 @@ impl Progress {
             "replayedWrites": n(&self.replayed),
             "verifiedDocuments": n(&self.verified),
             "repairedDocuments": n(&self.repaired),
+            "copyRestarts": n(&self.restarts),
             "lastError": self.last_error.lock().map(|e| e.clone()).unwrap_or(None),
         })
     }

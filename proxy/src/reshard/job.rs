@@ -77,6 +77,7 @@ async fn step(shared: &Shared, r: &Reshard, progress: &Progress) -> Result<bool,
         }
         (Some(Signal::Restart), Phase::Copying | Phase::Verifying) => {
             restart(shared, r).await?;
+            progress.restarts.fetch_add(1, Ordering::Relaxed);
             return Ok(true);
         }
         (Some(Signal::Restart), Phase::Flipped) => {
