@@ -50,6 +50,7 @@ fn doc(id: u64, batch: &str, rev: u64) -> Value {
 struct Fleet {
     nodes: Vec<TestNode>,
     miroir: MiroirProcess,
+    metrics: u16,
 }
 
 async fn fleet(kind: NodeKind, shards: u32, docs: u64, extra: &str) -> Fleet {
@@ -112,6 +113,7 @@ async fn fleet(kind: NodeKind, shards: u32, docs: u64, extra: &str) -> Fleet {
     Fleet {
         nodes: list,
         miroir,
+        metrics,
     }
 }
 
@@ -615,6 +617,19 @@ async fn scenario(kind: NodeKind, docs: u64, (from, to): (u32, u32)) {
     wait_task(&base, l.last_task.load(Ordering::Relaxed)).await;
     assert_eq!(index_shards(&base).await, u64::from(to));
     assert_eq!(answers(&base).await, before, "answers after the flip");
+    let scraped = common::metrics_text(f.metrics).await;
+    for (name, at_least) in [
+        ("miroir_reshards_active", 1),
+        ("miroir_reshard_copy_documents_total", docs),
+        ("miroir_reshard_replayed_writes_total", 1),
+    ] {
+        let value = scraped
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        assert!(value >= at_least as f64, "{name} = {value}");
+    }
     check_model(&base, &l.model, docs).await;
     shadow_hidden(&base).await;
 

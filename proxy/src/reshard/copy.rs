@@ -27,6 +27,7 @@ use crate::fleet::calls::{CallError, Calls};
 use crate::fleet::copy::Throttle;
 use crate::repair::handoff;
 use crate::shared::Shared;
+use crate::telemetry::metrics;
 use crate::upstream::NodePeer;
 
 /// Ids fetched at once when settling differences.
@@ -142,6 +143,7 @@ pub async fn backfill(
             let len = payload.len() as u64;
             write_shadow(shared, ("POST", &write), payload).await?;
             progress.copied.fetch_add(n as u64, Ordering::Relaxed);
+            metrics::get().reshard_copy_documents.inc_by(n as u64);
             offset += n;
             if n < page_size {
                 break;
@@ -209,6 +211,7 @@ pub async fn replay(
         }
         let _ = hints.remove(&key, seq);
         progress.replayed.fetch_add(1, Ordering::Relaxed);
+        metrics::get().reshard_replayed_writes.inc();
         sent += 1;
     }
 }

@@ -16,6 +16,7 @@ use crate::cluster::Runtime;
 use crate::fleet::calls::Calls;
 use crate::shared::Shared;
 use crate::tasks;
+use crate::telemetry::metrics;
 
 /// Time between two looks at a reshard waiting for something (a node, the retention's end).
 const TICK: Duration = Duration::from_millis(250);
@@ -386,7 +387,11 @@ async fn swap(
     futures::future::try_join_all(swapped)
         .await
         .map_err(copy::failed)?;
-    log::info!(target: "miroir::reshard", "`{}` and its shadow swapped; writes held {} ms, reads {} ms", r.index, held.elapsed().as_millis(), swapping.elapsed().as_millis());
+    let (writes, reads) = (held.elapsed().as_millis(), swapping.elapsed().as_millis());
+    log::info!(target: "miroir::reshard", "`{}` and its shadow swapped; writes held {writes} ms, reads {reads} ms", r.index);
+    let m = metrics::get();
+    m.reshard_flip_writes_held_ms.set(writes as i64);
+    m.reshard_flip_reads_held_ms.set(reads as i64);
     // Every index's cached settings may have changed places.
     cluster.indexes.forget_all();
     forget_task(shared, &reply).await;

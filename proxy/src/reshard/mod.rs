@@ -243,7 +243,11 @@ impl BackgroundService for ReshardService {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
             }
-            for r in self.shared.cluster.reshards.active() {
+            let active = self.shared.cluster.reshards.active();
+            crate::telemetry::metrics::get()
+                .reshards_active
+                .set(active.len() as i64);
+            for r in active {
                 if self.running.insert(r.index.clone(), ()).is_some() {
                     continue;
                 }

@@ -51,6 +51,13 @@ pub struct Metrics {
     /// Documents and bytes copied to new owners by shard moves.
     pub shard_copy_documents: IntCounter,
     pub shard_copy_bytes: IntCounter,
+    /// Online resharding: indexes being resharded, documents copied to shadows, mirrored
+    /// writes replayed on them, and how long the last flip held writes and reads.
+    pub reshards_active: IntGauge,
+    pub reshard_copy_documents: IntCounter,
+    pub reshard_replayed_writes: IntCounter,
+    pub reshard_flip_writes_held_ms: IntGauge,
+    pub reshard_flip_reads_held_ms: IntGauge,
     /// Anti-entropy: passes finished, documents read and requests sent to nodes, copies
     /// repaired by kind (`missing`, `extra`, `different`), documents left unresolved.
     pub anti_entropy_passes: IntCounter,
@@ -203,6 +210,31 @@ pub fn get() -> &'static Metrics {
                 "Bytes of documents copied to new owners by shard moves"
             )
             .expect("register miroir_shard_copy_bytes_total"),
+            reshards_active: register_int_gauge!(
+                "miroir_reshards_active",
+                "Indexes whose shard count is being changed (until their old layout is dropped)"
+            )
+            .expect("register miroir_reshards_active"),
+            reshard_copy_documents: register_int_counter!(
+                "miroir_reshard_copy_documents_total",
+                "Documents copied into reshards' shadow indexes"
+            )
+            .expect("register miroir_reshard_copy_documents_total"),
+            reshard_replayed_writes: register_int_counter!(
+                "miroir_reshard_replayed_writes_total",
+                "Writes mirrored for a reshard and replayed on its other layout"
+            )
+            .expect("register miroir_reshard_replayed_writes_total"),
+            reshard_flip_writes_held_ms: register_int_gauge!(
+                "miroir_reshard_flip_writes_held_ms",
+                "How long the last reshard flip held writes, in milliseconds"
+            )
+            .expect("register miroir_reshard_flip_writes_held_ms"),
+            reshard_flip_reads_held_ms: register_int_gauge!(
+                "miroir_reshard_flip_reads_held_ms",
+                "How long the last reshard flip held reads, in milliseconds"
+            )
+            .expect("register miroir_reshard_flip_reads_held_ms"),
             anti_entropy_passes: register_int_counter!(
                 "miroir_anti_entropy_passes_total",
                 "Anti-entropy passes finished over every index and shard"
