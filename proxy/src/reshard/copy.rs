@@ -141,7 +141,10 @@ pub async fn backfill(
             let payload =
                 Bytes::from(Value::Array(docs.into_iter().map(portable).collect()).to_string());
             let len = payload.len() as u64;
-            write_shadow(shared, ("POST", &write), payload).await?;
+            let json = Some("application/json");
+            let reply =
+                internal::with_writes_flowing(shared, ("POST", &write), json, payload).await?;
+            internal::accepted(&reply, "writing to the shadow index")?;
             progress.copied.fetch_add(n as u64, Ordering::Relaxed);
             metrics::get().reshard_copy_documents.inc_by(n as u64);
             offset += n;
@@ -152,19 +155,6 @@ pub async fn backfill(
         }
     }
     Ok(())
-}
-
-/// One write to the shadow, with writes flowing (the gate shared).
-async fn write_shadow(
-    shared: &Shared,
-    (method, path): (&str, &str),
-    body: Bytes,
-) -> Result<(), MiroirError> {
-    let _gate = shared.cluster.write_gate.read().await;
-    let rt = shared.cluster.runtime();
-    let reply =
-        internal::request(shared, &rt, (method, path), Some("application/json"), body).await?;
-    internal::accepted(&reply, "writing to the shadow index")
 }
 
 /// Sends the mirror log of `index` to its shadow in order, removing each write once Miroir
@@ -195,9 +185,7 @@ pub async fn replay(
             let rt = shared.cluster.runtime();
             internal::request(shared, &rt, (method, path), ct, body).await?
         } else {
-            let _gate = shared.cluster.write_gate.read().await;
-            let rt = shared.cluster.runtime();
-            internal::request(shared, &rt, (method, path), ct, body).await?
+            internal::with_writes_flowing(shared, (method, path), ct, body).await?
         };
         if !internal::settled(&reply) {
             return Err(MiroirError::new(

@@ -71,6 +71,19 @@ pub async fn request(
     })
 }
 
+/// [`request`] with writes flowing: takes the write gate shared for it, and the runtime
+/// current once through, as a client's write does.
+pub async fn with_writes_flowing(
+    shared: &Shared,
+    (method, path): (&str, &str),
+    content_type: Option<&str>,
+    body: Bytes,
+) -> Result<Reply, MiroirError> {
+    let _gate = shared.cluster.write_gate.read().await;
+    let rt = shared.cluster.runtime();
+    request(shared, &rt, (method, path), content_type, body).await
+}
+
 /// Whether a replayed write was taken (202) or judged by Miroir or the nodes as a client's
 /// would be (a 4xx: the same request failed the same way on the index itself). `false`: try
 /// again later (no quorum, no node).

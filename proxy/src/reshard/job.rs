@@ -193,16 +193,9 @@ async fn gated(
     (method, path): (&str, &str),
     body: Value,
 ) -> Result<(), MiroirError> {
-    let _gate = shared.cluster.write_gate.read().await;
-    let rt = shared.cluster.runtime();
-    let reply = internal::request(
-        shared,
-        &rt,
-        (method, path),
-        Some("application/json"),
-        Bytes::from(body.to_string()),
-    )
-    .await?;
+    let body = Bytes::from(body.to_string());
+    let json = Some("application/json");
+    let reply = internal::with_writes_flowing(shared, (method, path), json, body).await?;
     internal::accepted(&reply, &format!("{method} {path}"))
 }
 
