@@ -25,9 +25,11 @@ async fn node(base: &str, id: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Polls the node's status until `until`, returning every distinct status seen in order.
-async fn states_until(base: &str, id: &str, until: &str) -> Vec<String> {
-    let mut seen: Vec<String> = Vec::new();
+/// Polls the node's status until `until`, returning every distinct status seen in order,
+/// starting from `from`, the status last seen before the change (a check may already have
+/// moved the node on before the first poll).
+async fn states_until(base: &str, id: &str, from: &str, until: &str) -> Vec<String> {
+    let mut seen: Vec<String> = vec![from.to_owned()];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut reached = false;
     while !reached && tokio::time::Instant::now() < deadline {
@@ -66,7 +68,7 @@ async fn a_node_goes_suspect_failed_recovering_active_and_metrics_follow() {
     let changed_at = before["lastChangeMs"].as_u64().expect("lastChangeMs");
 
     c.nodes[1].stop().await;
-    let seen = states_until(&base, "n1", "failed").await;
+    let seen = states_until(&base, "n1", "active", "failed").await;
     assert_eq!(seen, ["active", "suspect", "failed"]);
     let failed = node(&base, "n1").await;
     assert!(failed["lastChangeMs"].as_u64().unwrap() > changed_at);
@@ -88,7 +90,7 @@ async fn a_node_goes_suspect_failed_recovering_active_and_metrics_follow() {
     assert_eq!(sample(&m, "miroir_node_healthy{node=\"n1\"}"), Some(0.0));
 
     c.nodes[1].restart().await.expect("restart");
-    let seen = states_until(&base, "n1", "active").await;
+    let seen = states_until(&base, "n1", "failed", "active").await;
     assert_eq!(seen, ["failed", "recovering", "active"]);
     let m = metrics_text(c.metrics_port).await;
     assert_eq!(
