@@ -74,8 +74,8 @@ impl Hint {
         }
     }
 
-    #[cfg(test)]
-    fn encode(&self) -> Vec<u8> {
+    /// The stored form in one buffer.
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let header = self.encoded_header();
         let mut out = vec![0; header.len() + self.body_len()];
         self.encode_into(&header, &mut out);

@@ -7,7 +7,8 @@
 //! proxy.
 
 mod hint;
+mod redis_log;
 mod store;
 
 pub use hint::Hint;
-pub use store::{HintError, HintStore, NodeBacklog, Seq, Ticket};
+pub use store::{HintError, HintStore, NodeBacklog, Seq, Ticket, ORDER_MS};

@@ -1,23 +1,30 @@
-//! The embedded hint store: one redb file, a FIFO of hints per node, and per node the
-//! backlog (hints, bytes) and whether the node needs a full resync.
+//! The hint store: a FIFO of hints per node, and per node the backlog (hints, bytes) and
+//! whether the node needs a full resync. Kept in one redb file (one Miroir), or in Redis
+//! (several Miroirs share every node's log; see `redis_log`).
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::hint::Hint;
+use crate::redis_log::{Appended, RedisLog};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum HintError {
     #[error("hint store I/O: {0}")]
     Backend(String),
     /// The node's queue would exceed its cap; the node is now marked as needing a resync.
     #[error("the hint queue of node `{node}` is full ({cap} bytes)")]
     Full { node: String, cap: u64 },
+    /// Another Miroir holds the queue's replay lease now (this one's expired).
+    #[error("the replay lease of `{0}` passed to another Miroir")]
+    LeaseLost(String),
 }
 
 fn backend<E: std::fmt::Display>(e: E) -> HintError {
@@ -50,6 +57,8 @@ struct Counts {
     durable: HashMap<String, NodeBacklog>,
     /// (hints, bytes) handed to the committer and not yet committed or failed.
     pending: HashMap<String, (u64, u64)>,
+    /// Shared store only: the oldest sequence number of each queue, as last seen.
+    heads: HashMap<String, u64>,
 }
 
 impl Counts {
@@ -73,8 +82,27 @@ impl Counts {
     }
 }
 
+/// Where the hints are kept.
+enum Backend {
+    Redb(Database),
+    /// Shared with other Miroirs; `token` names this process's leases.
+    Redis {
+        log: Box<RedisLog>,
+        token: String,
+    },
+}
+
+/// How long a replay lease lasts without being renewed: the holder renews it with each hint,
+/// so another Miroir takes the queue over this long after the holder died.
+const LEASE_MS: u64 = 10_000;
+/// How long a write order is held without being renewed: its holder renews it while a write
+/// is on its way, so a Miroir that died holds up its indexes' writes at most this long.
+pub const ORDER_MS: u64 = 5_000;
+/// How often the shared store reads every queue's counts (other Miroirs' hints included).
+const SYNC_EVERY: Duration = Duration::from_millis(100);
+
 struct Inner {
-    db: Database,
+    backend: Backend,
     counts: Mutex<Counts>,
     /// Held by each change from reading a node's durable count to updating it after the
     /// commit: redb serializes write transactions, but not the read before one nor the
@@ -82,11 +110,20 @@ struct Inner {
     writer: Mutex<()>,
 }
 
+/// What the committer thread takes: a hint, or a barrier answered once every hint queued
+/// before it is committed.
+enum Item {
+    Hint(Queued),
+    Barrier(oneshot::Sender<()>),
+}
+
 /// A hint handed to the committer.
 struct Queued {
     node: String,
     hint: Hint,
     size: u64,
+    /// The queue's cap, checked again by the shared store (other Miroirs fill it too).
+    cap: u64,
     done: oneshot::Sender<Result<Seq, HintError>>,
 }
 
@@ -116,8 +153,10 @@ const MAX_BATCH: usize = 256;
 pub struct HintStore {
     inner: Arc<Inner>,
     /// To the committer thread, which commits queued hints in the order they were queued.
-    queue: Option<mpsc::Sender<Queued>>,
+    queue: Option<mpsc::Sender<Item>>,
     committer: Option<std::thread::JoinHandle<()>>,
+    /// Shared store only: the thread that reads every queue's counts, and its stop flag.
+    syncer: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
 }
 
 impl Drop for HintStore {
@@ -126,6 +165,10 @@ impl Drop for HintStore {
         self.queue.take();
         if let Some(committer) = self.committer.take() {
             let _ = committer.join();
+        }
+        if let Some((stop, syncer)) = self.syncer.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = syncer.join();
         }
     }
 }
@@ -161,11 +204,54 @@ impl HintStore {
                 );
             }
         }
+        Self::start(Backend::Redb(db), durable)
+    }
+
+    /// Opens the store shared through Redis at `url`, every key under `prefix`: any Miroir
+    /// naming the same Redis sees and may replay every node's hints. Errors never contain the
+    /// URL (it may hold a password).
+    pub fn open_redis(url: &str, prefix: &str) -> Result<Self, HintError> {
+        let log = RedisLog::open(url, prefix)?;
+        let durable = log.backlogs()?;
+        let token = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        );
+        let mut store = Self::start(
+            Backend::Redis {
+                log: Box::new(log),
+                token,
+            },
+            durable,
+        )?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let syncer = {
+            let (inner, stop) = (store.inner.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("miroir-hints-sync".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        inner.sync();
+                        std::thread::sleep(SYNC_EVERY);
+                    }
+                })
+                .map_err(backend)?
+        };
+        store.syncer = Some((stop, syncer));
+        Ok(store)
+    }
+
+    fn start(kept: Backend, durable: HashMap<String, NodeBacklog>) -> Result<Self, HintError> {
         let inner = Arc::new(Inner {
-            db,
+            backend: kept,
             counts: Mutex::new(Counts {
                 durable,
                 pending: HashMap::new(),
+                heads: HashMap::new(),
             }),
             writer: Mutex::new(()),
         });
@@ -181,7 +267,85 @@ impl HintStore {
             inner,
             queue: Some(queue),
             committer: Some(committer),
+            syncer: None,
         })
+    }
+
+    /// Whether other Miroirs share this store (Redis): a queue is then replayed by whichever
+    /// Miroir holds its lease.
+    pub fn shared(&self) -> bool {
+        matches!(self.inner.backend, Backend::Redis { .. })
+    }
+
+    /// Takes or renews the right to replay `queue`: always granted by the embedded store; in
+    /// the shared store one Miroir at a time holds it, until it stops renewing it.
+    pub fn lease(&self, queue: &str) -> Result<bool, HintError> {
+        match &self.inner.backend {
+            Backend::Redb(_) => Ok(true),
+            Backend::Redis { log, token } => log.lease(&log.lease_key(queue), token, LEASE_MS),
+        }
+    }
+
+    /// Gives `queue`'s lease back (the queue is drained, or this Miroir stops).
+    pub fn release(&self, queue: &str) -> Result<(), HintError> {
+        match &self.inner.backend {
+            Backend::Redb(_) => Ok(()),
+            Backend::Redis { log, token } => log.release(&log.lease_key(queue), token),
+        }
+    }
+
+    /// Takes `scope`'s write order among Miroirs sharing the store (every Miroir's writes
+    /// to an index reach each replica in one order): `false` while another holds it. Taking it
+    /// also reads every queue's counts, so a write sees the hints other Miroirs kept before
+    /// it. The embedded store has no other Miroir: always `true`. Held for [`ORDER_MS`]
+    /// unless renewed ([`Self::renew_order`]).
+    pub fn take_order(&self, scope: &str) -> Result<bool, HintError> {
+        let Backend::Redis { log, token } = &self.inner.backend else {
+            return Ok(true);
+        };
+        // Exclusive: a commit of this process cannot land between the read and its use.
+        let _exclusive = self.inner.exclusive();
+        let Some(durable) = log.take_order(scope, token, ORDER_MS)? else {
+            return Ok(false);
+        };
+        self.inner.counts().durable = durable;
+        Ok(true)
+    }
+
+    /// Keeps `scope`'s write order another [`ORDER_MS`]: `false` when it was lost.
+    pub fn renew_order(&self, scope: &str) -> Result<bool, HintError> {
+        match &self.inner.backend {
+            Backend::Redb(_) => Ok(true),
+            Backend::Redis { log, token } => log.lease(&log.order_key(scope), token, ORDER_MS),
+        }
+    }
+
+    /// Gives `scope`'s write order back.
+    pub fn release_order(&self, scope: &str) -> Result<(), HintError> {
+        match &self.inner.backend {
+            Backend::Redb(_) => Ok(()),
+            Backend::Redis { log, token } => log.release(&log.order_key(scope), token),
+        }
+    }
+
+    /// Resolves once every hint queued so far is committed (or failed): at once when none is
+    /// on its way. A shared write order is given back only after this, so the next Miroir to
+    /// take it sees this one's hints.
+    pub fn flushed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let waiting = if self.inner.counts().pending.is_empty() {
+            None
+        } else {
+            let (done, barrier) = oneshot::channel();
+            self.queue
+                .as_ref()
+                .and_then(|q| q.send(Item::Barrier(done)).ok())
+                .map(|()| barrier)
+        };
+        async move {
+            if let Some(barrier) = waiting {
+                let _ = barrier.await;
+            }
+        }
     }
 
     /// What `node` has waiting, hints on their way to disk included.
@@ -222,12 +386,13 @@ impl HintStore {
         let (done, ticket) = oneshot::channel();
         // Sent with the counts held: the committer's order is the order of the counts.
         queue
-            .send(Queued {
+            .send(Item::Hint(Queued {
                 node: node.to_owned(),
                 hint,
                 size,
+                cap: cap_bytes,
                 done,
-            })
+            }))
             .map_err(|_| closed())?;
         let pending = counts.pending.entry(node.to_owned()).or_default();
         pending.0 += 1;
@@ -243,7 +408,13 @@ impl HintStore {
 
     /// The oldest committed hint waiting for `node`.
     pub fn first(&self, node: &str) -> Result<Option<(Seq, Hint)>, HintError> {
-        let txn = self.inner.db.begin_read().map_err(backend)?;
+        let db = match &self.inner.backend {
+            Backend::Redb(db) => db,
+            Backend::Redis { log, .. } => {
+                return Ok(log.first(node)?.map(|(seq, hint)| (Seq(seq), hint)))
+            }
+        };
+        let txn = db.begin_read().map_err(backend)?;
         let table = txn.open_table(HINTS).map_err(backend)?;
         let mut range = table.range((node, 0)..=(node, u64::MAX)).map_err(backend)?;
         let Some(row) = range.next() else {
@@ -256,9 +427,18 @@ impl HintStore {
         Ok(Some((Seq(seq), hint)))
     }
 
-    /// Whether the hint is still waiting.
+    /// Whether the hint is still waiting. The shared store answers from what it last read
+    /// (hints leave a queue oldest first), without a round trip.
     pub fn contains(&self, node: &str, seq: Seq) -> bool {
-        let Ok(txn) = self.inner.db.begin_read() else {
+        let db = match &self.inner.backend {
+            Backend::Redb(db) => db,
+            Backend::Redis { .. } => {
+                let counts = self.inner.counts();
+                return counts.backlog(node).hints > 0
+                    && counts.heads.get(node).is_some_and(|head| seq.0 >= *head);
+            }
+        };
+        let Ok(txn) = db.begin_read() else {
             return false;
         };
         let Ok(table) = txn.open_table(HINTS) else {
@@ -269,10 +449,38 @@ impl HintStore {
 
     /// Drops a hint (replayed, or abandoned); `false` when it was not there.
     pub fn remove(&self, node: &str, seq: Seq) -> Result<bool, HintError> {
+        self.remove_as(node, seq, false)
+    }
+
+    /// [`Self::remove`] by the holder of the queue's lease, renewing it: refused with
+    /// [`HintError::LeaseLost`] once another Miroir took the queue over (fencing: a replayer
+    /// that stalled past its lease cannot advance a queue someone else now replays).
+    pub fn remove_leased(&self, node: &str, seq: Seq) -> Result<bool, HintError> {
+        self.remove_as(node, seq, true)
+    }
+
+    fn remove_as(&self, node: &str, seq: Seq, leased: bool) -> Result<bool, HintError> {
         let inner = &self.inner;
         let _exclusive = inner.exclusive();
         let mut backlog = inner.durable(node);
-        let txn = inner.db.begin_write().map_err(backend)?;
+        let db = match &inner.backend {
+            Backend::Redb(db) => db,
+            Backend::Redis { log, token } => {
+                let lease = leased.then_some((token.as_str(), LEASE_MS));
+                let Some((removed, hints, bytes)) = log.remove(node, seq.0, lease)? else {
+                    return Err(HintError::LeaseLost(node.to_owned()));
+                };
+                backlog.hints = hints;
+                backlog.bytes = bytes;
+                let mut counts = inner.counts();
+                counts.durable.insert(node.to_owned(), backlog);
+                if counts.heads.get(node).is_some_and(|head| *head <= seq.0) {
+                    counts.heads.insert(node.to_owned(), seq.0 + 1);
+                }
+                return Ok(removed);
+            }
+        };
+        let txn = db.begin_write().map_err(backend)?;
         let removed = {
             let mut hints = txn.open_table(HINTS).map_err(backend)?;
             let size = hints
@@ -313,7 +521,15 @@ impl HintStore {
         let _exclusive = inner.exclusive();
         let mut backlog = inner.durable(node);
         backlog.needs_resync = needs_resync;
-        let txn = inner.db.begin_write().map_err(backend)?;
+        let db = match &inner.backend {
+            Backend::Redb(db) => db,
+            Backend::Redis { log, .. } => {
+                log.set_resync(node, needs_resync)?;
+                inner.counts().durable.insert(node.to_owned(), backlog);
+                return Ok(());
+            }
+        };
+        let txn = db.begin_write().map_err(backend)?;
         {
             let mut table = txn.open_table(BACKLOG).map_err(backend)?;
             write_backlog(&mut table, node, backlog)?;
@@ -340,19 +556,41 @@ impl Inner {
 
     /// The committer thread: takes what is queued, up to [`MAX_BATCH`] at a time, commits it
     /// in one transaction and answers each ticket; ends when the store is dropped.
-    fn commit_queued(&self, queued: &mpsc::Receiver<Queued>) {
+    fn commit_queued(&self, queued: &mpsc::Receiver<Item>) {
         while let Ok(first) = queued.recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match queued.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
+            let mut batch = Vec::new();
+            let mut barrier = None;
+            let mut next = Ok(first);
+            while let Ok(item) = next {
+                match item {
+                    Item::Hint(q) => batch.push(q),
+                    // Answered once what was queued before it is committed.
+                    Item::Barrier(done) => {
+                        barrier = Some(done);
+                        break;
+                    }
                 }
+                if batch.len() >= MAX_BATCH {
+                    break;
+                }
+                next = queued.try_recv();
             }
+            self.commit_batch(batch);
+            if let Some(done) = barrier {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn commit_batch(&self, batch: Vec<Queued>) {
+        if batch.is_empty() {
+            return;
+        }
+        {
             let outcome = self.commit(&batch);
             for (i, q) in batch.into_iter().enumerate() {
                 let answer = match &outcome {
-                    Ok(first_seq) => Ok(Seq(first_seq + i as u64)),
+                    Ok(seqs) => seqs[i].clone(),
                     Err(e) => Err(HintError::Backend(e.to_string())),
                 };
                 // The caller may have gone (its request was dropped): the hint stays kept.
@@ -361,28 +599,68 @@ impl Inner {
         }
     }
 
-    /// Commits `batch` in order with consecutive sequence numbers; the first one's. The hints
-    /// move from pending to durable in the counts at once, or leave them on failure.
-    fn commit(&self, batch: &[Queued]) -> Result<u64, HintError> {
+    /// Commits `batch` in order: each hint's place (or why it was refused). The hints move
+    /// from pending to durable in the counts at once, or leave them on failure.
+    fn commit(&self, batch: &[Queued]) -> Result<Vec<Result<Seq, HintError>>, HintError> {
         let _exclusive = self.exclusive();
-        let written = self.write(batch);
+        let written = match &self.backend {
+            Backend::Redb(db) => self.write(db, batch).map(|(first, nodes)| {
+                let seqs = (0..batch.len() as u64).map(|i| Ok(Seq(first + i)));
+                (seqs.collect(), nodes)
+            }),
+            Backend::Redis { log, .. } => append_shared(log, batch),
+        };
         let mut counts = self.counts();
         for q in batch {
             counts.settle(&q.node, q.size);
         }
-        if let Ok((_, nodes)) = &written {
-            for (node, backlog) in nodes {
-                counts.durable.insert(node.clone(), *backlog);
+        let (seqs, nodes) = written?;
+        for (node, backlog) in nodes {
+            counts.durable.insert(node, backlog);
+        }
+        if matches!(self.backend, Backend::Redis { .. }) {
+            for (q, seq) in batch.iter().zip(&seqs) {
+                if let Ok(seq) = seq {
+                    counts.heads.entry(q.node.clone()).or_insert(seq.0);
+                }
             }
         }
-        written.map(|(first, _)| first)
+        Ok(seqs)
+    }
+
+    /// Shared store only: reads every queue's counts and oldest hint, so hints other Miroirs
+    /// keep count here too (a write to their node queues behind them).
+    fn sync(&self) {
+        let Backend::Redis { log, .. } = &self.backend else {
+            return;
+        };
+        // Exclusive: a commit of this process cannot land between the read and its use.
+        let _exclusive = self.exclusive();
+        let Ok(durable) = log.backlogs() else {
+            return;
+        };
+        let queues: Vec<&str> = durable
+            .iter()
+            .filter(|(_, b)| b.hints > 0)
+            .map(|(q, _)| q.as_str())
+            .collect();
+        let Ok(heads) = log.heads(&queues) else {
+            return;
+        };
+        let mut counts = self.counts();
+        counts.durable = durable;
+        counts.heads = heads;
     }
 
     /// The transaction of [`Self::commit`]: the first sequence number and each node's new
     /// durable count.
-    fn write(&self, batch: &[Queued]) -> Result<(u64, HashMap<String, NodeBacklog>), HintError> {
+    fn write(
+        &self,
+        db: &Database,
+        batch: &[Queued],
+    ) -> Result<(u64, HashMap<String, NodeBacklog>), HintError> {
         let mut nodes: HashMap<String, NodeBacklog> = HashMap::new();
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = db.begin_write().map_err(backend)?;
         let first = {
             let mut meta = txn.open_table(META).map_err(backend)?;
             let first = meta
@@ -417,6 +695,29 @@ impl Inner {
         txn.commit().map_err(backend)?;
         Ok((first, nodes))
     }
+}
+
+/// [`Inner::commit`] in the shared store: one script appends the batch.
+type Committed = (Vec<Result<Seq, HintError>>, HashMap<String, NodeBacklog>);
+
+fn append_shared(log: &RedisLog, batch: &[Queued]) -> Result<Committed, HintError> {
+    let rows: Vec<(&str, &Hint, u64, u64)> = batch
+        .iter()
+        .map(|q| (q.node.as_str(), &q.hint, q.size, q.cap))
+        .collect();
+    let (outcomes, nodes) = log.append(&rows)?;
+    let seqs = batch
+        .iter()
+        .zip(outcomes)
+        .map(|(q, outcome)| match outcome {
+            Appended::At(seq) => Ok(Seq(seq)),
+            Appended::Full => Err(HintError::Full {
+                node: q.node.clone(),
+                cap: q.cap,
+            }),
+        })
+        .collect();
+    Ok((seqs, nodes))
 }
 
 fn write_backlog(

@@ -18,6 +18,9 @@ use crate::repair::{anti_entropy, index_repairs, settings_drift};
 use crate::request::{InFlight, Incoming, Reply};
 use crate::webhooks::Webhooks;
 
+/// The prefix of the hint store's keys in a shared Redis.
+const HINTS_PREFIX: &str = "miroir:hints";
+
 pub struct Shared {
     pub cluster: Arc<Cluster>,
     /// Index aliases, resolved once per request (see `server::aliases`).
@@ -52,8 +55,8 @@ impl Shared {
                     .map_err(|e| format!("task store {}: {e}", file.display()))?;
                 (Arc::new(tasks), path.clone())
             }
-            // The registry is shared; hints and the deletion record stay this process's own
-            // (in its data directory) until they are shared too.
+            // The registry and the hints are shared; the deletion record stays this
+            // process's own (in its data directory).
             TaskStoreConfig::Redis { url } => {
                 (Arc::new(open_redis(url)?), config.data_dir.join("tasks"))
             }
@@ -63,11 +66,15 @@ impl Shared {
             anti_entropy::Journal::open(&deletions)
                 .map_err(|e| format!("deletion record {}: {e}", deletions.display()))?,
         );
-        let hints_file = local.join("hints.redb");
-        let hints = Arc::new(
-            HintStore::open(&hints_file)
-                .map_err(|e| format!("hint store {}: {e}", hints_file.display()))?,
-        );
+        let hints = Arc::new(match &config.task_store {
+            TaskStoreConfig::Embedded { .. } => {
+                let file = local.join("hints.redb");
+                HintStore::open(&file).map_err(|e| format!("hint store {}: {e}", file.display()))?
+            }
+            // Every node's log is shared: another Miroir replays what one kept.
+            TaskStoreConfig::Redis { url } => HintStore::open_redis(url.expose(), HINTS_PREFIX)
+                .map_err(|e| format!("hint store (Redis): {e}"))?,
+        });
         let (topology, placements, shard_counts) = open_topology(&config)?;
         let webhooks = Arc::new(Webhooks::open(&config.data_dir)?);
         let aliases = Aliases::open(&config.data_dir)?;

@@ -17,6 +17,7 @@ pub mod reshards;
 mod runtime;
 pub mod shard_counts;
 pub mod topology;
+pub mod write_order;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -58,7 +59,7 @@ pub struct Cluster {
     pub hints: Arc<HintStore>,
     /// Per index: held while a write is handed to the nodes (or to their hint queues), so
     /// every replica receives an index's writes in the order Miroir accepted them.
-    write_order: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    write_order: write_order::WriteOrder,
     /// Nodes whose hints are being replayed: not caught up even once their queue is empty.
     pub replaying: DashMap<NodeId, ()>,
     /// Nodes whose move log missed a write: their shard copies start over.
@@ -104,7 +105,7 @@ impl Cluster {
             indexes: IndexKnowledge::default(),
             shard_counts,
             hints,
-            write_order: DashMap::new(),
+            write_order: Default::default(),
             replaying: DashMap::new(),
             broken_move_logs: DashMap::new(),
             write_gate: tokio::sync::RwLock::new(()),
@@ -216,15 +217,10 @@ impl Cluster {
         }
     }
 
-    /// The lock that orders writes to `index_uid`.
-    pub fn write_order(&self, index_uid: &str) -> Arc<tokio::sync::Mutex<()>> {
-        if let Some(lock) = self.write_order.get(index_uid) {
-            return lock.clone();
-        }
-        self.write_order
-            .entry(index_uid.to_owned())
-            .or_default()
-            .clone()
+    /// Waits for a write's turn in `scope`'s order (an index uid, or "" for instance-wide
+    /// writes); the next write's turn starts when it is dropped.
+    pub async fn write_turn(&self, scope: &str) -> write_order::Turn {
+        self.write_order.turn(&self.hints, scope).await
     }
 
     /// Picks a node for a request any node can answer: round-robin over healthy nodes not

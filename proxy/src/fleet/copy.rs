@@ -27,6 +27,7 @@ use super::calls::{CallError, Calls};
 use super::prepare::{indexes, IndexInfo};
 use crate::cluster::change_progress::MoveProgress;
 use crate::cluster::move_log;
+use crate::repair::handoff;
 use crate::telemetry::metrics;
 use crate::upstream::{NodePeer, NodeRequest};
 
@@ -165,18 +166,20 @@ fn writable(docs: &[Value]) -> Value {
 /// Returns how many were sent.
 pub async fn replay_log(calls: &Calls<'_>, target: &NodePeer) -> Result<usize, CallError> {
     let key = move_log::key(target.id.as_str());
-    let hints = &calls.cluster.hints;
     let mut sent = 0;
     loop {
-        let next = hints.first(&key).map_err(|e| CallError::Unreachable {
-            node: target.id.to_string(),
-            why: format!("move log: {e}"),
-        })?;
+        let next =
+            handoff::first(calls.cluster, &key)
+                .await
+                .map_err(|e| CallError::Unreachable {
+                    node: target.id.to_string(),
+                    why: format!("move log: {e}"),
+                })?;
         let Some((seq, hint)) = next else {
             return Ok(sent);
         };
         send_hint(calls, target, &hint).await?;
-        let _ = hints.remove(&key, seq);
+        let _ = handoff::remove(calls.cluster, &key, seq).await;
         sent += 1;
     }
 }

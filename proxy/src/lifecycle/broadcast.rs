@@ -108,8 +108,7 @@ async fn send_or_hint(
     chunks: &[Bytes],
 ) -> (Vec<NodeResult>, Vec<(usize, Seq)>) {
     let scope = handoff::log_scope(inc.route, inc.index_uid.as_deref(), &inc.body);
-    let order = shared.cluster.write_order(&scope);
-    let _turn = order.lock().await;
+    let _turn = shared.cluster.write_turn(&scope).await;
     let path = once::tagged(&inc.method, &inc.path);
     let req = NodeRequest {
         path: &path,

@@ -30,11 +30,10 @@ pub async fn around<F: Future<Output = Reply>>(
         }
         "swap_indexes" => {
             let uids = touched(inc);
-            let mut locks: Vec<_> = uids.iter().map(|u| shared.cluster.write_order(u)).collect();
-            let mut held = Vec::with_capacity(locks.len());
+            let mut held = Vec::with_capacity(uids.len());
             // In uid order (`touched` sorts), so two swaps cannot wait on each other.
-            for lock in locks.drain(..) {
-                held.push(lock.lock_owned().await);
+            for uid in &uids {
+                held.push(shared.cluster.write_turn(uid).await);
             }
             let reply = send.await;
             if reply.status == 202 {

@@ -35,8 +35,7 @@ async fn patch_every_node(
     let path = format!("/indexes/{index_uid}/settings");
     let req = crate::upstream::NodeRequest::json("PATCH", &path, rt.node_key(), &chunks)
         .for_request(&inc.request_id);
-    let order = shared.cluster.write_order(index_uid);
-    let _turn = order.lock().await;
+    let _turn = shared.cluster.write_turn(index_uid).await;
     let hint = || miroir_handoff::Hint {
         index_uid: index_uid.to_owned(),
         method: "PATCH".into(),

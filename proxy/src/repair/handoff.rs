@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use miroir_filters::error::MiroirError;
 use miroir_filters::routing::{GroupId, NodeId};
-use miroir_handoff::{Hint, HintError, Seq};
+use miroir_handoff::{Hint, HintError, HintStore, Seq};
 use miroir_tasks::{NodeView, TaskRecord};
 use serde_json::{json, Value};
 
@@ -180,12 +180,45 @@ pub async fn forget(cluster: &Cluster, hints: &[(NodeId, Seq)]) {
     }
 }
 
-/// Drops one entry of a node's log (replayed, or abandoned), off the async workers.
-pub async fn remove(cluster: &Cluster, node: &str, seq: Seq) -> Result<bool, HintError> {
+/// Runs `f` on the hint store off the async workers (the shared store answers over the
+/// network, the embedded one may wait for the disk).
+async fn off_workers<T: Send + 'static>(
+    cluster: &Cluster,
+    node: &str,
+    f: impl FnOnce(&HintStore, &str) -> Result<T, HintError> + Send + 'static,
+) -> Result<T, HintError> {
     let (store, key) = (cluster.hints.clone(), node.to_owned());
-    tokio::task::spawn_blocking(move || store.remove(&key, seq))
+    tokio::task::spawn_blocking(move || f(&store, &key))
         .await
         .unwrap_or_else(|e| Err(HintError::Backend(e.to_string())))
+}
+
+/// Drops one entry of a node's log (replayed, or abandoned).
+pub async fn remove(cluster: &Cluster, node: &str, seq: Seq) -> Result<bool, HintError> {
+    off_workers(cluster, node, move |s, n| s.remove(n, seq)).await
+}
+
+/// Drops a replayed entry while this Miroir holds the node's lease (see
+/// [`HintStore::remove_leased`]).
+pub async fn remove_leased(cluster: &Cluster, node: &str, seq: Seq) -> Result<bool, HintError> {
+    off_workers(cluster, node, move |s, n| s.remove_leased(n, seq)).await
+}
+
+/// The oldest entry of a node's log.
+pub async fn first(cluster: &Cluster, node: &str) -> Result<Option<(Seq, Hint)>, HintError> {
+    off_workers(cluster, node, |s, n| s.first(n)).await
+}
+
+/// Takes or renews the right to replay the node's log (one Miroir at a time).
+pub async fn lease(cluster: &Cluster, node: &str) -> Result<bool, HintError> {
+    off_workers(cluster, node, |s, n| s.lease(n)).await
+}
+
+/// Gives the node's replay lease back; a failure only delays another Miroir's turn.
+pub async fn release(cluster: &Cluster, node: &str) {
+    if let Err(e) = off_workers(cluster, node, |s, n| s.release(n)).await {
+        log::warn!(target: "miroir::handoff", "releasing the replay lease of node {node}: {e}");
+    }
 }
 
 /// The nodes a task's write still waits for, as its `miroir.pendingReplays` extension shows.

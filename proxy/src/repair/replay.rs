@@ -1,6 +1,9 @@
 //! Replaying the log of nodes that answer again (document writes, settings, index and key
 //! changes alike), strictly in acceptance order, each entry under its write-order lock, then
 //! waiting until the node has processed them before it serves reads again.
+//!
+//! With a shared hint store (Redis) every Miroir sees every node's log, and the one holding
+//! the node's lease replays it: a log kept by a Miroir that died is replayed by another.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -42,6 +45,10 @@ impl Replayer {
             if backlog.hints == 0 || self.cluster.node_state(&node.id) == NodeState::Failed {
                 continue;
             }
+            // Another Miroir's hints: out of reads here too until they are replayed.
+            if self.cluster.node_state(&node.id) == NodeState::Active {
+                self.cluster.fell_behind(&node.id);
+            }
             drains.push(self.drain(&rt, node));
         }
         futures::future::join_all(drains).await;
@@ -52,13 +59,17 @@ impl Replayer {
     async fn drain(&self, rt: &Runtime, node: &NodePeer) {
         let cluster = &self.cluster;
         let id = node.id.as_str();
+        // Another Miroir replays it (shared store), or Redis does not answer: next round.
+        if !matches!(handoff::lease(cluster, id).await, Ok(true)) {
+            return;
+        }
         cluster.replaying.insert(node.id.clone(), ());
         let mut last_task: Option<u64> = None;
         let mut indexes = BTreeSet::new();
         let started = Instant::now();
         let mut replayed = 0u64;
         let caught_up = loop {
-            let (seq, hint) = match cluster.hints.first(id) {
+            let (seq, hint) = match handoff::first(cluster, id).await {
                 Ok(Some(next)) => next,
                 Ok(None) => break true,
                 Err(e) => {
@@ -72,8 +83,7 @@ impl Replayer {
             if !cluster.hints.contains(id, seq) {
                 continue;
             }
-            let order = cluster.write_order(&hint.index_uid);
-            let turn = order.lock().await;
+            let turn = cluster.write_turn(&hint.index_uid).await;
             let req = NodeRequest {
                 method: &hint.method,
                 path: &hint.path,
@@ -126,7 +136,7 @@ impl Replayer {
             // The entry still counts in the node's backlog until it is removed, so a new write
             // of the index queues behind it: the index's writers need not wait for this commit.
             drop(turn);
-            if let Err(e) = handoff::remove(cluster, id, seq).await {
+            if let Err(e) = handoff::remove_leased(cluster, id, seq).await {
                 log::error!(target: "miroir::handoff", "could not drop replayed hint {} of node {id}: {e}", seq.0);
                 break false;
             }
@@ -153,10 +163,12 @@ impl Replayer {
             if processed && backlog.hints == 0 && !backlog.needs_resync {
                 cluster.replaying.remove(&node.id);
                 cluster.caught_up(rt, &node.id);
+                handoff::release(cluster, id).await;
                 return;
             }
         }
         cluster.replaying.remove(&node.id);
+        handoff::release(cluster, id).await;
     }
 }
 

@@ -79,8 +79,7 @@ pub(super) async fn send_parts(
             part.path = path;
         }
     }
-    let order = cluster.write_order(index_uid);
-    let turn = order.lock().await;
+    let turn = cluster.write_turn(index_uid).await;
     let (logged, parts): (Vec<&Part>, Vec<&Part>) = parts.iter().partition(|part| part.move_log);
     let (queued, direct): (Vec<&Part>, Vec<&Part>) = parts
         .into_iter()

@@ -216,8 +216,7 @@ impl AntiEntropy {
         owners: &[&NodePeer],
         ids: Vec<String>,
     ) -> Result<(), CallError> {
-        let order = self.cluster.write_order(&index.uid);
-        let _turn = order.lock().await;
+        let _turn = self.cluster.write_turn(&index.uid).await;
         for node in owners {
             status::get().requested();
             match tokio::time::timeout(IDLE_WAIT, calls.wait_index_idle(node, &index.uid)).await {

@@ -88,8 +88,7 @@ pub async fn keys(
     if first.is_empty() {
         return Ok(());
     }
-    let order = cluster.write_order("");
-    let _turn = order.lock().await;
+    let _turn = cluster.write_turn("").await;
     if !nodes.iter().all(|n| still_eligible(n)) {
         return Ok(());
     }
@@ -199,8 +198,7 @@ pub async fn indexes(
         if first == Judged::Same {
             continue;
         }
-        let order = cluster.write_order(uid);
-        let _turn = order.lock().await;
+        let _turn = cluster.write_turn(uid).await;
         if !nodes.iter().all(|n| still_eligible(n)) {
             return Ok(());
         }
