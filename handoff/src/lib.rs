@@ -11,4 +11,4 @@ mod redis_log;
 mod store;
 
 pub use hint::Hint;
-pub use store::{HintError, HintStore, NodeBacklog, Seq, Ticket, ORDER_MS};
+pub use store::{HintError, HintStore, NodeBacklog, Seq, Ticket, LEASE_MS, ORDER_MS};

@@ -94,7 +94,7 @@ enum Backend {
 
 /// How long a replay lease lasts without being renewed: the holder renews it with each hint,
 /// so another Miroir takes the queue over this long after the holder died.
-const LEASE_MS: u64 = 10_000;
+pub const LEASE_MS: u64 = 10_000;
 /// How long a write order is held without being renewed: its holder renews it while a write
 /// is on its way, so a Miroir that died holds up its indexes' writes at most this long.
 pub const ORDER_MS: u64 = 5_000;

@@ -51,7 +51,11 @@ fn two_stores_share_queues_leases_fencing_order_and_caps() {
     let first = a.append("n1", &hint(1), cap).expect("append");
     let second = a.append("n1", &hint(2), cap).expect("append");
     assert!(second > first);
-    assert!(eventually(|| b.backlog("n1").hints == 2), "{:?}", b.backlog("n1"));
+    assert!(
+        eventually(|| b.backlog("n1").hints == 2),
+        "{:?}",
+        b.backlog("n1")
+    );
     assert!(eventually(|| b.contains("n1", first)));
     let (seq, read) = b.first("n1").expect("first").expect("a hint");
     assert_eq!((seq, read.body), (first, hint(1).body));

@@ -9,6 +9,7 @@ pub mod change_progress;
 pub(crate) mod durable;
 pub mod health_checks;
 pub mod indexes;
+pub mod job_lease;
 pub mod kept;
 pub mod latency;
 pub mod move_log;

@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use miroir_filters::hidden;
 
 use super::majority::{no_majority, strict_majority};
+use crate::cluster::job_lease::JobLease;
 use crate::cluster::{Cluster, Runtime};
 use crate::node_io::{task_state, TaskState};
 use crate::request::Incoming;
@@ -438,7 +439,12 @@ impl BackgroundService for SettingsSync {
             if cfg.enabled {
                 self.run_checks(&rt).await;
                 if Instant::now() >= next_sweep {
-                    self.sweep(&rt).await;
+                    // One Miroir at a time sweeps the fleet (several sharing a Redis).
+                    if let Some(_lease) =
+                        JobLease::take(&self.cluster.hints, "settings-sweep").await
+                    {
+                        self.sweep(&rt).await;
+                    }
                     next_sweep = Instant::now() + cfg.interval;
                 }
             } else {

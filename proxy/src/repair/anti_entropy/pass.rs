@@ -25,6 +25,7 @@ use super::set_pass;
 use super::status::{self, Repair};
 use super::verdict::{judge, Copy, Verdict};
 use super::Journal;
+use crate::cluster::job_lease::JobLease;
 use crate::cluster::node_state::NodeState;
 use crate::cluster::{Cluster, Runtime};
 use crate::fleet::calls::{CallError, Calls};
@@ -435,7 +436,13 @@ impl BackgroundService for AntiEntropy {
                 _ = tokio::time::sleep(cfg.interval) => {}
                 _ = shutdown.changed() => return,
             }
-            if cfg.enabled {
+            // One Miroir at a time passes over the fleet (several sharing a Redis).
+            let lease = if cfg.enabled {
+                JobLease::take(&self.cluster.hints, "anti-entropy").await
+            } else {
+                None
+            };
+            if let Some(_lease) = lease {
                 let rt = self.cluster.runtime();
                 tokio::select! {
                     _ = self.pass(&rt) => {}

@@ -1,9 +1,12 @@
-//! Two Miroirs over one fleet and one `redis-server` (AOF `always`), RF 2 over 3 nodes: a
-//! node goes down, both Miroirs keep its writes in the shared log, one Miroir is SIGKILLed
-//! in the middle of the ingest and never comes back, the node returns, and the survivor
-//! replays every write the node missed, the dead Miroir's included: no acknowledged document
-//! is missing from any of its replicas. On simulated nodes always, on real Meilisearch nodes
-//! too when a binary is available.
+//! Two Miroirs over one fleet and one `redis-server` (AOF `always`), RF 2 over 3 nodes.
+//!
+//! - A node goes down, both Miroirs keep its writes in the shared log, one Miroir is
+//!   SIGKILLed in the middle of the ingest and never comes back, the node returns, and the
+//!   survivor replays every write the node missed, the dead Miroir's included: no
+//!   acknowledged document is missing from any of its replicas. On simulated nodes always, on
+//!   real Meilisearch nodes too when a binary is available.
+//! - Anti-entropy passes run in one Miroir at a time, and go on in the other when the first
+//!   dies.
 
 mod common;
 
@@ -48,13 +51,18 @@ async fn status_of(base: &str, id: &str) -> (String, u64) {
 
 /// A Miroir with RF 2 over `urls`, sharing `redis_url`; its metrics port.
 async fn miroir(urls: &[String], redis_url: &str) -> (MiroirProcess, u16) {
+    miroir_with(urls, redis_url, "").await
+}
+
+/// Like [`miroir`], with `extra` sections.
+async fn miroir_with(urls: &[String], redis_url: &str, extra: &str) -> (MiroirProcess, u16) {
     let (port, metrics_port) = (free_port(), free_port());
     let mut toml = format!(
         "shards = 8\nreplication_factor = 2\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n\
          [server]\nport = {port}\n\n[metrics]\nport = {metrics_port}\n\n[admin]\napi_key = \"{ADMIN_KEY}\"\n\n\
          [health]\ninterval_ms = 200\ntimeout_ms = 200\nunhealthy_threshold = 2\nhealthy_threshold = 2\n\n\
          [scatter]\nnode_timeout_ms = 2000\n\n[handoff]\nreplay_interval_ms = 100\n\n\
-         [task_store]\nbackend = \"redis\"\nurl = \"{redis_url}\"\n\n"
+         [task_store]\nbackend = \"redis\"\nurl = \"{redis_url}\"\n\n{extra}\n"
     );
     for (i, url) in urls.iter().enumerate() {
         toml.push_str(&format!(
@@ -234,4 +242,92 @@ async fn a_miroir_killed_with_hints_pending_loses_nothing_on_every_node_kind() {
     for kind in kinds() {
         a_miroir_killed_with_hints_pending_loses_nothing(kind).await;
     }
+}
+
+/// The last anti-entropy pass `base` finished: (started, finished) in ms since the epoch.
+async fn last_pass(base: &str) -> Option<(u64, u64)> {
+    let status = topology(base).await["antiEntropy"].clone();
+    Some((
+        status["lastPassStartedMs"].as_u64()?,
+        status["lastPassFinishedMs"].as_u64()?,
+    ))
+}
+
+/// Every pass seen finishing on `bases` over `span`, per Miroir.
+async fn passes_during(bases: &[&str], span: Duration) -> Vec<Vec<(u64, u64)>> {
+    let mut seen: Vec<Vec<(u64, u64)>> = vec![Vec::new(); bases.len()];
+    let deadline = Instant::now() + span;
+    while Instant::now() < deadline {
+        for (i, base) in bases.iter().enumerate() {
+            if let Some(pass) = last_pass(base).await {
+                if pass.1 >= pass.0 && seen[i].last() != Some(&pass) {
+                    seen[i].push(pass);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn anti_entropy_runs_in_one_miroir_at_a_time_and_moves_when_it_dies() {
+    let Some(redis) = RedisServer::start(Persistence::None) else {
+        eprintln!("skipped: no redis-server on PATH (scripts/setup.sh installs it)");
+        return;
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(start_node(NodeKind::Sim, KEY).await);
+    }
+    let urls: Vec<String> = nodes.iter().map(TestNode::url).collect();
+    let extra = "[anti_entropy]\ninterval_ms = 100\n";
+    let (a, _) = miroir_with(&urls, &redis.url(), extra).await;
+    let (b, _) = miroir_with(&urls, &redis.url(), extra).await;
+    let (a_url, b_url) = (a.url(), b.url());
+    for n in 0..2 {
+        let (status, t) = call(
+            &a_url,
+            "POST",
+            &format!("/indexes/{INDEX}/documents"),
+            Some(batch(n)),
+        )
+        .await;
+        assert_eq!(status, 202, "{t}");
+    }
+    common::wait_idle(&a_url).await;
+
+    let seen = passes_during(&[&a_url, &b_url], Duration::from_secs(5)).await;
+    let overlaps = seen[0]
+        .iter()
+        .flat_map(|x| seen[1].iter().map(move |y| (x, y)))
+        .filter(|(x, y)| x.0 < y.1 && y.0 < x.1)
+        .count();
+    println!(
+        "MULTI-MIROIR anti-entropy passes_a={} passes_b={} overlapping={overlaps}",
+        seen[0].len(),
+        seen[1].len()
+    );
+    assert!(seen[0].len() + seen[1].len() >= 3, "{seen:?}");
+    assert_eq!(overlaps, 0, "{seen:?}");
+
+    // The holder dies for good: the other Miroir passes on its own, at most a lease later.
+    a.signal("KILL");
+    let killed = Instant::now();
+    let before = last_pass(&b_url).await;
+    let moved = eventually(Duration::from_secs(20), || async {
+        last_pass(&b_url)
+            .await
+            .is_some_and(|p| Some(p) != before && p.0 as u128 > 0)
+    })
+    .await;
+    assert!(moved, "B never passed after A died");
+    let after = passes_during(&[&b_url], Duration::from_millis(600)).await;
+    println!(
+        "MULTI-MIROIR anti-entropy survivor_first_pass_ms={} survivor_passes_in_600ms={}",
+        killed.elapsed().as_millis(),
+        after[0].len()
+    );
+    assert!(!after[0].is_empty());
+    drop(redis);
 }
