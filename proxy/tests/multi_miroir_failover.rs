@@ -331,3 +331,97 @@ async fn anti_entropy_runs_in_one_miroir_at_a_time_and_moves_when_it_dies() {
     assert!(!after[0].is_empty());
     drop(redis);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_killed_and_restarted_mid_ingest_loses_no_acknowledged_write() {
+    let Some(mut redis) = RedisServer::start(Persistence::AofAlways) else {
+        eprintln!("skipped: no redis-server on PATH (scripts/setup.sh installs it)");
+        return;
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(start_node(NodeKind::Sim, KEY).await);
+    }
+    let urls: Vec<String> = nodes.iter().map(TestNode::url).collect();
+    let (a, _) = miroir(&urls, &redis.url()).await;
+    let (b, _) = miroir(&urls, &redis.url()).await;
+    let bases = [a.url(), b.url()];
+    let path = format!("/indexes/{INDEX}/documents");
+
+    // n1 is down from batch 6 to 30, so its writes wait in the shared log across the outage.
+    let (mut acked, mut refused) = (Vec::new(), 0);
+    for n in 0..40u64 {
+        match n {
+            6 => {
+                nodes[1].stop().await;
+                for base in &bases {
+                    let down = eventually(Duration::from_secs(20), || async {
+                        status_of(base, "n1").await.0 == "failed"
+                    })
+                    .await;
+                    assert!(down, "{base} never saw n1 fail");
+                }
+            }
+            12 => redis.kill(),
+            20 => redis.restart(),
+            30 => nodes[1].restart().await,
+            _ => {}
+        }
+        let base = &bases[(n % 2) as usize];
+        let (status, t) = call(base, "POST", &path, Some(batch(n))).await;
+        match status {
+            202 => acked.push((t["taskUid"].as_u64().expect("uid"), n)),
+            // Nothing is acknowledged without Redis; the client gets a clear error.
+            503 if (12..20).contains(&n) => {
+                assert_eq!(t["code"], "miroir_task_store_unavailable", "{t}");
+                refused += 1;
+            }
+            _ => panic!("batch {n} through {base}: {status} {t}"),
+        }
+    }
+    assert_eq!(refused, 8, "every write during the outage is refused");
+    let uids: std::collections::BTreeSet<u64> = acked.iter().map(|(uid, _)| *uid).collect();
+    assert_eq!(uids.len(), acked.len(), "a task uid was handed out twice");
+    for (i, (uid, n)) in acked.iter().enumerate() {
+        let base = &bases[i % 2];
+        let done = eventually(Duration::from_secs(120), || async {
+            let (_, t) = call(base, "GET", &format!("/tasks/{uid}"), None).await;
+            t["status"] == "succeeded"
+        })
+        .await;
+        let (_, t) = call(base, "GET", &format!("/tasks/{uid}"), None).await;
+        assert!(done, "batch {n}, task {uid}: {t}");
+    }
+    let caught_up = eventually(Duration::from_secs(120), || async {
+        status_of(&bases[0], "n1").await == ("active".to_owned(), 0)
+            && status_of(&bases[1], "n1").await == ("active".to_owned(), 0)
+    })
+    .await;
+    assert!(caught_up, "n1 never caught up");
+    let topo = topology(&bases[1]).await;
+    let mut held = Vec::new();
+    for node in &nodes {
+        held.push(held_by(node).await);
+    }
+    let mut missing = 0;
+    for (_, n) in &acked {
+        for id in n * PER_BATCH..(n + 1) * PER_BATCH {
+            let shard = shard_for_key(&id.to_string(), 8);
+            for r in topo["groups"][0]["shards"][shard.0.to_string()]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n.as_str()?.trim_start_matches('n').parse::<usize>().ok())
+            {
+                if held[r].get(&id) != Some(n) {
+                    missing += 1;
+                }
+            }
+        }
+    }
+    println!(
+        "MULTI-MIROIR redis-restart acked={} refused={refused} missing_or_stale_copies={missing}",
+        acked.len()
+    );
+    assert_eq!(missing, 0);
+}
