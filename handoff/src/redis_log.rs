@@ -86,14 +86,29 @@ if cur == ARGV[2] then redis.call('PEXPIRE', ARGV[1], ARGV[3]) return 1 end
 if not cur then redis.call('SET', ARGV[1], ARGV[2], 'PX', ARGV[3]) return 1 end
 return 0";
 
-/// Takes the write order of a scope unless another process holds it: ARGV = key, token, ms.
-/// Answers every queue's counts (as `HGETALL` of the backlog hash) when taken, false when
-/// not: a write checks its nodes' logs in the same step as it takes its turn.
+/// Takes the write order of a scope unless another process holds it: ARGV = key, token, ms,
+/// backlog key. Answers every queue's counts (as `HGETALL` of the backlog hash) when taken,
+/// false when not: a write checks its nodes' logs in the same step as it takes its turn.
+/// A process refused marks itself as waiting (`<key>:next`, briefly), and a free order goes
+/// to the waiting process first, so a busy Miroir does not keep it from the others.
 const ORDER: &str = r"
 local cur = redis.call('GET', ARGV[1])
-if cur and cur ~= ARGV[2] then return false end
+local nextk = ARGV[1] .. ':next'
+local waiting = redis.call('GET', nextk)
+if (cur and cur ~= ARGV[2]) or (not cur and waiting and waiting ~= ARGV[2]) then
+  if not waiting or waiting == ARGV[2] then
+    redis.call('SET', nextk, ARGV[2], 'PX', 100)
+  end
+  return false
+end
+if waiting == ARGV[2] then redis.call('DEL', nextk) end
 redis.call('SET', ARGV[1], ARGV[2], 'PX', ARGV[3])
 return redis.call('HGETALL', ARGV[4])";
+
+/// Renews a lease the token holds, never taking one: ARGV = key, token, ms. 1 when held.
+const RENEW: &str = r"
+if redis.call('GET', ARGV[1]) == ARGV[2] then redis.call('PEXPIRE', ARGV[1], ARGV[3]) return 1 end
+return 0";
 
 /// Gives a lease back if the token still holds it: ARGV = key, token.
 const RELEASE: &str = r"
@@ -109,6 +124,7 @@ pub(crate) struct RedisLog {
     lease: Script,
     release: Script,
     order: Script,
+    renew: Script,
 }
 
 /// One hint's outcome in an append: its place, or refused as over the queue's cap.
@@ -139,6 +155,7 @@ impl RedisLog {
             lease: Script::new(LEASE),
             release: Script::new(RELEASE),
             order: Script::new(ORDER),
+            renew: Script::new(RENEW),
         };
         log.with(|con| redis::cmd("PING").query::<String>(con))?;
         Ok(log)
@@ -364,6 +381,14 @@ impl RedisLog {
     /// Takes (or renews) the lease at `key` for `token`: whether it holds it now.
     pub(crate) fn lease(&self, key: &str, token: &str, ms: u64) -> Result<bool, HintError> {
         let mut invocation = self.lease.prepare_invoke();
+        invocation.arg(key).arg(token).arg(ms);
+        let held: i64 = self.with(|con| invocation.invoke(con))?;
+        Ok(held == 1)
+    }
+
+    /// Renews the lease at `key` if `token` holds it (never takes it): whether it does.
+    pub(crate) fn renew(&self, key: &str, token: &str, ms: u64) -> Result<bool, HintError> {
+        let mut invocation = self.renew.prepare_invoke();
         invocation.arg(key).arg(token).arg(ms);
         let held: i64 = self.with(|con| invocation.invoke(con))?;
         Ok(held == 1)

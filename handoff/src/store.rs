@@ -316,7 +316,7 @@ impl HintStore {
     pub fn renew_order(&self, scope: &str) -> Result<bool, HintError> {
         match &self.inner.backend {
             Backend::Redb(_) => Ok(true),
-            Backend::Redis { log, token } => log.lease(&log.order_key(scope), token, ORDER_MS),
+            Backend::Redis { log, token } => log.renew(&log.order_key(scope), token, ORDER_MS),
         }
     }
 
