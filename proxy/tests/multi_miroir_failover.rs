@@ -8,6 +8,7 @@
 //! - Three Miroirs: Redis is killed and restarted mid-ingest (AOF `always`) while a node's
 //!   writes wait in the shared log: the writes during the outage are refused, none
 //!   acknowledged is lost.
+//! - Settings updates sent at once through two Miroirs reach every node in one order.
 //! - Anti-entropy passes run in one Miroir at a time, and go on in the other when the first
 //!   dies.
 
@@ -430,4 +431,103 @@ async fn redis_killed_and_restarted_mid_ingest_under_three_miroirs_loses_no_ackn
         acked.len()
     );
     assert_eq!(missing, 0);
+}
+
+/// The settings updates a node applied, in the node's own order (each names its version as
+/// the distinct attribute).
+async fn applied_order(node: &TestNode) -> Vec<String> {
+    let mut tasks = common::node_tasks_of(&node.url(), INDEX, "settingsUpdate").await;
+    tasks.sort_by_key(|t| t["uid"].as_u64());
+    tasks
+        .iter()
+        .filter_map(|t| {
+            t["details"]["distinctAttribute"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_through_two_miroirs_reach_every_replica_in_one_order() {
+    let Some(redis) = RedisServer::start(Persistence::None) else {
+        eprintln!("skipped: no redis-server on PATH (scripts/setup.sh installs it)");
+        return;
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(start_node(NodeKind::Sim, KEY).await);
+    }
+    // Each node takes a settings update after a random 0-4 ms, so two updates sent at once
+    // reach two nodes in different orders unless something orders them.
+    for node in &nodes {
+        node.faults()
+            .expect("simulated")
+            .set_latency(meili_sim::Latency {
+                min: Duration::ZERO,
+                max: Duration::from_millis(4),
+                path_prefix: Some(format!("/indexes/{INDEX}/settings")),
+            });
+    }
+    let urls: Vec<String> = nodes.iter().map(TestNode::url).collect();
+    // Settings repairs off: each node's settings tasks are then exactly the clients' updates.
+    let extra = "[settings_sync]\nenabled = false\n";
+    let (a, _) = miroir_with(&urls, &redis.url(), extra).await;
+    let (b, _) = miroir_with(&urls, &redis.url(), extra).await;
+    let bases = [a.url(), b.url()];
+    let (status, t) = call(
+        &bases[0],
+        "POST",
+        &format!("/indexes/{INDEX}/documents"),
+        Some(batch(0)),
+    )
+    .await;
+    assert_eq!(status, 202, "{t}");
+    common::wait_task(&bases[0], t["taskUid"].as_u64().expect("uid")).await;
+    // Four writers per Miroir update the index's settings (every node gets each update),
+    // each update naming its version.
+    const ROUNDS: u64 = 25;
+    let mut writers = Vec::new();
+    for w in 0..8u64 {
+        let base = bases[(w % 2) as usize].clone();
+        writers.push(tokio::spawn(async move {
+            let mut last = 0;
+            for r in 0..ROUNDS {
+                let v = r * 8 + w;
+                let (status, t) = call(
+                    &base,
+                    "PATCH",
+                    &format!("/indexes/{INDEX}/settings"),
+                    Some(json!({"distinctAttribute": format!("v{v}")})),
+                )
+                .await;
+                assert_eq!(status, 202, "{t}");
+                last = t["taskUid"].as_u64().expect("uid");
+            }
+            (base, last)
+        }));
+    }
+    for writer in writers {
+        let (base, last) = writer.await.expect("writer");
+        let done = common::wait_task(&base, last).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+    }
+    let mut orders = Vec::new();
+    for node in &nodes {
+        orders.push(applied_order(node).await);
+    }
+    let differ = orders[1..]
+        .iter()
+        .map(|o| o.iter().zip(&orders[0]).filter(|(x, y)| x != y).count())
+        .sum::<usize>();
+    println!(
+        "MULTI-MIROIR order writes={} applied={:?} positions_out_of_order={differ}",
+        8 * ROUNDS,
+        orders.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    for o in &orders {
+        assert_eq!(o.len() as u64, 8 * ROUNDS);
+    }
+    assert_eq!(differ, 0, "{orders:?}");
+    drop(redis);
 }

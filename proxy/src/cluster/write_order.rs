@@ -69,9 +69,11 @@ impl WriteOrder {
     /// ends the wait before any node got the write.
     pub async fn turn(&self, hints: &Arc<HintStore>, name: &str) -> Turn {
         let scope = self.scope(name);
-        scope.waiting.fetch_add(1, Ordering::Relaxed);
-        let mut guard = scope.lock.clone().lock_owned().await;
-        scope.waiting.fetch_sub(1, Ordering::Relaxed);
+        let mut guard = {
+            // Counted while waiting, also when the wait is given up (the request dropped).
+            let _waiting = Waiting::new(&scope.waiting);
+            scope.lock.clone().lock_owned().await
+        };
         if !hints.shared() {
             return Turn {
                 scope,
@@ -91,6 +93,22 @@ impl WriteOrder {
             guard: Some(guard),
             shared: Some((hints.clone(), name.to_owned())),
         }
+    }
+}
+
+/// One writer waiting for a scope, for as long as the value lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
