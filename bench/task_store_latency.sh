@@ -7,11 +7,13 @@
 #
 # Release binaries from target/release/ (cargo build --release -p miroir -p meili-sim
 # -p miroir-loadtest); redis-server on PATH. Environment: SECONDS_EACH (10), WORK
-# (/tmp/miroir-store-latency), BASE_PORT (7850).
+# (/tmp/miroir-store-latency), BASE_PORT (7850), MIROIR_BIN (another Miroir build to measure).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/target/release
+# Another build of Miroir to compare (the nodes and the load generator stay these).
+MIROIR_BIN=${MIROIR_BIN:-$BIN/miroir}
 SECONDS_EACH=${SECONDS_EACH:-10}
 WORK=${WORK:-/tmp/miroir-store-latency}
 BASE_PORT=${BASE_PORT:-7850}
@@ -62,7 +64,7 @@ miroir() {
             echo "address = \"${NODES[$i]}\""
         done
     } >"$dir/miroir.toml"
-    "$BIN/miroir" --config "$dir/miroir.toml" >"$dir/miroir.log" 2>&1 &
+    "$MIROIR_BIN" --config "$dir/miroir.toml" >"$dir/miroir.log" 2>&1 &
     PIDS+=($!)
     wait_http "http://127.0.0.1:$port/health"
 }

@@ -9,11 +9,13 @@
 # Redis. Redis runs with AOF `appendfsync always`. Release binaries from target/release/
 # (cargo build --release -p miroir -p meili-sim -p miroir-loadtest); redis-server on PATH.
 # Environment: SECONDS_EACH (8), CONNECTIONS (8, split over the Miroirs), WORK
-# (/tmp/miroir-two), BASE_PORT (7950).
+# (/tmp/miroir-two), BASE_PORT (7950), MIROIR_BIN (another Miroir build to measure).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/target/release
+# Another build of Miroir to compare (the nodes and the load generator stay these).
+MIROIR_BIN=${MIROIR_BIN:-$BIN/miroir}
 SECONDS_EACH=${SECONDS_EACH:-8}
 CONNECTIONS=${CONNECTIONS:-8}
 WORK=${WORK:-/tmp/miroir-two}
@@ -65,7 +67,7 @@ miroir() {
             echo "address = \"${NODES[$i]}\""
         done
     } >"$dir/miroir.toml"
-    "$BIN/miroir" --config "$dir/miroir.toml" >"$dir/miroir.log" 2>&1 &
+    "$MIROIR_BIN" --config "$dir/miroir.toml" >"$dir/miroir.log" 2>&1 &
     PIDS+=($!)
     wait_http "http://127.0.0.1:$port/health"
 }

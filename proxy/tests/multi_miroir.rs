@@ -2,8 +2,8 @@
 //! real `redis-server` (started by the test, AOF with `appendfsync always`, a password):
 //! writes and task reads alternate between them, one `Idempotency-Key` sent to both reaches
 //! the nodes once, and with Redis down writes are refused on both while searches go on.
-//! Each process has its own data directory: hints, node logs and background jobs are still
-//! per process (see the README's "Several Miroirs").
+//! Each process has its own data directory; the hint logs, write order and job leases they
+//! share through Redis are tested in `multi_miroir_failover.rs`.
 
 mod common;
 
