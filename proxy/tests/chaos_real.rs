@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{call, client, eventually, miroir_bin, node_tasks_of, search_as, ADMIN_KEY, KEY};
+use common::{call, eventually, miroir_bin, node_tasks_of, search_as, ADMIN_KEY, KEY};
 use miroir_filters::routing::shard_for_key;
 use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
 use miroir_testkit::relay::{CutMode, Relay};
@@ -17,38 +17,18 @@ use serde_json::{json, Value};
 
 const INDEX: &str = "chaos";
 
-async fn topology(base: &str) -> Value {
-    client()
-        .get(format!("{base}/_miroir/topology"))
-        .header("X-Admin-Key", ADMIN_KEY)
-        .send()
-        .await
-        .expect("topology")
-        .json()
-        .await
-        .expect("json")
-}
-
-async fn status_of(base: &str, id: &str) -> (String, u64) {
-    let topo = topology(base).await;
-    let node = topo["nodes"]
-        .as_array()
-        .and_then(|n| n.iter().find(|n| n["id"] == id).cloned())
-        .unwrap_or(Value::Null);
-    (
-        node["status"].as_str().unwrap_or("").to_owned(),
-        node["pendingHints"].as_u64().unwrap_or(0),
-    )
-}
-
 async fn wait_status(base: &str, id: &str, want: &str, timeout: Duration) -> Duration {
     let started = Instant::now();
     let ok = eventually(timeout, || async {
-        let (s, hints) = status_of(base, id).await;
+        let (s, hints) = common::node_status(base, id).await;
         s == want && (want != "active" || hints == 0)
     })
     .await;
-    assert!(ok, "{id} never {want}: {:?}", status_of(base, id).await);
+    assert!(
+        ok,
+        "{id} never {want}: {:?}",
+        common::node_status(base, id).await
+    );
     started.elapsed()
 }
 
@@ -146,7 +126,7 @@ async fn real_node_killed_mid_ingest_loses_nothing() {
     wait_status(&base, "n1", "active", Duration::from_secs(120)).await;
     let converge = restarted.map(|t| t.elapsed()).unwrap_or_default();
 
-    let topo = topology(&base).await;
+    let topo = common::topology(&base).await;
     let mut held = Vec::new();
     for node in &nodes {
         held.push(ids_on(node).await);
@@ -228,14 +208,18 @@ async fn real_index_deleted_and_recreated_while_a_node_is_down() {
     );
     tasks.push(accepted(&base, "POST", &docs_path, Some(versioned(1000..1300, 2))).await);
     all_succeed(&base, &tasks).await;
-    let (_, pending) = status_of(&base, "n2").await;
+    let (_, pending) = common::node_status(&base, "n2").await;
     assert!(pending >= 3, "{pending}");
     miroir.crash_and_restart(miroir_bin()).await;
-    assert_eq!(status_of(&base, "n2").await.1, pending, "the log survived");
+    assert_eq!(
+        common::node_status(&base, "n2").await.1,
+        pending,
+        "the log survived"
+    );
     nodes[2].restart().await;
     wait_status(&base, "n2", "active", Duration::from_secs(120)).await;
 
-    let topo = topology(&base).await;
+    let topo = common::topology(&base).await;
     let mut held = Vec::new();
     for node in &nodes {
         held.push(ids_on(node).await);
@@ -388,7 +372,7 @@ async fn on_real_node(node: &TestNode, method: &str, path: &str, body: Option<Va
 /// Every replica holds the same copy of every document, versions included, and nothing
 /// outside its shards; `Ok(documents)`.
 async fn identical(base: &str, nodes: &[TestNode]) -> Result<usize, String> {
-    let topo = topology(base).await;
+    let topo = common::topology(base).await;
     let mut held = Vec::new();
     for node in nodes {
         held.push(full_docs(node).await);
@@ -538,7 +522,10 @@ async fn real_anti_entropy_repairs_bit_rot_and_keeps_deletions() {
     .await;
     assert_eq!(status, 202, "{t}");
     wait_all(&base, &[t["taskUid"].as_u64().unwrap()]).await;
-    assert!(status_of(&base, "n1").await.1 > 0, "hinted for n1");
+    assert!(
+        common::node_status(&base, "n1").await.1 > 0,
+        "hinted for n1"
+    );
     miroir
         .crash_and_restart_after(miroir_bin(), |data| {
             std::fs::remove_file(data.join("tasks").join("hints.redb")).expect("remove hints");
@@ -560,7 +547,7 @@ async fn real_anti_entropy_repairs_bit_rot_and_keeps_deletions() {
         let held = full_docs(node).await;
         assert!(gone.iter().all(|id| !held.contains_key(id)));
     }
-    let status = &topology(&base).await["antiEntropy"];
+    let status = &common::topology(&base).await["antiEntropy"];
     println!("ANTI-ENTROPY real status {status}");
     // Counted since the restart: the five deletions n1 kept.
     assert!(status["repaired"]["extra"].as_u64() >= Some(5), "{status}");
@@ -604,7 +591,7 @@ async fn real_anti_entropy_restores_a_key_deleted_on_one_node() {
             assert_eq!(k[field], key[field], "n{i}: {k}");
         }
     }
-    let keys = &topology(&base).await["antiEntropy"]["keys"];
+    let keys = &common::topology(&base).await["antiEntropy"]["keys"];
     assert!(keys["missing"].as_u64() >= Some(1), "{keys}");
 }
 
@@ -751,22 +738,22 @@ async fn measure_anti_entropy_pass() {
         (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
     };
     let passes = |t: &Value| t["antiEntropy"]["passes"].as_u64().unwrap_or(0);
-    let now = topology(&base).await;
+    let now = common::topology(&base).await;
     let p0 = passes(&now);
     assert!(
         eventually(Duration::from_secs(600), || async {
-            passes(&topology(&base).await) > p0
+            passes(&common::topology(&base).await) > p0
         })
         .await
     );
-    let (c0, t0) = (cpu(), topology(&base).await);
+    let (c0, t0) = (cpu(), common::topology(&base).await);
     assert!(
         eventually(Duration::from_secs(600), || async {
-            passes(&topology(&base).await) > p0 + 1
+            passes(&common::topology(&base).await) > p0 + 1
         })
         .await
     );
-    let (c1, t1) = (cpu(), topology(&base).await);
+    let (c1, t1) = (cpu(), common::topology(&base).await);
     let (a0, a1) = (&t0["antiEntropy"], &t1["antiEntropy"]);
     let d = |k: &str| a1[k].as_u64().unwrap_or(0) - a0[k].as_u64().unwrap_or(0);
     let per_million = 1_000_000.0 / n as f64;

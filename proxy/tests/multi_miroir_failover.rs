@@ -28,29 +28,13 @@ const INDEX: &str = "films";
 const BATCHES: u64 = 40;
 const PER_BATCH: u64 = 100;
 
-async fn topology(base: &str) -> Value {
-    client()
-        .get(format!("{base}/_miroir/topology"))
-        .header("X-Admin-Key", ADMIN_KEY)
-        .send()
-        .await
-        .expect("topology")
-        .json()
-        .await
-        .expect("json")
-}
-
-/// The node's status and pending hints as `base` shows them.
-async fn status_of(base: &str, id: &str) -> (String, u64) {
-    let topo = topology(base).await;
-    let node = topo["nodes"]
-        .as_array()
-        .and_then(|n| n.iter().find(|n| n["id"] == id).cloned())
-        .unwrap_or(Value::Null);
-    (
-        node["status"].as_str().unwrap_or("").to_owned(),
-        node["pendingHints"].as_u64().unwrap_or(0),
-    )
+/// Three simulated nodes.
+async fn sim_fleet() -> Vec<TestNode> {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(start_node(NodeKind::Sim, KEY).await);
+    }
+    nodes
 }
 
 /// A Miroir with RF 2 over `urls`, sharing `redis_url`; its metrics port.
@@ -131,7 +115,7 @@ async fn a_miroir_killed_with_hints_pending_loses_nothing(kind: NodeKind) {
             nodes[1].stop().await;
             for base in [&a_url, &b_url] {
                 let down = eventually(Duration::from_secs(20), || async {
-                    status_of(base, "n1").await.0 == "failed"
+                    common::node_status(base, "n1").await.0 == "failed"
                 })
                 .await;
                 assert!(down, "{base} never saw n1 fail");
@@ -184,16 +168,16 @@ async fn a_miroir_killed_with_hints_pending_loses_nothing(kind: NodeKind) {
         assert!(done, "batch {n}, task {uid} through the survivor: {t}");
     }
     let caught_up = eventually(Duration::from_secs(180), || async {
-        status_of(&b_url, "n1").await == ("active".to_owned(), 0)
+        common::node_status(&b_url, "n1").await == ("active".to_owned(), 0)
     })
     .await;
     assert!(
         caught_up,
         "n1 never caught up: {:?}",
-        status_of(&b_url, "n1").await
+        common::node_status(&b_url, "n1").await
     );
 
-    let topo = topology(&b_url).await;
+    let topo = common::topology(&b_url).await;
     let mut held = Vec::new();
     for node in &nodes {
         held.push(held_by(node).await);
@@ -250,7 +234,7 @@ async fn a_miroir_killed_with_hints_pending_loses_nothing_on_every_node_kind() {
 
 /// The last anti-entropy pass `base` finished: (started, finished) in ms since the epoch.
 async fn last_pass(base: &str) -> Option<(u64, u64)> {
-    let status = topology(base).await["antiEntropy"].clone();
+    let status = common::topology(base).await["antiEntropy"].clone();
     Some((
         status["lastPassStartedMs"].as_u64()?,
         status["lastPassFinishedMs"].as_u64()?,
@@ -280,10 +264,7 @@ async fn anti_entropy_runs_in_one_miroir_at_a_time_and_moves_when_it_dies() {
         eprintln!("skipped: no redis-server on PATH (scripts/setup.sh installs it)");
         return;
     };
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(start_node(NodeKind::Sim, KEY).await);
-    }
+    let nodes = sim_fleet().await;
     let urls: Vec<String> = nodes.iter().map(TestNode::url).collect();
     let extra = "[anti_entropy]\ninterval_ms = 100\n";
     let (a, _) = miroir_with(&urls, &redis.url(), extra).await;
@@ -342,10 +323,7 @@ async fn redis_killed_and_restarted_mid_ingest_under_three_miroirs_loses_no_ackn
         eprintln!("skipped: no redis-server on PATH (scripts/setup.sh installs it)");
         return;
     };
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(start_node(NodeKind::Sim, KEY).await);
-    }
+    let nodes = sim_fleet().await;
     let urls: Vec<String> = nodes.iter().map(TestNode::url).collect();
     let (a, _) = miroir(&urls, &redis.url()).await;
     let (b, _) = miroir(&urls, &redis.url()).await;
@@ -361,7 +339,7 @@ async fn redis_killed_and_restarted_mid_ingest_under_three_miroirs_loses_no_ackn
                 nodes[1].stop().await;
                 for base in &bases {
                     let down = eventually(Duration::from_secs(20), || async {
-                        status_of(base, "n1").await.0 == "failed"
+                        common::node_status(base, "n1").await.0 == "failed"
                     })
                     .await;
                     assert!(down, "{base} never saw n1 fail");
@@ -398,14 +376,14 @@ async fn redis_killed_and_restarted_mid_ingest_under_three_miroirs_loses_no_ackn
         assert!(done, "batch {n}, task {uid}: {t}");
     }
     let caught_up = eventually(Duration::from_secs(120), || async {
-        futures::future::join_all(bases.iter().map(|b| status_of(b, "n1")))
+        futures::future::join_all(bases.iter().map(|b| common::node_status(b, "n1")))
             .await
             .iter()
             .all(|s| *s == ("active".to_owned(), 0))
     })
     .await;
     assert!(caught_up, "n1 never caught up");
-    let topo = topology(&bases[1]).await;
+    let topo = common::topology(&bases[1]).await;
     let mut held = Vec::new();
     for node in &nodes {
         held.push(held_by(node).await);
@@ -454,10 +432,7 @@ async fn concurrent_writes_through_two_miroirs_reach_every_replica_in_one_order(
         eprintln!("skipped: no redis-server on PATH (scripts/setup.sh installs it)");
         return;
     };
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(start_node(NodeKind::Sim, KEY).await);
-    }
+    let nodes = sim_fleet().await;
     // Each node takes a settings update after a random 0-4 ms, so two updates sent at once
     // reach two nodes in different orders unless something orders them.
     for node in &nodes {

@@ -579,3 +579,29 @@ pub async fn ctl(base: &str, args: &[&str]) -> String {
     assert!(ok, "miroir ctl {args:?}: {text}");
     text
 }
+
+/// `GET /_miroir/topology` through Miroir at `base`.
+pub async fn topology(base: &str) -> serde_json::Value {
+    client()
+        .get(format!("{base}/_miroir/topology"))
+        .header("X-Admin-Key", ADMIN_KEY)
+        .send()
+        .await
+        .expect("topology")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// A node's status and pending hints as Miroir at `base` shows them.
+pub async fn node_status(base: &str, id: &str) -> (String, u64) {
+    let topo = topology(base).await;
+    let node = topo["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["id"] == id).cloned())
+        .unwrap_or(serde_json::Value::Null);
+    (
+        node["status"].as_str().unwrap_or("").to_owned(),
+        node["pendingHints"].as_u64().unwrap_or(0),
+    )
+}
