@@ -87,8 +87,7 @@ async fn a_node_changed_behind_miroirs_back_is_repaired_from_the_majority() {
         json!({"filterableAttributes": ["year"], "rankingRules": ["typo", "words"]}),
     )
     .await;
-    assert_ne!(settings_on(&c.nodes[1], "movies").await, before);
-
+    // (The sweep may repair it before it could be read back: the repair count says it ran.)
     let nodes = &c.nodes;
     let repaired = eventually(Duration::from_secs(5), || async move {
         all_equal(nodes, "movies").await

@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use super::patch_every_node;
 use crate::cluster::Runtime;
-use crate::node_io;
 use crate::request::Incoming;
 use crate::shared::Shared;
+use crate::upstream::NodeRequest;
 
 /// Sends the widening of `client` to every node (a settings task each, queued behind what the
 /// nodes already have), remembered once every node accepted it.
@@ -42,16 +42,42 @@ pub async fn after_update(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
 }
 
 /// Makes sure the nodes' limit of `index_uid` is widened (a new index, or one Miroir has not
-/// widened yet): computed from the nodes' settings with their queued settings updates applied,
-/// queued behind them. Right unless another settings update reaches the nodes between that
-/// read and this update.
+/// widened yet): computed from one node's settings with its queued settings updates applied,
+/// queued behind them. The queue is read before the settings, from the same node: an update
+/// finishing between the two reads is then counted twice (harmless: updates assign), never
+/// missed. Right unless another settings update reaches the nodes between those reads and
+/// this update.
 pub async fn ensure(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) {
     let cluster = &shared.cluster;
     if cluster.indexes.facet_limit_widened(index_uid) {
         return;
     }
-    let path = format!("/indexes/{index_uid}/settings/faceting");
-    let Ok(resp) = node_io::any(cluster, rt, &path, rt.node_key()).await else {
+    let Some(node) = cluster.pick_node(rt, &[]).map(|i| &rt.nodes[i]) else {
+        return;
+    };
+    let read = |path: String| async move {
+        let req = NodeRequest::get(&path, rt.node_key());
+        cluster
+            .client
+            .send(node, &req, rt.config.scatter.node_timeout)
+            .await
+            .ok()
+    };
+    let queued = format!(
+        "/tasks?indexUids={index_uid}&types=settingsUpdate&statuses=enqueued,processing&limit=1000"
+    );
+    let Some(resp) = read(queued).await.filter(|r| r.status == 200) else {
+        return;
+    };
+    let mut tasks: Vec<(u64, Value)> = resp
+        .json()
+        .and_then(|v| v["results"].as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| Some((t["uid"].as_u64()?, t["details"].clone())))
+        .collect();
+    tasks.sort_unstable_by_key(|t| t.0);
+    let Some(resp) = read(format!("/indexes/{index_uid}/settings/faceting")).await else {
         return;
     };
     let current = match resp.status {
@@ -63,20 +89,6 @@ pub async fn ensure(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &s
         404 => facet_limit::DEFAULT_MAX_VALUES,
         _ => return,
     };
-    let queued = format!(
-        "/tasks?indexUids={index_uid}&types=settingsUpdate&statuses=enqueued,processing&limit=1000"
-    );
-    let Ok(resp) = node_io::any(cluster, rt, &queued, rt.node_key()).await else {
-        return;
-    };
-    let mut tasks: Vec<(u64, Value)> = resp
-        .json()
-        .and_then(|v| v["results"].as_array().cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|t| Some((t["uid"].as_u64()?, t["details"].clone())))
-        .collect();
-    tasks.sort_unstable_by_key(|t| t.0);
     let after = facet_limit::after_queued(current, tasks.iter().map(|t| &t.1));
     if facet_limit::is_widened(after) {
         cluster.indexes.set_facet_limit_widened(index_uid, true);
