@@ -6,9 +6,11 @@
 //! Pure storage (a crash-safe redb file); deciding when to hint and replaying belong to the
 //! proxy.
 
+mod board;
 mod hint;
 mod redis_log;
 mod store;
 
+pub use board::{Beat, Board, GATE_MS, MEMBER_MS};
 pub use hint::Hint;
 pub use store::{HintError, HintStore, NodeBacklog, Seq, Ticket, LEASE_MS, ORDER_MS};

@@ -163,7 +163,7 @@ impl RedisLog {
 
     /// Runs `f` on a kept connection or a new one; a failed connection is dropped with every
     /// kept one (Redis went away), so the log works again as soon as Redis is back.
-    fn with<T>(
+    pub(crate) fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
     ) -> Result<T, HintError> {
@@ -196,6 +196,10 @@ impl RedisLog {
                 Err(backend(e))
             }
         }
+    }
+
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     fn key(&self, kind: &str, queue: &str) -> String {

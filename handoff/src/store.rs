@@ -277,6 +277,21 @@ impl HintStore {
         matches!(self.inner.backend, Backend::Redis { .. })
     }
 
+    /// The coordination board shared with the other Miroirs (see `board`); `None` for the
+    /// embedded store, which no other Miroir shares.
+    pub fn board(&self) -> Option<crate::board::Board<'_>> {
+        match &self.inner.backend {
+            Backend::Redb(_) => None,
+            Backend::Redis { log, token } => Some(crate::board::Board { log, member: token }),
+        }
+    }
+
+    /// Reads every queue's counts from Redis now rather than at the next periodic read (a
+    /// mark another Miroir set a moment ago counts at once). Nothing for the embedded store.
+    pub fn refresh(&self) {
+        self.inner.sync();
+    }
+
     /// Takes or renews the right to replay `queue`: always granted by the embedded store; in
     /// the shared store one Miroir at a time holds it, until it stops renewing it.
     pub fn lease(&self, queue: &str) -> Result<bool, HintError> {

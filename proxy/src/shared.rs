@@ -12,6 +12,7 @@ use crate::auth::{Access, KeyCache};
 use crate::cluster::aliases::Aliases;
 use crate::cluster::reshards::Reshards;
 use crate::cluster::shard_counts::ShardCounts;
+use crate::cluster::shared_topology;
 use crate::cluster::topology::{self, Layout, Placements, Topology, TopologyFile};
 use crate::cluster::{Cluster, Runtime};
 use crate::repair::{anti_entropy, index_repairs, settings_drift};
@@ -76,13 +77,24 @@ impl Shared {
                 .map_err(|e| format!("hint store (Redis): {e}"))?,
         });
         let (topology, placements, shard_counts) = open_topology(&config)?;
+        // Several Miroirs: the topology they share, installed before the first request.
+        let (topology, placements, generation) = match shared_topology::open(&hints, &topology)? {
+            None => (topology, placements, 0),
+            Some((shared, generation)) => {
+                let placements = shared
+                    .placements()
+                    .map_err(|e| format!("shared topology (Redis): {e}"))?;
+                TopologyFile::new(&config.data_dir).save(&shared)?;
+                (shared, placements, generation)
+            }
+        };
+        topology::report_staged(&config, &topology);
         let webhooks = Arc::new(Webhooks::open(&config.data_dir)?);
         let aliases = Aliases::open(&config.data_dir)?;
         let reshards = Reshards::open(&config.data_dir)?;
         let cluster = Cluster::new(
             config,
-            topology,
-            placements,
+            (topology, placements, generation),
             (hints, shard_counts, reshards),
         );
         Ok(Arc::new(Self {
@@ -159,7 +171,6 @@ fn open_topology(config: &Config) -> Result<(Topology, Placements, ShardCounts),
             (t, counts)
         }
     };
-    topology::report_staged(config, &topology);
     let placements = topology
         .placements()
         .map_err(|e| format!("topology {}: {e}", file.path().display()))?;

@@ -1121,3 +1121,59 @@ async fn an_index_deleted_during_a_move_stays_deleted_on_every_node() {
     let written = ledger.lock().unwrap().written.clone();
     check_final_placement(&all, &["n0", "n1", "n2", "n3"], 1, &written).await;
 }
+
+/// Two Miroirs share one fleet through Redis. A change applied through the first, which
+/// carries it out, is finished by the second after the first is SIGKILLed in the middle of a
+/// copy, while a client writes and searches through the second all along.
+#[tokio::test]
+async fn a_change_started_on_one_miroir_finishes_on_another_when_the_first_is_killed() {
+    let Some(redis) =
+        miroir_testkit::redis::RedisServer::start(miroir_testkit::redis::Persistence::AofAlways)
+    else {
+        eprintln!("skipped: no redis-server on PATH (scripts/setup.sh installs it)");
+        return;
+    };
+    let nodes = sim_nodes(4).await;
+    let three: Vec<&SimNode> = nodes[..3].iter().collect();
+    let all: Vec<&SimNode> = nodes.iter().collect();
+    let shared = format!(
+        "[task_store]\nbackend = \"redis\"\nurl = \"{}\"\n",
+        redis.url()
+    );
+    let cfg = |port: u16, metrics: u16, n: &[&SimNode]| {
+        slow_config(port, metrics, n).replacen("[scatter]", &format!("{shared}\n[scatter]"), 1)
+    };
+    let (a_port, a_metrics, b_port, b_metrics) =
+        (free_port(), free_port(), free_port(), free_port());
+    let a = MiroirProcess::start(miroir_bin(), &cfg(a_port, a_metrics, &three), a_port).await;
+    // The first Miroir up carries changes out; the second waits for its turn.
+    a.wait_for_log("carries out topology changes", Duration::from_secs(10))
+        .await;
+    let b = MiroirProcess::start(miroir_bin(), &cfg(b_port, b_metrics, &three), b_port).await;
+    let (a_url, b_url) = (a.url(), b.url());
+    seed(&b_url).await;
+    let load = start_load(b_url.clone(), false);
+    for (m, port, metrics) in [(&a, a_port, a_metrics), (&b, b_port, b_metrics)] {
+        m.write_config(&cfg(port, metrics, &all));
+        m.wait_for_log("(generation 2)", Duration::from_secs(5))
+            .await;
+    }
+    let (status, body) = admin_post(&a_url, "/_miroir/topology/apply").await;
+    assert_eq!(status, 202, "{body}");
+    wait_copying(&a_url).await;
+    let seen_on_b = admin_get(&b_url, "/_miroir/topology").await;
+    assert_eq!(seen_on_b["change"]["toVersion"], 2, "{seen_on_b}");
+    a.signal("KILL");
+    let killed = Instant::now();
+    b.wait_for_log("carries out topology changes", Duration::from_secs(30))
+        .await;
+    let took_over = killed.elapsed();
+    let (done, written) = finish(load, &b, Duration::from_secs(180)).await;
+    assert_eq!(done["layoutVersion"], 2);
+    check_final_placement(&all, &["n0", "n1", "n2", "n3"], 1, &written).await;
+    println!(
+        "change finished by the second Miroir: took over {:.1} s after the kill, done {:.1} s after it",
+        took_over.as_secs_f64(),
+        killed.elapsed().as_secs_f64()
+    );
+}

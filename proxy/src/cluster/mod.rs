@@ -17,8 +17,10 @@ pub mod node_state;
 pub mod reshards;
 mod runtime;
 pub mod shard_counts;
+pub mod shared_topology;
 pub mod topology;
 pub mod write_order;
+mod writes_held;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -30,6 +32,7 @@ use miroir_filters::routing::{GroupId, NodeId, ShardId};
 use miroir_handoff::HintStore;
 
 pub use runtime::Runtime;
+pub use writes_held::WritesHeld;
 
 use crate::telemetry::metrics;
 use crate::upstream::NodeClient;
@@ -42,8 +45,9 @@ use topology::{Placements, Topology};
 pub struct Cluster {
     runtime: ArcSwap<Runtime>,
     /// The applied topology and any change in progress, with the placements derived from
-    /// them; changed only by `fleet/` (under this lock, saved before it is used).
-    topology: std::sync::Mutex<(Topology, Arc<Placements>)>,
+    /// them; changed only by `fleet/` (under this lock, saved before it is used), or
+    /// installed from the record several Miroirs share (`shared_topology`).
+    topology: std::sync::Mutex<Installed>,
     health: DashMap<NodeId, Arc<NodeHealth>>,
     round_robin: AtomicUsize,
     /// Rotates reads across replica groups.
@@ -67,7 +71,8 @@ pub struct Cluster {
     pub broken_move_logs: DashMap<NodeId, ()>,
     /// Held shared by every write while it is handed to nodes and move logs; held alone by a
     /// topology step that changes where writes go (a new owner's move log drained and its
-    /// writes sent directly from then on), so no write straddles the change.
+    /// writes sent directly from then on), so no write straddles the change. Such a step
+    /// holds it through [`Cluster::hold_writes`], which also holds every other Miroir's.
     pub write_gate: tokio::sync::RwLock<()>,
     /// How the topology change in progress is going.
     pub change: change_progress::ChangeProgress,
@@ -76,6 +81,44 @@ pub struct Cluster {
     /// Held shared by every read Miroir answers; held alone for the instant a reshard swaps
     /// an index's two layouts on the nodes, so no read mixes them.
     pub read_gate: tokio::sync::RwLock<()>,
+}
+
+/// The topology this Miroir works with, and the generation of the shared record it came
+/// from (0 with the embedded store, which no other Miroir shares).
+struct Installed {
+    topology: Topology,
+    placements: Arc<Placements>,
+    generation: u64,
+}
+
+/// A topology to commit, with the generation it was derived from: a commit fails rather than
+/// overwrite a change another Miroir made meanwhile (see `shared_topology::publish`).
+pub struct Draft {
+    pub base: u64,
+    pub topology: Topology,
+}
+
+impl Draft {
+    /// `topology` in place of the drafted one, from the same generation.
+    pub fn replace(self, topology: Topology) -> Self {
+        Self {
+            base: self.base,
+            topology,
+        }
+    }
+}
+
+impl std::ops::Deref for Draft {
+    type Target = Topology;
+    fn deref(&self) -> &Topology {
+        &self.topology
+    }
+}
+
+impl std::ops::DerefMut for Draft {
+    fn deref_mut(&mut self) -> &mut Topology {
+        &mut self.topology
+    }
 }
 
 fn thresholds(rt: &Runtime) -> Thresholds {
@@ -88,8 +131,7 @@ fn thresholds(rt: &Runtime) -> Thresholds {
 impl Cluster {
     pub fn new(
         config: Config,
-        topology: Topology,
-        placements: Placements,
+        (topology, placements, generation): (Topology, Placements, u64),
         (hints, shard_counts, reshards): (Arc<HintStore>, ShardCounts, reshards::Reshards),
     ) -> Self {
         let client = NodeClient::new(config.upstream.pool_size);
@@ -97,7 +139,11 @@ impl Cluster {
         let runtime = Runtime::build(Arc::new(config), placements.clone(), 1);
         let cluster = Self {
             runtime: ArcSwap::from_pointee(runtime),
-            topology: std::sync::Mutex::new((topology, placements)),
+            topology: std::sync::Mutex::new(Installed {
+                topology,
+                placements,
+                generation,
+            }),
             health: DashMap::new(),
             round_robin: AtomicUsize::new(0),
             read_rotation: AtomicU64::new(0),
@@ -127,24 +173,52 @@ impl Cluster {
     /// requests keep the one they loaded.
     pub fn install(&self, config: Config) -> Arc<Runtime> {
         let guard = self.lock_topology();
-        self.swap(Arc::new(config), guard.1.clone())
+        self.swap(Arc::new(config), guard.placements.clone())
     }
 
     /// The applied topology and any change in progress.
     pub fn topology(&self) -> Topology {
-        self.lock_topology().0.clone()
+        self.lock_topology().topology.clone()
     }
 
-    /// Installs a topology already saved durably, with its placements.
-    pub fn install_topology(&self, topology: Topology, placements: Placements) -> Arc<Runtime> {
+    /// The topology, to change and commit (see [`Draft`]).
+    pub fn draft(&self) -> Draft {
+        let guard = self.lock_topology();
+        Draft {
+            base: guard.generation,
+            topology: guard.topology.clone(),
+        }
+    }
+
+    /// The generation of the shared record installed (0 with the embedded store).
+    pub fn topology_generation(&self) -> u64 {
+        self.lock_topology().generation
+    }
+
+    /// Installs a topology already saved durably, with its placements, as `generation` of
+    /// the shared record (0 with the embedded store). An older generation than the one
+    /// installed is ignored: `false`.
+    pub fn install_topology(
+        &self,
+        (topology, placements): (Topology, Placements),
+        generation: u64,
+    ) -> bool {
         let placements = Arc::new(placements);
         let mut guard = self.lock_topology();
-        *guard = (topology, placements.clone());
+        if generation < guard.generation {
+            return false;
+        }
+        *guard = Installed {
+            topology,
+            placements: placements.clone(),
+            generation,
+        };
         // Under the lock, so two installs cannot swap their runtimes in the wrong order.
-        self.swap(self.runtime.load().config.clone(), placements)
+        self.swap(self.runtime.load().config.clone(), placements);
+        true
     }
 
-    fn lock_topology(&self) -> std::sync::MutexGuard<'_, (Topology, Arc<Placements>)> {
+    fn lock_topology(&self) -> std::sync::MutexGuard<'_, Installed> {
         // The guarded value is replaced whole, so a panic elsewhere cannot leave it torn.
         self.topology.lock().unwrap_or_else(|e| e.into_inner())
     }

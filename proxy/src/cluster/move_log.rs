@@ -16,9 +16,15 @@ pub fn key(node: &str) -> String {
     format!("{node}#move")
 }
 
+/// Where a broken log is marked, with a shared store: a queue that never holds a hint (the
+/// mark on the log's own queue would refuse its appends).
+fn broken_key(node: &str) -> String {
+    format!("{node}#move-broken")
+}
+
 /// Appends a write `node` will receive after its copy and waits until it is durable. A write
 /// that cannot be kept breaks the copy's guarantee: the node's moves start over (see
-/// `Cluster::broken_move_logs`).
+/// [`break_log`]).
 pub async fn append(cluster: &Cluster, node: &NodeId, hint: Hint) -> Option<Seq> {
     durable(cluster, keep(cluster, node, hint)).await
 }
@@ -40,8 +46,52 @@ pub async fn durable(cluster: &Cluster, kept: Kept) -> Option<Seq> {
         }
         Err(e) => {
             log::error!(target: "miroir::fleet", "could not keep a write to `{index_uid}` for node {node}'s shard copy; its copy starts over: {e}");
-            cluster.broken_move_logs.insert(node, ());
+            break_log(cluster, &node).await;
             None
         }
     }
+}
+
+/// `node`'s move log missed a write (or holds one that must not be replayed over a copy):
+/// its copies start over. With a shared store, the mark is in Redis, so the Miroir carrying
+/// the change out sees it whichever Miroir set it.
+pub async fn break_log(cluster: &Cluster, node: &NodeId) {
+    cluster.broken_move_logs.insert(node.clone(), ());
+    if !cluster.hints.shared() {
+        return;
+    }
+    let (store, key) = (cluster.hints.clone(), broken_key(node.as_str()));
+    let marked = tokio::task::spawn_blocking(move || store.mark_resync(&key)).await;
+    if !matches!(marked, Ok(Ok(()))) {
+        log::error!(target: "miroir::fleet", "could not mark node {node}'s move log as broken in Redis");
+    }
+}
+
+/// Whether `node`'s move log is broken (see [`break_log`]), as Redis holds it now.
+pub async fn broken(cluster: &Cluster, node: &NodeId) -> bool {
+    if cluster.broken_move_logs.contains_key(node) {
+        return true;
+    }
+    if !cluster.hints.shared() {
+        return false;
+    }
+    let store = cluster.hints.clone();
+    let _ = tokio::task::spawn_blocking(move || store.refresh()).await;
+    cluster
+        .hints
+        .backlog(&broken_key(node.as_str()))
+        .needs_resync
+}
+
+/// Forgets that `node`'s move log was broken (its copies start afresh, the log emptied).
+pub async fn mend(cluster: &Cluster, node: &NodeId) -> Result<(), String> {
+    cluster.broken_move_logs.remove(node);
+    if !cluster.hints.shared() {
+        return Ok(());
+    }
+    let (store, key) = (cluster.hints.clone(), broken_key(node.as_str()));
+    tokio::task::spawn_blocking(move || store.clear_resync(&key))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }

@@ -32,6 +32,8 @@ pub enum CallError {
     },
     /// A node task still unprocessed after [`PROCESS_WAIT`].
     Slow { node: String, uid: u64 },
+    /// The fleet's writes could not be held (see `Cluster::hold_writes`).
+    NotHeld(String),
 }
 
 impl fmt::Display for CallError {
@@ -47,6 +49,7 @@ impl fmt::Display for CallError {
                 code.as_deref().unwrap_or("no error code")
             ),
             Self::Slow { node, uid } => write!(f, "node {node} has not processed task {uid} yet"),
+            Self::NotHeld(why) => write!(f, "writes could not be held: {why}"),
         }
     }
 }

@@ -343,7 +343,11 @@ pub async fn reconcile(
     if diff.is_empty() {
         return Ok(0);
     }
-    let _gate = calls.cluster.write_gate.write().await;
+    let _gate = calls
+        .cluster
+        .hold_writes()
+        .await
+        .map_err(CallError::NotHeld)?;
     repair(calls, index, nodes, &diff).await?;
     Ok(diff.missing.len() + diff.extra.len())
 }
@@ -354,7 +358,11 @@ pub async fn drop_extra_indexes(
     calls: &Calls<'_>,
     (source, target): (&NodePeer, &NodePeer),
 ) -> Result<Vec<String>, CallError> {
-    let _gate = calls.cluster.write_gate.write().await;
+    let _gate = calls
+        .cluster
+        .hold_writes()
+        .await
+        .map_err(CallError::NotHeld)?;
     calls.wait_idle(source).await?;
     calls.wait_idle(target).await?;
     let wanted: BTreeSet<String> = indexes(calls, source)

@@ -20,8 +20,9 @@ use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::routing::ShardId;
 use serde_json::{json, Value};
 
+use crate::cluster::shared_topology::{self, CommitError};
 use crate::cluster::topology::{self, Change, Layout, MoveState, Phase, Topology, TopologyFile};
-use crate::cluster::{Cluster, Runtime};
+use crate::cluster::{Cluster, Draft, Runtime};
 use calls::Calls;
 
 fn now_ms() -> u64 {
@@ -154,11 +155,14 @@ pub async fn widen(cluster: &Cluster) -> Result<(), String> {
 pub async fn widen_to(cluster: &Cluster, width: u32) -> Result<(), String> {
     let rt = cluster.runtime();
     let _mutating = cluster.change.mutate.lock().await;
-    let Some(next) = topology::widened_to(width, &cluster.topology()) else {
+    let draft = cluster.draft();
+    let Some(wider) = topology::widened_to(width, &draft) else {
         return Ok(());
     };
-    let width = next.layout.shards;
-    commit(cluster, &rt, next).await?;
+    let width = wider.layout.shards;
+    commit(cluster, &rt, draft.replace(wider))
+        .await
+        .map_err(|e| e.to_string())?;
     log::info!(target: "miroir::topology", "placement widened to {width} shards: new indexes get {width} shards");
     Ok(())
 }
@@ -197,9 +201,12 @@ async fn start(
 ) -> Result<Value, MiroirError> {
     // With writes held, as every switch of where writes go: none is sent with the old
     // placement after the change began (its node tasks might be on a node being rebuilt).
-    let _gate = cluster.write_gate.write().await;
+    let _gate = cluster
+        .hold_writes()
+        .await
+        .map_err(|e| MiroirError::new(Code::TopologyChangeInProgress, e))?;
     let _mutating = cluster.change.mutate.lock().await;
-    let current = cluster.topology();
+    let current = cluster.draft();
     if !cluster.reshards.is_empty() {
         return Err(MiroirError::new(
             Code::TopologyChangeInProgress,
@@ -235,27 +242,42 @@ async fn start(
             rebuilt,
         }
     };
-    commit(cluster, rt, next.clone())
+    commit(cluster, rt, current.replace(next))
         .await
-        .map_err(|e| MiroirError::new(Code::Internal, e))?;
+        .map_err(|e| match e {
+            CommitError::Moved { .. } => MiroirError::new(
+                Code::TopologyChangeInProgress,
+                format!("The topology could not be changed: {e}; try again."),
+            ),
+            CommitError::Store(e) => MiroirError::new(Code::Internal, e),
+        })?;
     cluster.change.clear();
     cluster.change.wake.notify_one();
     Ok(status(cluster))
 }
 
-/// Saves `next` in the data directory, then installs it: what requests use is never ahead of
-/// what a restart would find.
-pub(crate) async fn commit(cluster: &Cluster, rt: &Runtime, next: Topology) -> Result<(), String> {
+/// Saves `next` in the data directory (and, when several Miroirs share a Redis, publishes
+/// it as the shared record's next generation), then installs it: what requests use is never
+/// ahead of what a restart would find. Refused when another Miroir committed since `next`
+/// was drafted.
+pub(crate) async fn commit(
+    cluster: &Cluster,
+    rt: &Runtime,
+    next: Draft,
+) -> Result<(), CommitError> {
     let dir = rt.config.data_dir.clone();
-    let saved = next.clone();
+    let saved = next.topology.clone();
     let placements = tokio::task::spawn_blocking(move || {
         let placements = saved.placements()?;
         TopologyFile::new(&dir).save(&saved)?;
         Ok::<_, String>(placements)
     })
     .await
-    .map_err(|e| e.to_string())??;
-    cluster.install_topology(next, placements);
+    .map_err(|e| e.to_string())
+    .and_then(|r| r)
+    .map_err(CommitError::Store)?;
+    let generation = shared_topology::publish(cluster, &next).await?;
+    cluster.install_topology((next.topology, placements), generation.unwrap_or(0));
     Ok(())
 }
 

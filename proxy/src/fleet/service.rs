@@ -17,9 +17,11 @@ use serde_json::json;
 
 use super::calls::{CallError, Calls};
 use super::{commit, copy, prepare};
+use crate::cluster::job_lease::JobLease;
 use crate::cluster::node_state::NodeState;
+use crate::cluster::shared_topology;
 use crate::cluster::topology::{Change, MoveRecord, MoveState, Phase, Topology};
-use crate::cluster::{move_log, Cluster, Runtime};
+use crate::cluster::{move_log, Cluster, Draft, Runtime, WritesHeld};
 use crate::telemetry::metrics;
 use crate::upstream::NodePeer;
 
@@ -32,6 +34,9 @@ pub struct ChangeService {
     pub cluster: Arc<Cluster>,
     /// The node found empty at the previous idle check.
     pub empty_seen: std::sync::Mutex<Option<String>>,
+    /// The right to carry changes out, when several Miroirs share a Redis: kept while this
+    /// Miroir lives, taken over by another once it stops renewing it.
+    lease: tokio::sync::Mutex<Option<JobLease>>,
 }
 
 impl ChangeService {
@@ -39,7 +44,22 @@ impl ChangeService {
         Self {
             cluster,
             empty_seen: std::sync::Mutex::new(None),
+            lease: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Whether this Miroir carries changes out (always, alone).
+    async fn leads(&self) -> bool {
+        let mut lease = self.lease.lock().await;
+        if lease.as_ref().is_some_and(JobLease::held) {
+            return true;
+        }
+        *lease = JobLease::take(&self.cluster.hints, "topology").await;
+        let leads = lease.is_some();
+        if leads && self.cluster.hints.shared() {
+            log::info!(target: "miroir::fleet", "this Miroir carries out topology changes for the Miroirs sharing its Redis");
+        }
+        leads
     }
 }
 
@@ -47,6 +67,18 @@ impl ChangeService {
 impl BackgroundService for ChangeService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         loop {
+            if !self.leads().await {
+                if self.cluster.topology().change.is_some() {
+                    self.cluster
+                        .change
+                        .set_step("carried out by another Miroir sharing this Redis");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(IDLE_CHECK) => {}
+                    _ = shutdown.changed() => return,
+                }
+                continue;
+            }
             let more = match self.step().await {
                 Ok(more) => more,
                 Err(e) => {
@@ -201,10 +233,18 @@ impl ChangeService {
             .ok_or_else(|| StepError::Unavailable(format!("node {id} is not in the snapshot")))
     }
 
-    async fn save(&self, rt: &Runtime, next: Topology) -> Result<(), StepError> {
+    async fn save(&self, rt: &Runtime, next: Draft) -> Result<(), StepError> {
         commit(&self.cluster, rt, next)
             .await
-            .map_err(StepError::Store)
+            .map_err(|e| StepError::Store(e.to_string()))
+    }
+
+    /// Every write of the fleet held (see `Cluster::hold_writes`).
+    async fn hold_writes(&self) -> Result<WritesHeld<'_>, StepError> {
+        self.cluster
+            .hold_writes()
+            .await
+            .map_err(StepError::Unavailable)
     }
 
     /// Joining nodes receive every index and key, then writes start reaching new owners.
@@ -223,11 +263,11 @@ impl ChangeService {
         }
         // From the next snapshot on, writes for moving shards reach the new owners' move
         // logs: switched with the gate closed, so no write misses both.
-        let _gate = self.cluster.write_gate.write().await;
+        let _gate = self.hold_writes().await?;
         let _mutating = self.cluster.change.mutate.lock().await;
         // An index created while this step ran reached the joining nodes too: they are in
         // every snapshot since the change began.
-        let mut next = self.cluster.topology();
+        let mut next = self.cluster.draft();
         if let Some(c) = next.change.as_mut() {
             c.phase = Phase::Moving;
         }
@@ -243,8 +283,9 @@ impl ChangeService {
     /// Empties `node`'s move log and forgets that it was broken. The caller holds the gate.
     async fn broken_move_logs_clear(&self, node: &NodeId) -> Result<(), StepError> {
         self.clear_hints(&move_log::key(node.as_str())).await?;
-        self.cluster.broken_move_logs.remove(node);
-        Ok(())
+        move_log::mend(&self.cluster, node)
+            .await
+            .map_err(StepError::Store)
     }
 
     async fn clear_hints(&self, node: &str) -> Result<(), StepError> {
@@ -310,7 +351,7 @@ impl ChangeService {
             // write before this point is on the source, which the copy waits for, and every
             // write after it is in the log.
             {
-                let _gate = self.cluster.write_gate.write().await;
+                let _gate = self.hold_writes().await?;
                 self.broken_move_logs_clear(&node_id).await?;
             }
             self.cluster
@@ -332,8 +373,8 @@ impl ChangeService {
                 .set_step(format!("replaying {target_id}'s move log"));
             copy::replay_log(&calls, target).await?;
             // The rest of the log, and the switch to direct writes, with writes held.
-            let gate = self.cluster.write_gate.write().await;
-            if self.cluster.broken_move_logs.contains_key(&node_id) {
+            let gate = self.hold_writes().await?;
+            if move_log::broken(&self.cluster, &node_id).await {
                 drop(gate);
                 return Err(StepError::Unavailable(format!(
                     "node {target_id}'s copy was overtaken (a write its move log could not \
@@ -424,7 +465,7 @@ impl ChangeService {
         to: MoveState,
     ) -> Result<(), StepError> {
         let _mutating = self.cluster.change.mutate.lock().await;
-        let mut next = self.cluster.topology();
+        let mut next = self.cluster.draft();
         let Some(change) = next.change.as_mut() else {
             return Err(StepError::Store("the change disappeared".into()));
         };
@@ -444,9 +485,9 @@ impl ChangeService {
     async fn finish(&self, change: &Change) -> Result<(), StepError> {
         let rt = self.cluster.runtime();
         // Writes switch to the new owners only: with the gate closed, as every switch.
-        let _gate = self.cluster.write_gate.write().await;
+        let _gate = self.hold_writes().await?;
         let _mutating = self.cluster.change.mutate.lock().await;
-        let mut next = self.cluster.topology();
+        let mut next = self.cluster.draft();
         next.layout = change.to.clone();
         if let Some(c) = next.change.as_mut() {
             c.phase = Phase::Cleaning;
@@ -466,6 +507,10 @@ impl ChangeService {
     async fn clean(&self, change: &Change) -> Result<(), StepError> {
         let rt = self.cluster.runtime();
         self.cluster.change.set_step("old owners drop moved shards");
+        // Every Miroir reads from the new owners before the old ones drop anything.
+        shared_topology::all_installed(&self.cluster, self.cluster.topology_generation())
+            .await
+            .map_err(StepError::Unavailable)?;
         tokio::time::sleep(rt.config.scatter.node_timeout).await;
         let calls = self.calls(&rt);
         let mut lost: BTreeMap<&str, Vec<ShardId>> = BTreeMap::new();
@@ -506,7 +551,7 @@ impl ChangeService {
             }
         }
         let _mutating = self.cluster.change.mutate.lock().await;
-        let mut next = self.cluster.topology();
+        let mut next = self.cluster.draft();
         next.change = None;
         self.save(&rt, next).await?;
         self.cluster.change.set_step("");

@@ -48,7 +48,7 @@ pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
         // one back): the copies start over.
         for (i, node) in rt.nodes.iter().enumerate() {
             if !rt.copying(i).is_empty() {
-                shared.cluster.broken_move_logs.insert(node.id.clone(), ());
+                move_log::break_log(&shared.cluster, &node.id).await;
             }
         }
     }
@@ -180,9 +180,7 @@ async fn keep_for_copies(
                 let hint = as_hint(inc, (index_uid, &inc.path), chunks);
                 move_log::append(&shared.cluster, &node.id, hint).await;
             }
-            "documents.edit" => {
-                shared.cluster.broken_move_logs.insert(node.id.clone(), ());
-            }
+            "documents.edit" => move_log::break_log(&shared.cluster, &node.id).await,
             _ => {}
         }
     }

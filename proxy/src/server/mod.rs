@@ -174,6 +174,12 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
         },
     ));
     server.add_service(background_service(
+        "shared topology",
+        crate::cluster::shared_topology::Follower {
+            cluster: cluster.clone(),
+        },
+    ));
+    server.add_service(background_service(
         "topology changes",
         ChangeService::new(cluster.clone()),
     ));
