@@ -3,7 +3,7 @@
 //! - versioned records (the applied topology): read whole, replaced only by a writer that
 //!   read the current generation (compare and set), so two Miroirs never overwrite each
 //!   other's change;
-//! - members: each Miroir beats every few hundred milliseconds with the record generation it
+//! - members: each Miroir beats every few hundred milliseconds with the record generations it
 //!   has installed, and counts as gone once its beats stop for [`MEMBER_MS`];
 //! - the gate: one Miroir at a time closes it (for [`GATE_MS`], renewed while held) to hold
 //!   every Miroir's writes; each other member acknowledges it once its own writes are held.
@@ -38,20 +38,25 @@ return {1, g + 1}",
     )
 });
 
-/// A member's beat: ARGV = members key, member, ms, installed generation, record key, gate
-/// key. Answers {the record's generation, the gate's holder or ''}.
+/// A member's beat: ARGV = members key, member, ms, gate key, then per record its key and
+/// the generation installed ("name=generation" pairs, comma-separated, as ARGV[5]). Answers
+/// {the gate's holder or '', then each record's generation}.
 static BEAT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', ARGV[1], ARGV[2], (now + tonumber(ARGV[3])) .. ':' .. ARGV[4])
-return {tonumber(redis.call('HGET', ARGV[5], 'gen') or '0'), redis.call('GET', ARGV[6]) or ''}",
+redis.call('HSET', ARGV[1], ARGV[2], (now + tonumber(ARGV[3])) .. ':' .. ARGV[5])
+local gens = {}
+for i = 6, #ARGV do
+  gens[#gens + 1] = tonumber(redis.call('HGET', ARGV[i], 'gen') or '0')
+end
+return {redis.call('GET', ARGV[4]) or '', gens}",
     )
 });
 
-/// The live members and the generation each installed, dropping the gone: ARGV = members
-/// key. Answers {member, generation, ...}.
+/// The live members and the generations each installed, dropping the gone: ARGV = members
+/// key. Answers {member, "name=generation,...", ...}.
 static MEMBERS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -73,14 +78,17 @@ return out",
     )
 });
 
-/// Where one member stands, as its beat found it.
+/// What one beat found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Beat {
-    /// The record's current generation (0: none yet).
-    pub generation: u64,
+    /// Each record's current generation (0: none yet), in the order asked.
+    pub generations: Vec<u64>,
     /// Who holds the gate closed, if anyone.
     pub gate: Option<String>,
 }
+
+/// A live member: its name and, per record, the generation it installed.
+pub type Member = (String, HashMap<String, u64>);
 
 /// This Miroir's view of the board; see the module's documentation.
 pub struct Board<'a> {
@@ -132,33 +140,44 @@ impl Board<'_> {
         })
     }
 
-    /// Says this member is alive with generation `installed` of record `name`; answers the
-    /// record's generation and the gate's holder.
-    pub fn beat(&self, name: &str, installed: u64) -> Result<Beat, HintError> {
+    /// Says this member is alive with `installed` generations (record name, generation);
+    /// answers the current generation of each record in `records` and the gate's holder.
+    pub fn beat(&self, installed: &[(&str, u64)], records: &[&str]) -> Result<Beat, HintError> {
+        let installed: Vec<String> = installed.iter().map(|(n, g)| format!("{n}={g}")).collect();
         let mut invocation = BEAT.prepare_invoke();
         invocation
             .arg(self.key("members"))
             .arg(self.member)
             .arg(MEMBER_MS)
-            .arg(installed)
-            .arg(self.key(&format!("rec:{name}")))
-            .arg(self.key("gate"));
-        let (generation, gate): (u64, String) = self.log.with(|con| invocation.invoke(con))?;
+            .arg(self.key("gate"))
+            .arg(installed.join(","));
+        for name in records {
+            invocation.arg(self.key(&format!("rec:{name}")));
+        }
+        let (gate, generations): (String, Vec<u64>) =
+            self.log.with(|con| invocation.invoke(con))?;
         Ok(Beat {
-            generation,
+            generations,
             gate: (!gate.is_empty()).then_some(gate),
         })
     }
 
-    /// The live members (this one included once it beat), with the generation each
+    /// The live members (this one included once it beat), with the generations each
     /// installed.
-    pub fn members(&self) -> Result<Vec<(String, u64)>, HintError> {
+    pub fn members(&self) -> Result<Vec<Member>, HintError> {
         let mut invocation = MEMBERS.prepare_invoke();
         invocation.arg(self.key("members"));
         let flat: Vec<String> = self.log.with(|con| invocation.invoke(con))?;
         Ok(flat
             .chunks_exact(2)
-            .map(|pair| (pair[0].clone(), pair[1].parse().unwrap_or(0)))
+            .map(|pair| {
+                let installed = pair[1]
+                    .split(',')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(0)))
+                    .collect();
+                (pair[0].clone(), installed)
+            })
             .collect())
     }
 

@@ -11,6 +11,6 @@ mod hint;
 mod redis_log;
 mod store;
 
-pub use board::{Beat, Board, GATE_MS, MEMBER_MS};
+pub use board::{Beat, Board, Member, GATE_MS, MEMBER_MS};
 pub use hint::Hint;
 pub use store::{HintError, HintStore, NodeBacklog, Seq, Ticket, LEASE_MS, ORDER_MS};

@@ -89,8 +89,8 @@ impl Shared {
             }
         };
         topology::report_staged(&config, &topology);
-        let webhooks = Arc::new(Webhooks::open(&config.data_dir)?);
-        let aliases = Aliases::open(&config.data_dir)?;
+        let webhooks = Arc::new(Webhooks::open(&config.data_dir, &hints)?);
+        let aliases = Aliases::open(&config.data_dir, &hints)?;
         let reshards = Reshards::open(&config.data_dir)?;
         let cluster = Cluster::new(
             config,

@@ -279,3 +279,111 @@ async fn two_miroirs_share_tasks_idempotency_keys_and_refuse_writes_without_redi
         );
     }
 }
+
+/// An admin request with the admin key: (status, JSON answer).
+async fn admin(base: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = client()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(common::ADMIN_KEY);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.expect("admin request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The index an alias points to, as one Miroir answers it.
+async fn alias_target(base: &str, name: &str) -> Value {
+    let (status, alias) = admin(base, "GET", &format!("/_miroir/aliases/{name}"), None).await;
+    assert_eq!(status, 200, "{alias}");
+    alias["target"].clone()
+}
+
+/// What is set through one Miroir (an alias, a webhook) is what the other answers with, as
+/// soon as the first one answered: no Miroir keeps its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aliases_and_webhooks_set_through_one_miroir_are_what_the_other_answers() {
+    let Some(redis) =
+        miroir_testkit::redis::RedisServer::start_with(Persistence::AofAlways, Some(PASSWORD))
+    else {
+        eprintln!("skipped: no redis-server on PATH (scripts/setup.sh installs it)");
+        return;
+    };
+    let mut p = pair(&redis.url(), Duration::ZERO).await;
+    let [a, b] = p.bases();
+    for (uid, title) in [("films_v1", "old"), ("films_v2", "new")] {
+        let (status, t) = call(
+            &a,
+            "POST",
+            &format!("/indexes/{uid}/documents?primaryKey=id"),
+            Some(json!([{"id": 1, "title": title}])),
+        )
+        .await;
+        assert_eq!(status, 202, "{t}");
+        let done = wait_alternating(&[a.clone(), b.clone()], t["taskUid"].as_u64().unwrap()).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+    }
+    let title_via = |base: String| async move {
+        let (status, found) = call(&base, "POST", "/indexes/films/search", Some(json!({}))).await;
+        assert_eq!(status, 200, "{found}");
+        found["hits"][0]["title"].clone()
+    };
+
+    // Created through A: B resolves it at once.
+    let (status, created) = admin(
+        &a,
+        "POST",
+        "/_miroir/aliases",
+        Some(json!({"name": "films", "target": "films_v1"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(alias_target(&b, "films").await, "films_v1");
+    assert_eq!(title_via(b.clone()).await, "old");
+    // Repointed through B: A follows before B answers.
+    let (status, moved) = admin(
+        &b,
+        "PUT",
+        "/_miroir/aliases/films",
+        Some(json!({"target": "films_v2"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(alias_target(&a, "films").await, "films_v2");
+    assert_eq!(title_via(a.clone()).await, "new");
+    // Both ask for the same name at once: one creates it, the other is told it exists.
+    let body = json!({"name": "twice", "target": "films_v1"});
+    let (ra, rb) = tokio::join!(
+        admin(&a, "POST", "/_miroir/aliases", Some(body.clone())),
+        admin(&b, "POST", "/_miroir/aliases", Some(body.clone()))
+    );
+    let mut statuses = [ra.0, rb.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409], "{ra:?} {rb:?}");
+
+    // A webhook registered through B is listed, and removed, through A.
+    let (status, hook) = call(
+        &b,
+        "POST",
+        "/webhooks",
+        Some(json!({"url": "https://example.com/hook"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{hook}");
+    let uuid = hook["uuid"].as_str().expect("uuid").to_owned();
+    let (_, listed) = call(&a, "GET", "/webhooks", None).await;
+    assert_eq!(listed["results"][0]["uuid"], uuid.as_str(), "{listed}");
+    let (status, gone) = call(&a, "DELETE", &format!("/webhooks/{uuid}"), None).await;
+    assert_eq!(status, 204, "{gone}");
+    let (_, listed) = call(&b, "GET", "/webhooks", None).await;
+    assert_eq!(listed["results"], json!([]), "{listed}");
+
+    // A Miroir restarted reads them from Redis, whatever its own directory held.
+    p.b.crash_and_restart_after(miroir_bin(), |data| {
+        let _ = std::fs::remove_file(data.join("aliases.json"));
+    })
+    .await;
+    assert_eq!(alias_target(&b, "films").await, "films_v2");
+}

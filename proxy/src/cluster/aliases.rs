@@ -1,17 +1,18 @@
 //! Index aliases: a name clients use wherever Meilisearch takes an index uid, pointing to one
 //! index (read and write) or to several (reads merged across them). Kept in Miroir's data
-//! directory (`aliases.json`) and swapped whole: a request loads the table once, so a repoint
-//! is atomic for it (it finishes on the index it resolved), and every later request sees the
-//! new target. Changes go one at a time under `changing`, saved before they are visible.
+//! directory (`aliases.json`; with several Miroirs, in Redis too, see `shared_record`) and
+//! swapped whole: a request loads the table once, so a repoint is atomic for it (it finishes
+//! on the index it resolved), and every later request sees the new target. Changes go one at
+//! a time, saved before they are visible.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use miroir_handoff::HintStore;
 use serde::{Deserialize, Serialize};
 
-use super::durable;
+use super::shared_record::{Record, Synced, Turn};
 
 const FILE: &str = "aliases.json";
 
@@ -131,67 +132,35 @@ pub fn valid_uid(name: &str) -> bool {
 }
 
 pub struct Aliases {
-    path: PathBuf,
-    table: ArcSwap<AliasTable>,
-    changing: tokio::sync::Mutex<()>,
+    record: Arc<Record<AliasTable>>,
 }
 
+/// A change of the alias table in progress: checks made under it hold until it is saved.
+pub type Change<'a> = Turn<'a, AliasTable>;
+
 impl Aliases {
-    /// Opens the record in `data_dir` (none yet: no alias).
-    pub fn open(data_dir: &Path) -> Result<Self, String> {
-        let path = data_dir.join(FILE);
-        let table = match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => AliasTable::default(),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
+    /// Opens the record in `data_dir` (none yet: no alias), shared through `hints` when
+    /// several Miroirs share it.
+    pub fn open(data_dir: &Path, hints: &Arc<HintStore>) -> Result<Self, String> {
+        let record = Record::open(data_dir, (FILE, "aliases"), hints)?;
         Ok(Self {
-            path,
-            table: ArcSwap::from_pointee(table),
-            changing: tokio::sync::Mutex::new(()),
+            record: Arc::new(record),
         })
     }
 
     /// The table as it is now; a request keeps what it loaded.
     pub fn load(&self) -> Arc<AliasTable> {
-        self.table.load_full()
+        self.record.load()
     }
 
-    /// Takes the one turn to change aliases: checks made under it (a target exists, a name is
-    /// not an index) hold until [`Change::save`].
-    pub async fn change(&self) -> Change<'_> {
-        let turn = self.changing.lock().await;
-        Change {
-            aliases: self,
-            _turn: turn,
-        }
-    }
-}
-
-/// A change of the alias table in progress.
-pub struct Change<'a> {
-    aliases: &'a Aliases,
-    _turn: tokio::sync::MutexGuard<'a, ()>,
-}
-
-impl Change<'_> {
-    /// The table the change starts from.
-    pub fn current(&self) -> Arc<AliasTable> {
-        self.aliases.load()
+    /// Takes the one turn to change aliases (see `shared_record::Record::turn`).
+    pub async fn change(&self) -> Result<Change<'_>, String> {
+        self.record.turn().await
     }
 
-    /// Saves `next` (off the async workers), then makes it what requests load: a restart never
-    /// finds less than a request saw.
-    pub async fn save(self, next: AliasTable) -> Result<(), String> {
-        let next = Arc::new(next);
-        let (path, saved) = (self.aliases.path.clone(), next.clone());
-        tokio::task::spawn_blocking(move || durable::save_json(&path, &*saved))
-            .await
-            .map_err(|e| e.to_string())??;
-        self.aliases.table.store(next);
-        Ok(())
+    /// The record, for the follower that keeps it in step with other Miroirs.
+    pub fn synced(&self) -> Arc<dyn Synced> {
+        self.record.clone()
     }
 }
 

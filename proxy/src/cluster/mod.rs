@@ -17,6 +17,7 @@ pub mod node_state;
 pub mod reshards;
 mod runtime;
 pub mod shard_counts;
+pub mod shared_record;
 pub mod shared_topology;
 pub mod topology;
 pub mod write_order;

@@ -17,6 +17,7 @@ use miroir_handoff::{Board, HintError, HintStore};
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 
+use super::shared_record::Synced;
 use super::topology::{Topology, TopologyFile};
 use super::{Cluster, Draft};
 
@@ -151,7 +152,7 @@ pub async fn all_installed(cluster: &Cluster, generation: u64) -> Result<(), Str
         let members = on_board(&cluster.hints, |b| b.members()).await?;
         let behind: Vec<String> = members
             .into_iter()
-            .filter(|(_, installed)| *installed < generation)
+            .filter(|(_, installed)| installed.get(RECORD).is_none_or(|g| *g < generation))
             .map(|(m, _)| m)
             .collect();
         if behind.is_empty() {
@@ -167,10 +168,13 @@ pub async fn all_installed(cluster: &Cluster, generation: u64) -> Result<(), Str
     }
 }
 
-/// Every Miroir sharing a Redis runs this: it beats, installs each newer generation, and
-/// holds its writes while another Miroir holds the fleet's.
+/// Every Miroir sharing a Redis runs this: it beats, installs each newer generation of the
+/// topology and of the other shared records, and holds its writes while another Miroir holds
+/// the fleet's.
 pub struct Follower {
     pub cluster: Arc<Cluster>,
+    /// The other records kept in step (aliases, webhooks).
+    pub records: Vec<Arc<dyn Synced>>,
 }
 
 impl Follower {
@@ -181,12 +185,38 @@ impl Follower {
             .is_some_and(|b| holder.starts_with(&format!("{}/", b.member())))
     }
 
-    /// One beat: the record's generation and another Miroir's closed gate, if any.
-    async fn beat(&self) -> Result<(u64, Option<String>), String> {
-        let installed = self.cluster.topology_generation();
-        let beat = on_board(&self.cluster.hints, move |b| b.beat(RECORD, installed)).await?;
+    /// One beat: each record's generation on the board (the topology first), and another
+    /// Miroir's closed gate, if any.
+    async fn beat(&self) -> Result<(Vec<u64>, Option<String>), String> {
+        let mut installed = vec![(RECORD, self.cluster.topology_generation())];
+        installed.extend(self.records.iter().map(|r| (r.name(), r.generation())));
+        let beat = on_board(&self.cluster.hints, move |b| {
+            let names: Vec<&str> = installed.iter().map(|(n, _)| *n).collect();
+            b.beat(&installed, &names)
+        })
+        .await?;
         let gate = beat.gate.filter(|h| !self.mine(h));
-        Ok((beat.generation, gate))
+        Ok((beat.generations, gate))
+    }
+
+    /// Installs every record the board holds newer than here.
+    async fn install_newer(&self, generations: &[u64]) {
+        let mut failed = Vec::new();
+        if generations.first().copied().unwrap_or(0) > self.cluster.topology_generation() {
+            if let Err(e) = sync(&self.cluster).await {
+                failed.push(e);
+            }
+        }
+        for (record, board) in self.records.iter().zip(generations.iter().skip(1)) {
+            if *board > record.generation() {
+                if let Err(e) = record.sync().await {
+                    failed.push(format!("{}: {e}", record.name()));
+                }
+            }
+        }
+        for e in failed {
+            log::warn!(target: "miroir::topology", "cannot install a shared record: {e}");
+        }
     }
 
     /// Holds this Miroir's writes while another keeps the gate closed: once the writes in
@@ -230,12 +260,8 @@ impl BackgroundService for Follower {
         loop {
             match self.beat().await {
                 Ok((_, Some(holder))) => self.hold_for(holder).await,
-                Ok((generation, None)) => {
-                    if generation > self.cluster.topology_generation() {
-                        if let Err(e) = sync(&self.cluster).await {
-                            log::warn!(target: "miroir::topology", "cannot install the shared topology: {e}");
-                        }
-                    }
+                Ok((generations, None)) => {
+                    self.install_newer(&generations).await;
                     failing = false;
                 }
                 Err(e) => {

@@ -47,7 +47,7 @@ pub async fn handle(
         }
         ("PUT", Some(name)) => repoint(shared, rt, name, body, by).await,
         ("DELETE", Some(name)) => {
-            let change = shared.aliases.change().await;
+            let change = shared.aliases.change().await.map_err(unshared)?;
             let mut next = AliasTable::clone(&change.current());
             let alias = next.remove(name).ok_or_else(|| not_found(name))?;
             change.save(next).await.map_err(internal)?;
@@ -87,7 +87,7 @@ async fn create(shared: &Shared, rt: &Runtime, body: &[u8]) -> Result<Reply, Mir
         )));
     }
     let (targets, multi) = targets(fields)?;
-    let change = shared.aliases.change().await;
+    let change = shared.aliases.change().await.map_err(unshared)?;
     let mut next = AliasTable::clone(&change.current());
     if next.get(&name).is_some() {
         return Err(MiroirError::new(
@@ -126,7 +126,7 @@ async fn repoint(
     by: &str,
 ) -> Result<Reply, MiroirError> {
     let (targets, multi) = targets(object(body)?)?;
-    let change = shared.aliases.change().await;
+    let change = shared.aliases.change().await.map_err(unshared)?;
     let mut next = AliasTable::clone(&change.current());
     let alias = next.get(name).ok_or_else(|| not_found(name))?;
     if alias.multi != multi {
@@ -274,5 +274,14 @@ fn not_a_route(method: &str, path: &str) -> MiroirError {
     MiroirError::new(
         Code::NotImplemented,
         format!("`{method} {path}` is not an admin route of this version of Miroir."),
+    )
+}
+
+/// The turn to change aliases could not be taken (several Miroirs share a Redis that does
+/// not answer, or another Miroir is changing them).
+fn unshared(e: String) -> MiroirError {
+    MiroirError::new(
+        Code::TaskStoreUnavailable,
+        format!("The aliases cannot be changed now: {e}."),
     )
 }

@@ -222,7 +222,16 @@ async fn route_answer(
                 // as they are now and sent to the nodes before an alias can change: an alias is
                 // never created over an index being created, nor left pointing to one deleted.
                 let _alias_turn = match aliases::changes_indexes(spec.name) {
-                    true => Some(shared.aliases.change().await),
+                    true => match shared.aliases.change().await {
+                        Ok(turn) => Some(turn),
+                        Err(e) => {
+                            return MiroirError::new(
+                                Code::TaskStoreUnavailable,
+                                format!("The index cannot be changed now: {e}."),
+                            )
+                            .into()
+                        }
+                    },
                     false => None,
                 };
                 if _alias_turn.is_some() {

@@ -12,8 +12,9 @@ mod delivery;
 mod registry;
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use miroir_handoff::HintStore;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -35,10 +36,10 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    pub fn open(dir: &Path) -> Result<Self, String> {
+    pub fn open(dir: &Path, hints: &Arc<HintStore>) -> Result<Self, String> {
         let (queue, inbox) = mpsc::channel(QUEUE);
         Ok(Self {
-            registry: Registry::open(dir)?,
+            registry: Registry::open(dir, hints)?,
             queue,
             inbox: Mutex::new(Some(inbox)),
         })

@@ -1,16 +1,17 @@
-//! The registered webhooks, kept in Miroir's data directory (`webhooks.json`) and read
-//! without a lock by the delivery. A change is saved before it is visible: a webhook a client
-//! was told about survives a restart.
+//! The registered webhooks, kept in Miroir's data directory (`webhooks.json`; with several
+//! Miroirs, in Redis too, see `cluster::shared_record`) and read without a lock by the
+//! delivery. A change is saved before it is visible: a webhook a client was told about
+//! survives a restart, and is what every Miroir lists.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use miroir_handoff::HintStore;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::cluster::durable::save_json;
+use crate::cluster::shared_record::{Record, Synced};
 
 /// One webhook: where to POST finished tasks, and the headers to send with them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,60 +25,44 @@ pub struct Webhook {
 pub type Hooks = BTreeMap<Uuid, Webhook>;
 
 pub struct Registry {
-    path: PathBuf,
-    hooks: ArcSwap<Hooks>,
-    /// One change at a time, so a save never overtakes an earlier one.
-    edit: tokio::sync::Mutex<()>,
+    record: Arc<Record<Hooks>>,
 }
 
 impl Registry {
-    /// The webhooks saved under `dir`, or none.
-    pub fn open(dir: &Path) -> Result<Self, String> {
-        let path = dir.join("webhooks.json");
-        let hooks = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| format!("webhooks {}: {e}", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Hooks::new(),
-            Err(e) => return Err(format!("webhooks {}: {e}", path.display())),
-        };
+    /// The webhooks saved under `dir` (or shared through `hints`), or none.
+    pub fn open(dir: &Path, hints: &Arc<HintStore>) -> Result<Self, String> {
+        let record = Record::open(dir, ("webhooks.json", "webhooks"), hints)
+            .map_err(|e| format!("webhooks: {e}"))?;
         Ok(Self {
-            path,
-            hooks: ArcSwap::from_pointee(hooks),
-            edit: tokio::sync::Mutex::new(()),
+            record: Arc::new(record),
         })
     }
 
     pub fn current(&self) -> Arc<Hooks> {
-        self.hooks.load_full()
+        self.record.load()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.hooks.load().is_empty()
+        self.record.load().is_empty()
+    }
+
+    /// The record, for the follower that keeps it in step with other Miroirs.
+    pub fn synced(&self) -> Arc<dyn Synced> {
+        self.record.clone()
     }
 
     /// Applies `change` to a copy of the webhooks, saves the copy and makes it current. An
-    /// `Err` from `change` changes nothing.
+    /// `Err` from `change` changes nothing; `failed_save` says why the copy could not be
+    /// saved (or the turn to change it not taken).
     pub async fn change<T, E>(
         &self,
         change: impl FnOnce(&mut Hooks) -> Result<T, E>,
-        failed_save: impl FnOnce(String) -> E,
+        failed_save: impl Fn(String) -> E,
     ) -> Result<T, E> {
-        let _one = self.edit.lock().await;
-        let mut next = Hooks::clone(&self.hooks.load());
+        let turn = self.record.turn().await.map_err(&failed_save)?;
+        let mut next = Hooks::clone(&turn.current());
         let out = change(&mut next)?;
-        let path = self.path.clone();
-        let next = Arc::new(next);
-        let saved = next.clone();
-        let result = tokio::task::spawn_blocking(move || save_json(&path, &*saved))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r);
-        match result {
-            Ok(()) => {
-                self.hooks.store(next);
-                Ok(out)
-            }
-            Err(e) => Err(failed_save(e)),
-        }
+        turn.save(next).await.map_err(failed_save)?;
+        Ok(out)
     }
 }
