@@ -76,7 +76,7 @@ impl Shared {
             TaskStoreConfig::Redis { url } => HintStore::open_redis(url.expose(), HINTS_PREFIX)
                 .map_err(|e| format!("hint store (Redis): {e}"))?,
         });
-        let (topology, placements, shard_counts) = open_topology(&config)?;
+        let (topology, placements, shard_counts) = open_topology(&config, &hints)?;
         // Several Miroirs: the topology they share, installed before the first request.
         let (topology, placements, generation) = match shared_topology::open(&hints, &topology)? {
             None => (topology, placements, 0),
@@ -147,11 +147,14 @@ pub fn open_redis(url: &Secret) -> Result<RedisStore, String> {
 /// version 1. A file that asks for another one is reported, never applied here.
 /// Each index's shard count is opened with them: indexes older than its record split by the
 /// fleet's S of that time, the placement's width before it is widened.
-fn open_topology(config: &Config) -> Result<(Topology, Placements, ShardCounts), String> {
+fn open_topology(
+    config: &Config,
+    hints: &Arc<HintStore>,
+) -> Result<(Topology, Placements, ShardCounts), String> {
     let file = TopologyFile::new(&config.data_dir);
     let (topology, shard_counts) = match file.load()? {
         Some(t) => {
-            let counts = ShardCounts::open(&config.data_dir, t.layout.shards)?;
+            let counts = ShardCounts::open(&config.data_dir, t.layout.shards, hints)?;
             match topology::widened(config, &t) {
                 Some(wider) => {
                     file.save(&wider)?;
@@ -167,7 +170,7 @@ fn open_topology(config: &Config) -> Result<(Topology, Placements, ShardCounts),
                 rebuilt: Default::default(),
             };
             file.save(&t)?;
-            let counts = ShardCounts::open(&config.data_dir, config.shards)?;
+            let counts = ShardCounts::open(&config.data_dir, config.shards, hints)?;
             (t, counts)
         }
     };

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::{call, client, miroir_bin, KEY};
 use meili_sim::{SimConfig, SimNode};
+use miroir_filters::routing::{shard_for_key, GroupId, NodeId, Placement};
 use miroir_testkit::proxy::{free_port, MiroirProcess};
 use miroir_testkit::redis::Persistence;
 use serde_json::{json, Value};
@@ -386,4 +387,95 @@ async fn aliases_and_webhooks_set_through_one_miroir_are_what_the_other_answers(
     })
     .await;
     assert_eq!(alias_target(&b, "films").await, "films_v2");
+}
+
+/// After `shards` is raised on every Miroir, an index created through one is split by its
+/// new S through the other too: every document lands on the owner of its shard under S = 16
+/// whichever Miroir accepted it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_index_created_through_one_miroir_is_split_by_its_own_shard_count_through_the_other() {
+    let Some(redis) = miroir_testkit::redis::RedisServer::start(Persistence::AofAlways) else {
+        eprintln!("skipped: no redis-server on PATH (scripts/setup.sh installs it)");
+        return;
+    };
+    let p = pair(&redis.url(), Duration::ZERO).await;
+    let refs: Vec<&SimNode> = p.nodes.iter().collect();
+    let extra = format!(
+        "[task_store]\nbackend = \"redis\"\nurl = \"{}\"\n",
+        redis.url()
+    );
+    for m in [&p.a, &p.b] {
+        let port: u16 = m.url().rsplit(':').next().unwrap().parse().unwrap();
+        let toml = common::config(port, free_port(), &refs, &extra).replacen(
+            "shards = 8\n",
+            "shards = 16\n",
+            1,
+        );
+        m.write_config(&toml);
+    }
+    // The placement widens to 16 slots (in whichever Miroir carries changes out), and both
+    // Miroirs run it.
+    let widened = common::eventually(Duration::from_secs(20), || async {
+        [&p.a, &p.b]
+            .iter()
+            .any(|m| m.log().contains("placement widened to 16 shards"))
+    })
+    .await;
+    assert!(widened, "{}\n{}", p.a.log(), p.b.log());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let [a, b] = p.bases();
+    let mut tasks = Vec::new();
+    for (base, ids) in [
+        (&a, 0..200u64),
+        (&b, 200..400),
+        (&a, 400..600),
+        (&b, 600..800),
+    ] {
+        let docs: Vec<Value> = ids.map(|i| json!({"id": i})).collect();
+        let (status, t) = call(
+            base,
+            "POST",
+            "/indexes/wide/documents?primaryKey=id",
+            Some(Value::Array(docs)),
+        )
+        .await;
+        assert_eq!(status, 202, "{t}");
+        tasks.push(t["taskUid"].as_u64().unwrap());
+    }
+    for uid in tasks {
+        let done = wait_alternating(&[a.clone(), b.clone()], uid).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+    }
+    let ids: Vec<NodeId> = (0..3)
+        .map(|i| NodeId::new(&format!("n{i}")).unwrap())
+        .collect();
+    let placement = Placement::new(16, 1, vec![ids]).unwrap();
+    let mut misplaced = Vec::new();
+    let mut held = 0;
+    for (i, node) in p.nodes.iter().enumerate() {
+        let (status, page) = call(
+            &node.url(),
+            "GET",
+            "/indexes/wide/documents?limit=10000&fields=id",
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        for d in page["results"].as_array().unwrap() {
+            let id = d["id"].as_u64().unwrap();
+            held += 1;
+            let shard = shard_for_key(&id.to_string(), 16);
+            let owner = placement.replicas(GroupId(0), shard)[0];
+            if placement.node(owner).as_str() != format!("n{i}") {
+                misplaced.push(id);
+            }
+        }
+    }
+    assert_eq!(held, 800, "every document held once");
+    assert!(
+        misplaced.is_empty(),
+        "{} documents split by another S, first {:?}",
+        misplaced.len(),
+        &misplaced[..misplaced.len().min(10)]
+    );
 }

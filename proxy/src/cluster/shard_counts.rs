@@ -1,5 +1,7 @@
 //! Each index's shard count S, fixed when the index is created and kept in Miroir's data
-//! directory (`shard_counts.json`). The configuration's `shards` is only the default for
+//! directory (`shard_counts.json`; with several Miroirs, in Redis too, so that every Miroir
+//! splits an index by the same S, see `shared_record`). The configuration's `shards` is only
+//! the default for
 //! indexes created after it is loaded: changing it never moves a document of an existing
 //! index (that would be resharding).
 //!
@@ -9,13 +11,13 @@
 //! wide as the largest S serves every index: an index with S shards uses slots `0..S`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use miroir_handoff::HintStore;
 use serde::{Deserialize, Serialize};
 
-use super::durable;
+use super::shared_record::{Record, Synced};
 
 const FILE: &str = "shard_counts.json";
 
@@ -27,52 +29,43 @@ struct Recorded {
 }
 
 pub struct ShardCounts {
-    path: PathBuf,
-    recorded: ArcSwap<Recorded>,
-    /// Serializes changes from reading the map to saving it, so none is lost.
-    changing: tokio::sync::Mutex<()>,
+    record: Arc<Record<Recorded>>,
 }
 
 impl ShardCounts {
-    /// Opens the record; on a first start, indexes without an entry use `unlisted`.
-    pub fn open(data_dir: &Path, unlisted: u32) -> Result<Self, String> {
-        let path = data_dir.join(FILE);
-        let recorded = match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let r = Recorded {
-                    unlisted,
-                    indexes: HashMap::new(),
-                };
-                durable::save_json(&path, &r)?;
-                r
-            }
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+    /// Opens the record (shared through `hints` when several Miroirs share it); on a first
+    /// start, indexes without an entry use `unlisted`.
+    pub fn open(data_dir: &Path, unlisted: u32, hints: &Arc<HintStore>) -> Result<Self, String> {
+        let initial = || Recorded {
+            unlisted,
+            indexes: HashMap::new(),
         };
+        let record = Record::open_or(data_dir, (FILE, "shard_counts"), hints, initial)?;
         Ok(Self {
-            path,
-            recorded: ArcSwap::from_pointee(recorded),
-            changing: tokio::sync::Mutex::new(()),
+            record: Arc::new(record),
         })
+    }
+
+    /// The record, for the follower that keeps it in step with other Miroirs.
+    pub fn synced(&self) -> Arc<dyn Synced> {
+        self.record.clone()
     }
 
     /// S of `index`.
     pub fn of(&self, index: &str) -> u32 {
-        let r = self.recorded.load();
+        let r = self.record.load();
         r.indexes.get(index).copied().unwrap_or(r.unlisted)
     }
 
     /// The largest S of any index: the placement must be at least this wide.
     pub fn widest(&self) -> u32 {
-        let r = self.recorded.load();
+        let r = self.record.load();
         r.indexes.values().copied().fold(r.unlisted, u32::max)
     }
 
     /// Every recorded index with its S, and the S of the others.
     pub fn snapshot(&self) -> (u32, Vec<(String, u32)>) {
-        let r = self.recorded.load();
+        let r = self.record.load();
         let mut list: Vec<(String, u32)> = r.indexes.iter().map(|(k, v)| (k.clone(), *v)).collect();
         list.sort();
         (r.unlisted, list)
@@ -110,21 +103,17 @@ impl ShardCounts {
         .await
     }
 
-    /// Applies `f` to a copy, saves it (off the async workers) and only then makes it visible:
-    /// what requests use is never ahead of what a restart would find.
+    /// Applies `f` to a copy, saves it (off the async workers; shared, once every Miroir
+    /// installed it) and only then makes it visible: what requests use is never ahead of what
+    /// a restart would find.
     async fn change<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Recorded) -> T,
     ) -> Result<T, String> {
-        let _one_at_a_time = self.changing.lock().await;
-        let mut next = Recorded::clone(&self.recorded.load());
+        let turn = self.record.turn().await?;
+        let mut next = Recorded::clone(&turn.current());
         let out = f(&mut next);
-        let next = Arc::new(next);
-        let (path, saved) = (self.path.clone(), next.clone());
-        tokio::task::spawn_blocking(move || durable::save_json(&path, &*saved))
-            .await
-            .map_err(|e| e.to_string())??;
-        self.recorded.store(next);
+        turn.save(next).await?;
         Ok(out)
     }
 }

@@ -55,15 +55,30 @@ where
     /// record instead, or this file's published as its first generation. Blocking.
     pub fn open(
         dir: &Path,
+        names: (&str, &'static str),
+        hints: &Arc<HintStore>,
+    ) -> Result<Self, String> {
+        Self::open_or(dir, names, hints, T::default)
+    }
+
+    /// Like [`Record::open`], with `initial` as the value when there is none yet, saved at
+    /// once (so that it stays what it was at the first start).
+    pub fn open_or(
+        dir: &Path,
         (file, name): (&str, &'static str),
         hints: &Arc<HintStore>,
+        initial: impl FnOnce() -> T,
     ) -> Result<Self, String> {
         let path = dir.join(file);
         let mut value: T = match std::fs::read(&path) {
             Ok(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => T::default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let value = initial();
+                save_json(&path, &value)?;
+                value
+            }
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
         let mut generation = 0;

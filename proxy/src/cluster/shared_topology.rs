@@ -201,21 +201,24 @@ impl Follower {
 
     /// Installs every record the board holds newer than here.
     async fn install_newer(&self, generations: &[u64]) {
-        let mut failed = Vec::new();
         if generations.first().copied().unwrap_or(0) > self.cluster.topology_generation() {
             if let Err(e) = sync(&self.cluster).await {
-                failed.push(e);
+                log::warn!(target: "miroir::topology", "cannot install the shared topology: {e}");
             }
         }
+        self.install_records(generations).await;
+    }
+
+    /// Installs the records other than the topology that the board holds newer than here
+    /// (also while writes are held: a change another Miroir waits on must not wait for the
+    /// gate to open).
+    async fn install_records(&self, generations: &[u64]) {
         for (record, board) in self.records.iter().zip(generations.iter().skip(1)) {
             if *board > record.generation() {
                 if let Err(e) = record.sync().await {
-                    failed.push(format!("{}: {e}", record.name()));
+                    log::warn!(target: "miroir::topology", "cannot install the shared {}: {e}", record.name());
                 }
             }
-        }
-        for e in failed {
-            log::warn!(target: "miroir::topology", "cannot install a shared record: {e}");
         }
     }
 
@@ -238,7 +241,10 @@ impl Follower {
             }
             tokio::time::sleep(GATE_POLL).await;
             match self.beat().await {
-                Ok((_, Some(next))) => holder = next,
+                Ok((generations, Some(next))) => {
+                    holder = next;
+                    self.install_records(&generations).await;
+                }
                 Ok((_, None)) => break,
                 Err(_) => {}
             }

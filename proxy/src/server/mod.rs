@@ -177,7 +177,11 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
         "shared topology",
         crate::cluster::shared_topology::Follower {
             cluster: cluster.clone(),
-            records: vec![shared.aliases.synced(), shared.webhooks.registry.synced()],
+            records: vec![
+                cluster.shard_counts.synced(),
+                shared.aliases.synced(),
+                shared.webhooks.registry.synced(),
+            ],
         },
     ));
     server.add_service(background_service(
