@@ -8,9 +8,11 @@
 
 mod board;
 mod hint;
+mod marks;
 mod redis_log;
 mod store;
 
 pub use board::{Beat, Board, Member, GATE_MS, MEMBER_MS};
 pub use hint::Hint;
+pub use marks::Marks;
 pub use store::{HintError, HintStore, NodeBacklog, Seq, Ticket, LEASE_MS, ORDER_MS};

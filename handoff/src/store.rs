@@ -286,6 +286,15 @@ impl HintStore {
         }
     }
 
+    /// The versioned marks shared with the other Miroirs (see `marks`); `None` for the
+    /// embedded store.
+    pub fn marks(&self) -> Option<crate::marks::Marks<'_>> {
+        match &self.inner.backend {
+            Backend::Redb(_) => None,
+            Backend::Redis { log, .. } => Some(crate::marks::Marks { log }),
+        }
+    }
+
     /// Reads every queue's counts from Redis now rather than at the next periodic read (a
     /// mark another Miroir set a moment ago counts at once). Nothing for the embedded store.
     pub fn refresh(&self) {

@@ -134,3 +134,64 @@ fn a_lease_its_holder_stops_renewing_passes_on() {
     let waited = started.elapsed();
     assert!(waited >= Duration::from_secs(8), "{waited:?}");
 }
+
+/// The board: a record written from a stale generation is refused, members beat with what
+/// they installed and the gone are dropped, the gate is held by one at a time and
+/// acknowledged by the others; marks keep the highest version and drop the old.
+#[test]
+fn board_records_members_gate_and_marks() {
+    let Some(redis) = RedisServer::start(Persistence::None) else {
+        eprintln!("skipped: no redis-server on PATH (scripts/setup.sh installs it)");
+        return;
+    };
+    let (a, b) = two(&redis, "t:board");
+    let (ba, bb) = (a.board().expect("shared"), b.board().expect("shared"));
+    assert_ne!(ba.member(), bb.member());
+
+    assert_eq!(ba.record("r").unwrap(), None);
+    assert_eq!(ba.put_record("r", 0, "one").unwrap(), Ok(1));
+    assert_eq!(bb.put_record("r", 0, "two").unwrap(), Err(1), "stale");
+    assert_eq!(bb.put_record("r", 1, "two").unwrap(), Ok(2));
+    assert_eq!(ba.record("r").unwrap(), Some((2, "two".into())));
+
+    let beat = ba.beat(&[("r", 2)], &["r", "none"]).unwrap();
+    assert_eq!(beat.generations, vec![2, 0]);
+    assert_eq!(beat.gate, None);
+    bb.beat(&[("r", 1)], &["r"]).unwrap();
+    let members = ba.members().unwrap();
+    assert_eq!(members.len(), 2, "{members:?}");
+    let installed: Vec<u64> = members.iter().map(|(_, g)| g["r"]).collect();
+    assert!(
+        installed.contains(&1) && installed.contains(&2),
+        "{members:?}"
+    );
+
+    assert!(ba.close_gate("a/1").unwrap());
+    assert!(!bb.close_gate("b/1").unwrap(), "held by a");
+    assert_eq!(bb.beat(&[], &[]).unwrap().gate.as_deref(), Some("a/1"));
+    bb.ack_gate("a/1").unwrap();
+    assert_eq!(
+        ba.acks().unwrap().get(bb.member()).map(String::as_str),
+        Some("a/1")
+    );
+    ba.open_gate("a/1").unwrap();
+    assert!(bb.close_gate("b/1").unwrap(), "open again");
+    bb.open_gate("b/1").unwrap();
+
+    let (ma, mb) = (a.marks().expect("shared"), b.marks().expect("shared"));
+    ma.mark("ids:films", &["1", "2"], 10).unwrap();
+    mb.mark("ids:films", &["2", "3"], 5).unwrap();
+    assert_eq!(
+        mb.versions("ids:films", &["1", "2", "3", "4"]).unwrap(),
+        vec![Some(10), Some(10), Some(5), None],
+        "each keeps its highest version"
+    );
+    ma.drop_up_to("ids:films", 5).unwrap();
+    assert_eq!(
+        mb.all("ids:films").unwrap(),
+        vec![("1".into(), 10), ("2".into(), 10)]
+    );
+    assert_eq!(ma.names_marked().unwrap(), vec!["ids:films".to_owned()]);
+    drop(b);
+    drop(a);
+}

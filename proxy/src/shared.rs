@@ -56,17 +56,12 @@ impl Shared {
                     .map_err(|e| format!("task store {}: {e}", file.display()))?;
                 (Arc::new(tasks), path.clone())
             }
-            // The registry and the hints are shared; the deletion record stays this
-            // process's own (in its data directory).
+            // The registry is shared (and the hints, the deletion record and the records of
+            // the board, through the hint store below).
             TaskStoreConfig::Redis { url } => {
                 (Arc::new(open_redis(url)?), config.data_dir.join("tasks"))
             }
         };
-        let deletions = local.join("deletions.redb");
-        let journal = Arc::new(
-            anti_entropy::Journal::open(&deletions)
-                .map_err(|e| format!("deletion record {}: {e}", deletions.display()))?,
-        );
         let hints = Arc::new(match &config.task_store {
             TaskStoreConfig::Embedded { .. } => {
                 let file = local.join("hints.redb");
@@ -76,6 +71,11 @@ impl Shared {
             TaskStoreConfig::Redis { url } => HintStore::open_redis(url.expose(), HINTS_PREFIX)
                 .map_err(|e| format!("hint store (Redis): {e}"))?,
         });
+        let deletions = local.join("deletions.redb");
+        let journal = Arc::new(
+            anti_entropy::Journal::open(&deletions, &hints)
+                .map_err(|e| format!("deletion record {}: {e}", deletions.display()))?,
+        );
         let (topology, placements, shard_counts) = open_topology(&config, &hints)?;
         // Several Miroirs: the topology they share, installed before the first request.
         let (topology, placements, generation) = match shared_topology::open(&hints, &topology)? {

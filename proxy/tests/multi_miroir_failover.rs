@@ -506,3 +506,74 @@ async fn concurrent_writes_through_two_miroirs_reach_every_replica_in_one_order(
     assert_eq!(differ, 0, "{orders:?}");
     drop(redis);
 }
+
+/// A document deleted through one Miroir and put back on one replica behind Miroir's back (a
+/// deletion that replica "missed") is deleted again by anti-entropy running in the other
+/// Miroir, never copied back to the replicas: the record of deletions is shared.
+#[tokio::test]
+async fn anti_entropy_in_one_miroir_knows_a_deletion_made_through_another() {
+    let Some(redis) = RedisServer::start(Persistence::None) else {
+        eprintln!("skipped: no redis-server on PATH (scripts/setup.sh installs it)");
+        return;
+    };
+    let nodes = sim_fleet().await;
+    let urls: Vec<String> = nodes.iter().map(TestNode::url).collect();
+    let (a, _) = miroir_with(&urls, &redis.url(), "[anti_entropy]\ninterval_ms = 200\n").await;
+    // Only A compares replicas; B takes the deletion.
+    let (b, _) = miroir_with(&urls, &redis.url(), "[anti_entropy]\nenabled = false\n").await;
+    let (a_url, b_url) = (a.url(), b.url());
+    let path = format!("/indexes/{INDEX}/documents");
+    let (status, t) = call(&a_url, "POST", &path, Some(batch(0))).await;
+    assert_eq!(status, 202, "{t}");
+    common::wait_idle(&a_url).await;
+
+    const ID: u64 = 7;
+    let mut kept = None;
+    for node in &nodes {
+        let (status, doc) = call(&node.url(), "GET", &format!("{path}/{ID}"), None).await;
+        if status == 200 {
+            kept = Some((node, doc));
+            break;
+        }
+    }
+    let (replica, old) = kept.expect("a replica holds the document");
+    let (status, t) = call(&b_url, "DELETE", &format!("{path}/{ID}"), None).await;
+    assert_eq!(status, 202, "{t}");
+    let done = common::wait_task_rotating(
+        &[b_url.clone(), a_url.clone()],
+        t["taskUid"].as_u64().unwrap(),
+    )
+    .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+
+    // Behind Miroir's back, one replica gets its old copy back, hidden fields included.
+    let (status, t) = call(&replica.url(), "POST", &path, Some(json!([old]))).await;
+    assert_eq!(status, 202, "{t}");
+    let uid = t["taskUid"].as_u64().unwrap();
+    let applied = eventually(Duration::from_secs(10), || async {
+        call(&replica.url(), "GET", &format!("/tasks/{uid}"), None)
+            .await
+            .1["status"]
+            == "succeeded"
+    })
+    .await;
+    assert!(applied, "the node took the old copy back");
+
+    let holders = || async {
+        let mut holders = 0;
+        for node in &nodes {
+            if call(&node.url(), "GET", &format!("{path}/{ID}"), None)
+                .await
+                .0
+                == 200
+            {
+                holders += 1;
+            }
+        }
+        holders
+    };
+    let gone = eventually(Duration::from_secs(15), || async { holders().await == 0 }).await;
+    assert!(gone, "document {ID} is back on {} node(s)", holders().await);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(holders().await, 0, "and stays deleted");
+}

@@ -25,6 +25,9 @@ pub mod status;
 mod verdict;
 
 use std::path::Path;
+use std::sync::Arc;
+
+use miroir_handoff::HintStore;
 
 pub use clock::Clock;
 pub use deletions::Deletions;
@@ -37,10 +40,15 @@ pub struct Journal {
 }
 
 impl Journal {
-    pub fn open(path: &Path) -> Result<Self, String> {
+    /// The record at `path`, or in the Redis of `hints` when several Miroirs share it.
+    pub fn open(path: &Path, hints: &Arc<HintStore>) -> Result<Self, String> {
+        let deletions = match hints.shared() {
+            true => Deletions::shared(hints.clone()),
+            false => Deletions::open(path)?,
+        };
         Ok(Self {
             clock: Clock::default(),
-            deletions: Deletions::open(path)?,
+            deletions,
         })
     }
 
