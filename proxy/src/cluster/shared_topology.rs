@@ -56,6 +56,10 @@ pub fn open(hints: &HintStore, local: &Topology) -> Result<Option<(Topology, u64
         return Ok(None);
     };
     let fail = |e: HintError| format!("shared topology (Redis): {e}");
+    // A member from now on, before the record is read: a Miroir changing where writes go
+    // waits for this one to hold its writes (or to stop beating), so none of its writes can
+    // use a placement older than what it reads here.
+    board.beat(&[(RECORD, 0)], &[]).map_err(fail)?;
     loop {
         if let Some((generation, value)) = board.record(RECORD).map_err(fail)? {
             let topology: Topology = serde_json::from_str(&value)
