@@ -140,6 +140,20 @@ impl Board<'_> {
         })
     }
 
+    /// The record `name` with its generation; when there is none yet, `value` published as
+    /// its first generation (another Miroir publishing first wins, and its record is
+    /// answered): `(generation, value)`.
+    pub fn record_or_publish(&self, name: &str, value: &str) -> Result<(u64, String), HintError> {
+        loop {
+            if let Some(found) = self.record(name)? {
+                return Ok(found);
+            }
+            if let Ok(generation) = self.put_record(name, 0, value)? {
+                return Ok((generation, value.to_owned()));
+            }
+        }
+    }
+
     /// Says this member is alive with `installed` generations (record name, generation);
     /// answers the current generation of each record in `records` and the gate's holder.
     pub fn beat(&self, installed: &[(&str, u64)], records: &[&str]) -> Result<Beat, HintError> {

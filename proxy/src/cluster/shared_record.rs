@@ -82,24 +82,19 @@ where
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
         let mut generation = 0;
-        let board = hints.board().map(|_| hints.clone());
         if let Some(board) = hints.board() {
-            let fail = |e: miroir_handoff::HintError| format!("{name} (Redis): {e}");
-            loop {
-                if let Some((g, shared)) = board.record(name).map_err(fail)? {
-                    value = serde_json::from_str(&shared)
-                        .map_err(|e| format!("{name} (Redis): {e}"))?;
-                    generation = g;
-                    save_json(&path, &value)?;
-                    break;
-                }
-                let local = serde_json::to_string(&value).map_err(|e| e.to_string())?;
-                if let Ok(g) = board.put_record(name, 0, &local).map_err(fail)? {
-                    generation = g;
-                    break;
-                }
+            let local = serde_json::to_string(&value).map_err(|e| e.to_string())?;
+            let (g, shared) = board
+                .record_or_publish(name, &local)
+                .map_err(|e| format!("{name} (Redis): {e}"))?;
+            if shared != local {
+                value =
+                    serde_json::from_str(&shared).map_err(|e| format!("{name} (Redis): {e}"))?;
+                save_json(&path, &value)?;
             }
+            generation = g;
         }
+        let board = hints.board().map(|_| hints.clone());
         Ok(Self {
             name,
             path,

@@ -60,18 +60,11 @@ pub fn open(hints: &HintStore, local: &Topology) -> Result<Option<(Topology, u64
     // waits for this one to hold its writes (or to stop beating), so none of its writes can
     // use a placement older than what it reads here.
     board.beat(&[(RECORD, 0)], &[]).map_err(fail)?;
-    loop {
-        if let Some((generation, value)) = board.record(RECORD).map_err(fail)? {
-            let topology: Topology = serde_json::from_str(&value)
-                .map_err(|e| format!("shared topology (Redis): {e}"))?;
-            return Ok(Some((topology, generation)));
-        }
-        let value = serde_json::to_string(local).map_err(|e| e.to_string())?;
-        if let Ok(generation) = board.put_record(RECORD, 0, &value).map_err(fail)? {
-            return Ok(Some((local.clone(), generation)));
-        }
-        // Another Miroir published first: read its record.
-    }
+    let local = serde_json::to_string(local).map_err(|e| e.to_string())?;
+    let (generation, value) = board.record_or_publish(RECORD, &local).map_err(fail)?;
+    let topology: Topology =
+        serde_json::from_str(&value).map_err(|e| format!("shared topology (Redis): {e}"))?;
+    Ok(Some((topology, generation)))
 }
 
 /// Why a topology could not be committed.
