@@ -413,6 +413,12 @@ async fn an_index_created_through_one_miroir_is_split_by_its_own_shard_count_thr
         );
         m.write_config(&toml);
     }
+    // Both run the new `shards` (a Miroir still on the old file would create the index with
+    // S = 8, which every Miroir would then follow).
+    for m in [&p.a, &p.b] {
+        m.wait_for_log("miroir::reload applied", Duration::from_secs(10))
+            .await;
+    }
     // The placement widens to 16 slots (in whichever Miroir carries changes out), and both
     // Miroirs run it.
     let widened = common::eventually(Duration::from_secs(20), || async {
