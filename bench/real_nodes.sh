@@ -193,7 +193,7 @@ instant() {
 	local answer
 	answer=$(curl -fs -X POST "http://127.0.0.1:${NODE_PORT[a]}/indexes/movies/search" \
 		-H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
-		-d "{\"q\":\"tosvaterlo velfi\",\"offset\":0,\"limit\":20,${NODE_SHOW:-\"showRankingScoreDetails\":true}}")
+		-d "{\"q\":\"tosvaterlo velfi\",\"offset\":0,\"limit\":20,${NODE_SHOW:-\"showRankingScore\":true}}")
 	printf '%s' "$answer" >"$dir/answer.json"
 	{
 		printf 'worker_processes 1;\npid %s/nginx.pid;\nerror_log %s/error.log warn;\n' "$dir" "$dir"

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use miroir_conf::{Config, TaskStore as TaskStoreConfig};
 use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
@@ -35,6 +36,13 @@ use crate::repair::settings_drift::SettingsSync;
 use crate::shared::Shared;
 use crate::telemetry::{log_format, logging, metrics};
 use service::MiroirProxy;
+
+/// Client connections write through a 32 KB buffer: an answer's head and a body that fits
+/// (a 20-hit search answer) leave in one segment, not two (Pingora's default buffer is one
+/// MSS, so the head goes alone).
+fn client_buffers() -> L4BufferSettings {
+    L4BufferSettings::default().write(32 * 1024)
+}
 
 /// Process-level switches from the command line.
 #[derive(Debug, Default, Clone)]
@@ -124,14 +132,18 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
     );
     let mut proxy = Service::new("miroir".to_owned(), draining::Draining(Arc::new(app)));
     proxy.threads = Some(threads);
-    proxy.add_tcp(&listen);
+    proxy.add_listener(ListenerConfig::tcp(listen.as_str()).l4_buffer(client_buffers()));
     if let Some(tls) = tls {
         let cert = tls.cert_path.to_string_lossy();
         let key = tls.key_path.to_string_lossy();
         match TlsSettings::intermediate(&cert, &key) {
             Ok(settings) => {
                 let addr = tls.listen.to_string();
-                proxy.add_tls_with_settings(&addr, None, settings);
+                proxy.add_listener(
+                    ListenerConfig::tcp(addr.as_str())
+                        .tls(settings)
+                        .l4_buffer(client_buffers()),
+                );
                 log::info!(target: "miroir::server", "TLS listener on {addr}");
             }
             Err(e) => {

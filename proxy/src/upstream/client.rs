@@ -1,15 +1,16 @@
-//! Sending one request to one node over Pingora's pooled keep-alive connector, and reading
-//! its whole answer.
+//! Sending one request to one node over a pooled keep-alive connection (`pool`, `wire`),
+//! and reading its whole answer. Connections are made by Pingora's transport connector (TCP
+//! or TLS).
 
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use pingora_core::connectors::http::Connector;
-use pingora_core::connectors::ConnectorOptions;
-use pingora_http::RequestHeader;
+use bytes::Bytes;
+use pingora_core::connectors::TransportConnector;
 
 use super::budget::{AnswerBudget, Caller};
 use super::peer::NodePeer;
+use super::pool::Pool;
+use super::wire::{self, ReadError};
 use crate::telemetry::metrics;
 
 /// Why a node gave no HTTP answer.
@@ -51,15 +52,17 @@ pub struct NodeResponse {
 }
 
 pub struct NodeClient {
-    connector: Connector,
+    /// Makes new connections only; its own pool is not used (see `pool`).
+    connector: TransportConnector,
+    pool: Pool,
 }
 
 impl NodeClient {
+    /// `pool_size`: idle connections kept per node and worker thread.
     pub fn new(pool_size: usize) -> Self {
-        let mut options = ConnectorOptions::new(pool_size);
-        options.keepalive_pool_size = pool_size;
         Self {
-            connector: Connector::new(Some(options)),
+            connector: TransportConnector::new(None),
+            pool: Pool::new(pool_size),
         }
     }
 
@@ -92,9 +95,10 @@ impl NodeClient {
         req: &NodeRequest<'_>,
     ) -> Result<NodeResponse, UpstreamError> {
         const STALE_RETRIES: u32 = 2;
+        let encoded = wire::encode(req, &node.host_header).map_err(UpstreamError::Protocol)?;
         let mut retries = 0;
         loop {
-            match self.exchange_once(node, req).await {
+            match self.exchange_once(node, req, &encoded).await {
                 Ok(resp) => return Ok(resp),
                 Err(f) if f.sent && !f.answered && !req.repeatable() => {
                     return Err(UpstreamError::Unanswered(f.error.to_string()))
@@ -109,143 +113,51 @@ impl NodeClient {
         &self,
         node: &NodePeer,
         req: &NodeRequest<'_>,
+        encoded: &wire::Encoded<'_>,
     ) -> Result<NodeResponse, Failure> {
-        let peer = &node.peer;
-        let (mut session, reused) =
-            self.connector
-                .get_http_session(peer)
-                .await
-                .map_err(|e| Failure {
-                    error: UpstreamError::Connect(e.to_string()),
-                    reused: false,
-                    sent: false,
-                    answered: false,
-                })?;
-        let fail = |sent: bool, answered: bool| {
-            move |e: Box<pingora_core::Error>| Failure {
-                error: UpstreamError::Protocol(e.to_string()),
-                reused,
-                sent,
-                answered,
+        let (mut stream, reused) = match self.pool.take(node.pool_key, node.idle_timeout) {
+            Some(s) => (s, true),
+            None => {
+                let s = self
+                    .connector
+                    .new_stream(&node.peer)
+                    .await
+                    .map_err(|e| Failure {
+                        error: UpstreamError::Connect(e.to_string()),
+                        reused: false,
+                        sent: false,
+                        answered: false,
+                    })?;
+                (s, false)
             }
         };
-        let mut head = RequestHeader::build(req.method, req.path.as_bytes(), None)
-            .map_err(fail(false, false))?;
-        head.insert_header("Host", node.host_header.as_str())
-            .map_err(fail(false, false))?;
-        if let Some(auth) = req.auth {
-            head.insert_header("Authorization", format!("Bearer {auth}"))
-                .map_err(fail(false, false))?;
-        }
-        if let Some(ct) = req.content_type {
-            head.insert_header("Content-Type", ct)
-                .map_err(fail(false, false))?;
-        }
-        if let Some(id) = req.request_id {
-            head.insert_header("X-Request-Id", id)
-                .map_err(fail(false, false))?;
-        }
-        // Pingora frames a client body only by an explicit length.
-        let body_len: usize = req.body.iter().map(Bytes::len).sum();
-        if body_len > 0 || matches!(req.method, "POST" | "PUT" | "PATCH") {
-            head.insert_header("Content-Length", body_len.to_string())
-                .map_err(fail(false, false))?;
-        }
-        session
-            .write_request_header(Box::new(head))
-            .await
-            .map_err(fail(false, false))?;
         // A node may answer before reading the body (Meilisearch refuses a bad key at once and
-        // closes the connection): a failed body write still leaves an answer to read.
-        let mut body_error = None;
-        for chunk in req.body {
-            if let Err(e) = session.write_request_body(chunk.clone(), false).await {
-                body_error = Some(e);
-                break;
-            }
-        }
-        if body_error.is_none() {
-            if let Err(e) = session.finish_request_body().await {
-                body_error = Some(e);
-            }
-        }
+        // closes the connection): a failed write still leaves an answer to read.
+        let write_error = wire::write(&mut stream, encoded).await.err();
         // Until every byte of the request was written, the node cannot have acted on it.
-        let sent = body_error.is_none();
-        if let Err(e) = session.read_response_header().await {
-            return Err(fail(sent, false)(body_error.unwrap_or(e)));
-        }
-        let status = session
-            .response_header()
-            .map(|h| h.status.as_u16())
-            .ok_or_else(|| Failure {
-                error: UpstreamError::Protocol("no response header".into()),
+        let sent = write_error.is_none();
+        let answer = wire::read(&mut stream, req.method == "HEAD", req.budget)
+            .await
+            .map_err(|f| Failure {
+                error: match (f.error, &write_error) {
+                    (ReadError::OverBudget, _) => UpstreamError::AnswerTooLarge,
+                    (_, Some(w)) if !f.answered => UpstreamError::Protocol(w.to_string()),
+                    (ReadError::Io(e), _) => UpstreamError::Protocol(e.to_string()),
+                    (ReadError::Protocol(p), _) => UpstreamError::Protocol(p),
+                },
                 reused,
                 sent,
-                answered: false,
+                answered: f.answered,
             })?;
-        // An answer read in one chunk is kept as it came; only a second chunk starts a copy.
-        let mut body = AnswerBody::default();
-        while let Some(chunk) = session
-            .read_response_body()
-            .await
-            .map_err(fail(sent, true))?
-        {
-            if req.budget.is_some_and(|b| !b.take(chunk.len() as u64)) {
-                // Read no further; the connection is left unfinished, so it is not reused.
-                return Err(Failure {
-                    error: UpstreamError::AnswerTooLarge,
-                    reused,
-                    sent,
-                    answered: true,
-                });
-            }
-            body.push(chunk);
-        }
-        // A connection whose request was cut short is not reused.
-        if body_error.is_none() {
-            self.connector
-                .release_http_session(session, peer, Some(node.idle_timeout))
-                .await;
+        // A connection whose request was cut short, or whose answer did not end cleanly, is
+        // not reused.
+        if sent && answer.reusable {
+            self.pool.put(node.pool_key, stream, node.idle_timeout);
         }
         Ok(NodeResponse {
-            status,
-            body: body.into_bytes(),
+            status: answer.status,
+            body: answer.body,
         })
-    }
-}
-
-/// A node answer's body as it is read: the first chunk as is, later ones appended to a copy.
-#[derive(Default)]
-enum AnswerBody {
-    #[default]
-    Empty,
-    One(Bytes),
-    Many(BytesMut),
-}
-
-impl AnswerBody {
-    fn push(&mut self, chunk: Bytes) {
-        *self = match std::mem::take(self) {
-            Self::Empty => Self::One(chunk),
-            Self::One(first) => {
-                let mut buf = BytesMut::with_capacity(2 * (first.len() + chunk.len()));
-                buf.extend_from_slice(&first);
-                buf.extend_from_slice(&chunk);
-                Self::Many(buf)
-            }
-            Self::Many(mut buf) => {
-                buf.extend_from_slice(&chunk);
-                Self::Many(buf)
-            }
-        };
-    }
-
-    fn into_bytes(self) -> Bytes {
-        match self {
-            Self::Empty => Bytes::new(),
-            Self::One(b) => b,
-            Self::Many(buf) => buf.freeze(),
-        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use miroir_conf::{Node, Scheme, Upstream};
 use miroir_filters::routing::NodeId;
-use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::upstreams::peer::{HttpPeer, Peer};
 
 pub struct NodePeer {
     pub id: NodeId,
@@ -15,6 +15,8 @@ pub struct NodePeer {
     pub host_header: String,
     pub peer: HttpPeer,
     pub idle_timeout: Duration,
+    /// Which idle connections may carry this peer's requests (address, TLS and name).
+    pub pool_key: u64,
 }
 
 impl NodePeer {
@@ -26,6 +28,7 @@ impl NodePeer {
         peer.options.read_timeout = Some(upstream.read_timeout);
         peer.options.idle_timeout = Some(upstream.idle_timeout);
         Self {
+            pool_key: peer.reuse_hash(),
             id: node.id.clone(),
             addr,
             group: node.group.0,
