@@ -231,7 +231,7 @@ instant() {
 latency() {
 	"$LOADTEST_BIN" latency --key "$KEY" --index movies --queries "$WORK/queries.ndjson" \
 		--targets one=127.0.0.1:7711,a=127.0.0.1:7712,b=127.0.0.1:7713,miroir=127.0.0.1:7722 \
-		--max-of a,b --rounds "${ROUNDS:-1}"
+		--max-of a,b --together a,b --rounds "${ROUNDS:-1}"
 }
 
 case ${1:-} in

@@ -65,6 +65,10 @@ pub struct Server {
     pub listen: SocketAddr,
     /// Worker threads; `None` means one per core.
     pub threads: Option<NonZeroUsize>,
+    /// Idle worker threads take requests from busy ones. Off, each thread serves its own
+    /// connections: no thread is woken to look for work, which costs latency, and CPU the
+    /// nodes need when they share the machine.
+    pub work_stealing: bool,
     pub max_body_bytes: u64,
     /// Bytes of node answers one client request may gather (a search over every shard, a
     /// document page); past it the request fails with `miroir_answer_too_large`.

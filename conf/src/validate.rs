@@ -175,6 +175,7 @@ impl Checker<'_> {
         Some(Server {
             listen: listen?,
             threads: NonZeroUsize::new(raw.threads),
+            work_stealing: raw.work_stealing,
             max_body_bytes: raw.max_body_bytes,
             max_answer_bytes: raw.max_answer_bytes,
             request_timeout,

@@ -172,7 +172,7 @@ USAGE:
     [--connections 16] [--seconds 10]
   miroir-loadtest corpus --out DOCS.ndjson --queries-out QUERIES [--documents 60000] [--queries 400]
   miroir-loadtest latency --targets NAME=HOST:PORT,... --queries FILE [--index movies] [--key KEY]
-    [--rounds 1] [--max-of NAME,NAME]
+    [--rounds 1] [--max-of NAME,NAME] [--together NAME,NAME]
     (each query to each target in turn, one at a time; --max-of: per query, the slower of those)
   miroir-loadtest passthrough --miroir-bin PATH [--connections 16] [--seconds 5] [--rounds 3]
     (nodes are `meili-sim` processes from the folder of --miroir-bin)

@@ -127,11 +127,29 @@ struct Target {
     per_query: Vec<u32>,
 }
 
+impl Target {
+    async fn connect(name: &str, addr: &str) -> Result<Self, String> {
+        Ok(Self {
+            name: name.to_owned(),
+            addr: addr.to_owned(),
+            conn: Some(
+                Conn::connect(addr)
+                    .await
+                    .map_err(|e| format!("{addr}: {e}"))?,
+            ),
+            report: Report::default(),
+            per_query: Vec::new(),
+        })
+    }
+}
+
 /// `latency --targets name=host:port,... --queries FILE --index UID [--key KEY] [--rounds 1]
 /// [--max-of a,b]`: every query sent to every target in turn, one request at a time, on one
 /// keep-alive connection each; the first target of each query rotates so no target always
 /// runs on a warm cache. `--max-of` also reports, per query, the slower of those targets
-/// (the floor of a search that waits for all of them).
+/// (the floor of a search that waits for all of them). `--together a,b` adds a step that asks
+/// those targets at once and waits for all of them: the floor of a fan-out on this machine,
+/// where the nodes share its cores while they work, with no proxy in between.
 pub async fn latency(args: Args) -> Result<(), String> {
     let key = args.get("key");
     let index = args.get("index").unwrap_or("movies");
@@ -153,17 +171,7 @@ pub async fn latency(args: Args) -> Result<(), String> {
         let (name, addr) = spec
             .split_once('=')
             .ok_or_else(|| format!("target `{spec}` is not name=host:port"))?;
-        targets.push(Target {
-            name: name.to_owned(),
-            addr: addr.to_owned(),
-            conn: Some(
-                Conn::connect(addr)
-                    .await
-                    .map_err(|e| format!("{addr}: {e}"))?,
-            ),
-            report: Report::default(),
-            per_query: Vec::new(),
-        });
+        targets.push(Target::connect(name, addr).await?);
     }
     let requests: Vec<Vec<Request>> = targets
         .iter()
@@ -174,6 +182,22 @@ pub async fn latency(args: Args) -> Result<(), String> {
                 .collect()
         })
         .collect();
+
+    let mut together = match args.get("together") {
+        Some(names) => {
+            let mut members = Vec::new();
+            for n in names.split(',') {
+                let t = targets
+                    .iter()
+                    .position(|t| t.name == n)
+                    .ok_or_else(|| format!("--together names unknown target `{n}`"))?;
+                // Its own connection: the target's stays on its own turn.
+                members.push((t, Target::connect(n, &targets[t].addr).await?));
+            }
+            Some((format!("together({names})"), members, Report::default()))
+        }
+        None => None,
+    };
 
     // One warm-up pass, not counted.
     let mut body = Vec::new();
@@ -187,9 +211,16 @@ pub async fn latency(args: Args) -> Result<(), String> {
     }
     let started = Instant::now();
     let queries = (0..rounds).flat_map(|_| 0..bodies.len());
+    let slots = targets.len() + usize::from(together.is_some());
     for (step, q) in queries.enumerate() {
-        for k in 0..targets.len() {
-            let i = (step + k) % targets.len();
+        for k in 0..slots {
+            let i = (step + k) % slots;
+            if i == targets.len() {
+                if let Some((_, members, report)) = together.as_mut() {
+                    send_together(members, &requests, q, report).await;
+                }
+                continue;
+            }
             let micros = send(&mut targets[i], &requests[i][q], &mut body).await;
             targets[i].per_query.push(micros.unwrap_or(u32::MAX));
         }
@@ -203,6 +234,11 @@ pub async fn latency(args: Args) -> Result<(), String> {
         t.report.elapsed = elapsed;
         t.report.latencies.sort_unstable();
         println!("{}", t.report.line(&t.name));
+    }
+    if let Some((name, _, mut report)) = together {
+        report.elapsed = elapsed;
+        report.latencies.sort_unstable();
+        println!("{}", report.line(&name));
     }
     if let Some(names) = args.get("max-of") {
         let picked: Vec<&Target> = names
@@ -230,6 +266,29 @@ pub async fn latency(args: Args) -> Result<(), String> {
         println!("{}", report.line("max-of"));
     }
     Ok(())
+}
+
+/// Query `q` sent to every member at once; the time until the last answer is `report`'s.
+async fn send_together(
+    members: &mut [(usize, Target)],
+    requests: &[Vec<Request>],
+    q: usize,
+    report: &mut Report,
+) {
+    let begin = Instant::now();
+    let sends = members.iter_mut().map(|(i, t)| {
+        let req = &requests[*i][q];
+        async move { send(t, req, &mut Vec::new()).await }
+    });
+    let answers = futures::future::join_all(sends).await;
+    if answers.iter().all(Option::is_some) {
+        report.requests += 1;
+        report
+            .latencies
+            .push(begin.elapsed().as_micros().min(u32::MAX as u128 - 1) as u32);
+    } else {
+        report.errors += 1;
+    }
 }
 
 /// One request on the target's connection (reconnecting after an error); its latency in

@@ -90,6 +90,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
             .to_string_lossy()
             .into_owned(),
         upstream_keepalive_pool_size: config.upstream.pool_size,
+        work_stealing: config.server.work_stealing,
         // Requests still running when the listeners close get their full deadline.
         grace_period_seconds: Some(config.server.request_timeout.as_secs() + 1),
         graceful_shutdown_timeout_seconds: Some(10),
