@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Miroir needs on a Debian machine, when it is missing:
 # cmake (Pingora's zlib-ng build), redis-server (the Redis task-store tests), chromium (the
-# admin page's test in a headless browser) and systemd (`systemd-analyze verify` of the unit).
+# admin page's test in a headless browser), systemd (`systemd-analyze verify` of the unit),
+# openssl and socat (test certificates, and a TLS terminator in front of a node).
 # Idempotent; safe to source or run.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v socat >/dev/null 2>&1 || missing+=(socat)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2

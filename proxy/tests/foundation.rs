@@ -562,28 +562,37 @@ fn check_config_accepts_the_examples_and_names_the_bad_key() {
     assert!(err.contains("replication_factor"), "{err}");
 }
 
+/// Runs `openssl` in `dir` once per argument list; `false` when it is missing or one fails.
+fn openssl(dir: &std::path::Path, runs: &[&[&str]]) -> bool {
+    runs.iter().all(|args| {
+        Command::new("openssl")
+            .args(*args)
+            .current_dir(dir)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
 #[tokio::test]
 async fn tls_listener_serves_the_same_api() {
     let dir = miroir_testkit::proxy::TempDir::new("tls").unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output();
-    if !made.is_ok_and(|o| o.status.success()) {
+    const SELF_SIGNED: &[&str] = &[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.pem",
+    ];
+    if !openssl(dir.path(), &[SELF_SIGNED]) {
         eprintln!("SKIPPED tls_listener_serves_the_same_api: openssl is not available to make a certificate");
         return;
     }
@@ -607,6 +616,139 @@ async fn tls_listener_serves_the_same_api() {
         String::from_utf8_lossy(&out.stdout),
         r#"{"status":"available"}"#
     );
+}
+
+/// Kills the TLS terminator when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Miroir's own node client over TLS: a node behind a TLS terminator (socat), its
+/// certificate's CA trusted through `SSL_CERT_FILE`. Writes, task waits, searches and reads go
+/// over pooled TLS connections and answer as over plain HTTP.
+#[tokio::test]
+async fn a_node_behind_tls_takes_writes_and_answers_searches() {
+    let dir = miroir_testkit::proxy::TempDir::new("tls-node").unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    // A test CA and a leaf it signs: rustls refuses a self-signed CA as a server's own
+    // certificate.
+    let _ = std::fs::write(
+        dir.path().join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    );
+    const CA: &[&str] = &[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ];
+    const LEAF: &[&str] = &[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ];
+    const SIGNED: &[&str] = &[
+        "x509",
+        "-req",
+        "-days",
+        "1",
+        "-CAcreateserial",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ];
+    if !openssl(dir.path(), &[CA, LEAF, SIGNED]) {
+        eprintln!("SKIPPED a_node_behind_tls_takes_writes_and_answers_searches: openssl is not available to make certificates");
+        return;
+    }
+    let (cert, key) = (path("cert.pem"), path("key.pem"));
+    let nodes = sim_nodes(1).await;
+    let node_port = nodes[0].url().rsplit(':').next().unwrap_or("").to_owned();
+    let tls_port = free_port();
+    let Ok(socat) = Command::new("socat")
+        .arg(format!(
+            "OPENSSL-LISTEN:{tls_port},bind=127.0.0.1,reuseaddr,fork,cert={cert},key={key},verify=0"
+        ))
+        .arg(format!("TCP:127.0.0.1:{node_port}"))
+        .spawn()
+    else {
+        eprintln!("SKIPPED a_node_behind_tls_takes_writes_and_answers_searches: socat is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    let _socat = Child(socat);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(("127.0.0.1", tls_port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the TLS terminator never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (port, metrics) = (free_port(), free_port());
+    let toml = config_for(
+        port,
+        metrics,
+        &[format!("https://127.0.0.1:{tls_port}")],
+        "",
+    );
+    let ca = path("ca.pem");
+    let miroir =
+        MiroirProcess::start_with_env(miroir_bin(), &toml, port, &[("SSL_CERT_FILE", ca.as_str())])
+            .await;
+    let base = miroir.url();
+
+    let docs: Vec<serde_json::Value> = (0..50)
+        .map(|i| json!({"id": i, "title": format!("secure item {i}")}))
+        .collect();
+    let (s, r) = call(&base, "POST", "/indexes/vault/documents", Some(json!(docs))).await;
+    assert_eq!(s, 202, "{r}");
+    let task = wait_task(&base, r["taskUid"].as_u64().unwrap_or(0)).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    for _ in 0..5 {
+        let (s, r) = call(
+            &base,
+            "POST",
+            "/indexes/vault/search",
+            Some(json!({"q": "secure", "limit": 5})),
+        )
+        .await;
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(r["estimatedTotalHits"], 50, "{r}");
+        assert_eq!(r["hits"].as_array().map(Vec::len), Some(5), "{r}");
+    }
+    let (s, r) = call(&base, "GET", "/indexes/vault/documents/7", None).await;
+    assert_eq!((s, &r["title"]), (200, &json!("secure item 7")), "{r}");
 }
 
 #[tokio::test]
