@@ -6,6 +6,7 @@
 #   bench/real_nodes.sh search1      a 20-hit search, one node behind nginx and behind Miroir
 #   bench/real_nodes.sh latency      400 queries one at a time: one node vs two pinned shards
 #   bench/real_nodes.sh instant      Miroir's CPU per 3-shard 20-hit search, instant upstreams
+#   bench/real_nodes.sh ingest       the corpus through Miroir into 3 fresh nodes vs their shares
 #   bench/real_nodes.sh down         stop everything
 #
 # Nodes: `one` holds every document (fed through a Miroir in front of it alone, so it holds
@@ -25,9 +26,12 @@ DOCUMENTS=${DOCUMENTS:-60000}
 SECONDS_EACH=${SECONDS_EACH:-5}
 KEY=masterKey
 # Ports: nodes 7711 (one), 7712 (a), 7713 (b); Miroir over `one` 7721, over a+b 7722, over the
-# instant upstreams 7723; nginx in front of `one` 7731, instant upstreams 7741-7743.
-declare -A NODE_PORT=([one]=7711 [a]=7712 [b]=7713 [i1]=7741 [i2]=7742 [i3]=7743)
-declare -A NODE_CPU=([one]=0 [a]=0 [b]=1)
+# instant upstreams 7723, over the ingest nodes 7724; nginx in front of `one` 7731, instant
+# upstreams 7741-7743; ingest nodes 7751-7753 (unpinned).
+declare -A NODE_PORT=([one]=7711 [a]=7712 [b]=7713 [i1]=7741 [i2]=7742 [i3]=7743
+	[n1]=7751 [n2]=7752 [n3]=7753)
+declare -A NODE_CPU=([one]=0 [a]=0 [b]=1 [n1]=0-1 [n2]=0-1 [n3]=0-1)
+INGEST_NODES=(n1 n2 n3)
 
 start_node() {
 	local name=$1 port=${NODE_PORT[$1]} cpu=${NODE_CPU[$1]} dir=$WORK/$1
@@ -113,7 +117,7 @@ feed() {
 
 wait_task() {
 	local status
-	for _ in $(seq 1 6000); do
+	for _ in $(seq 1 30000); do
 		status=$(curl -fs "http://127.0.0.1:$1/tasks/$2" -H "Authorization: Bearer $KEY" | jq -r .status)
 		case $status in
 		succeeded) return 0 ;;
@@ -122,7 +126,7 @@ wait_task() {
 			return 1
 			;;
 		esac
-		sleep 0.1
+		sleep 0.05
 	done
 	return 1
 }
@@ -234,10 +238,92 @@ latency() {
 		--max-of a,b --together a,b --rounds "${ROUNDS:-1}"
 }
 
+# Stops the ingest nodes and starts them again empty.
+fresh_ingest_nodes() {
+	local n pid
+	for n in "${INGEST_NODES[@]}"; do
+		if [ -f "$WORK/$n/pid" ]; then
+			pid=$(cat "$WORK/$n/pid")
+			kill "$pid" 2>/dev/null || true
+			while [ -e "/proc/$pid" ]; do sleep 0.1; done
+		fi
+		rm -rf "${WORK:?}/$n"
+	done
+	for n in "${INGEST_NODES[@]}"; do start_node "$n"; done
+}
+
+# Feeds one node its share directly: the index, the settings Miroir gave it, then the
+# documents in $2 pieces; writes the last task's uid to $WORK/shares/<node>.task.
+feed_share() {
+	local node=$1 pieces=$2 port=${NODE_PORT[$1]} dir=$WORK/shares task lines
+	curl -fs -X POST "http://127.0.0.1:$port/indexes" -H "Authorization: Bearer $KEY" \
+		-H 'Content-Type: application/json' -d '{"uid":"movies","primaryKey":"id"}' >/dev/null
+	curl -fs -X PATCH "http://127.0.0.1:$port/indexes/movies/settings" \
+		-H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+		--data-binary "@$dir/$node.settings.json" >/dev/null
+	lines=$(wc -l <"$dir/$node.ndjson")
+	split -l $(((lines + pieces - 1) / pieces)) "$dir/$node.ndjson" "$dir/$node.piece."
+	for f in "$dir/$node".piece.*; do
+		task=$(curl -fs -X POST "http://127.0.0.1:$port/indexes/movies/documents" \
+			-H "Authorization: Bearer $KEY" -H 'Content-Type: application/x-ndjson' \
+			--data-binary "@$f" | jq .taskUid)
+	done
+	rm -f "$dir/$node".piece.*
+	echo "$task" >"$dir/$node.task"
+}
+
+# The corpus into 3 fresh unpinned nodes (RF 1, 16 shards) through Miroir, against the same
+# nodes fresh again and fed concurrently what Miroir gave each (its documents as stored, with
+# `_miroir_shard`, and its settings) in as many requests: the floor for a sharded ingest.
+ingest() {
+	mkdir -p "$WORK/shares"
+	[ -f "$WORK/docs.ndjson" ] || "$LOADTEST_BIN" corpus --documents "$DOCUMENTS" \
+		--out "$WORK/docs.ndjson" --queries-out "$WORK/queries.ndjson"
+	local batches start through direct n pid
+	batches=$(((($(wc -l <"$WORK/docs.ndjson") + 9999)) / 10000))
+	for round in $(seq 1 "${ROUNDS:-1}"); do
+		fresh_ingest_nodes
+		start_miroir miroir4 7724 "${INGEST_NODES[@]}"
+		start=$(date +%s.%N)
+		feed 7724
+		through=$(echo "$(date +%s.%N) - $start" | bc)
+		pid=$(cat "$WORK/miroir4/pid")
+		kill "$pid"
+		while [ -e "/proc/$pid" ]; do sleep 0.1; done
+		rm -rf "$WORK/miroir4"
+		for n in "${INGEST_NODES[@]}"; do
+			local port=${NODE_PORT[$n]}
+			curl -fs "http://127.0.0.1:$port/indexes/movies/documents?limit=1000000" \
+				-H "Authorization: Bearer $KEY" | jq -c '.results[]' >"$WORK/shares/$n.ndjson"
+			curl -fs "http://127.0.0.1:$port/indexes/movies/settings" -H "Authorization: Bearer $KEY" |
+				jq '{filterableAttributes, sortableAttributes, searchableAttributes, displayedAttributes, rankingRules}' \
+					>"$WORK/shares/$n.settings.json"
+		done
+		fresh_ingest_nodes
+		start=$(date +%s.%N)
+		local feeders=()
+		for n in "${INGEST_NODES[@]}"; do
+			feed_share "$n" "$batches" &
+			feeders+=($!)
+		done
+		for pid in "${feeders[@]}"; do wait "$pid"; done
+		# One poller, as for Miroir: three would take CPU the nodes index with.
+		for n in "${INGEST_NODES[@]}"; do
+			wait_task "${NODE_PORT[$n]}" "$(cat "$WORK/shares/$n.task")"
+		done
+		direct=$(echo "$(date +%s.%N) - $start" | bc)
+		printf 'round %s: through Miroir %.2f s, shares fed directly %.2f s (%s documents: %s), ratio %.3f\n' \
+			"$round" "$through" "$direct" "$(cat "$WORK"/shares/*.ndjson | wc -l)" \
+			"$(for n in "${INGEST_NODES[@]}"; do wc -l <"$WORK/shares/$n.ndjson"; done | paste -sd/)" \
+			"$(echo "$through / $direct" | bc -l)"
+	done
+	for n in "${INGEST_NODES[@]}"; do kill "$(cat "$WORK/$n/pid")" 2>/dev/null || true; done
+}
+
 case ${1:-} in
-up | down | passthrough | search1 | latency | instant | restart_miroir) "$1" ;;
+up | down | passthrough | search1 | latency | instant | ingest | restart_miroir) "$1" ;;
 *)
-	sed -n '2,9p' "$0"
+	sed -n '2,10p' "$0"
 	exit 2
 	;;
 esac
