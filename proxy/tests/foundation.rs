@@ -562,6 +562,14 @@ fn check_config_accepts_the_examples_and_names_the_bad_key() {
     assert!(err.contains("replication_factor"), "{err}");
 }
 
+/// `openssl` arguments for a one-day self-signed certificate and its new key.
+fn self_signed<'a>(subject: &'a str, key: &'a str, cert: &'a str) -> [&'a str; 13] {
+    [
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", subject, "-keyout",
+        key, "-out", cert,
+    ]
+}
+
 /// Runs `openssl` in `dir` once per argument list; `false` when it is missing or one fails.
 fn openssl(dir: &std::path::Path, runs: &[&[&str]]) -> bool {
     runs.iter().all(|args| {
@@ -577,22 +585,10 @@ fn openssl(dir: &std::path::Path, runs: &[&[&str]]) -> bool {
 async fn tls_listener_serves_the_same_api() {
     let dir = miroir_testkit::proxy::TempDir::new("tls").unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    const SELF_SIGNED: &[&str] = &[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "cert.pem",
-    ];
-    if !openssl(dir.path(), &[SELF_SIGNED]) {
+    if !openssl(
+        dir.path(),
+        &[&self_signed("/CN=localhost", "key.pem", "cert.pem")],
+    ) {
         eprintln!("SKIPPED tls_listener_serves_the_same_api: openssl is not available to make a certificate");
         return;
     }
@@ -641,21 +637,7 @@ async fn a_node_behind_tls_takes_writes_and_answers_searches() {
         dir.path().join("ext.cnf"),
         "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
     );
-    const CA: &[&str] = &[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ];
+    let ca = self_signed("/CN=test-ca", "ca.key", "ca.pem");
     const LEAF: &[&str] = &[
         "req",
         "-newkey",
@@ -685,7 +667,7 @@ async fn a_node_behind_tls_takes_writes_and_answers_searches() {
         "-out",
         "cert.pem",
     ];
-    if !openssl(dir.path(), &[CA, LEAF, SIGNED]) {
+    if !openssl(dir.path(), &[&ca, LEAF, SIGNED]) {
         eprintln!("SKIPPED a_node_behind_tls_takes_writes_and_answers_searches: openssl is not available to make certificates");
         return;
     }
