@@ -382,3 +382,52 @@ async fn the_nodes_hold_a_widened_limit_and_clients_see_theirs() {
         (vec![json!(10_100); 3], json!(100), json!(100))
     );
 }
+
+/// What the merge relies on to tell milli's facet path without asking for the `_miroir_shard`
+/// facet: a node's hit count is the number of documents it counted facets over, in both
+/// pagination modes, with and without a query, a filter and `distinct` (whose removals a
+/// placeholder search applies only to the documents it reached, in the total and the facet
+/// counts alike).
+async fn totals_are_facet_candidates(nodes: &[TestNode]) -> usize {
+    let mut checked = 0;
+    for node in nodes {
+        for mut q in queries() {
+            for distinct in [None, Some("s"), Some("m")] {
+                q["facets"] = json!(["_miroir_shard", "s"]);
+                if let Some(d) = distinct {
+                    q["distinct"] = json!(d);
+                }
+                let (st, r) = call(
+                    &node.url(),
+                    "POST",
+                    "/indexes/alpha100/search",
+                    Some(q.clone()),
+                )
+                .await;
+                assert_eq!(st, 200, "{q}: {r}");
+                let total = r["totalHits"].as_u64().or(r["estimatedTotalHits"].as_u64());
+                let counted: u64 = r["facetDistribution"]["_miroir_shard"]
+                    .as_object()
+                    .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+                assert_eq!(total, Some(counted), "{} {q}: {r}", node.url());
+                checked += 1;
+            }
+        }
+    }
+    checked
+}
+
+#[tokio::test]
+async fn a_real_nodes_total_is_the_count_it_faceted_over() {
+    let _bin = require_meili_bin!();
+    let real = setup(NodeKind::Real).await;
+    let checked = totals_are_facet_candidates(&real.nodes).await;
+    eprintln!("real nodes: total = facet candidates in {checked} answers");
+}
+
+#[tokio::test]
+async fn a_simulated_nodes_total_is_the_count_it_faceted_over() {
+    let sim = setup(NodeKind::Sim).await;
+    let checked = totals_are_facet_candidates(&sim.nodes).await;
+    eprintln!("simulated nodes: total = facet candidates in {checked} answers");
+}

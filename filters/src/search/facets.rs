@@ -8,8 +8,8 @@
 //! shown are still certain; when they are not, the merge shows what it has and logs it.
 //!
 //! The number of matching documents decides milli's path (and with it the `alpha` order of
-//! numbers): the plan asks every node for the `_miroir_shard` facet, whose counts add up to
-//! the node's matches. Number and string values are told apart by their key (`"12"` from a
+//! numbers): a node's hit count is that number for a keyword search; for a semantic one the
+//! plan asks every node for the `_miroir_shard` facet, whose counts add up to it. Number and string values are told apart by their key (`"12"` from a
 //! string value is read as a number). Known differences from one Meilisearch 1.50 node:
 //! - a string spelled differently by different documents (`Blue`, `blue`) shows the spelling
 //!   of the first matching document a node indexed; the merge keeps the first node's;
@@ -200,19 +200,22 @@ impl Counts {
 }
 
 impl FacetMerge {
-    /// Adds one node's `facetDistribution` and `facetStats`.
+    /// Adds one node's `facetDistribution` and `facetStats`; `matches` is the node's hit
+    /// count, its match count unless it lists `_miroir_shard` counts (a semantic search).
     pub fn add(
         &mut self,
         distribution: Option<&RawValue>,
         stats: Option<&RawValue>,
+        matches: Option<u64>,
         plan: &MergePlan,
     ) -> Result<(), serde_json::Error> {
         if let Some(raw) = distribution {
             let mut d: BTreeMap<String, Vec<(String, u64)>> = parse_nested(raw)?;
-            let node_candidates = d
-                .remove(SHARD_FIELD)
-                .filter(|shards| shards.len() < plan.node_facet_limit)
-                .map(|shards| shards.iter().map(|s| s.1).sum::<u64>());
+            let node_candidates = match d.remove(SHARD_FIELD) {
+                Some(shards) => (shards.len() < plan.node_facet_limit)
+                    .then(|| shards.iter().map(|s| s.1).sum::<u64>()),
+                None => matches,
+            };
             self.candidates = self.candidates.zip(node_candidates).map(|(a, b)| a + b);
             for (facet, values) in d {
                 if facet.starts_with(RESERVED_PREFIX) {
@@ -354,7 +357,7 @@ mod tests {
         let plan = merge_plan(ctx);
         let mut m = FacetMerge::default();
         for (dist, stats) in nodes {
-            m.add(Some(&raw(dist)), stats.map(raw).as_deref(), &plan)
+            m.add(Some(&raw(dist)), stats.map(raw).as_deref(), None, &plan)
                 .unwrap();
         }
         render(m, ctx)
@@ -436,6 +439,27 @@ mod tests {
     }
 
     #[test]
+    fn a_keyword_search_reads_the_path_from_the_nodes_hit_counts() {
+        let ctx = ctx(FacetOrder::Alpha, 4, 100);
+        let plan = merge_plan(&ctx);
+        let run = |matches: u64| {
+            let mut m = FacetMerge::default();
+            for dist in [r#"{"g":{"1":1,"10":1,"2":1}}"#, r#"{"g":{"11":1,"3":1}}"#] {
+                m.add(Some(&raw(dist)), None, Some(matches), &plan).unwrap();
+            }
+            render(m, &ctx)
+        };
+        assert_eq!(
+            run(1500),
+            r#"{"facetDistribution":{"g":{"1":1,"10":1,"11":1,"2":1}},"facetStats":{}}"#
+        );
+        assert_eq!(
+            run(1501),
+            r#"{"facetDistribution":{"g":{"1":1,"2":1,"3":1,"10":1}},"facetStats":{}}"#
+        );
+    }
+
+    #[test]
     fn numbers_reaching_the_limit_bring_every_string_on_the_tree_path() {
         let out = merged(
             &[(r#"{"g":{"1":5,"2":4,"x":1,"y":1,"z":1}}"#, None)],
@@ -470,6 +494,7 @@ mod tests {
         m.add(
             Some(&raw(r#"{"p":{"1":1,"5":1,"9":1}}"#)),
             Some(&raw(r#"{"p":{"min":1.0,"max":9.0}}"#)),
+            None,
             &plan,
         )
         .unwrap();

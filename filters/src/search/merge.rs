@@ -298,8 +298,9 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
     let mut facets = FacetMerge::default();
     if plan.facets_requested {
         for (i, a) in parsed.iter().enumerate() {
+            let matches = a.total_hits.or(a.estimated_total_hits).map(|n| n as u64);
             facets
-                .add(a.facet_distribution, a.facet_stats, plan)
+                .add(a.facet_distribution, a.facet_stats, matches, plan)
                 .map_err(|e| invalid(i, e))?;
         }
     }
