@@ -413,50 +413,36 @@ mod tests {
 
     #[test]
     fn few_matches_order_numbers_as_text_in_alpha_order() {
-        let nodes = |shard_count: u64| {
-            [
-                format!(r#"{{"g":{{"1":1,"10":1,"2":1}},"_miroir_shard":{{"-":{shard_count}}}}}"#),
-                format!(r#"{{"g":{{"11":1,"3":1}},"_miroir_shard":{{".":{shard_count}}}}}"#),
-            ]
-        };
-        let run = |shard_count| {
-            let n = nodes(shard_count);
-            merged(
-                &[(n[0].as_str(), None), (n[1].as_str(), None)],
-                &ctx(FacetOrder::Alpha, 4, 100),
-            )
-        };
-        // 3000 matches: milli reads documents, numbers in the order of their text.
-        assert_eq!(
-            run(1500),
-            r#"{"facetDistribution":{"g":{"1":1,"10":1,"11":1,"2":1}},"facetStats":{}}"#
-        );
-        // 3002: milli walks its tree, numbers in numeric order.
-        assert_eq!(
-            run(1501),
-            r#"{"facetDistribution":{"g":{"1":1,"2":1,"3":1,"10":1}},"facetStats":{}}"#
-        );
-    }
-
-    #[test]
-    fn a_keyword_search_reads_the_path_from_the_nodes_hit_counts() {
         let ctx = ctx(FacetOrder::Alpha, 4, 100);
         let plan = merge_plan(&ctx);
-        let run = |matches: u64| {
+        // Each node's match count from its total (a keyword search) or from the
+        // `_miroir_shard` counts (a semantic one).
+        let run = |matches: u64, from_shard_facet: bool| {
             let mut m = FacetMerge::default();
-            for dist in [r#"{"g":{"1":1,"10":1,"2":1}}"#, r#"{"g":{"11":1,"3":1}}"#] {
-                m.add(Some(&raw(dist)), None, Some(matches), &plan).unwrap();
+            for (dist, shard) in [(r#""1":1,"10":1,"2":1"#, "-"), (r#""11":1,"3":1"#, ".")] {
+                let (dist, total) = if from_shard_facet {
+                    let d =
+                        format!(r#"{{"g":{{{dist}}},"_miroir_shard":{{"{shard}":{matches}}}}}"#);
+                    (d, None)
+                } else {
+                    (format!(r#"{{"g":{{{dist}}}}}"#), Some(matches))
+                };
+                m.add(Some(&raw(&dist)), None, total, &plan).unwrap();
             }
             render(m, &ctx)
         };
-        assert_eq!(
-            run(1500),
-            r#"{"facetDistribution":{"g":{"1":1,"10":1,"11":1,"2":1}},"facetStats":{}}"#
-        );
-        assert_eq!(
-            run(1501),
-            r#"{"facetDistribution":{"g":{"1":1,"2":1,"3":1,"10":1}},"facetStats":{}}"#
-        );
+        for from_shard_facet in [false, true] {
+            // 3000 matches: milli reads documents, numbers in the order of their text.
+            assert_eq!(
+                run(1500, from_shard_facet),
+                r#"{"facetDistribution":{"g":{"1":1,"10":1,"11":1,"2":1}},"facetStats":{}}"#
+            );
+            // 3002: milli walks its tree, numbers in numeric order.
+            assert_eq!(
+                run(1501, from_shard_facet),
+                r#"{"facetDistribution":{"g":{"1":1,"2":1,"3":1,"10":1}},"facetStats":{}}"#
+            );
+        }
     }
 
     #[test]
