@@ -391,8 +391,9 @@ async fn the_nodes_hold_a_widened_limit_and_clients_see_theirs() {
 async fn totals_are_facet_candidates(nodes: &[TestNode]) -> usize {
     let mut checked = 0;
     for node in nodes {
-        for mut q in queries() {
+        for base in queries() {
             for distinct in [None, Some("s"), Some("m")] {
+                let mut q = base.clone();
                 q["facets"] = json!(["_miroir_shard", "s"]);
                 if let Some(d) = distinct {
                     q["distinct"] = json!(d);

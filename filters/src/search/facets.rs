@@ -9,8 +9,9 @@
 //!
 //! The number of matching documents decides milli's path (and with it the `alpha` order of
 //! numbers): a node's hit count is that number for a keyword search; for a semantic one the
-//! plan asks every node for the `_miroir_shard` facet, whose counts add up to it. Number and string values are told apart by their key (`"12"` from a
-//! string value is read as a number). Known differences from one Meilisearch 1.50 node:
+//! plan asks every node for the `_miroir_shard` facet, whose counts add up to it. Number and
+//! string values are told apart by their key (`"12"` from a string value is read as a
+//! number). Known differences from one Meilisearch 1.50 node:
 //! - a string spelled differently by different documents (`Blue`, `blue`) shows the spelling
 //!   of the first matching document a node indexed; the merge keeps the first node's;
 //! - `count` order lists equal counts largest value first; with few matching documents a

@@ -203,6 +203,12 @@ impl<'a> NodeAnswer<'a> {
             code: present(f.code).is_some(),
         })
     }
+
+    /// Every match the node counted, in either pagination mode (also the number it counted
+    /// facets over, for a keyword search).
+    fn matches(&self) -> Option<usize> {
+        self.total_hits.or(self.estimated_total_hits)
+    }
 }
 
 /// Whether a hit came from the semantic side of a search: its ranking details hold the
@@ -298,7 +304,7 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
     let mut facets = FacetMerge::default();
     if plan.facets_requested {
         for (i, a) in parsed.iter().enumerate() {
-            let matches = a.total_hits.or(a.estimated_total_hits).map(|n| n as u64);
+            let matches = a.matches().map(|n| n as u64);
             facets
                 .add(a.facet_distribution, a.facet_stats, matches, plan)
                 .map_err(|e| invalid(i, e))?;
@@ -311,7 +317,7 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
     // limits which hits it returns (Meilisearch 1.50, in both pagination modes).
     let total = parsed
         .iter()
-        .map(|a| a.total_hits.or(a.estimated_total_hits).unwrap_or(0))
+        .map(|a| a.matches().unwrap_or(0))
         .sum::<usize>()
         .saturating_sub(duplicates);
     let processing = parsed
