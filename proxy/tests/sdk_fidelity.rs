@@ -471,3 +471,101 @@ async fn tenant_tokens_signed_with_an_api_key_search_as_on_one_node() {
         }
     }
 }
+
+/// A browser client (InstantSearch, meilisearch-js in a page) reads an answer only when its
+/// CORS headers allow the page's origin. Through Miroir every answer carries the CORS headers
+/// one node gives: on searches and other answers Miroir writes itself, on errors (a missing
+/// key, malformed JSON), on relayed routes and on preflights; and none that allows an origin
+/// when the request named none.
+#[tokio::test]
+async fn browser_clients_get_the_cors_headers_of_one_node() {
+    const ORIGIN: &str = "http://shop.example";
+    let search = r#"{"q":"red","limit":2}"#;
+    let requests: &[(&str, &str, Option<&str>, bool, bool)] = &[
+        // method, path, body, with the key, with an Origin
+        ("POST", "/indexes/m/search", Some(search), true, true),
+        ("POST", "/indexes/m/search", Some(search), true, false),
+        ("GET", "/indexes/m/search?q=red", None, true, true),
+        (
+            "POST",
+            "/multi-search",
+            Some(r#"{"queries":[{"indexUid":"m","q":"red"}]}"#),
+            true,
+            true,
+        ),
+        (
+            "POST",
+            "/indexes/m/facet-search",
+            Some(r#"{"facetName":"genre"}"#),
+            true,
+            true,
+        ),
+        ("GET", "/indexes/m/documents?limit=2", None, true, true),
+        ("GET", "/indexes/m/documents/1", None, true, true),
+        ("GET", "/indexes/m/settings", None, true, true),
+        ("GET", "/indexes/m/stats", None, true, true),
+        ("GET", "/indexes/m", None, true, true),
+        ("GET", "/tasks?limit=1", None, true, true),
+        ("GET", "/version", None, true, true),
+        ("GET", "/health", None, false, true),
+        ("POST", "/indexes/m/search", Some(search), false, true),
+        ("POST", "/indexes/m/search", Some(r#"{"q":"#), true, true),
+        (
+            "POST",
+            "/indexes/m/documents",
+            Some(r#"[{"id":99}]"#),
+            true,
+            true,
+        ),
+        ("OPTIONS", "/indexes/m/search", None, false, true),
+    ];
+    let http = common::client();
+    for kind in kinds() {
+        let c = compared(kind, &["m"], &settings(), &documents()).await;
+        for &(method, path, body, keyed, origin) in requests {
+            let mut seen = Vec::new();
+            for base in [c.miroir.url(), c.reference.url()] {
+                let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+                let preflight = method == reqwest::Method::OPTIONS;
+                let mut req = http.request(method, format!("{base}{path}"));
+                if keyed {
+                    req = req.bearer_auth(KEY);
+                }
+                if origin {
+                    req = req.header("Origin", ORIGIN);
+                }
+                if preflight {
+                    req = req.header("Access-Control-Request-Method", "POST").header(
+                        "Access-Control-Request-Headers",
+                        "authorization,content-type",
+                    );
+                }
+                if let Some(body) = body {
+                    req = req
+                        .header("Content-Type", "application/json")
+                        .body(body.to_owned());
+                }
+                let resp = req.send().await.expect("request");
+                let header = |name: &str| {
+                    resp.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                seen.push((
+                    resp.status().as_u16(),
+                    header("access-control-allow-origin"),
+                    header("vary"),
+                    header("access-control-allow-headers"),
+                ));
+            }
+            assert_eq!(seen[0], seen[1], "{kind:?} {method} {path} origin={origin}");
+            let (_, allowed, vary, _) = &seen[0];
+            assert_eq!(allowed.is_some(), origin, "{kind:?} {method} {path}");
+            assert!(
+                vary.as_deref().is_some_and(|v| v.contains("Origin")),
+                "{kind:?} {method} {path}: {vary:?}"
+            );
+        }
+    }
+}

@@ -13,6 +13,9 @@ use crate::request::STREAM_FROM;
 
 pub const REQUEST_ID: &str = "X-Request-Id";
 
+/// The `Vary` value Meilisearch puts on every answer (its CORS layer allows any origin).
+const CORS_VARY: &str = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
+
 /// Pieces are gathered into chunks of about this size: Pingora writes and flushes each chunk,
 /// and one chunk per piece (a hit, about 1 KB) measured twice the CPU per request on 320 KB
 /// answers. A piece this large is a chunk of its own, not copied.
@@ -23,6 +26,20 @@ pub fn close_when_leaving(session: &mut Session) {
     if super::handover::leaving() {
         session.set_keepalive(None);
     }
+}
+
+/// The CORS headers a node would have put on this answer: a browser client (InstantSearch)
+/// reads an answer only when it allows the page's origin. Preflights (`OPTIONS`) are relayed
+/// to a node, which answers them itself.
+fn cors(session: &Session, header: &mut ResponseHeader) -> Result<()> {
+    if session
+        .req_header()
+        .headers
+        .contains_key(http::header::ORIGIN)
+    {
+        header.insert_header("Access-Control-Allow-Origin", "*")?;
+    }
+    header.insert_header("Vary", CORS_VARY)
 }
 
 pub async fn json(
@@ -42,7 +59,7 @@ pub async fn json_with(
     extra: &[(&'static str, String)],
 ) -> Result<()> {
     close_when_leaving(session);
-    let mut header = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    let mut header = ResponseHeader::build(status, Some(6 + extra.len()))?;
     header.insert_header("Content-Type", "application/json")?;
     // After the default, so an answer that is not JSON names its own type.
     for (name, value) in extra {
@@ -50,6 +67,7 @@ pub async fn json_with(
     }
     header.insert_header("Content-Length", body.len().to_string())?;
     header.insert_header(REQUEST_ID, request_id)?;
+    cors(session, &mut header)?;
     session
         .write_response_header(Box::new(header), false)
         .await?;
@@ -73,13 +91,14 @@ pub async fn parts_with(
     if len < STREAM_FROM || session.req_header().version != http::Version::HTTP_11 {
         return json_with(session, status, parts.concat(), request_id, extra).await;
     }
-    let mut header = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    let mut header = ResponseHeader::build(status, Some(6 + extra.len()))?;
     for (name, value) in extra {
         header.insert_header(*name, value.as_str())?;
     }
     header.insert_header("Content-Type", "application/json")?;
     header.insert_header("Transfer-Encoding", "chunked")?;
     header.insert_header(REQUEST_ID, request_id)?;
+    cors(session, &mut header)?;
     session
         .write_response_header(Box::new(header), false)
         .await?;

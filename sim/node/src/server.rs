@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, Request, Response, StatusCode, Uri};
+use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Router;
 use hyper::body::Incoming;
@@ -117,7 +117,57 @@ pub fn app(router: Router) -> Router {
     router.layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
+/// Meilisearch's CORS layer (any origin, sent as `*`) around every answer: a preflight is
+/// answered at once; every other answer varies on the preflight headers and allows a request
+/// that names its origin.
 async fn handle(
+    shared: Arc<Shared>,
+    app: Router,
+    req: Request<Incoming>,
+    cut: Arc<Notify>,
+) -> Result<Response<Body>, Infallible> {
+    let headers = req.headers();
+    if req.method() == Method::OPTIONS
+        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        let mut response = StatusCode::OK.into_response();
+        let out = response.headers_mut();
+        out.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+        out.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"),
+        );
+        if let Some(asked) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+            out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+        }
+        return Ok(with_cors(response, true));
+    }
+    let origin = headers.contains_key(header::ORIGIN);
+    let response = route(shared, app, req, cut).await?;
+    Ok(with_cors(response, origin))
+}
+
+fn with_cors(mut response: Response<Body>, allow: bool) -> Response<Body> {
+    let out = response.headers_mut();
+    if allow {
+        out.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    }
+    out.insert(
+        header::VARY,
+        HeaderValue::from_static(
+            "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+        ),
+    );
+    response
+}
+
+async fn route(
     shared: Arc<Shared>,
     app: Router,
     req: Request<Incoming>,
