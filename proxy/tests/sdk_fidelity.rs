@@ -567,5 +567,33 @@ async fn browser_clients_get_the_cors_headers_of_one_node() {
                 "{kind:?} {method} {path}: {vary:?}"
             );
         }
+        // Routes relayed to one node: the client's headers reach it and its own come back,
+        // a compressed answer (real Meilisearch compresses when asked) included.
+        for path in [
+            "/version",
+            "/indexes/m",
+            "/indexes/m/settings/stop-words",
+            "/nope",
+        ] {
+            let mut seen = Vec::new();
+            for base in [c.miroir.url(), c.reference.url()] {
+                let resp = http
+                    .get(format!("{base}{path}"))
+                    .bearer_auth(KEY)
+                    .header("Accept-Encoding", "gzip")
+                    .send()
+                    .await
+                    .expect("request");
+                let status = resp.status().as_u16();
+                let encoding = resp
+                    .headers()
+                    .get("content-encoding")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = resp.bytes().await.expect("body");
+                seen.push((status, encoding, body.is_empty()));
+            }
+            assert_eq!(seen[0], seen[1], "{kind:?} GET {path} with gzip");
+        }
     }
 }

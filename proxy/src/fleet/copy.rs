@@ -193,6 +193,7 @@ async fn send_hint(calls: &Calls<'_>, target: &NodePeer, hint: &Hint) -> Result<
         body: &hint.body,
         request_id: None,
         budget: None,
+        relay: None,
     };
     let timeout = calls.rt.config.upstream.read_timeout;
     match calls.cluster.client.send(target, &req, timeout).await {

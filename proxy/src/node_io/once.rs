@@ -192,6 +192,7 @@ fn adopted(task: &Value) -> NodeResponse {
     });
     NodeResponse {
         status: 202,
+        headers: Vec::new(),
         body: Bytes::from(summary.to_string()),
     }
 }

@@ -365,6 +365,7 @@ mod tests {
     fn node_error(message: &str) -> NodeResponse {
         NodeResponse {
             status: 400,
+            headers: Vec::new(),
             body: serde_json::to_vec(&serde_json::json!({
                 "message": message, "code": "invalid_search_filter",
                 "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#invalid_search_filter",

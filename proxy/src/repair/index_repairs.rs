@@ -288,6 +288,7 @@ async fn step(cluster: &Cluster, rt: &Runtime, mut job: NodeJob) -> Option<NodeJ
         body: chunks,
         request_id: None,
         budget: None,
+        relay: None,
     };
     let result = cluster
         .client

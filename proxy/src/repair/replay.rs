@@ -92,6 +92,7 @@ impl Replayer {
                 body: &hint.body,
                 request_id: None,
                 budget: None,
+                relay: None,
             };
             let outcome = once::send(cluster, rt, node, &req, hint.maybe_applied).await;
             match outcome {

@@ -224,6 +224,7 @@ async fn send_json(
         body: chunks.as_ref().map_or(&[], |c| c.as_slice()),
         request_id: None,
         budget: None,
+        relay: None,
     };
     let resp = cluster
         .client

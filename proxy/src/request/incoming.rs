@@ -39,6 +39,7 @@ impl Incoming {
             body,
             request_id: Some(&self.request_id),
             budget: Some(&self.budget),
+            relay: None,
         }
     }
 

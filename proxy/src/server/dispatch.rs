@@ -61,6 +61,19 @@ pub async fn answer(
     }
 }
 
+/// The node a request was sent to gave no answer.
+pub fn unreachable_node() -> MiroirError {
+    MiroirError::new(
+        Code::NodeUnreachable,
+        "The Meilisearch node serving this request did not answer.",
+    )
+}
+
+/// No node is left to send a request to.
+pub fn no_node_available() -> MiroirError {
+    MiroirError::new(Code::NoNodeAvailable, "No Meilisearch node is available.")
+}
+
 /// The Meilisearch-shaped answer to a request past its deadline.
 pub fn timed_out(rt: &Runtime) -> MiroirError {
     MiroirError::new(

@@ -10,6 +10,7 @@ mod daemon;
 mod dispatch;
 mod draining;
 pub mod handover;
+mod relay;
 mod request_id;
 mod respond;
 pub mod service;

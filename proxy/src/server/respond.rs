@@ -10,6 +10,7 @@ use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
 use crate::request::STREAM_FROM;
+use crate::upstream::NodeResponse;
 
 pub const REQUEST_ID: &str = "X-Request-Id";
 
@@ -132,6 +133,29 @@ pub async fn parts_with(
         ready = Some(gathering.freeze());
     }
     session.write_response_body(ready, true).await
+}
+
+/// A node's answer relayed with its own headers (CORS included), framed again with
+/// `Content-Length`.
+pub async fn relayed(session: &mut Session, resp: NodeResponse, request_id: &str) -> Result<()> {
+    close_when_leaving(session);
+    let mut header = ResponseHeader::build(resp.status, Some(resp.headers.len() + 3))?;
+    for (name, value) in resp.headers {
+        header.append_header(name, value)?;
+    }
+    // No body, and no length, on the answers that never have one.
+    let bodyless = matches!(resp.status, 100..=199 | 204 | 304);
+    if !bodyless {
+        header.insert_header("Content-Length", resp.body.len().to_string())?;
+    }
+    header.insert_header(REQUEST_ID, request_id)?;
+    session
+        .write_response_header(Box::new(header), bodyless)
+        .await?;
+    if !bodyless {
+        session.write_response_body(Some(resp.body), true).await?;
+    }
+    Ok(())
 }
 
 pub async fn error(session: &mut Session, err: &MiroirError, request_id: &str) -> Result<()> {

@@ -15,18 +15,11 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use super::ctx::RequestCtx;
-use super::{aliases, body, dispatch, request_id, respond, sessions};
+use super::{aliases, body, dispatch, relay, request_id, respond, sessions};
 use crate::auth;
 use crate::request::payload_too_large;
 use crate::shared::Shared;
 use crate::telemetry::metrics;
-
-fn unreachable_node() -> MiroirError {
-    MiroirError::new(
-        Code::NodeUnreachable,
-        "The Meilisearch node serving this request did not answer.",
-    )
-}
 
 pub struct MiroirProxy {
     pub shared: Arc<Shared>,
@@ -130,6 +123,10 @@ impl ProxyHttp for MiroirProxy {
                     ctx.status = err.status();
                     session.set_keepalive(None);
                     respond::error(session, &err, &ctx.request_id).await?;
+                    Ok(true)
+                }
+                None if relay::relayable(session) => {
+                    relay::relay(&self.shared, session, ctx, &rt).await?;
                     Ok(true)
                 }
                 None => Ok(false),
@@ -252,12 +249,10 @@ impl ProxyHttp for MiroirProxy {
                     .map_or(0, |rt| rt.config.server.max_body_bytes),
             ),
             (_, ErrorSource::Upstream) if past_deadline.is_some() => {
-                past_deadline.map_or_else(unreachable_node, |rt| dispatch::timed_out(&rt))
+                past_deadline.map_or_else(dispatch::unreachable_node, |rt| dispatch::timed_out(&rt))
             }
-            (ErrorType::ConnectNoRoute, _) => {
-                MiroirError::new(Code::NoNodeAvailable, "No Meilisearch node is available.")
-            }
-            (_, ErrorSource::Upstream) => unreachable_node(),
+            (ErrorType::ConnectNoRoute, _) => dispatch::no_node_available(),
+            (_, ErrorSource::Upstream) => dispatch::unreachable_node(),
             (
                 ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
                 ErrorSource::Downstream,

@@ -204,6 +204,7 @@ pub async fn cancel_or_delete(
                 body: &[],
                 request_id: None,
                 budget: None,
+                relay: None,
             };
             (
                 node.id.to_string(),

@@ -48,6 +48,8 @@ pub type NodeResult = Result<NodeResponse, UpstreamError>;
 #[derive(Debug)]
 pub struct NodeResponse {
     pub status: u16,
+    /// The node's headers, for a relayed request only (see `NodeRequest::relay`).
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     pub body: Bytes,
 }
 
@@ -136,19 +138,24 @@ impl NodeClient {
         let write_error = wire::write(&mut stream, encoded).await.err();
         // Until every byte of the request was written, the node cannot have acted on it.
         let sent = write_error.is_none();
-        let answer = wire::read(&mut stream, req.method == "HEAD", req.budget)
-            .await
-            .map_err(|f| Failure {
-                error: match (f.error, &write_error) {
-                    (ReadError::OverBudget, _) => UpstreamError::AnswerTooLarge,
-                    (_, Some(w)) if !f.answered => UpstreamError::Protocol(w.to_string()),
-                    (ReadError::Io(e), _) => UpstreamError::Protocol(e.to_string()),
-                    (ReadError::Protocol(p), _) => UpstreamError::Protocol(p),
-                },
-                reused,
-                sent,
-                answered: f.answered,
-            })?;
+        let answer = wire::read(
+            &mut stream,
+            req.method == "HEAD",
+            req.relay.is_some(),
+            req.budget,
+        )
+        .await
+        .map_err(|f| Failure {
+            error: match (f.error, &write_error) {
+                (ReadError::OverBudget, _) => UpstreamError::AnswerTooLarge,
+                (_, Some(w)) if !f.answered => UpstreamError::Protocol(w.to_string()),
+                (ReadError::Io(e), _) => UpstreamError::Protocol(e.to_string()),
+                (ReadError::Protocol(p), _) => UpstreamError::Protocol(p),
+            },
+            reused,
+            sent,
+            answered: f.answered,
+        })?;
         // A connection whose request was cut short, or whose answer did not end cleanly, is
         // not reused.
         if sent && answer.reusable {
@@ -156,6 +163,7 @@ impl NodeClient {
         }
         Ok(NodeResponse {
             status: answer.status,
+            headers: answer.headers,
             body: answer.body,
         })
     }
@@ -186,6 +194,9 @@ pub struct NodeRequest<'a> {
     pub request_id: Option<&'a str>,
     /// The client request's answer budget, when the answer is read on its behalf.
     pub budget: Option<&'a AnswerBudget>,
+    /// A relayed request: the client's headers go on to the node (but those Miroir sets) and
+    /// the node's headers come back in the answer.
+    pub relay: Option<&'a http::HeaderMap>,
 }
 
 impl<'a> NodeRequest<'a> {
@@ -198,6 +209,7 @@ impl<'a> NodeRequest<'a> {
             body: &[],
             request_id: None,
             budget: None,
+            relay: None,
         }
     }
 
@@ -211,6 +223,7 @@ impl<'a> NodeRequest<'a> {
             body,
             request_id: None,
             budget: None,
+            relay: None,
         }
     }
 

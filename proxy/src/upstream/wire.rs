@@ -7,6 +7,7 @@
 use std::io;
 
 use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::budget::AnswerBudget;
@@ -70,6 +71,17 @@ pub(super) fn encode<'a>(req: &NodeRequest<'a>, host: &str) -> Result<Encoded<'a
         let mut n = itoa::Buffer::new();
         header("Content-Length", &[n.format(body_len)])?;
     }
+    if let Some(relayed) = req.relay {
+        // Parsed from the client's request: no value holds a line break.
+        for (name, value) in relayed {
+            if relays_request_header(name, req.auth.is_some()) {
+                head.extend_from_slice(name.as_str().as_bytes());
+                head.extend_from_slice(b": ");
+                head.extend_from_slice(value.as_bytes());
+                head.extend_from_slice(b"\r\n");
+            }
+        }
+    }
     head.extend_from_slice(b"\r\n");
     if inline {
         for chunk in req.body {
@@ -80,6 +92,37 @@ pub(super) fn encode<'a>(req: &NodeRequest<'a>, host: &str) -> Result<Encoded<'a
         head,
         rest: if inline { &[] } else { req.body },
     })
+}
+
+/// Whether a client's request header goes on to the node: not the ones Miroir sets itself
+/// (`Host`, the request id, the framing, and `Authorization` when it translates the key) nor
+/// the ones that only concern the client's own connection.
+fn relays_request_header(name: &HeaderName, auth_replaced: bool) -> bool {
+    match name.as_str() {
+        "host" | "x-request-id" | "content-length" | "transfer-encoding" | "connection"
+        | "keep-alive" | "proxy-connection" | "te" | "trailer" | "upgrade" | "expect" => false,
+        "authorization" => !auth_replaced,
+        _ => true,
+    }
+}
+
+/// Whether a node's answer header goes back to the client: not the framing (the answer is
+/// framed again), nor what concerns the node's connection, nor the date (set when the answer
+/// leaves).
+fn relays_answer_header(name: &str) -> bool {
+    ![
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "trailer",
+        "upgrade",
+        "date",
+        "x-request-id",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// Writes the whole request and flushes it.
@@ -94,6 +137,8 @@ pub(super) async fn write<S: AsyncWrite + Unpin>(io: &mut S, req: &Encoded<'_>) 
 /// A node's whole answer.
 pub(super) struct Answer {
     pub status: u16,
+    /// The node's headers, when asked for: all but the framing and the connection's own.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
     /// The connection may carry another request.
     pub reusable: bool,
@@ -121,25 +166,28 @@ enum Framing {
     Close,
 }
 
-/// Reads one answer. `head_request`: the request was a `HEAD`, so no body follows.
+/// Reads one answer. `head_request`: the request was a `HEAD`, so no body follows;
+/// `keep_headers`: the answer's headers are kept (a relayed answer).
 pub(super) async fn read<S: AsyncRead + Unpin>(
     io: &mut S,
     head_request: bool,
+    keep_headers: bool,
     budget: Option<&AnswerBudget>,
 ) -> Result<Answer, ReadFailure> {
     let fail = |answered| move |error| ReadFailure { error, answered };
     let mut buf = BytesMut::with_capacity(FIRST_READ);
-    let (status, framing, keep_alive) = loop {
-        match parse_head(&buf, head_request).map_err(fail(false))? {
+    let (status, framing, keep_alive, headers) = loop {
+        match parse_head(&buf, head_request, keep_headers).map_err(fail(false))? {
             Some(Head::Interim(len)) => buf.advance(len),
             Some(Head::Final {
                 len,
                 status,
                 framing,
                 keep_alive,
+                headers,
             }) => {
                 buf.advance(len);
-                break (status, framing, keep_alive);
+                break (status, framing, keep_alive, headers);
             }
             None if buf.len() >= MAX_HEAD => {
                 return Err(fail(false)(ReadError::Protocol(
@@ -181,6 +229,7 @@ pub(super) async fn read<S: AsyncRead + Unpin>(
     };
     Ok(Answer {
         status,
+        headers,
         body,
         // Bytes past the answer would be read as the next request's answer.
         reusable: keep_alive && framing != Framing::Close && buf.is_empty(),
@@ -219,11 +268,17 @@ enum Head {
         status: u16,
         framing: Framing,
         keep_alive: bool,
+        headers: Vec<(HeaderName, HeaderValue)>,
     },
 }
 
-/// The answer head at the start of `buf`, or `None` when it is not all there yet.
-fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, ReadError> {
+/// The answer head at the start of `buf`, or `None` when it is not all there yet; its
+/// headers too when `keep_headers`.
+fn parse_head(
+    buf: &[u8],
+    head_request: bool,
+    keep_headers: bool,
+) -> Result<Option<Head>, ReadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
@@ -238,7 +293,16 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, ReadError>
     let mut length = None;
     let mut chunked = false;
     let mut close = resp.version != Some(1);
+    let mut kept = Vec::new();
     for h in resp.headers.iter() {
+        if keep_headers && relays_answer_header(h.name) {
+            let name = HeaderName::from_bytes(h.name.as_bytes());
+            let value = HeaderValue::from_bytes(h.value);
+            match (name, value) {
+                (Ok(name), Ok(value)) => kept.push((name, value)),
+                _ => return Err(ReadError::Protocol(format!("bad header {}", h.name))),
+            }
+        }
         if h.name.eq_ignore_ascii_case("content-length") {
             let n = std::str::from_utf8(h.value)
                 .ok()
@@ -267,6 +331,7 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, ReadError>
         status,
         framing,
         keep_alive: !close,
+        headers: kept,
     }))
 }
 
@@ -343,7 +408,7 @@ mod tests {
 
     async fn answer(wire: &[u8], head_request: bool) -> Result<Answer, String> {
         // Fed in 7-byte pieces: every framing must cope with answers split anywhere.
-        read(&mut Pieces(wire.to_vec()), head_request, None)
+        read(&mut Pieces(wire.to_vec()), head_request, true, None)
             .await
             .map_err(|f| match f.error {
                 ReadError::Io(e) => e.to_string(),
@@ -404,6 +469,57 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((a.status, a.body.len()), (200, 0));
+    }
+
+    #[tokio::test]
+    async fn a_relayed_request_carries_the_clients_headers_and_keeps_the_nodes() {
+        let mut client = http::HeaderMap::new();
+        for (name, value) in [
+            ("host", "miroir:7700"),
+            ("authorization", "Bearer client"),
+            ("origin", "http://shop.example"),
+            ("connection", "keep-alive"),
+            ("accept-encoding", "gzip"),
+            ("x-request-id", "theirs"),
+        ] {
+            client.insert(name, HeaderValue::from_static(value));
+        }
+        let relayed = |auth| NodeRequest {
+            auth,
+            relay: Some(&client),
+            ..NodeRequest::get("/version", None).for_request("r1")
+        };
+        let head =
+            |req| String::from_utf8_lossy(&encode(&req, "n1:7700").unwrap().head).into_owned();
+        assert_eq!(
+            head(relayed(None)),
+            "GET /version HTTP/1.1\r\nHost: n1:7700\r\nX-Request-Id: r1\r\nauthorization: Bearer client\r\norigin: http://shop.example\r\naccept-encoding: gzip\r\n\r\n"
+        );
+        // A translated key replaces the client's.
+        assert_eq!(
+            head(relayed(Some("node"))),
+            "GET /version HTTP/1.1\r\nHost: n1:7700\r\nAuthorization: Bearer node\r\nX-Request-Id: r1\r\norigin: http://shop.example\r\naccept-encoding: gzip\r\n\r\n"
+        );
+
+        let a = answer(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nvary: Origin\r\nvary: accept-encoding\r\ncontent-encoding: gzip\r\ndate: x\r\nconnection: keep-alive\r\n\r\nok",
+            false,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let kept: Vec<_> = a
+            .headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap_or("?")))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "vary: Origin",
+                "vary: accept-encoding",
+                "content-encoding: gzip"
+            ]
+        );
     }
 
     #[tokio::test]

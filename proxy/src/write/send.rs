@@ -115,6 +115,7 @@ pub(super) async fn send_parts(
                 body: &part.body,
                 request_id: Some(&inc.request_id),
                 budget: None,
+                relay: None,
             };
             let node = &rt.nodes[part.node.index()];
             async move { (*part, once::send(cluster, rt, node, &req, false).await) }
