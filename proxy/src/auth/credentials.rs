@@ -27,6 +27,14 @@ pub fn node_credential<'a>(config: &'a Config, presented: Option<&'a str>) -> Op
     }
 }
 
+/// What replaces a relayed request's `Authorization` header (`header`, the client's): the
+/// nodes' credential when Miroir translates the client's (its master key); `None` leaves the
+/// client's header as it is.
+pub fn replaced_credential<'a>(config: &'a Config, header: Option<&'a [u8]>) -> Option<&'a str> {
+    let presented = bearer(header);
+    node_credential(config, presented).filter(|c| Some(*c) != presented)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

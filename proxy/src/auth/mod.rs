@@ -5,5 +5,5 @@ pub mod credentials;
 pub mod rights;
 pub mod tenant;
 
-pub use credentials::{bearer, constant_time_eq, node_credential};
+pub use credentials::{bearer, constant_time_eq, node_credential, replaced_credential};
 pub use rights::{Access, KeyCache};

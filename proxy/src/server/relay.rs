@@ -58,13 +58,8 @@ async fn answer(
     rt: &Runtime,
 ) -> Result<NodeResponse, MiroirError> {
     let req = session.req_header();
-    let presented = auth::bearer(
-        req.headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes()),
-    );
-    // The client's own `Authorization` goes on as it is unless Miroir translates the key.
-    let translated = auth::node_credential(&rt.config, presented).filter(|c| Some(*c) != presented);
+    let authorization = req.headers.get(http::header::AUTHORIZATION);
+    let translated = auth::replaced_credential(&rt.config, authorization.map(|v| v.as_bytes()));
     let path = req
         .uri
         .path_and_query()
@@ -78,7 +73,6 @@ async fn answer(
         ..NodeRequest::get(path, None)
     };
     let deadline = ctx.started + rt.config.server.request_timeout;
-    let mut failed = false;
     while let Some(i) = shared.cluster.pick_node(rt, &ctx.tried) {
         ctx.tried.push(i);
         let left = deadline.saturating_duration_since(Instant::now());
@@ -94,12 +88,12 @@ async fn answer(
             Err(UpstreamError::Timeout) if Instant::now() >= deadline => {
                 return Err(dispatch::timed_out(rt))
             }
-            Err(_) => failed = true,
+            Err(_) => {}
         }
     }
-    Err(if failed {
-        dispatch::unreachable_node()
-    } else {
+    Err(if ctx.tried.is_empty() {
         dispatch::no_node_available()
+    } else {
+        dispatch::unreachable_node()
     })
 }

@@ -185,15 +185,11 @@ impl ProxyHttp for MiroirProxy {
             upstream.insert_header("Host", rt.nodes[idx].host_header.as_str())?;
         }
         upstream.insert_header(respond::REQUEST_ID, ctx.request_id.as_str())?;
-        let presented = auth::bearer(
-            upstream
-                .headers
-                .get(http::header::AUTHORIZATION)
-                .map(|v| v.as_bytes()),
-        );
-        if let Some(cred) =
-            auth::node_credential(&rt.config, presented).filter(|c| Some(*c) != presented)
-        {
+        let header = upstream
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        if let Some(cred) = auth::replaced_credential(&rt.config, header) {
             upstream.insert_header("Authorization", format!("Bearer {cred}"))?;
         }
         Ok(())

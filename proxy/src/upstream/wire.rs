@@ -94,35 +94,38 @@ pub(super) fn encode<'a>(req: &NodeRequest<'a>, host: &str) -> Result<Encoded<'a
     })
 }
 
+/// Headers that frame a message or concern one connection only: never relayed either way
+/// (each side of Miroir frames and keeps its own connection).
+const HOP_BY_HOP: [&str; 8] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
 /// Whether a client's request header goes on to the node: not the ones Miroir sets itself
-/// (`Host`, the request id, the framing, and `Authorization` when it translates the key) nor
-/// the ones that only concern the client's own connection.
+/// (`Host`, the request id, and `Authorization` when it translates the key), nor an
+/// `Expect` (the body, if any, is already read).
 fn relays_request_header(name: &HeaderName, auth_replaced: bool) -> bool {
-    match name.as_str() {
-        "host" | "x-request-id" | "content-length" | "transfer-encoding" | "connection"
-        | "keep-alive" | "proxy-connection" | "te" | "trailer" | "upgrade" | "expect" => false,
+    let name = name.as_str();
+    match name {
+        "host" | "x-request-id" | "expect" => false,
         "authorization" => !auth_replaced,
-        _ => true,
+        _ => !HOP_BY_HOP.contains(&name),
     }
 }
 
-/// Whether a node's answer header goes back to the client: not the framing (the answer is
-/// framed again), nor what concerns the node's connection, nor the date (set when the answer
-/// leaves).
+/// Whether a node's answer header goes back to the client: not the date (set when the answer
+/// leaves) nor a request id (Miroir's own goes back).
 fn relays_answer_header(name: &str) -> bool {
-    ![
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "trailer",
-        "upgrade",
-        "date",
-        "x-request-id",
-    ]
-    .iter()
-    .any(|h| name.eq_ignore_ascii_case(h))
+    !HOP_BY_HOP
+        .iter()
+        .chain(&["date", "x-request-id"])
+        .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// Writes the whole request and flushes it.
