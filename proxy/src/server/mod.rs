@@ -10,6 +10,7 @@ mod daemon;
 mod dispatch;
 mod draining;
 pub mod handover;
+mod listen;
 mod relay;
 mod request_id;
 mod respond;
@@ -21,11 +22,9 @@ use std::sync::Arc;
 
 use miroir_conf::{Config, TaskStore as TaskStoreConfig};
 use pingora_core::listeners::tls::TlsSettings;
-use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
-use pingora_core::services::listening::Service;
 
 use crate::fleet::ChangeService;
 
@@ -37,13 +36,6 @@ use crate::repair::settings_drift::SettingsSync;
 use crate::shared::Shared;
 use crate::telemetry::{log_format, logging, metrics};
 use service::MiroirProxy;
-
-/// Client connections write through a 32 KB buffer: an answer's head and a body that fits
-/// (a 20-hit search answer) leave in one segment, not two (Pingora's default buffer is one
-/// MSS, so the head goes alone).
-fn client_buffers() -> L4BufferSettings {
-    L4BufferSettings::default().write(32 * 1024)
-}
 
 /// Process-level switches from the command line.
 #[derive(Debug, Default, Clone)]
@@ -79,6 +71,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
         logging::level_from_str(config.log.level.as_str()),
     );
     let threads = worker_threads(&config);
+    let work_stealing = config.server.work_stealing;
 
     let server_conf = ServerConf {
         threads,
@@ -115,7 +108,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
         }
     };
 
-    let listen = config.server.listen.to_string();
+    let listen_addr = config.server.listen.to_string();
     let tls = config.server.tls.clone();
     let metrics_listen = config.metrics.as_ref().map(|m| m.listen.to_string());
     let shared = match Shared::open(config) {
@@ -132,21 +125,21 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
             shared: shared.clone(),
         },
     );
-    let mut proxy = Service::new("miroir".to_owned(), draining::Draining(Arc::new(app)));
-    proxy.threads = Some(threads);
-    proxy.add_listener(ListenerConfig::tcp(listen.as_str()).l4_buffer(client_buffers()));
+    let mut endpoints = vec![listen::Endpoint {
+        addr: listen_addr.clone(),
+        tls: None,
+    }];
     if let Some(tls) = tls {
         let cert = tls.cert_path.to_string_lossy();
         let key = tls.key_path.to_string_lossy();
         match TlsSettings::intermediate(&cert, &key) {
             Ok(settings) => {
                 let addr = tls.listen.to_string();
-                proxy.add_listener(
-                    ListenerConfig::tcp(addr.as_str())
-                        .tls(settings)
-                        .l4_buffer(client_buffers()),
-                );
                 log::info!(target: "miroir::server", "TLS listener on {addr}");
+                endpoints.push(listen::Endpoint {
+                    addr,
+                    tls: Some(settings),
+                });
             }
             Err(e) => {
                 log::error!(target: "miroir::server", "cannot load the TLS certificate or key: {e}");
@@ -154,7 +147,13 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
             }
         }
     }
-    server.add_service(proxy);
+    server.add_service(listen::Listening::new(
+        "miroir",
+        draining::Draining(Arc::new(app)),
+        endpoints,
+        threads,
+        work_stealing,
+    ));
 
     if let Some(addr) = metrics_listen {
         let mut prom = pingora_prometheus::prometheus_http_service();
@@ -236,7 +235,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>, options: RunOptions) ->
 
     // Touch the metrics so they are registered before the first scrape.
     let _ = metrics::get();
-    log::info!(target: "miroir::server", "Miroir listening on http://{listen} ({threads} worker threads)");
+    log::info!(target: "miroir::server", "Miroir listening on http://{listen_addr} ({threads} worker threads)");
     server.run_forever()
 }
 
