@@ -11,6 +11,7 @@ use miroir_filters::hidden;
 use miroir_filters::routes::{self, RouteClass, RouteSpec};
 use pingora_core::Result;
 use pingora_proxy::Session;
+use pingora_timeout::fast_timeout::fast_timeout;
 use serde_json::Value;
 
 use super::ctx::{class_label, RequestCtx};
@@ -55,7 +56,9 @@ pub async fn answer(
     }
     let deadline = ctx.started + rt.config.server.request_timeout;
     let work = route_answer(shared, session, ctx, rt, spec, param);
-    match tokio::time::timeout_at(deadline.into(), work).await {
+    // Pingora's coarse timer, as for node requests (see `upstream::client`).
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    match fast_timeout(left, work).await {
         Ok(outcome) => outcome,
         Err(_) => Err(timed_out(rt)),
     }

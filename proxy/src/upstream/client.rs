@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pingora_core::connectors::TransportConnector;
+use pingora_timeout::fast_timeout::fast_timeout;
 
 use super::budget::{AnswerBudget, Caller};
 use super::peer::NodePeer;
@@ -78,7 +79,9 @@ impl NodeClient {
         let started = Instant::now();
         // Boxed: the exchange's state is large, and every future holding this one (the scatter's
         // hedges, the timeout) would otherwise be moved and copied with it on each request.
-        let result = tokio::time::timeout(timeout, Box::pin(self.exchange(node, req)))
+        // Pingora's coarse timer (10 ms steps): a tokio timer wakes the worker's own reactor
+        // through its eventfd each time one is armed earlier than the next due timer.
+        let result = fast_timeout(timeout, Box::pin(self.exchange(node, req)))
             .await
             .unwrap_or(Err(UpstreamError::Timeout));
         let status = result.as_ref().map_or(0, |r| r.status);
