@@ -765,3 +765,109 @@ async fn json_logs_are_one_object_per_line_and_carry_no_secrets() {
         "a key in a path reached the log"
     );
 }
+
+/// Both worker layouts (a runtime per thread, each serving the connections it accepts, or one
+/// work-stealing runtime) serve many keep-alive clients at once: merged searches and relayed
+/// reads each answer as they do one at a time, and the worker threads are those the
+/// configuration names.
+#[tokio::test]
+async fn both_worker_layouts_serve_concurrent_keep_alive_clients() {
+    for work_stealing in [false, true] {
+        let nodes = sim_nodes(2).await;
+        let (port, metrics) = (free_port(), free_port());
+        let toml = config(port, metrics, &[&nodes[0], &nodes[1]], "").replacen(
+            &format!("[server]\nport = {port}\n"),
+            &format!("[server]\nport = {port}\nthreads = 2\nwork_stealing = {work_stealing}\n"),
+            1,
+        );
+        let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
+        let base = miroir.url();
+        let docs: Vec<_> = (0..40)
+            .map(|i| json!({"id": i, "title": format!("river {i}")}))
+            .collect();
+        let (status, task) = call(
+            &base,
+            "POST",
+            "/indexes/movies/documents",
+            Some(json!(docs)),
+        )
+        .await;
+        assert_eq!(status, 202, "{task}");
+        let done = wait_task(&base, task["taskUid"].as_u64().expect("taskUid")).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+
+        let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", miroir.pid()))
+            .expect("/proc")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim().to_owned())
+            .collect();
+        let count = |name: &str| threads.iter().filter(|t| *t == name).count();
+        if work_stealing {
+            // Its two workers, and the blocking-pool threads it started so far.
+            assert!(count("miroir-worker") >= 2, "{threads:?}");
+            assert_eq!(count("miroir-w0"), 0, "{threads:?}");
+        } else {
+            assert_eq!(
+                (count("miroir-w0"), count("miroir-w1")),
+                (1, 1),
+                "{threads:?}"
+            );
+        }
+
+        let expected_search = call(
+            &base,
+            "POST",
+            "/indexes/movies/search",
+            Some(json!({"q": "river", "limit": 5})),
+        )
+        .await;
+        assert_eq!(expected_search.0, 200, "{}", expected_search.1);
+        let expected_settings = call(&base, "GET", "/indexes/movies/settings", None).await;
+        assert_eq!(expected_settings.0, 200, "{}", expected_settings.1);
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(16)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client");
+        let clients = (0..16).map(|c| {
+            let (http, base) = (http.clone(), base.clone());
+            let (search, settings) = (expected_search.1.clone(), expected_settings.1.clone());
+            tokio::spawn(async move {
+                for i in 0..20 {
+                    let (path, body, expected) = if (c + i) % 2 == 0 {
+                        (
+                            "/indexes/movies/search",
+                            Some(json!({"q": "river", "limit": 5})),
+                            &search,
+                        )
+                    } else {
+                        ("/indexes/movies/settings", None, &settings)
+                    };
+                    let req = match body {
+                        Some(b) => http.post(format!("{base}{path}")).json(&b),
+                        None => http.get(format!("{base}{path}")),
+                    };
+                    let resp = req.bearer_auth(KEY).send().await.expect("send");
+                    assert_eq!(resp.status(), 200, "client {c}, request {i}: {path}");
+                    let got: serde_json::Value = resp.json().await.expect("json");
+                    let strip = |v: &serde_json::Value| {
+                        let mut v = v.clone();
+                        if let Some(o) = v.as_object_mut() {
+                            o.remove("processingTimeMs");
+                            o.remove("requestUid");
+                        }
+                        v
+                    };
+                    assert_eq!(
+                        strip(&got),
+                        strip(expected),
+                        "client {c}, request {i}: {path}"
+                    );
+                }
+            })
+        });
+        for client in futures::future::join_all(clients).await {
+            client.expect("client task");
+        }
+    }
+}

@@ -132,3 +132,50 @@ impl Peek for ClientConn {
         self.0.get_mut().try_peek(buf).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    async fn pair() -> (ClientConn, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        (ClientConn::new(L4Stream::from(server)), client)
+    }
+
+    #[tokio::test]
+    async fn an_answers_parts_leave_together_at_the_flush() {
+        let (mut conn, mut client) = pair().await;
+        conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")
+            .await
+            .expect("head");
+        conn.write_all(b"body").await.expect("body");
+        // A loopback send is in the peer's queue when it returns: nothing was sent yet.
+        let mut buf = [0u8; 128];
+        assert_eq!(
+            client.try_read(&mut buf).map_err(|e| e.kind()),
+            Err(io::ErrorKind::WouldBlock)
+        );
+        conn.flush().await.expect("flush");
+        let n = client.read(&mut buf).await.expect("read");
+        assert_eq!(
+            &buf[..n],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody".as_slice()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_sends_what_is_buffered_first() {
+        let (mut conn, mut client) = pair().await;
+        conn.write_all(b"last words").await.expect("write");
+        Shutdown::shutdown(&mut conn).await;
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.expect("read to the end");
+        assert_eq!(got, b"last words");
+    }
+}
