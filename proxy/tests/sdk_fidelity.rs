@@ -597,3 +597,155 @@ async fn browser_clients_get_the_cors_headers_of_one_node() {
         }
     }
 }
+
+/// An answer without what differs between two runs of a request (timings, request uids), at
+/// any depth.
+fn without_timings(mut v: Value) -> Value {
+    match &mut v {
+        Value::Object(o) => {
+            o.remove("processingTimeMs");
+            o.remove("requestUid");
+            for (_, inner) in o.iter_mut() {
+                *inner = without_timings(inner.take());
+            }
+        }
+        Value::Array(items) => {
+            for inner in items.iter_mut() {
+                *inner = without_timings(inner.take());
+            }
+        }
+        _ => {}
+    }
+    v
+}
+
+/// The answer's bytes in `coding` (`None`: as they are).
+fn decoded(coding: Option<&str>, body: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match coding {
+        None => out.extend_from_slice(body),
+        Some("gzip") => {
+            flate2::read::GzDecoder::new(body)
+                .read_to_end(&mut out)
+                .expect("gzip");
+        }
+        Some("deflate") => {
+            flate2::read::ZlibDecoder::new(body)
+                .read_to_end(&mut out)
+                .expect("deflate");
+        }
+        Some("br") => {
+            brotli::Decompressor::new(body, 4096)
+                .read_to_end(&mut out)
+                .expect("br");
+        }
+        Some(other) => panic!("unexpected content coding {other}"),
+    }
+    out
+}
+
+/// A client that accepts compressed answers (the Python SDK's `requests`, Go's HTTP client,
+/// browsers) gets every answer Miroir writes itself compressed as one node compresses it: the
+/// same coding for the same `Accept-Encoding`, a `Vary: accept-encoding` line, and once decoded
+/// the answer Miroir gives a client that does not ask for compression.
+#[tokio::test]
+async fn compressed_answers_are_coded_as_one_node_codes_them() {
+    let search = r#"{"q":"red","limit":5}"#;
+    let requests: &[(&str, &str, Option<&str>, bool)] = &[
+        // method, path, body, with the key
+        ("POST", "/indexes/m/search", Some(search), true),
+        ("GET", "/indexes/m/search?q=red&limit=3", None, true),
+        (
+            "POST",
+            "/multi-search",
+            Some(r#"{"queries":[{"indexUid":"m","q":"red"}]}"#),
+            true,
+        ),
+        (
+            "POST",
+            "/indexes/m/facet-search",
+            Some(r#"{"facetName":"genre"}"#),
+            true,
+        ),
+        ("GET", "/indexes/m/documents?limit=1000", None, true),
+        ("GET", "/indexes/m/documents/1", None, true),
+        ("GET", "/indexes/m/stats", None, true),
+        ("GET", "/tasks?limit=2", None, true),
+        ("GET", "/health", None, false),
+        ("POST", "/indexes/m/search", Some(search), false),
+        ("POST", "/indexes/m/search", Some(r#"{"q":"#), true),
+    ];
+    let accepts = [
+        "gzip",
+        "gzip, deflate",
+        "gzip, deflate, br",
+        "deflate",
+        "gzip;q=0.9, br;q=0.5",
+        "identity;q=1, gzip;q=0.5",
+        "zstd",
+    ];
+    let http = common::client();
+    for kind in kinds() {
+        let c = compared(kind, &["m"], &settings(), &documents()).await;
+        for &(method, path, body, keyed) in requests {
+            let send = |base: String, accept: Option<&'static str>| {
+                let http = http.clone();
+                async move {
+                    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+                    let mut req = http.request(method, format!("{base}{path}"));
+                    if keyed {
+                        req = req.bearer_auth(KEY);
+                    }
+                    if let Some(accept) = accept {
+                        req = req.header("Accept-Encoding", accept);
+                    }
+                    if let Some(body) = body {
+                        req = req
+                            .header("Content-Type", "application/json")
+                            .body(body.to_owned());
+                    }
+                    let resp = req.send().await.expect("request");
+                    let coding = resp
+                        .headers()
+                        .get("content-encoding")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let varies = resp
+                        .headers()
+                        .get_all("vary")
+                        .iter()
+                        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"accept-encoding"));
+                    let status = resp.status().as_u16();
+                    let bytes = resp.bytes().await.expect("body");
+                    (status, coding, varies, bytes)
+                }
+            };
+            let plain = send(c.miroir.url(), None).await;
+            assert_eq!(
+                plain.1, None,
+                "{kind:?} {method} {path}: not asked to compress"
+            );
+            let plain_body: serde_json::Value =
+                serde_json::from_slice(&plain.3).unwrap_or(serde_json::Value::Null);
+            for accept in accepts {
+                let through = send(c.miroir.url(), Some(accept)).await;
+                let node = send(c.reference.url(), Some(accept)).await;
+                let what = format!("{kind:?} {method} {path}, Accept-Encoding: {accept}");
+                assert_eq!(
+                    (through.0, &through.1, through.2),
+                    (node.0, &node.1, node.2),
+                    "{what}: status, coding, vary through Miroir, then one node"
+                );
+                let got: serde_json::Value =
+                    serde_json::from_slice(&decoded(through.1.as_deref(), &through.3))
+                        .unwrap_or_else(|e| panic!("{what}: not JSON once decoded: {e}"));
+                assert_eq!(
+                    without_timings(got),
+                    without_timings(plain_body.clone()),
+                    "{what}: decoded answer"
+                );
+            }
+        }
+    }
+}

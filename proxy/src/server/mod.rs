@@ -9,6 +9,7 @@ mod ctx;
 mod daemon;
 mod dispatch;
 mod draining;
+mod encoding;
 pub mod handover;
 mod listen;
 mod relay;

@@ -9,6 +9,7 @@ use pingora_core::Result;
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
+use super::encoding::{self, Coding};
 use crate::request::STREAM_FROM;
 use crate::upstream::NodeResponse;
 
@@ -60,21 +61,30 @@ pub async fn json_with(
     extra: &[(&'static str, String)],
 ) -> Result<()> {
     close_when_leaving(session);
-    let mut header = ResponseHeader::build(status, Some(6 + extra.len()))?;
+    let mut header = ResponseHeader::build(status, Some(8 + extra.len()))?;
     header.insert_header("Content-Type", "application/json")?;
     // After the default, so an answer that is not JSON names its own type.
     for (name, value) in extra {
         header.insert_header(*name, value.as_str())?;
     }
+    let mut body = Bytes::from(body);
+    if let Some(coding) = coding_for(session, body.len()) {
+        if let Some(encoded) = compressed(coding, &body).await {
+            header.insert_header("Content-Encoding", coding.name())?;
+            body = encoded;
+        }
+    }
     header.insert_header("Content-Length", body.len().to_string())?;
     header.insert_header(REQUEST_ID, request_id)?;
     cors(session, &mut header)?;
+    if header.headers.contains_key(http::header::CONTENT_ENCODING) {
+        // A line of its own, as a node writes it.
+        header.append_header("Vary", "accept-encoding")?;
+    }
     session
         .write_response_header(Box::new(header), false)
         .await?;
-    session
-        .write_response_body(Some(Bytes::from(body)), true)
-        .await?;
+    session.write_response_body(Some(body), true).await?;
     Ok(())
 }
 
@@ -89,7 +99,11 @@ pub async fn parts_with(
 ) -> Result<()> {
     close_when_leaving(session);
     let len: usize = parts.iter().map(Bytes::len).sum();
-    if len < STREAM_FROM || session.req_header().version != http::Version::HTTP_11 {
+    // A compressed answer is compressed whole (it is a fraction of the parts' size).
+    if len < STREAM_FROM
+        || session.req_header().version != http::Version::HTTP_11
+        || coding_for(session, len).is_some()
+    {
         return json_with(session, status, parts.concat(), request_id, extra).await;
     }
     let mut header = ResponseHeader::build(status, Some(6 + extra.len()))?;
@@ -137,6 +151,39 @@ pub async fn parts_with(
 
 /// A node's answer relayed with its own headers (CORS included), framed again with
 /// `Content-Length`.
+/// The coding the client asked for, as one node chooses it; none for an empty body.
+fn coding_for(session: &Session, len: usize) -> Option<Coding> {
+    if len == 0 {
+        return None;
+    }
+    encoding::negotiate(
+        session
+            .req_header()
+            .headers
+            .get_all(http::header::ACCEPT_ENCODING),
+    )
+}
+
+/// Bodies from this size are compressed on the blocking pool: a 10 MB browse would hold the
+/// worker thread for tens of milliseconds.
+const COMPRESS_ASIDE: usize = 256 * 1024;
+
+/// `body` in `coding`; `None` if that fails (the body then goes as it is).
+async fn compressed(coding: Coding, body: &Bytes) -> Option<Bytes> {
+    let plain = body.clone();
+    let encode = move || match encoding::encode(coding, &plain) {
+        Ok(encoded) => Some(Bytes::from(encoded)),
+        Err(e) => {
+            log::warn!(target: "miroir::proxy", "cannot compress an answer ({}): {e}", coding.name());
+            None
+        }
+    };
+    if body.len() < COMPRESS_ASIDE {
+        return encode();
+    }
+    tokio::task::spawn_blocking(encode).await.ok().flatten()
+}
+
 pub async fn relayed(session: &mut Session, resp: NodeResponse, request_id: &str) -> Result<()> {
     close_when_leaving(session);
     let mut header = ResponseHeader::build(resp.status, Some(resp.headers.len() + 3))?;

@@ -6,6 +6,7 @@
 mod apply;
 mod auth;
 mod clock;
+mod compress;
 mod doc_sort;
 mod engine_calls;
 mod error;
