@@ -67,20 +67,18 @@ pub async fn json_with(
     for (name, value) in extra {
         header.insert_header(*name, value.as_str())?;
     }
+    cors(session, &mut header)?;
     let mut body = Bytes::from(body);
     if let Some(coding) = coding_for(session, body.len()) {
         if let Some(encoded) = compressed(coding, &body).await {
             header.insert_header("Content-Encoding", coding.name())?;
+            // A line of its own after the CORS one, as a node writes it.
+            header.append_header("Vary", "accept-encoding")?;
             body = encoded;
         }
     }
     header.insert_header("Content-Length", body.len().to_string())?;
     header.insert_header(REQUEST_ID, request_id)?;
-    cors(session, &mut header)?;
-    if header.headers.contains_key(http::header::CONTENT_ENCODING) {
-        // A line of its own, as a node writes it.
-        header.append_header("Vary", "accept-encoding")?;
-    }
     session
         .write_response_header(Box::new(header), false)
         .await?;
@@ -149,8 +147,6 @@ pub async fn parts_with(
     session.write_response_body(ready, true).await
 }
 
-/// A node's answer relayed with its own headers (CORS included), framed again with
-/// `Content-Length`.
 /// The coding the client asked for, as one node chooses it; none for an empty body.
 fn coding_for(session: &Session, len: usize) -> Option<Coding> {
     if len == 0 {
@@ -184,6 +180,8 @@ async fn compressed(coding: Coding, body: &Bytes) -> Option<Bytes> {
     tokio::task::spawn_blocking(encode).await.ok().flatten()
 }
 
+/// A node's answer relayed with its own headers (CORS included), framed again with
+/// `Content-Length`.
 pub async fn relayed(session: &mut Session, resp: NodeResponse, request_id: &str) -> Result<()> {
     close_when_leaving(session);
     let mut header = ResponseHeader::build(resp.status, Some(resp.headers.len() + 3))?;

@@ -7,9 +7,9 @@ use std::io::Write;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Response};
 
-/// Compresses `response` as a node would for a request with these headers.
-pub async fn as_accepted(request: &HeaderMap, response: Response<Body>) -> Response<Body> {
-    let Some(coding) = chosen(request) else {
+/// `response` in the coding [`chosen`] for its request, if any.
+pub async fn as_accepted(coding: Option<&'static str>, response: Response<Body>) -> Response<Body> {
+    let Some(coding) = coding else {
         return response;
     };
     let (mut parts, body) = response.into_parts();
@@ -34,7 +34,7 @@ pub async fn as_accepted(request: &HeaderMap, response: Response<Body>) -> Respo
 
 /// The coding for the request's `Accept-Encoding`: the highest weight wins, then the node's
 /// order; entries with a malformed weight or another parameter do not count.
-fn chosen(request: &HeaderMap) -> Option<&'static str> {
+pub fn chosen(request: &HeaderMap) -> Option<&'static str> {
     const ORDER: [&str; 4] = ["identity", "deflate", "gzip", "br"];
     let mut best: Option<(u32, usize)> = None;
     for value in request.get_all(header::ACCEPT_ENCODING) {

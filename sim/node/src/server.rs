@@ -146,9 +146,9 @@ async fn handle(
         return Ok(with_cors(response, true));
     }
     let origin = headers.contains_key(header::ORIGIN);
-    let request_headers = headers.clone();
+    let coding = crate::compress::chosen(headers);
     let response = with_cors(route(shared, app, req, cut).await?, origin);
-    Ok(crate::compress::as_accepted(&request_headers, response).await)
+    Ok(crate::compress::as_accepted(coding, response).await)
 }
 
 fn with_cors(mut response: Response<Body>, allow: bool) -> Response<Body> {
