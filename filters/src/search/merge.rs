@@ -27,6 +27,21 @@ pub enum Merged<B = Vec<u8>> {
     Body(B),
     /// Node answer `answer` is a Meilisearch error; the proxy relays it as it sees fit.
     NodeError { answer: usize },
+    /// The nodes of these answers were asked for fewer hits than the window and may hold more
+    /// that belong in it: each must be asked for the rest (see [`Depths`]).
+    Deeper { answers: Vec<usize> },
+}
+
+/// How deep the answers go when nodes were asked for fewer hits than the window
+/// (`super::depth`). The default: every answer holds the whole window.
+#[derive(Clone, Debug, Default)]
+pub struct Depths {
+    /// Per first answer (the answers before any continuation): the hits it was asked for,
+    /// when fewer than the window.
+    pub asked: Vec<Option<usize>>,
+    /// `(of, answer)`: `answers[answer]` holds the hits that come after those of
+    /// `answers[of]`, to the end of the window. Continuations come after the first answers.
+    pub continued: Vec<(usize, usize)>,
 }
 
 /// A response body as pieces, in order: slices of the node answers and of `owned`.
@@ -226,20 +241,60 @@ fn invalid(node: usize, what: impl std::fmt::Display) -> MiroirError {
     )
 }
 
+/// One node's hits in its rank order: its first answer, then the continuation it was asked
+/// for when that answer fell short of the window.
+struct Stream<'a> {
+    hits: Hits<'a>,
+    /// The answer `hits` reads.
+    answer: usize,
+    /// The hits the first answer was asked for, when fewer than the window.
+    asked: Option<usize>,
+    /// Hits taken so far.
+    taken: usize,
+    then: Option<(usize, Hits<'a>)>,
+}
+
+impl<'a> Stream<'a> {
+    /// The next hit and the answer it is in.
+    fn next_hit(&mut self) -> Result<Option<(usize, ScannedHit<'a>)>, MiroirError> {
+        loop {
+            if let Some(hit) = self.hits.next_hit().map_err(|e| invalid(self.answer, e))? {
+                self.taken += 1;
+                return Ok(Some((self.answer, hit)));
+            }
+            match self.then.take() {
+                Some((answer, hits)) => {
+                    (self.answer, self.hits) = (answer, hits);
+                    // The continuation runs to the end of the window.
+                    self.asked = None;
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Ended where the node was asked to stop, not where its matches did.
+    fn cut_short(&self) -> bool {
+        self.asked.is_some_and(|k| self.taken >= k)
+    }
+}
+
 /// A stream head in the heap; the greatest is the best hit.
 struct Head<'a> {
     hit: HitView<'a>,
     node: usize,
+    answer: usize,
     pos: usize,
 }
 
 impl Ord for Head<'_> {
     fn cmp(&self, other: &Self) -> Ordering {
-        // Equal keys: lower node, then earlier position, first (deterministic; a single node
-        // would break the tie by its internal document id, which no merge can see).
+        // Equal keys: earlier position, then lower node, first. Deterministic (a single node
+        // breaks the tie by its internal document id, which no merge can see), and it takes
+        // tied hits from the nodes in turn, as their shares of the window are drawn.
         rank::compare(&self.hit.key, &other.hit.key)
-            .then_with(|| other.node.cmp(&self.node))
             .then_with(|| other.pos.cmp(&self.pos))
+            .then_with(|| other.node.cmp(&self.node))
     }
 }
 
@@ -257,10 +312,10 @@ impl PartialEq for Head<'_> {
 
 impl Eq for Head<'_> {}
 
-/// A hit of answer `node` written to a [`PartsWriter`].
+/// A hit of answer `answer` written to a [`PartsWriter`].
 struct HitWriter<'w, 'a> {
     w: &'w mut PartsWriter<'a>,
-    node: usize,
+    answer: usize,
 }
 
 impl<'h> HitSink<'h> for HitWriter<'_, '_> {
@@ -268,7 +323,7 @@ impl<'h> HitSink<'h> for HitWriter<'_, '_> {
         self.w.owned()
     }
     fn node(&mut self, bytes: &'h str) {
-        self.w.answer(self.node, bytes.as_bytes());
+        self.w.answer(self.answer, bytes.as_bytes());
     }
 }
 
@@ -277,12 +332,23 @@ pub fn merge(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged, MiroirError
     Ok(match merge_parts(plan, answers)? {
         Merged::Body(parts) => Merged::Body(parts.concat(answers)),
         Merged::NodeError { answer } => Merged::NodeError { answer },
+        Merged::Deeper { answers } => Merged::Deeper { answers },
     })
 }
 
 /// Merges the node answers of `plan`'s sub-requests into a body that reuses their bytes.
 pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>, MiroirError> {
+    merge_parts_at(plan, answers, &Depths::default())
+}
+
+/// [`merge_parts`] over answers as deep as `depths` says.
+pub fn merge_parts_at(
+    plan: &SearchPlan,
+    answers: &[&[u8]],
+    depths: &Depths,
+) -> Result<Merged<Parts>, MiroirError> {
     let plan = &plan.merge;
+    let firsts = answers.len().saturating_sub(depths.continued.len());
     let mut parsed = Vec::with_capacity(answers.len());
     for (i, bytes) in answers.iter().enumerate() {
         let a = NodeAnswer::read(bytes).map_err(|e| invalid(i, e))?;
@@ -303,15 +369,40 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
 
     let mut facets = FacetMerge::default();
     if plan.facets_requested {
-        for (i, a) in parsed.iter().enumerate() {
+        // Counts, facets and times are the first answers': a continuation only adds hits.
+        for (i, a) in parsed.iter().enumerate().take(firsts) {
             let matches = a.matches().map(|n| n as u64);
             facets
                 .add(a.facet_distribution, a.facet_stats, matches, plan)
                 .map_err(|e| invalid(i, e))?;
         }
     }
-    let mut cursors: Vec<Hits<'_>> = parsed.iter_mut().filter_map(|a| a.hits.take()).collect();
-    let Selection { page, duplicates } = select(plan, &mut cursors, &mut facets)?;
+    let mut streams: Vec<Stream<'_>> = Vec::with_capacity(firsts);
+    for (answer, a) in parsed.iter_mut().enumerate().take(firsts) {
+        streams.extend(a.hits.take().map(|hits| Stream {
+            hits,
+            answer,
+            asked: depths.asked.get(answer).copied().flatten(),
+            taken: 0,
+            then: None,
+        }));
+    }
+    for &(of, answer) in &depths.continued {
+        let hits = parsed.get_mut(answer).and_then(|a| a.hits.take());
+        match (streams.get_mut(of), hits) {
+            (Some(stream), Some(hits)) if answer >= firsts => stream.then = Some((answer, hits)),
+            _ => return Err(invalid(answer, "a continuation of no answer")),
+        }
+    }
+    parsed.truncate(firsts);
+    let Selection {
+        page,
+        duplicates,
+        short,
+    } = select(plan, &mut streams, &mut facets)?;
+    if !short.is_empty() {
+        return Ok(Merged::Deeper { answers: short });
+    }
 
     // Not capped at `maxTotalHits`: one node reports every match it counted and the cap only
     // limits which hits it returns (Meilisearch 1.50, in both pagination modes).
@@ -335,19 +426,19 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
     let hit_bytes: usize = page.iter().map(|(_, hit)| hit.text.len() + 1).sum();
     let mut w = PartsWriter::new(answers, hit_bytes + 1024);
     w.owned().extend_from_slice(b"{\"hits\":[");
-    for (i, (node, hit)) in page.iter().enumerate() {
+    for (i, (answer, hit)) in page.iter().enumerate() {
         if i > 0 {
             w.owned().push(b',');
         }
         hit::write_hit_to(
             &mut HitWriter {
                 w: &mut w,
-                node: *node,
+                answer: *answer,
             },
             hit,
             plan,
         )
-        .map_err(|e| invalid(*node, e))?;
+        .map_err(|e| invalid(*answer, e))?;
     }
     let out = w.owned();
     out.extend_from_slice(b"],\"query\":");
@@ -384,17 +475,22 @@ pub fn merge_parts(plan: &SearchPlan, answers: &[&[u8]]) -> Result<Merged<Parts>
 
 /// The client's page, and how many hits cross-shard distinct dropped.
 struct Selection<'a> {
-    /// `(node, hit)` in rank order.
+    /// `(answer, hit)` in rank order.
     page: Vec<(usize, ScannedHit<'a>)>,
     duplicates: usize,
+    /// Streams cut short of the window while it still took their hits (see [`Depths`]).
+    short: Vec<usize>,
 }
 
 /// Walks the node hits best first, scanning each node's answer only as far as it is taken;
 /// with distinct, drains them all to drop and count every cross-shard duplicate, taking them
 /// out of the facet counts too.
+///
+/// A stream cut short while the window still takes hits is noted and the walk goes on without
+/// it, to find every such stream at once; the page is then not used.
 fn select<'a>(
     plan: &MergePlan,
-    cursors: &mut [Hits<'a>],
+    cursors: &mut [Stream<'a>],
     facets: &mut FacetMerge,
 ) -> Result<Selection<'a>, MiroirError> {
     let distinct_path = plan.distinct.as_deref();
@@ -403,12 +499,13 @@ fn select<'a>(
         .and_then(|d| d.split_once('.'))
         .map(|(_, r)| r);
     let mut heap = BinaryHeap::with_capacity(cursors.len());
-    let push = |heap: &mut BinaryHeap<Head<'a>>, cursor: &mut Hits<'a>, node, pos| {
+    let push = |heap: &mut BinaryHeap<Head<'a>>, cursor: &mut Stream<'a>, node, pos| {
         push_head(heap, cursor, node, pos, plan.rank_by, distinct_top)
     };
     for (node, cursor) in cursors.iter_mut().enumerate() {
         push(&mut heap, cursor, node, 0)?;
     }
+    let mut short = Vec::new();
 
     let end = plan.offset + plan.limit;
     let mut page = Vec::with_capacity(plan.limit);
@@ -416,7 +513,12 @@ fn select<'a>(
     let mut duplicates = 0usize;
     let mut seen: HashSet<FacetKey> = HashSet::new();
     while let Some(head) = heap.pop() {
-        let Head { hit, node, pos } = head;
+        let Head {
+            hit,
+            node,
+            answer,
+            pos,
+        } = head;
         if distinct_path.is_some() {
             let values = hit
                 .distinct
@@ -435,15 +537,22 @@ fn select<'a>(
             break;
         }
         if (plan.offset..end).contains(&kept) {
-            page.push((node, hit.hit));
+            page.push((answer, hit.hit));
         }
         kept += 1;
         // The next hit of this node is scanned only now that this one is taken.
         if distinct_path.is_some() || kept < end {
-            push(&mut heap, &mut cursors[node], node, pos + 1)?;
+            let pushed = push(&mut heap, &mut cursors[node], node, pos + 1)?;
+            if !pushed && cursors[node].cut_short() {
+                short.push(cursors[node].answer);
+            }
         }
     }
-    Ok(Selection { page, duplicates })
+    Ok(Selection {
+        page,
+        duplicates,
+        short,
+    })
 }
 
 /// Takes a dropped duplicate's facet values out of the counts.
@@ -459,20 +568,26 @@ fn uncount(plan: &MergePlan, facets: &mut FacetMerge, hit: &str) {
     }
 }
 
-/// Scans the next hit of `cursor` into the heap.
+/// Scans the next hit of `cursor` into the heap; whether there was one.
 fn push_head<'a>(
     heap: &mut BinaryHeap<Head<'a>>,
-    cursor: &mut Hits<'a>,
+    cursor: &mut Stream<'a>,
     node: usize,
     pos: usize,
     rank_by: RankBy,
     distinct_top: Option<&str>,
-) -> Result<(), MiroirError> {
-    if let Some(scanned) = cursor.next_hit().map_err(|e| invalid(node, e))? {
-        let hit = hit::view(scanned, rank_by, distinct_top).map_err(|e| invalid(node, e))?;
-        heap.push(Head { hit, node, pos });
-    }
-    Ok(())
+) -> Result<bool, MiroirError> {
+    let Some((answer, scanned)) = cursor.next_hit()? else {
+        return Ok(false);
+    };
+    let hit = hit::view(scanned, rank_by, distinct_top).map_err(|e| invalid(answer, e))?;
+    heap.push(Head {
+        hit,
+        node,
+        answer,
+        pos,
+    });
+    Ok(true)
 }
 
 fn push_num(out: &mut Vec<u8>, n: impl itoa::Integer) {
@@ -546,6 +661,112 @@ mod tests {
         assert_eq!(
             String::from_utf8(body).unwrap(),
             r#"{"hits":[{"id":3},{"id":2}],"query":"x","processingTimeMs":7,"limit":2,"offset":1,"estimatedTotalHits":10,"requestUid":"u-7"}"#
+        );
+    }
+
+    /// Node 0 holds ids 1-6 scored 0.9..0.4, node 1 ids 11-16 scored 0.85..0.35: the best
+    /// five alternate from node 0.
+    fn alternating(first: usize, node: u32, from: usize, count: usize) -> String {
+        let hits: Vec<String> = (from..from + count)
+            .map(|i| {
+                hit(
+                    node * 10 + i as u32 + 1,
+                    first as f64 - 0.1 * i as f64 - 0.05 * node as f64,
+                )
+            })
+            .collect();
+        answer(&hits, 6)
+    }
+
+    fn body(merged: Merged<Parts>, answers: &[&[u8]]) -> String {
+        match merged {
+            Merged::Body(parts) => String::from_utf8(parts.concat(answers)).unwrap(),
+            other => panic!("not a body: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_node_asked_for_fewer_hits_is_asked_again_only_when_the_window_takes_them_all() {
+        let p = plan(
+            br#"{"q":"x","offset":1,"limit":4}"#,
+            &IndexContext::default(),
+        )
+        .unwrap();
+        let full = [alternating(1, 0, 0, 6), alternating(1, 1, 0, 6)];
+        let full: Vec<&[u8]> = full.iter().map(|a| a.as_bytes()).collect();
+        let expected = body(merge_parts(&p, &full).unwrap(), &full);
+        assert!(
+            expected.starts_with(r#"{"hits":[{"id":11},{"id":2},{"id":12},{"id":3}]"#),
+            "{expected}"
+        );
+
+        // The window of five takes 1, 11, 2, 12, 3: asked for two each, both run short.
+        let two = [alternating(1, 0, 0, 2), alternating(1, 1, 0, 2)];
+        let two: Vec<&[u8]> = two.iter().map(|a| a.as_bytes()).collect();
+        let depths = Depths {
+            asked: vec![Some(2), Some(2)],
+            continued: Vec::new(),
+        };
+        assert_eq!(
+            merge_parts_at(&p, &two, &depths).unwrap(),
+            Merged::Deeper {
+                answers: vec![0, 1]
+            }
+        );
+        // Asked for three, neither does: node 0's third is the window's last hit, node 1's
+        // third is outside it.
+        let three = [alternating(1, 0, 0, 3), alternating(1, 1, 0, 3)];
+        let three: Vec<&[u8]> = three.iter().map(|a| a.as_bytes()).collect();
+        let depths = Depths {
+            asked: vec![Some(3), Some(3)],
+            continued: Vec::new(),
+        };
+        assert_eq!(
+            body(merge_parts_at(&p, &three, &depths).unwrap(), &three),
+            expected
+        );
+        // A node with fewer matches than it was asked for is not short.
+        let few = [alternating(1, 0, 0, 1), alternating(1, 1, 0, 6)];
+        let few: Vec<&[u8]> = few.iter().map(|a| a.as_bytes()).collect();
+        let depths = Depths {
+            asked: vec![Some(2), None],
+            continued: Vec::new(),
+        };
+        assert!(matches!(
+            merge_parts_at(&p, &few, &depths).unwrap(),
+            Merged::Body(_)
+        ));
+
+        // The continuations of both, after their first two, give the full merge exactly;
+        // counts and times are the first answers' alone.
+        let more = [alternating(1, 0, 2, 3), alternating(1, 1, 2, 3)];
+        let all: Vec<&[u8]> = two
+            .iter()
+            .copied()
+            .chain(more.iter().map(|a| a.as_bytes()))
+            .collect();
+        let depths = Depths {
+            asked: vec![Some(2), Some(2)],
+            continued: vec![(0, 2), (1, 3)],
+        };
+        assert_eq!(
+            body(merge_parts_at(&p, &all, &depths).unwrap(), &all),
+            expected
+        );
+    }
+
+    #[test]
+    fn tied_hits_are_taken_from_the_nodes_in_turn() {
+        let p = plan(br#"{"q":"x","limit":4}"#, &IndexContext::default()).unwrap();
+        let tied = |ids: [u32; 3]| answer(&ids.map(|id| hit(id, 1.0)), 3);
+        let (a, b) = (tied([1, 2, 3]), tied([4, 5, 6]));
+        let merged = body(
+            merge_parts(&p, &[a.as_bytes(), b.as_bytes()]).unwrap(),
+            &[a.as_bytes(), b.as_bytes()],
+        );
+        assert!(
+            merged.starts_with(r#"{"hits":[{"id":1},{"id":4},{"id":2},{"id":5}]"#),
+            "{merged}"
         );
     }
 

@@ -3,7 +3,7 @@
 //! answers into the response one Meilisearch node holding every document would give.
 //!
 //! Exactness bounds, beyond Meilisearch's own per-node dictionaries (research §8):
-//! - ties (equal ranking keys) are ordered by node then position, not by internal id; with
+//! - ties (equal ranking keys) are ordered by position then node, not by internal id; with
 //!   distinct, which of several tied documents sharing a value is kept follows that order, and
 //!   so do the facet counts of the other fields;
 //! - with [`NodeDisplay::Restricted`] (nodes holding a displayed list Miroir did not write),
@@ -34,6 +34,7 @@
 //!   `semanticHitCount` counts the page's hits whose ranking details hold `vectorSort`.
 
 mod context;
+mod depth;
 mod facet_cut;
 pub mod facet_limit;
 mod facet_section;
@@ -46,7 +47,7 @@ mod rank;
 mod scan;
 
 pub use context::{ranks_by_score, FacetOrder, IndexContext, NodeDisplay};
-pub use merge::{merge, merge_parts, Merged, Parts, Segment};
+pub use merge::{merge, merge_parts, merge_parts_at, Depths, Merged, Parts, Segment};
 pub use plan::{
     plan, plan_value, DistinctFacets, MergePlan, Pagination, RankBy, SearchPlan, ShardBody,
 };

@@ -30,6 +30,11 @@ pub struct MergePlan {
     pub limit: usize,
     /// Hits asked from every node.
     pub depth: usize,
+    /// Whether a node may be asked for fewer than `depth` hits, then for the rest when the
+    /// merge needs them (`super::depth`): not with distinct, which drains every node, nor for
+    /// a semantic search, whose nearest neighbours are approximate and not one ranking a
+    /// shorter request is a prefix of.
+    pub shallow: bool,
     /// `q` as the client sent it.
     pub query: String,
     pub show_score: bool,
@@ -117,6 +122,23 @@ pub struct ShardBody {
     /// The body without `filter`, serialized, without its closing `}`.
     head: Vec<u8>,
     filter: ClientFilter,
+    /// For a search: how its nodes are asked for their hits.
+    window: Option<WindowMode>,
+}
+
+/// How a search asks its nodes for hits: in the client's pagination mode, `depth` of them
+/// unless told otherwise.
+#[derive(Clone, Copy, Debug)]
+struct WindowMode {
+    page_mode: bool,
+    depth: usize,
+}
+
+/// The hits a node returns: `limit` of them from `offset` of its own ranking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeWindow {
+    pub offset: usize,
+    pub limit: usize,
 }
 
 impl ShardBody {
@@ -136,7 +158,11 @@ impl ShardBody {
         };
         let mut head = to_vec(&Value::Object(body))?;
         head.pop();
-        Ok(Self { head, filter })
+        Ok(Self {
+            head,
+            filter,
+            window: None,
+        })
     }
 }
 
@@ -189,8 +215,14 @@ pub fn plan_value(
         (Some(filter), Some(pk)) => super::filter_expr::pinned_keys(filter, pk),
         _ => None,
     };
+    let mut body = ShardBody::new(body)?;
+    // A forwarded body keeps the client's own pagination keys.
+    body.window = (!merge.forwarded).then_some(WindowMode {
+        page_mode: matches!(merge.pagination, Pagination::Page { .. }),
+        depth: merge.depth,
+    });
     Ok(SearchPlan {
-        body: ShardBody::new(body)?,
+        body,
         merge,
         pinned,
     })
@@ -209,6 +241,7 @@ fn passthrough_plan(ctx: &IndexContext) -> MergePlan {
         offset: 0,
         limit: 0,
         depth: 0,
+        shallow: false,
         query: String::new(),
         show_score: false,
         show_details: false,
@@ -325,17 +358,7 @@ fn merge_plan(body: &mut Map<String, Value>, ctx: &IndexContext) -> Option<Merge
             }
         }
     }
-    match pagination {
-        // Page mode on the nodes too: only then do they count `totalHits` exhaustively.
-        Pagination::Page { .. } => {
-            body.insert("page".into(), Value::from(1));
-            body.insert("hitsPerPage".into(), Value::from(depth));
-        }
-        Pagination::OffsetLimit { .. } => {
-            body.insert("offset".into(), Value::from(0));
-            body.insert("limit".into(), Value::from(depth));
-        }
-    }
+    // The window each node returns is written per node (`ShardBody::node_body_window`).
     // The details carry every rule's bucket and sort value in rule order: the only public
     // signal that orders hits from different nodes exactly as one node would whatever the
     // rules. `_rankingScore` leaves out `sort` and custom rules, but when only relevancy rules
@@ -383,6 +406,7 @@ fn merge_plan(body: &mut Map<String, Value>, ctx: &IndexContext) -> Option<Merge
         offset,
         limit,
         depth,
+        shallow: distinct.is_none() && !semantic,
         query,
         show_score,
         show_details,
@@ -531,6 +555,34 @@ impl SearchPlan {
         self.body.node_body(scope)
     }
 
+    /// The hits to ask of a node answering for `held` of the `asked` shards of a search: the
+    /// whole window, or fewer when the merge may ask again (`depth`).
+    pub fn node_depth(&self, held: usize, asked: usize) -> usize {
+        if self.merge.shallow {
+            super::depth::node_depth(self.merge.depth, held, asked)
+        } else {
+            self.merge.depth
+        }
+    }
+
+    /// The body for a node answering for `scope` with its first `depth` hits.
+    pub fn node_body_at(&self, scope: NodeScope<'_>, depth: usize) -> Vec<u8> {
+        let window = self.body.window.map(|_| NodeWindow {
+            offset: 0,
+            limit: depth,
+        });
+        self.body.node_body_window(scope, window)
+    }
+
+    /// The body asking a node for its hits after its first `from`, to the end of the window.
+    pub fn continuation_body(&self, scope: NodeScope<'_>, from: usize) -> Vec<u8> {
+        let window = NodeWindow {
+            offset: from,
+            limit: self.merge.depth.saturating_sub(from),
+        };
+        self.body.node_body_window(scope, Some(window))
+    }
+
     /// The shards a search of an index with `shards` shards must ask: those of the ids its
     /// filter pins (at least one, which judges the request), else all of them.
     pub fn shards_to_ask(&self, shards: u32) -> Vec<ShardId> {
@@ -545,65 +597,75 @@ impl SearchPlan {
 
 impl ShardBody {
     /// The body for a node answering for `scope`: the client's filter, ANDed with the shard
-    /// clause unless the node answers for its whole index.
+    /// clause unless the node answers for its whole index; for a search, its whole window.
     pub fn node_body(&self, scope: NodeScope<'_>) -> Vec<u8> {
-        let Some(shards) = scope.filter() else {
-            return self.whole_node_body();
-        };
-        let clause = hidden::shard_clause(shards);
-        let mut out = Vec::with_capacity(self.head.len() + clause.len() + 64);
+        let window = self.window.map(|w| NodeWindow {
+            offset: 0,
+            limit: w.depth,
+        });
+        self.node_body_window(scope, window)
+    }
+
+    /// [`Self::node_body`] returning `window` of the node's ranking.
+    pub(crate) fn node_body_window(
+        &self,
+        scope: NodeScope<'_>,
+        window: Option<NodeWindow>,
+    ) -> Vec<u8> {
+        let clause = scope.filter().map(hidden::shard_clause);
+        let mut out =
+            Vec::with_capacity(self.head.len() + clause.as_ref().map_or(0, String::len) + 96);
         out.extend_from_slice(&self.head);
-        if self.head.len() > 1 {
-            out.push(b',');
+        let key = |out: &mut Vec<u8>, key: &[u8]| {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(key);
+        };
+        if let Some(w) = window {
+            // Page mode from the first hit: the nodes count `totalHits` exhaustively only then.
+            let page = self.window.is_some_and(|m| m.page_mode) && w.offset == 0;
+            let (first, second, from) = if page {
+                (&b"\"page\":"[..], &b"\"hitsPerPage\":"[..], 1)
+            } else {
+                (&b"\"offset\":"[..], &b"\"limit\":"[..], w.offset)
+            };
+            key(&mut out, first);
+            out.extend_from_slice(itoa::Buffer::new().format(from).as_bytes());
+            key(&mut out, second);
+            out.extend_from_slice(itoa::Buffer::new().format(w.limit).as_bytes());
         }
-        out.extend_from_slice(b"\"filter\":");
-        match &self.filter {
-            ClientFilter::None => push_json_str(&mut out, &clause),
+        match (&self.filter, clause) {
+            (ClientFilter::None, None) => {}
+            (ClientFilter::None, Some(clause)) => {
+                key(&mut out, b"\"filter\":");
+                push_json_str(&mut out, &clause);
+            }
+            (ClientFilter::Expr(expr), None) => {
+                key(&mut out, b"\"filter\":");
+                push_json_str(&mut out, expr);
+            }
             // As array elements (ANDed, each parsed on its own) rather than `(expr) AND clause`:
             // an unbalanced `a = 1) OR (b = 2` fails to parse as on one node instead of
             // escaping the shard clause and counting documents on every node.
-            ClientFilter::Expr(expr) => {
-                out.push(b'[');
+            (ClientFilter::Expr(expr), Some(clause)) => {
+                key(&mut out, b"\"filter\":[");
                 push_json_str(&mut out, expr);
                 out.push(b',');
                 push_json_str(&mut out, &clause);
                 out.push(b']');
             }
-            ClientFilter::Array(raw) => {
+            (ClientFilter::Array(raw), clause) => {
+                key(&mut out, b"\"filter\":");
                 out.extend_from_slice(raw);
-                out.push(b',');
-                push_json_str(&mut out, &clause);
+                if let Some(clause) = clause {
+                    out.push(b',');
+                    push_json_str(&mut out, &clause);
+                }
                 out.push(b']');
             }
-            ClientFilter::Invalid(raw) => out.extend_from_slice(raw),
-        }
-        out.push(b'}');
-        out
-    }
-
-    /// The body for a node answering for everything it holds: the client's filter as sent.
-    fn whole_node_body(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.head.len() + 64);
-        out.extend_from_slice(&self.head);
-        let key = |out: &mut Vec<u8>| {
-            if self.head.len() > 1 {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"\"filter\":");
-        };
-        match &self.filter {
-            ClientFilter::None => {}
-            ClientFilter::Expr(expr) => {
-                key(&mut out);
-                push_json_str(&mut out, expr);
-            }
-            ClientFilter::Array(raw) => {
-                key(&mut out);
-                out.extend_from_slice(raw);
-                out.push(b']');
-            }
-            ClientFilter::Invalid(raw) => {
-                key(&mut out);
+            (ClientFilter::Invalid(raw), _) => {
+                key(&mut out, b"\"filter\":");
                 out.extend_from_slice(raw);
             }
         }
@@ -714,6 +776,45 @@ mod tests {
             }
         );
         assert_eq!((m.offset, m.limit), (14, 7));
+    }
+
+    #[test]
+    fn a_node_may_be_asked_for_part_of_the_window_then_for_the_rest() {
+        let ctx = IndexContext::default();
+        let shards = [ShardId(0)];
+        let body = |bytes: Vec<u8>| -> Value { serde_json::from_slice(&bytes).unwrap() };
+        let p = plan(br#"{"q":"a","offset":5,"limit":15}"#, &ctx).unwrap();
+        assert!(p.merge.shallow);
+        assert_eq!(p.node_depth(8, 16), 17);
+        let first = body(p.node_body_at(NodeScope::shards(&shards), 17));
+        assert_eq!((&first["offset"], &first["limit"]), (&json!(0), &json!(17)));
+        let rest = body(p.continuation_body(NodeScope::shards(&shards), 17));
+        assert_eq!((&rest["offset"], &rest["limit"]), (&json!(17), &json!(3)));
+        assert_eq!(rest["q"], "a");
+        assert!(rest["filter"]
+            .as_str()
+            .is_some_and(|f| f.contains("_miroir_shard")));
+
+        // Page mode asks page 1 first (the nodes then count `totalHits`), the rest by offset.
+        let p = plan(br#"{"q":"a","page":2,"hitsPerPage":10}"#, &ctx).unwrap();
+        let first = body(p.node_body_at(NodeScope::shards(&shards), 17));
+        assert_eq!(
+            (&first["page"], &first["hitsPerPage"]),
+            (&json!(1), &json!(17))
+        );
+        assert_eq!(first.get("offset"), None);
+        let rest = body(p.continuation_body(NodeScope::shards(&shards), 17));
+        assert_eq!((&rest["offset"], &rest["limit"]), (&json!(17), &json!(3)));
+        assert_eq!(rest.get("page"), None);
+
+        // Distinct drains every node; a semantic search's neighbours are approximate.
+        for request in [
+            json!({"q": "a", "distinct": "brand"}),
+            json!({"q": "a", "hybrid": {"embedder": "e", "semanticRatio": 1.0}}),
+        ] {
+            let p = plan(&serde_json::to_vec(&request).unwrap(), &ctx).unwrap();
+            assert_eq!(p.node_depth(8, 16), p.merge.depth, "{request}");
+        }
     }
 
     #[test]

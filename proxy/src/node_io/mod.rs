@@ -12,5 +12,5 @@ pub mod verdict;
 
 pub use fanout::{any, every, in_order, one};
 pub use node_tasks::{task_state, wait_processed, TaskState};
-pub use scatter::{gather, gather_shards, Gathered, ShardAnswer, ShardRequest};
+pub use scatter::{ask_node, gather, gather_shards, Gathered, ShardAnswer, ShardRequest};
 pub use verdict::{accepted_task_uid, failure_json, missed};

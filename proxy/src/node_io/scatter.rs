@@ -18,6 +18,8 @@ use crate::upstream::{Caller, NodeRequest, NodeResponse, UpstreamError};
 
 /// One answer of a node for a set of shards.
 pub struct ShardAnswer {
+    /// The node that answered.
+    pub node: NodeIdx,
     pub shards: Vec<ShardId>,
     pub response: NodeResponse,
 }
@@ -242,6 +244,7 @@ impl<R: ShardRequest> Scatter<'_, R> {
             match first {
                 Either::Left((Some(resp), _)) => Gathered {
                     answers: vec![ShardAnswer {
+                        node,
                         shards: shards.clone(),
                         response: resp,
                     }],
@@ -258,6 +261,7 @@ impl<R: ShardRequest> Scatter<'_, R> {
                     match select(primary, hedge).await {
                         Either::Left((Some(resp), _)) => Gathered {
                             answers: vec![ShardAnswer {
+                                node,
                                 shards: shards.clone(),
                                 response: resp,
                             }],
@@ -269,6 +273,7 @@ impl<R: ShardRequest> Scatter<'_, R> {
                         Either::Right((_, primary)) => match primary.await {
                             Some(resp) => Gathered {
                                 answers: vec![ShardAnswer {
+                                    node,
                                     shards: shards.clone(),
                                     response: resp,
                                 }],
@@ -310,6 +315,27 @@ impl<R: ShardRequest> Scatter<'_, R> {
             ..Gathered::default()
         }
     }
+}
+
+/// Asks `node` alone for `shards`, with no hedge and no retry: what a node that answered a
+/// scatter is asked next (the rest of its hits). `None` when it failed.
+pub async fn ask_node<R: ShardRequest>(
+    cluster: &Cluster,
+    rt: &Runtime,
+    req: &R,
+    caller: Caller<'_>,
+    (node, index_shards): (NodeIdx, u32),
+    shards: &[ShardId],
+) -> Option<NodeResponse> {
+    let s = Scatter {
+        cluster,
+        rt,
+        req,
+        caller,
+        index_shards,
+        over_budget: AtomicBool::new(false),
+    };
+    s.ask(node, shards, false).await
 }
 
 /// Scatters `req` over one replica of every shard (`0..index_shards`, the index's S) of the

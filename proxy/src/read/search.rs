@@ -4,7 +4,7 @@
 use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::query;
 use miroir_filters::routing::NodeScope;
-use miroir_filters::search::{self as plan, hybrid, IndexContext, Merged, SearchPlan};
+use miroir_filters::search::{self as plan, hybrid, Depths, IndexContext, Merged, SearchPlan};
 use serde_json::{Map, Value};
 
 use super::context::index_context;
@@ -17,6 +17,19 @@ use crate::upstream::NodeResponse;
 struct SearchRequest<'a> {
     path: String,
     plan: &'a SearchPlan,
+    /// The number of shards the search asks, when its nodes may be asked for fewer hits than
+    /// the window (`miroir_filters::search::depth`); not when a filter pins the shards.
+    shallow_over: Option<usize>,
+}
+
+impl SearchRequest<'_> {
+    /// The hits asked of a node answering for `held` shards.
+    fn depth(&self, held: usize) -> usize {
+        match self.shallow_over {
+            Some(asked) => self.plan.node_depth(held, asked),
+            None => self.plan.merge_plan().depth,
+        }
+    }
 }
 
 impl ShardRequest for SearchRequest<'_> {
@@ -29,7 +42,28 @@ impl ShardRequest for SearchRequest<'_> {
     }
 
     fn body(&self, scope: NodeScope<'_>) -> Vec<u8> {
-        self.plan.node_body(scope)
+        self.plan
+            .node_body_at(scope, self.depth(scope.shards.len()))
+    }
+}
+
+/// The rest of a node's hits, after the first `from` it gave.
+struct ContinueRequest<'a> {
+    search: &'a SearchRequest<'a>,
+    from: usize,
+}
+
+impl ShardRequest for ContinueRequest<'_> {
+    fn method(&self) -> &str {
+        "POST"
+    }
+
+    fn path(&self) -> &str {
+        &self.search.path
+    }
+
+    fn body(&self, scope: NodeScope<'_>) -> Vec<u8> {
+        self.search.plan.continuation_body(scope, self.from)
     }
 }
 
@@ -314,48 +348,142 @@ async fn scatter_merge(
         Ok(p) => p,
         Err(e) => return Reply::error(&e),
     };
-    let req = SearchRequest {
-        path: format!("/indexes/{index_uid}/search"),
-        plan: &planned,
-    };
     let index_shards = shared.cluster.shard_counts.of(index_uid);
-    let scope = (shared.cluster.next_group(rt), index_shards);
     // A filter pinning primary keys asks only their shards.
     let shards = planned.shards_to_ask(index_shards);
-    let gathered =
-        node_io::gather_shards(&shared.cluster, rt, &req, inc.caller(), scope, &shards).await;
-
-    if let Some(refused) = gathered.answers.iter().find(|a| a.response.status >= 400) {
-        return relay_node_error(&refused.response, string_filter());
-    }
-    let degraded = match gathered.degraded(rt) {
-        Ok(d) => d,
-        Err(e) => return Reply::error(&e),
+    let pinned = shards.len() < index_shards as usize;
+    let mut req = SearchRequest {
+        path: format!("/indexes/{index_uid}/search"),
+        plan: &planned,
+        shallow_over: (!pinned).then_some(shards.len()),
     };
-    let bodies: Vec<&[u8]> = gathered
-        .answers
-        .iter()
-        .map(|a| a.response.body.as_ref())
-        .collect();
-    let reply = match plan::merge_parts(&planned, &bodies) {
+    let scope = (shared.cluster.next_group(rt), index_shards);
+    loop {
+        let gathered =
+            node_io::gather_shards(&shared.cluster, rt, &req, inc.caller(), scope, &shards).await;
+        if let Some(refused) = gathered.answers.iter().find(|a| a.response.status >= 400) {
+            return relay_node_error(&refused.response, string_filter());
+        }
+        let degraded = match gathered.degraded(rt) {
+            Ok(d) => d,
+            Err(e) => return Reply::error(&e),
+        };
+        let Some((merged, continuations)) =
+            merge(shared, rt, inc, &req, &gathered, index_shards).await
+        else {
+            // A node asked for the rest of its hits did not answer: whole windows, from any
+            // replica. Those are never continued, so this runs once at most.
+            if req.shallow_over.take().is_some() {
+                continue;
+            }
+            return Reply::error(&MiroirError::new(
+                Code::ShardUnavailable,
+                "A node stopped answering during the search; retry.",
+            ));
+        };
+        let answers: Vec<&NodeResponse> = gathered
+            .answers
+            .iter()
+            .map(|a| &a.response)
+            .chain(&continuations)
+            .collect();
+        return merged_reply(merged, &answers, string_filter).degraded(degraded);
+    }
+}
+
+/// The client's answer from the merge of `answers`.
+fn merged_reply(
+    merged: Result<Merged<plan::Parts>, MiroirError>,
+    answers: &[&NodeResponse],
+    string_filter: impl Fn() -> bool,
+) -> Reply {
+    let bodies: Vec<&[u8]> = answers.iter().map(|r| r.body.as_ref()).collect();
+    match merged {
         // A small answer is written in one piece anyway: copied together now.
         Ok(Merged::Body(parts)) if parts.len() < STREAM_FROM => {
             Reply::raw(200, parts.concat(&bodies))
         }
         Ok(Merged::Body(parts)) => {
-            let buffers: Vec<bytes::Bytes> = gathered
-                .answers
-                .iter()
-                .map(|a| a.response.body.clone())
-                .collect();
+            let buffers: Vec<bytes::Bytes> = answers.iter().map(|r| r.body.clone()).collect();
             Reply::parts(200, parts.into_bytes(&buffers))
         }
-        Ok(Merged::NodeError { answer }) => {
-            relay_node_error(&gathered.answers[answer].response, string_filter())
-        }
+        Ok(Merged::NodeError { answer }) => match answers.get(answer) {
+            Some(refused) => relay_node_error(refused, string_filter()),
+            None => Reply::error(&MiroirError::new(Code::Internal, "no such node answer")),
+        },
+        // Continuations run to the end of the window: a second merge is never short.
+        Ok(Merged::Deeper { .. }) => Reply::error(&MiroirError::new(
+            Code::Internal,
+            "a node's continuation fell short of the window",
+        )),
         Err(e) => Reply::error(&e),
+    }
+}
+
+/// The merge of `gathered`, after asking the nodes that may hold more of the window for the
+/// rest of their hits; with those continuations' answers. `None`: a node asked for the rest
+/// did not answer.
+async fn merge(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    req: &SearchRequest<'_>,
+    gathered: &node_io::Gathered,
+    index_shards: u32,
+) -> Option<(Result<Merged<plan::Parts>, MiroirError>, Vec<NodeResponse>)> {
+    let window = req.plan.merge_plan().depth;
+    let mut depths = Depths {
+        asked: gathered
+            .answers
+            .iter()
+            .map(|a| Some(req.depth(a.shards.len())).filter(|k| *k < window))
+            .collect(),
+        continued: Vec::new(),
     };
-    reply.degraded(degraded)
+    let firsts: Vec<&[u8]> = gathered
+        .answers
+        .iter()
+        .map(|a| a.response.body.as_ref())
+        .collect();
+    let merged = plan::merge_parts_at(req.plan, &firsts, &depths);
+    let Ok(Merged::Deeper { answers: short }) = merged else {
+        return Some((merged, Vec::new()));
+    };
+    let asks = short.iter().filter_map(|&i| {
+        let answer = gathered.answers.get(i)?;
+        let from = depths.asked.get(i).copied().flatten()?;
+        Some(async move {
+            let more = ContinueRequest { search: req, from };
+            let place = (answer.node, index_shards);
+            let resp = node_io::ask_node(
+                &shared.cluster,
+                rt,
+                &more,
+                inc.caller(),
+                place,
+                &answer.shards,
+            )
+            .await;
+            resp.filter(|r| r.status == 200).map(|r| (i, r))
+        })
+    });
+    let mut continuations = Vec::with_capacity(short.len());
+    for answered in futures::future::join_all(asks).await {
+        let (of, resp) = answered?;
+        depths
+            .continued
+            .push((of, firsts.len() + continuations.len()));
+        continuations.push(resp);
+    }
+    if continuations.len() < short.len() {
+        return None;
+    }
+    let all: Vec<&[u8]> = firsts
+        .iter()
+        .copied()
+        .chain(continuations.iter().map(|r| r.body.as_ref()))
+        .collect();
+    Some((plan::merge_parts_at(req.plan, &all, &depths), continuations))
 }
 
 #[cfg(test)]
