@@ -12,9 +12,30 @@ use miroir_filters::search::IndexContext;
 /// How long an index's settings are trusted before they are read again.
 const CONTEXT_TTL: Duration = Duration::from_secs(2);
 
+/// Up to this age, settings due to be read again still serve the search that finds them due,
+/// while they are read in the background: no search waits for the periodic read.
+const CONTEXT_SERVES_UNTIL: Duration = Duration::from_secs(10);
+
+/// An index's merge settings as last read.
+struct CachedContext {
+    read: Instant,
+    /// When a search last found them due and had them read again.
+    refresh: Option<Instant>,
+    context: Arc<IndexContext>,
+}
+
+/// What is known of an index's merge settings.
+pub enum ContextLookup {
+    Fresh(Arc<IndexContext>),
+    /// Due: the caller reads them again in the background and uses these meanwhile.
+    Due(Arc<IndexContext>),
+    /// Never read, forgotten, or too old to serve: read them before searching.
+    Unknown,
+}
+
 #[derive(Default)]
 pub struct IndexKnowledge {
-    contexts: DashMap<String, (Instant, Arc<IndexContext>)>,
+    contexts: DashMap<String, CachedContext>,
     shard_filterable: Known,
     facet_limit_widened: Known,
     /// Indexes Miroir created ahead of their first documents, with their primary key: the
@@ -23,17 +44,33 @@ pub struct IndexKnowledge {
 }
 
 impl IndexKnowledge {
-    /// The merge settings of `index`, when read recently enough.
-    pub fn context(&self, index: &str) -> Option<Arc<IndexContext>> {
-        self.contexts
-            .get(index)
-            .filter(|entry| entry.0.elapsed() < CONTEXT_TTL)
-            .map(|entry| entry.1.clone())
+    /// The merge settings of `index`, and whether they are due to be read again. The first
+    /// search that finds them due is told so; the others use them as fresh meanwhile.
+    pub fn context(&self, index: &str) -> ContextLookup {
+        let Some(mut entry) = self.contexts.get_mut(index) else {
+            return ContextLookup::Unknown;
+        };
+        let age = entry.read.elapsed();
+        let refreshing = entry.refresh.is_some_and(|at| at.elapsed() < CONTEXT_TTL);
+        if age < CONTEXT_TTL || (refreshing && age < CONTEXT_SERVES_UNTIL) {
+            return ContextLookup::Fresh(entry.context.clone());
+        }
+        if age >= CONTEXT_SERVES_UNTIL {
+            return ContextLookup::Unknown;
+        }
+        entry.refresh = Some(Instant::now());
+        ContextLookup::Due(entry.context.clone())
     }
 
     pub fn remember_context(&self, index: &str, context: Arc<IndexContext>) {
-        self.contexts
-            .insert(index.to_owned(), (Instant::now(), context));
+        self.contexts.insert(
+            index.to_owned(),
+            CachedContext {
+                read: Instant::now(),
+                refresh: None,
+                context,
+            },
+        );
     }
 
     pub fn forget_context(&self, index: &str) {
@@ -101,5 +138,44 @@ impl Known {
         } else {
             self.0.remove(index);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_ago(k: &IndexKnowledge, secs: u64) {
+        let read = Instant::now()
+            .checked_sub(Duration::from_secs(secs))
+            .unwrap_or_else(Instant::now);
+        k.contexts.insert(
+            "i".into(),
+            CachedContext {
+                read,
+                refresh: None,
+                context: Arc::new(IndexContext::default()),
+            },
+        );
+    }
+
+    #[test]
+    fn due_settings_serve_while_one_search_has_them_read_again() {
+        let k = IndexKnowledge::default();
+        assert!(matches!(k.context("i"), ContextLookup::Unknown));
+        k.remember_context("i", Arc::new(IndexContext::default()));
+        assert!(matches!(k.context("i"), ContextLookup::Fresh(_)));
+
+        read_ago(&k, 3);
+        assert!(matches!(k.context("i"), ContextLookup::Due(_)));
+        // The refresh is under way: the next searches do not start another.
+        assert!(matches!(k.context("i"), ContextLookup::Fresh(_)));
+        assert!(matches!(k.context("i"), ContextLookup::Fresh(_)));
+
+        // Too old to serve (traffic stopped for a while): read before searching.
+        read_ago(&k, 11);
+        assert!(matches!(k.context("i"), ContextLookup::Unknown));
+        k.forget_context("i");
+        assert!(matches!(k.context("i"), ContextLookup::Unknown));
     }
 }

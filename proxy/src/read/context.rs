@@ -4,17 +4,21 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use miroir_filters::error::MiroirError;
 use miroir_filters::search::{
     display, facet_limit, ranks_by_score, FacetOrder, IndexContext, NodeDisplay,
 };
 use serde_json::Value;
 
-use crate::cluster::Runtime;
+use crate::cluster::indexes::ContextLookup;
+use crate::cluster::{Cluster, Runtime};
 use crate::node_io;
 use crate::request::{Incoming, Reply};
 use crate::shared::Shared;
+use crate::upstream::NodeResponse;
 
-/// The settings a merge depends on, read from one node and cached briefly.
+/// The settings a merge depends on, read from one node and cached briefly. Settings due to
+/// be read again are read in the background while this search uses them.
 pub async fn index_context(
     shared: &Shared,
     rt: &Runtime,
@@ -22,18 +26,42 @@ pub async fn index_context(
     index_uid: &str,
 ) -> Result<Arc<IndexContext>, Reply> {
     let cluster = &shared.cluster;
-    if let Some(ctx) = cluster.indexes.context(index_uid) {
-        return Ok(ctx);
+    match cluster.indexes.context(index_uid) {
+        ContextLookup::Fresh(ctx) => return Ok(ctx),
+        ContextLookup::Due(ctx) => {
+            let (cluster, index) = (shared.cluster.clone(), index_uid.to_owned());
+            tokio::spawn(async move {
+                let rt = cluster.runtime();
+                // A failed read leaves the settings due again once the refresh is stale.
+                let _ = read_context(&cluster, &rt, &index).await;
+            });
+            return Ok(ctx);
+        }
+        ContextLookup::Unknown => {}
     }
+    match read_context(cluster, rt, index_uid).await? {
+        Ok(ctx) => Ok(ctx),
+        Err(resp) => {
+            // What the client may know: an empty search with its own key answers exactly
+            // what one node would (403 for a key not allowed on the index, else 404).
+            let probe = format!("/indexes/{index_uid}/search?limit=0");
+            let seen = node_io::any(cluster, rt, &probe, inc.auth.as_deref()).await?;
+            Err(Reply::relay(if seen.status >= 400 { &seen } else { &resp }))
+        }
+    }
+}
+
+/// Reads and remembers the merge settings of `index_uid`; the node's answer when it has none.
+async fn read_context(
+    cluster: &Cluster,
+    rt: &Runtime,
+    index_uid: &str,
+) -> Result<Result<Arc<IndexContext>, NodeResponse>, MiroirError> {
     let path = format!("/indexes/{index_uid}/settings");
     // Miroir's own credential: a client's key may allow searching but not reading settings.
     let resp = node_io::any(cluster, rt, &path, rt.node_key()).await?;
     if resp.status != 200 {
-        // What the client may know: an empty search with its own key answers exactly what one
-        // node would (403 for a key not allowed on the index, else 404).
-        let probe = format!("/indexes/{index_uid}/search?limit=0");
-        let seen = node_io::any(cluster, rt, &probe, inc.auth.as_deref()).await?;
-        return Err(Reply::relay(if seen.status >= 400 { &seen } else { &resp }));
+        return Ok(Err(resp));
     }
     let mut ctx = context_from_settings(&resp.json().unwrap_or(Value::Null));
     // The primary key tells documents apart where one answer holds several searches' hits;
@@ -46,7 +74,7 @@ pub async fn index_context(
     }
     let ctx = Arc::new(ctx);
     cluster.indexes.remember_context(index_uid, ctx.clone());
-    Ok(ctx)
+    Ok(Ok(ctx))
 }
 
 fn context_from_settings(s: &Value) -> IndexContext {
