@@ -35,23 +35,37 @@ pub fn node_depth(window: usize, held: usize, asked: usize) -> usize {
 }
 
 /// The least `k` with `P(Binomial(n, p) >= k) <= budget`, summing the upper tail from `n`
-/// down in log space (no term underflows before it matters).
+/// down: `P(X = j - 1) = P(X = j) * j / (n - j + 1) * q / p`, from `P(X = n) = p^n`, which
+/// stays a normal float for `n <= EXACT_UP_TO` unless `p` is tiny (then in log space).
 fn exact_quantile(n: usize, p: f64, budget: f64) -> usize {
-    let (ln_p, ln_q) = (p.ln(), (1.0 - p).ln());
-    // ln P(X = n), then P(X = j - 1) = P(X = j) * j / (n - j + 1) * q / p.
-    let mut ln_pmf = n as f64 * ln_p;
+    let ln_top = n as f64 * p.ln();
+    let odds = (1.0 - p) / p;
+    if ln_top > -700.0 {
+        let mut pmf = ln_top.exp();
+        let mut tail = 0.0;
+        for j in (1..=n).rev() {
+            tail += pmf;
+            if tail > budget {
+                return j + 1;
+            }
+            pmf *= j as f64 / (n - j + 1) as f64 * odds;
+        }
+        return if tail + pmf > budget { 1 } else { 0 };
+    }
+    let ln_odds = odds.ln();
+    let mut ln_pmf = ln_top;
     let mut tail = 0.0;
-    let mut j = n;
-    loop {
+    for j in (1..=n).rev() {
         tail += ln_pmf.exp();
         if tail > budget {
             return j + 1;
         }
-        if j == 0 {
-            return 0;
-        }
-        ln_pmf += (j as f64).ln() - ((n - j + 1) as f64).ln() + ln_q - ln_p;
-        j -= 1;
+        ln_pmf += (j as f64).ln() - ((n - j + 1) as f64).ln() + ln_odds;
+    }
+    if tail + ln_pmf.exp() > budget {
+        1
+    } else {
+        0
     }
 }
 
@@ -133,6 +147,15 @@ mod tests {
         assert_eq!(node_depth(20, 16, 16), 20);
         assert_eq!(node_depth(0, 8, 16), 0);
         assert_eq!(node_depth(1, 8, 16), 1);
+    }
+
+    #[test]
+    fn tiny_shares_of_large_windows_are_summed_in_log_space_alike() {
+        // 0.01^200 underflows a float: the log-space branch answers, as the tail says.
+        let k = exact_quantile(200, 0.01, 0.0001);
+        assert!(tail(200, 0.01, k as u64) <= 0.0001 && tail(200, 0.01, k as u64 - 1) > 0.0001);
+        let k = exact_quantile(2000, 0.3, 0.001);
+        assert!((640..700).contains(&k), "{k}");
     }
 
     #[test]
