@@ -3,7 +3,7 @@
 
 use std::cmp::Ordering;
 
-use miroir_filters::search::{merge, plan, IndexContext, Merged};
+use miroir_filters::search::{merge, merge_parts_at, plan, Depths, IndexContext, Merged};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -79,6 +79,7 @@ proptest! {
         nodes in prop::collection::vec(prop::collection::vec(hit(), 0..25), 1..6),
         offset in 0usize..30,
         limit in 0usize..30,
+        asked in prop::collection::vec(1usize..30, 6),
     ) {
         // Each node answers in its own rank order (stable: ties keep generation order).
         let mut sorted: Vec<Vec<Hit>> = nodes.clone();
@@ -90,27 +91,34 @@ proptest! {
             .enumerate()
             .map(|(n, hits)| (0..hits.len()).map(|i| format!("{n}-{i}")).collect())
             .collect();
-        let answers: Vec<Vec<u8>> = sorted
+        // A node's hits `range` of its ranking, as it answers them.
+        let answer = |n: usize, range: std::ops::Range<usize>| -> Vec<u8> {
+            let hits: Vec<Value> = sorted[n]
+                .iter()
+                .zip(&ids[n])
+                .skip(range.start)
+                .take(range.len())
+                .map(|(h, id)| render(h, id))
+                .collect();
+            serde_json::to_vec(&json!({
+                "hits": hits, "query": "", "processingTimeMs": 1,
+                "limit": 1000, "offset": 0, "estimatedTotalHits": ids[n].len(),
+            }))
+            .unwrap()
+        };
+        let answers: Vec<Vec<u8>> = (0..sorted.len()).map(|n| answer(n, 0..usize::MAX)).collect();
+
+        // Reference: everything sorted; ties by position in their node, then node.
+        let mut all: Vec<(&Hit, &String, usize, usize)> = sorted
             .iter()
             .zip(&ids)
-            .map(|(hits, ids)| {
-                let hits: Vec<Value> = hits.iter().zip(ids).map(|(h, id)| render(h, id)).collect();
-                serde_json::to_vec(&json!({
-                    "hits": hits, "query": "", "processingTimeMs": 1,
-                    "limit": 1000, "offset": 0, "estimatedTotalHits": ids.len(),
-                }))
-                .unwrap()
+            .enumerate()
+            .flat_map(|(n, (hits, ids))| {
+                hits.iter().zip(ids).enumerate().map(move |(pos, (h, id))| (h, id, pos, n))
             })
             .collect();
-
-        // Reference: everything, node by node, stably sorted; ties stay node then position.
-        let mut all: Vec<(&Hit, &String)> = sorted
-            .iter()
-            .zip(&ids)
-            .flat_map(|(hits, ids)| hits.iter().zip(ids))
-            .collect();
-        all.sort_by(|a, b| reference(a.0, b.0));
-        let want: Vec<&String> = all.iter().skip(offset).take(limit).map(|(_, id)| *id).collect();
+        all.sort_by(|a, b| reference(a.0, b.0).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
+        let want: Vec<&String> = all.iter().skip(offset).take(limit).map(|e| e.1).collect();
 
         let request = json!({"sort": ["price:asc"], "offset": offset, "limit": limit});
         let p = plan(&serde_json::to_vec(&request).unwrap(), &IndexContext::default()).unwrap();
@@ -125,8 +133,40 @@ proptest! {
             .iter()
             .map(|h| h["id"].as_str().unwrap())
             .collect();
-        prop_assert_eq!(got_ids, want);
+        prop_assert_eq!(&got_ids, &want);
         prop_assert_eq!(got["estimatedTotalHits"].as_u64(), Some(all.len() as u64));
         prop_assert!(got["hits"].as_array().unwrap().iter().all(|h| h.as_object().unwrap().len() == 1));
+
+        // Each node asked for fewer hits than the window: the nodes that run short are asked
+        // for the rest, and the page is the same.
+        let window = offset + limit;
+        let asked: Vec<usize> = (0..sorted.len()).map(|n| asked[n].min(window.max(1))).collect();
+        let mut bodies: Vec<Vec<u8>> = asked.iter().enumerate().map(|(n, k)| answer(n, 0..*k)).collect();
+        let mut depths = Depths {
+            asked: asked.iter().map(|k| Some(*k).filter(|k| *k < window)).collect(),
+            continued: Vec::new(),
+        };
+        let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+        let first = merge_parts_at(&p, &refs, &depths).unwrap();
+        if let Merged::Deeper { answers: short } = first {
+            for n in short {
+                prop_assert!(sorted[n].len() >= asked[n], "short without the hits it was asked");
+                depths.continued.push((n, bodies.len()));
+                bodies.push(answer(n, asked[n]..window));
+            }
+        }
+        let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+        let Merged::Body(parts) = merge_parts_at(&p, &refs, &depths).unwrap() else {
+            panic!("short after the continuations");
+        };
+        let got: Value = serde_json::from_slice(&parts.concat(&refs)).unwrap();
+        let shallow_ids: Vec<&str> = got["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap())
+            .collect();
+        prop_assert_eq!(shallow_ids, want);
+        prop_assert_eq!(got["estimatedTotalHits"].as_u64(), Some(all.len() as u64));
     }
 }
