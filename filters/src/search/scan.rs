@@ -219,6 +219,7 @@ fn literal(b: &[u8], i: usize, word: &[u8]) -> Scan<usize> {
 
 /// An object entry's key (with its quotes) and value, as ranges of the text scanned; `plain`
 /// when the key has no escape.
+#[derive(Clone, Debug)]
 struct RawEntry {
     key: Range<usize>,
     plain: bool,
@@ -327,9 +328,8 @@ pub(crate) fn unquote(quoted: &str) -> Scan<Cow<'_, str>> {
         .map_err(|_| ScanError("a bad string escape"))
 }
 
-/// The entry of `text` at `e`'s ranges, its offsets counted from `base` (where its object
-/// starts in `text`).
-fn entry_at(text: &str, e: RawEntry, base: usize) -> Scan<Entry<'_>> {
+/// The entry of `text` at `e`'s ranges.
+fn entry_at(text: &str, e: RawEntry) -> Scan<Entry<'_>> {
     let quoted = text
         .get(e.key.clone())
         .ok_or(ScanError("a key inside a character"))?;
@@ -338,8 +338,8 @@ fn entry_at(text: &str, e: RawEntry, base: usize) -> Scan<Entry<'_>> {
         value: text
             .get(e.value.clone())
             .ok_or(ScanError("a value inside a character"))?,
-        key_start: e.key.start - base,
-        value_end: e.value.end - base,
+        key_start: e.key.start,
+        value_end: e.value.end,
     })
 }
 
@@ -350,7 +350,7 @@ pub fn object_entries(text: &str) -> Scan<Vec<Entry<'_>>> {
     let start = skip_ws(b, 0);
     let mut entries = Vec::with_capacity(16);
     let end = object_at(b, start, |e| {
-        entries.push(entry_at(text, e, 0)?);
+        entries.push(entry_at(text, e)?);
         Ok(())
     })?;
     if skip_ws(b, end) != b.len() {
@@ -390,8 +390,8 @@ impl<'a> ScannedHit<'a> {
 #[derive(Debug, Clone)]
 pub struct Hits<'a> {
     bytes: &'a [u8],
-    /// `bytes` up to the array's end as text; `None` when they are not UTF-8.
-    text: Option<&'a str>,
+    /// The entries of the hit being scanned, kept between hits to spare an allocation each.
+    scratch: Vec<RawEntry>,
     /// Where the next hit (or the `,` before it) is looked for.
     pos: usize,
     /// The array's closing `]`.
@@ -402,13 +402,9 @@ pub struct Hits<'a> {
 impl<'a> Hits<'a> {
     /// The hits of the array whose elements lie in `bytes[range]` (between its brackets).
     fn new(bytes: &'a [u8], range: Range<usize>) -> Self {
-        // Checked once for the whole array rather than hit by hit.
-        let text = bytes
-            .get(..range.end)
-            .and_then(|b| std::str::from_utf8(b).ok());
         Self {
             bytes,
-            text,
+            scratch: Vec::new(),
             pos: range.start,
             end: range.end,
             first: true,
@@ -430,22 +426,29 @@ impl<'a> Hits<'a> {
             i = skip_ws(b, expect(b, i, b',', "no `,` between hits")?);
         }
         self.first = false;
-        let all = self.text.ok_or(ScanError("a hit is not UTF-8"))?;
-        let mut entries = Vec::with_capacity(16);
+        // Ranges first: the hit's text is checked as UTF-8 once its end is known (only the
+        // hits the merge takes are ever checked).
+        let scratch = &mut self.scratch;
+        scratch.clear();
         let hit_end = object_at(b, i, |e| {
-            if e.value.end > self.end {
-                return err("a hit runs past the hits array");
-            }
-            entries.push(entry_at(all, e, i)?);
+            scratch.push(e);
             Ok(())
         })?;
         if hit_end > self.end {
             return err("a hit runs past the hits array");
         }
         self.pos = hit_end;
-        let text = all
-            .get(i..hit_end)
-            .ok_or(ScanError("a hit inside a character"))?;
+        let text =
+            std::str::from_utf8(&b[i..hit_end]).map_err(|_| ScanError("a hit is not UTF-8"))?;
+        let mut entries = Vec::with_capacity(scratch.len());
+        for e in scratch.drain(..) {
+            let e = RawEntry {
+                key: e.key.start - i..e.key.end - i,
+                plain: e.plain,
+                value: e.value.start - i..e.value.end - i,
+            };
+            entries.push(entry_at(text, e)?);
+        }
         Ok(Some(ScannedHit { text, entries }))
     }
 }
