@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{call, compared, kinds, metrics_text};
+use common::{call, compared, kinds, metrics_text, upstream_requests};
 use serde_json::{json, Value};
 
 fn settings() -> Value {
@@ -97,14 +97,6 @@ fn browse_view(resp: &Value) -> Value {
         .map(|d| d["id"].to_string())
         .collect();
     json!({ "ids": ids, "total": resp["total"], "code": resp["code"] })
-}
-
-fn upstream_requests(metrics: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("miroir_upstream_requests_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{call, compared, kinds, metrics_text, wait_idle};
+use common::{call, compared, kinds, metrics_text, upstream_requests, wait_idle};
 use serde_json::{json, Value};
 
 fn settings() -> Value {
@@ -19,14 +19,6 @@ fn documents() -> Vec<Value> {
     (0..300u64)
         .map(|i| json!({ "id": i, "group": i % 3, "boost": i, "title": format!("doc {i} alpha") }))
         .collect()
-}
-
-fn upstream_requests(metrics: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("miroir_upstream_requests_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 fn ids(resp: &Value) -> Vec<Value> {

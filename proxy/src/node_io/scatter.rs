@@ -156,7 +156,24 @@ pub fn scope<'s>(
     }
 }
 
-impl<R: ShardRequest> Scatter<'_, R> {
+impl<'a, R: ShardRequest> Scatter<'a, R> {
+    fn new(
+        cluster: &'a Cluster,
+        rt: &'a Runtime,
+        req: &'a R,
+        caller: Caller<'a>,
+        index_shards: u32,
+    ) -> Self {
+        Self {
+            cluster,
+            rt,
+            req,
+            caller,
+            index_shards,
+            over_budget: AtomicBool::new(false),
+        }
+    }
+
     async fn ask(&self, node: NodeIdx, shards: &[ShardId], probe: bool) -> Option<NodeResponse> {
         if self.over_budget.load(Ordering::Relaxed) {
             return None;
@@ -327,15 +344,9 @@ pub async fn ask_node<R: ShardRequest>(
     (node, index_shards): (NodeIdx, u32),
     shards: &[ShardId],
 ) -> Option<NodeResponse> {
-    let s = Scatter {
-        cluster,
-        rt,
-        req,
-        caller,
-        index_shards,
-        over_budget: AtomicBool::new(false),
-    };
-    s.ask(node, shards, false).await
+    Scatter::new(cluster, rt, req, caller, index_shards)
+        .ask(node, shards, false)
+        .await
 }
 
 /// Scatters `req` over one replica of every shard (`0..index_shards`, the index's S) of the
@@ -361,14 +372,7 @@ pub async fn gather_shards<R: ShardRequest>(
     (group, index_shards): (GroupId, u32),
     shards: &[ShardId],
 ) -> Gathered {
-    let s = Scatter {
-        cluster,
-        rt,
-        req,
-        caller,
-        index_shards,
-        over_budget: AtomicBool::new(false),
-    };
+    let s = Scatter::new(cluster, rt, req, caller, index_shards);
     let hedges = rt.config.scatter.max_hedges_per_query;
     let mut gathered = s.recover(shards, group, BTreeSet::new(), hedges).await;
     gathered.missing.sort_unstable();

@@ -354,6 +354,15 @@ where
     false
 }
 
+/// Requests Miroir sent to nodes, from its metrics text.
+pub fn upstream_requests(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("miroir_upstream_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 pub async fn metrics_text(port: u16) -> String {
     client()
         .get(format!("http://127.0.0.1:{port}/metrics"))
