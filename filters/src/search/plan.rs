@@ -1,8 +1,9 @@
 //! From a client's search body to the node sub-request bodies and what the merge must remember.
 //!
-//! Every node is asked for the client's whole window from offset 0 (a hit on page 3 of the
-//! merged answer can be the first hit of one node), with the ranking details that order hits
-//! across nodes, and with its filter restricted to the shards it answers for.
+//! Every node is asked for hits from offset 0 (a hit on page 3 of the merged answer can be the
+//! first hit of one node): the whole window, or the part of it its share of the shards makes
+//! likely (`depth`), then the rest if the merge needs it; with the ranking details that order
+//! hits across nodes, and with its filter restricted to the shards it answers for.
 
 use serde_json::{Map, Value};
 
