@@ -367,16 +367,6 @@ pub fn merge_parts_at(
         ));
     }
 
-    let mut facets = FacetMerge::default();
-    if plan.facets_requested {
-        // Counts, facets and times are the first answers': a continuation only adds hits.
-        for (i, a) in parsed.iter().enumerate().take(firsts) {
-            let matches = a.matches().map(|n| n as u64);
-            facets
-                .add(a.facet_distribution, a.facet_stats, matches, plan)
-                .map_err(|e| invalid(i, e))?;
-        }
-    }
     let mut streams: Vec<Stream<'_>> = Vec::with_capacity(firsts);
     for (answer, a) in parsed.iter_mut().enumerate().take(firsts) {
         streams.extend(a.hits.take().map(|hits| Stream {
@@ -394,7 +384,17 @@ pub fn merge_parts_at(
             _ => return Err(invalid(answer, "a continuation of no answer")),
         }
     }
+    // Counts, facets and times are the first answers': a continuation only adds hits.
     parsed.truncate(firsts);
+    let mut facets = FacetMerge::default();
+    if plan.facets_requested {
+        for (i, a) in parsed.iter().enumerate() {
+            let matches = a.matches().map(|n| n as u64);
+            facets
+                .add(a.facet_distribution, a.facet_stats, matches, plan)
+                .map_err(|e| invalid(i, e))?;
+        }
+    }
     let Selection {
         page,
         duplicates,
