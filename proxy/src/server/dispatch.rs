@@ -26,7 +26,7 @@ use crate::read;
 use crate::request::{Incoming, Reply};
 use crate::shared::Shared;
 use crate::tasks;
-use crate::upstream::AnswerBudget;
+use crate::upstream::{batch, AnswerBudget};
 use crate::webhooks;
 use crate::write;
 
@@ -55,7 +55,8 @@ pub async fn answer(
         return route_answer(shared, session, ctx, rt, spec, param).await;
     }
     let deadline = ctx.started + rt.config.server.request_timeout;
-    let work = route_answer(shared, session, ctx, rt, spec, param);
+    // Node requests made in one poll leave together (`upstream::batch`).
+    let work = batch::together(route_answer(shared, session, ctx, rt, spec, param));
     // Pingora's coarse timer, as for node requests (see `upstream::client`).
     let left = deadline.saturating_duration_since(std::time::Instant::now());
     match fast_timeout(left, work).await {

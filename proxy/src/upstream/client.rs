@@ -2,12 +2,15 @@
 //! and reading its whole answer. Connections are made by Pingora's transport connector (TCP
 //! or TLS).
 
+use std::io;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pingora_core::connectors::TransportConnector;
+use pingora_core::protocols::Stream;
 use pingora_timeout::fast_timeout::fast_timeout;
 
+use super::batch;
 use super::budget::{AnswerBudget, Caller};
 use super::peer::NodePeer;
 use super::pool::Pool;
@@ -138,7 +141,7 @@ impl NodeClient {
         };
         // A node may answer before reading the body (Meilisearch refuses a bad key at once and
         // closes the connection): a failed write still leaves an answer to read.
-        let write_error = wire::write(&mut stream, encoded).await.err();
+        let write_error = write(&mut stream, encoded, !node.peer.is_tls()).await.err();
         // Until every byte of the request was written, the node cannot have acted on it.
         let sent = write_error.is_none();
         let answer = wire::read(
@@ -170,6 +173,26 @@ impl NodeClient {
             body: answer.body,
         })
     }
+}
+
+/// Writes a request. On a plain TCP connection, a request in one buffer leaves with the client
+/// request's other node requests (`batch`); what did not go out is written here.
+async fn write(stream: &mut Stream, encoded: &wire::Encoded<'_>, plain: bool) -> io::Result<()> {
+    if let Some(whole) = encoded.whole().filter(|_| plain) {
+        match batch::send(stream, whole).await {
+            None => {}
+            Some(Ok(n)) if n == whole.len() => return Ok(()),
+            Some(Ok(n)) => return wire::write_rest(stream, &whole[n..]).await,
+            // Nothing went out.
+            Some(Err(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Some(Err(e)) => return Err(e),
+        }
+    }
+    wire::write(stream, encoded).await
 }
 
 /// Why one attempt failed, and whether trying again on another connection may help.

@@ -128,6 +128,19 @@ fn relays_answer_header(name: &str) -> bool {
         .any(|h| name.eq_ignore_ascii_case(h))
 }
 
+impl Encoded<'_> {
+    /// The whole request, when it is one buffer.
+    pub(super) fn whole(&self) -> Option<&[u8]> {
+        self.rest.is_empty().then_some(&self.head[..])
+    }
+}
+
+/// Writes the end of a request whose first bytes went out (see `batch`) and flushes it.
+pub(super) async fn write_rest<S: AsyncWrite + Unpin>(io: &mut S, rest: &[u8]) -> io::Result<()> {
+    io.write_all(rest).await?;
+    io.flush().await
+}
+
 /// Writes the whole request and flushes it.
 pub(super) async fn write<S: AsyncWrite + Unpin>(io: &mut S, req: &Encoded<'_>) -> io::Result<()> {
     io.write_all(&req.head).await?;
