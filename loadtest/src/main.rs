@@ -13,7 +13,7 @@
 //! `anti-entropy`: one clean anti-entropy pass's cost per million documents, and the time to
 //! repair a node damaged behind Miroir's back.
 //! `corpus` and `latency`: a generated corpus and query set, and one-at-a-time search latency
-//! against several targets in turn (real nodes; see `bench/real_nodes.sh`).
+//! against several targets, in a new order for every query (real nodes; see `bench/real_nodes.sh`).
 
 mod anti_entropy;
 mod http;
@@ -173,7 +173,7 @@ USAGE:
   miroir-loadtest corpus --out DOCS.ndjson --queries-out QUERIES [--documents 60000] [--queries 400]
   miroir-loadtest latency --targets NAME=HOST:PORT,... --queries FILE [--index movies] [--key KEY]
     [--rounds 1] [--max-of NAME,NAME] [--together NAME,NAME]
-    (each query to each target in turn, one at a time; --max-of: per query, the slower of those)
+    (each query to each target in a shuffled order, one at a time; --max-of: per query, the slower of those)
   miroir-loadtest passthrough --miroir-bin PATH [--connections 16] [--seconds 5] [--rounds 3]
     (nodes are `meili-sim` processes from the folder of --miroir-bin)
   miroir-loadtest ingest --miroir-bin PATH [--documents 100000] [--batch 10000] [--big-mb 100]

@@ -1,6 +1,6 @@
 //! Real-node measurements: a generated corpus and query set (`corpus`), and one-at-a-time
-//! search latency against several targets in turn (`latency`). `bench/real_nodes.sh` starts
-//! the real Meilisearch nodes, nginx and Miroir these run against.
+//! search latency against several targets (`latency`). `bench/real_nodes.sh` starts the real
+//! Meilisearch nodes, nginx and Miroir these run against.
 
 use std::io::Write;
 use std::time::Instant;
@@ -144,9 +144,8 @@ impl Target {
 }
 
 /// `latency --targets name=host:port,... --queries FILE --index UID [--key KEY] [--rounds 1]
-/// [--max-of a,b]`: every query sent to every target in turn, one request at a time, on one
-/// keep-alive connection each; the first target of each query rotates so no target always
-/// runs on a warm cache. `--max-of` also reports, per query, the slower of those targets
+/// [--max-of a,b]`: every query sent to every target, one request at a time, on one
+/// keep-alive connection each, the targets in a new order for every query. `--max-of` also reports, per query, the slower of those targets
 /// (the floor of a search that waits for all of them). `--together a,b` adds a step that asks
 /// those targets at once and waits for all of them: the floor of a fan-out on this machine,
 /// where the nodes share its cores while they work, with no proxy in between.
@@ -212,9 +211,16 @@ pub async fn latency(args: Args) -> Result<(), String> {
     let started = Instant::now();
     let queries = (0..rounds).flat_map(|_| 0..bodies.len());
     let slots = targets.len() + usize::from(together.is_some());
-    for (step, q) in queries.enumerate() {
-        for k in 0..slots {
-            let i = (step + k) % slots;
+    // A fresh order for every query: a target's latency depends on what ran just before it
+    // (a second Miroir after a first one finds the kernel's paths warm, 2-4 % on the
+    // benchmark's machine), so none may always follow the same one.
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut order: Vec<usize> = (0..slots).collect();
+    for q in queries {
+        for k in (1..slots).rev() {
+            order.swap(k, rng.below(k + 1));
+        }
+        for &i in &order {
             if i == targets.len() {
                 if let Some((_, members, report)) = together.as_mut() {
                     send_together(members, &requests, q, report).await;
@@ -227,7 +233,7 @@ pub async fn latency(args: Args) -> Result<(), String> {
     }
     let elapsed = started.elapsed();
     println!(
-        "{} queries x {rounds} round(s), one at a time, targets in turn",
+        "{} queries x {rounds} round(s), one at a time, targets in a shuffled order",
         bodies.len()
     );
     for t in &mut targets {
