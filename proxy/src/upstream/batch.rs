@@ -349,19 +349,10 @@ impl Drop for Send<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::test_support::pair;
     use futures::stream::{FuturesUnordered, StreamExt};
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
-
-    async fn pair(listener: &TcpListener) -> (Stream, TcpStream) {
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let client = TcpStream::connect(addr)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let (server, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
-        let client: pingora_core::protocols::l4::stream::Stream = client.into();
-        (Box::new(client), server)
-    }
 
     async fn listener() -> TcpListener {
         TcpListener::bind("127.0.0.1:0")

@@ -10,6 +10,9 @@ mod peer;
 mod pool;
 mod wire;
 
+#[cfg(test)]
+mod test_support;
+
 pub use budget::{AnswerBudget, Caller};
 pub use client::{NodeClient, NodeRequest, NodeResponse, NodeResult, UpstreamError};
 pub use peer::NodePeer;

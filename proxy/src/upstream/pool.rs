@@ -93,18 +93,9 @@ fn quiet(stream: &mut Stream) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::test_support::pair;
     use tokio::io::AsyncWriteExt;
-    use tokio::net::{TcpListener, TcpStream};
-
-    async fn pair(listener: &TcpListener) -> (Stream, TcpStream) {
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let client = TcpStream::connect(addr)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let (server, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
-        let client: pingora_core::protocols::l4::stream::Stream = client.into();
-        (Box::new(client), server)
-    }
+    use tokio::net::TcpListener;
 
     #[tokio::test]
     async fn closed_chatty_and_stale_connections_are_never_reused() {
