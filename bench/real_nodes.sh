@@ -33,6 +33,21 @@ declare -A NODE_PORT=([one]=7711 [a]=7712 [b]=7713 [i1]=7741 [i2]=7742 [i3]=7743
 declare -A NODE_CPU=([one]=0 [a]=0 [b]=1 [n1]=0-1 [n2]=0-1 [n3]=0-1)
 INGEST_NODES=(n1 n2 n3)
 
+# Installs what the measurements use when it is missing (Debian; as scripts/setup.sh does).
+tools() {
+	local missing=() tool
+	for tool in nginx jq bc curl taskset; do
+		command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	missing=("${missing[@]/taskset/util-linux}")
+	echo "real_nodes: installing ${missing[*]}" >&2
+	local sudo=""
+	[ "$(id -u)" -ne 0 ] && sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 start_node() {
 	local name=$1 port=${NODE_PORT[$1]} cpu=${NODE_CPU[$1]} dir=$WORK/$1
 	mkdir -p "$dir"
@@ -321,7 +336,11 @@ ingest() {
 }
 
 case ${1:-} in
-up | down | passthrough | search1 | latency | instant | ingest | restart_miroir) "$1" ;;
+up | passthrough | search1 | latency | instant | ingest | restart_miroir)
+	tools
+	"$1"
+	;;
+down) down ;;
 *)
 	sed -n '2,10p' "$0"
 	exit 2
