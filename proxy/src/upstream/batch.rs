@@ -11,9 +11,10 @@
 //! Measured through Miroir on the benchmark's two pinned nodes, paired with plain sends
 //! (400 queries x 2, 4 runs): search p50 1-3 % lower, p90 6-9 %, p99 4-14 %.
 //!
-//! Soundness: a queued write names a socket by its descriptor. Its future borrows the
-//! connection for as long as it lives and takes its entry out of the queue when dropped, so
-//! the descriptor cannot be closed (and reused) while it is queued.
+//! A queued write names a socket by its descriptor and owns a copy of its bytes. Its future
+//! borrows the connection for as long as it lives and takes its entry out of the queue when
+//! dropped, so the descriptor is not closed (and reused) while it is queued; only a future
+//! leaked with `mem::forget`, which Miroir never does, could leave a stale entry behind.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -182,7 +183,7 @@ impl Batch {
 /// One plain `send`.
 fn send_one(q: &Queued) -> io::Result<usize> {
     // SAFETY: `bytes` is a live buffer of that length; `fd` is an open socket (see the
-    // module's soundness note).
+    // module's note on descriptors).
     let n = unsafe { libc::send(q.fd, q.bytes.as_ptr().cast(), q.bytes.len(), SEND_FLAGS) };
     if n < 0 {
         Err(io::Error::last_os_error())
@@ -349,7 +350,7 @@ impl Drop for Send<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::test_support::pair;
+    use crate::upstream::test_support::{pair, pairs};
     use futures::stream::{FuturesUnordered, StreamExt};
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
@@ -377,10 +378,7 @@ mod tests {
     #[tokio::test]
     async fn writes_queued_in_one_poll_all_go_out_and_report_their_length() {
         let l = listener().await;
-        let mut conns = Vec::new();
-        for _ in 0..3 {
-            conns.push(pair(&l).await);
-        }
+        let mut conns = pairs(&l, 3).await;
         let messages: Vec<Vec<u8>> = (0..3)
             .map(|i| format!("request {i}").into_bytes())
             .collect();
@@ -438,10 +436,7 @@ mod tests {
     #[tokio::test]
     async fn futures_polled_under_their_own_waker_are_woken_when_sent() {
         let l = listener().await;
-        let mut conns = Vec::new();
-        for _ in 0..4 {
-            conns.push(pair(&l).await);
-        }
+        let mut conns = pairs(&l, 4).await;
         let sent: Vec<_> = together(
             conns
                 .iter_mut()

@@ -3,7 +3,7 @@
 //! another one: that is `node_io`'s job. Pass-through traffic does not come here; it rides
 //! Pingora's proxy pipeline.
 
-pub mod batch;
+pub(crate) mod batch;
 mod budget;
 mod client;
 mod peer;

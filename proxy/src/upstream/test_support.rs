@@ -13,3 +13,12 @@ pub async fn pair(listener: &TcpListener) -> (Stream, TcpStream) {
     let client: pingora_core::protocols::l4::stream::Stream = client.into();
     (Box::new(client), server)
 }
+
+/// `n` such pairs.
+pub async fn pairs(listener: &TcpListener, n: usize) -> Vec<(Stream, TcpStream)> {
+    let mut all = Vec::with_capacity(n);
+    for _ in 0..n {
+        all.push(pair(listener).await);
+    }
+    all
+}
