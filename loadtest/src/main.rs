@@ -13,7 +13,8 @@
 //! `anti-entropy`: one clean anti-entropy pass's cost per million documents, and the time to
 //! repair a node damaged behind Miroir's back.
 //! `corpus` and `latency`: a generated corpus and query set, and one-at-a-time search latency
-//! against several targets, in a new order for every query (real nodes; see `bench/real_nodes.sh`).
+//! against several targets, in a new order for every query (real nodes; see
+//! `bench/real_nodes.sh`).
 
 mod anti_entropy;
 mod http;
