@@ -173,8 +173,9 @@ USAGE:
     [--connections 16] [--seconds 10]
   miroir-loadtest corpus --out DOCS.ndjson --queries-out QUERIES [--documents 60000] [--queries 400]
   miroir-loadtest latency --targets NAME=HOST:PORT,... --queries FILE [--index movies] [--key KEY]
-    [--rounds 1] [--max-of NAME,NAME] [--together NAME,NAME]
-    (each query to each target in a shuffled order, one at a time; --max-of: per query, the slower of those)
+    [--rounds 1] [--max-of NAME,NAME] [--together NAME,NAME] [--per-query FILE]
+    (each query to each target in a shuffled order, one at a time; --max-of: per query, the slower of those;
+    --per-query: every query's time per target, tab-separated)
   miroir-loadtest passthrough --miroir-bin PATH [--connections 16] [--seconds 5] [--rounds 3]
     (nodes are `meili-sim` processes from the folder of --miroir-bin)
   miroir-loadtest ingest --miroir-bin PATH [--documents 100000] [--batch 10000] [--big-mb 100]

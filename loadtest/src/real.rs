@@ -144,7 +144,7 @@ impl Target {
 }
 
 /// `latency --targets name=host:port,... --queries FILE --index UID [--key KEY] [--rounds 1]
-/// [--max-of a,b]`: every query sent to every target, one request at a time, on one
+/// [--max-of a,b] [--together a,b] [--per-query FILE]`: every query sent to every target, one request at a time, on one
 /// keep-alive connection each, the targets in a new order for every query. `--max-of` also
 /// reports, per query, the slower of those targets (the floor of a search that waits for all
 /// of them). `--together a,b` adds a step that asks those targets at once and waits for all
@@ -247,6 +247,9 @@ pub async fn latency(args: Args) -> Result<(), String> {
         report.latencies.sort_unstable();
         println!("{}", report.line(&name));
     }
+    if let Some(file) = args.get("per-query") {
+        write_per_query(file, &targets, bodies.len())?;
+    }
     if let Some(names) = args.get("max-of") {
         let picked: Vec<&Target> = names
             .split(',')
@@ -273,6 +276,28 @@ pub async fn latency(args: Args) -> Result<(), String> {
         println!("{}", report.line("max-of"));
     }
     Ok(())
+}
+
+/// `--per-query FILE`: one line per query sent (query number, then every target's
+/// microseconds, 0 for an error), headed by the targets' names, to see which queries carry
+/// a target's extra time.
+fn write_per_query(file: &str, targets: &[Target], queries: usize) -> Result<(), String> {
+    use std::fmt::Write as _;
+    let mut out = String::from("query");
+    for t in targets {
+        let _ = write!(out, "\t{}", t.name);
+    }
+    out.push('\n');
+    let count = targets.iter().map(|t| t.per_query.len()).min().unwrap_or(0);
+    for q in 0..count {
+        let _ = write!(out, "{}", q % queries.max(1));
+        for t in targets {
+            let micros = t.per_query[q];
+            let _ = write!(out, "\t{}", if micros == u32::MAX { 0 } else { micros });
+        }
+        out.push('\n');
+    }
+    std::fs::write(file, out).map_err(|e| format!("{file}: {e}"))
 }
 
 /// Query `q` sent to every member at once; the time until the last answer is `report`'s.
