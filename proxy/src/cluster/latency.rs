@@ -29,6 +29,11 @@ pub struct NodeStats {
     ewma_us: AtomicU64,
     in_flight: AtomicU32,
     recent: Mutex<VecDeque<u32>>,
+    /// The p95 of `recent` when it was last worked out, in microseconds (0 = not yet), and
+    /// the samples added since: every search reads it, so it is sorted again only every
+    /// [`P95_EVERY`] samples.
+    p95_us: AtomicU32,
+    since_p95: AtomicU32,
     /// `now_ms() + 1` at the last sample or probe claim (0 = never).
     last_seen_ms: AtomicU64,
     /// A probe was claimed and its request not sent yet.
@@ -36,6 +41,8 @@ pub struct NodeStats {
 }
 
 const RECENT: usize = 64;
+/// Samples after which the p95 is worked out again: it moves little between two of them.
+const P95_EVERY: u32 = 8;
 /// Weight of a new sample in the EWMA.
 const ALPHA: f64 = 0.2;
 /// A replica without a sample for this long gets one request, so a node that recovered is
@@ -69,6 +76,7 @@ impl NodeStats {
                 recent.pop_front();
             }
             recent.push_back(us);
+            self.since_p95.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -100,15 +108,24 @@ impl NodeStats {
 
     /// The 95th percentile of the recent answers, once there are enough of them.
     pub fn p95(&self) -> Option<Duration> {
+        let cached = self.p95_us.load(Ordering::Relaxed);
+        if cached != 0 && self.since_p95.load(Ordering::Relaxed) < P95_EVERY {
+            return Some(Duration::from_micros(u64::from(cached)));
+        }
         let recent = self.recent.lock().ok()?;
         if recent.len() < 8 {
             return None;
         }
-        let mut v: Vec<u32> = recent.iter().copied().collect();
+        let mut v = [0u32; RECENT];
+        let v = &mut v[..recent.len()];
+        for (slot, us) in v.iter_mut().zip(recent.iter()) {
+            *slot = *us;
+        }
         v.sort_unstable();
-        Some(Duration::from_micros(u64::from(
-            v[(v.len() * 95 / 100).min(v.len() - 1)],
-        )))
+        let p95 = v[(v.len() * 95 / 100).min(v.len() - 1)];
+        self.since_p95.store(0, Ordering::Relaxed);
+        self.p95_us.store(p95.max(1), Ordering::Relaxed);
+        Some(Duration::from_micros(u64::from(p95)))
     }
 }
 
@@ -120,6 +137,10 @@ pub struct Latencies {
 
 impl Latencies {
     pub fn stats(&self, id: &NodeId) -> Arc<NodeStats> {
+        // A read lock and no copy of the id, except the first time a node is seen.
+        if let Some(stats) = self.nodes.get(id) {
+            return stats.clone();
+        }
         self.nodes.entry(id.clone()).or_default().clone()
     }
 
@@ -201,6 +222,23 @@ mod tests {
         }
         assert!(s.cost() > cost * 100, "the node is avoided");
         assert_eq!(s.p95(), Some(ms(2)), "hedging still expects 2 ms from it");
+    }
+
+    #[test]
+    fn the_p95_follows_new_answers_within_a_few_samples() {
+        let s = NodeStats::default();
+        for _ in 0..RECENT {
+            s.record(ms(2), Sample::Measured);
+        }
+        assert_eq!(s.p95(), Some(ms(2)));
+        // The node slows down: a quarter of the window at 40 ms moves the p95 there.
+        for _ in 0..RECENT / 4 {
+            s.record(ms(40), Sample::Measured);
+        }
+        assert_eq!(s.p95(), Some(ms(40)));
+        // Read again before enough new samples: the same value, without sorting again.
+        s.record(ms(1), Sample::Measured);
+        assert_eq!(s.p95(), Some(ms(40)));
     }
 
     #[test]

@@ -257,7 +257,7 @@ impl Cluster {
     }
 
     pub fn is_healthy(&self, id: &NodeId) -> bool {
-        self.health(id).is_none_or(|h| h.is_healthy())
+        self.health.get(id).is_none_or(|h| h.is_healthy())
     }
 
     pub fn node_state(&self, id: &NodeId) -> NodeState {

@@ -12,7 +12,7 @@ use miroir_conf::UnavailableShardPolicy;
 use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::routing::{GroupId, NodeIdx, NodeScope, ShardId};
 
-use crate::cluster::latency::InFlight;
+use crate::cluster::latency::{InFlight, NodeStats};
 use crate::cluster::{Cluster, Runtime};
 use crate::upstream::{Caller, NodeRequest, NodeResponse, UpstreamError};
 
@@ -87,26 +87,6 @@ struct Scatter<'a, R: ShardRequest> {
     over_budget: AtomicBool,
 }
 
-/// Replicas of `shard` that may be asked, in `group` first, then in the other groups.
-fn candidates(
-    (cluster, rt): (&Cluster, &Runtime),
-    shard: ShardId,
-    group: GroupId,
-    exclude: &BTreeSet<NodeIdx>,
-) -> Vec<Vec<NodeIdx>> {
-    let p = rt.reads();
-    let groups = std::iter::once(group).chain((0..p.groups()).map(GroupId).filter(|g| *g != group));
-    groups
-        .map(|g| {
-            p.replicas(g, shard)
-                .iter()
-                .copied()
-                .filter(|n| !exclude.contains(n) && cluster.is_healthy(p.node(*n)))
-                .collect()
-        })
-        .collect()
-}
-
 /// One replica per shard, grouped by node, as a read chooses them (healthy, `group` first,
 /// by latency); shards without any usable replica apart.
 pub fn cover(
@@ -115,18 +95,30 @@ pub fn cover(
     group: GroupId,
     exclude: &BTreeSet<NodeIdx>,
 ) -> (Vec<(NodeIdx, Vec<ShardId>)>, Vec<ShardId>) {
+    let p = rt.reads();
+    let groups =
+        || std::iter::once(group).chain((0..p.groups()).map(GroupId).filter(|g| *g != group));
     let mut by_node: Vec<(NodeIdx, Vec<ShardId>)> = Vec::new();
     let mut missing = Vec::new();
+    // The usable replicas of one shard in one group; reused, since every search covers all
+    // its shards.
+    let mut usable: Vec<NodeIdx> = Vec::new();
     for &shard in shards {
-        let choice = candidates((cluster, rt), shard, group, exclude)
-            .iter()
-            .find_map(|c| {
-                // Prefer a node already asked for another shard: fewer requests.
-                c.iter()
+        let choice = groups().find_map(|g| {
+            usable.clear();
+            usable.extend(
+                p.replicas(g, shard)
+                    .iter()
                     .copied()
-                    .find(|n| by_node.iter().any(|(m, _)| m == n))
-                    .or_else(|| cluster.latencies.choose(rt, c))
-            });
+                    .filter(|n| !exclude.contains(n) && cluster.is_healthy(p.node(*n))),
+            );
+            // Prefer a node already asked for another shard: fewer requests.
+            usable
+                .iter()
+                .copied()
+                .find(|n| by_node.iter().any(|(m, _)| m == n))
+                .or_else(|| cluster.latencies.choose(rt, &usable))
+        });
         match choice {
             Some(n) => match by_node.iter_mut().find(|(m, _)| *m == n) {
                 Some((_, list)) => list.push(shard),
@@ -215,12 +207,8 @@ impl<'a, R: ShardRequest> Scatter<'a, R> {
         }
     }
 
-    fn hedge_delay(&self, node: NodeIdx) -> Duration {
+    fn hedge_delay(&self, stats: &NodeStats) -> Duration {
         let floor = self.rt.config.scatter.hedge_after_floor;
-        let stats = self
-            .cluster
-            .latencies
-            .stats(&self.rt.nodes[node.index()].id);
         stats
             .p95()
             .map_or(floor.max(Duration::from_millis(50)), |p| p.max(floor))
@@ -249,7 +237,7 @@ impl<'a, R: ShardRequest> Scatter<'a, R> {
             let delay = if probe {
                 Duration::ZERO
             } else {
-                self.hedge_delay(node)
+                self.hedge_delay(&stats)
             };
             let primary = Box::pin(self.ask(node, &shards, probe));
             let timer = Box::pin(tokio::time::sleep(delay));

@@ -126,9 +126,9 @@ impl NodeClient {
         let (mut stream, reused) = match self.pool.take(node.pool_key, node.idle_timeout) {
             Some(s) => (s, true),
             None => {
-                let s = self
-                    .connector
-                    .new_stream(&node.peer)
+                // Boxed: a connection attempt (a TLS handshake's state) is kilobytes, and every
+                // exchange would otherwise carry, allocate and copy that room.
+                let s = Box::pin(self.connector.new_stream(&node.peer))
                     .await
                     .map_err(|e| Failure {
                         error: UpstreamError::Connect(e.to_string()),
