@@ -143,25 +143,27 @@ fn number(text: &str) -> Result<Option<f64>, String> {
 /// Parses `_rankingScoreDetails` (the text of its value) into a key.
 pub fn parse_details(text: &str) -> Result<RankKey<'_>, String> {
     let mut parts: Vec<(usize, KeyPart<'_>)> = Vec::with_capacity(8);
-    scan::each_entry(text, |rule, detail| {
-        let mut d = RuleDetail::default();
-        scan::each_entry(detail, |field, value| {
-            match &*field {
-                "order" => {
-                    d.order = Some(value.parse().map_err(|_| format!("order {value}"))?);
-                }
-                "score" => d.score = number(value)?,
-                "similarity" => d.similarity = number(value)?,
-                "distance" => d.distance = number(value)?,
-                "value" => d.value = Some(value).filter(|v| *v != "null"),
-                _ => {}
+    let mut d = RuleDetail::default();
+    scan::each_nested_entry(text, |rule, field| {
+        let Some((field, value)) = field else {
+            // The rule's last field was read.
+            let done = std::mem::take(&mut d);
+            let order = done
+                .order
+                .ok_or_else(|| format!("rule `{rule}` has no order"))?;
+            parts.push((order, rule_part(rule, &done)?));
+            return Ok(());
+        };
+        match &*field {
+            "order" => {
+                d.order = Some(value.parse().map_err(|_| format!("order {value}"))?);
             }
-            Ok(())
-        })?;
-        let order = d
-            .order
-            .ok_or_else(|| format!("rule `{rule}` has no order"))?;
-        parts.push((order, rule_part(&rule, &d)?));
+            "score" => d.score = number(value)?,
+            "similarity" => d.similarity = number(value)?,
+            "distance" => d.distance = number(value)?,
+            "value" => d.value = Some(value).filter(|v| *v != "null"),
+            _ => {}
+        }
         Ok(())
     })?;
     // Nodes write the rules in order; sorting keeps the key right if one ever does not.

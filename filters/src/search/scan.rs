@@ -265,8 +265,10 @@ fn object_at(b: &[u8], i: usize, mut entry: impl FnMut(RawEntry) -> Scan<()>) ->
 }
 
 /// Calls `f` with each top-level entry of `text` (exactly one JSON object, whitespace around
-/// it allowed): its key unescaped and its value's text.
-pub fn each_entry<'a>(
+/// it allowed): its key unescaped and its value's text. The reference [`each_nested_entry`]
+/// is tested against.
+#[cfg(test)]
+fn each_entry<'a>(
     text: &'a str,
     mut f: impl FnMut(Cow<'a, str>, &'a str) -> Result<(), String>,
 ) -> Result<(), String> {
@@ -292,6 +294,79 @@ pub fn each_entry<'a>(
         return Err("bytes after a JSON object".into());
     }
     Ok(())
+}
+
+/// Calls `f` with each entry of each member of `text`, exactly one JSON object whose member
+/// values are objects (`_rankingScoreDetails`): the member's key and `Some((key, value's
+/// text))` for each of its entries, then `None` after its last. One pass over the bytes,
+/// where [`each_entry`] inside [`each_entry`] would skip each member once, then read it.
+pub fn each_nested_entry<'a>(
+    text: &'a str,
+    mut f: impl FnMut(&Cow<'a, str>, Option<(Cow<'a, str>, &'a str)>) -> Result<(), String>,
+) -> Result<(), String> {
+    let b = text.as_bytes();
+    // A key at `b[j]`, unescaped, and the index of its value (after `:`).
+    let key = |j: usize| -> Result<(Cow<'a, str>, usize), String> {
+        if b.get(j) != Some(&b'"') {
+            return Err("an object key is not a string".into());
+        }
+        let (end, plain) = match plain_string_end(b, j) {
+            Some(end) => (end, true),
+            None => (long_string_end(b, j + 1)?, false),
+        };
+        let quoted = text.get(j..end).ok_or("a key inside a character")?;
+        let key = key_text(quoted, plain)?;
+        let colon = expect(b, skip_ws(b, end), b':', "no `:` after an object key")?;
+        Ok((key, skip_ws(b, colon)))
+    };
+    let mut j = skip_ws(b, expect(b, skip_ws(b, 0), b'{', "not a JSON object")?);
+    if b.get(j) == Some(&b'}') {
+        j += 1;
+    } else {
+        loop {
+            let (member, v) = key(j)?;
+            let mut k = skip_ws(b, expect(b, v, b'{', "a member is not an object")?);
+            if b.get(k) == Some(&b'}') {
+                k += 1;
+            } else {
+                loop {
+                    let (field, v) = key(k)?;
+                    let end = skip_value_at(b, v, 2)?;
+                    let value = text.get(v..end).ok_or("a value inside a character")?;
+                    f(&member, Some((field, value)))?;
+                    k = skip_ws(b, end);
+                    match b.get(k) {
+                        Some(b',') => k = skip_ws(b, k + 1),
+                        Some(b'}') => {
+                            k += 1;
+                            break;
+                        }
+                        _ => return Err("no `,` or `}` after an object value".into()),
+                    }
+                }
+            }
+            f(&member, None)?;
+            j = skip_ws(b, k);
+            match b.get(j) {
+                Some(b',') => j = skip_ws(b, j + 1),
+                Some(b'}') => {
+                    j += 1;
+                    break;
+                }
+                _ => return Err("no `,` or `}` after an object value".into()),
+            }
+        }
+    }
+    if skip_ws(b, j) != b.len() {
+        return Err("bytes after a JSON object".into());
+    }
+    Ok(())
+}
+
+impl From<ScanError> for String {
+    fn from(e: ScanError) -> Self {
+        e.0.to_owned()
+    }
 }
 
 /// A top-level entry of an object: its key unescaped, its value's text, and where the entry
@@ -943,6 +1018,49 @@ mod tests {
             // Whether the index holds every hit, some of them (the cursor scans on from the
             // last) or none.
             prop_assert_eq!(walk(indexed), walk(plain));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn nested_entries_in_one_pass_are_entries_of_entries(
+            members in prop::collection::vec(
+                ("[a-z:_\"\\\\]{0,8}", prop::collection::vec(("[a-z\"]{0,5}", arb_json()), 0..4)),
+                0..5,
+            ),
+            cut in 0usize..300, damage in any::<bool>(),
+        ) {
+            let object: serde_json::Map<String, Value> = members
+                .into_iter()
+                .map(|(k, fields)| (k, Value::Object(fields.into_iter().collect())))
+                .collect();
+            for mut t in texts(&Value::Object(object)) {
+                if damage {
+                    let mut at = cut.min(t.len());
+                    while !t.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    t.truncate(at);
+                }
+                let mut two_passes = Vec::new();
+                let expected = each_entry(&t, |member, inner| {
+                    each_entry(inner, |k, v| {
+                        two_passes.push((member.to_string(), Some((k.into_owned(), v))));
+                        Ok(())
+                    })?;
+                    two_passes.push((member.into_owned(), None));
+                    Ok(())
+                });
+                let mut one_pass = Vec::new();
+                let got = each_nested_entry(&t, |member, field| {
+                    one_pass.push((member.to_string(), field.map(|(k, v)| (k.into_owned(), v))));
+                    Ok(())
+                });
+                prop_assert_eq!(got.is_ok(), expected.is_ok());
+                if got.is_ok() {
+                    prop_assert_eq!(one_pass, two_passes);
+                }
+            }
         }
     }
 
