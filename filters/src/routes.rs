@@ -1,7 +1,8 @@
 //! The route table: every Meilisearch route, classified once by how Miroir serves it.
 //!
-//! `classify` matches a method and path against [`ROUTES`] without allocating. It only says
-//! which route a request is; the filters that own each [`RouteClass`] do the work.
+//! `classify` matches a method and path against [`ROUTES`] (their templates split once) without
+//! allocating. It only says which route a request is; the filters that own each
+//! [`RouteClass`] do the work.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -105,37 +106,81 @@ pub fn classify<'a>(method: &str, path: &'a str) -> Option<RouteMatch<'a>> {
     let method = Method::parse(method)?;
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     let path = path.strip_prefix('/')?.trim_end_matches('/');
-    ROUTES
+    compiled()
         .iter()
-        .filter(|spec| spec.method == method)
-        .find_map(|spec| match_template(spec, path))
+        .filter(|route| route.spec.method == method)
+        .find_map(|route| route.matches(path))
 }
 
-fn match_template<'a>(spec: &'static RouteSpec, path: &'a str) -> Option<RouteMatch<'a>> {
-    let mut found = RouteMatch {
-        spec,
-        index_uid: None,
-        param: None,
-    };
-    let mut rest = path;
-    for pattern in spec.template.split('/').skip(1).filter(|p| !p.is_empty()) {
-        if pattern.starts_with("{*") {
-            found.param = Some(rest);
-            return Some(found);
+/// One segment of a route's template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Literal(&'static str),
+    /// `{uid}`: the index uid.
+    Uid,
+    /// Any other `{...}`: one parameter segment.
+    Param,
+    /// A final `{*path}`: the rest of the path.
+    Rest,
+}
+
+/// A row of [`ROUTES`] with its template split once, not on every request.
+struct Compiled {
+    spec: &'static RouteSpec,
+    parts: Vec<Part>,
+}
+
+fn compiled() -> &'static [Compiled] {
+    static TABLE: std::sync::OnceLock<Vec<Compiled>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        ROUTES
+            .iter()
+            .map(|spec| Compiled {
+                spec,
+                parts: spec
+                    .template
+                    .split('/')
+                    .skip(1)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| match p {
+                        "{uid}" => Part::Uid,
+                        p if p.starts_with("{*") => Part::Rest,
+                        p if p.starts_with('{') => Part::Param,
+                        p => Part::Literal(p),
+                    })
+                    .collect(),
+            })
+            .collect()
+    })
+}
+
+impl Compiled {
+    fn matches<'a>(&self, path: &'a str) -> Option<RouteMatch<'a>> {
+        let mut found = RouteMatch {
+            spec: self.spec,
+            index_uid: None,
+            param: None,
+        };
+        let mut rest = path;
+        for part in &self.parts {
+            if *part == Part::Rest {
+                found.param = Some(rest);
+                return Some(found);
+            }
+            if rest.is_empty() {
+                return None;
+            }
+            let (segment, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            match *part {
+                Part::Uid if !segment.is_empty() => found.index_uid = Some(segment),
+                Part::Param if !segment.is_empty() => found.param = Some(segment),
+                Part::Literal(l) if l == segment => {}
+                _ => return None,
+            }
+            rest = tail;
         }
-        if rest.is_empty() {
-            return None;
-        }
-        let (segment, tail) = rest.split_once('/').unwrap_or((rest, ""));
-        match pattern {
-            "{uid}" if !segment.is_empty() => found.index_uid = Some(segment),
-            p if p.starts_with('{') && !segment.is_empty() => found.param = Some(segment),
-            p if p == segment => {}
-            _ => return None,
-        }
-        rest = tail;
+        rest.is_empty().then_some(found)
     }
-    rest.is_empty().then_some(found)
 }
 
 const fn route(
