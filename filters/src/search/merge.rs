@@ -17,7 +17,7 @@ use super::facets::FacetMerge;
 use super::hit::{self, values_at, values_of_field, FacetKey, HitSink, HitView};
 use super::plan::{DistinctFacets, MergePlan, Pagination, RankBy, SearchPlan};
 use super::rank;
-use super::scan::{self, HitIndex, Hits, ScannedHit};
+use super::scan::{self, Hits, ScannedHit};
 use crate::error::{Code, MiroirError};
 
 /// The outcome of a merge: the body as one vector ([`merge`]) or as [`Parts`] ([`merge_parts`]).
@@ -347,25 +347,11 @@ pub fn merge_parts_at(
     answers: &[&[u8]],
     depths: &Depths,
 ) -> Result<Merged<Parts>, MiroirError> {
-    merge_parts_indexed(plan, answers, &[], depths)
-}
-
-/// [`merge_parts_at`] with the hits of some answers already scanned: `indexes[i]`, when
-/// there is one, is the [`HitIndex`] of `answers[i]`.
-pub fn merge_parts_indexed(
-    plan: &SearchPlan,
-    answers: &[&[u8]],
-    indexes: &[Option<&HitIndex>],
-    depths: &Depths,
-) -> Result<Merged<Parts>, MiroirError> {
     let plan = &plan.merge;
     let firsts = answers.len().saturating_sub(depths.continued.len());
     let mut parsed = Vec::with_capacity(answers.len());
     for (i, bytes) in answers.iter().enumerate() {
-        let mut a = NodeAnswer::read(bytes).map_err(|e| invalid(i, e))?;
-        if let (Some(hits), Some(Some(index))) = (a.hits.as_mut(), indexes.get(i)) {
-            hits.use_index(index);
-        }
+        let a = NodeAnswer::read(bytes).map_err(|e| invalid(i, e))?;
         if a.hits.is_none() {
             if a.code {
                 return Ok(Merged::NodeError { answer: i });

@@ -47,13 +47,10 @@ mod rank;
 mod scan;
 
 pub use context::{ranks_by_score, FacetOrder, IndexContext, NodeDisplay};
-pub use merge::{
-    merge, merge_parts, merge_parts_at, merge_parts_indexed, Depths, Merged, Parts, Segment,
-};
+pub use merge::{merge, merge_parts, merge_parts_at, Depths, Merged, Parts, Segment};
 pub use plan::{
     plan, plan_value, DistinctFacets, MergePlan, Pagination, RankBy, SearchPlan, ShardBody,
 };
-pub use scan::HitIndex;
 pub mod browse;
 pub mod display;
 pub mod facet_hits;

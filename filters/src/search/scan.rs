@@ -472,8 +472,6 @@ pub struct Hits<'a> {
     /// The array's closing `]`.
     end: usize,
     first: bool,
-    /// The hits already scanned ahead (see [`HitIndex`]), and the next one to give.
-    indexed: Option<(&'a HitIndex, usize)>,
 }
 
 impl<'a> Hits<'a> {
@@ -485,63 +483,11 @@ impl<'a> Hits<'a> {
             pos: range.start,
             end: range.end,
             first: true,
-            indexed: None,
-        }
-    }
-
-    /// Gives the hits `index` holds instead of scanning them, when it was built over this
-    /// same array.
-    pub fn use_index(&mut self, index: &'a HitIndex) {
-        if self.first && index.array == (self.pos..self.end) {
-            self.indexed = Some((index, 0));
         }
     }
 
     /// The next hit, `None` after the last.
     pub fn next_hit(&mut self) -> Scan<Option<ScannedHit<'a>>> {
-        let (start, end) = match &mut self.indexed {
-            Some((index, next)) => match index.hits.get(*next) {
-                Some(hit) => {
-                    *next += 1;
-                    self.scratch.clear();
-                    self.scratch
-                        .extend_from_slice(&index.entries[hit.entries.clone()]);
-                    (hit.start, hit.end)
-                }
-                None => {
-                    if let Some(e) = &index.failed {
-                        return Err(e.clone());
-                    }
-                    // Past what was indexed: scanning goes on from there.
-                    self.pos = index.resume;
-                    self.first = index.hits.is_empty();
-                    self.indexed = None;
-                    return self.next_hit();
-                }
-            },
-            None => match self.scan()? {
-                Some(span) => span,
-                None => return Ok(None),
-            },
-        };
-        // The hit's text is checked as UTF-8 only now: only the hits the merge takes are.
-        let text = std::str::from_utf8(&self.bytes[start..end])
-            .map_err(|_| ScanError("a hit is not UTF-8"))?;
-        let mut entries = Vec::with_capacity(self.scratch.len());
-        for e in self.scratch.drain(..) {
-            let e = RawEntry {
-                key: e.key.start - start..e.key.end - start,
-                plain: e.plain,
-                value: e.value.start - start..e.value.end - start,
-            };
-            entries.push(entry_at(text, e)?);
-        }
-        Ok(Some(ScannedHit { text, entries }))
-    }
-
-    /// Scans the next hit's structure into `scratch`: its start and end, `None` after the
-    /// last.
-    fn scan(&mut self) -> Scan<Option<(usize, usize)>> {
         let b = self.bytes;
         let mut i = skip_ws(b, self.pos);
         if i >= self.end {
@@ -555,6 +501,8 @@ impl<'a> Hits<'a> {
             i = skip_ws(b, expect(b, i, b',', "no `,` between hits")?);
         }
         self.first = false;
+        // Ranges first: the hit's text is checked as UTF-8 once its end is known (only the
+        // hits the merge takes are ever checked).
         let scratch = &mut self.scratch;
         scratch.clear();
         let hit_end = object_at(b, i, |e| {
@@ -565,65 +513,18 @@ impl<'a> Hits<'a> {
             return err("a hit runs past the hits array");
         }
         self.pos = hit_end;
-        Ok(Some((i, hit_end)))
-    }
-}
-
-/// The structure of an answer's hits, scanned ahead of the merge: while the other nodes of a
-/// search are still answering, the answers already in are scanned, so that the merge, once
-/// the last one comes, only scans that one. A [`Hits`] cursor given the index reads the
-/// same hits and meets the same error, at the same place, as one scanning the bytes.
-#[derive(Debug, Default)]
-pub struct HitIndex {
-    /// Between the hits array's brackets.
-    array: Range<usize>,
-    hits: Vec<IndexedHit>,
-    /// The hits' entries, one hit after another, at their places in the answer.
-    entries: Vec<RawEntry>,
-    /// What scanning the hit after the last one indexed found wrong.
-    failed: Option<ScanError>,
-    /// Where scanning goes on after the last hit indexed (the end of the array when every
-    /// hit is).
-    resume: usize,
-}
-
-#[derive(Debug)]
-struct IndexedHit {
-    start: usize,
-    end: usize,
-    entries: Range<usize>,
-}
-
-impl HitIndex {
-    /// The index of the first `at_most` hits of `answer` (those a merge is likely to take:
-    /// the rest are scanned if it takes more); `None` when it has no hits array.
-    pub fn build(answer: &[u8], at_most: usize) -> Option<Self> {
-        let array = answer_fields(answer).ok()?.hits?;
-        let mut cursor = Hits::new(answer, array.clone());
-        let mut index = Self {
-            array,
-            ..Self::default()
-        };
-        while index.hits.len() < at_most {
-            match cursor.scan() {
-                Ok(Some((start, end))) => {
-                    let from = index.entries.len();
-                    index.entries.append(&mut cursor.scratch);
-                    index.hits.push(IndexedHit {
-                        start,
-                        end,
-                        entries: from..index.entries.len(),
-                    });
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    index.failed = Some(e);
-                    break;
-                }
-            }
+        let text =
+            std::str::from_utf8(&b[i..hit_end]).map_err(|_| ScanError("a hit is not UTF-8"))?;
+        let mut entries = Vec::with_capacity(scratch.len());
+        for e in scratch.drain(..) {
+            let e = RawEntry {
+                key: e.key.start - i..e.key.end - i,
+                plain: e.plain,
+                value: e.value.start - i..e.value.end - i,
+            };
+            entries.push(entry_at(text, e)?);
         }
-        index.resume = cursor.pos;
-        Some(index)
+        Ok(Some(ScannedHit { text, entries }))
     }
 }
 
@@ -979,48 +880,6 @@ mod tests {
         }
     }
 
-    /// Every hit (its text and entries) or error a cursor gives, to the end.
-    fn walk<'a>(mut cursor: Hits<'a>) -> Vec<Scan<(&'a str, Vec<Entry<'a>>)>> {
-        let mut out = Vec::new();
-        loop {
-            match cursor.next_hit() {
-                Ok(Some(h)) => out.push(Ok((h.text, h.entries))),
-                Ok(None) => return out,
-                Err(e) => {
-                    out.push(Err(e));
-                    return out;
-                }
-            }
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn an_indexed_cursor_gives_what_a_scanning_one_does(
-            hits in prop::collection::vec(arb_json(), 0..4),
-            cut in 0usize..600, flip in 0usize..600, byte in any::<u8>(), damage in any::<bool>(),
-            at_most in 0usize..6,
-        ) {
-            let hits: Vec<Value> = hits.into_iter().map(|h| json!({"h": h, "i": 1})).collect();
-            let answer = json!({"hits": hits, "query": "q", "processingTimeMs": 3}).to_string();
-            let mut b = answer.into_bytes();
-            if damage {
-                let flip = flip % b.len();
-                b[flip] = if byte < 0x20 { b' ' } else { byte };
-                b.truncate(cut.min(b.len()));
-            }
-            let Ok(fields) = answer_fields(&b) else { return Ok(()) };
-            let Some(plain) = fields.hit_cursor(&b) else { return Ok(()) };
-            let index = HitIndex::build(&b, at_most).unwrap();
-            let mut indexed = fields.hit_cursor(&b).unwrap();
-            indexed.use_index(&index);
-            prop_assert!(indexed.indexed.is_some());
-            // Whether the index holds every hit, some of them (the cursor scans on from the
-            // last) or none.
-            prop_assert_eq!(walk(indexed), walk(plain));
-        }
-    }
-
     proptest! {
         #[test]
         fn nested_entries_in_one_pass_are_entries_of_entries(
@@ -1062,20 +921,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn an_index_of_other_bytes_is_not_used() {
-        let a = br#"{"hits":[{"id":1}],"query":"q"}"#;
-        let b = br#"{"hits":[{"id":1},{"id":22}],"query":"q"}"#;
-        let index = HitIndex::build(a, 10).unwrap();
-        let mut cursor = answer_fields(b).unwrap().hit_cursor(b).unwrap();
-        cursor.use_index(&index);
-        assert!(
-            cursor.indexed.is_none(),
-            "the arrays differ: the cursor scans"
-        );
-        assert_eq!(walk(cursor).len(), 2);
     }
 
     #[test]

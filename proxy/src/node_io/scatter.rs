@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::{select, Either};
-use futures::stream::{FuturesUnordered, StreamExt};
 use miroir_conf::UnavailableShardPolicy;
 use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::routing::{GroupId, NodeIdx, NodeScope, ShardId};
-use miroir_filters::search::HitIndex;
 
 use crate::cluster::latency::{InFlight, NodeStats};
 use crate::cluster::{Cluster, Runtime};
@@ -24,19 +22,6 @@ pub struct ShardAnswer {
     pub node: NodeIdx,
     pub shards: Vec<ShardId>,
     pub response: NodeResponse,
-    /// Its hits, scanned while other nodes were still answering ([`ShardRequest::index`]).
-    pub index: Option<HitIndex>,
-}
-
-impl ShardAnswer {
-    fn new(node: NodeIdx, shards: Vec<ShardId>, response: NodeResponse) -> Self {
-        Self {
-            node,
-            shards,
-            response,
-            index: None,
-        }
-    }
 }
 
 /// What a scatter produced.
@@ -89,13 +74,6 @@ pub trait ShardRequest: Sync {
     fn method(&self) -> &str;
     fn path(&self) -> &str;
     fn body(&self, scope: NodeScope<'_>) -> Vec<u8>;
-
-    /// What can be read of an answer before the others are in, done while the scatter still
-    /// waits for them rather than after the last one (a search's hits). The last answer to
-    /// come is never indexed: whatever it waits for, so does the client.
-    fn index(&self, _answer: &ShardAnswer) -> Option<HitIndex> {
-        None
-    }
 }
 
 struct Scatter<'a, R: ShardRequest> {
@@ -270,7 +248,11 @@ impl<'a, R: ShardRequest> Scatter<'a, R> {
             };
             match first {
                 Either::Left((Some(resp), _)) => Gathered {
-                    answers: vec![ShardAnswer::new(node, shards.clone(), resp)],
+                    answers: vec![ShardAnswer {
+                        node,
+                        shards: shards.clone(),
+                        response: resp,
+                    }],
                     missing: Vec::new(),
                     ..Gathered::default()
                 },
@@ -283,7 +265,11 @@ impl<'a, R: ShardRequest> Scatter<'a, R> {
                         Box::pin(self.recover(&shards, group, excluded.clone(), hedges_left - 1));
                     match select(primary, hedge).await {
                         Either::Left((Some(resp), _)) => Gathered {
-                            answers: vec![ShardAnswer::new(node, shards.clone(), resp)],
+                            answers: vec![ShardAnswer {
+                                node,
+                                shards: shards.clone(),
+                                response: resp,
+                            }],
                             missing: Vec::new(),
                             ..Gathered::default()
                         },
@@ -291,7 +277,11 @@ impl<'a, R: ShardRequest> Scatter<'a, R> {
                         Either::Right((gathered, _)) if gathered.missing.is_empty() => gathered,
                         Either::Right((_, primary)) => match primary.await {
                             Some(resp) => Gathered {
-                                answers: vec![ShardAnswer::new(node, shards.clone(), resp)],
+                                answers: vec![ShardAnswer {
+                                    node,
+                                    shards: shards.clone(),
+                                    response: resp,
+                                }],
                                 missing: Vec::new(),
                                 ..Gathered::default()
                             },
@@ -307,9 +297,7 @@ impl<'a, R: ShardRequest> Scatter<'a, R> {
         })
     }
 
-    /// Covers `shards` again without the excluded nodes. The answers come in the order the
-    /// nodes were chosen, whatever order they answer in (the merge breaks ties by answer
-    /// order); those that come while others are awaited are indexed meanwhile.
+    /// Covers `shards` again without the excluded nodes.
     async fn recover(
         &self,
         shards: &[ShardId],
@@ -317,35 +305,20 @@ impl<'a, R: ShardRequest> Scatter<'a, R> {
         exclude: BTreeSet<NodeIdx>,
         hedges_left: u32,
     ) -> Gathered {
-        let (by_node, missing) = cover((self.cluster, self.rt), shards, group, &exclude);
-        let mut fetches: FuturesUnordered<_> = by_node
+        let (by_node, mut missing) = cover((self.cluster, self.rt), shards, group, &exclude);
+        let fetches = by_node
             .into_iter()
-            .enumerate()
-            .map(|(i, (n, s))| {
-                let fetch = self.fetch(n, s, group, exclude.clone(), hedges_left);
-                async move { (i, fetch.await) }
-            })
-            .collect();
-        let mut slots: Vec<Option<Gathered>> = (0..fetches.len()).map(|_| None).collect();
-        while let Some((i, mut g)) = fetches.next().await {
-            if !fetches.is_empty() {
-                for answer in g.answers.iter_mut().filter(|a| a.index.is_none()) {
-                    answer.index = self.req.index(answer);
-                }
-            }
-            if let Some(slot) = slots.get_mut(i) {
-                *slot = Some(g);
-            }
+            .map(|(n, s)| self.fetch(n, s, group, exclude.clone(), hedges_left));
+        let mut answers = Vec::new();
+        for g in futures::future::join_all(fetches).await {
+            answers.extend(g.answers);
+            missing.extend(g.missing);
         }
-        let mut gathered = Gathered {
+        Gathered {
+            answers,
             missing,
             ..Gathered::default()
-        };
-        for g in slots.into_iter().flatten() {
-            gathered.answers.extend(g.answers);
-            gathered.missing.extend(g.missing);
         }
-        gathered
     }
 }
 

@@ -4,14 +4,12 @@
 use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::query;
 use miroir_filters::routing::NodeScope;
-use miroir_filters::search::{
-    self as plan, hybrid, Depths, HitIndex, IndexContext, Merged, SearchPlan,
-};
+use miroir_filters::search::{self as plan, hybrid, Depths, IndexContext, Merged, SearchPlan};
 use serde_json::{Map, Value};
 
 use super::context::index_context;
 use crate::cluster::Runtime;
-use crate::node_io::{self, ShardAnswer, ShardRequest};
+use crate::node_io::{self, ShardRequest};
 use crate::request::{Incoming, Reply, DEGRADED, STREAM_FROM};
 use crate::shared::Shared;
 use crate::upstream::NodeResponse;
@@ -22,8 +20,6 @@ struct SearchRequest<'a> {
     /// The number of shards the search asks, when its nodes may be asked for fewer hits than
     /// the window (`miroir_filters::search::depth`); not when a filter pins the shards.
     shallow_over: Option<usize>,
-    /// The number of shards the search asks.
-    asked: usize,
 }
 
 impl SearchRequest<'_> {
@@ -48,17 +44,6 @@ impl ShardRequest for SearchRequest<'_> {
     fn body(&self, scope: NodeScope<'_>) -> Vec<u8> {
         self.plan
             .node_body_at(scope, self.depth(scope.shards.len()))
-    }
-
-    /// The hits the merge is likely to take from this answer: the window's share of the
-    /// shards the node answered for, and one more.
-    fn index(&self, answer: &ShardAnswer) -> Option<HitIndex> {
-        if answer.response.status != 200 {
-            return None;
-        }
-        let held = answer.shards.len();
-        let share = (self.plan.merge_plan().depth * held).div_ceil(self.asked.max(1));
-        HitIndex::build(&answer.response.body, (share + 1).min(self.depth(held)))
     }
 }
 
@@ -371,7 +356,6 @@ async fn scatter_merge(
         path: format!("/indexes/{index_uid}/search"),
         plan: &planned,
         shallow_over: (!pinned).then_some(shards.len()),
-        asked: shards.len(),
     };
     let scope = (shared.cluster.next_group(rt), index_shards);
     loop {
@@ -461,9 +445,7 @@ async fn merge(
         .iter()
         .map(|a| a.response.body.as_ref())
         .collect();
-    let indexes: Vec<Option<&HitIndex>> =
-        gathered.answers.iter().map(|a| a.index.as_ref()).collect();
-    let merged = plan::merge_parts_indexed(req.plan, &firsts, &indexes, &depths);
+    let merged = plan::merge_parts_at(req.plan, &firsts, &depths);
     let Ok(Merged::Deeper { answers: short }) = merged else {
         return Some((merged, Vec::new()));
     };
@@ -501,10 +483,7 @@ async fn merge(
         .copied()
         .chain(continuations.iter().map(|r| r.body.as_ref()))
         .collect();
-    Some((
-        plan::merge_parts_indexed(req.plan, &all, &indexes, &depths),
-        continuations,
-    ))
+    Some((plan::merge_parts_at(req.plan, &all, &depths), continuations))
 }
 
 #[cfg(test)]
