@@ -334,26 +334,22 @@ pub fn each_nested_entry<'a>(
                     let end = skip_value_at(b, v, 2)?;
                     let value = text.get(v..end).ok_or("a value inside a character")?;
                     f(&member, Some((field, value)))?;
-                    k = skip_ws(b, end);
-                    match b.get(k) {
-                        Some(b',') => k = skip_ws(b, k + 1),
-                        Some(b'}') => {
-                            k += 1;
+                    match after_entry(b, end)? {
+                        Next::Entry(at) => k = at,
+                        Next::Closed(at) => {
+                            k = at;
                             break;
                         }
-                        _ => return Err("no `,` or `}` after an object value".into()),
                     }
                 }
             }
             f(&member, None)?;
-            j = skip_ws(b, k);
-            match b.get(j) {
-                Some(b',') => j = skip_ws(b, j + 1),
-                Some(b'}') => {
-                    j += 1;
+            match after_entry(b, k)? {
+                Next::Entry(at) => j = at,
+                Next::Closed(at) => {
+                    j = at;
                     break;
                 }
-                _ => return Err("no `,` or `}` after an object value".into()),
             }
         }
     }
@@ -361,6 +357,24 @@ pub fn each_nested_entry<'a>(
         return Err("bytes after a JSON object".into());
     }
     Ok(())
+}
+
+/// What follows an object's entry.
+enum Next {
+    /// Another entry, starting here.
+    Entry(usize),
+    /// The object's end; the index after its `}`.
+    Closed(usize),
+}
+
+/// Reads what follows the object entry that ends at `b[i]`.
+fn after_entry(b: &[u8], i: usize) -> Scan<Next> {
+    let i = skip_ws(b, i);
+    match b.get(i) {
+        Some(b',') => Ok(Next::Entry(skip_ws(b, i + 1))),
+        Some(b'}') => Ok(Next::Closed(i + 1)),
+        _ => err("no `,` or `}` after an object value"),
+    }
 }
 
 impl From<ScanError> for String {
