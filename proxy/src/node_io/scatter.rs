@@ -14,7 +14,7 @@ use miroir_filters::routing::{GroupId, NodeIdx, NodeScope, ShardId};
 
 use crate::cluster::latency::{InFlight, NodeStats};
 use crate::cluster::{Cluster, Runtime};
-use crate::upstream::{Caller, NodeRequest, NodeResponse, UpstreamError};
+use crate::upstream::{batch, Caller, NodeRequest, NodeResponse, UpstreamError};
 
 /// One answer of a node for a set of shards.
 pub struct ShardAnswer {
@@ -240,7 +240,11 @@ impl<'a, R: ShardRequest> Scatter<'a, R> {
                 self.hedge_delay(&stats)
             };
             let primary = Box::pin(self.ask(node, &shards, probe));
-            let timer = Box::pin(tokio::time::sleep(delay));
+            // Armed once the node requests have left (`batch::after_send`).
+            let timer = Box::pin(async move {
+                batch::after_send().await;
+                tokio::time::sleep(delay).await;
+            });
             let first = if hedges_left > 0 {
                 select(primary, timer).await
             } else {

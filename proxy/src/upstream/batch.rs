@@ -55,6 +55,8 @@ struct Batch {
     queued: Vec<Queued>,
     /// Results of sent writes not yet taken by their futures.
     done: Vec<(u64, io::Result<usize>)>,
+    /// Futures waiting for the queued writes to leave ([`after_send`]).
+    after: Vec<Waker>,
     ring: Option<Ring>,
 }
 
@@ -154,6 +156,7 @@ impl Batch {
                 wake.push(q.waker);
             }
         }
+        wake.extend(self.after.drain(..).filter(|w| !w.will_wake(polled)));
         Some(wake)
     }
 
@@ -266,6 +269,41 @@ fn send_ring(ring: &mut IoUring, queued: &[Queued]) -> RingSent {
         }
     }
     sent
+}
+
+/// Resolves once the writes queued so far have left: on the next poll inside [`together`]
+/// when some are queued, at once otherwise. A hedge's timer starts after it: arming a tokio
+/// timer writes to the reactor's `eventfd` (even from the reactor's own thread), two system
+/// calls a search that would otherwise come before its node requests leave.
+pub fn after_send() -> AfterSend {
+    AfterSend { waited: false }
+}
+
+/// See [`after_send`].
+pub struct AfterSend {
+    waited: bool,
+}
+
+impl Future for AfterSend {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.waited {
+            return Poll::Ready(());
+        }
+        let queued = BATCH.with_borrow_mut(|b| {
+            let queued = b.open > 0 && !b.queued.is_empty();
+            if queued {
+                b.after.push(cx.waker().clone());
+            }
+            queued
+        });
+        if !queued {
+            return Poll::Ready(());
+        }
+        self.waited = true;
+        Poll::Pending
+    }
 }
 
 /// The first write of `bytes` on `stream`: inside [`together`], queued and sent with the
@@ -450,6 +488,63 @@ mod tests {
         for (_, server) in &mut conns {
             assert_eq!(received(server, 4).await, b"ping");
         }
+    }
+
+    #[tokio::test]
+    async fn what_waits_for_the_send_runs_after_the_writes_left() {
+        let l = listener().await;
+        let mut conns = pairs(&l, 2).await;
+        let [(a, a_server), (b, _)] = &mut conns[..] else {
+            panic!("two connections")
+        };
+        let seen = together(async {
+            let write = send(a, b"first");
+            let after = async {
+                after_send().await;
+                // The write already went out: its bytes wait at the other end (asked of the
+                // kernel directly, not of the reactor's readiness).
+                let mut bytes = [0u8; 5];
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&*a_server);
+                // SAFETY: a live socket and a buffer of that length.
+                let n = unsafe {
+                    libc::recv(
+                        fd,
+                        bytes.as_mut_ptr().cast(),
+                        bytes.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_PEEK,
+                    )
+                };
+                usize::try_from(n).ok()
+            };
+            let (_, seen) = futures::future::join(write, after).await;
+            seen
+        })
+        .await;
+        assert_eq!(seen, Some(5));
+        // Nothing queued: at once, inside a batch or not.
+        together(after_send()).await;
+        after_send().await;
+        assert!(send(b, b"x").await.is_none());
+        assert!(BATCH.with_borrow(|b| b.after.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn what_waits_for_the_send_inside_futures_unordered_is_woken() {
+        let l = listener().await;
+        let mut conns = pairs(&l, 3).await;
+        let done: Vec<_> = together(
+            conns
+                .iter_mut()
+                .map(|(c, _)| async move {
+                    let write = send(c, b"ping");
+                    let (sent, ()) = futures::future::join(write, after_send()).await;
+                    sent
+                })
+                .collect::<FuturesUnordered<_>>()
+                .collect::<Vec<_>>(),
+        )
+        .await;
+        assert!(done.iter().all(|r| matches!(r, Some(Ok(4)))), "{done:?}");
     }
 
     #[tokio::test]
