@@ -144,12 +144,13 @@ impl Target {
 }
 
 /// `latency --targets name=host:port,... --queries FILE --index UID [--key KEY] [--rounds 1]
-/// [--max-of a,b] [--together a,b] [--per-query FILE]`: every query sent to every target, one request at a time, on one
-/// keep-alive connection each, the targets in a new order for every query. `--max-of` also
-/// reports, per query, the slower of those targets (the floor of a search that waits for all
-/// of them). `--together a,b` adds a step that asks those targets at once and waits for all
-/// of them: the floor of a fan-out on this machine, where the nodes share its cores while they
-/// work, with no proxy in between.
+/// [--max-of a,b] [--together a,b] [--per-query FILE]`: every query sent to every target,
+/// one request at a time, on one keep-alive connection each, the targets in a new order for
+/// every query. `--max-of` also reports, per query, the slower of those targets (the floor
+/// of a search that waits for all of them). `--together a,b` adds a step that asks those
+/// targets at once and waits for all of them: the floor of a fan-out on this machine, where
+/// the nodes share its cores while they work, with no proxy in between. `--per-query` writes
+/// every query's time per target.
 pub async fn latency(args: Args) -> Result<(), String> {
     let key = args.get("key");
     let index = args.get("index").unwrap_or("movies");

@@ -238,29 +238,51 @@ fn object_at(b: &[u8], i: usize, mut entry: impl FnMut(RawEntry) -> Scan<()>) ->
         return Ok(j + 1);
     }
     loop {
-        if b.get(j) != Some(&b'"') {
-            return err("an object key is not a string");
-        }
-        let (key_end, plain) = match plain_string_end(b, j) {
-            Some(end) => (end, true),
-            None => (long_string_end(b, j + 1)?, false),
-        };
-        let v = skip_ws(
-            b,
-            expect(b, skip_ws(b, key_end), b':', "no `:` after an object key")?,
-        );
+        let (key_end, plain, v) = key_at(b, j)?;
         let value_end = skip_value_at(b, v, 1)?;
         entry(RawEntry {
             key: j..key_end,
             plain,
             value: v..value_end,
         })?;
-        j = skip_ws(b, value_end);
-        match b.get(j) {
-            Some(b',') => j = skip_ws(b, j + 1),
-            Some(b'}') => return Ok(j + 1),
-            _ => return err("no `,` or `}` after an object value"),
+        match after_entry(b, value_end)? {
+            Next::Entry(at) => j = at,
+            Next::Closed(at) => return Ok(at),
         }
+    }
+}
+
+/// The object key whose opening quote is `b[j]`: the index after its closing quote, whether
+/// it has no escape, and where its value starts (after the `:`).
+#[inline]
+fn key_at(b: &[u8], j: usize) -> Scan<(usize, bool, usize)> {
+    if b.get(j) != Some(&b'"') {
+        return err("an object key is not a string");
+    }
+    let (end, plain) = match plain_string_end(b, j) {
+        Some(end) => (end, true),
+        None => (long_string_end(b, j + 1)?, false),
+    };
+    let colon = expect(b, skip_ws(b, end), b':', "no `:` after an object key")?;
+    Ok((end, plain, skip_ws(b, colon)))
+}
+
+/// What follows an object's entry.
+enum Next {
+    /// Another entry, starting here.
+    Entry(usize),
+    /// The object's end; the index after its `}`.
+    Closed(usize),
+}
+
+/// Reads what follows the object entry that ends at `b[i]`.
+#[inline]
+fn after_entry(b: &[u8], i: usize) -> Scan<Next> {
+    let i = skip_ws(b, i);
+    match b.get(i) {
+        Some(b',') => Ok(Next::Entry(skip_ws(b, i + 1))),
+        Some(b'}') => Ok(Next::Closed(i + 1)),
+        _ => err("no `,` or `}` after an object value"),
     }
 }
 
@@ -305,19 +327,11 @@ pub fn each_nested_entry<'a>(
     mut f: impl FnMut(&Cow<'a, str>, Option<(Cow<'a, str>, &'a str)>) -> Result<(), String>,
 ) -> Result<(), String> {
     let b = text.as_bytes();
-    // A key at `b[j]`, unescaped, and the index of its value (after `:`).
+    // The key at `b[j]`, unescaped, and where its value starts.
     let key = |j: usize| -> Result<(Cow<'a, str>, usize), String> {
-        if b.get(j) != Some(&b'"') {
-            return Err("an object key is not a string".into());
-        }
-        let (end, plain) = match plain_string_end(b, j) {
-            Some(end) => (end, true),
-            None => (long_string_end(b, j + 1)?, false),
-        };
+        let (end, plain, v) = key_at(b, j)?;
         let quoted = text.get(j..end).ok_or("a key inside a character")?;
-        let key = key_text(quoted, plain)?;
-        let colon = expect(b, skip_ws(b, end), b':', "no `:` after an object key")?;
-        Ok((key, skip_ws(b, colon)))
+        Ok((key_text(quoted, plain)?, v))
     };
     let mut j = skip_ws(b, expect(b, skip_ws(b, 0), b'{', "not a JSON object")?);
     if b.get(j) == Some(&b'}') {
@@ -357,24 +371,6 @@ pub fn each_nested_entry<'a>(
         return Err("bytes after a JSON object".into());
     }
     Ok(())
-}
-
-/// What follows an object's entry.
-enum Next {
-    /// Another entry, starting here.
-    Entry(usize),
-    /// The object's end; the index after its `}`.
-    Closed(usize),
-}
-
-/// Reads what follows the object entry that ends at `b[i]`.
-fn after_entry(b: &[u8], i: usize) -> Scan<Next> {
-    let i = skip_ws(b, i);
-    match b.get(i) {
-        Some(b',') => Ok(Next::Entry(skip_ws(b, i + 1))),
-        Some(b'}') => Ok(Next::Closed(i + 1)),
-        _ => err("no `,` or `}` after an object value"),
-    }
 }
 
 impl From<ScanError> for String {

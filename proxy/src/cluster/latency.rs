@@ -122,9 +122,10 @@ impl NodeStats {
             *slot = *us;
         }
         v.sort_unstable();
-        let p95 = v[(v.len() * 95 / 100).min(v.len() - 1)];
+        // At least 1: 0 marks "not worked out yet".
+        let p95 = v[(v.len() * 95 / 100).min(v.len() - 1)].max(1);
         self.since_p95.store(0, Ordering::Relaxed);
-        self.p95_us.store(p95.max(1), Ordering::Relaxed);
+        self.p95_us.store(p95, Ordering::Relaxed);
         Some(Duration::from_micros(u64::from(p95)))
     }
 }

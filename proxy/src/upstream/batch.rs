@@ -124,7 +124,11 @@ impl Batch {
     /// under another waker than `polled`.
     fn flush(&mut self, polled: &Waker) -> Option<Vec<Waker>> {
         if self.queued.is_empty() {
-            return None;
+            // Whatever waited for writes that were then given up is not left waiting.
+            if self.after.is_empty() {
+                return None;
+            }
+            return Some(self.waiting(polled).collect());
         }
         let mut queued = std::mem::take(&mut self.queued);
         let results: Vec<io::Result<usize>> = match self.ring(queued.len()) {
@@ -156,8 +160,14 @@ impl Batch {
                 wake.push(q.waker);
             }
         }
-        wake.extend(self.after.drain(..).filter(|w| !w.will_wake(polled)));
+        wake.extend(self.waiting(polled));
         Some(wake)
+    }
+
+    /// The wakers of what waits for the send ([`after_send`]), but the one polled now (it is
+    /// polled again anyway).
+    fn waiting<'a>(&'a mut self, polled: &'a Waker) -> impl Iterator<Item = Waker> + 'a {
+        self.after.drain(..).filter(move |w| !w.will_wake(polled))
     }
 
     /// The thread's ring, made on first use; none for a single write (one `send` costs the
