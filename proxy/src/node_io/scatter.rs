@@ -240,17 +240,28 @@ impl<'a, R: ShardRequest> Scatter<'a, R> {
                 self.hedge_delay(&stats)
             };
             let primary = Box::pin(self.ask(node, &shards, probe));
+            if hedges_left == 0 || !self.has_other_replica(&shards, &excluded) {
+                // No timer where a hedge has nowhere to go (one replica, the default): arming
+                // one costs each search a write to the reactor's eventfd.
+                return match primary.await {
+                    Some(resp) => Gathered {
+                        answers: vec![ShardAnswer {
+                            node,
+                            shards,
+                            response: resp,
+                        }],
+                        missing: Vec::new(),
+                        ..Gathered::default()
+                    },
+                    None => self.recover(&shards, group, excluded, hedges_left).await,
+                };
+            }
             // Armed once the node requests have left (`batch::after_send`).
             let timer = Box::pin(async move {
                 batch::after_send().await;
                 tokio::time::sleep(delay).await;
             });
-            let first = if hedges_left > 0 {
-                select(primary, timer).await
-            } else {
-                Either::Left((primary.await, timer))
-            };
-            match first {
+            match select(primary, timer).await {
                 Either::Left((Some(resp), _)) => Gathered {
                     answers: vec![ShardAnswer {
                         node,
@@ -298,6 +309,19 @@ impl<'a, R: ShardRequest> Scatter<'a, R> {
                     }
                 }
             }
+        })
+    }
+
+    /// Whether a replica outside `excluded` holds one of `shards`, in any group: somewhere a
+    /// hedge could go. Health is not asked: a node may be healthy again when the timer fires.
+    fn has_other_replica(&self, shards: &[ShardId], excluded: &BTreeSet<NodeIdx>) -> bool {
+        let p = self.rt.reads();
+        shards.iter().any(|&shard| {
+            (0..p.groups()).any(|g| {
+                p.replicas(GroupId(g), shard)
+                    .iter()
+                    .any(|n| !excluded.contains(n))
+            })
         })
     }
 
