@@ -4,7 +4,8 @@
 #   bench/real_nodes.sh up           start nodes, nginx and two Miroirs; load the corpus
 #   bench/real_nodes.sh passthrough  GET /version, 8 connections: direct, nginx, Miroir
 #   bench/real_nodes.sh search1      a 20-hit search, one node behind nginx and behind Miroir
-#   bench/real_nodes.sh latency      400 queries one at a time: one node vs two pinned shards
+#   bench/real_nodes.sh latency      400 queries one at a time: one node vs two pinned shards,
+#                                    Miroir and a relay that only forwards (PER_QUERY=FILE)
 #   bench/real_nodes.sh instant      Miroir's CPU per 3-shard 20-hit search, instant upstreams
 #   bench/real_nodes.sh ingest       the corpus through Miroir into 3 fresh nodes vs their shares
 #   bench/real_nodes.sh down         stop everything
@@ -26,8 +27,8 @@ DOCUMENTS=${DOCUMENTS:-60000}
 SECONDS_EACH=${SECONDS_EACH:-5}
 KEY=masterKey
 # Ports: nodes 7711 (one), 7712 (a), 7713 (b); Miroir over `one` 7721, over a+b 7722, over the
-# instant upstreams 7723, over the ingest nodes 7724; nginx in front of `one` 7731, instant
-# upstreams 7741-7743; ingest nodes 7751-7753 (unpinned).
+# instant upstreams 7723, over the ingest nodes 7724; nginx in front of `one` 7731, the relay
+# over a+b 7735, instant upstreams 7741-7743; ingest nodes 7751-7753 (unpinned).
 declare -A NODE_PORT=([one]=7711 [a]=7712 [b]=7713 [i1]=7741 [i2]=7742 [i3]=7743
 	[n1]=7751 [n2]=7752 [n3]=7753)
 declare -A NODE_CPU=([one]=0 [a]=0 [b]=1 [n1]=0-1 [n2]=0-1 [n3]=0-1)
@@ -247,10 +248,16 @@ instant() {
 	while [ -e "$dir/nginx.pid" ]; do sleep 0.1; done
 }
 
+# `relay` forwards each query to both shards and answers the first one's body, no more: the
+# fan-out floor, what any proxy in front of the two pinned shards pays on this machine.
 latency() {
+	"$LOADTEST_BIN" relay --listen 7735 --upstreams 127.0.0.1:7712,127.0.0.1:7713 &
+	local relay=$!
+	until curl -s -o /dev/null http://127.0.0.1:7735/health; do sleep 0.1; done
 	"$LOADTEST_BIN" latency --key "$KEY" --index movies --queries "$WORK/queries.ndjson" \
-		--targets one=127.0.0.1:7711,a=127.0.0.1:7712,b=127.0.0.1:7713,miroir=127.0.0.1:7722 \
-		--max-of a,b --together a,b --rounds "${ROUNDS:-1}"
+		--targets one=127.0.0.1:7711,a=127.0.0.1:7712,b=127.0.0.1:7713,miroir=127.0.0.1:7722,relay=127.0.0.1:7735 \
+		--max-of a,b --together a,b --rounds "${ROUNDS:-1}" ${PER_QUERY:+--per-query "$PER_QUERY"}
+	kill "$relay"
 }
 
 # Stops the ingest nodes and starts them again empty.

@@ -15,11 +15,14 @@
 //! `corpus` and `latency`: a generated corpus and query set, and one-at-a-time search latency
 //! against several targets, in a new order for every query (real nodes; see
 //! `bench/real_nodes.sh`).
+//! `relay`: a proxy that only forwards each request to every upstream, the fan-out floor
+//! Miroir's search latency is read against.
 
 mod anti_entropy;
 mod http;
 mod moves;
 mod real;
+mod relay;
 mod tasks;
 
 /// The master key of every node and of Miroir in the scenarios.
@@ -176,6 +179,8 @@ USAGE:
     [--rounds 1] [--max-of NAME,NAME] [--together NAME,NAME] [--per-query FILE]
     (each query to each target in a shuffled order, one at a time; --max-of: per query, the slower of those;
     --per-query: every query's time per target, tab-separated)
+  miroir-loadtest relay --listen PORT --upstreams HOST:PORT,...
+    (forwards each request to every upstream, answers the first one's body: the fan-out floor)
   miroir-loadtest passthrough --miroir-bin PATH [--connections 16] [--seconds 5] [--rounds 3]
     (nodes are `meili-sim` processes from the folder of --miroir-bin)
   miroir-loadtest ingest --miroir-bin PATH [--documents 100000] [--batch 10000] [--big-mb 100]
@@ -209,6 +214,7 @@ fn main() {
             "anti-entropy" => rt.block_on(anti_entropy::anti_entropy(args)),
             "corpus" => real::corpus(args),
             "latency" => rt.block_on(real::latency(args)),
+            "relay" => relay::relay(args),
             other => Err(format!("unknown command `{other}`\n{USAGE}")),
         }
     });
