@@ -47,7 +47,7 @@ pub fn view<'a>(
                 .ok_or_else(|| format!("a hit has no {SCORE}"))?;
             let score = score.parse().map_err(|_| format!("bad {SCORE}: {score}"))?;
             RankKey {
-                parts: vec![KeyPart::Score(score)],
+                parts: smallvec::smallvec![KeyPart::Score(score)],
             }
         }
     };
@@ -95,69 +95,86 @@ pub fn write_hit_to<'a>(
     plan: &MergePlan,
 ) -> Result<(), String> {
     let text: &'a str = hit.text;
-    // Pieces are only collected once some entry changes; an unchanged hit is one slice.
-    let mut pieces: Vec<Piece<'_>> = Vec::new();
-    let mut changed = false;
-    let mut run: Option<usize> = None;
-    let mut run_end = 0;
+    // Nothing is written before the first change: an unchanged hit is one slice.
+    let mut out = Rewrite {
+        text,
+        opened: false,
+        any_piece: false,
+        run: None,
+        run_end: 0,
+    };
     for entry in &hit.entries {
         match hit_action(&entry.key, entry.value, plan)? {
             Action::Keep => {
-                if run.is_none() {
-                    run = Some(entry.key_start);
+                if out.run.is_none() {
+                    out.run = Some(entry.key_start);
                 }
-                run_end = entry.value_end;
+                out.run_end = entry.value_end;
             }
             Action::Drop => {
-                changed = true;
-                if let Some(start) = run.take() {
-                    pieces.push(Piece::Node(start..run_end));
-                }
+                out.open(sink);
+                out.flush_run(sink)?;
             }
             Action::Replace(bytes) => {
-                changed = true;
-                if let Some(start) = run.take() {
-                    pieces.push(Piece::Node(start..run_end));
-                }
-                pieces.push(Piece::Entry(&entry.key, bytes));
+                out.open(sink);
+                out.flush_run(sink)?;
+                out.next_piece(sink);
+                let o = sink.owned();
+                super::plan::push_json_str(o, &entry.key);
+                o.push(b':');
+                o.extend_from_slice(&bytes);
             }
         }
     }
-    if !changed {
+    if !out.opened {
         sink.node(text);
         return Ok(());
     }
-    if let Some(start) = run.take() {
-        pieces.push(Piece::Node(start..run_end));
-    }
-    sink.owned().push(b'{');
-    for (i, piece) in pieces.into_iter().enumerate() {
-        if i > 0 {
-            sink.owned().push(b',');
-        }
-        match piece {
-            Piece::Node(range) => {
-                let bytes = text.get(range).ok_or("a hit entry outside the hit")?;
-                sink.node(bytes);
-            }
-            Piece::Entry(key, value) => {
-                let out = sink.owned();
-                super::plan::push_json_str(out, key);
-                out.push(b':');
-                out.extend_from_slice(&value);
-            }
-        }
-    }
+    out.flush_run(sink)?;
     sink.owned().push(b'}');
     Ok(())
 }
 
-/// A part of a re-written hit.
-enum Piece<'p> {
-    /// Entries kept as they are: a range of the hit's text.
-    Node(std::ops::Range<usize>),
-    /// An entry re-written.
-    Entry(&'p str, Vec<u8>),
+/// A hit re-written as it is read, with no list of pieces: `{` at the first change, then
+/// the runs of entries kept as the node wrote them and the re-written entries, in order.
+struct Rewrite<'a> {
+    text: &'a str,
+    /// `{` written: some entry changed.
+    opened: bool,
+    /// A piece written since `{`: the next one needs a `,`.
+    any_piece: bool,
+    /// Entries kept as they are, not yet written: from this offset to `run_end`.
+    run: Option<usize>,
+    run_end: usize,
+}
+
+impl<'a> Rewrite<'a> {
+    fn open(&mut self, sink: &mut impl HitSink<'a>) {
+        if !self.opened {
+            sink.owned().push(b'{');
+            self.opened = true;
+        }
+    }
+
+    fn next_piece(&mut self, sink: &mut impl HitSink<'a>) {
+        if self.any_piece {
+            sink.owned().push(b',');
+        }
+        self.any_piece = true;
+    }
+
+    /// Writes the entries kept since the last change.
+    fn flush_run(&mut self, sink: &mut impl HitSink<'a>) -> Result<(), String> {
+        if let Some(start) = self.run.take() {
+            let bytes = self
+                .text
+                .get(start..self.run_end)
+                .ok_or("a hit entry outside the hit")?;
+            self.next_piece(sink);
+            sink.node(bytes);
+        }
+        Ok(())
+    }
 }
 
 fn hit_action(name: &str, value: &str, plan: &MergePlan) -> Result<Action, String> {
@@ -416,6 +433,29 @@ mod tests {
             written(hit, &plan),
             r#"{"id":1,"_formatted":{"id":"1"},"_matchesPosition":{}}"#
         );
+    }
+
+    #[test]
+    fn changes_at_either_end_or_everywhere_keep_the_object_well_formed() {
+        let plan = merge_plan(r#"{"q":"a"}"#);
+        for (hit, want) in [
+            (r#"{"_miroir_shard":1,"id":2}"#, r#"{"id":2}"#),
+            (r#"{"_miroir_shard":1,"_rankingScore":0.5}"#, "{}"),
+            (
+                r#"{"_formatted":{"id":"1","_miroir_shard":"3"},"id":1}"#,
+                r#"{"_formatted":{"id":"1"},"id":1}"#,
+            ),
+            (
+                r#"{"id":1,"_miroir_shard":3,"title":"t","_rankingScore":0.5}"#,
+                r#"{"id":1,"title":"t"}"#,
+            ),
+            (
+                r#"{"id":1,"_formatted":{"_miroir_shard":"3"},"_formatted":{"id":"1"}}"#,
+                r#"{"id":1,"_formatted":{},"_formatted":{"id":"1"}}"#,
+            ),
+        ] {
+            assert_eq!(written(hit, &plan), want, "{hit}");
+        }
     }
 
     #[test]

@@ -112,12 +112,13 @@ struct PartsWriter<'a> {
 }
 
 impl<'a> PartsWriter<'a> {
-    fn new(answers: &'a [&'a [u8]], capacity: usize) -> Self {
+    /// Room for `bytes` written by Miroir and `segments` pieces.
+    fn new(answers: &'a [&'a [u8]], bytes: usize, segments: usize) -> Self {
         Self {
             answers,
             parts: Parts {
-                owned: Vec::with_capacity(capacity),
-                segments: Vec::new(),
+                owned: Vec::with_capacity(bytes),
+                segments: Vec::with_capacity(segments),
             },
             pending: 0,
         }
@@ -424,7 +425,8 @@ pub fn merge_parts_at(
         .then(|| page.iter().filter(|(_, hit)| is_semantic(hit)).count());
     // Room for every hit re-written, the usual case when the client retrieves every field.
     let hit_bytes: usize = page.iter().map(|(_, hit)| hit.text.len() + 1).sum();
-    let mut w = PartsWriter::new(answers, hit_bytes + 1024);
+    // A re-written hit is usually two segments: the node's bytes, then Miroir's end of it.
+    let mut w = PartsWriter::new(answers, hit_bytes + 1024, 2 * page.len() + 4);
     w.owned().extend_from_slice(b"{\"hits\":[");
     for (i, (answer, hit)) in page.iter().enumerate() {
         if i > 0 {

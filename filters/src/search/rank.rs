@@ -7,6 +7,7 @@
 //! the same settings (same max ranks); the per-rule `score` is all the JSON exposes, so the
 //! comparison stays per rule with the same `f64::EPSILON` tolerance.
 
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
@@ -41,7 +42,8 @@ pub enum SortValue<'a> {
 /// The key of one hit: its rules in `order`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RankKey<'a> {
-    pub parts: Vec<KeyPart<'a>>,
+    /// Inline for the usual one part (a search ranked by `_rankingScore`): no allocation a hit.
+    pub parts: SmallVec<[KeyPart<'a>; 1]>,
 }
 
 /// `Greater` when `left` ranks before `right`.
@@ -309,7 +311,7 @@ mod tests {
             "skipped":{"order":5}}"#,
         );
         assert_eq!(
-            k.parts,
+            k.parts.to_vec(),
             vec![
                 KeyPart::Score(1.0),
                 KeyPart::Score(0.9),

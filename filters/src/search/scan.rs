@@ -489,7 +489,8 @@ impl<'a> Hits<'a> {
     fn new(bytes: &'a [u8], range: Range<usize>) -> Self {
         Self {
             bytes,
-            scratch: Vec::new(),
+            // A hit has about a dozen top-level entries.
+            scratch: Vec::with_capacity(16),
             pos: range.start,
             end: range.end,
             first: true,

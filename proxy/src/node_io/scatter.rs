@@ -122,7 +122,12 @@ pub fn cover(
         match choice {
             Some(n) => match by_node.iter_mut().find(|(m, _)| *m == n) {
                 Some((_, list)) => list.push(shard),
-                None => by_node.push((n, vec![shard])),
+                None => {
+                    // Room for every shard: one allocation per node, not one per doubling.
+                    let mut list = Vec::with_capacity(shards.len());
+                    list.push(shard);
+                    by_node.push((n, list));
+                }
             },
             None => missing.push(shard),
         }
