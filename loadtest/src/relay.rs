@@ -80,7 +80,7 @@ async fn serve(mut client: TcpStream, upstreams: &[String]) -> io::Result<()> {
 async fn read_request(client: &mut TcpStream, pending: &mut Vec<u8>) -> io::Result<Vec<u8>> {
     let mut chunk = [0u8; 16 * 1024];
     loop {
-        if let Some(head_end) = find(pending, b"\r\n\r\n") {
+        if let Some(head_end) = memchr::memmem::find(pending, b"\r\n\r\n") {
             let total = head_end + 4 + content_length(&pending[..head_end])?;
             if pending.len() >= total {
                 let rest = pending.split_off(total);
@@ -93,10 +93,6 @@ async fn read_request(client: &mut TcpStream, pending: &mut Vec<u8>) -> io::Resu
         }
         pending.extend_from_slice(&chunk[..n]);
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 fn content_length(head: &[u8]) -> io::Result<usize> {

@@ -111,13 +111,9 @@ pub fn write_hit_to<'a>(
                 }
                 out.run_end = entry.value_end;
             }
-            Action::Drop => {
-                out.open(sink);
-                out.flush_run(sink)?;
-            }
+            Action::Drop => out.change(sink)?,
             Action::Replace(bytes) => {
-                out.open(sink);
-                out.flush_run(sink)?;
+                out.change(sink)?;
                 out.next_piece(sink);
                 let o = sink.owned();
                 super::plan::push_json_str(o, &entry.key);
@@ -149,11 +145,14 @@ struct Rewrite<'a> {
 }
 
 impl<'a> Rewrite<'a> {
-    fn open(&mut self, sink: &mut impl HitSink<'a>) {
+    /// An entry changes: opens the object the first time, then writes the entries kept
+    /// before it.
+    fn change(&mut self, sink: &mut impl HitSink<'a>) -> Result<(), String> {
         if !self.opened {
             sink.owned().push(b'{');
             self.opened = true;
         }
+        self.flush_run(sink)
     }
 
     fn next_piece(&mut self, sink: &mut impl HitSink<'a>) {

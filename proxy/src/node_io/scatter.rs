@@ -35,6 +35,18 @@ pub struct Gathered {
 }
 
 impl Gathered {
+    /// `node`'s answer for all of `shards`.
+    fn answered(node: NodeIdx, shards: Vec<ShardId>, response: NodeResponse) -> Self {
+        Self {
+            answers: vec![ShardAnswer {
+                node,
+                shards,
+                response,
+            }],
+            ..Self::default()
+        }
+    }
+
     /// The `X-Miroir-Degraded` value naming the missing shards, when the policy allows a
     /// partial answer; the error to answer when it does not (or when nothing answered).
     pub fn degraded(&self, rt: &Runtime) -> Result<Option<String>, MiroirError> {
@@ -239,43 +251,27 @@ impl<'a, R: ShardRequest> Scatter<'a, R> {
             // A probe of a node that may still be slow is hedged at once: the client never
             // waits for it, and the probe's answer is measured when it comes first.
             let probe = stats.take_probe();
-            let delay = if probe {
-                Duration::ZERO
-            } else {
-                self.hedge_delay(&stats)
-            };
             let primary = Box::pin(self.ask(node, &shards, probe));
             if hedges_left == 0 || !self.has_other_replica(&shards, &excluded) {
                 // No timer where a hedge has nowhere to go (one replica, the default): arming
                 // one costs each search a write to the reactor's eventfd.
                 return match primary.await {
-                    Some(resp) => Gathered {
-                        answers: vec![ShardAnswer {
-                            node,
-                            shards,
-                            response: resp,
-                        }],
-                        missing: Vec::new(),
-                        ..Gathered::default()
-                    },
+                    Some(resp) => Gathered::answered(node, shards, resp),
                     None => self.recover(&shards, group, excluded, hedges_left).await,
                 };
             }
+            let delay = if probe {
+                Duration::ZERO
+            } else {
+                self.hedge_delay(&stats)
+            };
             // Armed once the node requests have left (`batch::after_send`).
             let timer = Box::pin(async move {
                 batch::after_send().await;
                 tokio::time::sleep(delay).await;
             });
             match select(primary, timer).await {
-                Either::Left((Some(resp), _)) => Gathered {
-                    answers: vec![ShardAnswer {
-                        node,
-                        shards: shards.clone(),
-                        response: resp,
-                    }],
-                    missing: Vec::new(),
-                    ..Gathered::default()
-                },
+                Either::Left((Some(resp), _)) => Gathered::answered(node, shards.clone(), resp),
                 Either::Left((None, _)) => {
                     self.recover(&shards, group, excluded, hedges_left).await
                 }
@@ -284,29 +280,14 @@ impl<'a, R: ShardRequest> Scatter<'a, R> {
                     let hedge =
                         Box::pin(self.recover(&shards, group, excluded.clone(), hedges_left - 1));
                     match select(primary, hedge).await {
-                        Either::Left((Some(resp), _)) => Gathered {
-                            answers: vec![ShardAnswer {
-                                node,
-                                shards: shards.clone(),
-                                response: resp,
-                            }],
-                            missing: Vec::new(),
-                            ..Gathered::default()
-                        },
+                        Either::Left((Some(resp), _)) => {
+                            Gathered::answered(node, shards.clone(), resp)
+                        }
                         Either::Left((None, hedge)) => hedge.await,
                         Either::Right((gathered, _)) if gathered.missing.is_empty() => gathered,
                         Either::Right((_, primary)) => match primary.await {
-                            Some(resp) => Gathered {
-                                answers: vec![ShardAnswer {
-                                    node,
-                                    shards: shards.clone(),
-                                    response: resp,
-                                }],
-                                missing: Vec::new(),
-                                ..Gathered::default()
-                            },
+                            Some(resp) => Gathered::answered(node, shards.clone(), resp),
                             None => Gathered {
-                                answers: Vec::new(),
                                 missing: shards.clone(),
                                 ..Gathered::default()
                             },
