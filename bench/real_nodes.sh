@@ -6,6 +6,8 @@
 #   bench/real_nodes.sh search1      a 20-hit search, one node behind nginx and behind Miroir
 #   bench/real_nodes.sh latency      400 queries one at a time: one node vs two pinned shards,
 #                                    Miroir and a relay that only forwards (PER_QUERY=FILE)
+#   bench/real_nodes.sh phases       the same queries through Miroir and to `b` alone, traced
+#                                    (ftrace): wakeups and Miroir's own work, per search
 #   bench/real_nodes.sh instant      Miroir's CPU per 3-shard 20-hit search, instant upstreams
 #   bench/real_nodes.sh ingest       the corpus through Miroir into 3 fresh nodes vs their shares
 #   bench/real_nodes.sh down         stop everything
@@ -260,6 +262,33 @@ latency() {
 	kill "$relay"
 }
 
+# The socket system calls of the load generator, Miroir and the nodes, from the kernel's
+# tracepoints (root, tracefs): each search through Miroir split into wakeups and Miroir's
+# work (`miroir-loadtest phases`), and a direct search to `b` for its two wakeups.
+phases() {
+	local fs=/sys/kernel/tracing calls=(sys_enter_sendto sys_enter_recvfrom
+		sys_enter_io_uring_enter sys_exit_io_uring_enter) e target
+	[ -d "$fs/events/syscalls" ] || fs=/sys/kernel/debug/tracing
+	[ -d "$fs/events/syscalls" ] || { echo "phases: no syscall tracepoints (tracefs)" >&2; return 1; }
+	echo 0 >"$fs/tracing_on"
+	echo mono >"$fs/trace_clock"
+	echo 16384 >"$fs/buffer_size_kb"
+	for e in "${calls[@]}"; do echo 1 >"$fs/events/syscalls/$e/enable"; done
+	for target in miroir=127.0.0.1:7722 b=127.0.0.1:7713; do
+		echo >"$fs/trace"
+		echo 1 >"$fs/tracing_on"
+		"$LOADTEST_BIN" latency --key "$KEY" --index movies --queries "$WORK/queries.ndjson" \
+			--targets "$target" --rounds 1 | tail -1
+		echo 0 >"$fs/tracing_on"
+		cp "$fs/trace" "$WORK/trace.${target%%=*}"
+	done
+	for e in "${calls[@]}"; do echo 0 >"$fs/events/syscalls/$e/enable"; done
+	echo "through Miroir (its worker threads are miroir-w*):"
+	"$LOADTEST_BIN" phases --trace "$WORK/trace.miroir" --proxy miroir-w
+	echo "to b directly:"
+	"$LOADTEST_BIN" phases --trace "$WORK/trace.b"
+}
+
 # Stops the ingest nodes and starts them again empty.
 fresh_ingest_nodes() {
 	local n pid
@@ -343,13 +372,13 @@ ingest() {
 }
 
 case ${1:-} in
-up | passthrough | search1 | latency | instant | ingest | restart_miroir)
+up | passthrough | search1 | latency | phases | instant | ingest | restart_miroir)
 	tools
 	"$1"
 	;;
 down) down ;;
 *)
-	sed -n '2,10p' "$0"
+	sed -n '2,12p' "$0"
 	exit 2
 	;;
 esac

@@ -21,6 +21,7 @@
 mod anti_entropy;
 mod http;
 mod moves;
+mod phases;
 mod real;
 mod relay;
 mod tasks;
@@ -181,6 +182,8 @@ USAGE:
     --per-query: every query's time per target, tab-separated)
   miroir-loadtest relay --listen PORT --upstreams HOST:PORT,...
     (forwards each request to every upstream, answers the first one's body: the fan-out floor)
+  miroir-loadtest phases --trace FILE [--proxy COMM] [--client COMM] [--node COMM]
+    (a search's wakeups and work, from an ftrace of socket system calls; see bench/real_nodes.sh)
   miroir-loadtest passthrough --miroir-bin PATH [--connections 16] [--seconds 5] [--rounds 3]
     (nodes are `meili-sim` processes from the folder of --miroir-bin)
   miroir-loadtest ingest --miroir-bin PATH [--documents 100000] [--batch 10000] [--big-mb 100]
@@ -215,6 +218,7 @@ fn main() {
             "corpus" => real::corpus(args),
             "latency" => rt.block_on(real::latency(args)),
             "relay" => relay::relay(args),
+            "phases" => phases::phases(args),
             other => Err(format!("unknown command `{other}`\n{USAGE}")),
         }
     });
