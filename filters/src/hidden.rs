@@ -10,7 +10,7 @@
 //! filter still tells every value apart. A version is written with separators too, four bits
 //! per character (see [`version_value`]).
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::routing::{NodeScope, ShardId};
 use crate::search::facet_limit;
@@ -114,6 +114,69 @@ pub fn scoped_filter(filter: Option<&Value>, scope: NodeScope<'_>) -> Option<Val
     })
 }
 
+/// As long as [`SHARD_FIELD`], and held by no document (a document may not carry `_miroir_`
+/// fields): what a node is asked for where a client names the shard field as an attribute, so
+/// that the node judges it as one node judges an attribute no document has, and the positions
+/// in its error stay right once the name is put back (see [`hide_shard_field_in_messages`]).
+pub const UNSET_FIELD: &str = "_miroir_unset";
+
+/// Replaces [`SHARD_FIELD`] where a search, facet search or document fetch body names an
+/// attribute: in `filter` expressions, `facets`, `facetName` and `distinct`. The field is
+/// filterable on the nodes for Miroir's own clause; to a client it does not exist.
+pub fn mask_shard_field(body: &mut Map<String, Value>) {
+    fn names(s: &str) -> bool {
+        s == SHARD_FIELD
+            || s.strip_prefix(SHARD_FIELD)
+                .is_some_and(|r| r.starts_with('.'))
+    }
+    fn mask(s: &str) -> String {
+        format!("{UNSET_FIELD}{}", &s[SHARD_FIELD.len()..])
+    }
+    if let Some(filter) = body.get_mut("filter") {
+        mask_filter(filter);
+    }
+    for key in ["facetName", "distinct"] {
+        if let Some(Value::String(s)) = body.get_mut(key) {
+            if names(s) {
+                *s = mask(s);
+            }
+        }
+    }
+    if let Some(Value::Array(facets)) = body.get_mut("facets") {
+        for f in facets {
+            if let Value::String(s) = f {
+                if names(s) {
+                    *s = mask(s);
+                }
+            }
+        }
+    }
+}
+
+/// [`SHARD_FIELD`] masked where it is a whole word of a filter expression, at any depth of a
+/// filter array.
+pub fn mask_filter(filter: &mut Value) {
+    match filter {
+        Value::String(s) if s.contains(SHARD_FIELD) => {
+            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+            let mut out = String::with_capacity(s.len());
+            let mut rest = s.as_str();
+            while let Some(at) = rest.find(SHARD_FIELD) {
+                let end = at + SHARD_FIELD.len();
+                let bounded =
+                    !word(rest[..at].chars().next_back()) && !word(rest[end..].chars().next());
+                out.push_str(&rest[..at]);
+                out.push_str(if bounded { UNSET_FIELD } else { SHARD_FIELD });
+                rest = &rest[end..];
+            }
+            out.push_str(rest);
+            *s = out;
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_filter),
+        _ => {}
+    }
+}
+
 /// Whether a filterable-attributes rule is Miroir's own (`_miroir_shard`, as a name or as a
 /// pattern of its own).
 pub fn is_shard_rule(rule: &Value) -> bool {
@@ -136,13 +199,15 @@ pub fn with_shard_filterable(list: &Value) -> Value {
 }
 
 /// A settings update's body with `_miroir_shard` kept among the filterable attributes; `None`
-/// when the update does not name them (or is not JSON: the nodes then refuse it with
-/// Meilisearch's own error).
+/// when the update does not name them, or names them with a value that is neither a list nor
+/// `null`, or is not JSON: the nodes then refuse it with Meilisearch's own error.
 pub fn keep_shard_filterable(route: &str, body: &[u8]) -> Option<Vec<u8>> {
     let mut value = serde_json::from_slice::<Value>(body).ok()?;
     match route {
         "settings.update" => {
-            let list = value.get_mut("filterableAttributes")?;
+            let list = value
+                .get_mut("filterableAttributes")
+                .filter(|l| l.is_array() || l.is_null())?;
             *list = with_shard_filterable(list);
         }
         "settings.filterable_attributes.update" if value.is_array() || value.is_null() => {
@@ -157,8 +222,10 @@ pub fn keep_shard_filterable(route: &str, body: &[u8]) -> Option<Vec<u8>> {
 pub fn sets_filterable(route: &str, body: &[u8]) -> bool {
     match route {
         "settings.filterable_attributes.update" => true,
-        "settings.update" => serde_json::from_slice::<Value>(body)
-            .is_ok_and(|v| v.get("filterableAttributes").is_some()),
+        "settings.update" => serde_json::from_slice::<Value>(body).is_ok_and(|v| {
+            v.get("filterableAttributes")
+                .is_some_and(|l| l.is_array() || l.is_null())
+        }),
         _ => false,
     }
 }
@@ -221,11 +288,14 @@ pub fn strip_task_details(view: &mut Value) {
 /// keeps filterable on every node; one node would not list it. Rewrites a body holding such
 /// messages (an error, or task views with node errors) as one node would have worded them:
 /// the field left out of every list, and "does not have configured filterable attributes"
-/// when it was the only one. `None` when there is nothing to hide.
+/// when it was the only one; a client's own mention of the field, masked on the way (see
+/// [`mask_shard_field`]), named again. `None` when there is nothing to change.
 pub fn hide_shard_field_in_messages(body: &[u8]) -> Option<Vec<u8>> {
     const FIELD: &str = SHARD_FIELD;
     let text = std::str::from_utf8(body).ok()?;
-    if !text.contains(FIELD) || !text.contains("filterable attribute") {
+    let lists = text.contains(FIELD)
+        && (text.contains("filterable attribute") || text.contains("facet-searchable attribute"));
+    if !lists && !text.contains(UNSET_FIELD) {
         return None;
     }
     let none = "This index does not have configured filterable attributes.";
@@ -252,6 +322,8 @@ pub fn hide_shard_field_in_messages(body: &[u8]) -> Option<Vec<u8>> {
     ] {
         out = out.replace(&from, &to);
     }
+    // The client's own mention of the field, masked on the way to the node.
+    let out = out.replace(UNSET_FIELD, FIELD);
     (out != text).then(|| out.into_bytes())
 }
 
@@ -374,6 +446,43 @@ mod tests {
             "Available filterable attributes patterns are: `genre`."
         );
         assert!(hide_shard_field_in_messages(br#"{"message":"Index `x` not found."}"#).is_none());
+        assert_eq!(
+            hidden("Attribute `nope` is not facet-searchable. Available facet-searchable attributes patterns are: `_geo, _miroir_shard, city`. To make it facet-searchable add it to the `filterableAttributes` index settings."),
+            "Attribute `nope` is not facet-searchable. Available facet-searchable attributes patterns are: `_geo, city`. To make it facet-searchable add it to the `filterableAttributes` index settings."
+        );
+        // A client's own mention of the field, masked for the node, is named again; the
+        // node's list of the field Miroir keeps filterable is not.
+        assert_eq!(
+            hidden("Attribute `_miroir_unset` is not filterable. Available filterable attribute patterns are: `_miroir_shard`, `colors`.\n1:14 _miroir_unset = 1"),
+            "Attribute `_miroir_shard` is not filterable. Available filterable attribute patterns are: `colors`.\n1:14 _miroir_shard = 1"
+        );
+    }
+
+    #[test]
+    fn a_client_naming_the_shard_field_names_an_attribute_no_document_has() {
+        let mut body = json!({
+            "filter": ["_miroir_shard = 1", ["x = 2", "_miroir_shard.a EXISTS"], "my_miroir_shard = 3", "_miroir_shards = 4"],
+            "facets": ["genre", "_miroir_shard"],
+            "facetName": "_miroir_shard",
+            "distinct": "_miroir_shard",
+            "q": "_miroir_shard",
+        });
+        mask_shard_field(body.as_object_mut().unwrap());
+        assert_eq!(
+            body,
+            json!({
+                "filter": ["_miroir_unset = 1", ["x = 2", "_miroir_unset.a EXISTS"], "my_miroir_shard = 3", "_miroir_shards = 4"],
+                "facets": ["genre", "_miroir_unset"],
+                "facetName": "_miroir_unset",
+                "distinct": "_miroir_unset",
+                "q": "_miroir_shard",
+            })
+        );
+        assert_eq!(UNSET_FIELD.len(), SHARD_FIELD.len());
+        let mut plain = json!({"filter": "genre = drama", "facets": ["genre"]});
+        let before = plain.clone();
+        mask_shard_field(plain.as_object_mut().unwrap());
+        assert_eq!(plain, before);
     }
 
     #[test]
@@ -400,6 +509,12 @@ mod tests {
         assert!(
             keep_shard_filterable("settings.update", br#"{"rankingRules":["words"]}"#).is_none()
         );
+        // Not a list: left as the client wrote it, for the nodes to refuse (a list of the
+        // field alone would replace the client's attributes).
+        for bad in [r#""x""#, "5", r#"{"a":1}"#] {
+            let body = format!(r#"{{"filterableAttributes":{bad}}}"#);
+            assert!(keep_shard_filterable("settings.update", body.as_bytes()).is_none());
+        }
 
         let read = strip_settings(
             "settings.get",

@@ -35,6 +35,9 @@ pub fn query_to_fetch_body(query: &str) -> Map<String, Value> {
         };
         let value = match k.as_ref() {
             "offset" | "limit" => v.parse::<u64>().map_or(Value::String(v), Value::from),
+            // A `*` anywhere in the query's list means every field; in a fetch body it would
+            // name a field called `*` (Meilisearch 1.50 then returns empty documents).
+            "fields" if v.split(',').any(|f| f.trim() == "*") => continue,
             "fields" | "ids" | "sort" => list(&v),
             "retrieveVectors" | "useNetwork" => Value::Bool(v == "true"),
             _ => Value::String(v),
@@ -396,6 +399,20 @@ mod tests {
             .map(|(_, _, n)| n)
             .sum();
         assert_eq!(covered, 19);
+    }
+
+    #[test]
+    fn a_star_among_the_query_fields_asks_for_every_field() {
+        for query in ["fields=*", "fields=title,*", "fields=%2A&limit=2"] {
+            assert!(
+                !query_to_fetch_body(query).contains_key("fields"),
+                "{query}"
+            );
+        }
+        assert_eq!(
+            query_to_fetch_body("fields=title,id")["fields"],
+            json!(["title", "id"])
+        );
     }
 
     #[test]

@@ -113,12 +113,6 @@ pub fn split(body: &Map<String, Value>, ctx: &IndexContext) -> Option<HybridSear
     })
 }
 
-/// [`split`] for a JSON body; one without `"hybrid"` is not parsed.
-pub fn split_json(body: &[u8], ctx: &IndexContext) -> Option<HybridSearch> {
-    memchr::memmem::find(body, b"\"hybrid\"")?;
-    split(&serde_json::from_slice(body).ok()?, ctx)
-}
-
 fn invalid(what: impl std::fmt::Display) -> MiroirError {
     MiroirError::new(
         Code::InvalidNodeAnswer,

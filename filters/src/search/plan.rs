@@ -207,6 +207,7 @@ pub fn plan_value(
     mut body: Map<String, Value>,
     ctx: &IndexContext,
 ) -> Result<SearchPlan, MiroirError> {
+    crate::hidden::mask_shard_field(&mut body);
     let merge = match merge_plan(&mut body, ctx) {
         Some(m) => m,
         // Forward as sent; only the shard clause is added.

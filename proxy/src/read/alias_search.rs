@@ -4,7 +4,6 @@
 //! `sort` values), so the indexes should share their ranking settings.
 
 use futures::future::BoxFuture;
-use miroir_filters::error::{Code, MiroirError};
 use serde_json::{json, Map, Value};
 
 use super::context::index_context;
@@ -12,7 +11,7 @@ use super::multi_search::multi_search;
 use super::search::query_to_body;
 use crate::cluster::aliases::AliasTable;
 use crate::cluster::Runtime;
-use crate::request::{Incoming, Reply};
+use crate::request::{json_object, Incoming, Reply};
 use crate::shared::Shared;
 
 /// Parameters of a plain search that a federated search takes in `federation`.
@@ -29,22 +28,9 @@ pub async fn search(shared: &Shared, rt: &Runtime, inc: &Incoming, targets: &[St
     let body = if inc.method == "GET" {
         query_to_body(inc.query())
     } else {
-        if !inc.is_json() {
-            return MiroirError::new(
-                Code::InvalidContentType,
-                "The Content-Type must be `application/json`.",
-            )
-            .into();
-        }
-        match serde_json::from_slice(&inc.body) {
-            Ok(Value::Object(b)) => b,
-            _ => {
-                return MiroirError::new(
-                    Code::MalformedPayload,
-                    "The search body must be a JSON object.",
-                )
-                .into()
-            }
+        match json_object(inc.content_type.as_deref().map(str::as_bytes), &inc.body) {
+            Ok(body) => body,
+            Err(e) => return e.into(),
         }
     };
     merged(shared, rt, inc, targets, body).await

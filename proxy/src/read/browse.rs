@@ -14,6 +14,7 @@ use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::routing::{GroupId, NodeScope, ShardId};
 use miroir_filters::search::browse::{self, SortedMerge};
 use miroir_filters::search::filter_expr;
+use miroir_filters::{hidden, query};
 use serde_json::{json, Map, Value};
 
 use super::context::index_context;
@@ -122,6 +123,12 @@ async fn client_body(
             .filter(|p| !p.is_empty())
             .map(|p| match p.split_once('=') {
                 Some(("limit", v)) if v.parse::<u64>().is_ok() => "limit=0".to_owned(),
+                Some(("filter", _)) => {
+                    let value = query::pairs(p).next().map(|(_, v)| v.into_owned());
+                    let mut filter = Value::String(value.unwrap_or_default());
+                    hidden::mask_filter(&mut filter);
+                    format!("filter={}", query::encode(filter.as_str().unwrap_or("")))
+                }
                 _ => p.to_owned(),
             })
             .collect();
@@ -133,10 +140,15 @@ async fn client_body(
         if resp.status != 200 {
             return Err(Reply::relay(&resp));
         }
-        return Ok(browse::query_to_fetch_body(query));
+        let mut body = browse::query_to_fetch_body(query);
+        hidden::mask_shard_field(&mut body);
+        return Ok(body);
     }
     match serde_json::from_slice::<Value>(&inc.body) {
-        Ok(Value::Object(o)) if inc.is_json() => Ok(o),
+        Ok(Value::Object(mut o)) if inc.is_json() => {
+            hidden::mask_shard_field(&mut o);
+            Ok(o)
+        }
         // Not a JSON object: one node's error is the answer.
         _ => Err(relay_as_sent(
             shared,

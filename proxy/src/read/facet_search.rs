@@ -2,6 +2,7 @@
 //! scattered over one replica per shard, merged by `miroir_filters::search::facet_hits`.
 
 use miroir_filters::error::{Code, MiroirError};
+use miroir_filters::hidden;
 use miroir_filters::routing::{NodeScope, ShardId};
 use miroir_filters::search::{facet_hits, FacetOrder};
 use serde_json::Value;
@@ -39,7 +40,7 @@ pub async fn facet_search(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
         Err(reply) => return reply,
     };
     // A body that is not a JSON object goes to one node as it is: its error is the answer.
-    let body = match serde_json::from_slice::<Value>(&inc.body) {
+    let mut body = match serde_json::from_slice::<Value>(&inc.body) {
         Ok(v) if v.is_object() && inc.is_json() => v,
         _ => {
             return relay_as_sent(
@@ -51,6 +52,9 @@ pub async fn facet_search(shared: &Shared, rt: &Runtime, inc: &Incoming, index_u
             .await
         }
     };
+    if let Value::Object(map) = &mut body {
+        hidden::mask_shard_field(map);
+    }
     let order = ctx.facet_order(body["facetName"].as_str().unwrap_or(""));
     let req = FacetSearchRequest {
         path: format!("/indexes/{index_uid}/facet-search"),

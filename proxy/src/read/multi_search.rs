@@ -9,11 +9,11 @@ use serde_json::{Map, Value};
 
 use super::alias_search;
 use super::context::index_context;
-use super::search::{search_body, SearchBody};
+use super::search::search_body;
 use crate::cluster::aliases::{AliasTable, Resolved};
 use crate::cluster::Runtime;
 use crate::node_io;
-use crate::request::{Incoming, Reply, DEGRADED};
+use crate::request::{json_content_type, Incoming, Reply, DEGRADED};
 use crate::shared::Shared;
 use crate::upstream::NodeRequest;
 
@@ -35,6 +35,9 @@ pub async fn multi_search(
     inc: &Incoming,
     aliases: &AliasTable,
 ) -> Reply {
+    if let Err(e) = json_content_type(inc.content_type.as_deref().map(str::as_bytes)) {
+        return Reply::error(&e);
+    }
     let Some((mut queries, federation)) = read(&inc.body) else {
         return node_verdict(shared, rt, inc).await;
     };
@@ -156,7 +159,7 @@ async fn run_all(
 ) -> Result<Vec<(String, Reply)>, Reply> {
     let runs = queries.into_iter().map(|q| async move {
         let reply = match &q.many {
-            None => search_body(shared, rt, inc, &q.index_uid, SearchBody::Parsed(q.body)).await,
+            None => search_body(shared, rt, inc, &q.index_uid, q.body).await,
             Some(targets) => alias_search::merged(shared, rt, inc, targets, q.body).await,
         };
         (q.shown, reply)

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::context::index_context;
 use crate::cluster::Runtime;
 use crate::node_io::{self, ShardRequest};
-use crate::request::{Incoming, Reply, DEGRADED, STREAM_FROM};
+use crate::request::{json_object, Incoming, Reply, DEGRADED, STREAM_FROM};
 use crate::shared::Shared;
 use crate::upstream::NodeResponse;
 
@@ -198,12 +198,16 @@ fn unwrap_echo(message: &str) -> Option<String> {
 
 pub async fn search(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
     if inc.method != "GET" {
-        return search_body(shared, rt, inc, index_uid, SearchBody::Json(&inc.body)).await;
+        // Meilisearch reads the payload before it looks for the index.
+        return match json_object(inc.content_type.as_deref().map(str::as_bytes), &inc.body) {
+            Ok(body) => search_body(shared, rt, inc, index_uid, body).await,
+            Err(e) => Reply::error(&e),
+        };
     }
     let query = inc.path.split_once('?').map_or("", |(_, q)| q);
     let body = query_to_body(query);
     if !refused_as_written(&body) {
-        let reply = search_body(shared, rt, inc, index_uid, SearchBody::Parsed(body)).await;
+        let reply = search_body(shared, rt, inc, index_uid, body).await;
         if !(400..500).contains(&reply.status) {
             return reply;
         }
@@ -228,12 +232,6 @@ fn refused_as_written(body: &Map<String, Value>) -> bool {
         || (body.contains_key("vector") && hybrid.is_none())
 }
 
-/// A client's search parameters, as sent or already parsed.
-pub(crate) enum SearchBody<'a> {
-    Json(&'a [u8]),
-    Parsed(Map<String, Value>),
-}
-
 /// One search of `index_uid`: planned, scattered over one replica per shard and merged. The
 /// per-query path of both `/indexes/{uid}/search` and `/multi-search`. A hybrid search is
 /// two such searches, combined as one node combines its halves (`search::hybrid`).
@@ -242,25 +240,16 @@ pub(crate) async fn search_body(
     rt: &Runtime,
     inc: &Incoming,
     index_uid: &str,
-    body: SearchBody<'_>,
+    body: Map<String, Value>,
 ) -> Reply {
     let ctx = match index_context(shared, rt, inc, index_uid).await {
         Ok(c) => c,
         Err(reply) => return reply,
     };
-    if let Some(split) = hybrid_split(&body, &ctx) {
+    if let Some(split) = hybrid::split(&body, &ctx) {
         return hybrid(shared, rt, inc, index_uid, &ctx, split).await;
     }
     scatter_merge(shared, rt, inc, index_uid, &ctx, body).await
-}
-
-/// The halves of a hybrid search Miroir combines itself; bodies without `"hybrid"` are not
-/// parsed for it.
-fn hybrid_split(body: &SearchBody<'_>, ctx: &IndexContext) -> Option<hybrid::HybridSearch> {
-    match body {
-        SearchBody::Parsed(map) => hybrid::split(map, ctx),
-        SearchBody::Json(bytes) => hybrid::split_json(bytes, ctx),
-    }
 }
 
 /// Both halves scattered and merged side by side, then combined. A failing half answers its
@@ -274,16 +263,8 @@ async fn hybrid(
     ctx: &IndexContext,
     split: hybrid::HybridSearch,
 ) -> Reply {
-    let half = |body: &Map<String, Value>| {
-        scatter_merge(
-            shared,
-            rt,
-            inc,
-            index_uid,
-            ctx,
-            SearchBody::Parsed(body.clone()),
-        )
-    };
+    let half =
+        |body: &Map<String, Value>| scatter_merge(shared, rt, inc, index_uid, ctx, body.clone());
     let (keyword, semantic) =
         futures::future::join(half(&split.keyword), half(&split.semantic)).await;
     if semantic.status != 200 {
@@ -327,23 +308,11 @@ async fn scatter_merge(
     inc: &Incoming,
     index_uid: &str,
     ctx: &IndexContext,
-    body: SearchBody<'_>,
+    body: Map<String, Value>,
 ) -> Reply {
-    // Whether the filter is one expression: kept cheap, only an error answer needs it.
-    let (raw, parsed_string_filter) = match &body {
-        SearchBody::Parsed(map) => (None, map.get("filter").is_some_and(Value::is_string)),
-        SearchBody::Json(bytes) => (Some(*bytes), false),
-    };
-    let string_filter = || {
-        raw.map_or(parsed_string_filter, |b| {
-            serde_json::from_slice::<Value>(b)
-                .is_ok_and(|v| v.get("filter").is_some_and(Value::is_string))
-        })
-    };
-    let planned = match body {
-        SearchBody::Parsed(map) => plan::plan_value(map, ctx),
-        SearchBody::Json(bytes) => plan::plan(bytes, ctx),
-    };
+    // Whether the filter is one expression, for a node's filter error.
+    let string_filter = body.get("filter").is_some_and(Value::is_string);
+    let planned = plan::plan_value(body, ctx);
     let planned = match planned {
         Ok(p) => p,
         Err(e) => return Reply::error(&e),
@@ -362,7 +331,7 @@ async fn scatter_merge(
         let gathered =
             node_io::gather_shards(&shared.cluster, rt, &req, inc.caller(), scope, &shards).await;
         if let Some(refused) = gathered.answers.iter().find(|a| a.response.status >= 400) {
-            return relay_node_error(&refused.response, string_filter());
+            return relay_node_error(&refused.response, string_filter);
         }
         let degraded = match gathered.degraded(rt) {
             Ok(d) => d,
@@ -395,7 +364,7 @@ async fn scatter_merge(
 fn merged_reply(
     merged: Result<Merged<plan::Parts>, MiroirError>,
     answers: &[&NodeResponse],
-    string_filter: impl Fn() -> bool,
+    string_filter: bool,
 ) -> Reply {
     let bodies: Vec<&[u8]> = answers.iter().map(|r| r.body.as_ref()).collect();
     match merged {
@@ -408,7 +377,7 @@ fn merged_reply(
             Reply::parts(200, parts.into_bytes(&buffers))
         }
         Ok(Merged::NodeError { answer }) => match answers.get(answer) {
-            Some(refused) => relay_node_error(refused, string_filter()),
+            Some(refused) => relay_node_error(refused, string_filter),
             None => Reply::error(&MiroirError::new(Code::Internal, "no such node answer")),
         },
         // Continuations run to the end of the window: a second merge is never short.

@@ -6,9 +6,11 @@
 mod in_flight;
 mod incoming;
 mod limits;
+mod payload;
 mod reply;
 
 pub use in_flight::InFlight;
 pub use incoming::Incoming;
 pub use limits::payload_too_large;
+pub use payload::{found, json_content_type, json_object};
 pub use reply::{Reply, DEGRADED, STREAM_FROM};

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::registry::{Hooks, Registry, Webhook};
-use crate::request::Reply;
+use crate::request::{found, json_object, Reply};
 
 /// Meilisearch's limits.
 const MAX_WEBHOOKS: usize = 20;
@@ -254,28 +254,7 @@ impl Fields {
     /// Parses a JSON body the way Meilisearch's deserializer reports it: the first problem in
     /// the body's order, with its code.
     fn parse(content_type: Option<&[u8]>, body: &[u8]) -> Result<Self, MiroirError> {
-        json_content_type(content_type)?;
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Err(MiroirError::new(
-                Code::MissingPayload,
-                "A json payload is missing.",
-            ));
-        }
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            MiroirError::new(
-                Code::MalformedPayload,
-                format!("The json payload provided is malformed. `{e}`."),
-            )
-        })?;
-        let Value::Object(map) = value else {
-            return Err(MiroirError::new(
-                Code::BadRequest,
-                format!(
-                    "Invalid value type: expected an object, but found {}",
-                    found(&value)
-                ),
-            ));
-        };
+        let map = json_object(content_type, body)?;
         let mut fields = Fields {
             url: None,
             headers: None,
@@ -358,42 +337,6 @@ fn headers(value: Value) -> Result<GivenHeaders, MiroirError> {
     Ok(Some(out))
 }
 
-/// A JSON value as Meilisearch's deserializer names it in its errors.
-fn found(value: &Value) -> String {
-    let kind = match value {
-        Value::Null => return "null".into(),
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_u64() => "a positive integer",
-        Value::Number(n) if n.is_i64() => "a negative integer",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
-    format!("{kind}: `{value}`")
-}
-
-/// Only `application/json` bodies, with Meilisearch's errors for the rest.
-fn json_content_type(content_type: Option<&[u8]>) -> Result<(), MiroirError> {
-    const ACCEPTED: &str = "Accepted values for the Content-Type header are: `application/json`";
-    let Some(raw) = content_type else {
-        return Err(MiroirError::new(
-            Code::MissingContentType,
-            format!("A Content-Type header is missing. {ACCEPTED}"),
-        ));
-    };
-    let raw = String::from_utf8_lossy(raw);
-    let media = raw.split(';').next().unwrap_or("").trim();
-    if media.eq_ignore_ascii_case("application/json") {
-        Ok(())
-    } else {
-        Err(MiroirError::new(
-            Code::InvalidContentType,
-            format!("The Content-Type `{media}` is invalid. {ACCEPTED}"),
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,7 +397,8 @@ mod tests {
             err(r#"{"isEditable":false}"#).code,
             Code::ImmutableWebhookIsEditable
         );
-        assert_eq!(err(" ").code, Code::MissingPayload);
+        assert_eq!(err("").code, Code::MissingPayload);
+        assert_eq!(err(" ").code, Code::MalformedPayload);
         assert_eq!(
             err("nope").message,
             "The json payload provided is malformed. `expected ident at line 1 column 2`."

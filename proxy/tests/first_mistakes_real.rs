@@ -1,0 +1,239 @@
+//! The mistakes a new user makes first, through Miroir over 3 real Meilisearch nodes against
+//! one real node holding the same documents and settings: the same status, code and message
+//! (and the same data where the request succeeds). Found by a black-box audit of Miroir
+//! against one node; each case once differed. Runs only with `MEILI_BIN`.
+
+mod common;
+
+use common::{call, client, miroir_bin, wait_idle, KEY};
+use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
+use miroir_testkit::{require_meili_bin, start_node, NodeKind, TestNode};
+use serde_json::{json, Value};
+
+/// 24 shoes of one to three colours each.
+fn shoes() -> Value {
+    const COLORS: [&str; 8] = [
+        "blue", "white", "black", "yellow", "green", "pink", "gray", "red",
+    ];
+    (1..=24)
+        .map(|i: usize| {
+            let colors: Vec<&str> = (0..1 + i % 3)
+                .map(|k| COLORS[(i * 3 + k * 5) % 8])
+                .collect();
+            json!({"id": i, "title": format!("shoe {i}"), "colors": colors, "size": 36 + i % 10})
+        })
+        .collect()
+}
+
+/// Miroir over 3 real nodes and the reference node, both holding the shoes with `colors`
+/// filterable.
+async fn fleet() -> (Vec<TestNode>, TestNode, MiroirProcess) {
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        nodes.push(start_node(NodeKind::Real, KEY).await);
+    }
+    let reference = nodes.pop().expect("4 nodes");
+    let port = free_port();
+    let mut toml = format!(
+        "shards = 8\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n[server]\nport = {port}\n\n[metrics]\nenabled = false\n\n"
+    );
+    for (i, node) in nodes.iter().enumerate() {
+        toml.push_str(&format!(
+            "[[nodes]]\nid = \"n{i}\"\naddress = \"{}\"\n\n",
+            node.url()
+        ));
+    }
+    let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
+    for base in [miroir.url(), reference.url()] {
+        let (s, r) = call(&base, "POST", "/indexes/dis/documents", Some(shoes())).await;
+        assert_eq!(s, 202, "{r}");
+        let (s, r) = call(
+            &base,
+            "PATCH",
+            "/indexes/dis/settings",
+            Some(json!({"filterableAttributes": ["colors"]})),
+        )
+        .await;
+        assert_eq!(s, 202, "{r}");
+    }
+    for node in nodes.iter().chain([&reference]) {
+        wait_idle(&node.url()).await;
+    }
+    (nodes, reference, miroir)
+}
+
+/// A request with any body and `Content-Type` (or none): status and JSON answer.
+async fn raw(
+    base: &str,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = client()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(KEY)
+        .body(body.to_owned());
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let resp = req.send().await.expect("send");
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// The same refusal from both: status, code, type and message.
+fn same_error(what: &str, one: &(u16, Value), through: &(u16, Value)) {
+    assert!(one.0 >= 400, "{what}: one node accepted it: {}", one.1);
+    assert_eq!(one.0, through.0, "{what}: {} vs {}", one.1, through.1);
+    for field in ["code", "type", "message"] {
+        assert_eq!(one.1[field], through.1[field], "{what}: {field}");
+    }
+    assert!(
+        !through.1.to_string().contains("_miroir_shard")
+            || one.1.to_string().contains("_miroir_shard"),
+        "{what}: the hidden field leaked: {}",
+        through.1
+    );
+}
+
+/// A page's documents in one order (Miroir lists them in shard order).
+fn sorted(page: &Value) -> Vec<String> {
+    let mut docs: Vec<String> = page["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(Value::to_string)
+        .collect();
+    docs.sort();
+    docs
+}
+
+#[tokio::test]
+async fn a_new_users_first_mistakes_get_one_nodes_answers() {
+    let _bin = require_meili_bin!();
+    let (_nodes, reference, miroir) = fleet().await;
+    let (one, through) = (reference.url(), miroir.url());
+
+    // A settings typo is refused, and the filterable attributes stay.
+    for bad in [json!("colors"), json!(5), json!({"a": 1})] {
+        let body = Some(json!({ "filterableAttributes": bad }));
+        let r1 = call(&one, "PATCH", "/indexes/dis/settings", body.clone()).await;
+        let r2 = call(&through, "PATCH", "/indexes/dis/settings", body).await;
+        same_error(&format!("filterableAttributes {bad}"), &r1, &r2);
+    }
+    for node in [&one, &through] {
+        wait_idle(node).await;
+    }
+    let path = "/indexes/dis/settings/filterable-attributes";
+    let kept = call(&through, "GET", path, None).await;
+    assert_eq!(kept, call(&one, "GET", path, None).await);
+    assert_eq!(kept.1, json!(["colors"]));
+
+    // `fields=*` (alone or in a list) is every field.
+    for fields in ["*", "title,*", "title"] {
+        let path = format!("/indexes/dis/documents?fields={fields}&limit=100");
+        let (s1, a) = call(&one, "GET", &path, None).await;
+        let (s2, b) = call(&through, "GET", &path, None).await;
+        assert_eq!((s1, s2), (200, 200), "{fields}: {a} vs {b}");
+        assert_eq!(sorted(&a), sorted(&b), "fields={fields}");
+        assert_eq!(a["total"], b["total"]);
+    }
+    let (_, all) = call(&through, "GET", "/indexes/dis/documents?fields=*", None).await;
+    assert!(all["results"][0]["colors"].is_array(), "{all}");
+
+    // A search body that is missing, undeclared, or not JSON.
+    let search = "/indexes/dis/search";
+    let json_ct = Some("application/json");
+    for (ct, body) in [
+        (json_ct, ""),
+        (json_ct, "  "),
+        (Some("text/plain"), r#"{"q":"shoe"}"#),
+        (None, r#"{"q":"shoe"}"#),
+        (json_ct, r#"{"q":"#),
+        (json_ct, "[1]"),
+        (json_ct, r#""shoe""#),
+    ] {
+        let what = format!("search {ct:?} {body:?}");
+        let r1 = raw(&one, "POST", search, ct, body).await;
+        let r2 = raw(&through, "POST", search, ct, body).await;
+        same_error(&what, &r1, &r2);
+    }
+    // Payload errors come before the index is looked for.
+    let r1 = raw(
+        &one,
+        "POST",
+        "/indexes/nope/search",
+        Some("text/plain"),
+        "{}",
+    )
+    .await;
+    let r2 = raw(
+        &through,
+        "POST",
+        "/indexes/nope/search",
+        Some("text/plain"),
+        "{}",
+    )
+    .await;
+    same_error("search of no index, text/plain", &r1, &r2);
+    let body = r#"{"queries":[{"indexUid":"dis","q":"shoe"}]}"#;
+    for ct in [Some("text/plain"), None] {
+        let r1 = raw(&one, "POST", "/multi-search", ct, body).await;
+        let r2 = raw(&through, "POST", "/multi-search", ct, body).await;
+        same_error(&format!("multi-search {ct:?}"), &r1, &r2);
+    }
+    // Well-formed bodies still search.
+    let ok = raw(
+        &through,
+        "POST",
+        search,
+        Some("application/json; charset=utf-8"),
+        r#"{"q":"shoe","limit":2}"#,
+    )
+    .await;
+    assert_eq!(ok.0, 200, "{}", ok.1);
+    assert_eq!(ok.1["hits"].as_array().map(Vec::len), Some(2));
+
+    // The shard field is no attribute a client can name.
+    let facet_search = "/indexes/dis/facet-search";
+    for body in [
+        json!({"facetName": "nope"}),
+        json!({"facetName": "_miroir_shard"}),
+    ] {
+        let r1 = call(&one, "POST", facet_search, Some(body.clone())).await;
+        let r2 = call(&through, "POST", facet_search, Some(body.clone())).await;
+        same_error(&format!("facet search {body}"), &r1, &r2);
+    }
+    for body in [
+        json!({"filter": "_miroir_shard = 1"}),
+        json!({"filter": "_miroir_shard EXISTS"}),
+        json!({"filter": ["colors = blue", ["_miroir_shard = 2"]]}),
+        json!({"facets": ["_miroir_shard"]}),
+        json!({"distinct": "_miroir_shard"}),
+    ] {
+        let r1 = call(&one, "POST", search, Some(body.clone())).await;
+        let r2 = call(&through, "POST", search, Some(body.clone())).await;
+        same_error(&format!("search {body}"), &r1, &r2);
+    }
+    let path = "/indexes/dis/documents?filter=_miroir_shard%20%3D%203";
+    let r1 = call(&one, "GET", path, None).await;
+    let r2 = call(&through, "GET", path, None).await;
+    same_error("documents filtered on the shard field", &r1, &r2);
+    let body = Some(json!({"filter": "_miroir_shard = 3"}));
+    let r1 = call(&one, "POST", "/indexes/dis/documents/fetch", body.clone()).await;
+    let r2 = call(&through, "POST", "/indexes/dis/documents/fetch", body).await;
+    same_error("documents fetched by the shard field", &r1, &r2);
+    // A filter on the client's own attributes is untouched.
+    let body = Some(json!({"filter": "colors = blue", "facets": ["colors"], "limit": 0}));
+    let (s1, a) = call(&one, "POST", search, body.clone()).await;
+    let (s2, b) = call(&through, "POST", search, body).await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(a["facetDistribution"], b["facetDistribution"]);
+    assert_eq!(a["estimatedTotalHits"], b["estimatedTotalHits"]);
+}
