@@ -237,3 +237,80 @@ async fn a_new_users_first_mistakes_get_one_nodes_answers() {
     assert_eq!(a["facetDistribution"], b["facetDistribution"]);
     assert_eq!(a["estimatedTotalHits"], b["estimatedTotalHits"]);
 }
+
+/// A task that reads `succeeded` has taken effect: a sorted search right after a change of
+/// the displayed attributes ranks as one node does (the merge's settings were cached from
+/// before the change for a few seconds).
+#[tokio::test]
+async fn a_search_right_after_a_settings_task_sees_the_new_settings() {
+    let _bin = require_meili_bin!();
+    let (_nodes, reference, miroir) = fleet().await;
+    let (one, through) = (reference.url(), miroir.url());
+    let docs: Value = (1..=120)
+        .map(|i: u64| {
+            json!({"id": i, "title": format!("boot {i}"), "year": 2000 + i % 4,
+                   "price": (i * 37) % 101, "rating": i % 10})
+        })
+        .collect();
+    let settings = json!({
+        "sortableAttributes": ["price"],
+        "filterableAttributes": ["rating"],
+        "rankingRules": ["words", "typo", "year:desc", "proximity", "attribute", "sort", "exactness", "id:asc"],
+    });
+    for base in [&through, &one] {
+        let (s, r) = call(base, "POST", "/indexes/boots/documents", Some(docs.clone())).await;
+        assert_eq!(s, 202, "{r}");
+        let (s, r) = call(
+            base,
+            "PATCH",
+            "/indexes/boots/settings",
+            Some(settings.clone()),
+        )
+        .await;
+        assert_eq!(s, 202, "{r}");
+        wait_idle(base).await;
+    }
+    let search = json!({"filter": "rating > 5", "sort": ["price:asc"], "limit": 40});
+    let ids = |page: &Value| -> Vec<Value> {
+        page["hits"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| h["id"].clone())
+            .collect()
+    };
+    // Searched before each change, so the merge's settings are in Miroir's cache.
+    for displayed in [
+        json!(["id", "title", "year"]),
+        json!(["*"]),
+        json!(["id", "title"]),
+    ] {
+        let (s, _) = call(
+            &through,
+            "POST",
+            "/indexes/boots/search",
+            Some(search.clone()),
+        )
+        .await;
+        assert_eq!(s, 200);
+        let body = Some(json!({ "displayedAttributes": displayed }));
+        for base in [&through, &one] {
+            let (s, task) = call(base, "PATCH", "/indexes/boots/settings", body.clone()).await;
+            assert_eq!(s, 202, "{task}");
+            let uid = task["taskUid"].as_u64().expect("a task uid");
+            let done = common::wait_task(base, uid).await;
+            assert_eq!(done["status"], "succeeded", "{done}");
+        }
+        let (_, a) = call(&one, "POST", "/indexes/boots/search", Some(search.clone())).await;
+        let (_, b) = call(
+            &through,
+            "POST",
+            "/indexes/boots/search",
+            Some(search.clone()),
+        )
+        .await;
+        assert_eq!(ids(&a).len(), 40, "{a}");
+        assert_eq!(ids(&a), ids(&b), "displayed {displayed}");
+        assert_eq!(a["hits"][0], b["hits"][0], "displayed {displayed}");
+    }
+}

@@ -215,6 +215,36 @@ pub fn repair(settings: &Map<String, Value>) -> Option<Vec<String>> {
     (wanted != node_list).then_some(wanted)
 }
 
+/// Whether a settings update sets the displayed attributes to a list: the whole settings
+/// with a `displayedAttributes` list, or the displayed-attributes route.
+pub fn sets_displayed(route: &str, body: &[u8]) -> bool {
+    match route {
+        "settings.update" => serde_json::from_slice::<Value>(body)
+            .is_ok_and(|v| v.get("displayedAttributes").is_some_and(Value::is_array)),
+        "settings.displayed_attributes.update" => {
+            serde_json::from_slice::<Value>(body).is_ok_and(|v| v.is_array())
+        }
+        _ => false,
+    }
+}
+
+/// A settings update as the nodes get it, `body`, with the nodes' displayed list `wanted` in
+/// place of the one it sets (see [`sets_displayed`]): the list the merge needs is then in the
+/// client's own task, with no update of Miroir's behind it that the client does not wait for.
+pub fn with_displayed(route: &str, body: &[u8], wanted: &[String]) -> Option<Vec<u8>> {
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    match route {
+        "settings.update" => {
+            value
+                .as_object_mut()?
+                .insert("displayedAttributes".into(), json!(wanted));
+        }
+        "settings.displayed_attributes.update" => value = json!(wanted),
+        _ => return None,
+    }
+    serde_json::to_vec(&value).ok()
+}
+
 /// Whether the client-visible `displayed` list shows `field` (a field or one of its parents
 /// is listed).
 pub fn shows(displayed: &[String], field: &str) -> bool {
@@ -227,6 +257,42 @@ mod tests {
 
     fn list(v: Value) -> Vec<String> {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn the_whole_displayed_list_goes_in_the_clients_own_update() {
+        assert!(sets_displayed(
+            "settings.update",
+            br#"{"displayedAttributes":["a"]}"#
+        ));
+        assert!(!sets_displayed(
+            "settings.update",
+            br#"{"displayedAttributes":null}"#
+        ));
+        assert!(!sets_displayed(
+            "settings.update",
+            br#"{"rankingRules":["words"]}"#
+        ));
+        assert!(sets_displayed(
+            "settings.displayed_attributes.update",
+            br#"["a"]"#
+        ));
+        let wanted = list(json!(["a", MARKER, "price"]));
+        let out = with_displayed(
+            "settings.update",
+            br#"{"displayedAttributes":["a"],"sortableAttributes":["price"]}"#,
+            &wanted,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&out).unwrap(),
+            json!({"displayedAttributes": ["a", MARKER, "price"], "sortableAttributes": ["price"]})
+        );
+        let out = with_displayed("settings.displayed_attributes.update", br#"["a"]"#, &wanted);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&out.unwrap()).unwrap(),
+            json!(["a", MARKER, "price"])
+        );
     }
 
     #[test]

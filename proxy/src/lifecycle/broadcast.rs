@@ -10,11 +10,12 @@ use bytes::Bytes;
 use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::hidden;
 use miroir_filters::query;
+use miroir_filters::search::display as search_display;
 use miroir_handoff::{Hint, Seq};
 use miroir_tasks::{Created, NewTask, NodeTask, Replay};
 use serde_json::Value;
 
-use super::{facet_limit, keys, shard_field};
+use super::{display, facet_limit, keys, shard_field};
 use crate::cluster::{move_log, reshards, Runtime};
 use crate::node_io::{self, accepted_task_uid, failure_json, missed, once};
 use crate::repair::{handoff, index_repairs, settings_drift};
@@ -25,10 +26,25 @@ use crate::upstream::{NodeRequest, NodeResponse, NodeResult};
 
 pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
     record_deletion(shared, inc).await;
-    let body = [shard_field::rewrite_update(
+    let mut body = [shard_field::rewrite_update(
         inc.route,
         &keys::with_key_uid(inc),
     )];
+    // The nodes' whole displayed list goes in the client's own update, so its task reads
+    // succeeded only once the merge can read every field it needs.
+    let mut display_set = false;
+    if let (Some(index), true) = (
+        &inc.index_uid,
+        search_display::sets_displayed(inc.route, &inc.body),
+    ) {
+        if let Some(wanted) = display::wanted_display(shared, rt, index, inc.route, &inc.body).await
+        {
+            if let Some(b) = search_display::with_displayed(inc.route, &body[0], &wanted) {
+                body[0] = Bytes::from(b);
+                display_set = true;
+            }
+        }
+    }
     let chunks: &[Bytes] = if body[0].is_empty() { &[] } else { &body };
     let logged = handoff::logged_route(inc.route);
     let (results, hinted) = if logged {
@@ -58,7 +74,7 @@ pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
     // Some node applied it: whatever the client is answered, the nodes that missed it get it
     // from their log (rolled forward), never left to differ.
     let applied = results.iter().any(applied);
-    let reply = broadcast_outcome(shared, rt, inc, &body, results, &hinted).await;
+    let reply = broadcast_outcome(shared, rt, inc, (&body, display_set), results, &hinted).await;
     if applied {
         for i in lost {
             handoff::lost(&shared.cluster, &rt.nodes[i].id).await;
@@ -190,7 +206,7 @@ async fn broadcast_outcome(
     shared: &Shared,
     rt: &Runtime,
     inc: &Incoming,
-    body: &[Bytes; 1],
+    (body, display_set): (&[Bytes; 1], bool),
     results: Vec<NodeResult>,
     hinted: &[(usize, Seq)],
 ) -> Reply {
@@ -201,7 +217,7 @@ async fn broadcast_outcome(
         .count();
     if accepted > 0 {
         if let (true, Some(index)) = (shard_field::resets(inc.route), &inc.index_uid) {
-            shard_field::restore(shared, rt, inc, index).await;
+            shard_field::restore(shared, rt, inc, index, display_set).await;
         }
         if let (true, Some(index)) = (inc.route.starts_with("settings."), &inc.index_uid) {
             facet_limit::after_update(shared, rt, inc, index).await;

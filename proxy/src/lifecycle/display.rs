@@ -14,27 +14,45 @@ use crate::shared::Shared;
 /// After a client's settings update that changes what the nodes must display (see
 /// `miroir_filters::search::display`): the nodes' displayed list with every field the merge
 /// reads, sent to every node behind the client's update (a settings task each, not a
-/// Miroir task). Computed from the nodes' settings with their queued settings updates and the
-/// client's update applied, so it is right unless another settings update reaches the nodes
-/// between that read and this update.
+/// Miroir task).
 pub async fn repair_display(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) {
     shared.cluster.indexes.forget_context(index_uid);
-    let path = format!("/indexes/{index_uid}/settings");
-    let Ok(resp) = node_io::any(&shared.cluster, rt, &path, rt.node_key()).await else {
+    let Some(wanted) = wanted_display(shared, rt, index_uid, inc.route, &inc.body).await else {
         return;
     };
-    let current = match (resp.status, resp.json()) {
+    let body = serde_json::json!({ "displayedAttributes": wanted });
+    if !patch_every_node(shared, rt, inc, index_uid, &body).await {
+        log::warn!(target: "miroir::settings", "could not widen the displayed attributes of `{index_uid}` on every node: a sort on a field hidden from clients may not merge exactly");
+    }
+}
+
+/// The nodes' displayed list once the client's update (`route`, `body`) is applied, when it
+/// must differ from the client's: the client's list, the marker, then every field the merge
+/// reads. Computed from the nodes' settings with their queued settings updates and the
+/// client's update applied, so it is right unless another settings update reaches the nodes
+/// between that read and the update.
+pub async fn wanted_display(
+    shared: &Shared,
+    rt: &Runtime,
+    index_uid: &str,
+    route: &str,
+    body: &[u8],
+) -> Option<Vec<String>> {
+    let path = format!("/indexes/{index_uid}/settings");
+    let resp = node_io::any(&shared.cluster, rt, &path, rt.node_key())
+        .await
+        .ok()?;
+    let mut current = match (resp.status, resp.json()) {
         (200, Some(Value::Object(map))) => map,
         // Created by this very update.
         (404, _) => Map::new(),
-        _ => return,
+        _ => return None,
     };
-    // Settings updates still queued on the nodes (the client's own among them) apply first:
-    // their details carry the values they set.
+    // Settings updates still queued on the nodes (the client's own among them when it was
+    // sent) apply first: their details carry the values they set.
     let pending = format!(
         "/tasks?indexUids={index_uid}&types=settingsUpdate&statuses=enqueued,processing&limit=1000"
     );
-    let mut current = current;
     if let Ok(resp) = node_io::any(&shared.cluster, rt, &pending, rt.node_key()).await {
         let mut tasks: Vec<(u64, Vec<u8>)> = resp
             .json()
@@ -50,14 +68,5 @@ pub async fn repair_display(shared: &Shared, rt: &Runtime, inc: &Incoming, index
             }
         }
     }
-    let Some(after) = display::after_update(&current, inc.route, &inc.body) else {
-        return;
-    };
-    let Some(wanted) = display::repair(&after) else {
-        return;
-    };
-    let body = serde_json::json!({ "displayedAttributes": wanted });
-    if !patch_every_node(shared, rt, inc, index_uid, &body).await {
-        log::warn!(target: "miroir::settings", "could not widen the displayed attributes of `{index_uid}` on every node: a sort on a field hidden from clients may not merge exactly");
-    }
+    display::repair(&display::after_update(&current, route, body)?)
 }

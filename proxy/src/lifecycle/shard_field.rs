@@ -84,9 +84,18 @@ pub async fn ensure(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &s
 
 /// After a reset of the filterable attributes, puts the field back on every node; after an
 /// update the display depends on, widens the nodes' displayed list for the merge.
-pub async fn restore(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) {
+/// `display_set`: the client's update carried the nodes' whole displayed list already.
+pub async fn restore(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+    display_set: bool,
+) {
     if display::affects_display(inc.route) {
-        repair_display(shared, rt, inc, index_uid).await;
+        if !display_set {
+            repair_display(shared, rt, inc, index_uid).await;
+        }
         if !filterable_reset(inc.route) {
             return;
         }

@@ -112,6 +112,13 @@ async fn cache(shared: &Shared, mut done: Vec<(TaskUid, Value)>) {
     if done.is_empty() {
         return;
     }
+    // The settings a search merges by may have been read while the task was still queued on
+    // the nodes: read them again (the next search of the index does).
+    for (_, view) in &done {
+        if let Some(index) = view["indexUid"].as_str() {
+            shared.cluster.indexes.forget_context(index);
+        }
+    }
     // Copies for the webhooks only when there are any.
     let announced = shared.webhooks.any().then(|| {
         done.sort_by_key(|(uid, _)| *uid);
