@@ -71,7 +71,7 @@ pub fn aggregate(record: &TaskRecord, views: &[NodeView], copies: u32) -> Value 
     for (part, view) in record.node_tasks.iter().zip(views) {
         if let Some(refused) = &part.error {
             status_parts.push(Some(Status::Failed));
-            error.get_or_insert_with(|| with_node(refused, &part.node));
+            error.get_or_insert_with(|| refused.clone());
             continue;
         }
         let NodeView::Task(task) = view else {
@@ -84,10 +84,7 @@ pub fn aggregate(record: &TaskRecord, views: &[NodeView], copies: u32) -> Value 
             .unwrap_or(Status::Enqueued);
         status_parts.push(Some(status));
         if status == Status::Failed && error.is_none() {
-            error = task
-                .get("error")
-                .filter(|e| !e.is_null())
-                .map(|e| with_node(e, &part.node));
+            error = task.get("error").filter(|e| !e.is_null()).cloned();
         }
         if status == Status::Canceled && canceled_by.is_none() {
             canceled_by = task.get("canceledBy").cloned();
@@ -209,9 +206,11 @@ fn merge_details(
             }
             details.insert(k.clone(), v.clone());
         }
-        // A split write knows how many documents it received; once every part succeeded they
-        // were all indexed, whatever replicas a degraded write missed.
-        if status == Status::Succeeded {
+        // A split write knows how many documents it received: once every part succeeded they
+        // were all indexed, when the nodes' counts say nothing. Where they do, theirs stand
+        // (documents repeating an id are indexed once, as one node counts them).
+        let counted = details.get("indexedDocuments").is_some_and(Value::is_u64);
+        if status == Status::Succeeded && !counted {
             if let Some(received) = mine.get("receivedDocuments").filter(|v| v.is_u64()) {
                 details.insert("indexedDocuments".into(), received.clone());
             }
@@ -240,16 +239,6 @@ fn per_copy(record: &TaskRecord) -> Option<(u64, u64)> {
         .map(|t| t.share)
         .sum();
     (items > 0 && carried > 0).then_some((items, carried))
-}
-
-/// The node's error with the node named, so an operator knows where to look.
-fn with_node(error: &Value, node: &str) -> Value {
-    let mut e = error.clone();
-    if let Some(msg) = e.get("message").and_then(Value::as_str) {
-        let named = format!("{msg} (node `{node}`)");
-        e["message"] = Value::String(named);
-    }
-    e
 }
 
 fn parse_time(v: &Value) -> Option<OffsetDateTime> {
@@ -334,6 +323,23 @@ mod tests {
     }
 
     #[test]
+    fn documents_repeating_an_id_count_once_as_the_nodes_count_them() {
+        // Ten documents received, two of them repeating an id: the parts carried 6 and 4
+        // and their nodes indexed 5 and 3.
+        let mut r = record(&["a", "b"]);
+        r.node_tasks[0].share = 6;
+        r.node_tasks[1].share = 4;
+        let at = "2026-01-01T00:00:01Z";
+        let views = [
+            node_task("succeeded", 5, at, at),
+            node_task("succeeded", 3, at, at),
+        ];
+        let v = aggregate(&r, &views, 1);
+        assert_eq!(v["details"]["receivedDocuments"], 10);
+        assert_eq!(v["details"]["indexedDocuments"], 8);
+    }
+
+    #[test]
     fn succeeded_only_when_every_part_did_with_earliest_start_and_latest_finish() {
         let r = record(&["a", "b"]);
         let views = [
@@ -364,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_part_fails_the_task_with_the_nodes_error_naming_it() {
+    fn a_failed_part_fails_the_task_with_the_nodes_error() {
         let r = record(&["a", "b"]);
         let failed = NodeView::Task(json!({
             "status": "failed",
@@ -374,7 +380,10 @@ mod tests {
         let v = aggregate(&r, &[node_task("succeeded", 5, "", ""), failed], 1);
         assert_eq!(v["status"], "failed");
         assert_eq!(v["error"]["code"], "invalid_document_id");
-        assert_eq!(v["error"]["message"], "bad (node `b`)");
+        assert_eq!(
+            v["error"]["message"], "bad",
+            "the node's own words, as one node"
+        );
         assert_eq!(v["details"]["indexedDocuments"], 0);
     }
 
