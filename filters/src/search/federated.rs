@@ -5,9 +5,11 @@
 //! A document matched by several queries of one index appears once, told apart by its
 //! primary key value (by its retrieved fields when the nodes do not display the key).
 //!
-//! Exactness bounds beyond those of the single-index merge: hits are ordered by
-//! `_rankingScore × weight` (Meilisearch compares `sort` values across queries when both sort,
-//! which this does not); several queries on one index have their totals and facet counts
+//! Hits are ordered as Meilisearch orders them across queries, by their weighted ranking
+//! details (`weighted`). Exactness bounds beyond those of the single-index merge: a hit whose
+//! details do not give every weighted value (a run of rules after a sort rule holding
+//! `proximity`, `attribute` or `exactness` before its last rule) is ordered by its weighted
+//! `_rankingScore` alone; several queries on one index have their totals and facet counts
 //! summed, where Meilisearch counts the union of their matches (one node computes facets and
 //! the total over the union of the queries' match sets, which no per-query count reveals).
 
@@ -16,6 +18,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{json, Map, Value};
 
 use super::identity::Identity;
+use super::weighted::{self, Weighted};
 
 /// One query's answer and how it takes part in the federation.
 #[derive(Debug, Clone)]
@@ -24,6 +27,9 @@ pub struct FederatedQuery {
     pub weight: f64,
     /// The client asked for `_rankingScore` on this query.
     pub show_score: bool,
+    /// The client asked for `_rankingScoreDetails` on this query (the merge always reads
+    /// them).
+    pub show_details: bool,
     /// The query's merged search response (asked with `showRankingScore`).
     pub answer: Value,
     /// How the index's documents are told apart (see [`Identity::retrieve`]).
@@ -71,6 +77,10 @@ const TRAILING: [&str; 4] = [
     "_rankingScoreDetails",
 ];
 
+/// A hit's place in Meilisearch's order across queries: its weighted values (`None` when its
+/// details do not give them) and its weighted `_rankingScore`.
+type OrderKey = (Option<Vec<Weighted>>, f64);
+
 fn score(hit: &Value, weight: f64) -> f64 {
     hit["_rankingScore"].as_f64().unwrap_or(0.0) * weight
 }
@@ -81,6 +91,17 @@ pub fn merge_federated(queries: &[FederatedQuery], federation: &Federation) -> V
         .iter()
         .map(|q| q.answer["hits"].as_array().map_or(&[][..], Vec::as_slice))
         .collect();
+    // Each hit's place in Meilisearch's order across queries: its weighted values, and its
+    // weighted `_rankingScore`.
+    let keys: Vec<Vec<OrderKey>> = streams
+        .iter()
+        .zip(queries)
+        .map(|(hits, q)| {
+            hits.iter()
+                .map(|h| (weighted::values(h, q.weight), score(h, q.weight)))
+                .collect()
+        })
+        .collect();
     let mut heads = vec![0usize; streams.len()];
     let (skip, take) = federation.window();
     let mut seen = HashSet::new();
@@ -89,18 +110,25 @@ pub fn merge_federated(queries: &[FederatedQuery], federation: &Federation) -> V
     let mut kept = 0usize;
     let mut hits = Vec::new();
     while kept < skip + take {
-        // Best weighted score first; equal scores (within f64::EPSILON, as Meilisearch
-        // compares) go to the earlier query. Each query's own order is kept.
-        let mut best: Option<(usize, f64)> = None;
-        for (i, stream) in streams.iter().enumerate() {
-            if let Some(hit) = stream.get(heads[i]) {
-                let s = score(hit, queries[i].weight);
-                if best.is_none_or(|(_, b)| s - b > f64::EPSILON) {
-                    best = Some((i, s));
-                }
+        // The best head in Meilisearch's order (`weighted`); equal ones go to the earlier
+        // query. Each query's own order is kept.
+        let mut best: Option<(usize, &OrderKey)> = None;
+        for (i, stream) in keys.iter().enumerate() {
+            let Some(key) = stream.get(heads[i]) else {
+                continue;
+            };
+            let better = best.is_none_or(|(_, b)| match (&key.0, &b.0) {
+                (Some(k), Some(bk)) => weighted::compare(k, key.1, bk, b.1).is_gt(),
+                // Details missing or unreadable: the weighted global score alone.
+                _ => key.1 - b.1 > f64::EPSILON,
+            });
+            if better {
+                best = Some((i, key));
             }
         }
-        let Some((i, weighted)) = best else { break };
+        let Some((i, &(_, weighted))) = best else {
+            break;
+        };
         let hit = &streams[i][heads[i]];
         heads[i] += 1;
         let q = &queries[i];
@@ -123,6 +151,9 @@ pub fn merge_federated(queries: &[FederatedQuery], federation: &Federation) -> V
             if let Some(o) = hit.as_object_mut() {
                 if !queries[i].show_score {
                     o.shift_remove("_rankingScore");
+                }
+                if !queries[i].show_details {
+                    o.shift_remove("_rankingScoreDetails");
                 }
                 // Meilisearch writes it with the document, before `_formatted` and the scores.
                 let at = o
@@ -326,6 +357,7 @@ mod tests {
             index_uid: index.into(),
             weight,
             show_score: false,
+            show_details: false,
             answer: answer(hits, total),
             identity: Identity::default(),
         }
@@ -374,6 +406,7 @@ mod tests {
             index_uid: "a".into(),
             weight: 1.0,
             show_score: false,
+            show_details: false,
             answer: json!({"hits": hits, "estimatedTotalHits": 2}),
             identity: identity.clone(),
         };

@@ -59,6 +59,7 @@ pub mod similar;
 pub mod stats;
 
 mod federated;
+mod weighted;
 pub use federated::{merge_federated, FederatedQuery, Federation};
 pub mod filter_expr;
 pub mod hybrid;

@@ -390,7 +390,8 @@ async fn federated(
                 _ => return node_verdict(shared, rt, inc).await,
             },
         };
-        let show_score = q.body.get("showRankingScore") == Some(&Value::Bool(true));
+        let shown = |key: &str| q.body.get(key) == Some(&Value::Bool(true));
+        let show = (shown("showRankingScore"), shown("showRankingScoreDetails"));
         let mut body = q.body;
         // Every query is asked for the whole federated window, with scores to order by; in
         // page mode as a page, so its total is exhaustive as Meilisearch counts it then.
@@ -401,7 +402,9 @@ async fn federated(
             body.insert("offset".into(), 0.into());
             body.insert("limit".into(), federation.depth().into());
         }
+        // Meilisearch orders the queries' hits by their ranking details (`weighted`).
         body.insert("showRankingScore".into(), true.into());
+        body.insert("showRankingScoreDetails".into(), true.into());
         if let Some(d) = &federation.distinct {
             body.insert("distinct".into(), d.clone().into());
         }
@@ -421,7 +424,7 @@ async fn federated(
             Err(_) => None,
         };
         let identity = Identity::retrieve(&mut body, primary_key.as_deref());
-        meta.push((q.shown.clone(), weight, show_score, identity));
+        meta.push((q.shown.clone(), weight, show, identity));
         node_queries.push(Query { body, ..q });
     }
     let replies = match run_all(shared, rt, inc, node_queries).await {
@@ -429,7 +432,9 @@ async fn federated(
         Err(e) => return e,
     };
     let mut answers = Vec::with_capacity(replies.len());
-    for ((index_uid, weight, show_score, identity), (_, reply)) in meta.into_iter().zip(&replies) {
+    for ((index_uid, weight, (show_score, show_details), identity), (_, reply)) in
+        meta.into_iter().zip(&replies)
+    {
         let answer = match serde_json::from_slice(&reply.bytes()) {
             Ok(v) => v,
             Err(e) => {
@@ -443,6 +448,7 @@ async fn federated(
             index_uid,
             weight,
             show_score,
+            show_details,
             answer,
             identity,
         });
