@@ -112,4 +112,24 @@ async fn federated_hits_follow_custom_rules_and_sorts_across_queries() {
             "{body}"
         );
     }
+    // A facet the index cannot count, asked through `facetsByIndex`: the error names both
+    // the query and the federation entry.
+    let body = json!({
+        "federation": {"facetsByIndex": {"fed": ["name"]}},
+        "queries": [q("apple", json!({}))],
+    });
+    let (s1, one) = call(
+        &reference.url(),
+        "POST",
+        "/multi-search",
+        Some(body.clone()),
+    )
+    .await;
+    let (s2, through) = call(&miroir.url(), "POST", "/multi-search", Some(body)).await;
+    assert_eq!(
+        (s1, &one["code"]),
+        (400, &json!("invalid_search_facets")),
+        "{one}"
+    );
+    assert_eq!((s1, &one), (s2, &through));
 }

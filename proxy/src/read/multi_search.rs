@@ -149,14 +149,14 @@ async fn node_answer(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
     }
 }
 
-/// Runs every query on its index; the answers in order, or the first failing query's error
-/// prefixed as Meilisearch prefixes it.
+/// Runs every query on its index; the answers in order, or the first failing query's
+/// position and answer (see [`inside_query`]).
 async fn run_all(
     shared: &Shared,
     rt: &Runtime,
     inc: &Incoming,
     queries: Vec<Query>,
-) -> Result<Vec<(String, Reply)>, Reply> {
+) -> Result<Vec<(String, Reply)>, (usize, Reply)> {
     let runs = queries.into_iter().map(|q| async move {
         let reply = match &q.many {
             None => search_body(shared, rt, inc, &q.index_uid, q.body).await,
@@ -164,15 +164,11 @@ async fn run_all(
         };
         (q.shown, reply)
     });
-    let replies = futures::future::join_all(runs).await;
-    if let Some((i, (_, failed))) = replies
-        .iter()
-        .enumerate()
-        .find(|(_, (_, r))| r.status != 200)
-    {
-        return Err(inside_query(i, failed));
+    let mut replies = futures::future::join_all(runs).await;
+    match replies.iter().position(|(_, r)| r.status != 200) {
+        Some(i) => Err((i, replies.swap_remove(i).1)),
+        None => Ok(replies),
     }
-    Ok(replies)
 }
 
 /// A query's error as the whole request's: `Inside `.queries[i]`: ` before the message; an
@@ -180,12 +176,14 @@ async fn run_all(
 /// against a real node in `tests/search_real.rs`). Meilisearch judges the key before any
 /// query, so a missing, invalid or expired key is the request's error, unprefixed; a key (or
 /// tenant token) that may not search one query's index fails that query with the generic
-/// invalid-key message.
-fn inside_query(i: usize, failed: &Reply) -> Reply {
+/// invalid-key message. `facets_of`: the `federation.facetsByIndex` entry that gave the query
+/// its `facets`, named in a facet error as Meilisearch names it.
+fn inside_query(i: usize, failed: &Reply, facets_of: Option<&str>) -> Reply {
     let Ok(Value::Object(mut err)) = serde_json::from_slice::<Value>(&failed.body) else {
         return Reply::raw(failed.status, failed.body.clone());
     };
     let code = err.get("code").and_then(Value::as_str).unwrap_or_default();
+    let facet_error = code == "invalid_search_facets";
     if code == "missing_authorization_header" {
         return Reply::raw(failed.status, failed.body.clone());
     }
@@ -203,7 +201,12 @@ fn inside_query(i: usize, failed: &Reply) -> Reply {
         );
     }
     if let Some(Value::String(message)) = err.get_mut("message") {
-        *message = format!("Inside `.queries[{i}]`: {message}");
+        *message = match facets_of.filter(|_| facet_error) {
+            Some(index) => format!(
+                "Inside `.queries[{i}]`: Inside `.federation.facetsByIndex.{index}`: {message}"
+            ),
+            None => format!("Inside `.queries[{i}]`: {message}"),
+        };
     }
     let status = if err.get("code").and_then(Value::as_str) == Some("index_not_found") {
         400
@@ -228,7 +231,7 @@ async fn plain(shared: &Shared, rt: &Runtime, inc: &Incoming, queries: Vec<Query
     }
     let replies = match run_all(shared, rt, inc, queries).await {
         Ok(r) => r,
-        Err(e) => return e,
+        Err((i, failed)) => return inside_query(i, &failed, None),
     };
     // Each result is the index's merged answer with `indexUid` first, spliced as pieces: the
     // answers' own pieces (mostly slices of the node answers) are not copied.
@@ -381,6 +384,8 @@ async fn federated(
     }
     let mut meta = Vec::with_capacity(queries.len());
     let mut node_queries = Vec::with_capacity(queries.len());
+    // Per query, the `facetsByIndex` entry that gave it its facets.
+    let mut facets_from: Vec<Option<String>> = Vec::with_capacity(queries.len());
     let mut facets_by_index = facets_by_index;
     for q in expand(queries, &mut facets_by_index) {
         let weight = match q.federation_options.as_ref().map(|o| &o["weight"]) {
@@ -411,10 +416,12 @@ async fn federated(
         if federation.performance_details {
             body.insert("showPerformanceDetails".into(), true.into());
         }
-        let facets = facets_by_index
-            .get(&q.shown)
-            .or_else(|| facets_by_index.get(&q.index_uid));
-        if let Some(facets) = facets.filter(|v| !v.is_null()) {
+        let facets = [&q.shown, &q.index_uid]
+            .into_iter()
+            .find_map(|name| Some((name, facets_by_index.get(name)?)))
+            .filter(|(_, v)| !v.is_null());
+        facets_from.push(facets.map(|(name, _)| name.clone()));
+        if let Some((_, facets)) = facets {
             body.insert("facets".into(), facets.clone());
         }
         // Hits of one index are told apart by primary key. An index Miroir cannot read fails
@@ -429,7 +436,10 @@ async fn federated(
     }
     let replies = match run_all(shared, rt, inc, node_queries).await {
         Ok(r) => r,
-        Err(e) => return e,
+        Err((i, failed)) => {
+            let facets_of = facets_from.get(i).and_then(Option::as_deref);
+            return inside_query(i, &failed, facets_of);
+        }
     };
     let mut answers = Vec::with_capacity(replies.len());
     for ((index_uid, weight, (show_score, show_details), identity), (_, reply)) in
