@@ -51,7 +51,7 @@ async fn fleet() -> (Vec<TestNode>, TestNode, MiroirProcess) {
             &base,
             "PATCH",
             "/indexes/dis/settings",
-            Some(json!({"filterableAttributes": ["colors"]})),
+            Some(json!({"filterableAttributes": ["colors"], "sortableAttributes": ["size", "id"]})),
         )
         .await;
         assert_eq!(s, 202, "{r}");
@@ -146,6 +146,33 @@ async fn a_new_users_first_mistakes_get_one_nodes_answers() {
     }
     let (_, all) = call(&through, "GET", "/indexes/dis/documents?fields=*", None).await;
     assert!(all["results"][0]["colors"].is_array(), "{all}");
+
+    // GET parameters as a node reads them: an empty list is none, sort rules are trimmed.
+    for query in [
+        "q=shoe&facets=",
+        "q=shoe&locales=",
+        "q=shoe&sort=size:desc,%20id:asc",
+        "q=shoe&sort=%20size:asc,id:desc&facets=colors,,",
+        "q=shoe&facets=colors,%20size",
+    ] {
+        let path = format!("/indexes/dis/search?{query}");
+        let (s1, a) = call(&one, "GET", &path, None).await;
+        let (s2, b) = call(&through, "GET", &path, None).await;
+        assert_eq!(s1, s2, "{query}: {a} vs {b}");
+        if s1 == 200 {
+            let ids = |v: &Value| {
+                v["hits"]
+                    .as_array()
+                    .map(|h| h.iter().map(|h| h["id"].clone()).collect::<Vec<_>>())
+            };
+            assert_eq!(a["facetDistribution"], b["facetDistribution"], "{query}");
+            if query.contains("sort") {
+                assert_eq!(ids(&a), ids(&b), "{query}");
+            }
+        } else {
+            same_error(query, &(s1, a), &(s2, b));
+        }
+    }
 
     // A search body that is missing, undeclared, or not JSON.
     let search = "/indexes/dis/search";

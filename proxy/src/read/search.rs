@@ -68,7 +68,7 @@ impl ShardRequest for ContinueRequest<'_> {
 }
 
 /// Meilisearch's GET search parameters as the equivalent POST body: lists split on commas
-/// (not trimmed, as a node reads them), `vector` as numbers, `hybridEmbedder` and
+/// (see below for what a node trims and drops), `vector` as numbers, `hybridEmbedder` and
 /// `hybridSemanticRatio` as the `hybrid` object, a `filter` written as a JSON array as that
 /// array. A value that does not convert stays a string; the search then fails and the client
 /// gets the node's own answer to the GET (see [`search`]).
@@ -108,7 +108,14 @@ pub fn query_to_body(query: &str) -> Map<String, Value> {
     for (k, v) in query::pairs(query) {
         let (k, v) = (k.as_ref(), v.into_owned());
         let value = if LISTS.contains(&k) {
-            Value::Array(v.split(',').map(|s| Value::String(s.to_owned())).collect())
+            // As a node reads them: an empty value is no list, empty items are dropped, and
+            // sort rules (only) are trimmed.
+            if v.is_empty() {
+                continue;
+            }
+            let items = v.split(',').filter(|s| !s.is_empty());
+            let items = items.map(|s| if k == "sort" { s.trim() } else { s });
+            Value::Array(items.map(|s| Value::String(s.to_owned())).collect())
         } else if NUMBERS.contains(&k) {
             number(v)
         } else if BOOLS.contains(&k) {
@@ -155,8 +162,9 @@ pub(crate) fn relay_node_error(resp: &NodeResponse, string_filter: bool) -> Repl
     // The node lacks the shard field among its filterable attributes (it missed the settings,
     // or they are still queued there): not the client's fault, and the field stays hidden. The
     // settings drift detector puts it back.
-    if err["message"]
-        .as_str()
+    if err
+        .get("message")
+        .and_then(Value::as_str)
         .is_some_and(|m| m.contains("Attribute `_miroir_shard` is not filterable"))
     {
         return Reply::error(&MiroirError::new(
@@ -206,16 +214,21 @@ pub async fn search(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &s
     }
     let query = inc.path.split_once('?').map_or("", |(_, q)| q);
     let body = query_to_body(query);
+    let mut refused = None;
     if !refused_as_written(&body) {
         let reply = search_body(shared, rt, inc, index_uid, body).await;
         if !(400..500).contains(&reply.status) {
             return reply;
         }
+        refused = Some(reply);
     }
     // A node names GET parameters in its errors (`Invalid value in parameter `limit``), which
     // the POST body cannot reproduce: a refused GET search gets a node's own answer to it.
     match node_io::one(&shared.cluster, rt, &inc.node_request(&[])).await {
-        Ok(resp) => relay_node_error(&resp, false),
+        Ok(resp) if resp.status >= 400 => relay_node_error(&resp, false),
+        // The node took the GET where its POST form was refused: its answer covers its own
+        // documents only, so the refusal stands.
+        Ok(resp) => refused.unwrap_or_else(|| Reply::relay(&resp)),
         Err(e) => Reply::error(&e),
     }
 }
@@ -458,6 +471,31 @@ async fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn get_lists_are_read_as_a_node_reads_them() {
+        let body = query_to_body(
+            "q=x&facets=&locales=&sort=year:desc,%20id:asc&attributesToRetrieve=a,,b",
+        );
+        assert!(!body.contains_key("facets") && !body.contains_key("locales"));
+        assert_eq!(body["sort"], serde_json::json!(["year:desc", "id:asc"]));
+        assert_eq!(body["attributesToRetrieve"], serde_json::json!(["a", "b"]));
+        // Only sort rules are trimmed: a node refuses a facet named ` year`.
+        assert_eq!(
+            query_to_body("facets=a,%20b")["facets"],
+            serde_json::json!(["a", " b"])
+        );
+    }
+
+    #[test]
+    fn a_node_answer_without_a_message_is_relayed_not_a_panic() {
+        let resp = NodeResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: bytes::Bytes::from_static(br#"{"hits":[]}"#),
+        };
+        assert_eq!(relay_node_error(&resp, false).status, 200);
+    }
 
     fn node_error(message: &str) -> NodeResponse {
         NodeResponse {

@@ -112,11 +112,16 @@ async fn cache(shared: &Shared, mut done: Vec<(TaskUid, Value)>) {
     if done.is_empty() {
         return;
     }
-    // The settings a search merges by may have been read while the task was still queued on
-    // the nodes: read them again (the next search of the index does).
+    // The settings a search merges by may have been read while a task changing them was
+    // still queued on the nodes: read them again (the next search of the index does).
+    const CHANGE_CONTEXT: [&str; 3] = ["settingsUpdate", "indexUpdate", "indexCreation"];
     for (_, view) in &done {
-        if let Some(index) = view["indexUid"].as_str() {
-            shared.cluster.indexes.forget_context(index);
+        match (view["type"].as_str(), view["indexUid"].as_str()) {
+            (Some("indexSwap"), _) => shared.cluster.indexes.forget_all(),
+            (Some(kind), Some(index)) if CHANGE_CONTEXT.contains(&kind) => {
+                shared.cluster.indexes.forget_context(index)
+            }
+            _ => {}
         }
     }
     // Copies for the webhooks only when there are any.
