@@ -153,6 +153,20 @@ pub fn mask_shard_field(body: &mut Map<String, Value>) {
     }
 }
 
+/// A delete-by-filter or edit-by-function body with the shard field masked in its `filter`
+/// (see [`mask_shard_field`]): one node fails such a task, where the field Miroir keeps
+/// filterable would match every document. `None` when there is nothing to mask.
+pub fn mask_write_filter(route: &str, body: &[u8]) -> Option<Vec<u8>> {
+    if !matches!(route, "documents.delete_by_filter" | "documents.edit") {
+        return None;
+    }
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    let filter = value.get_mut("filter")?;
+    let before = filter.clone();
+    mask_filter(filter);
+    (*filter != before).then(|| serde_json::to_vec(&value).ok())?
+}
+
 /// [`SHARD_FIELD`] masked where it is a whole word of a filter expression, at any depth of a
 /// filter array.
 pub fn mask_filter(filter: &mut Value) {
@@ -455,6 +469,27 @@ mod tests {
         assert_eq!(
             hidden("Attribute `_miroir_unset` is not filterable. Available filterable attribute patterns are: `_miroir_shard`, `colors`.\n1:14 _miroir_unset = 1"),
             "Attribute `_miroir_shard` is not filterable. Available filterable attribute patterns are: `colors`.\n1:14 _miroir_shard = 1"
+        );
+    }
+
+    #[test]
+    fn a_write_filter_naming_the_shard_field_is_masked() {
+        let out = mask_write_filter(
+            "documents.delete_by_filter",
+            br#"{"filter":"_miroir_shard EXISTS"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&out).unwrap(),
+            json!({"filter": "_miroir_unset EXISTS"})
+        );
+        let edit = br#"{"function":"doc.a = 1","filter":["_miroir_shard = 2"]}"#;
+        assert!(mask_write_filter("documents.edit", edit).is_some());
+        assert!(
+            mask_write_filter("documents.delete_by_filter", br#"{"filter":"a = 1"}"#).is_none()
+        );
+        assert!(
+            mask_write_filter("settings.update", br#"{"filter":"_miroir_shard = 1"}"#).is_none()
         );
     }
 

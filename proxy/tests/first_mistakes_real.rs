@@ -263,6 +263,21 @@ async fn a_new_users_first_mistakes_get_one_nodes_answers() {
     assert_eq!((s1, s2), (200, 200));
     assert_eq!(a["facetDistribution"], b["facetDistribution"]);
     assert_eq!(a["estimatedTotalHits"], b["estimatedTotalHits"]);
+
+    // A delete by a filter naming the shard field fails as on one node, and deletes nothing.
+    let mut failed = Vec::new();
+    for base in [&one, &through] {
+        let body = Some(json!({"filter": "_miroir_shard EXISTS"}));
+        let (s, task) = call(base, "POST", "/indexes/dis/documents/delete", body).await;
+        assert_eq!(s, 202, "{task}");
+        let uid = task["taskUid"].as_u64().expect("a task uid");
+        failed.push(common::wait_task(base, uid).await);
+    }
+    assert_eq!(failed[0]["status"], "failed", "{}", failed[0]);
+    assert_eq!(failed[0]["status"], failed[1]["status"], "{}", failed[1]);
+    assert_eq!(failed[0]["error"], failed[1]["error"]);
+    let (_, stats) = call(&through, "GET", "/indexes/dis/stats", None).await;
+    assert_eq!(stats["numberOfDocuments"], 24, "{stats}");
 }
 
 /// A task that reads `succeeded` has taken effect: a sorted search right after a change of

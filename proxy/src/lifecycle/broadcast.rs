@@ -97,7 +97,9 @@ async fn record_deletion(shared: &Shared, inc: &Incoming) {
     match inc.route {
         "documents.clear" | "index.delete" => journal.cleared(index).await,
         "documents.delete_by_filter" => {
-            let filter = serde_json::from_slice::<Value>(&inc.body)
+            // The filter as the nodes get it (the shard field masked).
+            let body = hidden::mask_write_filter(inc.route, &inc.body);
+            let filter = serde_json::from_slice::<Value>(body.as_deref().unwrap_or(&inc.body))
                 .ok()
                 .and_then(|b| b.get("filter").cloned());
             if let Some(filter) = filter {

@@ -16,10 +16,12 @@ use crate::shared::Shared;
 
 /// The body of a settings update as the nodes get it: the displayed attributes widened for
 /// the merge (see `display`), `_miroir_shard` kept among the filterable attributes, and
-/// `maxValuesPerFacet` widened (see `facet_limit`).
+/// `maxValuesPerFacet` widened (see `facet_limit`); the shard field masked in the filter of a
+/// delete or an edit.
 pub fn rewrite_update(route: &str, body: &Bytes) -> Bytes {
     let body = display::rewrite_update(route, body).map_or_else(|| body.clone(), Bytes::from);
     let body = facet_limit::rewrite_update(route, &body).map_or(body, Bytes::from);
+    let body = hidden::mask_write_filter(route, &body).map_or(body, Bytes::from);
     hidden::keep_shard_filterable(route, &body).map_or(body, Bytes::from)
 }
 
