@@ -144,6 +144,14 @@ async fn a_new_users_first_mistakes_get_one_nodes_answers() {
         assert_eq!(sorted(&a), sorted(&b), "fields={fields}");
         assert_eq!(a["total"], b["total"]);
     }
+    // In a fetch body `*` names no field, and the sort still applies.
+    for fields in [json!(["title", "*"]), json!(["*"]), json!(["title"])] {
+        let body = Some(json!({"fields": fields, "sort": ["id:desc"], "limit": 4}));
+        let a = call(&one, "POST", "/indexes/dis/documents/fetch", body.clone()).await;
+        let b = call(&through, "POST", "/indexes/dis/documents/fetch", body).await;
+        assert_eq!(a.0, 200, "{}", a.1);
+        assert_eq!(a, b, "fetch fields {fields}");
+    }
     let (_, all) = call(&through, "GET", "/indexes/dis/documents?fields=*", None).await;
     assert!(all["results"][0]["colors"].is_array(), "{all}");
 

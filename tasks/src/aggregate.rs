@@ -54,7 +54,7 @@ impl Status {
 }
 
 /// Counters a node reports for its own share; their sum over all nodes counts every copy.
-const COPY_COUNTERS: [&str; 2] = ["indexedDocuments", "deletedDocuments"];
+const COPY_COUNTERS: [&str; 3] = ["indexedDocuments", "deletedDocuments", "editedDocuments"];
 
 /// Aggregates `views` (one per `record.node_tasks` entry, same order) into the task object a
 /// single Meilisearch would show. `copies` is how many nodes hold each document (RF × RG), so
@@ -192,7 +192,8 @@ fn merge_details(
             // node shows then: null, and 0 once failed.
             let value = match status {
                 Status::Succeeded => json!(logical(*total)),
-                Status::Failed | Status::Canceled => json!(0),
+                // An edit by function that failed shows no counts at all.
+                Status::Failed | Status::Canceled if record.kind != "documentEdition" => json!(0),
                 _ => Value::Null,
             };
             details.insert((*key).to_owned(), value);
@@ -320,6 +321,26 @@ mod tests {
             "finishedAt": finished,
             "error": null,
         }))
+    }
+
+    #[test]
+    fn an_edit_by_function_counts_every_nodes_edits_and_none_once_failed() {
+        let mut r = record(&["a", "b"]);
+        r.kind = "documentEdition".into();
+        r.details = None;
+        let at = "2026-01-01T00:00:01Z";
+        let edit = |status: &str, edited: u64| {
+            NodeView::Task(json!({
+                "status": status,
+                "details": {"editedDocuments": edited, "deletedDocuments": 0},
+                "startedAt": at, "finishedAt": at, "error": null,
+            }))
+        };
+        let v = aggregate(&r, &[edit("succeeded", 87), edit("succeeded", 54)], 1);
+        assert_eq!(v["details"]["editedDocuments"], 141);
+        let v = aggregate(&r, &[edit("failed", 0), edit("succeeded", 54)], 1);
+        assert_eq!(v["details"]["editedDocuments"], Value::Null);
+        assert_eq!(v["details"]["deletedDocuments"], Value::Null);
     }
 
     #[test]

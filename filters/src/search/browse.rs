@@ -112,7 +112,7 @@ pub fn shard_body(
         for f in extra_fields {
             if !fields
                 .iter()
-                .any(|x| x.as_str().is_some_and(|x| x == "*" || covers(x, f)))
+                .any(|x| x.as_str().is_some_and(|x| covers(x, f)))
             {
                 fields.push(Value::String(f.clone()));
             }
@@ -121,15 +121,12 @@ pub fn shard_body(
     Value::Object(body).to_string().into_bytes()
 }
 
-/// The client's `fields`, when it restricts them.
+/// The client's `fields`, when it restricts them. In a fetch body `*` names no field
+/// (Meilisearch 1.50 answers `["*"]` with empty documents); the GET form's `*` never gets
+/// here (see [`query_to_fetch_body`]).
 fn client_fields(body: &Map<String, Value>) -> Option<Vec<&str>> {
-    let list: Vec<&str> = body
-        .get("fields")?
-        .as_array()?
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    (!list.contains(&"*")).then_some(list)
+    let list = body.get("fields")?.as_array()?;
+    Some(list.iter().filter_map(Value::as_str).collect())
 }
 
 /// Sort fields the client's `fields` would not return: the merge needs their values.
@@ -529,7 +526,13 @@ mod tests {
         clean(&mut doc, &extra, client);
         // `a` stays: the client asked for `a.c`.
         assert_eq!(doc, json!({"id": 1, "a": {"b": 1, "c": 2}}));
-        let all = json!({"fields": ["*"], "sort": ["y:asc"]});
+        // `*` in a fetch body names no field: the sort field is still asked for.
+        let star = json!({"fields": ["title", "*"], "sort": ["y:asc"]});
+        assert_eq!(
+            extra_sort_fields(star.as_object().unwrap(), &[("y".into(), true)]),
+            vec!["y".to_owned()]
+        );
+        let all = json!({"sort": ["y:asc"]});
         assert!(extra_sort_fields(all.as_object().unwrap(), &[("y".into(), true)]).is_empty());
     }
 }
