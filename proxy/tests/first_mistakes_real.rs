@@ -87,6 +87,32 @@ async fn raw(
     )
 }
 
+/// A request with a body in any encoding: status and JSON answer.
+async fn encoded(base: &str, path: &str, encoding: &str, body: Vec<u8>) -> (u16, Value) {
+    let resp = client()
+        .post(format!("{base}{path}"))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .header("content-encoding", encoding)
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).expect("gzip");
+    gz.finish().expect("gzip")
+}
+
 /// The same refusal from both: status, code, type and message.
 fn same_error(what: &str, one: &(u16, Value), through: &(u16, Value)) {
     assert!(one.0 >= 400, "{what}: one node accepted it: {}", one.1);
@@ -271,6 +297,29 @@ async fn a_new_users_first_mistakes_get_one_nodes_answers() {
     assert_eq!((s1, s2), (200, 200));
     assert_eq!(a["facetDistribution"], b["facetDistribution"]);
     assert_eq!(a["estimatedTotalHits"], b["estimatedTotalHits"]);
+
+    // Compressed bodies are read as a node reads them: a search, an upload, a bad label.
+    let query = br#"{"q":"shoe","sort":["id:asc"],"limit":5}"#;
+    let a = encoded(&one, search, "gzip", gzip(query)).await;
+    let b = encoded(&through, search, "gzip", gzip(query)).await;
+    assert_eq!(a.0, 200, "{}", a.1);
+    assert_eq!((a.0, &a.1["hits"]), (b.0, &b.1["hits"]));
+    let r1 = encoded(&one, search, "br", query.to_vec()).await;
+    let r2 = encoded(&through, search, "br", query.to_vec()).await;
+    same_error("a plain body labelled br", &r1, &r2);
+    let r1 = encoded(&one, search, "gzip", query.to_vec()).await;
+    let r2 = encoded(&through, search, "gzip", query.to_vec()).await;
+    same_error("a plain body labelled gzip", &r1, &r2);
+    let upload = gzip(shoes().to_string().as_bytes());
+    for base in [&one, &through] {
+        let (s, task) = encoded(base, "/indexes/gz/documents", "gzip", upload.clone()).await;
+        assert_eq!(s, 202, "{task}");
+        let uid = task["taskUid"].as_u64().expect("a task uid");
+        let done = common::wait_task(base, uid).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+    }
+    let (_, stats) = call(&through, "GET", "/indexes/gz/stats", None).await;
+    assert_eq!(stats["numberOfDocuments"], 24, "{stats}");
 
     // A delete by a filter naming the shard field fails as on one node, and deletes nothing.
     let mut failed = Vec::new();

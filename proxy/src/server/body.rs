@@ -58,5 +58,102 @@ pub async fn read(session: &mut Session, limit: u64) -> Result<Bytes, MiroirErro
     if expects_continue {
         session.set_keepalive(keepalive);
     }
-    Ok(buf.freeze())
+    let Some(encoding) = session
+        .get_header(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
+        return Ok(buf.freeze());
+    };
+    let body = buf.freeze();
+    // A large body decompresses off the async worker (a document upload may take a while).
+    if body.len() < 64 * 1024 {
+        return decode(Some(&encoding), body, limit);
+    }
+    tokio::task::spawn_blocking(move || decode(Some(&encoding), body, limit))
+        .await
+        .map_err(|e| MiroirError::new(Code::Internal, format!("decompressing the body: {e}")))?
+}
+
+/// The body as a node reads it: decompressed when its `Content-Encoding` is exactly `gzip`,
+/// `deflate` (zlib) or `br`, as Meilisearch 1.50 (actix) decompresses it; any other value
+/// leaves it as sent. At most `limit` bytes once decompressed.
+fn decode(encoding: Option<&str>, body: Bytes, limit: u64) -> Result<Bytes, MiroirError> {
+    use std::io::Read;
+    let encoding = encoding.map(str::trim).unwrap_or_default();
+    let mut reader: Box<dyn Read + '_> = if encoding.eq_ignore_ascii_case("gzip") {
+        Box::new(flate2::read::GzDecoder::new(&body[..]))
+    } else if encoding.eq_ignore_ascii_case("deflate") {
+        Box::new(flate2::read::ZlibDecoder::new(&body[..]))
+    } else if encoding.eq_ignore_ascii_case("br") {
+        Box::new(brotli::Decompressor::new(&body[..], 4096))
+    } else {
+        return Ok(body);
+    };
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit as usize));
+    let read = (&mut reader)
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out);
+    match read {
+        Ok(_) if out.len() as u64 > limit => Err(payload_too_large(limit)),
+        Ok(_) => Ok(Bytes::from(out)),
+        // Meilisearch's words (actix's payload error around the decoder's).
+        Err(e) => Err(MiroirError::new(
+            Code::BadRequest,
+            format!(
+                "Error that occur during reading payload: payload reached EOF before completing: {:?}",
+                Some(e)
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    const JSON: &[u8] = br#"{"q":"x","limit":1}"#;
+
+    #[test]
+    fn bodies_are_decompressed_as_a_node_decompresses_them() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(JSON).unwrap();
+        let gz = Bytes::from(gz.finish().unwrap());
+        assert_eq!(decode(Some("gzip"), gz.clone(), 1 << 20).unwrap(), JSON);
+        assert_eq!(decode(Some("GZIP "), gz.clone(), 1 << 20).unwrap(), JSON);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(JSON).unwrap();
+        let z = Bytes::from(z.finish().unwrap());
+        assert_eq!(decode(Some("deflate"), z, 1 << 20).unwrap(), JSON);
+        let mut br = Vec::new();
+        brotli::CompressorWriter::new(&mut br, 4096, 5, 22)
+            .write_all(JSON)
+            .unwrap();
+        assert_eq!(decode(Some("br"), Bytes::from(br), 1 << 20).unwrap(), JSON);
+        // Other values are no encoding a node knows: the body stays as sent.
+        for other in ["x-gzip", "zstd", "gzip, identity", "identity"] {
+            assert_eq!(decode(Some(other), gz.clone(), 1 << 20).unwrap(), gz);
+        }
+        // Decompressed, a body is held to the limit.
+        let e = decode(Some("gzip"), gz, 5).unwrap_err();
+        assert_eq!(e.code, Code::PayloadTooLarge);
+    }
+
+    #[test]
+    fn a_body_that_is_not_what_its_encoding_says_is_refused_in_meilisearchs_words() {
+        let e = decode(Some("gzip"), Bytes::from_static(JSON), 1 << 20).unwrap_err();
+        assert_eq!(e.code, Code::BadRequest);
+        assert_eq!(
+            e.message,
+            "Error that occur during reading payload: payload reached EOF before completing: Some(Custom { kind: InvalidInput, error: \"invalid gzip header\" })"
+        );
+        let e = decode(Some("deflate"), Bytes::from_static(JSON), 1 << 20).unwrap_err();
+        assert!(
+            e.message.ends_with("error: \"corrupt deflate stream\" })"),
+            "{}",
+            e.message
+        );
+    }
 }
