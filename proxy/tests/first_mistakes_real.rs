@@ -413,3 +413,43 @@ async fn a_search_right_after_a_settings_task_sees_the_new_settings() {
         assert_eq!(a["hits"][0], b["hits"][0], "displayed {displayed}");
     }
 }
+
+/// A key used on an index it does not cover gets one node's words, naming the index and the
+/// key's indexes; an action it lacks on an index it covers gets the generic refusal.
+#[tokio::test]
+async fn a_key_used_outside_its_indexes_is_refused_in_one_nodes_words() {
+    let _bin = require_meili_bin!();
+    let (_nodes, reference, miroir) = fleet().await;
+    let (one, through) = (reference.url(), miroir.url());
+    let mut keys = Vec::new();
+    for base in [&one, &through] {
+        let body = json!({"actions": ["search", "documents.get"], "indexes": ["dis", "mov*"], "expiresAt": null});
+        let (s, key) = call(base, "POST", "/keys", Some(body)).await;
+        assert_eq!(s, 201, "{key}");
+        keys.push(key["key"].as_str().expect("a key").to_owned());
+    }
+    let with_key = |base: &str, key: &str, method: &str, path: &str| {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        client()
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(key)
+            .json(&json!([]))
+            .send()
+    };
+    for (method, path) in [
+        ("GET", "/indexes/other/search"),
+        ("GET", "/indexes/other/documents"),
+        ("GET", "/indexes/other/settings"),
+        ("POST", "/indexes/other/documents"),
+        ("GET", "/indexes/dis/settings"),
+    ] {
+        let mut answers = Vec::new();
+        for (base, key) in [(&one, &keys[0]), (&through, &keys[1])] {
+            let resp = with_key(base, key, method, path).await.expect("send");
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            answers.push((status, body));
+        }
+        same_error(&format!("{method} {path}"), &answers[0], &answers[1]);
+    }
+}

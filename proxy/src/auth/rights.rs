@@ -260,11 +260,30 @@ fn judge(
     index: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<(), Reply> {
-    let index_ok = index.is_none_or(|i| rights.indexes.iter().any(|p| pattern_matches(p, i)));
-    if rights.expired(now) || !rights.grants(action) || !index_ok {
+    if rights.expired(now) {
+        return Err(invalid_key());
+    }
+    // The index is judged before the action, as a node judges them.
+    if let Some(i) = index.filter(|i| !rights.indexes.iter().any(|p| pattern_matches(p, i))) {
+        return Err(index_denied(rights, i));
+    }
+    if !rights.grants(action) {
         return Err(invalid_key());
     }
     Ok(())
+}
+
+/// What a node answers a key used on an index it does not cover.
+fn index_denied(rights: &Rights, index: &str) -> Reply {
+    let mut authorized: Vec<&str> = rights.indexes.iter().map(String::as_str).collect();
+    authorized.sort_unstable();
+    authorized.dedup();
+    Reply::error(&MiroirError::new(
+        Code::InvalidApiKey,
+        format!(
+            "The API key cannot acces the index `{index}`, authorized indexes are {authorized:?}."
+        ),
+    ))
 }
 
 impl KeyCache {
@@ -393,6 +412,31 @@ impl KeyCache {
         inc: &Incoming,
         action: &str,
     ) -> Result<Access, Reply> {
+        self.authorize_for(cluster, rt, inc, action, None).await
+    }
+
+    /// Like [`KeyCache::authorize`] for an action on one index: what a node would answer when
+    /// the key does not cover the index.
+    pub async fn authorize_on(
+        &self,
+        cluster: &Cluster,
+        rt: &Runtime,
+        inc: &Incoming,
+        action: &str,
+        index_uid: &str,
+    ) -> Result<Access, Reply> {
+        self.authorize_for(cluster, rt, inc, action, Some(index_uid))
+            .await
+    }
+
+    async fn authorize_for(
+        &self,
+        cluster: &Cluster,
+        rt: &Runtime,
+        inc: &Incoming,
+        action: &str,
+        index: Option<&str>,
+    ) -> Result<Access, Reply> {
         // Without a master key Meilisearch (and Miroir) is open.
         if rt.config.master_key.is_none() {
             return Ok(Access::All);
@@ -408,28 +452,8 @@ impl KeyCache {
             return Ok(Access::All);
         }
         let rights = self.rights(cluster, rt, credential).await?;
-        if rights.expired(OffsetDateTime::now_utc()) || !rights.grants(action) {
-            return Err(invalid_key());
-        }
+        judge(&rights, action, index, OffsetDateTime::now_utc())?;
         Ok(Access::Key(rights))
-    }
-
-    /// Like [`KeyCache::authorize`] for an action on one index: what a node would answer when
-    /// the key does not cover the index.
-    pub async fn authorize_on(
-        &self,
-        cluster: &Cluster,
-        rt: &Runtime,
-        inc: &Incoming,
-        action: &str,
-        index_uid: &str,
-    ) -> Result<Access, Reply> {
-        let access = self.authorize(cluster, rt, inc, action).await?;
-        if access.index_allowed(index_uid) {
-            Ok(access)
-        } else {
-            Err(invalid_key())
-        }
     }
 }
 
