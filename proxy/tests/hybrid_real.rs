@@ -110,6 +110,11 @@ fn queries() -> Vec<Value> {
                 json!({"q": w, "vector": v, "hybrid": hybrid, "showRankingScore": true,
                 "attributesToRetrieve": ["title"], "limit": 10}),
             );
+            // The vector searched with is shown after the query.
+            out.push(
+                json!({"q": w, "vector": v, "hybrid": hybrid, "showRankingScore": true,
+                "retrieveVectors": true, "limit": 5}),
+            );
         }
         // Keyword hits strong enough for the keyword results to stand alone.
         out.push(

@@ -177,6 +177,12 @@ impl HybridSearch {
         }
         out.extend_from_slice(b"],\"query\":");
         push_json_str(&mut out, &self.plan.query);
+        // The vector the semantic half searched with (`retrieveVectors`): one node shows it
+        // when that half took part, not when the keyword results stood alone.
+        if let Some(v) = semantic.get("queryVector").filter(|_| !good_enough) {
+            out.extend_from_slice(b",\"queryVector\":");
+            serde_json::to_writer(&mut out, v).map_err(invalid)?;
+        }
         let processing = [&keyword, &semantic]
             .iter()
             .filter_map(|a| a.get("processingTimeMs").and_then(Value::as_u64))

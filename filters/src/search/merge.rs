@@ -184,6 +184,7 @@ struct NodeAnswer<'a> {
     facet_distribution: Option<&'a RawValue>,
     facet_stats: Option<&'a RawValue>,
     request_uid: Option<&'a RawValue>,
+    query_vector: Option<&'a RawValue>,
     /// Present on semantic and hybrid searches.
     semantic_hit_count: Option<u64>,
     /// Present when the client asked for `showPerformanceDetails`.
@@ -214,6 +215,7 @@ impl<'a> NodeAnswer<'a> {
             facet_distribution: raw(f.facet_distribution)?,
             facet_stats: raw(f.facet_stats)?,
             request_uid: raw(f.request_uid)?,
+            query_vector: raw(f.query_vector)?,
             semantic_hit_count: num(f.semantic_hit_count)?,
             performance_details: raw(f.performance_details)?,
             code: present(f.code).is_some(),
@@ -445,6 +447,11 @@ pub fn merge_parts_at(
     let out = w.owned();
     out.extend_from_slice(b"],\"query\":");
     super::plan::push_json_str(out, &plan.query);
+    // Every node searched with the same vector; one node shows it after the query.
+    if let Some(v) = parsed.iter().find_map(|a| a.query_vector) {
+        out.extend_from_slice(b",\"queryVector\":");
+        out.extend_from_slice(v.get().as_bytes());
+    }
     out.extend_from_slice(b",\"processingTimeMs\":");
     push_num(out, processing);
     write_pagination(out, plan, total);

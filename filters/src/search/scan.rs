@@ -550,6 +550,8 @@ pub struct AnswerFields<'a> {
     pub facet_distribution: Option<&'a str>,
     pub facet_stats: Option<&'a str>,
     pub request_uid: Option<&'a str>,
+    /// The vector a semantic search searched with, shown with `retrieveVectors`.
+    pub query_vector: Option<&'a str>,
     pub semantic_hit_count: Option<&'a str>,
     pub performance_details: Option<&'a str>,
     pub code: Option<&'a str>,
@@ -564,6 +566,7 @@ impl<'a> AnswerFields<'a> {
             "facetDistribution" => &mut self.facet_distribution,
             "facetStats" => &mut self.facet_stats,
             "requestUid" => &mut self.request_uid,
+            "queryVector" => &mut self.query_vector,
             "semanticHitCount" => &mut self.semantic_hit_count,
             "performanceDetails" => &mut self.performance_details,
             "code" => &mut self.code,
