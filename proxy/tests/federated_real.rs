@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::{call, miroir_bin, wait_idle, KEY};
-use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
-use miroir_testkit::{require_meili_bin, start_node, NodeKind};
+use common::{call, compared};
+use miroir_testkit::{require_meili_bin, NodeKind};
 use serde_json::{json, Value};
 
 /// Each hit as (id, query position).
@@ -22,41 +21,18 @@ fn order(answer: &Value) -> Vec<(Value, Value)> {
 #[tokio::test]
 async fn federated_hits_follow_custom_rules_and_sorts_across_queries() {
     let _bin = require_meili_bin!();
-    let mut nodes = Vec::new();
-    for _ in 0..4 {
-        nodes.push(start_node(NodeKind::Real, KEY).await);
-    }
-    let reference = nodes.pop().expect("4 nodes");
-    let port = free_port();
-    let mut toml = format!(
-        "shards = 8\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n[server]\nport = {port}\n\n[metrics]\nenabled = false\n\n"
-    );
-    for (i, node) in nodes.iter().enumerate() {
-        toml.push_str(&format!(
-            "[[nodes]]\nid = \"n{i}\"\naddress = \"{}\"\n\n",
-            node.url()
-        ));
-    }
-    let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
-    let docs: Value = (1..=40)
+    let docs: Vec<Value> = (1..=40)
         .map(|i: u64| {
             let fruit = if i % 2 == 1 { "apple" } else { "pear" };
             json!({"id": i, "name": format!("{fruit} n{i}"), "rank": i, "price": (i * 7) % 13})
         })
         .collect();
-    for base in [miroir.url(), reference.url()] {
-        let (s, r) = call(&base, "POST", "/indexes/fed/documents", Some(docs.clone())).await;
-        assert_eq!(s, 202, "{r}");
-        let settings = json!({
-            "rankingRules": ["words", "typo", "proximity", "attribute", "sort", "exactness", "rank:desc"],
-            "sortableAttributes": ["price"],
-        });
-        let (s, r) = call(&base, "PATCH", "/indexes/fed/settings", Some(settings)).await;
-        assert_eq!(s, 202, "{r}");
-    }
-    for node in nodes.iter().chain([&reference]) {
-        wait_idle(&node.url()).await;
-    }
+    let settings = json!({
+        "rankingRules": ["words", "typo", "proximity", "attribute", "sort", "exactness", "rank:desc"],
+        "sortableAttributes": ["price"],
+    });
+    let fleet = compared(NodeKind::Real, &["fed"], &settings, &docs).await;
+    let (reference, miroir) = (&fleet.reference, &fleet.miroir);
     let q = |query: &str, extra: Value| {
         let mut body = json!({"indexUid": "fed", "q": query});
         body.as_object_mut()
@@ -80,15 +56,17 @@ async fn federated_hits_follow_custom_rules_and_sorts_across_queries() {
             q("pear", json!({"showRankingScore": true})),
         ]}),
     ];
+    // The same multi-search asked of one node and of Miroir.
+    let both = |body: &Value| {
+        let body = Some(body.clone());
+        async move {
+            let one = call(&reference.url(), "POST", "/multi-search", body.clone()).await;
+            let through = call(&miroir.url(), "POST", "/multi-search", body).await;
+            (one, through)
+        }
+    };
     for body in cases {
-        let (s1, one) = call(
-            &reference.url(),
-            "POST",
-            "/multi-search",
-            Some(body.clone()),
-        )
-        .await;
-        let (s2, through) = call(&miroir.url(), "POST", "/multi-search", Some(body.clone())).await;
+        let ((s1, one), (s2, through)) = both(&body).await;
         assert_eq!((s1, s2), (200, 200), "{body}: {one} vs {through}");
         assert!(!order(&one).is_empty(), "{one}");
         assert_eq!(order(&one), order(&through), "{body}");
@@ -118,14 +96,7 @@ async fn federated_hits_follow_custom_rules_and_sorts_across_queries() {
         "federation": {"facetsByIndex": {"fed": ["name"]}},
         "queries": [q("apple", json!({}))],
     });
-    let (s1, one) = call(
-        &reference.url(),
-        "POST",
-        "/multi-search",
-        Some(body.clone()),
-    )
-    .await;
-    let (s2, through) = call(&miroir.url(), "POST", "/multi-search", Some(body)).await;
+    let ((s1, one), (s2, through)) = both(&body).await;
     assert_eq!(
         (s1, &one["code"]),
         (400, &json!("invalid_search_facets")),

@@ -5,13 +5,12 @@
 
 mod common;
 
-use common::{call, client, miroir_bin, wait_idle, KEY};
-use miroir_testkit::proxy::{free_port, MiroirProcess, DATA_DIR};
-use miroir_testkit::{require_meili_bin, start_node, NodeKind, TestNode};
+use common::{call, client, compared, wait_idle, Compared, KEY};
+use miroir_testkit::{require_meili_bin, NodeKind};
 use serde_json::{json, Value};
 
 /// 24 shoes of one to three colours each.
-fn shoes() -> Value {
+fn shoes() -> Vec<Value> {
     const COLORS: [&str; 8] = [
         "blue", "white", "black", "yellow", "green", "pink", "gray", "red",
     ];
@@ -26,40 +25,11 @@ fn shoes() -> Value {
 }
 
 /// Miroir over 3 real nodes and the reference node, both holding the shoes with `colors`
-/// filterable.
-async fn fleet() -> (Vec<TestNode>, TestNode, MiroirProcess) {
-    let mut nodes = Vec::new();
-    for _ in 0..4 {
-        nodes.push(start_node(NodeKind::Real, KEY).await);
-    }
-    let reference = nodes.pop().expect("4 nodes");
-    let port = free_port();
-    let mut toml = format!(
-        "shards = 8\nmaster_key = \"{KEY}\"\ndata_dir = \"{DATA_DIR}\"\n\n[server]\nport = {port}\n\n[metrics]\nenabled = false\n\n"
-    );
-    for (i, node) in nodes.iter().enumerate() {
-        toml.push_str(&format!(
-            "[[nodes]]\nid = \"n{i}\"\naddress = \"{}\"\n\n",
-            node.url()
-        ));
-    }
-    let miroir = MiroirProcess::start(miroir_bin(), &toml, port).await;
-    for base in [miroir.url(), reference.url()] {
-        let (s, r) = call(&base, "POST", "/indexes/dis/documents", Some(shoes())).await;
-        assert_eq!(s, 202, "{r}");
-        let (s, r) = call(
-            &base,
-            "PATCH",
-            "/indexes/dis/settings",
-            Some(json!({"filterableAttributes": ["colors"], "sortableAttributes": ["size", "id"]})),
-        )
-        .await;
-        assert_eq!(s, 202, "{r}");
-    }
-    for node in nodes.iter().chain([&reference]) {
-        wait_idle(&node.url()).await;
-    }
-    (nodes, reference, miroir)
+/// filterable and `size` and `id` sortable.
+async fn fleet() -> Compared {
+    let settings =
+        json!({"filterableAttributes": ["colors"], "sortableAttributes": ["size", "id"]});
+    compared(NodeKind::Real, &["dis"], &settings, &shoes()).await
 }
 
 /// A request with any body and `Content-Type` (or none): status and JSON answer.
@@ -143,8 +113,8 @@ fn sorted(page: &Value) -> Vec<String> {
 #[tokio::test]
 async fn a_new_users_first_mistakes_get_one_nodes_answers() {
     let _bin = require_meili_bin!();
-    let (_nodes, reference, miroir) = fleet().await;
-    let (one, through) = (reference.url(), miroir.url());
+    let fleet = fleet().await;
+    let (one, through) = (fleet.reference.url(), fleet.miroir.url());
 
     // A settings typo is refused, and the filterable attributes stay.
     for bad in [json!("colors"), json!(5), json!({"a": 1})] {
@@ -310,7 +280,7 @@ async fn a_new_users_first_mistakes_get_one_nodes_answers() {
     let r1 = encoded(&one, search, "gzip", query.to_vec()).await;
     let r2 = encoded(&through, search, "gzip", query.to_vec()).await;
     same_error("a plain body labelled gzip", &r1, &r2);
-    let upload = gzip(shoes().to_string().as_bytes());
+    let upload = gzip(Value::Array(shoes()).to_string().as_bytes());
     for base in [&one, &through] {
         let (s, task) = encoded(base, "/indexes/gz/documents", "gzip", upload.clone()).await;
         assert_eq!(s, 202, "{task}");
@@ -343,8 +313,8 @@ async fn a_new_users_first_mistakes_get_one_nodes_answers() {
 #[tokio::test]
 async fn a_search_right_after_a_settings_task_sees_the_new_settings() {
     let _bin = require_meili_bin!();
-    let (_nodes, reference, miroir) = fleet().await;
-    let (one, through) = (reference.url(), miroir.url());
+    let fleet = fleet().await;
+    let (one, through) = (fleet.reference.url(), fleet.miroir.url());
     let docs: Value = (1..=120)
         .map(|i: u64| {
             json!({"id": i, "title": format!("boot {i}"), "year": 2000 + i % 4,
@@ -419,8 +389,8 @@ async fn a_search_right_after_a_settings_task_sees_the_new_settings() {
 #[tokio::test]
 async fn a_key_used_outside_its_indexes_is_refused_in_one_nodes_words() {
     let _bin = require_meili_bin!();
-    let (_nodes, reference, miroir) = fleet().await;
-    let (one, through) = (reference.url(), miroir.url());
+    let fleet = fleet().await;
+    let (one, through) = (fleet.reference.url(), fleet.miroir.url());
     let mut keys = Vec::new();
     for base in [&one, &through] {
         let body = json!({"actions": ["search", "documents.get"], "indexes": ["dis", "mov*"], "expiresAt": null});
