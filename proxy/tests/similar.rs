@@ -220,6 +220,30 @@ async fn compare_errors(s: &Compared) -> (usize, usize) {
     (same, all.len())
 }
 
+/// GET requests a node refuses: its errors name the query parameters, not the body's fields.
+async fn compare_get_errors(s: &Compared) -> (usize, usize) {
+    let (proxy, single) = (s.miroir.url(), s.reference.url());
+    let all = [
+        "id=1&embedder=emb&limit=abc",
+        "id=1&embedder=emb&showRankingScore=maybe",
+        "id=1&embedder=emb&rankingScoreThreshold=2",
+        "id=1&embedder=emb&bogus=1",
+        "embedder=emb",
+    ];
+    let mut same = 0;
+    for query in all {
+        let req = json!(query);
+        let (s1, e1) = ask(&proxy, "GET", &req).await;
+        let (s2, e2) = ask(&single, "GET", &req).await;
+        if s2 >= 400 && (s1, &e1["code"], &e1["message"]) == (s2, &e2["code"], &e2["message"]) {
+            same += 1;
+        } else {
+            println!("GET ERROR MISMATCH {query}\n    miroir {s1} {e1}\n    node   {s2} {e2}");
+        }
+    }
+    (same, all.len())
+}
+
 /// `displayedAttributes` restricted through Miroir and on the reference (the nodes behind
 /// Miroir then display more, which Miroir hides).
 async fn restrict_display(s: &Compared) {
@@ -259,6 +283,8 @@ async fn similar_through_miroir_equals_one_real_node() {
     let s = setup(NodeKind::Real).await;
     let (same, n) = compare(&s).await;
     let (errors_same, errors) = compare_errors(&s).await;
+    let (get_same, get_errors) = compare_get_errors(&s).await;
+    assert_eq!(get_same, get_errors, "GET errors");
     restrict_display(&s).await;
     let (restricted_same, _) = compare(&s).await;
     println!(

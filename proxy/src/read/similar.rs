@@ -48,17 +48,34 @@ fn refusal(gathered: &Gathered, string_filter: bool) -> Option<Reply> {
 }
 
 pub async fn similar(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &str) -> Reply {
-    let started = Instant::now();
-    let body: Map<String, Value> = if inc.method == "GET" {
-        let query = inc.query();
-        query_to_body(query)
-    } else {
-        match serde_json::from_slice::<Value>(&inc.body) {
-            Ok(Value::Object(map)) => map,
+    if inc.method != "GET" {
+        return match serde_json::from_slice::<Value>(&inc.body) {
+            Ok(Value::Object(body)) => similar_of(shared, rt, inc, index_uid, body).await,
             // Not an object: one node answers Meilisearch's own error.
-            _ => return forward_as_sent(shared, rt, inc, index_uid).await,
-        }
-    };
+            _ => forward_as_sent(shared, rt, inc, index_uid).await,
+        };
+    }
+    let reply = similar_of(shared, rt, inc, index_uid, query_to_body(inc.query())).await;
+    if !(400..500).contains(&reply.status) {
+        return reply;
+    }
+    // A node names GET parameters in its errors (`Invalid value in parameter `limit``), which
+    // the POST form cannot reproduce: a refused GET gets a node's own refusal of it.
+    match node_io::one(&shared.cluster, rt, &inc.node_request(&[])).await {
+        Ok(resp) if resp.status >= 400 => relay_node_error(&resp, false),
+        _ => reply,
+    }
+}
+
+/// `/similar` with the client's parameters as a POST body.
+async fn similar_of(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    index_uid: &str,
+    body: Map<String, Value>,
+) -> Reply {
+    let started = Instant::now();
     let string_filter = body.get("filter").is_some_and(Value::is_string);
     let ctx = match index_context(shared, rt, inc, index_uid).await {
         Ok(c) => c,
