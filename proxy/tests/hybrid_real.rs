@@ -183,4 +183,31 @@ async fn hybrid_search_over_real_nodes_combines_like_one_real_node() {
             "{body}"
         );
     }
+
+    // A federated multi-search with a hybrid query: the page's semantic hits counted, the
+    // query vectors of the queries that asked for them.
+    for (ratio, vectors) in [(0.9, true), (0.5, false), (1.0, true)] {
+        let hybrid = json!({"embedder": "e", "semanticRatio": ratio});
+        let body = json!({"federation": {"limit": 8}, "queries": [
+            {"indexUid": "h", "q": "red", "vector": query_vector(7), "hybrid": hybrid, "retrieveVectors": vectors},
+            {"indexUid": "h", "q": "storm", "attributesToRetrieve": ["id"]},
+        ]});
+        let (s1, through) = call(&proxy, "POST", "/multi-search", Some(body.clone())).await;
+        let (s2, direct) = call(&reference, "POST", "/multi-search", Some(body.clone())).await;
+        assert_eq!((s1, s2), (200, 200), "{body}: {through} / {direct}");
+        assert!(direct["semanticHitCount"].is_u64(), "{direct}");
+        // (Totals of several queries on one index are summed: see the README.)
+        for key in ["semanticHitCount", "queryVectors"] {
+            assert_eq!(through.get(key), direct.get(key), "{key} of {body}");
+        }
+        let positions = |v: &Value| -> Vec<Value> {
+            v["hits"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|h| h["_federation"]["queriesPosition"].clone())
+                .collect()
+        };
+        assert_eq!(positions(&through), positions(&direct), "{body}");
+    }
 }

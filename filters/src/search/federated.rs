@@ -30,6 +30,9 @@ pub struct FederatedQuery {
     /// The client asked for `_rankingScoreDetails` on this query (the merge always reads
     /// them).
     pub show_details: bool,
+    /// The client asked for `retrieveVectors` on this query (its `queryVector` is shown in
+    /// the federation's `queryVectors`).
+    pub retrieve_vectors: bool,
     /// The query's merged search response (asked with `showRankingScore`).
     pub answer: Value,
     /// How the index's documents are told apart (see [`Identity::retrieve`]).
@@ -109,6 +112,7 @@ pub fn merge_federated(queries: &[FederatedQuery], federation: &Federation) -> V
     let mut duplicates = 0u64;
     let mut kept = 0usize;
     let mut hits = Vec::new();
+    let mut semantic_hits = 0u64;
     while kept < skip + take {
         // The best head in Meilisearch's order (`weighted`); equal ones go to the earlier
         // query. Each query's own order is kept.
@@ -147,6 +151,10 @@ pub fn merge_federated(queries: &[FederatedQuery], federation: &Federation) -> V
         }
         if kept >= skip {
             let mut hit = hit.clone();
+            // A hit of a semantic side ranked by its vector (its details hold `vectorSort`).
+            if hit["_rankingScoreDetails"].get("vectorSort").is_some() {
+                semantic_hits += 1;
+            }
             q.identity.strip(&mut hit);
             if let Some(o) = hit.as_object_mut() {
                 if !queries[i].show_score {
@@ -194,6 +202,16 @@ pub fn merge_federated(queries: &[FederatedQuery], federation: &Federation) -> V
 
     let mut out = Map::new();
     out.insert("hits".into(), Value::Array(hits));
+    // Where any query asked for its vectors: each one's query vector, by query position.
+    if queries.iter().any(|q| q.retrieve_vectors) {
+        let vectors: Map<String, Value> = queries
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| q.retrieve_vectors)
+            .filter_map(|(i, q)| Some((i.to_string(), q.answer.get("queryVector")?.clone())))
+            .collect();
+        out.insert("queryVectors".into(), Value::Object(vectors));
+    }
     out.insert("processingTimeMs".into(), processing.into());
     match federation.page {
         Some((page, hpp)) => {
@@ -252,6 +270,13 @@ pub fn merge_federated(queries: &[FederatedQuery], federation: &Federation) -> V
                 q.answer["performanceDetails"].clone(),
             );
         }
+    }
+    // Where any query searched semantically: the page's hits from a semantic side.
+    if queries
+        .iter()
+        .any(|q| q.answer.get("semanticHitCount").is_some())
+    {
+        out.insert("semanticHitCount".into(), semantic_hits.into());
     }
     Value::Object(out)
 }
@@ -358,6 +383,7 @@ mod tests {
             weight,
             show_score: false,
             show_details: false,
+            retrieve_vectors: false,
             answer: answer(hits, total),
             identity: Identity::default(),
         }
@@ -407,6 +433,7 @@ mod tests {
             weight: 1.0,
             show_score: false,
             show_details: false,
+            retrieve_vectors: false,
             answer: json!({"hits": hits, "estimatedTotalHits": 2}),
             identity: identity.clone(),
         };

@@ -396,7 +396,11 @@ async fn federated(
             },
         };
         let shown = |key: &str| q.body.get(key) == Some(&Value::Bool(true));
-        let show = (shown("showRankingScore"), shown("showRankingScoreDetails"));
+        let show = (
+            shown("showRankingScore"),
+            shown("showRankingScoreDetails"),
+            shown("retrieveVectors"),
+        );
         let mut body = q.body;
         // Every query is asked for the whole federated window, with scores to order by; in
         // page mode as a page, so its total is exhaustive as Meilisearch counts it then.
@@ -442,7 +446,7 @@ async fn federated(
         }
     };
     let mut answers = Vec::with_capacity(replies.len());
-    for ((index_uid, weight, (show_score, show_details), identity), (_, reply)) in
+    for ((index_uid, weight, (show_score, show_details, retrieve_vectors), identity), (_, reply)) in
         meta.into_iter().zip(&replies)
     {
         let answer = match serde_json::from_slice(&reply.bytes()) {
@@ -459,6 +463,7 @@ async fn federated(
             weight,
             show_score,
             show_details,
+            retrieve_vectors,
             answer,
             identity,
         });
