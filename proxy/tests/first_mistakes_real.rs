@@ -422,4 +422,35 @@ async fn a_key_used_outside_its_indexes_is_refused_in_one_nodes_words() {
         }
         same_error(&format!("{method} {path}"), &answers[0], &answers[1]);
     }
+
+    // Tenant tokens of a key covering `dis` only: the token's indexes, then the key's.
+    let uid = "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+    let mut keys = Vec::new();
+    for base in [&one, &through] {
+        let body =
+            json!({"uid": uid, "actions": ["search"], "indexes": ["dis"], "expiresAt": null});
+        let (s, key) = call(base, "POST", "/keys", Some(body)).await;
+        assert_eq!(s, 201, "{key}");
+        keys.push(key["key"].as_str().expect("a key").to_owned());
+    }
+    let exp = Some(time::OffsetDateTime::now_utc().unix_timestamp() + 3600);
+    for (rules, index) in [
+        (json!(["other"]), "dis"),
+        (json!(["*"]), "other"),
+        (json!({"d*": null}), "other"),
+    ] {
+        let mut answers = Vec::new();
+        for (base, key) in [(&one, &keys[0]), (&through, &keys[1])] {
+            let token = meili_sim::sign_tenant_token(key, uid, rules.clone(), exp);
+            let path = format!("/indexes/{index}/search");
+            let resp = with_key(base, &token, "GET", &path).await.expect("send");
+            let status = resp.status().as_u16();
+            answers.push((status, resp.json::<Value>().await.unwrap_or(Value::Null)));
+        }
+        same_error(
+            &format!("token {rules} on {index}"),
+            &answers[0],
+            &answers[1],
+        );
+    }
 }

@@ -278,12 +278,13 @@ fn index_denied(rights: &Rights, index: &str) -> Reply {
     let mut authorized: Vec<&str> = rights.indexes.iter().map(String::as_str).collect();
     authorized.sort_unstable();
     authorized.dedup();
-    Reply::error(&MiroirError::new(
-        Code::InvalidApiKey,
-        format!(
-            "The API key cannot acces the index `{index}`, authorized indexes are {authorized:?}."
-        ),
+    refused(format!(
+        "The API key cannot acces the index `{index}`, authorized indexes are {authorized:?}."
     ))
+}
+
+fn refused(message: String) -> Reply {
+    Reply::error(&MiroirError::new(Code::InvalidApiKey, message))
 }
 
 impl KeyCache {
@@ -391,12 +392,24 @@ impl KeyCache {
                     .find(cluster, rt, |k| k.by_uid.get(token.key_uid()).cloned())
                     .await?;
                 let now = OffsetDateTime::now_utc();
-                return match token.verify(&key, now) {
-                    Some(rules) if index.is_none_or(|i| rules.covers(i)) => {
-                        judge(&rights, action, index, now)
-                    }
-                    _ => Err(invalid_key()),
+                let Some(rules) = token.verify(&key, now) else {
+                    return Err(invalid_key());
                 };
+                // The token's indexes, then its key's, each refused in a node's words.
+                if let Some(i) = index {
+                    if !rules.covers(i) {
+                        return Err(refused(format!(
+                            "The provided tenant token cannot acces the index `{i}`, allowed indexes are {:?}.",
+                            rules.patterns()
+                        )));
+                    }
+                    if !rights.indexes.iter().any(|p| pattern_matches(p, i)) {
+                        return Err(refused(format!(
+                            "The API key used to generate this tenant token cannot acces the index `{i}`."
+                        )));
+                    }
+                }
+                return judge(&rights, action, index, now);
             }
         }
         let rights = self.rights(cluster, rt, credential).await?;

@@ -24,6 +24,11 @@ pub struct Token<'a> {
 pub struct Rules(Vec<String>);
 
 impl Rules {
+    /// The index patterns, in the token's order.
+    pub fn patterns(&self) -> &[String] {
+        &self.0
+    }
+
     pub fn covers(&self, index: &str) -> bool {
         self.0.iter().any(|p| match p.strip_suffix('*') {
             Some(prefix) => index.starts_with(prefix),
