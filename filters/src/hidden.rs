@@ -161,33 +161,37 @@ pub fn mask_write_filter(route: &str, body: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let mut value: Value = serde_json::from_slice(body).ok()?;
-    let filter = value.get_mut("filter")?;
-    let before = filter.clone();
-    mask_filter(filter);
-    (*filter != before).then(|| serde_json::to_vec(&value).ok())?
+    if !mask_filter(value.get_mut("filter")?) {
+        return None;
+    }
+    serde_json::to_vec(&value).ok()
 }
 
 /// [`SHARD_FIELD`] masked where it is a whole word of a filter expression, at any depth of a
-/// filter array.
-pub fn mask_filter(filter: &mut Value) {
+/// filter array; whether any was.
+pub fn mask_filter(filter: &mut Value) -> bool {
     match filter {
         Value::String(s) if s.contains(SHARD_FIELD) => {
             let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
             let mut out = String::with_capacity(s.len());
             let mut rest = s.as_str();
+            let mut masked = false;
             while let Some(at) = rest.find(SHARD_FIELD) {
                 let end = at + SHARD_FIELD.len();
                 let bounded =
                     !word(rest[..at].chars().next_back()) && !word(rest[end..].chars().next());
+                masked |= bounded;
                 out.push_str(&rest[..at]);
                 out.push_str(if bounded { UNSET_FIELD } else { SHARD_FIELD });
                 rest = &rest[end..];
             }
             out.push_str(rest);
             *s = out;
+            masked
         }
-        Value::Array(items) => items.iter_mut().for_each(mask_filter),
-        _ => {}
+        // Every element, not only up to the first masked one.
+        Value::Array(items) => items.iter_mut().fold(false, |any, f| mask_filter(f) | any),
+        _ => false,
     }
 }
 

@@ -83,6 +83,31 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     gz.finish().expect("gzip")
 }
 
+/// A request with `credential` (a key or a tenant token): status and JSON answer.
+async fn with_key(base: &str, credential: &str, method: &str, path: &str) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let resp = client()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(credential)
+        .json(&json!([]))
+        .send()
+        .await
+        .expect("send");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The same key (`body`) created on each of `bases`: their key strings.
+async fn create_keys(bases: [&str; 2], body: Value) -> Vec<String> {
+    let mut keys = Vec::new();
+    for base in bases {
+        let (s, key) = call(base, "POST", "/keys", Some(body.clone())).await;
+        assert_eq!(s, 201, "{key}");
+        keys.push(key["key"].as_str().expect("a key").to_owned());
+    }
+    keys
+}
+
 /// The same refusal from both: status, code, type and message.
 fn same_error(what: &str, one: &(u16, Value), through: &(u16, Value)) {
     assert!(one.0 >= 400, "{what}: one node accepted it: {}", one.1);
@@ -391,21 +416,8 @@ async fn a_key_used_outside_its_indexes_is_refused_in_one_nodes_words() {
     let _bin = require_meili_bin!();
     let fleet = fleet().await;
     let (one, through) = (fleet.reference.url(), fleet.miroir.url());
-    let mut keys = Vec::new();
-    for base in [&one, &through] {
-        let body = json!({"actions": ["search", "documents.get"], "indexes": ["dis", "mov*"], "expiresAt": null});
-        let (s, key) = call(base, "POST", "/keys", Some(body)).await;
-        assert_eq!(s, 201, "{key}");
-        keys.push(key["key"].as_str().expect("a key").to_owned());
-    }
-    let with_key = |base: &str, key: &str, method: &str, path: &str| {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        client()
-            .request(method, format!("{base}{path}"))
-            .bearer_auth(key)
-            .json(&json!([]))
-            .send()
-    };
+    let body = json!({"actions": ["search", "documents.get"], "indexes": ["dis", "mov*"], "expiresAt": null});
+    let keys = create_keys([&one, &through], body).await;
     for (method, path) in [
         ("GET", "/indexes/other/search"),
         ("GET", "/indexes/other/documents"),
@@ -413,44 +425,25 @@ async fn a_key_used_outside_its_indexes_is_refused_in_one_nodes_words() {
         ("POST", "/indexes/other/documents"),
         ("GET", "/indexes/dis/settings"),
     ] {
-        let mut answers = Vec::new();
-        for (base, key) in [(&one, &keys[0]), (&through, &keys[1])] {
-            let resp = with_key(base, key, method, path).await.expect("send");
-            let status = resp.status().as_u16();
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
-            answers.push((status, body));
-        }
-        same_error(&format!("{method} {path}"), &answers[0], &answers[1]);
+        let a = with_key(&one, &keys[0], method, path).await;
+        let b = with_key(&through, &keys[1], method, path).await;
+        same_error(&format!("{method} {path}"), &a, &b);
     }
 
     // Tenant tokens of a key covering `dis` only: the token's indexes, then the key's.
     let uid = "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
-    let mut keys = Vec::new();
-    for base in [&one, &through] {
-        let body =
-            json!({"uid": uid, "actions": ["search"], "indexes": ["dis"], "expiresAt": null});
-        let (s, key) = call(base, "POST", "/keys", Some(body)).await;
-        assert_eq!(s, 201, "{key}");
-        keys.push(key["key"].as_str().expect("a key").to_owned());
-    }
+    let body = json!({"uid": uid, "actions": ["search"], "indexes": ["dis"], "expiresAt": null});
+    let keys = create_keys([&one, &through], body).await;
     let exp = Some(time::OffsetDateTime::now_utc().unix_timestamp() + 3600);
     for (rules, index) in [
         (json!(["other"]), "dis"),
         (json!(["*"]), "other"),
         (json!({"d*": null}), "other"),
     ] {
-        let mut answers = Vec::new();
-        for (base, key) in [(&one, &keys[0]), (&through, &keys[1])] {
-            let token = meili_sim::sign_tenant_token(key, uid, rules.clone(), exp);
-            let path = format!("/indexes/{index}/search");
-            let resp = with_key(base, &token, "GET", &path).await.expect("send");
-            let status = resp.status().as_u16();
-            answers.push((status, resp.json::<Value>().await.unwrap_or(Value::Null)));
-        }
-        same_error(
-            &format!("token {rules} on {index}"),
-            &answers[0],
-            &answers[1],
-        );
+        let path = format!("/indexes/{index}/search");
+        let token = |key: &str| meili_sim::sign_tenant_token(key, uid, rules.clone(), exp);
+        let a = with_key(&one, &token(&keys[0]), "GET", &path).await;
+        let b = with_key(&through, &token(&keys[1]), "GET", &path).await;
+        same_error(&format!("token {rules} on {index}"), &a, &b);
     }
 }

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use miroir_filters::error::{Code, MiroirError};
 use miroir_filters::hidden;
 use miroir_filters::query;
-use miroir_filters::search::display as search_display;
 use miroir_handoff::{Hint, Seq};
 use miroir_tasks::{Created, NewTask, NodeTask, Replay};
 use serde_json::Value;
@@ -30,21 +29,13 @@ pub async fn broadcast(shared: &Shared, rt: &Runtime, inc: &Incoming) -> Reply {
         inc.route,
         &keys::with_key_uid(inc),
     )];
-    // The nodes' whole displayed list goes in the client's own update, so its task reads
-    // succeeded only once the merge can read every field it needs.
-    let mut display_set = false;
-    if let (Some(index), true) = (
-        &inc.index_uid,
-        search_display::sets_displayed(inc.route, &inc.body),
-    ) {
-        if let Some(wanted) = display::wanted_display(shared, rt, index, inc.route, &inc.body).await
-        {
-            if let Some(b) = search_display::with_displayed(inc.route, &body[0], &wanted) {
-                body[0] = Bytes::from(b);
-                display_set = true;
-            }
+    let display_set = match display::with_whole_display(shared, rt, inc, &body[0]).await {
+        Some(whole) => {
+            body[0] = whole;
+            true
         }
-    }
+        None => false,
+    };
     let chunks: &[Bytes] = if body[0].is_empty() { &[] } else { &body };
     let logged = handoff::logged_route(inc.route);
     let (results, hinted) = if logged {

@@ -2,6 +2,7 @@
 //! reads (see `miroir_filters::search::display`), kept so after each settings update that
 //! changes what the merge needs.
 
+use bytes::Bytes;
 use miroir_filters::search::display;
 use serde_json::{Map, Value};
 
@@ -24,6 +25,24 @@ pub async fn repair_display(shared: &Shared, rt: &Runtime, inc: &Incoming, index
     if !patch_every_node(shared, rt, inc, index_uid, &body).await {
         log::warn!(target: "miroir::settings", "could not widen the displayed attributes of `{index_uid}` on every node: a sort on a field hidden from clients may not merge exactly");
     }
+}
+
+/// `body` (a settings update as the nodes get it) with the nodes' whole displayed list, when
+/// the client's update sets the displayed attributes and the nodes need more than its list:
+/// the client's own task then reads succeeded only once the merge can read every field it
+/// needs (no update of Miroir's queued behind it).
+pub async fn with_whole_display(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    body: &Bytes,
+) -> Option<Bytes> {
+    let index = inc.index_uid.as_deref()?;
+    if !display::sets_displayed(inc.route, &inc.body) {
+        return None;
+    }
+    let wanted = wanted_display(shared, rt, index, inc.route, &inc.body).await?;
+    display::with_displayed(inc.route, body, &wanted).map(Bytes::from)
 }
 
 /// The nodes' displayed list once the client's update (`route`, `body`) is applied, when it

@@ -222,14 +222,24 @@ pub async fn search(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &s
         }
         refused = Some(reply);
     }
-    // A node names GET parameters in its errors (`Invalid value in parameter `limit``), which
-    // the POST body cannot reproduce: a refused GET search gets a node's own answer to it.
+    refused_get(shared, rt, inc, refused).await
+}
+
+/// A GET search or `/similar` whose POST form was `refused` (`None`: not even tried): a
+/// node names GET parameters in its errors (`Invalid value in parameter `limit``), which the
+/// POST form cannot reproduce, so the client gets a node's own refusal of the GET. A node
+/// that takes the GET answers over its own documents only: the POST refusal then stands, as
+/// it does when no node answers.
+pub(crate) async fn refused_get(
+    shared: &Shared,
+    rt: &Runtime,
+    inc: &Incoming,
+    refused: Option<Reply>,
+) -> Reply {
     match node_io::one(&shared.cluster, rt, &inc.node_request(&[])).await {
         Ok(resp) if resp.status >= 400 => relay_node_error(&resp, false),
-        // The node took the GET where its POST form was refused: its answer covers its own
-        // documents only, so the refusal stands.
         Ok(resp) => refused.unwrap_or_else(|| Reply::relay(&resp)),
-        Err(e) => Reply::error(&e),
+        Err(e) => refused.unwrap_or_else(|| Reply::error(&e)),
     }
 }
 

@@ -11,7 +11,7 @@ use miroir_filters::search::ShardBody;
 use serde_json::{Map, Value};
 
 use super::context::index_context;
-use super::search::{query_to_body, relay_node_error};
+use super::search::{query_to_body, refused_get, relay_node_error};
 use crate::cluster::Runtime;
 use crate::node_io::{self, Gathered, ShardRequest};
 use crate::request::{Incoming, Reply};
@@ -59,12 +59,7 @@ pub async fn similar(shared: &Shared, rt: &Runtime, inc: &Incoming, index_uid: &
     if !(400..500).contains(&reply.status) {
         return reply;
     }
-    // A node names GET parameters in its errors (`Invalid value in parameter `limit``), which
-    // the POST form cannot reproduce: a refused GET gets a node's own refusal of it.
-    match node_io::one(&shared.cluster, rt, &inc.node_request(&[])).await {
-        Ok(resp) if resp.status >= 400 => relay_node_error(&resp, false),
-        _ => reply,
-    }
+    refused_get(shared, rt, inc, Some(reply)).await
 }
 
 /// `/similar` with the client's parameters as a POST body.
